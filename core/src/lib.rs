@@ -1,0 +1,16 @@
+//! raftkv-core: the runtime-agnostic heart of raftkv.
+//!
+//! No threads, sockets, files, wall clock or OS randomness live here: everything from the world
+//! comes in through a trait or an argument, so the same code runs natively, in
+//! wasm32-unknown-unknown, and in a simulation that a seed replays exactly.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod kvsm;
+pub mod state_machine;
+pub mod types;
+
+pub use kvsm::KvStateMachine;
+pub use state_machine::{SnapshotError, StateMachine};
+pub use types::*;

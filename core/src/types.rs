@@ -1,0 +1,374 @@
+//! Client-facing types shared by every host: the commands clients send, the replies they get,
+//! and the policies a server runs with. JSON is snake_case throughout.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The name of a cluster member, such as `n1`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(pub String);
+
+impl NodeId {
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for NodeId {
+    fn from(s: &str) -> Self {
+        NodeId(s.to_string())
+    }
+}
+
+impl From<String> for NodeId {
+    fn from(s: String) -> Self {
+        NodeId(s)
+    }
+}
+
+/// An error parsing one of the policy or op enums from text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {got:?}; expected one of: {expected}")]
+pub struct ParseEnumError {
+    what: &'static str,
+    got: String,
+    expected: &'static str,
+}
+
+/// Defines Display and FromStr for a fieldless enum from one table of (variant, name) pairs,
+/// so that the text form, the JSON form and the parser cannot drift apart.
+macro_rules! text_enum {
+    ($ty:ident, $what:literal, $($variant:ident => $name:literal),+ $(,)?) => {
+        impl $ty {
+            /// The name used on the command line, in JSON and in logs.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $name),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = ParseEnumError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(ParseEnumError {
+                        what: $what,
+                        got: s.to_string(),
+                        expected: concat!($($name, " "),+),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+/// How reads are served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReadPolicy {
+    /// Read the local state machine: fast, possibly stale.
+    #[default]
+    #[serde(rename = "stale")]
+    Stale,
+    /// Linearizable: the leader confirms its leadership and waits until it has applied
+    /// everything committed when the read arrived.
+    #[serde(rename = "readindex")]
+    ReadIndex,
+}
+text_enum!(ReadPolicy, "read policy", Stale => "stale", ReadIndex => "readindex");
+
+/// When a write is answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Answer after the write is committed and applied.
+    #[default]
+    Sync,
+    /// Answer at once with an op id; the result is fetched later.
+    Async,
+}
+text_enum!(WriteMode, "write mode", Sync => "sync", Async => "async");
+
+/// The kind of a write command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpType {
+    /// Set `key` to `value`.
+    Put,
+    /// Remove `key`.
+    Delete,
+    /// Set `key` to `value` if its current value (missing counts as "") equals `expected`.
+    Cas,
+    /// Set every pair of `entries`.
+    BatchPut,
+    /// Remove every key of `keys`.
+    BatchDelete,
+}
+text_enum!(OpType, "op", Put => "put", Delete => "delete", Cas => "cas",
+    BatchPut => "batch_put", BatchDelete => "batch_delete");
+
+/// One key/value pair of a batch put.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The key; must not be empty.
+    pub key: String,
+    /// The value; may be empty.
+    pub value: String,
+}
+
+/// A write, as it travels through the Raft log to the state machine.
+///
+/// `(client_id, seq)` names one client operation: a retried command carries the same pair, and
+/// the state machine answers it from its dedupe table instead of applying it twice.
+/// An empty `client_id` or a zero `seq` opts out of deduplication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// The client that issued the command.
+    #[serde(default)]
+    pub client_id: String,
+    /// The client's sequence number for this operation; increases per client.
+    #[serde(default)]
+    pub seq: u64,
+    /// What to do.
+    pub op: OpType,
+    /// The key (put, delete, cas).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// The new value (put, cas).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub value: String,
+    /// The value cas compares with; "" also matches a missing key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expected: String,
+    /// The pairs of a batch put.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<Entry>,
+    /// The keys of a batch delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+}
+
+/// Why a command was refused before it reached the log.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValidationError(pub String);
+
+impl Command {
+    /// A command of `op` with every optional field empty.
+    pub fn new(op: OpType) -> Self {
+        Command {
+            client_id: String::new(),
+            seq: 0,
+            op,
+            key: String::new(),
+            value: String::new(),
+            expected: String::new(),
+            entries: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+
+    /// A put of `key` = `value`.
+    pub fn put(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Command {
+            key: key.into(),
+            value: value.into(),
+            ..Command::new(OpType::Put)
+        }
+    }
+
+    /// A delete of `key`.
+    pub fn delete(key: impl Into<String>) -> Self {
+        Command {
+            key: key.into(),
+            ..Command::new(OpType::Delete)
+        }
+    }
+
+    /// A compare-and-set of `key` from `expected` to `value`.
+    pub fn cas(
+        key: impl Into<String>,
+        expected: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        Command {
+            key: key.into(),
+            expected: expected.into(),
+            value: value.into(),
+            ..Command::new(OpType::Cas)
+        }
+    }
+
+    /// The same command, tagged with a client identity for deduplication.
+    pub fn with_client(mut self, client_id: impl Into<String>, seq: u64) -> Self {
+        self.client_id = client_id.into();
+        self.seq = seq;
+        self
+    }
+
+    /// Checks that the fields `op` needs are present: a non-empty key for put, delete and cas;
+    /// at least one entry, each with a non-empty key, for batch put; at least one non-empty key
+    /// for batch delete.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let err = |m: &str| Err(ValidationError(m.to_string()));
+        match self.op {
+            OpType::Put | OpType::Delete | OpType::Cas if self.key.is_empty() => {
+                err("key must not be empty")
+            }
+            OpType::Put | OpType::Delete | OpType::Cas => Ok(()),
+            OpType::BatchPut if self.entries.is_empty() => err("entries must not be empty"),
+            OpType::BatchPut if self.entries.iter().any(|e| e.key.is_empty()) => {
+                err("every entry needs a non-empty key")
+            }
+            OpType::BatchPut => Ok(()),
+            OpType::BatchDelete if self.keys.is_empty() => err("keys must not be empty"),
+            OpType::BatchDelete if self.keys.iter().any(String::is_empty) => {
+                err("keys must not contain an empty key")
+            }
+            OpType::BatchDelete => Ok(()),
+        }
+    }
+}
+
+/// The client-facing outcome of applying a command or serving a read.
+///
+/// Semantic failures (`cas_failed`, `bad_request`, `not_found`) travel in `err_code` and
+/// `err_msg` with `ok: false`; fields that do not apply to an operation are absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyResult {
+    /// Whether the operation succeeded.
+    pub ok: bool,
+    /// The value read (get).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The values read (mget); missing keys are absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<BTreeMap<String, String>>,
+    /// How many keys a delete removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<u64>,
+    /// A machine-readable error code, such as `cas_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err_code: Option<String>,
+    /// A human-readable explanation of the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err_msg: Option<String>,
+}
+
+impl ApplyResult {
+    /// `{"ok":true}`.
+    pub fn ok() -> Self {
+        ApplyResult {
+            ok: true,
+            ..Default::default()
+        }
+    }
+
+    /// `{"ok":true,"deleted":n}`.
+    pub fn deleted(n: u64) -> Self {
+        ApplyResult {
+            deleted: Some(n),
+            ..ApplyResult::ok()
+        }
+    }
+
+    /// `{"ok":false,"err_code":code,"err_msg":msg}`.
+    pub fn error(code: &str, msg: impl Into<String>) -> Self {
+        ApplyResult {
+            ok: false,
+            err_code: Some(code.to_string()),
+            err_msg: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Where a client should send what this node cannot serve. Both fields are empty while no
+/// leader is known.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderHint {
+    /// The leader's id, if known.
+    pub leader_id: Option<NodeId>,
+    /// The leader's client address (host:port), if known.
+    pub leader_addr: Option<String>,
+}
+
+/// The id of an async-mode write, used to fetch its result.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OpId(pub String);
+
+impl fmt::Display for OpId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The state of an async-mode write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpResult {
+    /// The write this is about.
+    pub op_id: OpId,
+    /// Whether the write has been applied.
+    pub ready: bool,
+    /// Its result, once ready.
+    pub result: Option<ApplyResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_text_and_json() {
+        for p in [ReadPolicy::Stale, ReadPolicy::ReadIndex] {
+            assert_eq!(p.to_string().parse::<ReadPolicy>(), Ok(p));
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{p}\""));
+        }
+        for op in [
+            OpType::Put,
+            OpType::Delete,
+            OpType::Cas,
+            OpType::BatchPut,
+            OpType::BatchDelete,
+        ] {
+            assert_eq!(op.to_string().parse::<OpType>(), Ok(op));
+            assert_eq!(serde_json::to_string(&op).unwrap(), format!("\"{op}\""));
+        }
+        assert!("quorum".parse::<ReadPolicy>().is_err());
+        assert_eq!(WriteMode::Async.to_string(), "async");
+    }
+
+    #[test]
+    fn validate_rejects_missing_fields() {
+        assert!(Command::put("", "v").validate().is_err());
+        assert!(Command::put("k", "").validate().is_ok());
+        assert!(Command::new(OpType::BatchPut).validate().is_err());
+        assert!(Command::new(OpType::BatchDelete).validate().is_err());
+        let mut c = Command::new(OpType::BatchDelete);
+        c.keys = vec!["a".into(), String::new()];
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn apply_result_json_omits_fields_that_do_not_apply() {
+        let j = serde_json::to_string(&ApplyResult::ok()).unwrap();
+        assert_eq!(j, r#"{"ok":true}"#);
+        let j = serde_json::to_string(&ApplyResult::deleted(1)).unwrap();
+        assert_eq!(j, r#"{"ok":true,"deleted":1}"#);
+    }
+}

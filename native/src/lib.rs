@@ -1,0 +1,1 @@
+//! raftkv-native: the kvserver node and the kvctl client on tokio, axum and reqwest.

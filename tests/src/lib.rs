@@ -1,0 +1,1 @@
+//! Helpers for raftkv's integration tests.
