@@ -14,3 +14,5 @@ pub mod types;
 pub use kvsm::KvStateMachine;
 pub use state_machine::{SnapshotError, StateMachine};
 pub use types::*;
+pub mod raft;
+pub mod sim;

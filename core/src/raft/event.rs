@@ -1,0 +1,100 @@
+//! What a node tells its host besides messages: role changes, commits, applied proposals.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Index, Millis, Term};
+use crate::types::{ApplyResult, NodeId};
+
+/// A node's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asking for pre-votes, without having bumped its term.
+    PreCandidate,
+    /// Asking for votes in a new term.
+    Candidate,
+    /// Leads its term.
+    Leader,
+}
+
+/// Something the host may act on. Drained with [`Node::take_events`](super::Node::take_events),
+/// in the order they happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The role or term changed.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The term it holds.
+        term: Term,
+    },
+    /// The node learnt who leads (or that nobody does, as far as it knows).
+    LeaderChanged {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+        /// The term.
+        term: Term,
+    },
+    /// The commit index advanced to `index`.
+    Committed {
+        /// The new commit index.
+        index: Index,
+    },
+    /// An entry was applied to the state machine (every node emits this for every entry,
+    /// no-ops included, so hosts and the simulator can check state machine safety).
+    Applied {
+        /// Its index.
+        index: Index,
+        /// Its term.
+        term: Term,
+    },
+    /// A proposal this node accepted (see [`Proposal`](super::Proposal)) was applied.
+    ProposalApplied {
+        /// The proposal's index.
+        index: Index,
+        /// The proposal's term.
+        term: Term,
+        /// What the state machine answered.
+        result: ApplyResult,
+    },
+    /// A proposal this node accepted can never be applied at its index: another leader's entry
+    /// replaced it. (The same command may still be applied through a retry.)
+    ProposalLost {
+        /// The proposal's index.
+        index: Index,
+        /// The proposal's term.
+        term: Term,
+    },
+}
+
+/// A snapshot of a node's state for status pages, the playground and invariant checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The node.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: Term,
+    /// Whom it voted for in `term`.
+    pub voted_for: Option<NodeId>,
+    /// The leader it knows of in `term`.
+    pub leader_id: Option<NodeId>,
+    /// Invariant: snapshot_index <= last_applied <= commit_index <= last_log_index.
+    pub commit_index: Index,
+    /// The last entry applied to the state machine.
+    pub last_applied: Index,
+    /// The last entry in the log (or the snapshot's last index when the log is empty).
+    pub last_log_index: Index,
+    /// The term of `last_log_index`.
+    pub last_log_term: Term,
+    /// The last index the latest snapshot covers; 0 without one.
+    pub snapshot_index: Index,
+    /// When the current election timer started (for drawing its progress).
+    pub election_timer_start: Millis,
+    /// When the election timer fires, unless reset. For a leader: the next check-quorum point.
+    pub election_deadline: Millis,
+}

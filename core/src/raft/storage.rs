@@ -1,0 +1,264 @@
+//! What Raft keeps durable, as three traits, with in-memory implementations.
+//!
+//! Log indices are 1-based; index 0 is the sentinel "no entry" whose term is 0. After
+//! compaction the log has a base (the snapshot's last index and term) and holds entries
+//! base+1..=last_index.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Index, Term};
+use crate::types::{Command, NodeId};
+
+/// One log entry. `cmd` is `None` for the no-op a new leader appends at the start of its term.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Its position in the log (1-based).
+    pub index: Index,
+    /// The term of the leader that created it.
+    pub term: Term,
+    /// The client command, or `None` for a leader's no-op.
+    pub cmd: Option<Command>,
+}
+
+/// The term and vote, written together so a crash never leaves a vote from another term.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// Whom it voted for in `term`, if anyone.
+    pub voted_for: Option<NodeId>,
+}
+
+/// Describes a snapshot: it covers every entry up to and including `last_included_index`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The last index the snapshot covers.
+    pub last_included_index: Index,
+    /// The term of that entry.
+    pub last_included_term: Term,
+}
+
+/// Why a storage call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// The index is past the end of the log.
+    #[error("log index {0} is not in the log")]
+    Missing(Index),
+    /// The index was compacted into a snapshot.
+    #[error("log index {0} was compacted into a snapshot")]
+    Compacted(Index),
+    /// Appended entries do not continue the log (wrong first index, or not contiguous).
+    #[error("entries do not continue the log: {0}")]
+    NotContiguous(String),
+    /// The medium failed (disk stores only).
+    #[error("storage I/O error: {0}")]
+    Io(String),
+    /// Stored bytes are not what was written (disk stores only).
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Term and vote.
+pub trait StableStore: Send {
+    /// The stored hard state (default when nothing was ever stored).
+    fn hard_state(&self) -> Result<HardState, StorageError>;
+    /// Replaces the hard state.
+    fn set_hard_state(&mut self, hs: &HardState) -> Result<(), StorageError>;
+    /// Makes every write so far durable. In-memory stores: nothing to do.
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+    /// The stored term.
+    fn current_term(&self) -> Result<Term, StorageError> {
+        Ok(self.hard_state()?.term)
+    }
+    /// The stored vote.
+    fn voted_for(&self) -> Result<Option<NodeId>, StorageError> {
+        Ok(self.hard_state()?.voted_for)
+    }
+}
+
+/// The log. Never hands out references to its internals: reads return copies.
+pub trait LogStore: Send {
+    /// The snapshot base: (last compacted index, its term); (0, 0) before any compaction.
+    fn base(&self) -> SnapshotMeta;
+    /// The last index in the log, or the base index when the log holds no entry.
+    fn last_index(&self) -> Index;
+    /// The term at `index`: 0 for index 0, the base term for the base index, an error for a
+    /// compacted index or one past the end (never a made-up 0).
+    fn term_at(&self, index: Index) -> Result<Term, StorageError>;
+    /// Appends entries that continue the log: the first has index last_index + 1 and the rest
+    /// follow contiguously. An empty slice is a no-op.
+    fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError>;
+    /// Copies of the entries with `lo <= index < hi`. Errors if any is compacted or missing.
+    fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError>;
+    /// Removes every entry at or after `index` (a conflicting suffix). Errors if `index` is
+    /// at or below the base.
+    fn delete_from(&mut self, index: Index) -> Result<(), StorageError>;
+    /// Discards every entry up to and including `upto`, making (upto, term) the new base.
+    /// When `upto` is past the end, the log becomes empty with that base. No-op if
+    /// `upto` <= base.
+    fn truncate_prefix(&mut self, upto: Index, term: Term) -> Result<(), StorageError>;
+    /// Makes every write so far durable. In-memory stores: nothing to do.
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// The latest snapshot.
+pub trait SnapshotStore: Send {
+    /// Replaces the stored snapshot. Durable when it returns.
+    fn save(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<(), StorageError>;
+    /// The stored snapshot, if any.
+    fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError>;
+}
+
+/// The three stores a node owns. Handed back by [`Node::into_stores`](super::Node::into_stores)
+/// when a host kills the node, so a restart sees exactly what was durable.
+pub struct Stores {
+    /// Term and vote.
+    pub stable: Box<dyn StableStore>,
+    /// The log.
+    pub log: Box<dyn LogStore>,
+    /// The snapshot.
+    pub snapshot: Box<dyn SnapshotStore>,
+}
+
+impl Stores {
+    /// Fresh, empty in-memory stores.
+    pub fn in_memory() -> Self {
+        Stores {
+            stable: Box::new(MemStableStore::default()),
+            log: Box::new(MemLogStore::default()),
+            snapshot: Box::new(MemSnapshotStore::default()),
+        }
+    }
+}
+
+/// In-memory [`StableStore`].
+#[derive(Clone, Debug, Default)]
+pub struct MemStableStore {
+    hs: HardState,
+}
+
+/// In-memory [`LogStore`].
+/// Invariant: entries[i].index == base.last_included_index + 1 + i.
+#[derive(Clone, Debug, Default)]
+pub struct MemLogStore {
+    base: SnapshotMeta,
+    entries: Vec<LogEntry>,
+}
+
+/// In-memory [`SnapshotStore`].
+#[derive(Clone, Debug, Default)]
+pub struct MemSnapshotStore {
+    latest: Option<(SnapshotMeta, Vec<u8>)>,
+}
+
+impl StableStore for MemStableStore {
+    fn hard_state(&self) -> Result<HardState, StorageError> {
+        Ok(self.hs.clone())
+    }
+    fn set_hard_state(&mut self, hs: &HardState) -> Result<(), StorageError> {
+        self.hs = hs.clone();
+        Ok(())
+    }
+}
+
+impl MemLogStore {
+    /// The position in `entries` of `index`, which must lie in base+1..=last_index.
+    fn slot(&self, index: Index) -> Result<usize, StorageError> {
+        let base = self.base.last_included_index;
+        if index <= base {
+            Err(StorageError::Compacted(index))
+        } else if index > self.last_index() {
+            Err(StorageError::Missing(index))
+        } else {
+            Ok((index - base - 1) as usize)
+        }
+    }
+}
+
+impl LogStore for MemLogStore {
+    fn base(&self) -> SnapshotMeta {
+        self.base
+    }
+
+    fn last_index(&self) -> Index {
+        self.base.last_included_index + self.entries.len() as Index
+    }
+
+    fn term_at(&self, index: Index) -> Result<Term, StorageError> {
+        if index == self.base.last_included_index {
+            return Ok(self.base.last_included_term);
+        }
+        if index == 0 {
+            // Below a non-zero base: compacted.
+            return Err(StorageError::Compacted(0));
+        }
+        Ok(self.entries[self.slot(index)?].term)
+    }
+
+    fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
+        let mut next = self.last_index() + 1;
+        for e in entries {
+            if e.index != next {
+                return Err(StorageError::NotContiguous(format!(
+                    "expected index {next}, got {}",
+                    e.index
+                )));
+            }
+            next += 1;
+        }
+        self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
+    fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError> {
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let first = self.slot(lo)?;
+        let last = self.slot(hi - 1)?;
+        Ok(self.entries[first..=last].to_vec())
+    }
+
+    fn delete_from(&mut self, index: Index) -> Result<(), StorageError> {
+        if index <= self.base.last_included_index {
+            return Err(StorageError::Compacted(index));
+        }
+        if index <= self.last_index() {
+            let keep = (index - self.base.last_included_index - 1) as usize;
+            self.entries.truncate(keep);
+        }
+        Ok(())
+    }
+
+    fn truncate_prefix(&mut self, upto: Index, term: Term) -> Result<(), StorageError> {
+        let base = self.base.last_included_index;
+        if upto <= base {
+            return Ok(());
+        }
+        if upto >= self.last_index() {
+            self.entries.clear();
+        } else {
+            self.entries.drain(..(upto - base) as usize);
+        }
+        self.base = SnapshotMeta {
+            last_included_index: upto,
+            last_included_term: term,
+        };
+        Ok(())
+    }
+}
+
+impl SnapshotStore for MemSnapshotStore {
+    fn save(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        self.latest = Some((meta, data.to_vec()));
+        Ok(())
+    }
+
+    fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError> {
+        Ok(self.latest.clone())
+    }
+}
