@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check and test of raftkv: formatting, lints (native and wasm32), the native test
+# suite, core's tests under wasm (Node), and the protocol-break tests. Installs what is missing
+# first (scripts/setup.sh), so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "set-up"
+bash scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (native, all targets, all features)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "clippy (wasm32: core and web)"
+cargo clippy -p raftkv-core -p raftkv-web --target wasm32-unknown-unknown -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace
+
+step "protocol breaks: the simulator must catch each deliberate violation"
+cargo test -p raftkv-core --features protocol-breaks
+
+step "core's tests under wasm32 (wasm-pack test --node)"
+wasm-pack test --node core
+
+printf '\nall checks passed\n'
