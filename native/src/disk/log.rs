@@ -1,0 +1,390 @@
+//! The Raft log in `raft.log`: a header frame, then one frame per entry, appended in order.
+//!
+//! Encoding: the header's payload is JSON `{"format":"raftkv-log","version":1,"base_index":I,
+//! "base_term":T}` (the compaction base); each following frame's payload is one
+//! [`LogEntry`] as JSON (serde_json, the same shape as on the wire). JSON keeps the file
+//! readable with a hex dump and costs little next to an fsync.
+//!
+//! Writes: `append` only encodes into an in-memory buffer; `sync` writes the buffer with one
+//! write and one fdatasync (group commit: the host calls it once per batch, before sending the
+//! messages that depend on the entries). `delete_from` truncates the file at the first removed
+//! record and fsyncs. `truncate_prefix` rewrites the retained tail under a new header into a
+//! temp file and renames it over the log, so a crash leaves either the old or the new log.
+//!
+//! Recovery on open: records are read from the header on; the first record that is cut short
+//! (its length runs past the end of the file), fails its checksum, does not decode as an entry,
+//! or does not continue the log (index != previous + 1, which also rules out entries at or
+//! below the base) ends the log, and the file is truncated right before it. Only unsynced
+//! writes can be damaged by a crash (the file is otherwise only truncated), and within an
+//! unsynced batch the filesystem may have persisted later pages but not earlier ones, so
+//! everything from the first bad record on is dropped, never read as data.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use raftkv_core::raft::{Index, LogEntry, LogStore, SnapshotMeta, StorageError, Term};
+use serde::{Deserialize, Serialize};
+
+use super::{atomic_write, corrupt, frame, io_err, prepare_dir, read_optional};
+
+/// The file name inside the data dir.
+pub const FILE: &str = "raft.log";
+/// The value of the header's `format` field.
+const FORMAT: &str = "raftkv-log";
+/// The current (and only) header version.
+const VERSION: u32 = 1;
+/// The header is a few small fields: anything bigger is a garbage length.
+const MAX_HEADER_LEN: usize = 4 * 1024;
+/// No entry is this large (commands are bounded by the HTTP body limit); a longer length field
+/// is garbage from a torn write.
+const MAX_ENTRY_LEN: usize = 64 * 1024 * 1024;
+
+/// The first record of the file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+    base_index: Index,
+    base_term: Term,
+}
+
+/// A [`LogStore`] in `<dir>/raft.log`, with every entry also kept in memory (the log is bounded
+/// by snapshots), so reads never touch the disk.
+#[derive(Debug)]
+pub struct DiskLogStore {
+    dir: PathBuf,
+    path: PathBuf,
+    /// The log file, open for reading and writing; writes go to explicit offsets.
+    file: File,
+    /// The compaction base, as recorded in the file's header.
+    base: SnapshotMeta,
+    /// Invariant: entries[i].index == base.last_included_index + 1 + i.
+    entries: Vec<LogEntry>,
+    /// Invariant: offsets.len() == entries.len(); offsets[i] is the byte offset of entries[i]'s
+    /// frame in the file-plus-pending byte stream, strictly increasing.
+    offsets: Vec<u64>,
+    /// Bytes of the file that hold records written (and, unless `poisoned`, synced).
+    written: u64,
+    /// Encoded frames appended but not yet written; they belong at offset `written`.
+    pending: Vec<u8>,
+    /// Set when a write failed half-way: memory and file may disagree, so every later call
+    /// fails until the store is reopened (and recovery repairs the file).
+    poisoned: Option<String>,
+}
+
+impl DiskLogStore {
+    /// Opens the log in `dir` (creating the directory and an empty log if missing) and
+    /// recovers it: a torn or corrupt tail is cut off the file before this returns.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        prepare_dir(&dir)?;
+        let path = dir.join(FILE);
+        let bytes = match read_optional(&path)? {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = encode_header(SnapshotMeta::default())?;
+                atomic_write(&dir, FILE, &bytes)?;
+                bytes
+            }
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+
+        // The header is only ever written by an atomic replace: damage there is corruption.
+        let (payload, header_len) = frame::decode(&bytes, MAX_HEADER_LEN)
+            .map_err(|e| corrupt(&path, format!("header: {e}")))?;
+        let header: Header =
+            serde_json::from_slice(payload).map_err(|e| corrupt(&path, format!("header: {e}")))?;
+        if header.format != FORMAT || header.version != VERSION {
+            return Err(corrupt(
+                &path,
+                format!(
+                    "unknown log format {:?} version {}",
+                    header.format, header.version
+                ),
+            ));
+        }
+        let base = SnapshotMeta {
+            last_included_index: header.base_index,
+            last_included_term: header.base_term,
+        };
+
+        let mut entries = Vec::new();
+        let mut offsets = Vec::new();
+        let mut pos = header_len;
+        let mut torn = None;
+        while pos < bytes.len() {
+            let rest = bytes.get(pos..).unwrap_or_default();
+            let (payload, used) = match frame::decode(rest, MAX_ENTRY_LEN) {
+                Ok(ok) => ok,
+                Err(e) => {
+                    torn = Some(e.to_string());
+                    break;
+                }
+            };
+            let entry: LogEntry = match serde_json::from_slice(payload) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    torn = Some(format!("undecodable entry: {e}"));
+                    break;
+                }
+            };
+            let expected = base.last_included_index + 1 + entries.len() as Index;
+            if entry.index != expected {
+                torn = Some(format!(
+                    "entry index {} where {expected} was expected",
+                    entry.index
+                ));
+                break;
+            }
+            offsets.push(pos as u64);
+            entries.push(entry);
+            pos += used;
+        }
+        let written = pos as u64;
+        if let Some(reason) = torn {
+            tracing::warn!(
+                path = %path.display(),
+                offset = written,
+                dropped_bytes = bytes.len() as u64 - written,
+                %reason,
+                "dropping a torn or corrupt log tail"
+            );
+            file.set_len(written)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_err(&path, e))?;
+        }
+        Ok(DiskLogStore {
+            dir,
+            path,
+            file,
+            base,
+            entries,
+            offsets,
+            written,
+            pending: Vec::new(),
+            poisoned: None,
+        })
+    }
+
+    /// The data dir this log lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Fails if an earlier write failed half-way.
+    fn check(&self) -> Result<(), StorageError> {
+        match &self.poisoned {
+            Some(why) => Err(StorageError::Io(format!(
+                "{}: log unusable after an earlier write error ({why}); reopen it",
+                self.path.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed write, so no later call works on state that may not match the file.
+    fn poison(&mut self, err: StorageError) -> StorageError {
+        self.poisoned = Some(err.to_string());
+        err
+    }
+
+    /// The position in `entries` of `index`, which must lie in base+1..=last_index.
+    fn slot(&self, index: Index) -> Result<usize, StorageError> {
+        let base = self.base.last_included_index;
+        if index <= base {
+            Err(StorageError::Compacted(index))
+        } else if index > self.last_index() {
+            Err(StorageError::Missing(index))
+        } else {
+            Ok((index - base - 1) as usize)
+        }
+    }
+
+    /// Writes the pending frames at the end of the file and fdatasyncs.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let res = self
+            .file
+            .write_all_at(&self.pending, self.written)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = res {
+            let err = io_err(&self.path, e);
+            return Err(self.poison(err));
+        }
+        self.written += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+/// The header frame for a log with base `base`.
+fn encode_header(base: SnapshotMeta) -> Result<Vec<u8>, StorageError> {
+    let header = Header {
+        format: FORMAT.to_string(),
+        version: VERSION,
+        base_index: base.last_included_index,
+        base_term: base.last_included_term,
+    };
+    let json = serde_json::to_vec(&header).map_err(|e| StorageError::Io(e.to_string()))?;
+    frame::encode(&json)
+}
+
+/// Appends `entry`'s frame to `out`.
+fn encode_entry(out: &mut Vec<u8>, entry: &LogEntry) -> Result<(), StorageError> {
+    let json = serde_json::to_vec(entry).map_err(|e| StorageError::Io(e.to_string()))?;
+    if json.len() > MAX_ENTRY_LEN {
+        // Recovery would take it for garbage: refuse it now instead of losing it later.
+        return Err(StorageError::Io(format!(
+            "log entry {} of {} bytes exceeds the {MAX_ENTRY_LEN}-byte limit",
+            entry.index,
+            json.len()
+        )));
+    }
+    frame::encode_into(out, &json)
+}
+
+impl LogStore for DiskLogStore {
+    fn base(&self) -> SnapshotMeta {
+        self.base
+    }
+
+    fn last_index(&self) -> Index {
+        self.base.last_included_index + self.entries.len() as Index
+    }
+
+    fn term_at(&self, index: Index) -> Result<Term, StorageError> {
+        if index == self.base.last_included_index {
+            return Ok(self.base.last_included_term);
+        }
+        if index == 0 {
+            // Below a non-zero base: compacted.
+            return Err(StorageError::Compacted(0));
+        }
+        let slot = self.slot(index)?;
+        self.entries
+            .get(slot)
+            .map(|e| e.term)
+            .ok_or(StorageError::Missing(index))
+    }
+
+    fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
+        self.check()?;
+        for (next, e) in (self.last_index() + 1..).zip(entries) {
+            if e.index != next {
+                return Err(StorageError::NotContiguous(format!(
+                    "expected index {next}, got {}",
+                    e.index
+                )));
+            }
+        }
+        // Encode everything first so a failure leaves the store unchanged.
+        let mut buf = Vec::new();
+        let mut offsets = Vec::with_capacity(entries.len());
+        let start = self.written + self.pending.len() as u64;
+        for e in entries {
+            offsets.push(start + buf.len() as u64);
+            encode_entry(&mut buf, e)?;
+        }
+        self.pending.extend_from_slice(&buf);
+        self.offsets.extend(offsets);
+        self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
+    fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError> {
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let first = self.slot(lo)?;
+        let last = self.slot(hi - 1)?;
+        self.entries
+            .get(first..=last)
+            .map(<[LogEntry]>::to_vec)
+            .ok_or(StorageError::Missing(hi - 1))
+    }
+
+    fn delete_from(&mut self, index: Index) -> Result<(), StorageError> {
+        self.check()?;
+        if index <= self.base.last_included_index {
+            return Err(StorageError::Compacted(index));
+        }
+        if index > self.last_index() {
+            return Ok(());
+        }
+        let keep = (index - self.base.last_included_index - 1) as usize;
+        let Some(&cut) = self.offsets.get(keep) else {
+            return Ok(());
+        };
+        self.entries.truncate(keep);
+        self.offsets.truncate(keep);
+        if cut >= self.written {
+            // Only unwritten records go: nothing on disk changes.
+            self.pending.truncate((cut - self.written) as usize);
+            return Ok(());
+        }
+        // Removed entries may already be durable: cut the file and make the cut durable before
+        // anything else is appended, so a crash cannot resurrect a conflicting suffix.
+        self.pending.clear();
+        let res = self.file.set_len(cut).and_then(|()| self.file.sync_all());
+        if let Err(e) = res {
+            let err = io_err(&self.path, e);
+            return Err(self.poison(err));
+        }
+        self.written = cut;
+        Ok(())
+    }
+
+    fn truncate_prefix(&mut self, upto: Index, term: Term) -> Result<(), StorageError> {
+        self.check()?;
+        if upto <= self.base.last_included_index {
+            return Ok(());
+        }
+        let drop_count = if upto >= self.last_index() {
+            self.entries.len()
+        } else {
+            (upto - self.base.last_included_index) as usize
+        };
+        let base = SnapshotMeta {
+            last_included_index: upto,
+            last_included_term: term,
+        };
+        let kept = self.entries.get(drop_count..).unwrap_or_default();
+        let mut bytes = encode_header(base)?;
+        let mut offsets = Vec::with_capacity(kept.len());
+        for e in kept {
+            offsets.push(bytes.len() as u64);
+            encode_entry(&mut bytes, e)?;
+        }
+        // The rewrite contains every kept entry, pending ones included, so it also serves as
+        // their sync. The rename is the commit point: before it the old log is intact.
+        if let Err(err) = atomic_write(&self.dir, FILE, &bytes) {
+            return Err(self.poison(err));
+        }
+        let file = match OpenOptions::new().read(true).write(true).open(&self.path) {
+            Ok(f) => f,
+            Err(e) => {
+                let err = io_err(&self.path, e);
+                return Err(self.poison(err));
+            }
+        };
+        self.file = file;
+        self.entries.drain(..drop_count);
+        self.offsets = offsets;
+        self.written = bytes.len() as u64;
+        self.pending.clear();
+        self.base = base;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.check()?;
+        self.flush()
+    }
+}

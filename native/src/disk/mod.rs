@@ -1,0 +1,114 @@
+//! Durable Raft storage under a data dir: the disk implementations of core's
+//! [`StableStore`](raftkv_core::raft::StableStore), [`LogStore`](raftkv_core::raft::LogStore)
+//! and [`SnapshotStore`](raftkv_core::raft::SnapshotStore).
+//!
+//! Layout of a data dir (every file is a sequence of [`frame`]s: length, CRC-32, payload):
+//!
+//! | file        | content                                                        | written by |
+//! |-------------|----------------------------------------------------------------|------------|
+//! | `hardstate` | one frame: the [`HardState`](raftkv_core::raft::HardState) as JSON | temp + fsync + rename + fsync dir |
+//! | `raft.log`  | a header frame (JSON: format, version, base index and term), then one frame per `LogEntry` as JSON | appends (fsync in `sync`); prefix compaction rewrites it via temp + rename |
+//! | `snapshot`  | a frame with the `SnapshotMeta` as JSON, then a frame with the snapshot bytes | temp + fsync + rename + fsync dir |
+//!
+//! Files named `*.tmp` are unfinished replacements: a crash may leave one behind, and opening
+//! the data dir deletes them. Only the log is ever written in place, and only by appending or by
+//! truncating, so a crash can damage only its tail; opening drops a torn or corrupt tail (see
+//! [`log`]).
+
+pub mod frame;
+pub mod hard_state;
+pub mod log;
+pub mod snapshot;
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use raftkv_core::raft::{StorageError, Stores};
+
+pub use hard_state::DiskStableStore;
+pub use log::DiskLogStore;
+pub use snapshot::DiskSnapshotStore;
+
+/// Opens (creating if missing) the data dir `dir` and returns its three stores, boxed for
+/// [`raftkv_core::raft::Node`]. Fails with [`StorageError::Io`] naming the path when `dir` is
+/// not a directory or cannot be read or written, and with [`StorageError::Corrupt`] when a file
+/// that is only ever replaced atomically (hard state, snapshot, log header) is damaged.
+pub fn open_stores(dir: impl AsRef<Path>) -> Result<Stores, StorageError> {
+    let dir = dir.as_ref();
+    Ok(Stores {
+        stable: Box::new(DiskStableStore::open(dir)?),
+        log: Box::new(DiskLogStore::open(dir)?),
+        snapshot: Box::new(DiskSnapshotStore::open(dir)?),
+    })
+}
+
+/// An I/O error on `path`, keeping the path in the message so an operator can find it.
+pub(crate) fn io_err(path: &Path, err: impl std::fmt::Display) -> StorageError {
+    StorageError::Io(format!("{}: {err}", path.display()))
+}
+
+/// Damaged bytes in `path`.
+pub(crate) fn corrupt(path: &Path, what: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{}: {what}", path.display()))
+}
+
+/// Creates `dir` if missing, checks that it is a directory, and removes leftover `*.tmp` files
+/// of a replacement that a crash interrupted (the file they were to replace is still intact).
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StorageError> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(io_err(dir, "data dir exists but is not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+            // The new directory's own entry must survive a crash too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fsync_dir(parent)?;
+            }
+        }
+        Err(e) => return Err(io_err(dir, e)),
+    }
+    for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let entry = entry.map_err(|e| io_err(dir, e))?;
+        let path = entry.path();
+        if path.extension().is_some_and(|ext| ext == "tmp") {
+            fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory so that renames and creations inside it are durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+/// Replaces `dir/name` with `bytes` atomically: after a crash the file holds either the old or
+/// the new content, never a mix. Write a temp file, fsync it, rename it over, fsync the dir.
+pub(crate) fn atomic_write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let tmp = tmp_path(dir, name);
+    let target = dir.join(name);
+    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io_err(&tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
+    fsync_dir(dir)
+}
+
+/// The temp file a replacement of `dir/name` is written to.
+pub(crate) fn tmp_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.tmp"))
+}
+
+/// The content of `path`, or `None` when it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
