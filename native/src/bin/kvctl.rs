@@ -1,1 +1,5 @@
-fn main() {}
+//! kvctl: command-line client for raftkv. See `kvctl --help`.
+
+fn main() -> std::process::ExitCode {
+    raftkv_native::ctl::main()
+}

@@ -1,0 +1,375 @@
+//! The client HTTP API (ARCHITECTURE.md, "Client HTTP API"): routes, thin handlers, and the one
+//! place that turns results into status codes and JSON bodies ([`write_json`], [`write_error`],
+//! [`reply`]).
+//!
+//! Handlers parse and check the request, call [`KvService`], and hand its answer to [`reply`].
+//! Every failure, including axum's own rejections (bad JSON, oversize body, unknown route,
+//! wrong method), leaves as `{"ok":false,"err_code":..,"err_msg":..}`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{QueryRejection, RawPathParamsRejection};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, Query, RawPathParams, Request, State,
+};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, get};
+use raftkv_core::{ApplyResult, Command, Entry, OpId, OpType, ReadPolicy};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+use crate::service::{KvService, ServiceError, WriteReply};
+
+/// Shared state of every handler.
+type Svc = State<Arc<KvService>>;
+
+/// The client API over `svc`, refusing bodies over `max_body_bytes` with 413.
+pub fn router(svc: Arc<KvService>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/status", get(status))
+        // The batch routes are static paths under /kv/, so they shadow keys of the same names;
+        // giving them the key methods too keeps GET/PUT/DELETE /kv/cas working as key "cas".
+        .route("/kv/cas", key_methods().post(cas))
+        .route("/kv/mget", key_methods().post(mget))
+        .route("/kv/mput", key_methods().post(mput))
+        .route("/kv/mdelete", key_methods().post(mdelete))
+        .route("/kv/{*key}", key_methods())
+        // The wildcard needs at least one character; name the empty key's path so it gets a
+        // 400 that says what is wrong rather than a 404.
+        .route("/kv/", any(empty_key))
+        .route("/ops/{op_id}", get(op_result))
+        .fallback(not_found)
+        // Must follow every route: it applies to the routes added so far.
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(svc)
+}
+
+fn key_methods() -> MethodRouter<Arc<KvService>> {
+    get(get_key).put(put_key).delete(delete_key)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one place that maps outcomes to HTTP.
+
+/// Sends `payload` as JSON with `status`.
+pub fn write_json<T: Serialize>(status: StatusCode, payload: &T) -> Response {
+    match serde_json::to_vec(payload) {
+        Ok(body) => (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => write_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &format!("cannot encode reply: {e}"),
+        ),
+    }
+}
+
+/// Sends `{"ok":false,"err_code":code,"err_msg":msg}` with `status`.
+pub fn write_error(status: StatusCode, code: &str, msg: &str) -> Response {
+    write_json(status, &ApplyResult::error(code, msg))
+}
+
+/// The status an `err_code` travels with.
+fn status_for_code(code: &str) -> StatusCode {
+    match code {
+        "bad_request" => StatusCode::BAD_REQUEST,
+        "not_found" => StatusCode::NOT_FOUND,
+        "cas_failed" => StatusCode::CONFLICT,
+        "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
+        "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Sends an [`ApplyResult`]: 200 when ok, otherwise the status of its `err_code`.
+pub fn reply(result: ApplyResult) -> Response {
+    if result.ok {
+        return write_json(StatusCode::OK, &result);
+    }
+    let code = result.err_code.clone().unwrap_or_else(|| "internal".into());
+    let result = ApplyResult {
+        err_msg: Some(result.err_msg.unwrap_or_else(|| code.clone())),
+        err_code: Some(code.clone()),
+        ..result
+    };
+    write_json(status_for_code(&code), &result)
+}
+
+/// A request that fails before or instead of reaching the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    code: &'static str,
+    msg: String,
+}
+
+impl ApiError {
+    fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError {
+            code: "bad_request",
+            msg: msg.into(),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        ApiError {
+            code: e.code(),
+            msg: match e {
+                ServiceError::BadRequest(m) => m,
+                other => other.to_string(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        write_error(status_for_code(self.code), self.code, &self.msg)
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+// ---------------------------------------------------------------------------------------------
+// Extractors whose rejections are ours.
+
+/// A JSON body decoded into `T`. Unlike `axum::Json` it does not insist on a JSON content type
+/// (so `curl -d` works), and its rejections are [`ApiError`]s: 413 `payload_too_large` for a body
+/// over the limit, 400 `bad_request` for anything that does not decode.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError {
+                    code: "payload_too_large",
+                    msg: "request body is larger than the server's limit".into(),
+                }
+            } else {
+                ApiError::bad_request(format!("cannot read request body: {e}"))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// The key of a `/kv/{key}` request, percent-decoded; never empty.
+pub struct Key(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Key {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid key: {e}")))?;
+        let key = match params.iter().find(|(name, _)| *name == "key") {
+            Some((_, value)) => value.to_string(),
+            // A static route such as /kv/cas matched: its raw path is exactly the key's name.
+            None => parts
+                .uri
+                .path()
+                .strip_prefix("/kv/")
+                .unwrap_or_default()
+                .to_string(),
+        };
+        if key.is_empty() {
+            return Err(ApiError::bad_request("key must not be empty"));
+        }
+        Ok(Key(key))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies. Every write names its client and sequence number for deduplication.
+
+#[derive(serde::Deserialize)]
+struct PutBody {
+    client_id: String,
+    seq: u64,
+    value: String,
+}
+
+#[derive(serde::Deserialize)]
+struct DeleteBody {
+    client_id: String,
+    seq: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct CasBody {
+    client_id: String,
+    seq: u64,
+    key: String,
+    expected: String,
+    value: String,
+}
+
+#[derive(serde::Deserialize)]
+struct MGetBody {
+    keys: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct MPutBody {
+    client_id: String,
+    seq: u64,
+    entries: Vec<Entry>,
+}
+
+#[derive(serde::Deserialize)]
+struct MDeleteBody {
+    client_id: String,
+    seq: u64,
+    keys: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReadParams {
+    consistency: Option<String>,
+}
+
+/// Builds a command for `op`, checking the client identity the API requires (the state machine
+/// itself would let an empty id or a zero seq opt out of deduplication).
+fn command(op: OpType, client_id: String, seq: u64) -> Result<Command, ApiError> {
+    if client_id.is_empty() {
+        return Err(ApiError::bad_request(
+            "client_id must be a non-empty string",
+        ));
+    }
+    if seq == 0 {
+        return Err(ApiError::bad_request("seq must be above 0"));
+    }
+    Ok(Command::new(op).with_client(client_id, seq))
+}
+
+async fn write(svc: &Arc<KvService>, cmd: Command) -> ApiResult {
+    Ok(match svc.write(cmd).await? {
+        WriteReply::Done(result) => reply(result),
+        WriteReply::Accepted(op_id) => {
+            write_json(StatusCode::ACCEPTED, &json!({"ok": true, "op_id": op_id}))
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+
+async fn healthz() -> Response {
+    write_json(StatusCode::OK, &json!({"ok": true}))
+}
+
+async fn status(State(svc): Svc) -> Response {
+    write_json(StatusCode::OK, &svc.status())
+}
+
+async fn get_key(
+    State(svc): Svc,
+    Key(key): Key,
+    params: Result<Query<ReadParams>, QueryRejection>,
+) -> ApiResult {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let consistency = params
+        .consistency
+        .map(|c| c.parse::<ReadPolicy>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("consistency: {e}")))?;
+    Ok(reply(svc.get(&key, consistency)?))
+}
+
+async fn put_key(State(svc): Svc, Key(key): Key, JsonBody(b): JsonBody<PutBody>) -> ApiResult {
+    let mut cmd = command(OpType::Put, b.client_id, b.seq)?;
+    cmd.key = key;
+    cmd.value = b.value;
+    write(&svc, cmd).await
+}
+
+async fn delete_key(
+    State(svc): Svc,
+    Key(key): Key,
+    JsonBody(b): JsonBody<DeleteBody>,
+) -> ApiResult {
+    let mut cmd = command(OpType::Delete, b.client_id, b.seq)?;
+    cmd.key = key;
+    write(&svc, cmd).await
+}
+
+async fn cas(State(svc): Svc, JsonBody(b): JsonBody<CasBody>) -> ApiResult {
+    let mut cmd = command(OpType::Cas, b.client_id, b.seq)?;
+    cmd.key = b.key;
+    cmd.expected = b.expected;
+    cmd.value = b.value;
+    write(&svc, cmd).await
+}
+
+async fn mget(State(svc): Svc, JsonBody(b): JsonBody<MGetBody>) -> ApiResult {
+    Ok(reply(svc.mget(&b.keys)?))
+}
+
+async fn mput(State(svc): Svc, JsonBody(b): JsonBody<MPutBody>) -> ApiResult {
+    let mut cmd = command(OpType::BatchPut, b.client_id, b.seq)?;
+    cmd.entries = b.entries;
+    write(&svc, cmd).await
+}
+
+async fn mdelete(State(svc): Svc, JsonBody(b): JsonBody<MDeleteBody>) -> ApiResult {
+    let mut cmd = command(OpType::BatchDelete, b.client_id, b.seq)?;
+    cmd.keys = b.keys;
+    write(&svc, cmd).await
+}
+
+async fn op_result(
+    State(svc): Svc,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+) -> ApiResult {
+    let params = params.map_err(|e| ApiError::bad_request(format!("invalid op id: {e}")))?;
+    let id = params
+        .iter()
+        .find(|(name, _)| *name == "op_id")
+        .map(|(_, v)| OpId(v.to_string()))
+        .ok_or_else(|| ApiError::bad_request("missing op id"))?;
+    match svc.op_result(&id) {
+        Some(r) => Ok(write_json(StatusCode::OK, &r)),
+        None => Err(ApiError {
+            code: "not_found",
+            msg: format!("op {id} is unknown or its result has expired"),
+        }),
+    }
+}
+
+async fn empty_key() -> ApiError {
+    ApiError::bad_request("key must not be empty")
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError {
+        code: "not_found",
+        msg: format!("no route for {method} {}", uri.path()),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError {
+        code: "method_not_allowed",
+        msg: format!("{method} is not allowed on {}", uri.path()),
+    }
+}

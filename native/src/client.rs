@@ -1,0 +1,479 @@
+//! An HTTP client for the raftkv client API, used by kvctl and by tests.
+//!
+//! It owns the client identity that makes writes safe to retry: every write carries
+//! `(client_id, seq)`, and a write that fails with a transport error is sent again, with the
+//! same pair, to the next endpoint; the state machine's dedupe table makes the retry harmless.
+//! A 307 from a follower is followed to the leader (a bounded number of hops).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use raftkv_core::{Entry, ReadPolicy};
+use reqwest::header::LOCATION;
+use reqwest::{Method, StatusCode, Url};
+use serde_json::{Value, json};
+
+/// How many 307 hops one request follows before giving up.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error: `{"ok":false,"err_code","err_msg"}`.
+    #[error("{code}: {msg}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The server's err_code.
+        code: String,
+        /// The server's err_msg.
+        msg: String,
+        /// The raw body, for `--json`.
+        body: String,
+    },
+    /// No endpoint could be reached; holds the last transport error.
+    #[error("no endpoint reachable: {0}")]
+    Unreachable(String),
+    /// Redirects went on for more than [`MAX_REDIRECTS`] hops.
+    #[error("more than {MAX_REDIRECTS} redirects; last at {0}")]
+    TooManyRedirects(String),
+    /// The server's reply is not what the API promises.
+    #[error("unexpected reply: {0}")]
+    BadReply(String),
+    /// The arguments cannot form a request.
+    #[error("{0}")]
+    Usage(String),
+    /// An async write did not become ready in time.
+    #[error("op {0} was not ready in time")]
+    OpTimeout(String),
+}
+
+/// A successful reply: its status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The HTTP status (2xx).
+    pub status: u16,
+    /// The body as received.
+    pub raw: String,
+    /// The body, parsed.
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `value` field (get).
+    pub fn value(&self) -> Option<&str> {
+        self.body.get("value").and_then(Value::as_str)
+    }
+
+    /// The `deleted` field (delete, mdelete).
+    pub fn deleted(&self) -> Option<u64> {
+        self.body.get("deleted").and_then(Value::as_u64)
+    }
+}
+
+/// A client of one cluster, with its own `(client_id, seq)` sequence.
+pub struct Client {
+    http: reqwest::Client,
+    endpoints: Vec<String>,
+    /// Index of the endpoint that answered last; requests start there.
+    preferred: usize,
+    client_id: String,
+    next_seq: u64,
+    /// How long to wait for an async write's result.
+    op_wait: Duration,
+    /// In async write mode, return the 202 instead of waiting for the result.
+    no_wait: bool,
+}
+
+impl Client {
+    /// A client of `endpoints` (host:port) whose first write uses `first_seq`.
+    pub fn new(
+        endpoints: Vec<String>,
+        client_id: String,
+        first_seq: u64,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let endpoints: Vec<String> = endpoints
+            .into_iter()
+            .map(|e| e.trim().trim_end_matches('/').to_string())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if endpoints.is_empty() {
+            return Err(ClientError::Usage("no endpoints given".into()));
+        }
+        if client_id.is_empty() || first_seq == 0 {
+            return Err(ClientError::Usage(
+                "client id must not be empty and seq must be above 0".into(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            // 307s are followed by hand: to re-send the body, to use the leader hint when there
+            // is no Location, and to count hops.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .build()
+            .map_err(|e| ClientError::Usage(format!("cannot build HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            endpoints,
+            preferred: 0,
+            client_id,
+            next_seq: first_seq,
+            op_wait: Duration::from_secs(10),
+            no_wait: false,
+        })
+    }
+
+    /// A client id unlikely to collide with another invocation's: pid and wall-clock nanos.
+    pub fn random_client_id() -> String {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("kvctl-{:x}-{nanos:x}", std::process::id())
+    }
+
+    /// In async write mode, return the server's 202 `{"ok":true,"op_id"}` instead of waiting.
+    pub fn set_no_wait(&mut self, no_wait: bool) {
+        self.no_wait = no_wait;
+    }
+
+    /// This client's id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The seq the next write will carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The endpoints, in order.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// `GET /kv/{key}`.
+    pub async fn get(
+        &mut self,
+        key: &str,
+        consistency: Option<ReadPolicy>,
+    ) -> Result<Reply, ClientError> {
+        let mut path = key_path(key)?;
+        if let Some(c) = consistency {
+            path.push_str(&format!("?consistency={c}"));
+        }
+        self.request(Method::GET, &path, None).await
+    }
+
+    /// `PUT /kv/{key}`.
+    pub async fn put(&mut self, key: &str, value: &str) -> Result<Reply, ClientError> {
+        let path = key_path(key)?;
+        self.write(Method::PUT, &path, json!({ "value": value }))
+            .await
+    }
+
+    /// `DELETE /kv/{key}`.
+    pub async fn delete(&mut self, key: &str) -> Result<Reply, ClientError> {
+        let path = key_path(key)?;
+        self.write(Method::DELETE, &path, json!({})).await
+    }
+
+    /// `POST /kv/cas`.
+    pub async fn cas(
+        &mut self,
+        key: &str,
+        expected: &str,
+        value: &str,
+    ) -> Result<Reply, ClientError> {
+        let body = json!({ "key": key, "expected": expected, "value": value });
+        self.write(Method::POST, "/kv/cas", body).await
+    }
+
+    /// `POST /kv/mget`.
+    pub async fn mget(&mut self, keys: &[String]) -> Result<Reply, ClientError> {
+        let body = json!({ "keys": keys }).to_string().into_bytes();
+        self.request(Method::POST, "/kv/mget", Some(body)).await
+    }
+
+    /// `POST /kv/mput`.
+    pub async fn mput(&mut self, entries: &[Entry]) -> Result<Reply, ClientError> {
+        self.write(Method::POST, "/kv/mput", json!({ "entries": entries }))
+            .await
+    }
+
+    /// `POST /kv/mdelete`.
+    pub async fn mdelete(&mut self, keys: &[String]) -> Result<Reply, ClientError> {
+        self.write(Method::POST, "/kv/mdelete", json!({ "keys": keys }))
+            .await
+    }
+
+    /// `GET /status` of the first endpoint that answers.
+    pub async fn status(&mut self) -> Result<Reply, ClientError> {
+        self.request(Method::GET, "/status", None).await
+    }
+
+    /// `GET /status` of one endpoint, without failing over.
+    pub async fn status_of(&self, endpoint: &str) -> Result<Reply, ClientError> {
+        let url = endpoint_url(endpoint, "/status")?;
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{endpoint}: {e}")))?;
+        read_reply(resp).await
+    }
+
+    /// `GET /ops/{op_id}`.
+    pub async fn op_result(&mut self, op_id: &str) -> Result<Reply, ClientError> {
+        let path = format!("/ops/{}", encode_segment(op_id));
+        self.request(Method::GET, &path, None).await
+    }
+
+    /// Sends a write with the next `(client_id, seq)`. In async write mode it waits for the
+    /// result unless told not to, so callers see the same reply in both modes.
+    async fn write(
+        &mut self,
+        method: Method,
+        path: &str,
+        mut body: Value,
+    ) -> Result<Reply, ClientError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("client_id".into(), json!(self.client_id));
+            obj.insert("seq".into(), json!(seq));
+        }
+        let reply = self
+            .request(method, path, Some(body.to_string().into_bytes()))
+            .await?;
+        match reply.body.get("op_id").and_then(Value::as_str) {
+            Some(op_id) if reply.status == 202 && !self.no_wait => {
+                let op_id = op_id.to_string();
+                self.wait_for_op(&op_id).await
+            }
+            _ => Ok(reply),
+        }
+    }
+
+    /// Polls `/ops/{op_id}` until the op is ready, and returns its result as the reply.
+    async fn wait_for_op(&mut self, op_id: &str) -> Result<Reply, ClientError> {
+        let deadline = Instant::now() + self.op_wait;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let r = self.op_result(op_id).await?;
+            if r.body.get("ready").and_then(Value::as_bool) == Some(true) {
+                let result = r.body.get("result").cloned().unwrap_or(Value::Null);
+                return result_reply(result);
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::OpTimeout(op_id.to_string()));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends one request, failing over to the next endpoint on a transport error and following
+    /// 307s. The body is re-sent unchanged each time, so a write keeps its `(client_id, seq)`.
+    async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, ClientError> {
+        let n = self.endpoints.len();
+        let mut last_err = String::new();
+        for i in 0..n {
+            let idx = (self.preferred + i) % n;
+            let mut url = endpoint_url(&self.endpoints[idx], path)?;
+            let mut hops = 0;
+            loop {
+                let mut req = self.http.request(method.clone(), url.clone());
+                if let Some(b) = &body {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(b.clone());
+                }
+                let resp = match req.send().await {
+                    Ok(resp) => resp,
+                    Err(e) => {
+                        last_err = format!("{url}: {e}");
+                        break;
+                    }
+                };
+                if resp.status() != StatusCode::TEMPORARY_REDIRECT {
+                    let reply = read_reply(resp).await;
+                    if let Err(ClientError::Unreachable(e)) = &reply {
+                        // The connection broke mid-reply: the write may or may not have been
+                        // applied, and the retry's (client_id, seq) makes either case safe.
+                        last_err = e.clone();
+                        break;
+                    }
+                    self.preferred = idx;
+                    return reply;
+                }
+                hops += 1;
+                if hops > MAX_REDIRECTS {
+                    return Err(ClientError::TooManyRedirects(url.to_string()));
+                }
+                match redirect_target(&url, resp).await {
+                    Some(next) => url = next,
+                    None => {
+                        // A follower that knows no leader yet: try the next endpoint.
+                        last_err = format!("{url}: no leader known");
+                        break;
+                    }
+                }
+            }
+        }
+        Err(ClientError::Unreachable(last_err))
+    }
+}
+
+/// Where a 307 points: its `Location`, else the `leader_addr` of its body.
+async fn redirect_target(from: &Url, resp: reqwest::Response) -> Option<Url> {
+    if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok())
+        && let Ok(next) = from.join(loc)
+    {
+        return Some(next);
+    }
+    let body: Value = resp.json().await.ok()?;
+    let leader = body.get("leader_addr")?.as_str()?;
+    if leader.is_empty() {
+        return None;
+    }
+    let mut next = from.clone();
+    let with_port = Url::parse(&format!("http://{leader}/")).ok()?;
+    next.set_host(with_port.host_str()).ok()?;
+    next.set_port(with_port.port()).ok()?;
+    Some(next)
+}
+
+/// Reads a non-redirect response: 2xx becomes a [`Reply`], anything else a
+/// [`ClientError::Server`].
+async fn read_reply(resp: reqwest::Response) -> Result<Reply, ClientError> {
+    let status = resp.status();
+    let raw = resp
+        .text()
+        .await
+        .map_err(|e| ClientError::Unreachable(format!("reading reply: {e}")))?;
+    let body: Value = serde_json::from_str(&raw)
+        .map_err(|_| ClientError::BadReply(format!("HTTP {status}, body is not JSON: {raw:?}")))?;
+    if status.is_success() {
+        return Ok(Reply {
+            status: status.as_u16(),
+            raw,
+            body,
+        });
+    }
+    let field = |name| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Err(ClientError::Server {
+        status: status.as_u16(),
+        code: field("err_code"),
+        msg: field("err_msg"),
+        body: raw,
+    })
+}
+
+/// Turns an async op's `result` into the reply a sync write would have given.
+fn result_reply(result: Value) -> Result<Reply, ClientError> {
+    let raw = result.to_string();
+    if result.get("ok").and_then(Value::as_bool) == Some(true) {
+        return Ok(Reply {
+            status: 200,
+            raw,
+            body: result,
+        });
+    }
+    let field = |name| {
+        result
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Err(ClientError::Server {
+        status: 200,
+        code: field("err_code"),
+        msg: field("err_msg"),
+        body: raw,
+    })
+}
+
+fn endpoint_url(endpoint: &str, path: &str) -> Result<Url, ClientError> {
+    let base = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    Url::parse(&format!("{base}{path}"))
+        .map_err(|e| ClientError::Usage(format!("bad endpoint {endpoint:?}: {e}")))
+}
+
+fn key_path(key: &str) -> Result<String, ClientError> {
+    if key.is_empty() {
+        return Err(ClientError::Usage("key must not be empty".into()));
+    }
+    Ok(format!("/kv/{}", encode_segment(key)))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, so that a key with slashes,
+/// spaces, `?`, `#` or non-ASCII text travels as one path segment and the server decodes it back.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_one_encoded_segment() {
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(encode_segment("é?#%"), "%C3%A9%3F%23%25");
+        assert_eq!(encode_segment("Az09-._~"), "Az09-._~");
+        assert!(key_path("").is_err());
+    }
+
+    #[test]
+    fn endpoints_may_omit_the_scheme() {
+        let u = endpoint_url("127.0.0.1:7001", "/kv/a%2Fb").unwrap();
+        assert_eq!(u.as_str(), "http://127.0.0.1:7001/kv/a%2Fb");
+        let u = endpoint_url("http://localhost:9", "/status").unwrap();
+        assert_eq!(u.as_str(), "http://localhost:9/status");
+    }
+
+    #[test]
+    fn an_async_result_becomes_a_reply_or_an_error() {
+        let ok = result_reply(json!({"ok": true, "deleted": 1})).unwrap();
+        assert_eq!(ok.deleted(), Some(1));
+        let err = result_reply(json!({"ok": false, "err_code": "cas_failed", "err_msg": "no"}));
+        assert!(matches!(err, Err(ClientError::Server { code, .. }) if code == "cas_failed"));
+    }
+
+    #[test]
+    fn a_client_needs_an_endpoint_and_an_identity() {
+        let t = Duration::from_secs(1);
+        assert!(Client::new(vec![], "c".into(), 1, t).is_err());
+        assert!(Client::new(vec![" ".into()], "c".into(), 1, t).is_err());
+        assert!(Client::new(vec!["h:1".into()], "".into(), 1, t).is_err());
+        assert!(Client::new(vec!["h:1".into()], "c".into(), 0, t).is_err());
+        let c = Client::new(vec!["h:1/".into()], "c".into(), 7, t).unwrap();
+        assert_eq!(c.endpoints(), ["h:1"]);
+        assert_eq!(c.next_seq(), 7);
+    }
+}

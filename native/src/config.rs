@@ -1,0 +1,299 @@
+//! kvserver's command line and the validated configuration it becomes.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+use raftkv_core::{NodeId, ReadPolicy, WriteMode};
+use serde::{Deserialize, Serialize};
+
+use crate::opcache::DEFAULT_TTL;
+
+/// The default limit on a request body: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// kvserver's command line, as documented in ARCHITECTURE.md ("kvserver command line").
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "kvserver",
+    version,
+    about = "One raftkv node: a replicated key-value store served over HTTP.",
+    after_help = "Without --peers the node is a single-node cluster of itself. \
+                  Multi-node clusters are not implemented yet."
+)]
+pub struct Args {
+    /// This node's id.
+    #[arg(long, default_value = "n1")]
+    pub id: String,
+    /// Address (host:port) to serve the client API on.
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    pub addr: String,
+    /// Directory for durable state; created if missing. Default: ./data/<id>.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Cluster members as id=host:port, comma-separated, this node included.
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<Peer>,
+    /// How reads are served: stale (local) or readindex (linearizable).
+    #[arg(long, default_value = "stale")]
+    pub read_policy: ReadPolicy,
+    /// When writes are answered: sync (once applied) or async (at once, with an op id).
+    #[arg(long, default_value = "sync")]
+    pub write_mode: WriteMode,
+    /// Snapshot after this many applied entries; 0 disables snapshots.
+    #[arg(long, default_value_t = 0)]
+    pub snapshot_threshold: u64,
+    /// Election timeout range in milliseconds, as MIN-MAX.
+    #[arg(long, default_value = "150-300")]
+    pub election_timeout_ms: TimeoutRange,
+    /// Leader heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub heartbeat_ms: u64,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// How long an async-mode write's result stays fetchable at /ops/{op_id}, in seconds.
+    #[arg(long, default_value_t = DEFAULT_TTL.as_secs())]
+    pub op_ttl_secs: u64,
+}
+
+/// One cluster member: its id and client address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// The member's id.
+    pub id: NodeId,
+    /// Its address, host:port.
+    pub addr: String,
+}
+
+impl FromStr for Peer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((id, addr)) if !id.trim().is_empty() && !addr.trim().is_empty() => Ok(Peer {
+                id: NodeId::from(id.trim()),
+                addr: addr.trim().to_string(),
+            }),
+            _ => Err(format!("expected id=host:port, got {s:?}")),
+        }
+    }
+}
+
+/// A range of milliseconds written `MIN-MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutRange {
+    /// The lower bound.
+    pub min: u64,
+    /// The upper bound, at least `min`.
+    pub max: u64,
+}
+
+impl FromStr for TimeoutRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("expected MIN-MAX in milliseconds with 0 < MIN <= MAX, got {s:?}");
+        let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+        let min: u64 = lo.trim().parse().map_err(|_| bad())?;
+        let max: u64 = hi.trim().parse().map_err(|_| bad())?;
+        if min == 0 || min > max {
+            return Err(bad());
+        }
+        Ok(TimeoutRange { min, max })
+    }
+}
+
+impl fmt::Display for TimeoutRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.min, self.max)
+    }
+}
+
+/// A command line that parses but cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `--peers` names other nodes.
+    #[error(
+        "multi-node clusters are not implemented yet: --peers names {0}; \
+         run without --peers (or list only this node, {1}) until Raft replication lands"
+    )]
+    MultiNode(String, NodeId),
+    /// Some other value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything a kvserver runs with, validated.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// This node.
+    pub id: NodeId,
+    /// The address to bind; port 0 picks a free one.
+    pub addr: String,
+    /// Where durable state lives.
+    pub data_dir: PathBuf,
+    /// Every member, this node included.
+    pub peers: Vec<Peer>,
+    /// How reads are served by default.
+    pub read_policy: ReadPolicy,
+    /// When writes are answered.
+    pub write_mode: WriteMode,
+    /// Entries between snapshots (unused until Raft lands).
+    pub snapshot_threshold: u64,
+    /// Election timeout range (unused until Raft lands).
+    pub election_timeout_ms: TimeoutRange,
+    /// Heartbeat interval (unused until Raft lands).
+    pub heartbeat_ms: u64,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// How long async results stay fetchable.
+    pub op_ttl: Duration,
+}
+
+impl ServerConfig {
+    /// A single-node configuration with every default, as tests and embedders want it.
+    pub fn single_node(id: &str, addr: &str, data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            id: NodeId::from(id),
+            addr: addr.to_string(),
+            data_dir: data_dir.into(),
+            peers: Vec::new(),
+            read_policy: ReadPolicy::Stale,
+            write_mode: WriteMode::Sync,
+            snapshot_threshold: 0,
+            election_timeout_ms: TimeoutRange { min: 150, max: 300 },
+            heartbeat_ms: 50,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            op_ttl: DEFAULT_TTL,
+        }
+    }
+}
+
+impl TryFrom<Args> for ServerConfig {
+    type Error = ConfigError;
+
+    fn try_from(a: Args) -> Result<Self, Self::Error> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        let id = NodeId::from(a.id.trim());
+        if id.as_str().is_empty() {
+            return invalid("--id must not be empty");
+        }
+        let others: Vec<String> = a
+            .peers
+            .iter()
+            .filter(|p| p.id != id)
+            .map(|p| format!("{}={}", p.id, p.addr))
+            .collect();
+        if !others.is_empty() {
+            return Err(ConfigError::MultiNode(others.join(","), id));
+        }
+        if a.peers.len() > 1 {
+            return invalid("--peers lists this node more than once");
+        }
+        if a.heartbeat_ms == 0 || a.heartbeat_ms >= a.election_timeout_ms.min {
+            return invalid("--heartbeat-ms must be above 0 and below the election timeout's MIN");
+        }
+        if a.max_body_bytes == 0 {
+            return invalid("--max-body-bytes must be above 0");
+        }
+        if a.op_ttl_secs == 0 {
+            return invalid("--op-ttl-secs must be above 0");
+        }
+        let data_dir = a
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("data").join(id.as_str()));
+        Ok(ServerConfig {
+            peers: a.peers,
+            id,
+            addr: a.addr,
+            data_dir,
+            read_policy: a.read_policy,
+            write_mode: a.write_mode,
+            snapshot_threshold: a.snapshot_threshold,
+            election_timeout_ms: a.election_timeout_ms,
+            heartbeat_ms: a.heartbeat_ms,
+            max_body_bytes: a.max_body_bytes,
+            op_ttl: Duration::from_secs(a.op_ttl_secs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServerConfig, String> {
+        let a = Args::try_parse_from(std::iter::once("kvserver").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        ServerConfig::try_from(a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_make_a_single_node() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.id, NodeId::from("n1"));
+        assert_eq!(c.addr, "127.0.0.1:7001");
+        assert_eq!(c.data_dir, PathBuf::from("data/n1"));
+        assert_eq!(c.read_policy, ReadPolicy::Stale);
+        assert_eq!(c.write_mode, WriteMode::Sync);
+        assert_eq!(c.max_body_bytes, 1 << 20);
+        assert_eq!(c.op_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn every_documented_flag_parses() {
+        let c = parse(&[
+            "--id",
+            "n2",
+            "--addr",
+            "127.0.0.1:7002",
+            "--data-dir",
+            "/tmp/x",
+            "--peers",
+            "n2=127.0.0.1:7002",
+            "--read-policy",
+            "readindex",
+            "--write-mode",
+            "async",
+            "--snapshot-threshold",
+            "100",
+            "--election-timeout-ms",
+            "200-400",
+            "--heartbeat-ms",
+            "20",
+            "--max-body-bytes",
+            "4096",
+        ])
+        .unwrap();
+        assert_eq!(c.id, NodeId::from("n2"));
+        assert_eq!(c.read_policy, ReadPolicy::ReadIndex);
+        assert_eq!(c.write_mode, WriteMode::Async);
+        assert_eq!(c.election_timeout_ms, TimeoutRange { min: 200, max: 400 });
+        assert_eq!(c.heartbeat_ms, 20);
+        assert_eq!(c.max_body_bytes, 4096);
+        assert_eq!(c.snapshot_threshold, 100);
+        assert_eq!(c.peers.len(), 1);
+    }
+
+    #[test]
+    fn other_peers_are_refused_with_a_clear_message() {
+        let err = parse(&["--peers", "n1=127.0.0.1:7001,n2=127.0.0.1:7002"]).unwrap_err();
+        assert!(
+            err.contains("multi-node clusters are not implemented yet"),
+            "{err}"
+        );
+        assert!(err.contains("n2=127.0.0.1:7002"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(parse(&["--read-policy", "quorum"]).is_err());
+        assert!(parse(&["--write-mode", "later"]).is_err());
+        assert!(parse(&["--election-timeout-ms", "300-150"]).is_err());
+        assert!(parse(&["--election-timeout-ms", "300"]).is_err());
+        assert!(parse(&["--heartbeat-ms", "200"]).is_err());
+        assert!(parse(&["--peers", "n1"]).is_err());
+        assert!(parse(&["--max-body-bytes", "0"]).is_err());
+    }
+}

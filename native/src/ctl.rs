@@ -1,0 +1,335 @@
+//! kvctl's command line: parse, call [`Client`], print.
+//!
+//! Readable output by default (get prints the value alone); `--json` prints the server's JSON
+//! body instead. Errors go to stderr as `kvctl: err_code: err_msg` with exit code 1.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use raftkv_core::{Entry, ReadPolicy};
+use serde_json::Value;
+
+use crate::client::{Client, ClientError, Reply};
+
+/// kvctl's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kvctl",
+    version,
+    about = "Command-line client for raftkv.",
+    after_help = "Writes carry (client_id, seq). Without --client-id a random id is used and seq \
+                  starts at 1. With --client-id but no --seq, seq is the wall clock in \
+                  microseconds so successive invocations keep increasing. Repeating a write with \
+                  the same --client-id and --seq is answered from the server's dedupe table and \
+                  changes nothing."
+)]
+pub struct Args {
+    /// Servers to try, in order: host:port[,host:port...].
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001"
+    )]
+    pub endpoints: Vec<String>,
+    /// Print the server's raw JSON body instead of readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Client id for deduplication (default: random per invocation).
+    #[arg(long, global = true)]
+    pub client_id: Option<String>,
+    /// Sequence number of the write (must be above 0).
+    #[arg(long, global = true)]
+    pub seq: Option<u64>,
+    /// Per-request timeout in milliseconds.
+    #[arg(long, global = true, default_value_t = 5000)]
+    pub timeout_ms: u64,
+    /// In async write mode, print the op id instead of waiting for the result.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// kvctl's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Print the value of KEY.
+    Get {
+        /// The key.
+        key: String,
+        /// Read policy for this read: stale or readindex.
+        #[arg(long)]
+        consistency: Option<ReadPolicy>,
+    },
+    /// Set KEY to VALUE.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Remove KEY.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Set KEY to VALUE if its value is EXPECTED ("" matches a missing key).
+    Cas {
+        /// The key.
+        key: String,
+        /// The value it must have now.
+        expected: String,
+        /// The new value.
+        value: String,
+    },
+    /// Print the values of several keys.
+    Mget {
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Set several keys at once: KEY=VALUE...
+    Mput {
+        /// KEY=VALUE pairs (the first '=' separates key from value).
+        #[arg(required = true)]
+        pairs: Vec<String>,
+    },
+    /// Remove several keys at once.
+    Mdelete {
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Show each endpoint's status.
+    Status,
+}
+
+/// Runs kvctl with the process's arguments.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kvctl: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = args.json;
+    match runtime.block_on(run(args)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if let (true, ClientError::Server { body, .. }) = (json, &e) {
+                println!("{body}");
+            }
+            eprintln!("kvctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Carries out `args` and returns what to print.
+pub async fn run(args: Args) -> Result<String, ClientError> {
+    let (client_id, seq) = match (args.client_id, args.seq) {
+        (Some(id), Some(seq)) => (id, seq),
+        (Some(id), None) => (id, now_micros()),
+        (None, seq) => (Client::random_client_id(), seq.unwrap_or(1)),
+    };
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let mut client = Client::new(args.endpoints, client_id, seq, timeout)?;
+    client.set_no_wait(args.no_wait);
+    let json = args.json;
+    let raw = |r: Reply| format!("{}\n", r.raw);
+
+    let out = match args.command {
+        Cmd::Status => return status(&client, json).await,
+        Cmd::Get { key, consistency } => {
+            let r = client.get(&key, consistency).await?;
+            if json {
+                raw(r)
+            } else {
+                format!("{}\n", r.value().unwrap_or_default())
+            }
+        }
+        Cmd::Mget { keys } => {
+            let r = client.mget(&keys).await?;
+            if json {
+                raw(r)
+            } else {
+                let values = r.body.get("values").cloned().unwrap_or(Value::Null);
+                keys.iter()
+                    .map(|k| match values.get(k).and_then(Value::as_str) {
+                        Some(v) => format!("{k} = {v}\n"),
+                        None => format!("{k} (not found)\n"),
+                    })
+                    .collect()
+            }
+        }
+        Cmd::Put { key, value } => written(client.put(&key, &value).await?, json),
+        Cmd::Delete { key } => written(client.delete(&key).await?, json),
+        Cmd::Cas {
+            key,
+            expected,
+            value,
+        } => written(client.cas(&key, &expected, &value).await?, json),
+        Cmd::Mput { pairs } => {
+            let entries = pairs
+                .iter()
+                .map(|p| parse_pair(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            written(client.mput(&entries).await?, json)
+        }
+        Cmd::Mdelete { keys } => written(client.mdelete(&keys).await?, json),
+    };
+    Ok(out)
+}
+
+/// Readable output of a write: `OK`, `deleted N`, or the op id of an unawaited async write.
+fn written(r: Reply, json: bool) -> String {
+    if json {
+        return format!("{}\n", r.raw);
+    }
+    if let Some(op) = r.body.get("op_id").and_then(Value::as_str) {
+        return format!("accepted, op_id {op}\n");
+    }
+    match r.deleted() {
+        Some(n) => format!("deleted {n}\n"),
+        None => "OK\n".to_string(),
+    }
+}
+
+fn parse_pair(p: &str) -> Result<Entry, ClientError> {
+    match p.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok(Entry {
+            key: k.to_string(),
+            value: v.to_string(),
+        }),
+        _ => Err(ClientError::Usage(format!(
+            "expected KEY=VALUE with a non-empty key, got {p:?}"
+        ))),
+    }
+}
+
+/// Asks every endpoint for its status: one table row each (or one JSON body per line).
+/// Fails only if no endpoint answers.
+async fn status(client: &Client, json: bool) -> Result<String, ClientError> {
+    const COLUMNS: [&str; 9] = [
+        "ENDPOINT", "ID", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAST_LOG", "SNAPSHOT",
+    ];
+    let mut rows = vec![COLUMNS.map(str::to_string).to_vec()];
+    let mut lines = String::new();
+    let mut last_err = None;
+    let mut answered = 0;
+    for ep in client.endpoints() {
+        match client.status_of(ep).await {
+            Ok(r) => {
+                answered += 1;
+                lines.push_str(&r.raw);
+                lines.push('\n');
+                let field = |name: &str| match r.body.get(name) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => "-".to_string(),
+                    Some(v) => v.to_string(),
+                };
+                rows.push(vec![
+                    ep.clone(),
+                    field("id"),
+                    field("role"),
+                    field("term"),
+                    field("leader_id"),
+                    field("commit_index"),
+                    field("last_applied"),
+                    field("last_log_index"),
+                    field("snapshot_index"),
+                ]);
+            }
+            Err(e) => {
+                let mut row = vec![ep.clone(), "unreachable".to_string()];
+                row.resize(COLUMNS.len(), "-".to_string());
+                rows.push(row);
+                last_err = Some(e);
+            }
+        }
+    }
+    if answered == 0
+        && let Some(e) = last_err
+    {
+        return Err(e);
+    }
+    if json {
+        return Ok(lines);
+    }
+    Ok(table(&rows))
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(1)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_split_at_the_first_equals_sign() {
+        let e = parse_pair("a=b=c").unwrap();
+        assert_eq!((e.key.as_str(), e.value.as_str()), ("a", "b=c"));
+        assert_eq!(parse_pair("k=").unwrap().value, "");
+        assert!(parse_pair("=v").is_err());
+        assert!(parse_pair("novalue").is_err());
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = vec![
+            vec!["A".to_string(), "BB".to_string()],
+            vec!["ccc".to_string(), "d".to_string()],
+        ];
+        assert_eq!(table(&rows), "A    BB\nccc  d\n");
+    }
+
+    #[test]
+    fn global_flags_may_follow_the_subcommand() {
+        let a = Args::try_parse_from(["kvctl", "put", "k", "v", "--seq", "7", "--client-id", "c"])
+            .unwrap();
+        assert_eq!(a.seq, Some(7));
+        assert_eq!(a.client_id.as_deref(), Some("c"));
+        assert!(Args::try_parse_from(["kvctl", "get", "k", "--consistency", "quorum"]).is_err());
+    }
+}
