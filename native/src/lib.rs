@@ -21,3 +21,4 @@ pub mod service;
 pub use config::ServerConfig;
 pub use server::{RunningServer, ServerError, spawn};
 pub use service::KvService;
+pub mod transport;

@@ -1,0 +1,274 @@
+//! Sending Raft messages: one bounded queue and one worker task per peer, so a dead or slow
+//! peer only ever delays (and then drops) its own messages, never another peer's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use raftkv_core::raft::{Message, Transport};
+use raftkv_core::types::NodeId;
+use tokio::sync::mpsc;
+
+use super::path_for;
+use super::wire::Envelope;
+
+/// Maps a peer to the address its Raft routes are served on: `host:port` or a base URL
+/// (`http://host:port`). Asked before every send, so an address may change over time.
+pub trait PeerResolver: Send + Sync + 'static {
+    /// The address of `peer`, or `None` when it is unknown (the message is dropped).
+    fn resolve(&self, peer: &NodeId) -> Option<String>;
+}
+
+impl<F> PeerResolver for F
+where
+    F: Fn(&NodeId) -> Option<String> + Send + Sync + 'static,
+{
+    fn resolve(&self, peer: &NodeId) -> Option<String> {
+        self(peer)
+    }
+}
+
+/// A fixed peer list, as given by kvserver's `--peers`.
+#[derive(Clone, Debug, Default)]
+pub struct StaticPeers(pub BTreeMap<NodeId, String>);
+
+impl PeerResolver for StaticPeers {
+    fn resolve(&self, peer: &NodeId) -> Option<String> {
+        self.0.get(peer).cloned()
+    }
+}
+
+/// Tuning of [`HttpTransport`].
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Messages waiting per peer before new ones are dropped. Small: a message that waited
+    /// long is stale (Raft resends), and a dead peer must not pile up memory.
+    pub queue_capacity: usize,
+    /// The whole-request timeout; a peer that accepts connections but never answers costs at
+    /// most this per message.
+    pub request_timeout: Duration,
+    /// The TCP connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            queue_capacity: 256,
+            request_timeout: Duration::from_millis(1000),
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why the transport could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// `HttpTransport::new` was called outside a tokio runtime.
+    #[error("the HTTP transport must be created inside a tokio runtime")]
+    NoRuntime,
+    /// The HTTP client could not be built.
+    #[error("building the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Counters of one peer's queue, as a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Messages taken into the queue.
+    pub queued: u64,
+    /// Messages the peer answered with a 2xx status.
+    pub delivered: u64,
+    /// Messages whose request failed: connect error, timeout, or a non-2xx status.
+    pub failed: u64,
+    /// Messages dropped because the queue was full.
+    pub dropped_full: u64,
+    /// Messages dropped because the resolver did not know the peer.
+    pub unresolved: u64,
+}
+
+/// Live counters shared by the sender and the worker.
+#[derive(Debug, Default)]
+struct Counters {
+    queued: AtomicU64,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    dropped_full: AtomicU64,
+    unresolved: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> PeerStats {
+        PeerStats {
+            queued: self.queued.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            dropped_full: self.dropped_full.load(Ordering::Relaxed),
+            unresolved: self.unresolved.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One peer's queue; the worker ends when this (the only sender) is dropped.
+#[derive(Debug)]
+struct PeerQueue {
+    tx: mpsc::Sender<Message>,
+    counters: Arc<Counters>,
+}
+
+/// What every worker shares.
+struct Shared {
+    from: NodeId,
+    client: reqwest::Client,
+    resolver: Arc<dyn PeerResolver>,
+}
+
+/// Core's [`Transport`] over HTTP. `send` never blocks: it puts the message in the peer's queue
+/// (or drops and counts it) and a per-peer worker POSTs it. Messages to one peer go out in
+/// order, one request at a time. Dropping the transport ends the workers once their queues
+/// drain.
+pub struct HttpTransport {
+    shared: Arc<Shared>,
+    config: TransportConfig,
+    runtime: tokio::runtime::Handle,
+    /// Created on the first message to each peer.
+    peers: BTreeMap<NodeId, PeerQueue>,
+}
+
+impl HttpTransport {
+    /// A transport sending as `from`, finding peers through `resolver`. Must be called inside
+    /// a tokio runtime: the workers are spawned on it.
+    pub fn new(
+        from: NodeId,
+        resolver: impl PeerResolver,
+        config: TransportConfig,
+    ) -> Result<Self, TransportError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| TransportError::NoRuntime)?;
+        let client = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            // Peers are on the cluster network: never route them through an HTTP proxy from
+            // the environment.
+            .no_proxy()
+            .build()
+            .map_err(|e| TransportError::Client(e.to_string()))?;
+        Ok(HttpTransport {
+            shared: Arc::new(Shared {
+                from,
+                client,
+                resolver: Arc::new(resolver),
+            }),
+            config,
+            runtime,
+            peers: BTreeMap::new(),
+        })
+    }
+
+    /// The counters of `peer` (zero for a peer never sent to).
+    pub fn stats(&self, peer: &NodeId) -> PeerStats {
+        self.peers
+            .get(peer)
+            .map(|q| q.counters.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// The counters of every peer sent to so far.
+    pub fn all_stats(&self) -> BTreeMap<NodeId, PeerStats> {
+        self.peers
+            .iter()
+            .map(|(id, q)| (id.clone(), q.counters.snapshot()))
+            .collect()
+    }
+
+    /// The queue of `to`, starting its worker on first use.
+    fn queue(&mut self, to: &NodeId) -> &PeerQueue {
+        self.peers.entry(to.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
+            let counters = Arc::new(Counters::default());
+            self.runtime.spawn(run_peer(
+                to.clone(),
+                rx,
+                self.shared.clone(),
+                counters.clone(),
+            ));
+            PeerQueue { tx, counters }
+        })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send(&mut self, to: &NodeId, msg: Message) {
+        let queue = self.queue(to);
+        match queue.tx.try_send(msg) {
+            Ok(()) => {
+                queue.counters.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                queue.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+            }
+            // The worker only stops when the runtime shuts down: nothing to deliver to.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                queue.counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The base URL for an address from the resolver.
+fn base_url(addr: &str) -> String {
+    let addr = addr.trim_end_matches('/');
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// One peer's worker: POSTs its queued messages in order until the queue's sender is gone.
+async fn run_peer(
+    to: NodeId,
+    mut rx: mpsc::Receiver<Message>,
+    shared: Arc<Shared>,
+    counters: Arc<Counters>,
+) {
+    while let Some(msg) = rx.recv().await {
+        let Some(addr) = shared.resolver.resolve(&to) else {
+            counters.unresolved.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let url = format!("{}{}", base_url(&addr), path_for(&msg));
+        let kind = msg.kind();
+        let body = match serde_json::to_vec(&Envelope::new(shared.from.clone(), msg)) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(peer = %to, kind, error = %e, "cannot encode raft message");
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let res = shared
+            .client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        match res {
+            Ok(resp) if resp.status().is_success() => {
+                // Reading the (tiny) body lets the connection go back to the pool.
+                let _ = resp.bytes().await;
+                counters.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(resp) => {
+                tracing::debug!(peer = %to, kind, status = %resp.status(), "raft message refused");
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::debug!(peer = %to, kind, error = %e, "raft message not delivered");
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}

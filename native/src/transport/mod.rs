@@ -1,0 +1,78 @@
+//! Raft messages over HTTP: the routes a node serves ([`server`]), the client that sends
+//! ([`client`]), and the JSON they exchange ([`wire`]).
+//!
+//! Fire and forget, like core's [`Transport`](raftkv_core::raft::Transport): every message is
+//! one `POST` whose answer only says "received" (202); a Raft reply is a separate message sent
+//! back the same way. The transport holds no Raft logic: it decodes `(from, Message)` and hands
+//! it to a [`RaftInbox`].
+//!
+//! Routes, one per RPC; a request and its response travel on the same route:
+//!
+//! | route                      | messages                                      |
+//! |----------------------------|-----------------------------------------------|
+//! | `POST /raft/request_vote`  | `request_vote`, `request_vote_response`       |
+//! | `POST /raft/append_entries`| `append_entries`, `append_entries_response`   |
+//! | `POST /raft/install_snapshot` | `install_snapshot`, `install_snapshot_response` |
+
+pub mod client;
+pub mod server;
+pub mod wire;
+
+use raftkv_core::raft::Message;
+use raftkv_core::types::NodeId;
+
+pub use client::{
+    HttpTransport, PeerResolver, PeerStats, StaticPeers, TransportConfig, TransportError,
+};
+pub use server::router;
+pub use wire::Envelope;
+
+/// The path of the RequestVote route.
+pub const REQUEST_VOTE_PATH: &str = "/raft/request_vote";
+/// The path of the AppendEntries route.
+pub const APPEND_ENTRIES_PATH: &str = "/raft/append_entries";
+/// The path of the InstallSnapshot route.
+pub const INSTALL_SNAPSHOT_PATH: &str = "/raft/install_snapshot";
+
+/// The route a message travels on.
+pub fn path_for(msg: &Message) -> &'static str {
+    match msg {
+        Message::RequestVote(_) | Message::RequestVoteResponse(_) => REQUEST_VOTE_PATH,
+        Message::AppendEntries(_) | Message::AppendEntriesResponse(_) => APPEND_ENTRIES_PATH,
+        Message::InstallSnapshot(_) | Message::InstallSnapshotResponse(_) => INSTALL_SNAPSHOT_PATH,
+    }
+}
+
+/// Why an inbox did not take a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InboxError {
+    /// The consumer is behind; the message is dropped (Raft retries what matters).
+    #[error("raft inbox is full")]
+    Full,
+    /// The consumer is gone (the node is shutting down).
+    #[error("raft inbox is closed")]
+    Closed,
+}
+
+/// Where the server hands decoded messages: the node's driver. Must not block (it is called
+/// from the HTTP handler).
+pub trait RaftInbox: Send + Sync + 'static {
+    /// Takes one message `msg` sent by `from`.
+    fn deliver(&self, from: NodeId, msg: Message) -> Result<(), InboxError>;
+}
+
+impl RaftInbox for tokio::sync::mpsc::Sender<(NodeId, Message)> {
+    fn deliver(&self, from: NodeId, msg: Message) -> Result<(), InboxError> {
+        use tokio::sync::mpsc::error::TrySendError;
+        self.try_send((from, msg)).map_err(|e| match e {
+            TrySendError::Full(_) => InboxError::Full,
+            TrySendError::Closed(_) => InboxError::Closed,
+        })
+    }
+}
+
+impl RaftInbox for tokio::sync::mpsc::UnboundedSender<(NodeId, Message)> {
+    fn deliver(&self, from: NodeId, msg: Message) -> Result<(), InboxError> {
+        self.send((from, msg)).map_err(|_| InboxError::Closed)
+    }
+}

@@ -1,0 +1,123 @@
+//! The JSON bodies of the Raft routes: `{"from": "<node id>", "msg": <message>}`.
+//!
+//! `msg` is core's [`Message`] in its own serde form (`{"type": "append_entries", ...}`), except
+//! that InstallSnapshot's `data` travels as a base64 string (standard alphabet, padded) instead
+//! of a JSON array of numbers. The adapter lives on [`WireInstallSnapshot`], not on core's
+//! struct, so core's serde form stays what the simulator and the playground see.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use raftkv_core::raft::{
+    AppendEntries, AppendEntriesResponse, Index, InstallSnapshot, InstallSnapshotResponse, Message,
+    RequestVote, RequestVoteResponse, Term,
+};
+use raftkv_core::types::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// One message on the wire, with its sender.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The sending node.
+    pub from: NodeId,
+    /// The message.
+    pub msg: WireMessage,
+}
+
+impl Envelope {
+    /// Wraps `msg` from `from` for the wire.
+    pub fn new(from: NodeId, msg: Message) -> Self {
+        Envelope {
+            from,
+            msg: msg.into(),
+        }
+    }
+
+    /// The sender and the core message.
+    pub fn into_parts(self) -> (NodeId, Message) {
+        (self.from, self.msg.into())
+    }
+}
+
+/// [`Message`] as it travels: the same tags and fields, snapshot bytes in base64.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(missing_docs)] // Each variant is the core message of the same name.
+pub enum WireMessage {
+    RequestVote(RequestVote),
+    RequestVoteResponse(RequestVoteResponse),
+    AppendEntries(AppendEntries),
+    AppendEntriesResponse(AppendEntriesResponse),
+    InstallSnapshot(WireInstallSnapshot),
+    InstallSnapshotResponse(InstallSnapshotResponse),
+}
+
+/// [`InstallSnapshot`] with `data` as base64.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireInstallSnapshot {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader.
+    pub leader_id: NodeId,
+    /// The last index the snapshot covers.
+    pub last_included_index: Index,
+    /// The term of that index.
+    pub last_included_term: Term,
+    /// The snapshot bytes, base64 on the wire.
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl From<Message> for WireMessage {
+    fn from(msg: Message) -> Self {
+        match msg {
+            Message::RequestVote(m) => WireMessage::RequestVote(m),
+            Message::RequestVoteResponse(m) => WireMessage::RequestVoteResponse(m),
+            Message::AppendEntries(m) => WireMessage::AppendEntries(m),
+            Message::AppendEntriesResponse(m) => WireMessage::AppendEntriesResponse(m),
+            Message::InstallSnapshot(m) => WireMessage::InstallSnapshot(WireInstallSnapshot {
+                term: m.term,
+                leader_id: m.leader_id,
+                last_included_index: m.last_included_index,
+                last_included_term: m.last_included_term,
+                data: m.data,
+            }),
+            Message::InstallSnapshotResponse(m) => WireMessage::InstallSnapshotResponse(m),
+        }
+    }
+}
+
+impl From<WireMessage> for Message {
+    fn from(msg: WireMessage) -> Self {
+        match msg {
+            WireMessage::RequestVote(m) => Message::RequestVote(m),
+            WireMessage::RequestVoteResponse(m) => Message::RequestVoteResponse(m),
+            WireMessage::AppendEntries(m) => Message::AppendEntries(m),
+            WireMessage::AppendEntriesResponse(m) => Message::AppendEntriesResponse(m),
+            WireMessage::InstallSnapshot(m) => Message::InstallSnapshot(InstallSnapshot {
+                term: m.term,
+                leader_id: m.leader_id,
+                last_included_index: m.last_included_index,
+                last_included_term: m.last_included_term,
+                data: m.data,
+            }),
+            WireMessage::InstallSnapshotResponse(m) => Message::InstallSnapshotResponse(m),
+        }
+    }
+}
+
+/// Serde adapter: `Vec<u8>` as a standard base64 string.
+mod base64_bytes {
+    use super::{Engine, STANDARD};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| D::Error::custom(format!("data is not valid base64: {e}")))
+    }
+}
