@@ -1,0 +1,253 @@
+//! The kvctl binary against an in-process single-node server: output, exit codes, deduplication
+//! of a forced (client_id, seq), failover to the next endpoint, and 307 redirects.
+
+mod kv_support;
+
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use kv_support::TestServer;
+use serde_json::{Value, json};
+
+/// Runs kvctl with `args` against `endpoints`.
+async fn kvctl(endpoints: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kvctl"))
+        .arg("--endpoints")
+        .arg(endpoints)
+        .args(args)
+        .output()
+        .await
+        .expect("kvctl runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "kvctl failed: {}", stderr(o));
+}
+
+#[tokio::test]
+async fn kvctl_put_then_get_prints_the_value() {
+    let t = TestServer::start().await;
+    let ep = t.endpoint();
+    let put = kvctl(&ep, &["put", "dir/ключ", "hello world"]).await;
+    assert_ok(&put);
+    assert_eq!(stdout(&put), "OK\n");
+    let get = kvctl(&ep, &["get", "dir/ключ"]).await;
+    assert_ok(&get);
+    assert_eq!(stdout(&get), "hello world\n");
+
+    let json = kvctl(&ep, &["--json", "get", "dir/ключ"]).await;
+    assert_ok(&json);
+    let body: Value = serde_json::from_str(&stdout(&json)).expect("--json prints JSON");
+    assert_eq!(body, json!({"ok": true, "value": "hello world"}));
+}
+
+#[tokio::test]
+async fn kvctl_retried_seq_is_deduplicated() {
+    let t = TestServer::start().await;
+    let ep = t.endpoint();
+    let first = kvctl(
+        &ep,
+        &["put", "k", "v1", "--client-id", "alice", "--seq", "7"],
+    )
+    .await;
+    assert_ok(&first);
+    // The same (client_id, seq) again, with another value: answered from the dedupe table.
+    let retry = kvctl(
+        &ep,
+        &["put", "k", "v2", "--client-id", "alice", "--seq", "7"],
+    )
+    .await;
+    assert_ok(&retry);
+    assert_eq!(stdout(&retry), "OK\n");
+    assert_eq!(stdout(&kvctl(&ep, &["get", "k"]).await), "v1\n");
+
+    // A new seq is a new write.
+    let next = kvctl(
+        &ep,
+        &["put", "k", "v3", "--client-id", "alice", "--seq", "8"],
+    )
+    .await;
+    assert_ok(&next);
+    assert_eq!(stdout(&kvctl(&ep, &["get", "k"]).await), "v3\n");
+
+    // Without --seq a fixed client id still makes new writes (seq follows the clock).
+    assert_ok(&kvctl(&ep, &["put", "k", "v4", "--client-id", "alice"]).await);
+    assert_eq!(stdout(&kvctl(&ep, &["get", "k"]).await), "v4\n");
+}
+
+#[tokio::test]
+async fn kvctl_batch_commands_and_status() {
+    let t = TestServer::start().await;
+    let ep = t.endpoint();
+    let mput = kvctl(&ep, &["mput", "a=1", "b=x=y", "c="]).await;
+    assert_ok(&mput);
+    let mget = kvctl(&ep, &["mget", "a", "b", "c", "zzz"]).await;
+    assert_ok(&mget);
+    assert_eq!(stdout(&mget), "a = 1\nb = x=y\nc = \nzzz (not found)\n");
+
+    let mdel = kvctl(&ep, &["mdelete", "a", "zzz"]).await;
+    assert_eq!(stdout(&mdel), "deleted 1\n");
+    let del = kvctl(&ep, &["delete", "b"]).await;
+    assert_eq!(stdout(&del), "deleted 1\n");
+
+    let cas = kvctl(&ep, &["cas", "c", "", "new"]).await;
+    assert_ok(&cas);
+    assert_eq!(stdout(&kvctl(&ep, &["get", "c"]).await), "new\n");
+
+    let status = kvctl(&ep, &["status"]).await;
+    assert_ok(&status);
+    let out = stdout(&status);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("ENDPOINT"), "{out}");
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    // ENDPOINT ID ROLE TERM LEADER COMMIT APPLIED LAST_LOG SNAPSHOT
+    assert_eq!(
+        row,
+        [ep.as_str(), "n1", "leader", "1", "n1", "4", "4", "4", "0"]
+    );
+}
+
+#[tokio::test]
+async fn kvctl_errors_exit_nonzero_with_the_server_message() {
+    let t = TestServer::start().await;
+    let ep = t.endpoint();
+    let missing = kvctl(&ep, &["get", "nope"]).await;
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("not_found"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(
+        stderr(&missing).contains("\"nope\" not found"),
+        "{}",
+        stderr(&missing)
+    );
+    assert_eq!(stdout(&missing), "");
+
+    assert_ok(&kvctl(&ep, &["put", "k", "v"]).await);
+    let cas = kvctl(&ep, &["--json", "cas", "k", "wrong", "x"]).await;
+    assert!(!cas.status.success());
+    assert!(stderr(&cas).contains("cas_failed"), "{}", stderr(&cas));
+    // --json still prints the server's body.
+    let body: Value = serde_json::from_str(&stdout(&cas)).expect("JSON body");
+    assert_eq!(body["err_code"], "cas_failed");
+
+    let bad_pair = kvctl(&ep, &["mput", "novalue"]).await;
+    assert!(!bad_pair.status.success());
+    assert!(
+        stderr(&bad_pair).contains("KEY=VALUE"),
+        "{}",
+        stderr(&bad_pair)
+    );
+    assert_eq!(t.entries().len(), 1);
+}
+
+/// An address on which nothing listens: bind a port, then free it.
+fn dead_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    addr.to_string()
+}
+
+#[tokio::test]
+async fn kvctl_fails_over_to_the_next_endpoint() {
+    let t = TestServer::start().await;
+    let eps = format!("{},{}", dead_endpoint(), t.endpoint());
+    assert_ok(&kvctl(&eps, &["put", "k", "v", "--client-id", "bob", "--seq", "3"]).await);
+    assert_eq!(stdout(&kvctl(&eps, &["get", "k"]).await), "v\n");
+    // The write reached the server once, with the seq it was given.
+    assert_eq!(t.server.service().status().last_applied, 1);
+
+    let none = kvctl(&dead_endpoint(), &["get", "k"]).await;
+    assert!(!none.status.success());
+    assert!(
+        stderr(&none).contains("no endpoint reachable"),
+        "{}",
+        stderr(&none)
+    );
+}
+
+/// A stand-in follower: answers every request with a 307 towards `leader` (itself when `None`),
+/// either with a `Location` header or only with the leader hint in the body, and records the
+/// bodies it got.
+async fn fake_follower(
+    leader: Option<String>,
+    with_location: bool,
+) -> (String, Arc<Mutex<Vec<Bytes>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let leader = leader.unwrap_or_else(|| addr.clone());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let app = Router::new().fallback(any(move |uri: axum::http::Uri, body: Bytes| {
+        let seen = Arc::clone(&seen2);
+        let leader = leader.clone();
+        async move {
+            seen.lock().expect("lock").push(body);
+            let hint = json!({"ok": false, "err_code": "not_leader", "err_msg": "not the leader",
+                "leader_id": "n1", "leader_addr": leader});
+            let mut resp = (StatusCode::TEMPORARY_REDIRECT, axum::Json(hint)).into_response();
+            if with_location {
+                let loc = format!("http://{leader}{}", uri.path());
+                if let Ok(v) = loc.parse() {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+            }
+            resp
+        }
+    }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn kvctl_follows_307_to_the_leader_with_the_same_body() {
+    let t = TestServer::start().await;
+    for (i, with_location) in [true, false].into_iter().enumerate() {
+        let (follower, seen) = fake_follower(Some(t.endpoint()), with_location).await;
+        let seq = (i + 1).to_string();
+        let key = format!("k/{i}");
+        let put = kvctl(
+            &follower,
+            &["put", &key, "v", "--client-id", "eve", "--seq", &seq],
+        )
+        .await;
+        assert_ok(&put);
+        assert_eq!(t.entries().get(&key).map(String::as_str), Some("v"));
+        // The follower saw the same (client_id, seq) that the leader applied.
+        let bodies = seen.lock().expect("lock").clone();
+        assert_eq!(bodies.len(), 1);
+        let body: Value = serde_json::from_slice(&bodies[0]).expect("JSON body");
+        assert_eq!(body["client_id"], "eve");
+        assert_eq!(body["seq"], i as u64 + 1);
+    }
+
+    // A redirect loop ends with an error after a bounded number of hops.
+    let (looping, seen) = fake_follower(None, true).await;
+    let put = kvctl(&looping, &["put", "k", "v"]).await;
+    assert!(!put.status.success());
+    assert!(stderr(&put).contains("redirects"), "{}", stderr(&put));
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        1 + raftkv_native::client::MAX_REDIRECTS
+    );
+}
