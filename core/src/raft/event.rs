@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Index, Millis, Term};
+use super::{Index, Millis, ReadId, Term};
 use crate::types::{ApplyResult, NodeId};
 
 /// A node's role.
@@ -66,6 +66,37 @@ pub enum Event {
         /// The proposal's index.
         index: Index,
         /// The proposal's term.
+        term: Term,
+    },
+    /// A proposal this node accepted was covered by a snapshot installed from a leader before
+    /// this node applied it: whether it took effect is unknown here (the client should retry;
+    /// the state machine's dedupe table makes the retry safe).
+    ProposalUnknown {
+        /// The proposal's index.
+        index: Index,
+        /// The proposal's term.
+        term: Term,
+    },
+    /// A read requested with [`Node::read_index`](super::Node::read_index) is confirmed: the
+    /// host may answer it from the state machine once `last_applied >= index`.
+    ReadReady {
+        /// The read.
+        id: ReadId,
+        /// Its read index: the leader's commit index when it was confirmable.
+        index: Index,
+    },
+    /// A read can no longer be confirmed here (leadership lost, or no majority answered within
+    /// an election timeout). The client should retry, at the leader.
+    ReadFailed {
+        /// The read.
+        id: ReadId,
+    },
+    /// The state machine was replaced by a snapshot (received from the leader, or loaded at
+    /// start): every entry up to `index` counts as applied without an `Applied` event each.
+    SnapshotRestored {
+        /// The last index the snapshot covers.
+        index: Index,
+        /// The term of that index.
         term: Term,
     },
 }

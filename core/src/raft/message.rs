@@ -92,6 +92,11 @@ pub struct AppendEntries {
     pub entries: Vec<LogEntry>,
     /// The leader's commit index.
     pub leader_commit: Index,
+    /// The leader's latest ReadIndex round when it sent this message; the follower echoes it,
+    /// and an echo from a majority confirms every read of that round or an earlier one.
+    /// 0 when no read was ever requested.
+    #[serde(default)]
+    pub read_seq: u64,
 }
 
 /// The answer to an AppendEntries.
@@ -107,6 +112,9 @@ pub struct AppendEntriesResponse {
     pub conflict_index: Option<Index>,
     /// On failure: the term of the follower's conflicting entry, if it has one at prev_log_index.
     pub conflict_term: Option<Term>,
+    /// The `read_seq` of the AppendEntries this answers (0 when answering an older term).
+    #[serde(default)]
+    pub read_seq: u64,
 }
 
 /// InstallSnapshot, sent whole (the snapshot is small enough for one message).

@@ -18,13 +18,21 @@ pub mod message;
 pub mod node;
 pub mod storage;
 
+mod append;
+mod apply;
+mod election;
+mod read;
+mod replication;
+mod snapshot;
+
 pub use config::Config;
 pub use event::{Event, Role, Status};
 pub use message::{
     AppendEntries, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, Message,
     RequestVote, RequestVoteResponse,
 };
-pub use node::{Node, ProposeError, Proposal, RaftError};
+pub use node::{Node, Proposal, ProposeError, RaftError};
+pub use read::ReadId;
 pub use storage::{
     HardState, LogEntry, LogStore, MemLogStore, MemSnapshotStore, MemStableStore, SnapshotMeta,
     SnapshotStore, StableStore, StorageError, Stores,

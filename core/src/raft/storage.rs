@@ -200,15 +200,13 @@ impl LogStore for MemLogStore {
     }
 
     fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
-        let mut next = self.last_index() + 1;
-        for e in entries {
+        for (next, e) in (self.last_index() + 1..).zip(entries) {
             if e.index != next {
                 return Err(StorageError::NotContiguous(format!(
                     "expected index {next}, got {}",
                     e.index
                 )));
             }
-            next += 1;
         }
         self.entries.extend_from_slice(entries);
         Ok(())

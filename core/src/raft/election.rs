@@ -1,0 +1,257 @@
+//! Elections: the timer firing, pre-votes and votes, and becoming candidate or leader.
+//!
+//! With `pre_vote`, a node whose timer fires first asks "would you vote for me in term + 1?"
+//! without bumping its term; only if a majority says yes does it run a real election. A node
+//! cut off from the cluster therefore never inflates its term and cannot disrupt a healthy
+//! leader when it comes back. With `check_quorum`, a node that heard from a live leader less
+//! than an election timeout ago refuses (pre-)votes altogether (leader stickiness).
+
+use super::node::Node;
+use super::replication::LeaderState;
+use super::{
+    Message, Millis, NodeId, RaftError, RequestVote, RequestVoteResponse, Role, Transport,
+};
+use crate::state_machine::StateMachine;
+
+/// Where a (pre-)election stands after counting the answers so far.
+enum Poll {
+    Won,
+    Lost,
+    Pending,
+}
+
+impl<M: StateMachine> Node<M> {
+    /// The election timer fired: campaign, with a pre-vote round first when configured.
+    pub(super) fn campaign(
+        &mut self,
+        now: Millis,
+        out: &mut impl Transport,
+    ) -> Result<(), RaftError> {
+        if self.cfg.pre_vote {
+            self.become_pre_candidate(now, out)
+        } else {
+            self.become_candidate(now, out)
+        }
+    }
+
+    /// Asks for pre-votes in the current term: nothing durable changes.
+    fn become_pre_candidate(
+        &mut self,
+        now: Millis,
+        out: &mut impl Transport,
+    ) -> Result<(), RaftError> {
+        self.set_leader(None, now);
+        self.set_role(Role::PreCandidate);
+        self.start_poll(now);
+        self.request_votes(true, out)?;
+        self.count_votes(now, out)
+    }
+
+    /// Starts a real election: a new term, a vote for itself, both durable before any request
+    /// leaves.
+    fn become_candidate(&mut self, now: Millis, out: &mut impl Transport) -> Result<(), RaftError> {
+        let Some(term) = self.term.checked_add(1) else {
+            // Terms are exhausted; nothing sensible is left to do but stay a follower.
+            return Ok(());
+        };
+        self.term = term;
+        self.voted_for = Some(self.cfg.id.clone());
+        self.persist_hard_state()?;
+        self.set_leader(None, now);
+        self.set_role(Role::Candidate);
+        self.start_poll(now);
+        self.request_votes(false, out)?;
+        self.count_votes(now, out)
+    }
+
+    /// Takes the lead: sets up replication, appends the no-op of its term (the only way to
+    /// commit entries of earlier terms, see the Raft paper's figure 8), and announces itself.
+    fn become_leader(&mut self, now: Millis, out: &mut impl Transport) -> Result<(), RaftError> {
+        self.votes.clear();
+        self.leader = Some(LeaderState::new(
+            self.peers(),
+            self.last_index() + 1,
+            now,
+            &self.cfg,
+        ));
+        self.set_role(Role::Leader);
+        self.set_leader(Some(self.cfg.id.clone()), now);
+        self.append_local(None)?;
+        self.broadcast_append(now, true, out)?;
+        // A single-node cluster commits its no-op alone.
+        self.maybe_commit()
+    }
+
+    /// Clears the ballot box, votes for itself, and restarts the election timer (so a split
+    /// vote is retried after a fresh random timeout).
+    fn start_poll(&mut self, now: Millis) {
+        self.votes.clear();
+        self.votes.insert(self.cfg.id.clone(), true);
+        self.reset_election_timer(now);
+    }
+
+    /// Sends a (pre-)vote request to every peer.
+    fn request_votes(&mut self, pre_vote: bool, out: &mut impl Transport) -> Result<(), RaftError> {
+        let req = RequestVote {
+            // A pre-vote asks about the term the node would campaign in.
+            term: if pre_vote {
+                self.term.saturating_add(1)
+            } else {
+                self.term
+            },
+            candidate_id: self.cfg.id.clone(),
+            last_log_index: self.last_index(),
+            last_log_term: self.last_term()?,
+            pre_vote,
+        };
+        for peer in self.peers() {
+            out.send(&peer, Message::RequestVote(req.clone()));
+        }
+        Ok(())
+    }
+
+    /// Counts the ballots and moves on when the outcome is decided.
+    fn count_votes(&mut self, now: Millis, out: &mut impl Transport) -> Result<(), RaftError> {
+        match self.poll() {
+            Poll::Won if self.role == Role::PreCandidate => self.become_candidate(now, out),
+            Poll::Won if self.role == Role::Candidate => self.become_leader(now, out),
+            // Lost: go back to following; the timer will try again, unless a leader shows up.
+            Poll::Lost => self.become_follower(now, self.term, None),
+            Poll::Won | Poll::Pending => Ok(()),
+        }
+    }
+
+    fn poll(&self) -> Poll {
+        let granted = self.votes.values().filter(|g| **g).count();
+        let denied = self.votes.len() - granted;
+        if granted >= self.quorum() {
+            Poll::Won
+        } else if denied >= self.quorum() {
+            Poll::Lost
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// A (pre-)vote request in our term (or, for a pre-vote, a later one).
+    pub(super) fn handle_request_vote(
+        &mut self,
+        now: Millis,
+        from: &NodeId,
+        m: RequestVote,
+        out: &mut impl Transport,
+    ) -> Result<(), RaftError> {
+        if m.candidate_id != *from {
+            return Ok(());
+        }
+        let grant = self.can_vote_for(from, &m) && self.candidate_log_is_complete(&m)?;
+        if grant && !m.pre_vote {
+            self.record_vote(now, from)?;
+        }
+        let term = if grant && m.pre_vote {
+            m.term
+        } else {
+            self.term
+        };
+        out.send(
+            from,
+            Message::RequestVoteResponse(RequestVoteResponse {
+                term,
+                vote_granted: grant,
+                pre_vote: m.pre_vote,
+            }),
+        );
+        Ok(())
+    }
+
+    /// One vote per term: we already voted for this candidate, or we have voted for nobody and
+    /// follow nobody. A pre-vote for a later term binds nothing, so it only needs the log check.
+    fn can_vote_for(&self, from: &NodeId, m: &RequestVote) -> bool {
+        self.voted_for.as_ref() == Some(from)
+            || (self.voted_for.is_none() && self.leader_id.is_none())
+            || (m.pre_vote && m.term > self.term)
+    }
+
+    /// The election restriction: only a candidate whose log is at least as up to date as ours
+    /// (higher last term, or same last term and at least as long) may get our vote, so that
+    /// every leader holds every committed entry.
+    fn candidate_log_is_complete(&self, m: &RequestVote) -> Result<bool, RaftError> {
+        #[cfg(feature = "protocol-breaks")]
+        if self.cfg.breaks.skip_log_completeness_check {
+            return Ok(true);
+        }
+        let ours = (self.last_term()?, self.last_index());
+        Ok((m.last_log_term, m.last_log_index) >= ours)
+    }
+
+    /// Grants a real vote: durable before the answer leaves. Granting also restarts our timer,
+    /// giving the candidate time to win.
+    fn record_vote(&mut self, now: Millis, candidate: &NodeId) -> Result<(), RaftError> {
+        self.voted_for = Some(candidate.clone());
+        #[cfg(feature = "protocol-breaks")]
+        let persist = !self.cfg.breaks.forget_to_persist_vote;
+        #[cfg(not(feature = "protocol-breaks"))]
+        let persist = true;
+        if persist {
+            self.persist_hard_state()?;
+        }
+        self.reset_election_timer(now);
+        Ok(())
+    }
+
+    /// Refuses a (pre-)vote, telling the candidate our term.
+    pub(super) fn deny_vote(&self, to: &NodeId, pre_vote: bool, out: &mut impl Transport) {
+        out.send(
+            to,
+            Message::RequestVoteResponse(RequestVoteResponse {
+                term: self.term,
+                vote_granted: false,
+                pre_vote,
+            }),
+        );
+    }
+
+    /// An answer to our (pre-)vote request. Answers to an election we are no longer running
+    /// are dropped.
+    pub(super) fn handle_vote_response(
+        &mut self,
+        now: Millis,
+        from: &NodeId,
+        m: RequestVoteResponse,
+        out: &mut impl Transport,
+    ) -> Result<(), RaftError> {
+        let current = match self.role {
+            // A grant echoes the pre-vote term (ours + 1); a refusal carries the voter's term,
+            // which `check_term` has already seen is not above ours.
+            Role::PreCandidate => {
+                m.pre_vote && (!m.vote_granted || Some(m.term) == self.term.checked_add(1))
+            }
+            Role::Candidate => !m.pre_vote && m.term == self.term,
+            Role::Follower | Role::Leader => false,
+        };
+        if !current {
+            return Ok(());
+        }
+        // The first answer counts: a duplicated message cannot change a ballot.
+        self.votes.entry(from.clone()).or_insert(m.vote_granted);
+        self.count_votes(now, out)
+    }
+
+    /// Whether this node believes a leader is alive in its term (only with check-quorum): the
+    /// leader itself while a quorum answers it, a follower while it heard from the leader less
+    /// than an election timeout ago. Such a node refuses to help unseat that leader.
+    pub(super) fn in_leader_lease(&self, now: Millis) -> bool {
+        if !self.cfg.check_quorum {
+            return false;
+        }
+        match &self.leader {
+            Some(ls) => ls.quorum_active(now, &self.cfg),
+            None => {
+                self.leader_id.is_some()
+                    && self
+                        .last_leader_contact
+                        .is_some_and(|t| now < t.saturating_add(self.cfg.election_timeout_min))
+            }
+        }
+    }
+}
