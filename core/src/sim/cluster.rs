@@ -1,0 +1,1197 @@
+//! The deterministic cluster: nodes, network, clients, one event queue, one clock.
+//!
+//! The cluster is the nodes' host: it feeds them messages, ticks and proposals, carries their
+//! messages over the simulated network, turns their events into client replies, and checks
+//! Raft's invariants after every event. It is driven one event at a time ([`Cluster::step`]) or
+//! up to a time ([`Cluster::run_until`]), and everything in it can be inspected between steps —
+//! the interface the browser playground builds on.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::client::{
+    Answer, Client, ClientConfig, ClientOp, ClientReply, ClientRequest, Effect, Workload,
+};
+use super::fault::Fault;
+use super::history::History;
+use super::invariants::{Invariant, Invariants, Violation};
+use super::network::{
+    DropReason, Endpoint, InFlight, InFlightView, LinkConfig, Network, Payload, Route, node_index,
+    node_name,
+};
+use super::queue::{Action, EventQueue};
+use super::rng::mix_seed;
+use super::store::{LogJournal, ObservedLog};
+use super::trace::{Trace, TraceKind, TraceMode};
+use crate::kvsm::KvStateMachine;
+use crate::raft::{
+    Config, Event, Index, LogEntry, MemSnapshotStore, MemStableStore, Message, Millis, Node,
+    ProposeError, RaftError, ReadId, Status, Stores, Term,
+};
+use crate::types::{ApplyResult, NodeId, ReadPolicy};
+
+/// The most nodes a simulated cluster has.
+pub const MAX_NODES: usize = 9;
+
+/// How a simulated cluster is built.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The seed every random draw of the run derives from.
+    pub seed: u64,
+    /// How many nodes (1..=9), named `n1`..`n9`.
+    pub nodes: usize,
+    /// How many clients, named `c1`...
+    pub clients: usize,
+    /// The nodes' Raft configuration; `id` and `voters` are filled in per node.
+    pub raft: Config,
+    /// How node↔node links behave (until a fault changes them).
+    pub node_link: LinkConfig,
+    /// How client↔node links behave.
+    pub client_link: LinkConfig,
+    /// Clients' timeouts and backoff.
+    pub client: ClientConfig,
+    /// How much of the trace to keep.
+    pub trace: TraceMode,
+    /// Whether to check the leader commit rule (see [`Invariant::CommitRule`]).
+    pub check_commit_rule: bool,
+}
+
+impl SimConfig {
+    /// `nodes` nodes with Raft's default timing, 1–10 ms links, no clients, full trace.
+    pub fn new(seed: u64, nodes: usize) -> Self {
+        SimConfig {
+            seed,
+            nodes,
+            clients: 0,
+            raft: Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]),
+            node_link: LinkConfig::default(),
+            client_link: LinkConfig {
+                latency_min: 1,
+                latency_max: 5,
+                loss: 0.0,
+                duplicate: 0.0,
+            },
+            client: ClientConfig::default(),
+            trace: TraceMode::Full,
+            check_commit_rule: true,
+        }
+    }
+}
+
+/// Counters of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    /// Events processed (stale timers excluded).
+    pub events: u64,
+    /// Messages handed to the network (duplicates included).
+    pub sent: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Messages dropped.
+    pub dropped: u64,
+    /// Node timer ticks.
+    pub ticks: u64,
+    /// Client operations that ended.
+    pub ops_completed: u64,
+}
+
+/// A node's life.
+enum NodeState {
+    Up(Box<Node<KvStateMachine>>),
+    Down(Stores),
+    /// Only while moving between the two.
+    Gone,
+}
+
+/// Who waits for a proposal's outcome.
+#[derive(Clone, Copy, Debug)]
+struct Waiter {
+    client: usize,
+    seq: u64,
+    attempt: u32,
+}
+
+/// A linearizable read waiting at a node.
+#[derive(Clone, Debug)]
+struct PendingRead {
+    waiter: Waiter,
+    key: String,
+    /// Known once the node confirmed it: answer when `last_applied >= index`.
+    index: Option<Index>,
+}
+
+struct SimNode {
+    id: NodeId,
+    reads: BTreeMap<ReadId, PendingRead>,
+    state: NodeState,
+    incarnation: u32,
+    journal: LogJournal,
+    timer_generation: u64,
+    timer_at: Option<Millis>,
+    proposals: BTreeMap<(Index, Term), Vec<Waiter>>,
+}
+
+/// A node as the playground shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node's id.
+    pub id: String,
+    /// Whether it runs (false: killed).
+    pub up: bool,
+    /// How many times it was restarted.
+    pub incarnation: u32,
+    /// Its state, while up.
+    pub status: Option<Status>,
+    /// When its next timer fires, while up.
+    pub next_tick: Option<Millis>,
+    /// Its log's entries (after the snapshot base), while up or down.
+    pub log: Vec<LogEntry>,
+    /// Its state machine's contents, while up.
+    pub kv: BTreeMap<String, String>,
+}
+
+/// A client as the playground shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientView {
+    /// The client's id.
+    pub id: String,
+    /// The node it believes leads.
+    pub leader_guess: String,
+    /// The operation in progress.
+    pub pending: Option<super::client::PendingOp>,
+    /// How many operations ended.
+    pub completed: u64,
+}
+
+/// The simulated cluster.
+pub struct Cluster {
+    cfg: SimConfig,
+    now: Millis,
+    queue: EventQueue,
+    net: Network,
+    nodes: Vec<SimNode>,
+    voters: Vec<NodeId>,
+    clients: Vec<Client>,
+    client_timers: Vec<u64>,
+    trace: Trace,
+    invariants: Invariants,
+    history: History,
+    stats: SimStats,
+    failure: Option<Violation>,
+    outbox: Vec<(NodeId, Message)>,
+}
+
+impl Cluster {
+    /// Builds the cluster and starts every node at time 0. Errors if `nodes` is not 1..=9 or a
+    /// node cannot start.
+    pub fn new(cfg: SimConfig) -> Result<Self, Violation> {
+        if !(1..=MAX_NODES).contains(&cfg.nodes) {
+            return Err(Violation {
+                invariant: Invariant::NodeError,
+                time: 0,
+                nodes: Vec::new(),
+                detail: format!("a cluster has 1 to {MAX_NODES} nodes, not {}", cfg.nodes),
+            });
+        }
+        let voters: Vec<NodeId> = (0..cfg.nodes).map(|i| NodeId(node_name(i))).collect();
+        let mut c = Cluster {
+            now: 0,
+            queue: EventQueue::new(),
+            net: Network::new(cfg.nodes, cfg.node_link, cfg.client_link, cfg.seed),
+            nodes: Vec::new(),
+            voters: voters.clone(),
+            clients: Vec::new(),
+            client_timers: Vec::new(),
+            trace: Trace::new(cfg.trace),
+            invariants: {
+                let mut inv = Invariants::new();
+                inv.set_commit_rule(cfg.check_commit_rule);
+                inv
+            },
+            history: History::default(),
+            stats: SimStats::default(),
+            failure: None,
+            outbox: Vec::new(),
+            cfg,
+        };
+        for id in voters {
+            let journal = LogJournal::default();
+            c.nodes.push(SimNode {
+                id,
+                state: NodeState::Down(Stores {
+                    stable: Box::new(MemStableStore::default()),
+                    log: Box::new(ObservedLog::new(journal.clone())),
+                    snapshot: Box::new(MemSnapshotStore::default()),
+                }),
+                incarnation: 0,
+                journal,
+                timer_generation: 0,
+                timer_at: None,
+                proposals: BTreeMap::new(),
+                reads: BTreeMap::new(),
+            });
+        }
+        for i in 0..c.nodes.len() {
+            c.start_node(i)?;
+        }
+        for _ in 0..c.cfg.clients {
+            c.add_client();
+        }
+        Ok(c)
+    }
+
+    // ----- driving -----
+
+    /// The simulated time.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// When the next event is due, if any.
+    pub fn next_event_time(&self) -> Option<Millis> {
+        self.queue.peek_time()
+    }
+
+    /// Processes the next event. Returns `Ok(false)` when nothing is left to do. After a
+    /// violation every call returns it again.
+    pub fn step(&mut self) -> Result<bool, Violation> {
+        if let Some(v) = &self.failure {
+            return Err(v.clone());
+        }
+        loop {
+            let Some(s) = self.queue.pop() else {
+                return Ok(false);
+            };
+            self.now = self.now.max(s.time);
+            match self.process(s.action) {
+                Ok(true) => {
+                    self.stats.events += 1;
+                    return Ok(true);
+                }
+                Ok(false) => continue,
+                Err(v) => {
+                    self.failure = Some(v.clone());
+                    return Err(v);
+                }
+            }
+        }
+    }
+
+    /// Processes every event due at or before `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: Millis) -> Result<(), Violation> {
+        while self.queue.peek_time().is_some_and(|next| next <= t) {
+            self.step()?;
+        }
+        if let Some(v) = &self.failure {
+            return Err(v.clone());
+        }
+        self.now = self.now.max(t);
+        Ok(())
+    }
+
+    /// Runs for `ms` simulated milliseconds.
+    pub fn run_for(&mut self, ms: Millis) -> Result<(), Violation> {
+        self.run_until(self.now.saturating_add(ms))
+    }
+
+    /// Runs until `done` holds (checked after every event) or time `deadline` passes.
+    /// Returns whether `done` held.
+    pub fn run_while_not(
+        &mut self,
+        deadline: Millis,
+        mut done: impl FnMut(&Cluster) -> bool,
+    ) -> Result<bool, Violation> {
+        loop {
+            if done(self) {
+                return Ok(true);
+            }
+            match self.queue.peek_time() {
+                Some(t) if t <= deadline => {
+                    self.step()?;
+                }
+                _ => {
+                    self.now = self.now.max(deadline);
+                    return Ok(done(self));
+                }
+            }
+        }
+    }
+
+    // ----- faults -----
+
+    /// Schedules a fault at time `at` (at the current time if `at` has passed).
+    pub fn schedule(&mut self, at: Millis, fault: Fault) {
+        self.queue.push(at.max(self.now), Action::Fault(fault));
+    }
+
+    /// The faults still scheduled, earliest first.
+    pub fn scheduled_faults(&self) -> Vec<(Millis, Fault)> {
+        self.queue.faults()
+    }
+
+    /// Injects a fault now.
+    pub fn apply_fault(&mut self, fault: &Fault) -> Result<(), Violation> {
+        if self.trace.enabled() {
+            self.trace.record(
+                self.now,
+                TraceKind::Fault {
+                    fault: fault.to_string(),
+                },
+            );
+        }
+        let n = self.nodes.len();
+        match fault {
+            Fault::KillLeader | Fault::IsolateLeader => {
+                // Resolved now, so the trace names the node the fault hit.
+                if let Some(node) = self.leader() {
+                    let resolved = match fault {
+                        Fault::KillLeader => Fault::Kill { node },
+                        _ => Fault::Isolate { node },
+                    };
+                    return self.apply_fault(&resolved);
+                }
+            }
+            Fault::Kill { node } if *node < n => self.kill_node(*node),
+            Fault::Restart { node } if *node < n => self.start_node(*node)?,
+            Fault::RestartAll => {
+                for i in 0..n {
+                    self.start_node(i)?;
+                }
+            }
+            Fault::Isolate { node } => self.net.isolate(*node),
+            Fault::Partition { groups } => self.net.partition(groups),
+            Fault::Cut { from, to } => self.net.cut(*from, *to),
+            Fault::Heal { from, to } => self.net.heal(*from, *to),
+            Fault::HealAll => self.net.heal_all(),
+            Fault::Loss { p } => self.net.update_all_links(|l| l.loss = *p),
+            Fault::Duplicate { p } => self.net.update_all_links(|l| l.duplicate = *p),
+            Fault::Latency {
+                node: None,
+                min,
+                max,
+            } => self.net.update_all_links(|l| {
+                l.latency_min = *min;
+                l.latency_max = *max;
+            }),
+            Fault::Latency {
+                node: Some(node),
+                min,
+                max,
+            } => {
+                for other in 0..n {
+                    for (a, b) in [(*node, other), (other, *node)] {
+                        let mut l = self.net.link(Endpoint::Node(a), Endpoint::Node(b));
+                        l.latency_min = *min;
+                        l.latency_max = *max;
+                        self.net.set_link(a, b, l);
+                    }
+                }
+            }
+            Fault::ResetLinks => self.net.set_all_links(self.cfg.node_link),
+            Fault::Kill { .. } | Fault::Restart { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Kills node `i` (see [`Fault::Kill`]).
+    pub fn kill(&mut self, i: usize) -> Result<(), Violation> {
+        self.apply_fault(&Fault::Kill { node: i })
+    }
+
+    /// Restarts node `i` (see [`Fault::Restart`]).
+    pub fn restart(&mut self, i: usize) -> Result<(), Violation> {
+        self.apply_fault(&Fault::Restart { node: i })
+    }
+
+    /// Cuts the directed link `from -> to`.
+    pub fn cut(&mut self, from: usize, to: usize) -> Result<(), Violation> {
+        self.apply_fault(&Fault::Cut { from, to })
+    }
+
+    /// Restores the directed link `from -> to`.
+    pub fn heal(&mut self, from: usize, to: usize) -> Result<(), Violation> {
+        self.apply_fault(&Fault::Heal { from, to })
+    }
+
+    /// Cuts every link of node `i`.
+    pub fn isolate(&mut self, i: usize) -> Result<(), Violation> {
+        self.apply_fault(&Fault::Isolate { node: i })
+    }
+
+    /// Restores every link.
+    pub fn heal_all(&mut self) -> Result<(), Violation> {
+        self.apply_fault(&Fault::HealAll)
+    }
+
+    /// The network, for reading link settings and cuts.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// The network, for changing link settings directly (not traced).
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.net
+    }
+
+    // ----- clients -----
+
+    /// Adds a client; returns its index.
+    pub fn add_client(&mut self) -> usize {
+        let i = self.clients.len();
+        self.clients.push(Client::new(
+            i,
+            self.nodes.len(),
+            self.cfg.client,
+            self.cfg.seed,
+        ));
+        self.client_timers.push(0);
+        i
+    }
+
+    /// Gives client `i` a random workload.
+    pub fn set_workload(&mut self, i: usize, w: Workload) {
+        let now = self.now;
+        if let Some(c) = self.clients.get_mut(i) {
+            let fx = c.set_workload(now, w);
+            self.client_effects(i, fx);
+        }
+    }
+
+    /// Has client `i` run `op` (after what it is doing now).
+    pub fn submit(&mut self, i: usize, op: ClientOp) {
+        let now = self.now;
+        if let Some(c) = self.clients.get_mut(i) {
+            let fx = c.submit(now, op);
+            self.client_effects(i, fx);
+        }
+    }
+
+    /// Points client `i` at node `node` for its next attempt.
+    pub fn set_client_target(&mut self, i: usize, node: usize) {
+        if let Some(c) = self.clients.get_mut(i) {
+            c.set_leader_guess(node);
+        }
+    }
+
+    /// The clients.
+    pub fn clients(&self) -> &[Client] {
+        &self.clients
+    }
+
+    /// Whether every client finished its work.
+    pub fn clients_done(&self) -> bool {
+        self.clients.iter().all(Client::is_done)
+    }
+
+    /// Ends every client's work: operations in progress are recorded without an answer.
+    pub fn abandon_clients(&mut self) {
+        let now = self.now;
+        for i in 0..self.clients.len() {
+            let fx = self.clients[i].abandon(now);
+            self.client_effects(i, fx);
+        }
+    }
+
+    /// The client history so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    // ----- inspection -----
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    /// How many nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether node `i` runs.
+    pub fn is_up(&self, i: usize) -> bool {
+        matches!(self.nodes.get(i).map(|n| &n.state), Some(NodeState::Up(_)))
+    }
+
+    /// Node `i`, while it runs.
+    pub fn node(&self, i: usize) -> Option<&Node<KvStateMachine>> {
+        match self.nodes.get(i).map(|n| &n.state) {
+            Some(NodeState::Up(node)) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The status of node `i`, while it runs.
+    pub fn status(&self, i: usize) -> Option<Status> {
+        self.node(i).map(Node::status)
+    }
+
+    /// The leader: the running leader of the highest term, if any.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter_map(|i| self.status(i).map(|s| (i, s)))
+            .filter(|(_, s)| s.role == crate::raft::Role::Leader)
+            .max_by_key(|(i, s)| (s.term, std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+    }
+
+    /// Node `i` as the playground shows it.
+    pub fn node_view(&self, i: usize) -> Option<NodeView> {
+        let n = self.nodes.get(i)?;
+        let log = match &n.state {
+            NodeState::Up(node) => read_log(node.log()),
+            NodeState::Down(stores) => read_log(stores.log.as_ref()),
+            NodeState::Gone => Vec::new(),
+        };
+        let node = self.node(i);
+        Some(NodeView {
+            id: n.id.0.clone(),
+            up: node.is_some(),
+            incarnation: n.incarnation,
+            status: node.map(Node::status),
+            next_tick: node.and(n.timer_at),
+            log,
+            kv: node
+                .map(|x| x.state_machine().entries())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Every node as the playground shows it.
+    pub fn node_views(&self) -> Vec<NodeView> {
+        (0..self.nodes.len())
+            .filter_map(|i| self.node_view(i))
+            .collect()
+    }
+
+    /// Every client as the playground shows it.
+    pub fn client_views(&self) -> Vec<ClientView> {
+        self.clients
+            .iter()
+            .map(|c| ClientView {
+                id: c.id().to_string(),
+                leader_guess: node_name(c.leader_guess()),
+                pending: c.pending().cloned(),
+                completed: c.completed(),
+            })
+            .collect()
+    }
+
+    /// The messages in flight, in send order.
+    pub fn in_flight(&self) -> Vec<InFlightView> {
+        self.net.in_flight().map(InFlight::view).collect()
+    }
+
+    /// The trace.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> SimStats {
+        self.stats
+    }
+
+    /// The invariant checker (for instance, the leaders of each term so far).
+    pub fn invariants(&self) -> &Invariants {
+        &self.invariants
+    }
+
+    /// The violation that stopped the run, if any.
+    pub fn failure(&self) -> Option<&Violation> {
+        self.failure.as_ref()
+    }
+
+    // ----- internals -----
+
+    /// Returns whether the action did anything (stale timers and lost messages do not count).
+    fn process(&mut self, action: Action) -> Result<bool, Violation> {
+        match action {
+            Action::Deliver(id) => match self.net.land(id) {
+                Some(m) => self.deliver(m).map(|()| true),
+                None => Ok(false),
+            },
+            Action::NodeTimer { node, generation } => {
+                let Some(n) = self.nodes.get_mut(node) else {
+                    return Ok(false);
+                };
+                if n.timer_generation != generation || !matches!(n.state, NodeState::Up(_)) {
+                    return Ok(false);
+                }
+                n.timer_at = None;
+                self.stats.ticks += 1;
+                let now = self.now;
+                self.call_node(node, |node, out| node.tick(now, out))?;
+                self.after_node_call(node, true)?;
+                Ok(true)
+            }
+            Action::ClientTimer { client, generation } => {
+                if self.client_timers.get(client) != Some(&generation) {
+                    return Ok(false);
+                }
+                let now = self.now;
+                let fx = self.clients[client].on_wake(now);
+                self.client_effects(client, fx);
+                Ok(true)
+            }
+            Action::Fault(f) => self.apply_fault(&f).map(|()| true),
+        }
+    }
+
+    fn deliver(&mut self, m: InFlight) -> Result<(), Violation> {
+        let kind = m.payload.kind();
+        if self.net.is_cut(m.from, m.to) {
+            self.dropped(&m, DropReason::Partitioned);
+            return Ok(());
+        }
+        if let Endpoint::Node(i) = m.to
+            && !self.is_up(i)
+        {
+            self.dropped(&m, DropReason::NodeDown);
+            return Ok(());
+        }
+        self.stats.delivered += 1;
+        if self.trace.enabled() {
+            self.trace.record(
+                self.now,
+                TraceKind::Deliver {
+                    id: m.id,
+                    from: m.from.name(),
+                    to: m.to.name(),
+                    kind: kind.to_string(),
+                },
+            );
+        }
+        match (m.to, m.payload) {
+            (Endpoint::Node(i), Payload::Raft(msg)) => {
+                let Endpoint::Node(from) = m.from else {
+                    return Ok(());
+                };
+                let from = NodeId(node_name(from));
+                let now = self.now;
+                self.call_node(i, |node, out| node.step(now, &from, msg, out))?;
+                self.after_node_call(i, false)
+            }
+            (Endpoint::Node(i), Payload::Request(req)) => self.handle_request(i, req),
+            (Endpoint::Client(c), Payload::Reply(rep)) => {
+                let now = self.now;
+                if let Some(client) = self.clients.get_mut(c) {
+                    let fx = client.on_reply(now, &rep);
+                    self.client_effects(c, fx);
+                }
+                Ok(())
+            }
+            // Misaddressed payloads cannot be produced by the cluster; ignore them.
+            _ => Ok(()),
+        }
+    }
+
+    fn dropped(&mut self, m: &InFlight, reason: super::network::DropReason) {
+        self.stats.dropped += 1;
+        if self.trace.enabled() {
+            self.trace.record(
+                self.now,
+                TraceKind::Drop {
+                    id: m.id,
+                    from: m.from.name(),
+                    to: m.to.name(),
+                    kind: m.payload.kind().to_string(),
+                    reason,
+                },
+            );
+        }
+    }
+
+    fn handle_request(&mut self, i: usize, req: ClientRequest) -> Result<(), Violation> {
+        let now = self.now;
+        let client_id = super::network::client_name(req.client);
+        let answer = match (&req.op, req.op.command(&client_id, req.seq)) {
+            (_, Some(cmd)) => {
+                let r = self.call_node(i, |node, out| Ok(node.propose(now, cmd, out)))?;
+                let answer = match r {
+                    Some(Ok(p)) => {
+                        self.nodes[i]
+                            .proposals
+                            .entry((p.index, p.term))
+                            .or_default()
+                            .push(Waiter {
+                                client: req.client,
+                                seq: req.seq,
+                                attempt: req.attempt,
+                            });
+                        None
+                    }
+                    Some(Err(ProposeError::NotLeader { leader })) => {
+                        Some(Answer::NotLeader { leader })
+                    }
+                    Some(Err(ProposeError::Invalid(msg))) => {
+                        Some(Answer::Applied(ApplyResult::error("bad_request", msg)))
+                    }
+                    Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
+                    None => None,
+                };
+                self.after_node_call(i, false)?;
+                answer
+            }
+            (ClientOp::Get { key, policy }, None) => match policy {
+                ReadPolicy::Stale => Some(Answer::Value(
+                    self.node(i).and_then(|n| n.state_machine().get(key)),
+                )),
+                ReadPolicy::ReadIndex => {
+                    let r = self.call_node(i, |node, out| Ok(node.read_index(now, out)))?;
+                    let answer = match r {
+                        Some(Ok(id)) => {
+                            self.nodes[i].reads.insert(
+                                id,
+                                PendingRead {
+                                    waiter: Waiter {
+                                        client: req.client,
+                                        seq: req.seq,
+                                        attempt: req.attempt,
+                                    },
+                                    key: key.clone(),
+                                    index: None,
+                                },
+                            );
+                            None
+                        }
+                        Some(Err(ProposeError::NotLeader { leader })) => {
+                            Some(Answer::NotLeader { leader })
+                        }
+                        Some(Err(ProposeError::Invalid(_))) => Some(Answer::Unavailable),
+                        Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
+                        None => None,
+                    };
+                    self.after_node_call(i, false)?;
+                    answer
+                }
+            },
+            // A write always has a command.
+            (_, None) => None,
+        };
+        if let Some(answer) = answer {
+            self.reply(i, req.client, req.seq, req.attempt, answer);
+        }
+        Ok(())
+    }
+
+    fn reply(&mut self, node: usize, client: usize, seq: u64, attempt: u32, answer: Answer) {
+        self.send(
+            Endpoint::Node(node),
+            Endpoint::Client(client),
+            Payload::Reply(ClientReply {
+                client,
+                seq,
+                attempt,
+                node,
+                answer,
+            }),
+        );
+    }
+
+    fn node_error(&self, i: usize, e: &RaftError) -> Violation {
+        Violation {
+            invariant: Invariant::NodeError,
+            time: self.now,
+            nodes: vec![node_name(i)],
+            detail: e.to_string(),
+        }
+    }
+
+    /// Calls the running node `i` with an outbox; `Ok(None)` if it is down.
+    fn call_node<R>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Node<KvStateMachine>, &mut Vec<(NodeId, Message)>) -> Result<R, RaftError>,
+    ) -> Result<Option<R>, Violation> {
+        let mut out = std::mem::take(&mut self.outbox);
+        let r = match self.nodes.get_mut(i).map(|n| &mut n.state) {
+            Some(NodeState::Up(node)) => {
+                let r = f(node, &mut out);
+                // The durability contract: persist before any message of this call leaves.
+                let r = r.and_then(|r| node.persist().map(|()| r));
+                Some(r)
+            }
+            _ => None,
+        };
+        self.outbox = out;
+        match r {
+            Some(Ok(r)) => Ok(Some(r)),
+            Some(Err(e)) => Err(self.node_error(i, &e)),
+            None => Ok(None),
+        }
+    }
+
+    /// After a call into node `i`: handle its events, send its messages, check invariants and
+    /// reschedule its timer. `ticked`: the call was a tick, so the next one is at least 1 ms
+    /// later (a node that keeps asking for a tick now would otherwise stall the clock).
+    fn after_node_call(&mut self, i: usize, ticked: bool) -> Result<(), Violation> {
+        let now = self.now;
+        for change in self.nodes[i].journal.drain() {
+            self.invariants.log_changed(now, i, &change)?;
+        }
+
+        let events = match &mut self.nodes[i].state {
+            NodeState::Up(node) => node.take_events(),
+            _ => return Ok(()),
+        };
+        for ev in events {
+            self.node_event(i, ev)?;
+        }
+
+        // Events first (role changes read better before the messages they cause), then the
+        // node's messages.
+        let mut out = std::mem::take(&mut self.outbox);
+        for (to, msg) in out.drain(..) {
+            match node_index(&to).filter(|t| *t < self.nodes.len()) {
+                Some(t) => self.send(Endpoint::Node(i), Endpoint::Node(t), Payload::Raft(msg)),
+                None => {
+                    return Err(Violation {
+                        invariant: Invariant::NodeError,
+                        time: self.now,
+                        nodes: vec![node_name(i)],
+                        detail: format!("sent a message to unknown node {to}"),
+                    });
+                }
+            }
+        }
+        self.outbox = out;
+
+        self.answer_reads(i);
+
+        let deadline = match &self.nodes[i].state {
+            NodeState::Up(node) => {
+                self.invariants
+                    .observe(now, i, &node.status(), node.log())?;
+                node.next_deadline()
+            }
+            _ => return Ok(()),
+        };
+        self.schedule_node_timer(i, deadline, ticked);
+        Ok(())
+    }
+
+    /// Answers the confirmed reads whose index node `i` has applied.
+    fn answer_reads(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        let NodeState::Up(node) = &n.state else {
+            return;
+        };
+        if n.reads.is_empty() {
+            return;
+        }
+        let applied = node.last_applied();
+        let ready: Vec<ReadId> = n
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_some_and(|x| x <= applied))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut answers = Vec::new();
+        for id in ready {
+            if let Some(r) = n.reads.remove(&id) {
+                answers.push((r.waiter, node.state_machine().get(&r.key)));
+            }
+        }
+        for (w, v) in answers {
+            self.reply(i, w.client, w.seq, w.attempt, Answer::Value(v));
+        }
+    }
+
+    fn schedule_node_timer(&mut self, i: usize, deadline: Millis, ticked: bool) {
+        if deadline == Millis::MAX {
+            return;
+        }
+        let earliest = if ticked { self.now + 1 } else { self.now };
+        let at = deadline.max(earliest);
+        let n = &mut self.nodes[i];
+        if n.timer_at == Some(at) {
+            return;
+        }
+        n.timer_generation += 1;
+        n.timer_at = Some(at);
+        let generation = n.timer_generation;
+        self.queue.push(
+            at,
+            Action::NodeTimer {
+                node: i,
+                generation,
+            },
+        );
+    }
+
+    fn node_event(&mut self, i: usize, ev: Event) -> Result<(), Violation> {
+        let now = self.now;
+        let name = || node_name(i);
+        match ev {
+            Event::RoleChanged { role, term } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Role {
+                            node: name(),
+                            role,
+                            term,
+                        },
+                    );
+                }
+            }
+            Event::LeaderChanged { leader, term } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Leader {
+                            node: name(),
+                            leader: leader.map(|l| l.0),
+                            term,
+                        },
+                    );
+                }
+            }
+            Event::Committed { index } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Commit {
+                            node: name(),
+                            index,
+                        },
+                    );
+                }
+            }
+            Event::Applied { index, term } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Apply {
+                            node: name(),
+                            index,
+                            term,
+                        },
+                    );
+                }
+                self.invariants.applied(now, i, index, term)?;
+            }
+            Event::ProposalApplied {
+                index,
+                term,
+                result,
+            } => {
+                let waiters = self.nodes[i]
+                    .proposals
+                    .remove(&(index, term))
+                    .unwrap_or_default();
+                for w in waiters {
+                    self.reply(
+                        i,
+                        w.client,
+                        w.seq,
+                        w.attempt,
+                        Answer::Applied(result.clone()),
+                    );
+                }
+            }
+            // Lost: replaced by another leader's entry. Unknown: covered by a snapshot before
+            // it was applied here. Either way the client retries with the same seq.
+            Event::ProposalLost { index, term } | Event::ProposalUnknown { index, term } => {
+                let waiters = self.nodes[i]
+                    .proposals
+                    .remove(&(index, term))
+                    .unwrap_or_default();
+                for w in waiters {
+                    self.reply(i, w.client, w.seq, w.attempt, Answer::Lost);
+                }
+            }
+            Event::ReadReady { id, index } => {
+                if let Some(r) = self.nodes[i].reads.get_mut(&id) {
+                    r.index = Some(index);
+                }
+            }
+            Event::ReadFailed { id } => {
+                if let Some(r) = self.nodes[i].reads.remove(&id) {
+                    let w = r.waiter;
+                    self.reply(i, w.client, w.seq, w.attempt, Answer::Unavailable);
+                }
+            }
+            Event::SnapshotRestored { index, term } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Snapshot {
+                            node: name(),
+                            index,
+                            term,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, from: Endpoint, to: Endpoint, payload: Payload) {
+        self.stats.sent += 1;
+        let id = self.net.next_id();
+        match self.net.route(from, to) {
+            Route::Drop(reason) => {
+                let m = InFlight {
+                    id,
+                    from,
+                    to,
+                    sent_at: self.now,
+                    deliver_at: self.now,
+                    payload,
+                    duplicate_of: None,
+                };
+                self.dropped(&m, reason);
+            }
+            Route::Deliver { latency, duplicate } => {
+                let copy = duplicate.map(|d| {
+                    self.stats.sent += 1;
+                    (self.net.next_id(), d, payload.clone())
+                });
+                self.launch(id, from, to, latency, payload, None);
+                if let Some((dup_id, d, p)) = copy {
+                    self.launch(dup_id, from, to, d, p, Some(id));
+                }
+            }
+        }
+    }
+
+    fn launch(
+        &mut self,
+        id: u64,
+        from: Endpoint,
+        to: Endpoint,
+        latency: Millis,
+        payload: Payload,
+        duplicate_of: Option<u64>,
+    ) {
+        let deliver_at = self.now + latency;
+        if self.trace.enabled() {
+            self.trace.record(
+                self.now,
+                TraceKind::Send {
+                    id,
+                    from: from.name(),
+                    to: to.name(),
+                    kind: payload.kind().to_string(),
+                    summary: payload.summary(),
+                    deliver_at,
+                    dup_of: duplicate_of,
+                },
+            );
+        }
+        self.net.launch(InFlight {
+            id,
+            from,
+            to,
+            sent_at: self.now,
+            deliver_at,
+            payload,
+            duplicate_of,
+        });
+        self.queue.push(deliver_at, Action::Deliver(id));
+    }
+
+    fn client_effects(&mut self, c: usize, fx: Vec<Effect>) {
+        for e in fx {
+            match e {
+                Effect::Send { to, req } => self.send(
+                    Endpoint::Client(c),
+                    Endpoint::Node(to),
+                    Payload::Request(req),
+                ),
+                Effect::WakeAt(t) => {
+                    self.client_timers[c] += 1;
+                    let generation = self.client_timers[c];
+                    self.queue.push(
+                        t.max(self.now),
+                        Action::ClientTimer {
+                            client: c,
+                            generation,
+                        },
+                    );
+                }
+                Effect::Invoked { seq, op } => {
+                    if self.trace.enabled() {
+                        self.trace.record(
+                            self.now,
+                            TraceKind::Invoke {
+                                client: self.clients[c].id().to_string(),
+                                seq,
+                                op: op.summary(),
+                            },
+                        );
+                    }
+                }
+                Effect::Completed { seq, record } => {
+                    self.stats.ops_completed += 1;
+                    if self.trace.enabled() {
+                        self.trace.record(
+                            self.now,
+                            TraceKind::Complete {
+                                client: record.client.clone(),
+                                seq,
+                                status: record.status,
+                            },
+                        );
+                    }
+                    self.history.ops.push(record);
+                }
+            }
+        }
+    }
+
+    fn kill_node(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        let state = std::mem::replace(&mut n.state, NodeState::Gone);
+        n.state = match state {
+            NodeState::Up(node) => NodeState::Down(node.into_stores()),
+            other => other,
+        };
+        n.timer_generation += 1;
+        n.timer_at = None;
+        n.proposals.clear();
+        n.reads.clear();
+        for m in self.net.drop_to(Endpoint::Node(i)) {
+            self.dropped(&m, DropReason::Killed);
+        }
+    }
+
+    fn start_node(&mut self, i: usize) -> Result<(), Violation> {
+        let now = self.now;
+        let seed = self.cfg.seed;
+        let mut cfg = self.cfg.raft.clone();
+        let n = &mut self.nodes[i];
+        let NodeState::Down(_) = n.state else {
+            return Ok(());
+        };
+        let NodeState::Down(stores) = std::mem::replace(&mut n.state, NodeState::Gone) else {
+            return Ok(());
+        };
+        cfg.id = n.id.clone();
+        cfg.voters = self.voters.clone();
+        let restarted = n.incarnation > 0;
+        let rng_seed = mix_seed(seed, i as u64, u64::from(n.incarnation));
+        match Node::new(cfg, stores, KvStateMachine::new(), rng_seed, now) {
+            Ok(node) => {
+                n.state = NodeState::Up(Box::new(node));
+                n.incarnation += 1;
+            }
+            Err(e) => return Err(self.node_error(i, &e)),
+        }
+        if restarted {
+            self.invariants.restarted(i);
+        }
+        self.after_node_call(i, false)
+    }
+}
+
+fn read_log(log: &dyn crate::raft::LogStore) -> Vec<LogEntry> {
+    let base = log.base().last_included_index;
+    log.read_range(base + 1, log.last_index() + 1)
+        .unwrap_or_default()
+}

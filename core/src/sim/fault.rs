@@ -1,0 +1,117 @@
+//! Faults the simulator can inject: what a fault schedule is made of, and what the playground's
+//! buttons do.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::network::node_name;
+use crate::raft::Millis;
+
+/// One fault (or its healing).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Fault {
+    /// Crash a node: only its stores survive; messages in flight to it are dropped.
+    Kill {
+        /// The node's index.
+        node: usize,
+    },
+    /// Kill whichever node leads when the fault fires (nothing if none does).
+    KillLeader,
+    /// Isolate whichever node leads when the fault fires (nothing if none does).
+    IsolateLeader,
+    /// Start a killed node again from its stores.
+    Restart {
+        /// The node's index.
+        node: usize,
+    },
+    /// Restart every killed node.
+    RestartAll,
+    /// Cut every link into and out of a node (clients still reach it).
+    Isolate {
+        /// The node's index.
+        node: usize,
+    },
+    /// Cut the links between groups (nodes in no group form one more group).
+    Partition {
+        /// The groups of node indices.
+        groups: Vec<Vec<usize>>,
+    },
+    /// Cut the directed link `from -> to`.
+    Cut {
+        /// The sender side.
+        from: usize,
+        /// The receiver side.
+        to: usize,
+    },
+    /// Restore the directed link `from -> to`.
+    Heal {
+        /// The sender side.
+        from: usize,
+        /// The receiver side.
+        to: usize,
+    },
+    /// Restore every link.
+    HealAll,
+    /// Set the loss probability of every node link.
+    Loss {
+        /// The probability.
+        p: f64,
+    },
+    /// Set the duplication probability of every node link.
+    Duplicate {
+        /// The probability.
+        p: f64,
+    },
+    /// Set the latency range of every link into and out of a node (all node links if `None`).
+    Latency {
+        /// The node, or every link.
+        node: Option<usize>,
+        /// The least latency.
+        min: Millis,
+        /// The greatest latency.
+        max: Millis,
+    },
+    /// Put every node link back to the configured behaviour (loss, duplication, latency).
+    ResetLinks,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Kill { node } => write!(f, "kill {}", node_name(*node)),
+            Fault::KillLeader => f.write_str("kill_leader"),
+            Fault::IsolateLeader => f.write_str("isolate_leader"),
+            Fault::Restart { node } => write!(f, "restart {}", node_name(*node)),
+            Fault::RestartAll => f.write_str("restart_all"),
+            Fault::Isolate { node } => write!(f, "isolate {}", node_name(*node)),
+            Fault::Partition { groups } => {
+                f.write_str("partition")?;
+                for g in groups {
+                    let names: Vec<String> = g.iter().map(|n| node_name(*n)).collect();
+                    write!(f, " [{}]", names.join(" "))?;
+                }
+                Ok(())
+            }
+            Fault::Cut { from, to } => write!(f, "cut {}->{}", node_name(*from), node_name(*to)),
+            Fault::Heal { from, to } => {
+                write!(f, "heal {}->{}", node_name(*from), node_name(*to))
+            }
+            Fault::HealAll => f.write_str("heal_all"),
+            Fault::Loss { p } => write!(f, "loss {p:.3}"),
+            Fault::Duplicate { p } => write!(f, "duplicate {p:.3}"),
+            Fault::Latency {
+                node: Some(n),
+                min,
+                max,
+            } => write!(f, "latency {} {min}..{max}", node_name(*n)),
+            Fault::Latency {
+                node: None,
+                min,
+                max,
+            } => write!(f, "latency all {min}..{max}"),
+            Fault::ResetLinks => f.write_str("reset_links"),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The client history: one record per operation, written as JSON lines.
+//!
+//! # Format
+//!
+//! One JSON object per line, one line per client operation, in completion order (operations
+//! that never got an answer last). Fields:
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `client` | string | the client, e.g. `"c1"` |
+//! | `op` | string | `"put"`, `"get"`, `"delete"` or `"cas"` |
+//! | `key` | string | the key |
+//! | `value` | string or null | put: the value written; get: the value read, `null` when the key was missing (or when the read has no answer); absent for delete and cas |
+//! | `expected` | string | cas only: the value compared with (`""` also matches a missing key) |
+//! | `new` | string | cas only: the value written on a match |
+//! | `result` | string | cas only, when answered: `"ok"` (swapped) or `"failed"` (no match) |
+//! | `invoke` | integer | when the client started the operation (simulated ms) |
+//! | `complete` | integer or null | when the answer arrived; `null` without an answer |
+//! | `status` | string | `"ok"` (answered), `"fail"` (surely not applied) or `"unknown"` (no answer; it may or may not have taken effect) |
+//!
+//! Example:
+//!
+//! ```text
+//! {"client":"c1","op":"put","key":"k1","value":"c1-1","invoke":12,"complete":30,"status":"ok"}
+//! {"client":"c2","op":"get","key":"k1","value":null,"invoke":14,"complete":25,"status":"ok"}
+//! {"client":"c2","op":"cas","key":"k1","expected":"c1-1","new":"c2-2","result":"failed","invoke":40,"complete":61,"status":"ok"}
+//! {"client":"c1","op":"delete","key":"k2","invoke":50,"complete":null,"status":"unknown"}
+//! ```
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::client::ClientOp;
+use crate::raft::Millis;
+use crate::types::ApplyResult;
+
+/// The kind of a recorded operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// A write of a value.
+    Put,
+    /// A read.
+    Get,
+    /// A removal.
+    Delete,
+    /// A compare-and-set.
+    Cas,
+}
+
+/// How an operation ended, as far as the client knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpStatus {
+    /// It was answered.
+    Ok,
+    /// It surely did not take effect.
+    Fail,
+    /// No answer: it may have taken effect at any time after its invocation, or never.
+    Unknown,
+}
+
+/// The outcome of an answered cas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CasResult {
+    /// The value matched and was replaced.
+    Ok,
+    /// The value did not match; nothing changed.
+    Failed,
+}
+
+/// One operation of a history (see the module docs for the JSON form).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryOp {
+    /// The client.
+    pub client: String,
+    /// The operation.
+    pub op: OpKind,
+    /// The key.
+    pub key: String,
+    /// put: `Some(Some(written))`; get: `Some(read)` (`Some(None)` is JSON null: missing);
+    /// delete and cas: `None` (absent).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_or_null"
+    )]
+    pub value: Option<Option<String>>,
+    /// cas: the value compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// cas: the value written on a match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+    /// cas, when answered: whether it swapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<CasResult>,
+    /// When the client started it.
+    pub invoke: Millis,
+    /// When the answer arrived (`None`: no answer).
+    pub complete: Option<Millis>,
+    /// How it ended.
+    pub status: OpStatus,
+}
+
+/// Keeps a present `null` apart from an absent field: `Some(None)` vs `None`.
+fn present_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl HistoryOp {
+    /// The record of `op` by `client`: `result` is the write's apply result (if answered),
+    /// `read` the value a get returned (if answered).
+    pub fn from_op(
+        client: &str,
+        op: &ClientOp,
+        invoke: Millis,
+        complete: Option<Millis>,
+        status: OpStatus,
+        result: Option<&ApplyResult>,
+        read: Option<Option<String>>,
+    ) -> Self {
+        let mut rec = HistoryOp {
+            client: client.to_string(),
+            op: OpKind::Put,
+            key: op.key().to_string(),
+            value: None,
+            expected: None,
+            new: None,
+            result: None,
+            invoke,
+            complete,
+            status,
+        };
+        match op {
+            ClientOp::Put { value, .. } => rec.value = Some(Some(value.clone())),
+            ClientOp::Get { .. } => {
+                rec.op = OpKind::Get;
+                rec.value = Some(read.flatten());
+            }
+            ClientOp::Delete { .. } => rec.op = OpKind::Delete,
+            ClientOp::Cas { expected, new, .. } => {
+                rec.op = OpKind::Cas;
+                rec.expected = Some(expected.clone());
+                rec.new = Some(new.clone());
+                rec.result = result.map(|r| {
+                    if r.ok {
+                        CasResult::Ok
+                    } else {
+                        CasResult::Failed
+                    }
+                });
+            }
+        }
+        rec
+    }
+
+    /// The record as one line of JSON (no newline).
+    pub fn to_json_line(&self) -> String {
+        // Serializing plain strings and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A whole history.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct History {
+    /// The operations, in the order they were recorded.
+    pub ops: Vec<HistoryOp>,
+}
+
+/// A line of a history that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("history line {line}: {msg}")]
+pub struct HistoryParseError {
+    /// The 1-based line number.
+    pub line: usize,
+    /// What was wrong.
+    pub msg: String,
+}
+
+impl History {
+    /// The history as JSON lines, each ending in a newline.
+    pub fn to_jsonl(&self) -> String {
+        let mut s = String::new();
+        for op in &self.ops {
+            s.push_str(&op.to_json_line());
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Reads JSON lines (blank lines are skipped).
+    pub fn from_jsonl(text: &str) -> Result<Self, HistoryParseError> {
+        let mut ops = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let op = serde_json::from_str(line).map_err(|e| HistoryParseError {
+                line: i + 1,
+                msg: e.to_string(),
+            })?;
+            ops.push(op);
+        }
+        Ok(History { ops })
+    }
+
+    /// How many operations ended with each status: (ok, fail, unknown).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count = |s| self.ops.iter().filter(|o| o.status == s).count();
+        (
+            count(OpStatus::Ok),
+            count(OpStatus::Fail),
+            count(OpStatus::Unknown),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::ReadPolicy;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn json_lines_follow_the_documented_format() {
+        let put = HistoryOp::from_op(
+            "c1",
+            &ClientOp::Put {
+                key: "k1".into(),
+                value: "c1-1".into(),
+            },
+            12,
+            Some(30),
+            OpStatus::Ok,
+            Some(&ApplyResult::ok()),
+            None,
+        );
+        assert_eq!(
+            put.to_json_line(),
+            r#"{"client":"c1","op":"put","key":"k1","value":"c1-1","invoke":12,"complete":30,"status":"ok"}"#
+        );
+        let get = HistoryOp::from_op(
+            "c2",
+            &ClientOp::Get {
+                key: "k1".into(),
+                policy: ReadPolicy::Stale,
+            },
+            14,
+            Some(25),
+            OpStatus::Ok,
+            None,
+            Some(None),
+        );
+        assert_eq!(
+            get.to_json_line(),
+            r#"{"client":"c2","op":"get","key":"k1","value":null,"invoke":14,"complete":25,"status":"ok"}"#
+        );
+        let cas = HistoryOp::from_op(
+            "c2",
+            &ClientOp::Cas {
+                key: "k1".into(),
+                expected: "c1-1".into(),
+                new: "c2-2".into(),
+            },
+            40,
+            Some(61),
+            OpStatus::Ok,
+            Some(&ApplyResult::error("cas_failed", "no")),
+            None,
+        );
+        assert_eq!(
+            cas.to_json_line(),
+            r#"{"client":"c2","op":"cas","key":"k1","expected":"c1-1","new":"c2-2","result":"failed","invoke":40,"complete":61,"status":"ok"}"#
+        );
+        let del = HistoryOp::from_op(
+            "c1",
+            &ClientOp::Delete { key: "k2".into() },
+            50,
+            None,
+            OpStatus::Unknown,
+            None,
+            None,
+        );
+        assert_eq!(
+            del.to_json_line(),
+            r#"{"client":"c1","op":"delete","key":"k2","invoke":50,"complete":null,"status":"unknown"}"#
+        );
+        let h = History {
+            ops: vec![put, get, cas, del],
+        };
+        let back = History::from_jsonl(&h.to_jsonl()).expect("parses");
+        assert_eq!(back, h);
+        assert_eq!(back.ops[1].value, Some(None));
+        assert_eq!(back.ops[3].value, None);
+        assert_eq!(h.counts(), (3, 0, 1));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn bad_lines_are_reported_with_their_number() {
+        let err = History::from_jsonl("\n{\"client\":1}\n").expect_err("must fail");
+        assert_eq!(err.line, 2);
+    }
+}

@@ -1,0 +1,307 @@
+//! Randomized runs: one seed decides the cluster size, the clients' workload and the fault
+//! schedule; the run injects the faults, heals everything, and then demands liveness — a leader
+//! and every client operation completed — on top of the invariants checked after every event.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::client::Workload;
+use super::cluster::{Cluster, SimConfig, SimStats};
+use super::fault::Fault;
+use super::history::History;
+use super::invariants::{Invariant, Violation};
+use super::network::{LinkConfig, node_name};
+use super::rng::{SimRng, Stream};
+use super::schedule::{FaultProfile, random_schedule};
+use super::trace::TraceMode;
+use crate::raft::{Config, Millis};
+use crate::types::NodeId;
+
+/// What a randomized run looks like; the seed fills in the details.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Relative weights of cluster sizes 1..=9 (index 0 is one node).
+    pub size_weights: [u64; 9],
+    /// The least number of clients.
+    pub clients_min: usize,
+    /// The greatest number of clients.
+    pub clients_max: usize,
+    /// The least number of operations per client.
+    pub ops_min: u32,
+    /// The greatest number of operations per client.
+    pub ops_max: u32,
+    /// The clients' workload; `ops` is drawn per client from `ops_min..=ops_max`.
+    pub workload: Workload,
+    /// The faults.
+    pub faults: FaultProfile,
+    /// How node links behave before faults.
+    pub node_link: LinkConfig,
+    /// Adjusts every node's Raft configuration (timing, protocol breaks).
+    pub configure: fn(&mut Config),
+    /// How long after the healing the clients have to finish.
+    pub liveness_window: Millis,
+    /// How much trace to keep.
+    pub trace: TraceMode,
+    /// Whether to check the leader commit rule (see [`Invariant::CommitRule`]).
+    pub check_commit_rule: bool,
+}
+
+fn keep_config(_: &mut Config) {}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            size_weights: [4, 3, 35, 5, 35, 3, 10, 2, 3],
+            clients_min: 1,
+            clients_max: 4,
+            ops_min: 3,
+            ops_max: 15,
+            workload: Workload::default(),
+            faults: FaultProfile::default(),
+            node_link: LinkConfig::default(),
+            configure: keep_config,
+            liveness_window: 20_000,
+            trace: TraceMode::Full,
+            check_commit_rule: true,
+        }
+    }
+}
+
+/// The concrete shape of one seed's run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunPlan {
+    /// The seed.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: usize,
+    /// One workload per client.
+    pub workloads: Vec<Workload>,
+    /// The timed faults, healing included.
+    pub schedule: Vec<(Millis, Fault)>,
+    /// When everything heals.
+    pub fault_end: Millis,
+}
+
+impl Scenario {
+    /// The plan `seed` draws (from its schedule stream only).
+    pub fn plan(&self, seed: u64) -> RunPlan {
+        let mut rng = SimRng::new(seed, Stream::Schedule);
+        let nodes = rng.weighted(&self.size_weights) + 1;
+        let clients = rng.range(self.clients_min as u64, self.clients_max as u64) as usize;
+        let workloads = (0..clients)
+            .map(|_| Workload {
+                ops: rng.range(u64::from(self.ops_min), u64::from(self.ops_max)) as u32,
+                ..self.workload.clone()
+            })
+            .collect();
+        let schedule = random_schedule(&mut rng, nodes, &self.faults);
+        RunPlan {
+            seed,
+            nodes,
+            workloads,
+            schedule,
+            fault_end: self.faults.fault_end,
+        }
+    }
+
+    /// Builds the cluster of `plan` with its faults scheduled and workloads set, at time 0.
+    pub fn build(&self, plan: &RunPlan, trace: TraceMode) -> Result<Cluster, Violation> {
+        let mut cfg = SimConfig::new(plan.seed, plan.nodes);
+        cfg.clients = plan.workloads.len();
+        cfg.node_link = self.node_link;
+        cfg.trace = trace;
+        cfg.check_commit_rule = self.check_commit_rule;
+        let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
+        (self.configure)(&mut raft);
+        cfg.raft = raft;
+        let mut cluster = Cluster::new(cfg)?;
+        for (t, f) in &plan.schedule {
+            cluster.schedule(*t, f.clone());
+        }
+        for (i, w) in plan.workloads.iter().enumerate() {
+            cluster.set_workload(i, w.clone());
+        }
+        Ok(cluster)
+    }
+
+    /// Runs `seed`: faults, healing, then liveness. On failure with a reduced trace, the seed
+    /// is replayed with the full trace to show what led there.
+    pub fn run(&self, seed: u64) -> Result<RunReport, Box<RunFailure>> {
+        let plan = self.plan(seed);
+        match self.run_plan(&plan, self.trace) {
+            Ok(r) => Ok(r),
+            Err((v, cluster)) => {
+                let mut f = RunFailure {
+                    seed,
+                    nodes: plan.nodes,
+                    violation: v.clone(),
+                    trace_tail: cluster
+                        .as_ref()
+                        .map(|c| c.trace().tail(60))
+                        .unwrap_or_default(),
+                    trace_hash: cluster.as_ref().map_or(0, |c| c.trace().hash()),
+                    replayed_identically: None,
+                    history: cluster.map(|c| c.history().clone()).unwrap_or_default(),
+                };
+                if self.trace != TraceMode::Full {
+                    if let Err((again, Some(c))) = self.run_plan(&plan, TraceMode::Full) {
+                        f.replayed_identically = Some(again == v);
+                        f.trace_tail = c.trace().tail(60);
+                        f.trace_hash = c.trace().hash();
+                    } else {
+                        f.replayed_identically = Some(false);
+                    }
+                }
+                Err(Box::new(f))
+            }
+        }
+    }
+
+    /// Runs a plan. On failure, returns the violation and the cluster as it stopped.
+    #[allow(clippy::result_large_err)]
+    pub fn run_plan(
+        &self,
+        plan: &RunPlan,
+        trace: TraceMode,
+    ) -> Result<RunReport, (Violation, Option<Cluster>)> {
+        let mut c = self.build(plan, trace).map_err(|v| (v, None))?;
+        match self.run_to_end(plan, &mut c) {
+            Ok(()) => Ok(RunReport {
+                seed: plan.seed,
+                nodes: plan.nodes,
+                clients: plan.workloads.len(),
+                ops_planned: plan.workloads.iter().map(|w| u64::from(w.ops)).sum(),
+                ops_ok: c.history().counts().0 as u64,
+                end_time: c.now(),
+                fault_end: plan.fault_end,
+                stats: c.stats(),
+                trace_hash: c.trace().hash(),
+                trace_events: c.trace().len(),
+                leader: c.leader().map(node_name),
+                history: c.history().clone(),
+            }),
+            Err(v) => Err((v, Some(c))),
+        }
+    }
+
+    /// Runs a cluster built by [`Scenario::build`] through its faults, the healing and the
+    /// liveness checks.
+    pub fn run_to_end(&self, plan: &RunPlan, c: &mut Cluster) -> Result<(), Violation> {
+        c.run_until(plan.fault_end)?;
+        let deadline = plan.fault_end + self.liveness_window;
+        let live = c.run_while_not(deadline, |c| c.clients_done() && c.leader().is_some())?;
+        if !live {
+            let pending: Vec<String> = c
+                .clients()
+                .iter()
+                .filter(|cl| !cl.is_done())
+                .map(|cl| match cl.pending() {
+                    Some(p) => format!("{}#{} ({})", cl.id(), p.seq, p.op.summary()),
+                    None => cl.id().to_string(),
+                })
+                .collect();
+            return Err(Violation {
+                invariant: Invariant::Liveness,
+                time: c.now(),
+                nodes: (0..c.node_count()).map(node_name).collect(),
+                detail: format!(
+                    "{} ms after healing: leader {}, unfinished clients [{}]",
+                    self.liveness_window,
+                    c.leader().map_or("none".to_string(), node_name),
+                    pending.join(", ")
+                ),
+            });
+        }
+        // Every node catches up with the leader's commit index.
+        let caught_up = |c: &Cluster| {
+            let Some(commit) = c.leader().and_then(|l| c.status(l)).map(|s| s.commit_index) else {
+                return false;
+            };
+            (0..c.node_count()).all(|i| c.status(i).is_some_and(|s| s.last_applied == commit))
+        };
+        let deadline = c.now() + 5_000;
+        if !c.run_while_not(deadline, caught_up)? {
+            let applied: Vec<String> = (0..c.node_count())
+                .map(|i| match c.status(i) {
+                    Some(s) => format!("{}:{}/{}", node_name(i), s.last_applied, s.commit_index),
+                    None => format!("{}:down", node_name(i)),
+                })
+                .collect();
+            return Err(Violation {
+                invariant: Invariant::Liveness,
+                time: c.now(),
+                nodes: (0..c.node_count()).map(node_name).collect(),
+                detail: format!(
+                    "nodes did not catch up with leader {}: applied/commit {}",
+                    c.leader().map_or("none".to_string(), node_name),
+                    applied.join(" ")
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a successful run did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Number of clients.
+    pub clients: usize,
+    /// Operations the workloads asked for.
+    pub ops_planned: u64,
+    /// Operations answered.
+    pub ops_ok: u64,
+    /// Simulated time at the end.
+    pub end_time: Millis,
+    /// When the faults healed.
+    pub fault_end: Millis,
+    /// Counters.
+    pub stats: SimStats,
+    /// FNV-1a 64 of the trace text.
+    pub trace_hash: u64,
+    /// Events in the trace.
+    pub trace_events: u64,
+    /// The leader at the end.
+    pub leader: Option<String>,
+    /// The client history.
+    pub history: History,
+}
+
+/// A failed run: the seed, what broke, and the end of the trace.
+#[derive(Clone, Debug)]
+pub struct RunFailure {
+    /// The seed.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: usize,
+    /// What broke.
+    pub violation: Violation,
+    /// The last lines of the trace before it broke.
+    pub trace_tail: String,
+    /// FNV-1a 64 of the trace up to the failure.
+    pub trace_hash: u64,
+    /// When the run had a reduced trace: whether the full-trace replay failed the same way.
+    pub replayed_identically: Option<bool>,
+    /// The client history up to the failure.
+    pub history: History,
+}
+
+impl fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "seed {} ({} nodes): {}",
+            self.seed, self.nodes, self.violation
+        )?;
+        if let Some(same) = self.replayed_identically {
+            writeln!(f, "replay with full trace reproduced it: {same}")?;
+        }
+        writeln!(f, "trace hash {:016x}; last events:", self.trace_hash)?;
+        f.write_str(&self.trace_tail)
+    }
+}

@@ -1,0 +1,246 @@
+//! Proof that the simulator's checks can fail: each deliberate protocol break (core's
+//! `protocol-breaks` feature) is caught within a bounded number of seeds of a schedule biased to
+//! expose it, and the failing seed replays to the same violation and the same trace.
+//!
+//! Run with `cargo test -p raftkv-core --features protocol-breaks`.
+
+#![cfg(feature = "protocol-breaks")]
+
+use raftkv_core::raft::Config;
+use raftkv_core::sim::{
+    FaultProfile, FaultWeights, Invariant, LinkConfig, RunFailure, Scenario, TraceMode,
+};
+use wasm_bindgen_test::wasm_bindgen_test;
+
+/// The most seeds a search may take.
+const MAX_SEEDS: u64 = 2_000;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn env_seed() -> Option<u64> {
+    let v = std::env::var("RAFTKV_SIM_SEED").ok()?;
+    match v.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => panic!("RAFTKV_SIM_SEED={v:?} is not a number"),
+    }
+}
+#[cfg(target_arch = "wasm32")]
+fn env_seed() -> Option<u64> {
+    None
+}
+
+fn replay_command(test: &str, seed: u64) -> String {
+    format!(
+        "RAFTKV_SIM_SEED={seed} cargo test -p raftkv-core --features protocol-breaks \
+         --test sim_breaks -- --nocapture {test}"
+    )
+}
+
+/// A schedule of frequent, short faults on small clusters: many elections, many leaders.
+fn churn() -> Scenario {
+    Scenario {
+        size_weights: [0, 0, 3, 0, 1, 0, 0, 0, 0],
+        clients_min: 2,
+        clients_max: 3,
+        ops_min: 10,
+        ops_max: 25,
+        faults: FaultProfile {
+            fault_end: 3_000,
+            gap_min: 30,
+            gap_max: 200,
+            duration_min: 50,
+            duration_max: 400,
+            down_min: 5,
+            down_max: 300,
+            weights: FaultWeights {
+                partition: 3,
+                one_way: 1,
+                isolate: 3,
+                kill: 4,
+                loss: 1,
+                duplicate: 0,
+                latency: 1,
+                leader: 2,
+            },
+            ..FaultProfile::default()
+        },
+        trace: TraceMode::Off,
+        ..Scenario::default()
+    }
+}
+
+/// Searches seeds `0..MAX_SEEDS` of `scenario` for a violation (or runs the one seed from
+/// RAFTKV_SIM_SEED), checks it is one of `expected`, and that replaying it gives the same
+/// violation and trace.
+fn expect_caught(test: &str, scenario: &Scenario, expected: &[Invariant]) {
+    let seeds: Vec<u64> = match env_seed() {
+        Some(s) => vec![s],
+        None => (0..MAX_SEEDS).collect(),
+    };
+    let mut ran = 0;
+    let mut found: Option<Box<RunFailure>> = None;
+    for seed in seeds {
+        ran += 1;
+        if let Err(f) = scenario.run(seed) {
+            found = Some(f);
+            break;
+        }
+    }
+    let Some(f) = found else {
+        panic!("{test}: no violation in {ran} seeds: the break went unnoticed");
+    };
+    println!(
+        "{test}: caught after {ran} seeds:\n{f}\nreplay: {}",
+        replay_command(test, f.seed)
+    );
+    assert!(
+        expected.contains(&f.violation.invariant),
+        "{test}: seed {} broke {} but {expected:?} was expected\n{f}",
+        f.seed,
+        f.violation.invariant
+    );
+    // The search ran with a reduced trace; the full-trace replay must break the same way.
+    assert_eq!(
+        f.replayed_identically,
+        Some(true),
+        "{test}: replay differs\n{f}"
+    );
+    // And a second full replay gives the same violation and the same trace.
+    let full = Scenario {
+        trace: TraceMode::Full,
+        ..scenario.clone()
+    };
+    let again = full.run(f.seed).err();
+    let again2 = full.run(f.seed).err();
+    match (again, again2) {
+        (Some(a), Some(b)) => {
+            assert_eq!(a.violation, f.violation);
+            assert_eq!(a.trace_hash, b.trace_hash);
+            assert_eq!(a.trace_hash, f.trace_hash);
+            assert!(!a.trace_tail.is_empty());
+        }
+        _ => panic!("{test}: seed {} passed on replay", f.seed),
+    }
+}
+
+fn skip_commit_rule(c: &mut Config) {
+    c.breaks.skip_current_term_commit_rule = true;
+    // One entry per message: an older-term entry can reach a majority before the new leader's
+    // own entry does — the window in which counting replicas of old entries is wrong.
+    c.max_entries_per_append = 1;
+}
+
+fn skip_log_check(c: &mut Config) {
+    c.breaks.skip_log_completeness_check = true;
+}
+
+fn forget_vote(c: &mut Config) {
+    c.breaks.forget_to_persist_vote = true;
+    // Narrow timeouts make simultaneous candidates (a split vote) common.
+    c.election_timeout_min = 150;
+    c.election_timeout_max = 165;
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn skipping_the_current_term_commit_rule_is_caught() {
+    let scenario = Scenario {
+        configure: skip_commit_rule,
+        ..churn()
+    };
+    expect_caught(
+        "skipping_the_current_term_commit_rule_is_caught",
+        &scenario,
+        &[
+            Invariant::CommitRule,
+            Invariant::LeaderCompleteness,
+            Invariant::StateMachineSafety,
+        ],
+    );
+}
+
+/// The consequence of the same break — a committed entry lost — caught without the commit rule
+/// check. Rarer (figure 8 needs three leaders in a precise order), so it searches longer:
+/// run it with `--ignored`.
+#[wasm_bindgen_test(unsupported = test)]
+#[ignore = "searches up to 2,000 seeds for a rare interleaving (about 30 s in debug)"]
+fn skipping_the_current_term_commit_rule_loses_committed_entries() {
+    let mut scenario = Scenario {
+        configure: skip_commit_rule,
+        check_commit_rule: false,
+        size_weights: [0, 0, 1, 0, 0, 0, 0, 0, 0],
+        clients_min: 3,
+        clients_max: 4,
+        ops_min: 20,
+        ops_max: 60,
+        ..churn()
+    };
+    // Leaders cut off while clients still reach them pile up entries of their own term that
+    // nobody else has; slow links stretch the window in which a later leader has copied such
+    // entries to a majority but not yet its own.
+    scenario.workload.think_min = 1;
+    scenario.workload.think_max = 20;
+    scenario.faults.weights = FaultWeights {
+        partition: 2,
+        one_way: 0,
+        isolate: 5,
+        kill: 3,
+        loss: 1,
+        duplicate: 0,
+        latency: 0,
+        leader: 0,
+    };
+    scenario.node_link = LinkConfig {
+        latency_min: 5,
+        latency_max: 30,
+        ..LinkConfig::default()
+    };
+    expect_caught(
+        "skipping_the_current_term_commit_rule_loses_committed_entries",
+        &scenario,
+        &[Invariant::LeaderCompleteness, Invariant::StateMachineSafety],
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn skipping_the_log_completeness_check_is_caught() {
+    let scenario = Scenario {
+        configure: skip_log_check,
+        ..churn()
+    };
+    expect_caught(
+        "skipping_the_log_completeness_check_is_caught",
+        &scenario,
+        &[Invariant::LeaderCompleteness, Invariant::StateMachineSafety],
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn forgetting_to_persist_the_vote_is_caught() {
+    let mut scenario = Scenario {
+        configure: forget_vote,
+        ..churn()
+    };
+    // Quick kills and restarts during elections, with uneven latency so a late vote request
+    // reaches a voter after it restarted.
+    scenario.faults.weights = FaultWeights {
+        partition: 0,
+        one_way: 0,
+        isolate: 1,
+        kill: 6,
+        loss: 2,
+        duplicate: 0,
+        latency: 0,
+        leader: 0,
+    };
+    scenario.faults.down_min = 1;
+    scenario.faults.down_max = 20;
+    scenario.node_link = LinkConfig {
+        latency_min: 1,
+        latency_max: 40,
+        ..LinkConfig::default()
+    };
+    expect_caught(
+        "forgetting_to_persist_the_vote_is_caught",
+        &scenario,
+        &[Invariant::ElectionSafety],
+    );
+}
