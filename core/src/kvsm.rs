@@ -45,10 +45,11 @@ impl KvStateMachine {
     /// client's last) changes nothing and gets the client's last stored reply, unchanged.
     pub fn apply(&mut self, cmd: &Command) -> ApplyResult {
         let dedupe = !cmd.client_id.is_empty() && cmd.seq != 0;
-        if dedupe && let Some(rec) = self.state.dedupe.get(&cmd.client_id) {
-            if rec.last_seq >= cmd.seq {
-                return rec.last_reply.clone();
-            }
+        if dedupe
+            && let Some(rec) = self.state.dedupe.get(&cmd.client_id)
+            && rec.last_seq >= cmd.seq
+        {
+            return rec.last_reply.clone();
         }
         let reply = match cmd.validate() {
             Err(e) => ApplyResult::error("bad_request", e.0),
