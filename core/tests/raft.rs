@@ -9,7 +9,7 @@ use common::*;
 use raftkv_core::KvStateMachine;
 use raftkv_core::raft::{
     AppendEntries, AppendEntriesResponse, Event, InstallSnapshot, InstallSnapshotResponse,
-    LogEntry, Message, Node, ProposeError, RequestVote, RequestVoteResponse, Role, Stores,
+    LogEntry, Message, Node, ProposeError, ReadId, RequestVote, RequestVoteResponse, Role, Stores,
 };
 use raftkv_core::types::{Command, NodeId};
 use rand::{Rng, SeedableRng};
@@ -803,4 +803,482 @@ fn no_panic_on_hostile_messages() {
         }
         out.clear();
     }
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn hostile_snapshot_at_an_absurd_index_is_dropped() {
+    let mut f = lone_follower();
+    let mut out = Vec::new();
+    let is = Message::InstallSnapshot(InstallSnapshot {
+        term: 1,
+        leader_id: id("n2"),
+        last_included_index: u64::MAX,
+        last_included_term: 1,
+        data: KvStateMachine::new().snapshot(),
+    });
+    f.step(1, &id("n2"), is, &mut out).unwrap();
+    assert_eq!(f.status().snapshot_index, 0);
+    assert!(out.is_empty());
+    // A term nobody could reach is dropped too, so the node can still campaign afterwards.
+    let rv = Message::RequestVote(RequestVote {
+        term: u64::MAX,
+        candidate_id: id("n2"),
+        last_log_index: 0,
+        last_log_term: 0,
+        pre_vote: false,
+    });
+    f.step(2, &id("n2"), rv, &mut out).unwrap();
+    assert_eq!(f.term(), 0);
+}
+
+// ----------------------------------------------------------------------------------------------
+// Milestone 4: ReadIndex.
+// ----------------------------------------------------------------------------------------------
+
+fn read_events(c: &Cluster, n: &NodeId) -> Vec<Event> {
+    c.events[n]
+        .iter()
+        .filter(|e| matches!(e, Event::ReadReady { .. } | Event::ReadFailed { .. }))
+        .cloned()
+        .collect()
+}
+
+fn read_index_at(c: &mut Cluster, n: &NodeId) -> Result<ReadId, ProposeError> {
+    let mut out = Vec::new();
+    let now = c.now;
+    let r = c.nodes.get_mut(n).unwrap().read_index(now, &mut out);
+    for (to, m) in out {
+        c.queue.push_back((n.clone(), to, m));
+    }
+    let evs = c.nodes.get_mut(n).unwrap().take_events();
+    c.events.entry(n.clone()).or_default().extend(evs);
+    r
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn raft_m4_read_index_is_confirmed_by_a_majority_round() {
+    let mut c = Cluster::new(3, |_| {});
+    let leader = c.elect();
+    let p = c.propose(&leader, Command::put("a", "1")).unwrap();
+    c.deliver_all();
+    let id1 = read_index_at(&mut c, &leader).unwrap();
+    let id2 = read_index_at(&mut c, &leader).unwrap();
+    assert_ne!(id1, id2);
+    // Not before the heartbeat round is acknowledged.
+    assert_eq!(read_events(&c, &leader), vec![]);
+    c.deliver_all();
+    assert_eq!(
+        read_events(&c, &leader),
+        vec![
+            Event::ReadReady {
+                id: id1,
+                index: p.index
+            },
+            Event::ReadReady {
+                id: id2,
+                index: p.index
+            },
+        ]
+    );
+    // A follower never serves one; it points at the leader.
+    let follower = c.nodes.keys().find(|k| **k != leader).unwrap().clone();
+    assert_eq!(
+        read_index_at(&mut c, &follower),
+        Err(ProposeError::NotLeader {
+            leader: Some(leader)
+        })
+    );
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn raft_m4_wait_applied_blocks_until_applied() {
+    let mut c = Cluster::new(3, |_| {});
+    let (n1, n2, n3) = (id("n1"), id("n2"), id("n3"));
+    c.campaign(&n1);
+    c.deliver_all();
+    assert_eq!(c.leader(), Some(n1.clone()));
+    // n2 misses the write; n1 and n3 commit it, but n3 does not learn that before n1 dies.
+    c.cut.insert((n1.clone(), n2.clone()));
+    let p = c.propose(&n1, Command::put("a", "1")).unwrap();
+    c.deliver_all();
+    assert_eq!(c.node(&n1).commit_index(), p.index);
+    assert!(c.node(&n3).commit_index() < p.index);
+    c.crash(&n1);
+    c.heal();
+
+    // n3 takes over, but nobody acknowledges its AppendEntries yet: its no-op is not committed.
+    c.filter = Some(Box::new(|_, _, m| {
+        !matches!(m, Message::AppendEntriesResponse(_))
+    }));
+    c.campaign(&n3);
+    c.deliver_all();
+    assert_eq!(c.leader(), Some(n3.clone()));
+    let rid = read_index_at(&mut c, &n3).unwrap();
+    c.deliver_all();
+    // n2 acknowledged nothing the leader saw, and the write is not applied on n3: no answer.
+    assert_eq!(read_events(&c, &n3), vec![]);
+    assert!(c.node(&n3).last_applied() < p.index);
+    assert_eq!(c.node(&n3).state_machine().get("a"), None);
+
+    // Once the no-op commits, the read index covers the write, and the read is ready only
+    // after the write was applied.
+    c.heal();
+    c.advance(25);
+    let evs = &c.events[&n3];
+    let ready_at = evs
+        .iter()
+        .position(|e| matches!(e, Event::ReadReady { id, .. } if *id == rid))
+        .expect("read never became ready");
+    let Event::ReadReady { index, .. } = evs[ready_at] else {
+        unreachable!()
+    };
+    assert!(
+        index > p.index,
+        "read index {index} must cover the write and the no-op"
+    );
+    let applied_at = evs
+        .iter()
+        .position(|e| {
+            *e == Event::Applied {
+                index,
+                term: c.node(&n3).term(),
+            }
+        })
+        .unwrap();
+    assert!(applied_at < ready_at);
+    assert!(c.node(&n3).last_applied() >= index);
+    assert_eq!(c.node(&n3).state_machine().get("a").as_deref(), Some("1"));
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn deposed_leader_never_answers_a_read() {
+    // Cut off from its majority: the read is never confirmed, and fails when check-quorum
+    // deposes the leader.
+    let mut c = Cluster::new(3, |_| {});
+    let old = c.elect();
+    c.isolate(&old);
+    let rid = read_index_at(&mut c, &old).unwrap();
+    c.advance(1_000);
+    assert_eq!(read_events(&c, &old), vec![Event::ReadFailed { id: rid }]);
+    assert!(!c.node(&old).is_leader());
+    // Meanwhile the others elected a new leader, which serves reads.
+    let new = c.leader().unwrap();
+    assert_ne!(new, old);
+
+    // Without check-quorum the old leader goes on believing it leads, but still never
+    // answers: no majority acknowledges its round, and the read times out.
+    let mut c = Cluster::new(3, |cfg| cfg.check_quorum = false);
+    let old = c.elect();
+    c.isolate(&old);
+    let rid = read_index_at(&mut c, &old).unwrap();
+    c.advance(1_000);
+    assert!(c.node(&old).is_leader());
+    assert_eq!(read_events(&c, &old), vec![Event::ReadFailed { id: rid }]);
+
+    // A leader that learns of a later term fails its pending reads at once.
+    let mut c = Cluster::new(3, |_| {});
+    let leader = c.elect();
+    let follower = c.nodes.keys().find(|k| **k != leader).unwrap().clone();
+    let rid = read_index_at(&mut c, &leader).unwrap();
+    c.queue.clear();
+    let term = c.node(&leader).term();
+    let higher = Message::AppendEntriesResponse(AppendEntriesResponse {
+        term: term + 1,
+        success: false,
+        match_index: 0,
+        conflict_index: None,
+        conflict_term: None,
+        read_seq: u64::MAX,
+    });
+    c.queue.push_back((follower, leader.clone(), higher));
+    c.deliver_all();
+    assert_eq!(
+        read_events(&c, &leader),
+        vec![Event::ReadFailed { id: rid }]
+    );
+}
+
+// ----------------------------------------------------------------------------------------------
+// Milestone 5: snapshots.
+// ----------------------------------------------------------------------------------------------
+
+#[wasm_bindgen_test(unsupported = test)]
+fn raft_m5_create_snapshot_truncates_log_prefix() {
+    let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 5);
+    let leader = c.elect();
+    for i in 0..9 {
+        c.propose(&leader, Command::put(format!("k{i}"), format!("v{i}")))
+            .unwrap();
+    }
+    c.deliver_all();
+    let n = c.node(&leader);
+    let s = n.status();
+    assert_eq!(s.commit_index, 10);
+    assert_eq!(
+        s.snapshot_index, 10,
+        "5 applied since the snapshot at 5: another at 10"
+    );
+    assert_eq!(n.log().base().last_included_index, 10);
+    assert!(n.log().term_at(5).is_err());
+    assert!(n.log().read_range(1, 11).is_err());
+    assert_eq!(n.state_machine().len(), 9);
+    // The stored snapshot is the state machine at that index.
+    let sm_bytes = n.state_machine().snapshot();
+    c.crash(&leader);
+    let (meta, data) = c.crashed[&leader].snapshot.load().unwrap().unwrap();
+    assert_eq!(meta.last_included_index, 10);
+    assert_eq!(data, sm_bytes);
+    // Below the threshold nothing is taken.
+    let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 50);
+    let leader = c.elect();
+    c.propose(&leader, Command::put("a", "b")).unwrap();
+    c.deliver_all();
+    assert_eq!(c.node(&leader).status().snapshot_index, 0);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn raft_m5_follower_install_snapshot_restores_state() {
+    // A follower that fell behind a compacted log catches up through InstallSnapshot.
+    let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 4);
+    let leader = c.elect();
+    let lagging = c.nodes.keys().find(|k| **k != leader).unwrap().clone();
+    c.isolate(&lagging);
+    for i in 0..12 {
+        c.propose(&leader, Command::put(format!("k{i}"), "v"))
+            .unwrap();
+        c.deliver_all();
+    }
+    assert!(c.node(&leader).status().snapshot_index >= 8);
+    c.heal();
+    c.advance(300);
+    let snapshots_sent = c
+        .delivered
+        .iter()
+        .filter(|(_, to, m)| *to == lagging && matches!(m, Message::InstallSnapshot(_)))
+        .count();
+    assert!(snapshots_sent >= 1);
+    let f = c.node(&lagging);
+    assert_eq!(
+        f.state_machine().entries(),
+        c.node(&leader).state_machine().entries()
+    );
+    assert_eq!(f.state_machine().len(), 12);
+    assert!(f.status().snapshot_index >= 8);
+    assert_eq!(f.commit_index(), c.node(&leader).commit_index());
+    assert!(
+        c.events[&lagging]
+            .iter()
+            .any(|e| matches!(e, Event::SnapshotRestored { .. }))
+    );
+    // It goes on replicating normally afterwards.
+    c.propose(&leader, Command::put("after", "v")).unwrap();
+    c.advance(25);
+    assert_eq!(
+        c.node(&lagging).state_machine().get("after").as_deref(),
+        Some("v")
+    );
+}
+
+fn snapshot_msg(index: u64, term: u64, sm: &KvStateMachine) -> Message {
+    Message::InstallSnapshot(InstallSnapshot {
+        term: 3,
+        leader_id: id("n2"),
+        last_included_index: index,
+        last_included_term: term,
+        data: sm.snapshot(),
+    })
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn install_snapshot_keeps_a_matching_suffix_and_discards_a_conflicting_log() {
+    let mut sm = KvStateMachine::new();
+    sm.apply(&Command::put("snap", "yes"));
+
+    // The follower holds the snapshot's last entry: entries after it stay.
+    let mut f = lone_follower_with(stores_with_log(2, &[1, 1, 2, 2]));
+    let mut out = Vec::new();
+    f.step(1, &id("n2"), snapshot_msg(2, 1, &sm), &mut out)
+        .unwrap();
+    assert!(matches!(&out[0].1, Message::InstallSnapshotResponse(r) if r.last_included_index == 2));
+    assert_eq!(f.status().snapshot_index, 2);
+    assert_eq!((f.commit_index(), f.last_applied()), (2, 2));
+    assert_eq!(f.state_machine().get("snap").as_deref(), Some("yes"));
+    assert_eq!(log_terms(f.log()), vec![2, 2]);
+
+    // The follower's log disagrees at the snapshot's index: all of it goes, and it resumes
+    // right after the snapshot.
+    let mut f = lone_follower_with(stores_with_log(2, &[1, 1, 2, 2]));
+    f.step(1, &id("n2"), snapshot_msg(3, 3, &sm), &mut out)
+        .unwrap();
+    assert_eq!(f.status().last_log_index, 3);
+    assert_eq!(log_terms(f.log()), Vec::<u64>::new());
+    out.clear();
+    let e = vec![entry(4, 3, Some(Command::put("next", "1")))];
+    f.step(2, &id("n2"), append(3, (3, 3), e, 4), &mut out)
+        .unwrap();
+    assert!(the_append_response(&out).success);
+    assert_eq!(f.state_machine().get("next").as_deref(), Some("1"));
+    assert_eq!(f.state_machine().get("snap").as_deref(), Some("yes"));
+
+    // Bytes the state machine cannot restore change nothing and get no answer.
+    let mut f = lone_follower_with(stores_with_log(2, &[1, 1]));
+    out.clear();
+    let bad = Message::InstallSnapshot(InstallSnapshot {
+        term: 3,
+        leader_id: id("n2"),
+        last_included_index: 5,
+        last_included_term: 3,
+        data: b"garbage".to_vec(),
+    });
+    f.step(1, &id("n2"), bad, &mut out).unwrap();
+    assert!(out.is_empty());
+    assert_eq!(f.status().snapshot_index, 0);
+    assert_eq!(log_terms(f.log()), vec![1, 1]);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn restarted_node_loads_its_snapshot() {
+    let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 5);
+    let leader = c.elect();
+    let other = c.nodes.keys().find(|k| **k != leader).unwrap().clone();
+    // Index 1 is the no-op; k0..k3 take 2..=5, where the follower snapshots; k4..k6 follow.
+    for i in 0..7 {
+        c.propose(&leader, Command::put(format!("k{i}"), "v"))
+            .unwrap();
+        if i == 3 {
+            c.advance(25); // the follower learns commit 5 and snapshots
+        }
+    }
+    c.advance(25);
+    let snap_index = c.node(&other).status().snapshot_index;
+    assert_eq!(snap_index, 5);
+    let state_at_crash = c.node(&other).state_machine().entries();
+    assert_eq!(state_at_crash.len(), 7);
+
+    c.crash(&other);
+    c.restart(&other);
+    // Before hearing from anyone: the snapshot's state, committed and applied up to it.
+    let n = c.node(&other);
+    assert_eq!(n.status().snapshot_index, 5);
+    assert_eq!((n.commit_index(), n.last_applied()), (5, 5));
+    assert_eq!(n.state_machine().len(), 4); // k0..k3 (index 1 is the no-op)
+    assert!(c.events[&other].contains(&Event::SnapshotRestored {
+        index: 5,
+        term: c.node(&leader).term()
+    }));
+    // The rest of its log is applied once the leader tells it the commit index.
+    c.advance(25);
+    assert_eq!(c.node(&other).state_machine().entries(), state_at_crash);
+    assert_eq!(c.node(&other).last_applied(), 8);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn proposals_resolve_exactly_once_lost_or_unknown() {
+    let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 3);
+    let old = c.elect();
+    // The old leader accepts two proposals it can no longer replicate.
+    c.isolate(&old);
+    let p1 = c.propose(&old, Command::put("lost1", "x")).unwrap();
+    let p2 = c.propose(&old, Command::put("lost2", "x")).unwrap();
+    // The others elect a new leader and move well past those indices; their logs compact.
+    let ok = c.advance_until(2_000, |c| c.leader().is_some_and(|l| l != old));
+    assert!(ok);
+    let new = c.leader().unwrap();
+    for i in 0..6 {
+        c.propose(&new, Command::put(format!("k{i}"), "v")).unwrap();
+        c.deliver_all();
+    }
+    c.heal();
+    c.advance(300);
+    // Covered by the snapshot the old leader installed: it cannot tell whether they took effect.
+    let outcomes: Vec<Event> = c.events[&old]
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::ProposalApplied { .. }
+                    | Event::ProposalLost { .. }
+                    | Event::ProposalUnknown { .. }
+            )
+        })
+        .cloned()
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            Event::ProposalUnknown {
+                index: p1.index,
+                term: p1.term
+            },
+            Event::ProposalUnknown {
+                index: p2.index,
+                term: p2.term
+            },
+        ]
+    );
+    assert_eq!(c.node(&old).state_machine().get("lost1"), None);
+
+    // Without snapshots, the overwritten proposal is reported lost, once.
+    let mut c = Cluster::new(3, |_| {});
+    let old = c.elect();
+    c.isolate(&old);
+    let p = c.propose(&old, Command::put("lost", "x")).unwrap();
+    let ok = c.advance_until(2_000, |c| c.leader().is_some_and(|l| l != old));
+    assert!(ok);
+    let new = c.leader().unwrap();
+    c.propose(&new, Command::put("won", "y")).unwrap();
+    c.heal();
+    c.advance(300);
+    let lost: Vec<&Event> = c.events[&old]
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::ProposalLost { .. } | Event::ProposalApplied { .. }
+            )
+        })
+        .collect();
+    assert_eq!(
+        lost,
+        vec![&Event::ProposalLost {
+            index: p.index,
+            term: p.term
+        }]
+    );
+}
+
+#[cfg(feature = "protocol-breaks")]
+#[wasm_bindgen_test(unsupported = test)]
+fn vote_breaks_do_what_they_say() {
+    let rv = |cand: &str, term: u64, last: (u64, u64)| {
+        Message::RequestVote(RequestVote {
+            term,
+            candidate_id: id(cand),
+            last_log_index: last.0,
+            last_log_term: last.1,
+            pre_vote: false,
+        })
+    };
+    let granted = |out: &[(NodeId, Message)]| matches!(out.last(), Some((_, Message::RequestVoteResponse(r))) if r.vote_granted);
+    let with = |stores, f: fn(&mut raftkv_core::raft::config::ProtocolBreaks)| {
+        let mut cfg = test_config(&id("n1"), &ids(3));
+        f(&mut cfg.breaks);
+        Node::new(cfg, stores, KvStateMachine::new(), 7, 0).unwrap()
+    };
+
+    // forget_to_persist_vote: after a restart the node votes again in the same term.
+    let mut n = with(Stores::in_memory(), |b| b.forget_to_persist_vote = true);
+    let mut out = Vec::new();
+    n.step(1, &id("n2"), rv("n2", 3, (0, 0)), &mut out).unwrap();
+    assert!(granted(&out));
+    let mut n = with(n.into_stores(), |b| b.forget_to_persist_vote = true);
+    n.step(2, &id("n3"), rv("n3", 3, (0, 0)), &mut out).unwrap();
+    assert!(granted(&out), "voted twice in term 3");
+
+    // skip_log_completeness_check: a candidate missing entries gets the vote.
+    let mut n = with(stores_with_log(2, &[1, 2]), |b| {
+        b.skip_log_completeness_check = true
+    });
+    n.step(1, &id("n2"), rv("n2", 3, (1, 1)), &mut out).unwrap();
+    assert!(granted(&out));
 }

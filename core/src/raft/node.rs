@@ -162,7 +162,7 @@ impl<M: StateMachine> Node<M> {
         msg: Message,
         out: &mut impl Transport,
     ) -> Result<(), RaftError> {
-        if from == &self.cfg.id || !self.is_voter(from) {
+        if from == &self.cfg.id || !self.is_voter(from) || !within_limits(&msg) {
             return Ok(());
         }
         if !self.check_term(now, from, &msg, out)? {
@@ -541,6 +541,23 @@ impl<M: StateMachine> Node<M> {
         self.stores.log.append(std::slice::from_ref(&entry))?;
         Ok(index)
     }
+}
+
+/// The largest term or index a message may carry. Real clusters never get near it; refusing
+/// more keeps every `+ 1` on terms and indices from overflowing, and keeps a forged message
+/// from pinning the node at a term it can never leave.
+const LIMIT: u64 = 1 << 62;
+
+/// Whether a message's term and the indices the node stores stay below [`LIMIT`].
+fn within_limits(msg: &Message) -> bool {
+    let indices_ok = match msg {
+        Message::AppendEntries(m) => {
+            m.prev_log_index < LIMIT && m.entries.last().is_none_or(|e| e.index < LIMIT)
+        }
+        Message::InstallSnapshot(m) => m.last_included_index < LIMIT,
+        _ => true,
+    };
+    msg.term() < LIMIT && indices_ok
 }
 
 /// Checks the invariants [`Config`] documents, so that nothing later can divide by zero, draw

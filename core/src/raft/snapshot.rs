@@ -117,9 +117,11 @@ impl<M: StateMachine> Node<M> {
             return Ok(None);
         }
         self.stores.snapshot.save(meta, &m.data)?;
+        // Proposals up to the snapshot may or may not be inside it. Settle them before the
+        // log is aligned: that may discard the rest of our log, whose proposals are lost.
+        self.forget_proposals_through(meta.last_included_index);
         self.align_log_with_snapshot(meta)?;
         self.snapshot = meta;
-        self.forget_proposals_through(meta.last_included_index);
         self.commit_index = meta.last_included_index;
         self.last_applied = meta.last_included_index;
         self.events.push(Event::SnapshotRestored {
