@@ -154,7 +154,8 @@ impl<M: StateMachine> Node<M> {
         Ok(node)
     }
 
-    /// Handles a message from `from`. Messages from non-members or from itself are dropped.
+    /// Handles a message from `from`. Messages from non-members, from itself, or carrying a
+    /// term or index beyond any real cluster's reach (2^62) are dropped.
     pub fn step(
         &mut self,
         now: Millis,
