@@ -1,0 +1,75 @@
+//! Finding the `kvserver` binary: built once per test process with the same cargo, target dir
+//! and profile as the running test, so `cargo test` alone is enough.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Overrides the binary (skips the build), e.g. for a release build made elsewhere.
+pub const KVSERVER_ENV: &str = "RAFTKV_KVSERVER";
+
+/// The path of an up-to-date `kvserver`, building it on first use. Errors carry cargo's output.
+pub fn kvserver() -> Result<PathBuf, String> {
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PATH.get_or_init(locate_or_build).clone()
+}
+
+fn locate_or_build() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(KVSERVER_ENV) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{KVSERVER_ENV}={} is not a file", path.display()))
+        };
+    }
+    // A test binary lives in <target>/<profile dir>/deps/.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("unexpected test binary location {}", exe.display()))?;
+    let target_dir = profile_dir
+        .parent()
+        .ok_or_else(|| format!("unexpected profile dir {}", profile_dir.display()))?;
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev".to_string(),
+        Some(other) => other.to_string(),
+        None => return Err(format!("unexpected profile dir {}", profile_dir.display())),
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("tests crate has no parent dir")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(&cargo)
+        .current_dir(workspace)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "raftkv-native",
+            "--bin",
+            "kvserver",
+            "--profile",
+        ])
+        .arg(&profile)
+        .output()
+        .map_err(|e| format!("running {}: {e}", Path::new(&cargo).display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build of kvserver failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let path = profile_dir.join(format!("kvserver{}", std::env::consts::EXE_SUFFIX));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "cargo built kvserver but {} is missing",
+            path.display()
+        ))
+    }
+}

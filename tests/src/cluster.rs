@@ -1,0 +1,410 @@
+//! A cluster of real `kvserver` processes on loopback ports, each with its own temp data dir,
+//! optionally wired through one [`LinkProxy`] per directed link.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::client::KvClient;
+use crate::proxy::LinkProxy;
+use crate::wait::poll_until;
+
+/// How a cluster is started.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// Number of nodes, named n1..nN. One node runs without `--peers`.
+    pub size: usize,
+    /// Route every node-to-node link through its own proxy (ignored for one node).
+    pub proxies: bool,
+    /// Extra kvserver arguments for every node (e.g. `--snapshot-threshold 10`).
+    pub extra_args: Vec<String>,
+    /// How long a started node may take to answer `/healthz`.
+    pub start_timeout: Duration,
+}
+
+impl ClusterConfig {
+    /// `size` nodes, proxies on, no extra arguments.
+    pub fn new(size: usize) -> Self {
+        ClusterConfig {
+            size,
+            proxies: true,
+            extra_args: Vec::new(),
+            start_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// One node: its fixed identity and, while it runs, its process.
+#[derive(Debug)]
+struct NodeProc {
+    id: String,
+    /// The client and Raft address the node binds; stays the same across restarts.
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    /// stdout and stderr of every run, appended.
+    log: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+/// Running kvserver processes. Dropping it kills them (SIGKILL) and deletes the data dirs.
+#[derive(Debug)]
+pub struct Cluster {
+    bin: PathBuf,
+    nodes: Vec<NodeProc>,
+    /// proxy(from → to), keyed by node positions.
+    links: BTreeMap<(usize, usize), LinkProxy>,
+    start_timeout: Duration,
+    /// Holds every data dir and log; declared last so it is deleted after the processes die.
+    root: TempDir,
+}
+
+/// A free loopback port, found by binding port 0. Another process could take it before the
+/// node binds it; on loopback in a test run that is rare enough.
+fn free_addr() -> Result<SocketAddr, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("finding a free port: {e}"))
+}
+
+impl Cluster {
+    /// Builds (once per process) and starts `config.size` nodes, and waits until each answers
+    /// `/healthz`. Must run inside a tokio runtime (the proxies are tasks).
+    pub async fn start(config: ClusterConfig) -> Result<Cluster, String> {
+        if config.size == 0 {
+            return Err("a cluster needs at least one node".into());
+        }
+        let bin = crate::bin::kvserver()?;
+        let root = tempfile::Builder::new()
+            .prefix("raftkv-cluster-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let ids: Vec<String> = (1..=config.size).map(|i| format!("n{i}")).collect();
+        let addrs = ids
+            .iter()
+            .map(|_| free_addr())
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut links = BTreeMap::new();
+        if config.size > 1 && config.proxies {
+            for from in 0..config.size {
+                for (to, &target) in addrs.iter().enumerate() {
+                    if from != to {
+                        let proxy = LinkProxy::start(target)
+                            .await
+                            .map_err(|e| format!("starting proxy {from}->{to}: {e}"))?;
+                        links.insert((from, to), proxy);
+                    }
+                }
+            }
+        }
+
+        let mut nodes = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let data_dir = root.path().join(id);
+            let mut args = vec![
+                "--id".to_string(),
+                id.clone(),
+                "--addr".to_string(),
+                addrs[i].to_string(),
+                "--data-dir".to_string(),
+                data_dir.display().to_string(),
+            ];
+            if config.size > 1 {
+                // Node i reaches node j through proxy(i→j) when there is one.
+                let peers: Vec<String> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(j, peer)| {
+                        let addr = links.get(&(i, j)).map_or(addrs[j], LinkProxy::addr);
+                        format!("{peer}={addr}")
+                    })
+                    .collect();
+                args.push("--peers".to_string());
+                args.push(peers.join(","));
+            }
+            args.extend(config.extra_args.iter().cloned());
+            nodes.push(NodeProc {
+                id: id.clone(),
+                addr: addrs[i],
+                data_dir,
+                log: root.path().join(format!("{id}.log")),
+                args,
+                child: None,
+            });
+        }
+
+        let mut cluster = Cluster {
+            bin,
+            nodes,
+            links,
+            start_timeout: config.start_timeout,
+            root,
+        };
+        for i in 0..config.size {
+            cluster.spawn(i)?;
+        }
+        for i in 0..config.size {
+            cluster.wait_healthy(i).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Number of nodes.
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn node(&self, i: usize) -> &NodeProc {
+        &self.nodes[i]
+    }
+
+    /// The id of node `i` (`n{i+1}`).
+    pub fn id(&self, i: usize) -> &str {
+        &self.node(i).id
+    }
+
+    /// The address node `i` serves on.
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.node(i).addr
+    }
+
+    /// Node `i`'s data dir.
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.node(i).data_dir
+    }
+
+    /// The directory holding every data dir and log.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The output of every run of node `i` so far, for failure messages.
+    pub fn log_of(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.node(i).log).unwrap_or_default()
+    }
+
+    /// A new client of node `i`.
+    pub fn client(&self, i: usize) -> KvClient {
+        KvClient::new(&self.addr(i).to_string())
+    }
+
+    /// The proxy carrying node `from`'s messages to node `to`, if links are proxied.
+    pub fn link(&self, from: usize, to: usize) -> Option<&LinkProxy> {
+        self.links.get(&(from, to))
+    }
+
+    /// Cuts every link into and out of node `i`.
+    pub fn isolate(&self, i: usize) {
+        for ((from, to), proxy) in &self.links {
+            if *from == i || *to == i {
+                proxy.cut();
+            }
+        }
+    }
+
+    /// Cuts both directions between `a` and `b`.
+    pub fn cut_between(&self, a: usize, b: usize) {
+        for key in [(a, b), (b, a)] {
+            if let Some(p) = self.links.get(&key) {
+                p.cut();
+            }
+        }
+    }
+
+    /// Heals every link and removes every delay.
+    pub fn heal_all(&self) {
+        for proxy in self.links.values() {
+            proxy.heal();
+            proxy.set_delay(Duration::ZERO);
+        }
+    }
+
+    /// Whether node `i`'s process is alive (reaps it if it exited).
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match self.nodes[i].child.as_mut() {
+            Some(child) => match child.try_wait() {
+                Ok(None) => true,
+                Ok(Some(_)) | Err(_) => {
+                    self.nodes[i].child = None;
+                    false
+                }
+            },
+            None => false,
+        }
+    }
+
+    /// Starts node `i`'s process (output appended to its log).
+    fn spawn(&mut self, i: usize) -> Result<(), String> {
+        if self.is_running(i) {
+            return Err(format!("{} is already running", self.id(i)));
+        }
+        let node = &self.nodes[i];
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .map_err(|e| format!("{}: {e}", node.log.display()))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", node.log.display()))?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&node.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2));
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {} ({}): {e}", node.id, self.bin.display()))?;
+        self.nodes[i].child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until node `i` answers `/healthz`; fails early if its process exits.
+    pub async fn wait_healthy(&mut self, i: usize) -> Result<(), String> {
+        let client = self.client(i);
+        let what = format!("{} to answer /healthz", self.id(i));
+        let deadline = tokio::time::Instant::now() + self.start_timeout;
+        loop {
+            if client.healthy().await {
+                return Ok(());
+            }
+            if !self.is_running(i) {
+                return Err(format!(
+                    "{} exited during startup; its log:\n{}",
+                    self.id(i),
+                    self.log_of(i)
+                ));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "timed out waiting for {what}; its log:\n{}",
+                    self.log_of(i)
+                ));
+            }
+            tokio::time::sleep(crate::wait::POLL_INTERVAL).await;
+        }
+    }
+
+    /// Stops node `i` gracefully (SIGTERM) and waits for it to exit; kills it (SIGKILL) and
+    /// fails if it has not exited within `timeout`.
+    pub async fn stop(&mut self, i: usize, timeout: Duration) -> Result<ExitStatus, String> {
+        let id = self.id(i).to_string();
+        let Some(child) = self.nodes[i].child.as_mut() else {
+            return Err(format!("{id} is not running"));
+        };
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map_err(|e| format!("kill -TERM {pid}: {e}"))?;
+        if !sent.success() {
+            return Err(format!("kill -TERM {pid} failed: {sent}"));
+        }
+        let res = poll_until(&format!("{id} to exit after SIGTERM"), timeout, || {
+            let r = child.try_wait().map_err(|e| e.to_string());
+            async move { r }
+        })
+        .await;
+        match res {
+            Ok(status) => {
+                self.nodes[i].child = None;
+                Ok(status)
+            }
+            Err(e) => {
+                self.kill(i)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Kills node `i` at once (SIGKILL, like a power cut for the process) and reaps it.
+    pub fn kill(&mut self, i: usize) -> Result<(), String> {
+        let id = self.id(i).to_string();
+        let Some(mut child) = self.nodes[i].child.take() else {
+            return Err(format!("{id} is not running"));
+        };
+        child.kill().map_err(|e| format!("kill -9 {id}: {e}"))?;
+        child.wait().map_err(|e| format!("reaping {id}: {e}"))?;
+        Ok(())
+    }
+
+    /// Starts a stopped node again with the same id, port, data dir and arguments, and waits
+    /// until it answers `/healthz`.
+    pub async fn restart(&mut self, i: usize) -> Result<(), String> {
+        self.spawn(i)?;
+        self.wait_healthy(i).await
+    }
+
+    /// The `/status` of every running node (node position, status JSON); nodes that do not
+    /// answer are left out.
+    pub async fn statuses(&mut self) -> Vec<(usize, Value)> {
+        let mut out = Vec::new();
+        for i in 0..self.size() {
+            if self.is_running(i)
+                && let Ok(s) = self.client(i).status().await
+            {
+                out.push((i, s));
+            }
+        }
+        out
+    }
+
+    /// Waits until some running node reports `role: "leader"` and every running node that
+    /// names a leader in that term or later names it; returns the leader's position.
+    pub async fn wait_for_leader(&mut self, timeout: Duration) -> Result<usize, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let statuses = self.statuses().await;
+            let last = match agreed_leader(&statuses) {
+                Ok(i) => return Ok(i),
+                Err(e) => e,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("no leader after {timeout:?}: {last}"));
+            }
+            tokio::time::sleep(crate::wait::POLL_INTERVAL).await;
+        }
+    }
+}
+
+/// The leader all statuses agree on: the node claiming leadership in the highest term, with
+/// no node naming another leader in that term or later.
+fn agreed_leader(statuses: &[(usize, Value)]) -> Result<usize, String> {
+    let term = |s: &Value| s["term"].as_u64().unwrap_or(0);
+    let (leader, status) = statuses
+        .iter()
+        .filter(|(_, s)| s["role"] == "leader")
+        .max_by_key(|(_, s)| term(s))
+        .ok_or_else(|| format!("no node claims leadership: {statuses:?}"))?;
+    let (leader_id, leader_term) = (&status["id"], term(status));
+    for (i, s) in statuses {
+        let named = &s["leader_id"];
+        if term(s) >= leader_term && !named.is_null() && named != leader_id {
+            return Err(format!(
+                "node {i} names leader {named} while {leader_id} claims term {leader_term}"
+            ));
+        }
+    }
+    Ok(*leader)
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
