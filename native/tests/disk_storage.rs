@@ -15,7 +15,7 @@ fn entry(index: u64, term: u64) -> LogEntry {
     LogEntry {
         index,
         term,
-        cmd: (index % 3 != 0)
+        cmd: (!index.is_multiple_of(3))
             .then(|| Command::put(format!("k{index}"), format!("v{index}-{term}"))),
     }
 }
@@ -258,10 +258,28 @@ fn log_unsynced_appends_are_not_claimed_durable_but_synced_ones_are() {
     assert_eq!(log.last_index(), 3);
     log.append(&entries(4, 6, 2)).unwrap();
     log.sync().unwrap();
+    let want = log.read_range(1, 6);
+    drop(log);
     assert_eq!(
         DiskLogStore::open(dir.path()).unwrap().read_range(1, 6),
-        log.read_range(1, 6)
+        want
     );
+}
+
+#[test]
+fn log_is_locked_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = DiskLogStore::open(dir.path()).unwrap();
+    match DiskLogStore::open(dir.path()) {
+        Err(StorageError::Io(msg)) => assert!(msg.contains("in use"), "{msg}"),
+        other => panic!(
+            "a second open must fail, got {:?}",
+            other.map(|l| l.last_index())
+        ),
+    }
+    assert!(disk::open_stores(dir.path()).is_err());
+    drop(log);
+    DiskLogStore::open(dir.path()).unwrap();
 }
 
 /// Writes entries 1..=n (synced) and returns the log's bytes and the offset of the last record.

@@ -19,7 +19,7 @@
 //! unsynced batch the filesystem may have persisted later pages but not earlier ones, so
 //! everything from the first bad record on is dropped, never read as data.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +30,9 @@ use super::{atomic_write, corrupt, frame, io_err, prepare_dir, read_optional};
 
 /// The file name inside the data dir.
 pub const FILE: &str = "raft.log";
+/// The lock file: held (flock) while a [`DiskLogStore`] is open, so two processes (or two
+/// stores in one process) never append to the same log.
+pub const LOCK_FILE: &str = "raft.lock";
 /// The value of the header's `format` field.
 const FORMAT: &str = "raftkv-log";
 /// The current (and only) header version.
@@ -71,6 +74,8 @@ pub struct DiskLogStore {
     /// Set when a write failed half-way: memory and file may disagree, so every later call
     /// fails until the store is reopened (and recovery repairs the file).
     poisoned: Option<String>,
+    /// Holds the exclusive lock on `raft.lock` for as long as the store lives.
+    _lock: File,
 }
 
 impl DiskLogStore {
@@ -79,6 +84,7 @@ impl DiskLogStore {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
         let dir = dir.as_ref().to_path_buf();
         prepare_dir(&dir)?;
+        let lock = lock_dir(&dir)?;
         let path = dir.join(FILE);
         let bytes = match read_optional(&path)? {
             Some(bytes) => bytes,
@@ -168,6 +174,7 @@ impl DiskLogStore {
             written,
             pending: Vec::new(),
             poisoned: None,
+            _lock: lock,
         })
     }
 
@@ -221,6 +228,25 @@ impl DiskLogStore {
         self.written += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
+    }
+}
+
+/// Takes the data dir's exclusive lock, failing at once if another store holds it.
+fn lock_dir(dir: &Path) -> Result<File, StorageError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_err(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(io_err(
+            &path,
+            "data dir is in use: another process (or store) has this log open",
+        )),
+        Err(TryLockError::Error(e)) => Err(io_err(&path, e)),
     }
 }
 

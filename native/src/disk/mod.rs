@@ -8,6 +8,7 @@
 //! |-------------|----------------------------------------------------------------|------------|
 //! | `hardstate` | one frame: the [`HardState`](raftkv_core::raft::HardState) as JSON | temp + fsync + rename + fsync dir |
 //! | `raft.log`  | a header frame (JSON: format, version, base index and term), then one frame per `LogEntry` as JSON | appends (fsync in `sync`); prefix compaction rewrites it via temp + rename |
+//! | `raft.lock` | empty; flock-ed while a `DiskLogStore` is open (one writer per data dir) | created once |
 //! | `snapshot`  | a frame with the `SnapshotMeta` as JSON, then a frame with the snapshot bytes | temp + fsync + rename + fsync dir |
 //!
 //! Files named `*.tmp` are unfinished replacements: a crash may leave one behind, and opening
