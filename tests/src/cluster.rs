@@ -117,17 +117,10 @@ impl Cluster {
                 data_dir.display().to_string(),
             ];
             if config.size > 1 {
-                // Node i reaches node j through proxy(i→j) when there is one.
-                let peers: Vec<String> = ids
-                    .iter()
-                    .enumerate()
-                    .map(|(j, peer)| {
-                        let addr = links.get(&(i, j)).map_or(addrs[j], LinkProxy::addr);
-                        format!("{peer}={addr}")
-                    })
-                    .collect();
                 args.push("--peers".to_string());
-                args.push(peers.join(","));
+                args.push(peers_arg(i, &ids, &addrs, |from, to| {
+                    links.get(&(from, to)).map(LinkProxy::addr)
+                }));
             }
             args.extend(config.extra_args.iter().cloned());
             nodes.push(NodeProc {
@@ -377,6 +370,29 @@ impl Cluster {
     }
 }
 
+/// Node `i`'s `--peers`: itself at its own address, every other node `j` at
+/// `link(i, j)` (the proxy for i→j) when there is one, else at its own address.
+fn peers_arg(
+    i: usize,
+    ids: &[String],
+    addrs: &[SocketAddr],
+    link: impl Fn(usize, usize) -> Option<SocketAddr>,
+) -> String {
+    ids.iter()
+        .zip(addrs)
+        .enumerate()
+        .map(|(j, (id, addr))| {
+            let addr = if i == j {
+                *addr
+            } else {
+                link(i, j).unwrap_or(*addr)
+            };
+            format!("{id}={addr}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The leader all statuses agree on: the node claiming leadership in the highest term, with
 /// no node naming another leader in that term or later.
 fn agreed_leader(statuses: &[(usize, Value)]) -> Result<usize, String> {
@@ -406,5 +422,53 @@ impl Drop for Cluster {
                 let _ = child.wait();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn peers_point_through_the_proxy_of_each_directed_link() {
+        let ids: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+        let addrs: Vec<SocketAddr> = (0..3)
+            .map(|k| SocketAddr::from(([127, 0, 0, 1], 7001 + k)))
+            .collect();
+        // proxy(from→to) listens on 9000 + 10*from + to.
+        let link = |from: usize, to: usize| {
+            Some(SocketAddr::from((
+                [127, 0, 0, 1],
+                9000 + 10 * from as u16 + to as u16,
+            )))
+        };
+        assert_eq!(
+            peers_arg(1, &ids, &addrs, link),
+            "n1=127.0.0.1:9010,n2=127.0.0.1:7002,n3=127.0.0.1:9012"
+        );
+        assert_eq!(
+            peers_arg(0, &ids, &addrs, |_, _| None),
+            "n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003"
+        );
+    }
+
+    #[test]
+    fn leader_is_the_highest_term_claim_that_nobody_contradicts() {
+        let st = |id: &str, role: &str, term: u64, leader: Option<&str>| json!({"id": id, "role": role, "term": term, "leader_id": leader});
+        let agreed = [
+            (0, st("n1", "follower", 3, Some("n2"))),
+            (1, st("n2", "leader", 3, Some("n2"))),
+            (2, st("n3", "leader", 2, Some("n3"))), // stale leader of an older term
+        ];
+        assert_eq!(agreed_leader(&agreed), Ok(1));
+        let contradicted = [
+            (0, st("n1", "follower", 4, Some("n3"))),
+            (1, st("n2", "leader", 3, Some("n2"))),
+        ];
+        assert!(agreed_leader(&contradicted).is_err());
+        assert!(agreed_leader(&[(0, st("n1", "candidate", 5, None))]).is_err());
+        assert!(agreed_leader(&[]).is_err());
     }
 }
