@@ -231,7 +231,7 @@ impl Default for Workload {
             keys: vec!["k1".into(), "k2".into()],
             think_min: 1,
             think_max: 300,
-            mix: [4, 0, 1, 2],
+            mix: [4, 3, 1, 2],
             read_policy: ReadPolicy::ReadIndex,
         }
     }

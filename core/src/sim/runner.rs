@@ -1,6 +1,7 @@
 //! Randomized runs: one seed decides the cluster size, the clients' workload and the fault
 //! schedule; the run injects the faults, heals everything, and then demands liveness — a leader
 //! and every client operation completed — on top of the invariants checked after every event.
+//! Finally the clients' history must be linearizable.
 
 use std::fmt;
 
@@ -11,6 +12,7 @@ use super::cluster::{Cluster, SimConfig, SimStats};
 use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Violation};
+use super::linearizability;
 use super::network::{LinkConfig, node_name};
 use super::rng::{SimRng, Stream};
 use super::schedule::{FaultProfile, random_schedule};
@@ -45,6 +47,8 @@ pub struct Scenario {
     pub trace: TraceMode,
     /// Whether to check the leader commit rule (see [`Invariant::CommitRule`]).
     pub check_commit_rule: bool,
+    /// Whether to check the client history for linearizability at the end.
+    pub check_linearizability: bool,
 }
 
 fn keep_config(_: &mut Config) {}
@@ -64,6 +68,7 @@ impl Default for Scenario {
             liveness_window: 20_000,
             trace: TraceMode::Full,
             check_commit_rule: true,
+            check_linearizability: true,
         }
     }
 }
@@ -237,6 +242,16 @@ impl Scenario {
                     c.leader().map_or("none".to_string(), node_name),
                     applied.join(" ")
                 ),
+            });
+        }
+        if self.check_linearizability
+            && let Err(e) = linearizability::check(c.history())
+        {
+            return Err(Violation {
+                invariant: Invariant::Linearizability,
+                time: c.now(),
+                nodes: Vec::new(),
+                detail: e.to_string(),
             });
         }
         Ok(())

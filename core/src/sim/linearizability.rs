@@ -1,0 +1,558 @@
+//! A linearizability checker for key-value histories (Wing & Gong's search with Lowe's
+//! memoization, as in Porcupine).
+//!
+//! Keys are independent registers, so each key's operations are checked on their own — which
+//! keeps the search small. Within a key, the checker looks for an order of the operations that
+//! (1) respects real time: an operation that completed before another was invoked comes first,
+//! and (2) replays correctly on a single register: every get returns the latest value, every
+//! cas succeeds exactly when the value matches.
+//!
+//! Statuses: `ok` operations must be placed; `fail` operations surely did not happen and are
+//! dropped; `unknown` operations may take effect at any time after their invocation, or never
+//! (a write that timed out may still be applied much later). An unanswered read constrains
+//! nothing and is dropped.
+//!
+//! Ties in time count as overlap: an operation completing at the same millisecond another is
+//! invoked may be ordered either way (the simulator's clock is coarser than its event order).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use super::history::{CasResult, History, HistoryOp, OpKind, OpStatus};
+use crate::raft::Millis;
+
+/// Why a history is not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinError {
+    /// No order of one key's operations is both real-time consistent and a valid register run.
+    NotLinearizable {
+        /// The key.
+        key: String,
+        /// An operation the deepest attempted order could not place.
+        op: Box<HistoryOp>,
+        /// How many of the key's operations that order had placed.
+        placed: usize,
+        /// How many operations of the key must be placed.
+        required: usize,
+    },
+    /// The search for one key exceeded its step budget (the history is too concurrent).
+    TooHard {
+        /// The key.
+        key: String,
+        /// The budget.
+        steps: u64,
+    },
+    /// An operation lacks fields its kind needs (a cas without `expected`, a put without a
+    /// value).
+    Malformed {
+        /// The operation.
+        op: Box<HistoryOp>,
+        /// What is missing.
+        why: String,
+    },
+}
+
+impl fmt::Display for LinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinError::NotLinearizable {
+                key,
+                op,
+                placed,
+                required,
+            } => write!(
+                f,
+                "key {key:?} is not linearizable: after ordering {placed} of {required} \
+                 operations, none fits before {}",
+                op.to_json_line()
+            ),
+            LinError::TooHard { key, steps } => {
+                write!(f, "key {key:?}: gave up after {steps} search steps")
+            }
+            LinError::Malformed { op, why } => {
+                write!(f, "malformed operation {}: {why}", op.to_json_line())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LinError {}
+
+/// The default search budget per key.
+pub const DEFAULT_STEPS: u64 = 5_000_000;
+
+/// What an operation does to a register, with what it observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RegOp {
+    Put(String),
+    Delete,
+    /// A read that returned this (None: missing).
+    Get(Option<String>),
+    /// A cas with a known outcome (`Some(true)`: swapped) or unknown outcome (`None`: it did
+    /// whatever the register's value dictated).
+    Cas {
+        expected: String,
+        new: String,
+        swapped: Option<bool>,
+    },
+}
+
+impl RegOp {
+    /// Applies the operation to `state`; `None` when it cannot happen in that state.
+    fn step(&self, state: &Option<String>) -> Option<Option<String>> {
+        match self {
+            RegOp::Put(v) => Some(Some(v.clone())),
+            RegOp::Delete => Some(None),
+            RegOp::Get(seen) => (seen == state).then(|| state.clone()),
+            RegOp::Cas {
+                expected,
+                new,
+                swapped,
+            } => {
+                // A missing key compares as "".
+                let matches = state.as_deref().unwrap_or("") == expected;
+                match swapped {
+                    Some(s) if *s != matches => None,
+                    _ if matches => Some(Some(new.clone())),
+                    _ => Some(state.clone()),
+                }
+            }
+        }
+    }
+}
+
+struct Op {
+    reg: RegOp,
+    invoke: Millis,
+    /// `None`: no answer (it may take effect any time after invoke, or never).
+    complete: Option<Millis>,
+    source: usize,
+}
+
+/// Checks a whole history, key by key (in key order), with the default budget.
+pub fn check(history: &History) -> Result<(), LinError> {
+    check_with_budget(history, DEFAULT_STEPS)
+}
+
+/// Checks a whole history with a search budget per key.
+pub fn check_with_budget(history: &History, steps: u64) -> Result<(), LinError> {
+    let mut by_key: BTreeMap<&str, Vec<Op>> = BTreeMap::new();
+    for (i, h) in history.ops.iter().enumerate() {
+        if let Some(op) = to_op(i, h)? {
+            by_key.entry(h.key.as_str()).or_default().push(op);
+        }
+    }
+    for (key, ops) in by_key {
+        check_key(key, &ops, &history.ops, steps)?;
+    }
+    Ok(())
+}
+
+fn to_op(i: usize, h: &HistoryOp) -> Result<Option<Op>, LinError> {
+    let malformed = |why: &str| LinError::Malformed {
+        op: Box::new(h.clone()),
+        why: why.to_string(),
+    };
+    if h.status == OpStatus::Fail {
+        return Ok(None);
+    }
+    let answered = h.status == OpStatus::Ok;
+    let reg = match h.op {
+        OpKind::Put => match &h.value {
+            Some(Some(v)) => RegOp::Put(v.clone()),
+            _ => return Err(malformed("a put needs a value")),
+        },
+        OpKind::Delete => RegOp::Delete,
+        OpKind::Get if !answered => return Ok(None),
+        OpKind::Get => match &h.value {
+            Some(v) => RegOp::Get(v.clone()),
+            None => return Err(malformed("an answered get needs a value (or null)")),
+        },
+        OpKind::Cas => match (&h.expected, &h.new) {
+            (Some(expected), Some(new)) => RegOp::Cas {
+                expected: expected.clone(),
+                new: new.clone(),
+                swapped: if answered {
+                    match h.result {
+                        Some(CasResult::Ok) => Some(true),
+                        Some(CasResult::Failed) => Some(false),
+                        None => return Err(malformed("an answered cas needs a result")),
+                    }
+                } else {
+                    None
+                },
+            },
+            _ => return Err(malformed("a cas needs expected and new")),
+        },
+    };
+    let complete = if answered {
+        match h.complete {
+            Some(c) if c >= h.invoke => Some(c),
+            _ => return Err(malformed("an answered operation needs complete >= invoke")),
+        }
+    } else {
+        None
+    };
+    Ok(Some(Op {
+        reg,
+        invoke: h.invoke,
+        complete,
+        source: i,
+    }))
+}
+
+/// One call or return in the doubly linked event list.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    op: usize,
+    is_call: bool,
+    prev: usize,
+    next: usize,
+    /// For a call: the index of its return node.
+    partner: usize,
+}
+
+/// A set of operation indices.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Self {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn clear(&mut self, i: usize) {
+        self.0[i / 64] &= !(1 << (i % 64));
+    }
+}
+
+fn check_key(key: &str, ops: &[Op], all: &[HistoryOp], budget: u64) -> Result<(), LinError> {
+    let n = ops.len();
+    let required = ops.iter().filter(|o| o.complete.is_some()).count();
+    // Events: (time, kind, op). Calls sort before returns at the same time (ties overlap);
+    // unanswered operations return after everything.
+    let mut events: Vec<(Millis, u8, usize)> = Vec::with_capacity(2 * n);
+    for (i, o) in ops.iter().enumerate() {
+        events.push((o.invoke, 0, i));
+        events.push((o.complete.unwrap_or(Millis::MAX), 1, i));
+    }
+    events.sort();
+    // Node 0 is the head sentinel; events are nodes 1..=2n; 2n+1 is the tail sentinel.
+    let tail = 2 * n + 1;
+    let mut list: Vec<Node> = Vec::with_capacity(2 * n + 2);
+    list.push(Node {
+        op: usize::MAX,
+        is_call: false,
+        prev: 0,
+        next: 1,
+        partner: 0,
+    });
+    let mut ret_node = vec![0usize; n];
+    for (k, (_, kind, op)) in events.iter().enumerate() {
+        let idx = k + 1;
+        list.push(Node {
+            op: *op,
+            is_call: *kind == 0,
+            prev: idx - 1,
+            next: idx + 1,
+            partner: 0,
+        });
+        if *kind == 1 {
+            ret_node[*op] = idx;
+        }
+    }
+    list.push(Node {
+        op: usize::MAX,
+        is_call: false,
+        prev: 2 * n,
+        next: tail,
+        partner: 0,
+    });
+    for node in list.iter_mut().take(2 * n + 1).skip(1) {
+        if node.is_call {
+            node.partner = ret_node[node.op];
+        }
+    }
+
+    let lift = |list: &mut Vec<Node>, call: usize| {
+        let ret = list[call].partner;
+        let (p, nx) = (list[call].prev, list[call].next);
+        list[p].next = nx;
+        list[nx].prev = p;
+        let (p, nx) = (list[ret].prev, list[ret].next);
+        list[p].next = nx;
+        list[nx].prev = p;
+    };
+    let unlift = |list: &mut Vec<Node>, call: usize| {
+        let ret = list[call].partner;
+        let (p, nx) = (list[ret].prev, list[ret].next);
+        list[p].next = ret;
+        list[nx].prev = ret;
+        let (p, nx) = (list[call].prev, list[call].next);
+        list[p].next = call;
+        list[nx].prev = call;
+    };
+
+    let mut state: Option<String> = None;
+    let mut placed = Bits::new(n);
+    let mut placed_required = 0usize;
+    let mut cache: HashSet<(Bits, Option<String>)> = HashSet::new();
+    let mut stack: Vec<(usize, Option<String>)> = Vec::new();
+    let mut best: (usize, usize) = (0, 0); // (placed ok ops, blocking op)
+    let mut steps = 0u64;
+    let mut entry = list[0].next;
+    loop {
+        steps += 1;
+        if steps > budget {
+            return Err(LinError::TooHard {
+                key: key.to_string(),
+                steps: budget,
+            });
+        }
+        if entry == tail {
+            return Ok(());
+        }
+        let node = list[entry];
+        if node.is_call {
+            let op = &ops[node.op];
+            if let Some(next_state) = op.reg.step(&state) {
+                let mut with = placed.clone();
+                with.set(node.op);
+                if cache.insert((with.clone(), next_state.clone())) {
+                    stack.push((entry, std::mem::replace(&mut state, next_state)));
+                    placed = with;
+                    if op.complete.is_some() {
+                        placed_required += 1;
+                    }
+                    lift(&mut list, entry);
+                    entry = list[0].next;
+                    continue;
+                }
+            }
+            entry = node.next;
+        } else {
+            // A return whose operation is not placed yet.
+            if ops[node.op].complete.is_none() {
+                // Only unanswered operations are left unplaced: they never took effect.
+                return Ok(());
+            }
+            if placed_required >= best.0 {
+                best = (placed_required, node.op);
+            }
+            let Some((call, prev_state)) = stack.pop() else {
+                let blocking = &ops[best.1];
+                return Err(LinError::NotLinearizable {
+                    key: key.to_string(),
+                    op: Box::new(all[blocking.source].clone()),
+                    placed: best.0,
+                    required,
+                });
+            };
+            state = prev_state;
+            let op = list[call].op;
+            placed.clear(op);
+            if ops[op].complete.is_some() {
+                placed_required -= 1;
+            }
+            unlift(&mut list, call);
+            entry = list[call].next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn op(
+        client: &str,
+        kind: OpKind,
+        value: Option<Option<&str>>,
+        invoke: Millis,
+        complete: Option<Millis>,
+    ) -> HistoryOp {
+        HistoryOp {
+            client: client.into(),
+            op: kind,
+            key: "k".into(),
+            value: value.map(|v| v.map(str::to_string)),
+            expected: None,
+            new: None,
+            result: None,
+            invoke,
+            complete,
+            status: if complete.is_some() {
+                OpStatus::Ok
+            } else {
+                OpStatus::Unknown
+            },
+        }
+    }
+    fn put(c: &str, v: &str, i: Millis, r: Millis) -> HistoryOp {
+        op(c, OpKind::Put, Some(Some(v)), i, Some(r))
+    }
+    fn get(c: &str, v: Option<&str>, i: Millis, r: Millis) -> HistoryOp {
+        op(c, OpKind::Get, Some(v), i, Some(r))
+    }
+    fn cas(c: &str, exp: &str, new: &str, ok: bool, i: Millis, r: Millis) -> HistoryOp {
+        HistoryOp {
+            expected: Some(exp.into()),
+            new: Some(new.into()),
+            result: Some(if ok { CasResult::Ok } else { CasResult::Failed }),
+            ..op(c, OpKind::Cas, None, i, Some(r))
+        }
+    }
+    fn hist(ops: Vec<HistoryOp>) -> History {
+        History { ops }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn accepts_sequential_and_concurrent_histories() {
+        assert_eq!(check(&hist(vec![])), Ok(()));
+        // Sequential.
+        check(&hist(vec![
+            get("c1", None, 0, 1),
+            put("c1", "a", 2, 3),
+            get("c2", Some("a"), 4, 5),
+            op("c1", OpKind::Delete, None, 6, Some(7)),
+            get("c2", None, 8, 9),
+        ]))
+        .expect("sequential");
+        // A read overlapping a write may see either value.
+        for seen in [None, Some("a")] {
+            check(&hist(vec![put("c1", "a", 0, 10), get("c2", seen, 2, 5)]))
+                .expect("overlapping read");
+        }
+        // Two overlapping writes, then reads agreeing on one of them as the last.
+        check(&hist(vec![
+            put("c1", "a", 0, 10),
+            put("c2", "b", 1, 9),
+            get("c3", Some("a"), 11, 12),
+            get("c1", Some("a"), 13, 14),
+        ]))
+        .expect("overlapping writes");
+        // Ties in time count as overlap.
+        check(&hist(vec![put("c1", "a", 0, 5), get("c2", None, 5, 6)])).expect("tie");
+        // cas against a missing key matches "".
+        check(&hist(vec![
+            cas("c1", "", "x", true, 0, 1),
+            cas("c2", "", "y", false, 2, 3),
+            get("c1", Some("x"), 4, 5),
+        ]))
+        .expect("cas");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn rejects_a_stale_read_after_a_completed_write() {
+        let err = check(&hist(vec![
+            put("c1", "a", 0, 5),
+            put("c1", "b", 6, 10),
+            get("c2", Some("a"), 11, 12),
+        ]))
+        .expect_err("stale read");
+        match err {
+            LinError::NotLinearizable {
+                key, op, required, ..
+            } => {
+                assert_eq!(key, "k");
+                assert_eq!(required, 3);
+                assert_eq!(op.op, OpKind::Get);
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn rejects_a_lost_acknowledged_write() {
+        // The write was acknowledged, yet a later read sees the key missing.
+        let err = check(&hist(vec![put("c1", "a", 0, 5), get("c2", None, 6, 7)]));
+        assert!(
+            matches!(err, Err(LinError::NotLinearizable { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn rejects_two_successful_cas_from_the_same_value() {
+        let err = check(&hist(vec![
+            put("c1", "a", 0, 1),
+            cas("c1", "a", "b", true, 2, 10),
+            cas("c2", "a", "c", true, 3, 9),
+        ]));
+        assert!(
+            matches!(err, Err(LinError::NotLinearizable { .. })),
+            "{err:?}"
+        );
+        // One succeeding and one failing is fine.
+        check(&hist(vec![
+            put("c1", "a", 0, 1),
+            cas("c1", "a", "b", true, 2, 10),
+            cas("c2", "a", "c", false, 3, 9),
+        ]))
+        .expect("one cas wins");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn unknown_writes_may_happen_late_or_never_and_failed_ones_never() {
+        let unknown = |v: &str, i| op("c1", OpKind::Put, Some(Some(v)), i, None);
+        // Never.
+        check(&hist(vec![unknown("a", 0), get("c2", None, 50, 60)])).expect("never");
+        // Much later than its invocation, after other operations completed.
+        check(&hist(vec![
+            unknown("a", 0),
+            get("c2", None, 50, 60),
+            put("c2", "b", 61, 70),
+            get("c2", Some("a"), 100, 110),
+        ]))
+        .expect("late");
+        // But not before it was invoked.
+        let err = check(&hist(vec![get("c2", Some("a"), 0, 10), unknown("a", 20)]));
+        assert!(err.is_err(), "took effect before its invocation");
+        // A failed write never happened.
+        let mut failed = put("c1", "a", 0, 5);
+        failed.status = OpStatus::Fail;
+        failed.complete = None;
+        let err = check(&hist(vec![failed, get("c2", Some("a"), 10, 11)]));
+        assert!(err.is_err(), "a failed write was observed");
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn keys_are_checked_independently_and_malformed_ops_reported() {
+        let mut other = put("c1", "z", 0, 1);
+        other.key = "other".into();
+        check(&hist(vec![
+            other.clone(),
+            put("c1", "a", 0, 1),
+            get("c1", Some("a"), 2, 3),
+        ]))
+        .expect("independent keys");
+        let mut bad = put("c1", "a", 0, 1);
+        bad.value = None;
+        assert!(matches!(
+            check(&hist(vec![bad])),
+            Err(LinError::Malformed { .. })
+        ));
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn many_concurrent_operations_stay_fast() {
+        // 8 clients x 25 rounds of overlapping writes and reads of the last value.
+        let mut ops = Vec::new();
+        let mut last = None::<String>;
+        for round in 0..25u64 {
+            let t = round * 100;
+            for c in 0..8u64 {
+                let v = format!("c{c}-{round}");
+                ops.push(put(&format!("c{c}"), &v, t + c, t + 50 + c));
+            }
+            let v = format!("c7-{round}");
+            ops.push(get("r", Some(&v), t + 60, t + 70));
+            last = Some(v);
+        }
+        let _ = last;
+        check_with_budget(&hist(ops), 2_000_000).expect("linearizable, within budget");
+    }
+}
