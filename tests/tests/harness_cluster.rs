@@ -73,3 +73,43 @@ async fn cluster_restart_of_running_node_is_refused() {
     assert!(c.restart(0).await.is_err());
     assert!(c.is_running(0));
 }
+
+/// The multi-node scenario the harness is for; kvserver rejects `--peers` until the Raft
+/// driver lands. Run with `cargo test -p raftkv-tests -- --ignored` once it does.
+#[tokio::test]
+#[ignore = "multi-node kvserver is not implemented yet"]
+async fn cluster_three_nodes_failover_through_proxies() {
+    let mut c = Cluster::start(ClusterConfig::new(3)).await.unwrap();
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let follower = (leader + 1) % 3;
+    // A write sent to a follower is redirected to the leader and succeeds.
+    let r = c.client(follower).put("k", "1").await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert!(!r.redirects.is_empty(), "{r:?}");
+
+    // Cut the leader off: the other two elect a new leader and take writes.
+    c.isolate(leader);
+    let new_leader = poll_new_leader(&mut c, leader).await;
+    assert!(c.client(new_leader).put("k", "2").await.unwrap().ok());
+    c.heal_all();
+
+    // kill -9 the new leader and restart it: the data survives.
+    c.kill(new_leader).unwrap();
+    c.restart(new_leader).await.unwrap();
+    let l = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert_eq!(c.client(l).get("k").await.unwrap().as_deref(), Some("2"));
+}
+
+/// Waits for a leader other than `old` among the nodes still connected.
+async fn poll_new_leader(c: &mut Cluster, old: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + LEADER_TIMEOUT;
+    loop {
+        for (i, s) in c.statuses().await {
+            if i != old && s["role"] == "leader" {
+                return i;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no new leader");
+        tokio::time::sleep(raftkv_tests::wait::POLL_INTERVAL).await;
+    }
+}
