@@ -1,0 +1,385 @@
+//! The cluster as the nodes' host: calls into a node, what happens after each call (its
+//! events, its messages, the invariant checks, its next timer), client requests served by a
+//! node, and killing and starting nodes.
+
+use super::*;
+
+impl Cluster {
+    pub(super) fn handle_request(&mut self, i: usize, req: ClientRequest) -> Result<(), Violation> {
+        let now = self.now;
+        let client_id = crate::sim::network::client_name(req.client);
+        let answer = match (&req.op, req.op.command(&client_id, req.seq)) {
+            (_, Some(cmd)) => {
+                let r = self.call_node(i, |node, out| Ok(node.propose(now, cmd, out)))?;
+                let answer = match r {
+                    Some(Ok(p)) => {
+                        self.nodes[i]
+                            .proposals
+                            .entry((p.index, p.term))
+                            .or_default()
+                            .push(Waiter {
+                                client: req.client,
+                                seq: req.seq,
+                                attempt: req.attempt,
+                            });
+                        None
+                    }
+                    Some(Err(ProposeError::NotLeader { leader })) => {
+                        Some(Answer::NotLeader { leader })
+                    }
+                    Some(Err(ProposeError::Invalid(msg))) => {
+                        Some(Answer::Applied(ApplyResult::error("bad_request", msg)))
+                    }
+                    Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
+                    None => None,
+                };
+                self.after_node_call(i, false)?;
+                answer
+            }
+            (ClientOp::Get { key, policy }, None) => match policy {
+                ReadPolicy::Stale => Some(Answer::Value(
+                    self.node(i).and_then(|n| n.state_machine().get(key)),
+                )),
+                ReadPolicy::ReadIndex => {
+                    let r = self.call_node(i, |node, out| Ok(node.read_index(now, out)))?;
+                    let answer = match r {
+                        Some(Ok(id)) => {
+                            self.nodes[i].reads.insert(
+                                id,
+                                PendingRead {
+                                    waiter: Waiter {
+                                        client: req.client,
+                                        seq: req.seq,
+                                        attempt: req.attempt,
+                                    },
+                                    key: key.clone(),
+                                    index: None,
+                                },
+                            );
+                            None
+                        }
+                        Some(Err(ProposeError::NotLeader { leader })) => {
+                            Some(Answer::NotLeader { leader })
+                        }
+                        Some(Err(ProposeError::Invalid(_))) => Some(Answer::Unavailable),
+                        Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
+                        None => None,
+                    };
+                    self.after_node_call(i, false)?;
+                    answer
+                }
+            },
+            // A write always has a command.
+            (_, None) => None,
+        };
+        if let Some(answer) = answer {
+            self.reply(i, req.client, req.seq, req.attempt, answer);
+        }
+        Ok(())
+    }
+
+    pub(super) fn reply(
+        &mut self,
+        node: usize,
+        client: usize,
+        seq: u64,
+        attempt: u32,
+        answer: Answer,
+    ) {
+        self.send(
+            Endpoint::Node(node),
+            Endpoint::Client(client),
+            Payload::Reply(ClientReply {
+                client,
+                seq,
+                attempt,
+                node,
+                answer,
+            }),
+        );
+    }
+
+    pub(super) fn node_error(&self, i: usize, e: &RaftError) -> Violation {
+        Violation {
+            invariant: Invariant::NodeError,
+            time: self.now,
+            nodes: vec![node_name(i)],
+            detail: e.to_string(),
+        }
+    }
+
+    /// Calls the running node `i` with an outbox; `Ok(None)` if it is down.
+    pub(super) fn call_node<R>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Node<KvStateMachine>, &mut Vec<(NodeId, Message)>) -> Result<R, RaftError>,
+    ) -> Result<Option<R>, Violation> {
+        let mut out = std::mem::take(&mut self.outbox);
+        let r = match self.nodes.get_mut(i).map(|n| &mut n.state) {
+            Some(NodeState::Up(node)) => {
+                let r = f(node, &mut out);
+                // The durability contract: persist before any message of this call leaves.
+                let r = r.and_then(|r| node.persist().map(|()| r));
+                Some(r)
+            }
+            _ => None,
+        };
+        self.outbox = out;
+        match r {
+            Some(Ok(r)) => Ok(Some(r)),
+            Some(Err(e)) => Err(self.node_error(i, &e)),
+            None => Ok(None),
+        }
+    }
+
+    /// After a call into node `i`: handle its events, send its messages, check invariants and
+    /// reschedule its timer. `ticked`: the call was a tick, so the next one is at least 1 ms
+    /// later (a node that keeps asking for a tick now would otherwise stall the clock).
+    pub(super) fn after_node_call(&mut self, i: usize, ticked: bool) -> Result<(), Violation> {
+        let now = self.now;
+        for change in self.nodes[i].journal.drain() {
+            self.invariants.log_changed(now, i, &change)?;
+        }
+
+        let events = match &mut self.nodes[i].state {
+            NodeState::Up(node) => node.take_events(),
+            _ => return Ok(()),
+        };
+        for ev in events {
+            self.node_event(i, ev)?;
+        }
+
+        // Events first (role changes read better before the messages they cause), then the
+        // node's messages.
+        let mut out = std::mem::take(&mut self.outbox);
+        for (to, msg) in out.drain(..) {
+            match node_index(&to).filter(|t| *t < self.nodes.len()) {
+                Some(t) => self.send(Endpoint::Node(i), Endpoint::Node(t), Payload::Raft(msg)),
+                None => {
+                    return Err(Violation {
+                        invariant: Invariant::NodeError,
+                        time: self.now,
+                        nodes: vec![node_name(i)],
+                        detail: format!("sent a message to unknown node {to}"),
+                    });
+                }
+            }
+        }
+        self.outbox = out;
+
+        self.answer_reads(i);
+
+        let deadline = match &self.nodes[i].state {
+            NodeState::Up(node) => {
+                self.invariants
+                    .observe(now, i, &node.status(), node.log())?;
+                node.next_deadline()
+            }
+            _ => return Ok(()),
+        };
+        self.schedule_node_timer(i, deadline, ticked);
+        Ok(())
+    }
+
+    /// Answers the confirmed reads whose index node `i` has applied.
+    pub(super) fn answer_reads(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        let NodeState::Up(node) = &n.state else {
+            return;
+        };
+        if n.reads.is_empty() {
+            return;
+        }
+        let applied = node.last_applied();
+        let ready: Vec<ReadId> = n
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_some_and(|x| x <= applied))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut answers = Vec::new();
+        for id in ready {
+            if let Some(r) = n.reads.remove(&id) {
+                answers.push((r.waiter, node.state_machine().get(&r.key)));
+            }
+        }
+        for (w, v) in answers {
+            self.reply(i, w.client, w.seq, w.attempt, Answer::Value(v));
+        }
+    }
+
+    pub(super) fn schedule_node_timer(&mut self, i: usize, deadline: Millis, ticked: bool) {
+        if deadline == Millis::MAX {
+            return;
+        }
+        let earliest = if ticked { self.now + 1 } else { self.now };
+        let at = deadline.max(earliest);
+        let n = &mut self.nodes[i];
+        if n.timer_at == Some(at) {
+            return;
+        }
+        n.timer_generation += 1;
+        n.timer_at = Some(at);
+        let generation = n.timer_generation;
+        self.queue.push(
+            at,
+            Action::NodeTimer {
+                node: i,
+                generation,
+            },
+        );
+    }
+
+    pub(super) fn node_event(&mut self, i: usize, ev: Event) -> Result<(), Violation> {
+        let now = self.now;
+        let name = || node_name(i);
+        match ev {
+            Event::RoleChanged { role, term } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Role {
+                            node: name(),
+                            role,
+                            term,
+                        },
+                    );
+                }
+            }
+            Event::LeaderChanged { leader, term } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Leader {
+                            node: name(),
+                            leader: leader.map(|l| l.0),
+                            term,
+                        },
+                    );
+                }
+            }
+            Event::Committed { index } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Commit {
+                            node: name(),
+                            index,
+                        },
+                    );
+                }
+            }
+            Event::Applied { index, term } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Apply {
+                            node: name(),
+                            index,
+                            term,
+                        },
+                    );
+                }
+                self.invariants.applied(now, i, index, term)?;
+            }
+            Event::ProposalApplied {
+                index,
+                term,
+                result,
+            } => {
+                let waiters = self.nodes[i]
+                    .proposals
+                    .remove(&(index, term))
+                    .unwrap_or_default();
+                for w in waiters {
+                    self.reply(
+                        i,
+                        w.client,
+                        w.seq,
+                        w.attempt,
+                        Answer::Applied(result.clone()),
+                    );
+                }
+            }
+            // Lost: replaced by another leader's entry. Unknown: covered by a snapshot before
+            // it was applied here. Either way the client retries with the same seq.
+            Event::ProposalLost { index, term } | Event::ProposalUnknown { index, term } => {
+                let waiters = self.nodes[i]
+                    .proposals
+                    .remove(&(index, term))
+                    .unwrap_or_default();
+                for w in waiters {
+                    self.reply(i, w.client, w.seq, w.attempt, Answer::Lost);
+                }
+            }
+            Event::ReadReady { id, index } => {
+                if let Some(r) = self.nodes[i].reads.get_mut(&id) {
+                    r.index = Some(index);
+                }
+            }
+            Event::ReadFailed { id } => {
+                if let Some(r) = self.nodes[i].reads.remove(&id) {
+                    let w = r.waiter;
+                    self.reply(i, w.client, w.seq, w.attempt, Answer::Unavailable);
+                }
+            }
+            Event::SnapshotRestored { index, term } => {
+                if self.trace.enabled() {
+                    self.trace.record(
+                        now,
+                        TraceKind::Snapshot {
+                            node: name(),
+                            index,
+                            term,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn kill_node(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        let state = std::mem::replace(&mut n.state, NodeState::Gone);
+        n.state = match state {
+            NodeState::Up(node) => NodeState::Down(node.into_stores()),
+            other => other,
+        };
+        n.timer_generation += 1;
+        n.timer_at = None;
+        n.proposals.clear();
+        n.reads.clear();
+        for m in self.net.drop_to(Endpoint::Node(i)) {
+            self.dropped(&m, DropReason::Killed);
+        }
+    }
+
+    pub(super) fn start_node(&mut self, i: usize) -> Result<(), Violation> {
+        let now = self.now;
+        let seed = self.cfg.seed;
+        let mut cfg = self.cfg.raft.clone();
+        let n = &mut self.nodes[i];
+        let NodeState::Down(_) = n.state else {
+            return Ok(());
+        };
+        let NodeState::Down(stores) = std::mem::replace(&mut n.state, NodeState::Gone) else {
+            return Ok(());
+        };
+        cfg.id = n.id.clone();
+        cfg.voters = self.voters.clone();
+        let restarted = n.incarnation > 0;
+        let rng_seed = mix_seed(seed, i as u64, u64::from(n.incarnation));
+        match Node::new(cfg, stores, KvStateMachine::new(), rng_seed, now) {
+            Ok(node) => {
+                n.state = NodeState::Up(Box::new(node));
+                n.incarnation += 1;
+            }
+            Err(e) => return Err(self.node_error(i, &e)),
+        }
+        if restarted {
+            self.invariants.restarted(i);
+        }
+        self.after_node_call(i, false)
+    }
+}
