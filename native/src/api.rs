@@ -2,7 +2,7 @@
 //! place that turns results into status codes and JSON bodies ([`write_json`], [`write_error`],
 //! [`reply`]).
 //!
-//! Handlers parse and check the request, call [`KvService`], and hand its answer to [`reply`].
+//! Handlers parse and check the request, call [`DistributedKv`], and hand its answer to [`reply`].
 //! Every failure, including axum's own rejections (bad JSON, oversize body, unknown route,
 //! wrong method), leaves as `{"ok":false,"err_code":..,"err_msg":..}`.
 
@@ -18,19 +18,19 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get};
-use raftkv_core::{ApplyResult, Command, Entry, OpId, OpType, ReadPolicy};
+use raftkv_core::{ApplyResult, Command, Entry, LeaderHint, OpId, OpType, ReadPolicy};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use crate::service::{KvService, ServiceError, WriteReply};
+use crate::dkv::{DistributedKv, DkvError, WriteReply};
 
 /// Shared state of every handler.
-type Svc = State<Arc<KvService>>;
+type Svc = State<Arc<DistributedKv>>;
 
 /// The client API over `svc`, refusing bodies over `max_body_bytes` with 413.
-pub fn router(svc: Arc<KvService>, max_body_bytes: usize) -> Router {
+pub fn router(svc: Arc<DistributedKv>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/status", get(status))
@@ -53,7 +53,7 @@ pub fn router(svc: Arc<KvService>, max_body_bytes: usize) -> Router {
         .with_state(svc)
 }
 
-fn key_methods() -> MethodRouter<Arc<KvService>> {
+fn key_methods() -> MethodRouter<Arc<DistributedKv>> {
     get(get_key).put(put_key).delete(delete_key)
 }
 
@@ -90,6 +90,8 @@ fn status_for_code(code: &str) -> StatusCode {
         "cas_failed" => StatusCode::CONFLICT,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        // A follower that knows no leader to redirect to; see ApiError::not_leader.
+        "not_leader" | "unknown_outcome" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -113,32 +115,68 @@ pub fn reply(result: ApplyResult) -> Response {
 pub struct ApiError {
     code: &'static str,
     msg: String,
+    /// Set for `not_leader`: who leads, and where this request should go instead.
+    redirect: Option<(LeaderHint, Option<String>)>,
 }
 
 impl ApiError {
-    fn bad_request(msg: impl Into<String>) -> Self {
+    fn new(code: &'static str, msg: impl Into<String>) -> Self {
         ApiError {
-            code: "bad_request",
+            code,
             msg: msg.into(),
+            redirect: None,
         }
     }
-}
 
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        ApiError {
-            code: e.code(),
-            msg: match e {
-                ServiceError::BadRequest(m) => m,
-                other => other.to_string(),
-            },
+    fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError::new("bad_request", msg)
+    }
+
+    /// A DistributedKV error for the request to `uri`. A `not_leader` with a known leader
+    /// address becomes a 307 to the leader's same URL; with none known it is a 503 (a redirect
+    /// without a Location would leave the client nowhere to go).
+    fn from_dkv(e: DkvError, uri: &Uri) -> Self {
+        let code = e.code();
+        match e {
+            DkvError::NotLeader(hint) => {
+                let location = hint.leader_addr.as_ref().map(|addr| {
+                    let pq = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+                    format!("http://{addr}{pq}")
+                });
+                ApiError {
+                    code,
+                    msg: "this node is not the leader; retry at the leader".into(),
+                    redirect: Some((hint, location)),
+                }
+            }
+            DkvError::BadRequest(m) => ApiError::new(code, m),
+            other => ApiError::new(code, other.to_string()),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        write_error(status_for_code(self.code), self.code, &self.msg)
+        let Some((hint, location)) = self.redirect else {
+            return write_error(status_for_code(self.code), self.code, &self.msg);
+        };
+        let body = json!({
+            "ok": false,
+            "err_code": self.code,
+            "err_msg": self.msg,
+            "leader_id": hint.leader_id.as_ref().map_or("", |l| l.as_str()),
+            "leader_addr": hint.leader_addr.as_deref().unwrap_or(""),
+        });
+        match location {
+            Some(loc) => {
+                let mut resp = write_json(StatusCode::TEMPORARY_REDIRECT, &body);
+                if let Ok(v) = axum::http::HeaderValue::from_str(&loc) {
+                    resp.headers_mut().insert(axum::http::header::LOCATION, v);
+                }
+                resp
+            }
+            None => write_json(StatusCode::SERVICE_UNAVAILABLE, &body),
+        }
     }
 }
 
@@ -158,10 +196,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError {
-                    code: "payload_too_large",
-                    msg: "request body is larger than the server's limit".into(),
-                }
+                ApiError::new(
+                    "payload_too_large",
+                    "request body is larger than the server's limit",
+                )
             } else {
                 ApiError::bad_request(format!("cannot read request body: {e}"))
             }
@@ -262,8 +300,12 @@ fn command(op: OpType, client_id: String, seq: u64) -> Result<Command, ApiError>
     Ok(Command::new(op).with_client(client_id, seq))
 }
 
-async fn write(svc: &Arc<KvService>, cmd: Command) -> ApiResult {
-    Ok(match svc.write(cmd).await? {
+async fn write(svc: &Arc<DistributedKv>, uri: &Uri, cmd: Command) -> ApiResult {
+    let written = svc
+        .write(cmd)
+        .await
+        .map_err(|e| ApiError::from_dkv(e, uri))?;
+    Ok(match written {
         WriteReply::Done(result) => reply(result),
         WriteReply::Accepted(op_id) => {
             write_json(StatusCode::ACCEPTED, &json!({"ok": true, "op_id": op_id}))
@@ -282,59 +324,81 @@ async fn status(State(svc): Svc) -> Response {
     write_json(StatusCode::OK, &svc.status())
 }
 
-async fn get_key(
-    State(svc): Svc,
-    Key(key): Key,
+/// The `?consistency=` override of a read, if any.
+fn consistency(
     params: Result<Query<ReadParams>, QueryRejection>,
-) -> ApiResult {
+) -> Result<Option<ReadPolicy>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let consistency = params
+    params
         .consistency
         .map(|c| c.parse::<ReadPolicy>())
         .transpose()
-        .map_err(|e| ApiError::bad_request(format!("consistency: {e}")))?;
-    Ok(reply(svc.get(&key, consistency)?))
+        .map_err(|e| ApiError::bad_request(format!("consistency: {e}")))
 }
 
-async fn put_key(State(svc): Svc, Key(key): Key, JsonBody(b): JsonBody<PutBody>) -> ApiResult {
+async fn get_key(
+    State(svc): Svc,
+    uri: Uri,
+    Key(key): Key,
+    params: Result<Query<ReadParams>, QueryRejection>,
+) -> ApiResult {
+    let consistency = consistency(params)?;
+    let got = svc.get(&key, consistency).await;
+    Ok(reply(got.map_err(|e| ApiError::from_dkv(e, &uri))?))
+}
+
+async fn put_key(
+    State(svc): Svc,
+    uri: Uri,
+    Key(key): Key,
+    JsonBody(b): JsonBody<PutBody>,
+) -> ApiResult {
     let mut cmd = command(OpType::Put, b.client_id, b.seq)?;
     cmd.key = key;
     cmd.value = b.value;
-    write(&svc, cmd).await
+    write(&svc, &uri, cmd).await
 }
 
 async fn delete_key(
     State(svc): Svc,
+    uri: Uri,
     Key(key): Key,
     JsonBody(b): JsonBody<DeleteBody>,
 ) -> ApiResult {
     let mut cmd = command(OpType::Delete, b.client_id, b.seq)?;
     cmd.key = key;
-    write(&svc, cmd).await
+    write(&svc, &uri, cmd).await
 }
 
-async fn cas(State(svc): Svc, JsonBody(b): JsonBody<CasBody>) -> ApiResult {
+async fn cas(State(svc): Svc, uri: Uri, JsonBody(b): JsonBody<CasBody>) -> ApiResult {
     let mut cmd = command(OpType::Cas, b.client_id, b.seq)?;
     cmd.key = b.key;
     cmd.expected = b.expected;
     cmd.value = b.value;
-    write(&svc, cmd).await
+    write(&svc, &uri, cmd).await
 }
 
-async fn mget(State(svc): Svc, JsonBody(b): JsonBody<MGetBody>) -> ApiResult {
-    Ok(reply(svc.mget(&b.keys)?))
+async fn mget(
+    State(svc): Svc,
+    uri: Uri,
+    params: Result<Query<ReadParams>, QueryRejection>,
+    JsonBody(b): JsonBody<MGetBody>,
+) -> ApiResult {
+    let consistency = consistency(params)?;
+    let got = svc.mget(&b.keys, consistency).await;
+    Ok(reply(got.map_err(|e| ApiError::from_dkv(e, &uri))?))
 }
 
-async fn mput(State(svc): Svc, JsonBody(b): JsonBody<MPutBody>) -> ApiResult {
+async fn mput(State(svc): Svc, uri: Uri, JsonBody(b): JsonBody<MPutBody>) -> ApiResult {
     let mut cmd = command(OpType::BatchPut, b.client_id, b.seq)?;
     cmd.entries = b.entries;
-    write(&svc, cmd).await
+    write(&svc, &uri, cmd).await
 }
 
-async fn mdelete(State(svc): Svc, JsonBody(b): JsonBody<MDeleteBody>) -> ApiResult {
+async fn mdelete(State(svc): Svc, uri: Uri, JsonBody(b): JsonBody<MDeleteBody>) -> ApiResult {
     let mut cmd = command(OpType::BatchDelete, b.client_id, b.seq)?;
     cmd.keys = b.keys;
-    write(&svc, cmd).await
+    write(&svc, &uri, cmd).await
 }
 
 async fn op_result(
@@ -349,10 +413,10 @@ async fn op_result(
         .ok_or_else(|| ApiError::bad_request("missing op id"))?;
     match svc.op_result(&id) {
         Some(r) => Ok(write_json(StatusCode::OK, &r)),
-        None => Err(ApiError {
-            code: "not_found",
-            msg: format!("op {id} is unknown or its result has expired"),
-        }),
+        None => Err(ApiError::new(
+            "not_found",
+            format!("op {id} is unknown or its result has expired"),
+        )),
     }
 }
 
@@ -361,15 +425,12 @@ async fn empty_key() -> ApiError {
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError {
-        code: "not_found",
-        msg: format!("no route for {method} {}", uri.path()),
-    }
+    ApiError::new("not_found", format!("no route for {method} {}", uri.path()))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError {
-        code: "method_not_allowed",
-        msg: format!("{method} is not allowed on {}", uri.path()),
-    }
+    ApiError::new(
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }

@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
     version,
     about = "One raftkv node: a replicated key-value store served over HTTP.",
     after_help = "Without --peers the node is a single-node cluster of itself. \
-                  Multi-node clusters are not implemented yet."
+                  With --peers it serves the client API and the /raft/* routes on --addr."
 )]
 pub struct Args {
     /// This node's id.
@@ -113,12 +113,9 @@ impl fmt::Display for TimeoutRange {
 /// A command line that parses but cannot be run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// `--peers` names other nodes.
-    #[error(
-        "multi-node clusters are not implemented yet: --peers names {0}; \
-         run without --peers (or list only this node, {1}) until Raft replication lands"
-    )]
-    MultiNode(String, NodeId),
+    /// `--peers` does not name this node.
+    #[error("--peers must list this node ({0}) with its own address")]
+    SelfNotInPeers(NodeId),
     /// Some other value is out of range.
     #[error("{0}")]
     Invalid(String),
@@ -139,11 +136,11 @@ pub struct ServerConfig {
     pub read_policy: ReadPolicy,
     /// When writes are answered.
     pub write_mode: WriteMode,
-    /// Entries between snapshots (unused until Raft lands).
+    /// Entries applied between snapshots; 0 disables snapshots.
     pub snapshot_threshold: u64,
-    /// Election timeout range (unused until Raft lands).
+    /// Election timeout range.
     pub election_timeout_ms: TimeoutRange,
-    /// Heartbeat interval (unused until Raft lands).
+    /// Heartbeat interval.
     pub heartbeat_ms: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
@@ -179,17 +176,13 @@ impl TryFrom<Args> for ServerConfig {
         if id.as_str().is_empty() {
             return invalid("--id must not be empty");
         }
-        let others: Vec<String> = a
-            .peers
-            .iter()
-            .filter(|p| p.id != id)
-            .map(|p| format!("{}={}", p.id, p.addr))
-            .collect();
-        if !others.is_empty() {
-            return Err(ConfigError::MultiNode(others.join(","), id));
+        if !a.peers.is_empty() && !a.peers.iter().any(|p| p.id == id) {
+            return Err(ConfigError::SelfNotInPeers(id));
         }
-        if a.peers.len() > 1 {
-            return invalid("--peers lists this node more than once");
+        let mut ids: Vec<&NodeId> = a.peers.iter().map(|p| &p.id).collect();
+        ids.sort();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return invalid("--peers lists a node more than once");
         }
         if a.heartbeat_ms == 0 || a.heartbeat_ms >= a.election_timeout_ms.min {
             return invalid("--heartbeat-ms must be above 0 and below the election timeout's MIN");
@@ -277,13 +270,14 @@ mod tests {
     }
 
     #[test]
-    fn other_peers_are_refused_with_a_clear_message() {
-        let err = parse(&["--peers", "n1=127.0.0.1:7001,n2=127.0.0.1:7002"]).unwrap_err();
-        assert!(
-            err.contains("multi-node clusters are not implemented yet"),
-            "{err}"
-        );
-        assert!(err.contains("n2=127.0.0.1:7002"), "{err}");
+    fn multi_node_peers_parse_and_must_include_this_node() {
+        let c = parse(&["--peers", "n1=127.0.0.1:7001,n2=127.0.0.1:7002"]).unwrap();
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.peers[1].addr, "127.0.0.1:7002");
+        let err = parse(&["--peers", "n2=127.0.0.1:7002,n3=127.0.0.1:7003"]).unwrap_err();
+        assert!(err.contains("must list this node (n1)"), "{err}");
+        let err = parse(&["--peers", "n1=127.0.0.1:7001,n1=127.0.0.1:7002"]).unwrap_err();
+        assert!(err.contains("more than once"), "{err}");
     }
 
     #[test]

@@ -1,20 +1,33 @@
-//! Running kvserver: bind, open the service, serve the API, stop gracefully.
+//! Running kvserver: bind, open the data dir, start the Raft driver, serve the client API and
+//! the Raft routes on one address, stop gracefully.
 //!
 //! [`spawn`] starts a server on the current tokio runtime and returns its bound address and a
 //! handle to stop it, which is what tests use; [`run`] adds waiting for SIGINT/SIGTERM, which is
 //! what the binary uses.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use raftkv_core::raft::{Config, Role, StorageError};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::api;
-use crate::config::ServerConfig;
-use crate::service::{KvService, OpenError};
+use crate::config::{Peer, ServerConfig};
+use crate::disk;
+use crate::dkv::{DistributedKv, DkvConfig};
+use crate::driver::{self, DriverConfig, DriverThread, SharedSm, StartError};
+use crate::transport::{self, HttpTransport, StaticPeers, TransportConfig, TransportError};
+
+/// How long a single-node server waits at start to elect itself and apply its log before it
+/// reports ready (it serves anyway afterwards; requests then wait for a leader themselves).
+const SINGLE_NODE_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for its outcome before the client hears `unknown_outcome`.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why kvserver could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +40,15 @@ pub enum ServerError {
         /// The bind error.
         source: io::Error,
     },
-    /// The data dir or journal could not be opened.
+    /// The data dir could not be opened.
+    #[error("data dir: {0}")]
+    Storage(#[from] StorageError),
+    /// The Raft node or its driver could not start.
     #[error(transparent)]
-    Open(#[from] OpenError),
+    Start(#[from] StartError),
+    /// The Raft transport could not be created.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(io::Error),
@@ -38,9 +57,10 @@ pub enum ServerError {
 /// A server running on a tokio task.
 pub struct RunningServer {
     addr: SocketAddr,
-    service: Arc<KvService>,
+    service: Arc<DistributedKv>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<io::Result<()>>,
+    driver: DriverThread,
 }
 
 impl RunningServer {
@@ -50,24 +70,26 @@ impl RunningServer {
     }
 
     /// The service behind the API, for tests that inspect the store directly.
-    pub fn service(&self) -> &Arc<KvService> {
+    pub fn service(&self) -> &Arc<DistributedKv> {
         &self.service
     }
 
-    /// Stops accepting connections, lets in-flight requests finish, and waits until the server
-    /// has stopped.
+    /// Stops accepting connections, lets in-flight requests finish, stops the Raft node (its
+    /// stores are released when this returns) and waits until the server has stopped.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         // The receiver is gone only if the server already stopped; the join below reports why.
         let _ = self.shutdown.send(());
-        match self.task.await {
+        let served = match self.task.await {
             Ok(result) => result.map_err(ServerError::Serve),
             Err(e) => Err(ServerError::Serve(io::Error::other(e))),
-        }
+        };
+        self.driver.stop().await;
+        served
     }
 }
 
-/// Binds `config.addr`, opens the data dir (replaying the journal) and starts serving on a new
-/// task of the current runtime.
+/// Binds `config.addr`, opens the data dir, starts the Raft node's driver and serves the client
+/// API and the Raft routes on a new task of the current runtime.
 pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let listener = TcpListener::bind(&config.addr)
         .await
@@ -79,8 +101,59 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         addr: config.addr.clone(),
         source,
     })?;
-    let service = KvService::open(&config, addr.to_string())?;
-    let app = api::router(Arc::clone(&service), config.max_body_bytes);
+    let stores = disk::open_stores(&config.data_dir)?;
+    // Without --peers the node is a cluster of itself, reachable at the address it bound.
+    let peers = if config.peers.is_empty() {
+        vec![Peer {
+            id: config.id.clone(),
+            addr: addr.to_string(),
+        }]
+    } else {
+        config.peers.clone()
+    };
+    let addrs: BTreeMap<_, _> = peers
+        .iter()
+        .map(|p| (p.id.clone(), p.addr.clone()))
+        .collect();
+    let mut raft = Config::new(config.id.clone(), addrs.keys().cloned().collect());
+    raft.election_timeout_min = config.election_timeout_ms.min;
+    raft.election_timeout_max = config.election_timeout_ms.max;
+    raft.heartbeat_interval = config.heartbeat_ms;
+    raft.snapshot_threshold = config.snapshot_threshold;
+    let single = addrs.len() == 1;
+
+    let sm = SharedSm::new();
+    let (inbox_tx, inbox_rx) = mpsc::channel(driver::INBOX_QUEUE);
+    let transport = HttpTransport::new(
+        config.id.clone(),
+        StaticPeers(addrs.clone()),
+        TransportConfig::default(),
+    )?;
+    let (node, driver) = driver::start(
+        DriverConfig {
+            raft,
+            client_addrs: addrs,
+            propose_timeout: PROPOSE_TIMEOUT,
+        },
+        stores,
+        sm.clone(),
+        inbox_rx,
+        transport,
+    )?;
+    let service = DistributedKv::new(
+        Arc::new(node.clone()),
+        sm,
+        DkvConfig {
+            id: config.id.clone(),
+            peers,
+            read_policy: config.read_policy,
+            write_mode: config.write_mode,
+            op_ttl: config.op_ttl,
+            leader_wait: Duration::from_millis(config.election_timeout_ms.max * 2),
+        },
+    );
+    let app = api::router(Arc::clone(&service), config.max_body_bytes)
+        .merge(transport::router(Arc::new(inbox_tx)));
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -90,19 +163,33 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             })
             .await
     });
+    if single {
+        // A lone node elects itself after one election timeout and then applies its log: wait
+        // for that, so that reads right after start see every acknowledged write.
+        let ready = node
+            .wait_for(SINGLE_NODE_READY_TIMEOUT, |v| {
+                v.status.role == Role::Leader && v.status.last_applied >= v.status.last_log_index
+            })
+            .await;
+        if !ready {
+            tracing::warn!("single node not leader yet; serving anyway");
+        }
+    }
     tracing::info!(
         id = %config.id,
         %addr,
         data_dir = %config.data_dir.display(),
         read_policy = %config.read_policy,
         write_mode = %config.write_mode,
-        "kvserver listening (single node)"
+        members = service.status().peers.len(),
+        "kvserver listening"
     );
     Ok(RunningServer {
         addr,
         service,
         shutdown,
         task,
+        driver,
     })
 }
 

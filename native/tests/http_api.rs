@@ -120,7 +120,8 @@ async fn http_api_status() {
     let t = TestServer::start().await;
     let (s, before) = t.send(GET, "/status", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(before["commit_index"], 0);
+    // A new leader's first entry is its no-op: committed and applied before the server is ready.
+    assert_eq!(before["commit_index"], 1);
     t.send(PUT, "/kv/a", Some(&put_body(1, "x"))).await;
     t.send(PUT, "/kv/b", Some(&put_body(2, "y"))).await;
     t.send(PUT, "/kv/b", Some(&put_body(2, "y"))).await; // a duplicate is not a new write
@@ -133,8 +134,9 @@ async fn http_api_status() {
     assert_eq!(st["term"], 1);
     assert_eq!(st["leader_id"], "n1");
     assert_eq!(st["leader_addr"], addr.as_str());
+    // The no-op and two writes: the duplicate was answered from the dedupe table, not logged.
     for field in ["commit_index", "last_applied", "last_log_index"] {
-        assert_eq!(st[field], 2, "{field} in {st}");
+        assert_eq!(st[field], 3, "{field} in {st}");
     }
     assert_eq!(st["snapshot_index"], 0);
     assert_eq!(st["peers"], json!([{"id": "n1", "addr": addr}]));
@@ -457,7 +459,8 @@ async fn http_api_restart_keeps_acknowledged_writes() {
         StatusCode::NOT_FOUND,
         "not_found",
     );
-    assert_eq!(t.send(GET, "/status", None).await.1["commit_index"], 3);
+    // Two no-ops (one per term: before and after the restart) and the three writes.
+    assert_eq!(t.send(GET, "/status", None).await.1["commit_index"], 5);
     // The dedupe table came back too: a retry of seq 2 is answered, not applied.
     assert_eq!(
         t.send(PUT, "/kv/a", Some(&put_body(2, "late"))).await.0,

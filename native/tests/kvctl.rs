@@ -116,9 +116,10 @@ async fn kvctl_batch_commands_and_status() {
     assert!(lines[0].starts_with("ENDPOINT"), "{out}");
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     // ENDPOINT ID ROLE TERM LEADER COMMIT APPLIED LAST_LOG SNAPSHOT
+    // (the leader's no-op and four writes)
     assert_eq!(
         row,
-        [ep.as_str(), "n1", "leader", "1", "n1", "4", "4", "4", "0"]
+        [ep.as_str(), "n1", "leader", "1", "n1", "5", "5", "5", "0"]
     );
 }
 
@@ -173,7 +174,8 @@ async fn kvctl_fails_over_to_the_next_endpoint() {
     assert_ok(&kvctl(&eps, &["put", "k", "v", "--client-id", "bob", "--seq", "3"]).await);
     assert_eq!(stdout(&kvctl(&eps, &["get", "k"]).await), "v\n");
     // The write reached the server once, with the seq it was given.
-    assert_eq!(t.server.service().status().last_applied, 1);
+    // (Entry 1 is the leader's no-op.)
+    assert_eq!(t.server.service().status().last_applied, 2);
 
     let none = kvctl(&dead_endpoint(), &["get", "k"]).await;
     assert!(!none.status.success());

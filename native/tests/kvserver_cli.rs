@@ -34,15 +34,11 @@ async fn fails_with(data_dir: &Path, extra: &[&str], message: &str) {
 }
 
 #[tokio::test]
-async fn kvserver_refuses_other_peers() {
+async fn kvserver_refuses_peers_that_do_not_list_itself() {
+    // Multi-node clusters are supported; a member list without this node is a mistake.
     let dir = tempfile::tempdir().expect("temp dir");
-    let peers = ["--peers", "n1=127.0.0.1:7001,n2=127.0.0.1:7002"];
-    fails_with(
-        dir.path(),
-        &peers,
-        "multi-node clusters are not implemented yet",
-    )
-    .await;
+    let peers = ["--peers", "n2=127.0.0.1:7002,n3=127.0.0.1:7003"];
+    fails_with(dir.path(), &peers, "--peers must list this node (n1)").await;
 }
 
 #[tokio::test]

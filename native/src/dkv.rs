@@ -1,0 +1,576 @@
+//! DistributedKV: the only thing the HTTP layer talks to.
+//!
+//! Writes propose through a small [`RaftHandle`] (so this layer is tested with a fake, without
+//! Raft) and are answered once applied (sync mode) or at once with an op id (async mode). Reads
+//! obey the read policy: `stale` reads the local state machine; `readindex` asks the leader for
+//! a read index, waits until it is applied here, then reads.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use raftkv_core::raft::{Index, Role, Status};
+use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId, OpId, OpResult};
+use raftkv_core::{ReadPolicy, WriteMode};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Peer;
+use crate::driver::{ProposeOutcomeError, SharedSm};
+use crate::opcache::OpCache;
+
+/// A boxed future of a handle call: boxed so the trait stays object safe.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProposeOutcomeError>> + Send + 'a>>;
+
+/// What DistributedKV needs from the Raft node.
+pub trait RaftHandle: Send + Sync + 'static {
+    /// Proposes `cmd` and resolves once it was applied (with its result) or cannot be.
+    fn propose(&self, cmd: Command) -> BoxFut<'_, ApplyResult>;
+    /// Whether this node currently leads.
+    fn is_leader(&self) -> bool;
+    /// Who leads, as far as this node knows.
+    fn leader_hint(&self) -> LeaderHint;
+    /// A confirmed read index (leader only).
+    fn read_index(&self) -> BoxFut<'_, Index>;
+    /// Resolves once the local state machine has applied `index`.
+    fn wait_applied(&self, index: Index) -> BoxFut<'_, ()>;
+    /// Resolves once some leader is known, or after `timeout`.
+    fn wait_for_leader(&self, timeout: Duration) -> BoxFut<'_, ()>;
+    /// The node's status.
+    fn status(&self) -> Status;
+    /// Whether the node has stopped (storage failure or shutdown).
+    fn is_stopped(&self) -> bool;
+}
+
+/// How DistributedKV behaves.
+#[derive(Clone, Debug)]
+pub struct DkvConfig {
+    /// This node.
+    pub id: NodeId,
+    /// Every member with its client address, this node included.
+    pub peers: Vec<Peer>,
+    /// The default read policy (a request may override it).
+    pub read_policy: ReadPolicy,
+    /// When writes are answered.
+    pub write_mode: WriteMode,
+    /// How long async results stay fetchable.
+    pub op_ttl: Duration,
+    /// How long a request waits for a leader to be known (during an election) before it is
+    /// answered `not_leader`.
+    pub leader_wait: Duration,
+}
+
+/// A request DistributedKV could not carry out. Semantic outcomes such as `cas_failed` or
+/// `not_found` are not errors here: they are [`ApplyResult`]s with `ok: false`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DkvError {
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Only the leader serves this; it is elsewhere (or unknown).
+    #[error("this node is not the leader")]
+    NotLeader(LeaderHint),
+    /// The write may or may not take effect: leadership lost before apply, or a timeout.
+    #[error("{0}")]
+    UnknownOutcome(String),
+    /// The node cannot serve: stopped after a storage failure, or shutting down.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl DkvError {
+    /// The machine-readable `err_code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DkvError::BadRequest(_) => "bad_request",
+            DkvError::NotLeader(_) => "not_leader",
+            DkvError::UnknownOutcome(_) => "unknown_outcome",
+            DkvError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<ProposeOutcomeError> for DkvError {
+    fn from(e: ProposeOutcomeError) -> Self {
+        match e {
+            ProposeOutcomeError::NotLeader(h) => DkvError::NotLeader(h),
+            ProposeOutcomeError::Unknown(m) => DkvError::UnknownOutcome(m),
+            ProposeOutcomeError::Unavailable(m) => DkvError::Unavailable(m),
+            ProposeOutcomeError::Invalid(m) => DkvError::BadRequest(m),
+        }
+    }
+}
+
+/// How a write was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteReply {
+    /// Sync mode: the write was applied and this is its result.
+    Done(ApplyResult),
+    /// Async mode: the write was accepted; fetch its result with [`DistributedKv::op_result`].
+    Accepted(OpId),
+}
+
+/// What `GET /status` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Always true: status itself cannot fail.
+    pub ok: bool,
+    /// This node.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its term.
+    pub term: u64,
+    /// The leader it knows of, if any.
+    pub leader_id: Option<NodeId>,
+    /// That leader's client address, if known.
+    pub leader_addr: Option<String>,
+    /// The commit index.
+    pub commit_index: u64,
+    /// The last entry applied to the state machine.
+    pub last_applied: u64,
+    /// The last entry in the log.
+    pub last_log_index: u64,
+    /// The last entry covered by a snapshot; 0 without one.
+    pub snapshot_index: u64,
+    /// Every member, this node included.
+    pub peers: Vec<Peer>,
+    /// The default read policy.
+    pub read_policy: ReadPolicy,
+    /// The write mode.
+    pub write_mode: WriteMode,
+    /// The node stopped after a storage failure: it serves nothing but status.
+    pub stopped: bool,
+}
+
+/// The KV service over a Raft node. Share it as `Arc<DistributedKv>`.
+pub struct DistributedKv {
+    node: Arc<dyn RaftHandle>,
+    sm: SharedSm,
+    cfg: DkvConfig,
+    ops: Mutex<OpCache>,
+    /// Makes op ids unique across restarts, so a client cannot fetch another op's result with
+    /// an id it got before a restart.
+    op_prefix: String,
+    next_op: AtomicU64,
+}
+
+impl DistributedKv {
+    /// A service proposing through `node` and reading `sm` (the state machine `node` applies to).
+    pub fn new(node: Arc<dyn RaftHandle>, sm: SharedSm, cfg: DkvConfig) -> Arc<Self> {
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        Arc::new(DistributedKv {
+            op_prefix: format!("{}-{boot:x}", cfg.id),
+            ops: Mutex::new(OpCache::new(cfg.op_ttl)),
+            node,
+            sm,
+            cfg,
+            next_op: AtomicU64::new(1),
+        })
+    }
+
+    /// Whether this node leads.
+    pub fn is_leader(&self) -> bool {
+        self.node.is_leader()
+    }
+
+    /// Who leads, as far as this node knows.
+    pub fn leader_hint(&self) -> LeaderHint {
+        self.node.leader_hint()
+    }
+
+    /// Reads `key` under `consistency` (default: the configured policy).
+    pub async fn get(
+        &self,
+        key: &str,
+        consistency: Option<ReadPolicy>,
+    ) -> Result<ApplyResult, DkvError> {
+        if key.is_empty() {
+            return Err(DkvError::BadRequest("key must not be empty".into()));
+        }
+        self.read_barrier(consistency).await?;
+        Ok(match self.sm.read().get(key) {
+            Some(v) => ApplyResult {
+                value: Some(v),
+                ..ApplyResult::ok()
+            },
+            None => ApplyResult::error("not_found", format!("key {key:?} not found")),
+        })
+    }
+
+    /// Reads `keys`: missing keys are absent from `values`.
+    pub async fn mget(
+        &self,
+        keys: &[String],
+        consistency: Option<ReadPolicy>,
+    ) -> Result<ApplyResult, DkvError> {
+        if keys.is_empty() {
+            return Err(DkvError::BadRequest("keys must not be empty".into()));
+        }
+        if keys.iter().any(String::is_empty) {
+            return Err(DkvError::BadRequest(
+                "keys must not contain an empty key".into(),
+            ));
+        }
+        self.read_barrier(consistency).await?;
+        Ok(ApplyResult {
+            values: Some(self.sm.read().mget(keys)),
+            ..ApplyResult::ok()
+        })
+    }
+
+    /// For a readindex read: waits until the state machine has applied a read index the
+    /// leader confirmed. Nothing to wait for a stale read.
+    async fn read_barrier(&self, consistency: Option<ReadPolicy>) -> Result<(), DkvError> {
+        self.check_running()?;
+        match consistency.unwrap_or(self.cfg.read_policy) {
+            ReadPolicy::Stale => Ok(()),
+            ReadPolicy::ReadIndex => {
+                self.ensure_leader().await?;
+                let index = self.node.read_index().await?;
+                self.node.wait_applied(index).await?;
+                Ok(())
+            }
+        }
+    }
+
+    fn check_running(&self) -> Result<(), DkvError> {
+        if self.node.is_stopped() {
+            return Err(DkvError::Unavailable(
+                "the raft node has stopped (see the server log)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fails with `NotLeader` unless this node leads. While no leader is known (an election
+    /// is under way) it waits a little for one first, so a client is not bounced for nothing.
+    async fn ensure_leader(&self) -> Result<(), DkvError> {
+        if self.node.is_leader() {
+            return Ok(());
+        }
+        if self.node.leader_hint().leader_id.is_none() {
+            self.node.wait_for_leader(self.cfg.leader_wait).await?;
+            if self.node.is_leader() {
+                return Ok(());
+            }
+        }
+        Err(DkvError::NotLeader(self.node.leader_hint()))
+    }
+
+    /// Carries out a write: refused before it reaches the log if invalid (so it changes
+    /// nothing, not even the dedupe table) or if this node does not lead.
+    pub async fn write(self: &Arc<Self>, cmd: Command) -> Result<WriteReply, DkvError> {
+        cmd.validate().map_err(|e| DkvError::BadRequest(e.0))?;
+        self.check_running()?;
+        self.ensure_leader().await?;
+        if let Some(r) = self.dedupe_reply(&cmd) {
+            return Ok(WriteReply::Done(r));
+        }
+        match self.cfg.write_mode {
+            WriteMode::Sync => Ok(WriteReply::Done(self.node.propose(cmd).await?)),
+            WriteMode::Async => {
+                let n = self.next_op.fetch_add(1, Ordering::Relaxed);
+                let id = OpId(format!("{}-{n}", self.op_prefix));
+                lock(&self.ops).insert_pending(id.clone(), Instant::now());
+                let this = Arc::clone(self);
+                let task_id = id.clone();
+                tokio::spawn(async move {
+                    let result = match this.node.propose(cmd).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let e = DkvError::from(e);
+                            ApplyResult::error(e.code(), e.to_string())
+                        }
+                    };
+                    lock(&this.ops).complete(task_id, result, Instant::now());
+                });
+                Ok(WriteReply::Accepted(id))
+            }
+        }
+    }
+
+    /// A retry of an applied (client_id, seq) changes nothing: answer it from the dedupe table
+    /// without growing the log.
+    fn dedupe_reply(&self, cmd: &Command) -> Option<ApplyResult> {
+        if cmd.client_id.is_empty() || cmd.seq == 0 {
+            return None;
+        }
+        let mut sm = self.sm.write();
+        // apply() of an already-applied (client_id, seq) is pure: it returns the stored reply
+        // before touching any state, so calling it outside the log is safe.
+        (sm.last_seen(&cmd.client_id) >= Some(cmd.seq)).then(|| sm.apply(cmd))
+    }
+
+    /// The state of async op `id` now, or `None` if unknown or expired.
+    pub fn op_result(&self, id: &OpId) -> Option<OpResult> {
+        lock(&self.ops).get(id, Instant::now())
+    }
+
+    /// This node's status.
+    pub fn status(&self) -> NodeStatus {
+        let s = self.node.status();
+        let hint = self.node.leader_hint();
+        NodeStatus {
+            ok: true,
+            id: self.cfg.id.clone(),
+            role: s.role,
+            term: s.term,
+            leader_id: s.leader_id,
+            leader_addr: hint.leader_addr,
+            commit_index: s.commit_index,
+            last_applied: s.last_applied,
+            last_log_index: s.last_log_index,
+            snapshot_index: s.snapshot_index,
+            peers: self.cfg.peers.clone(),
+            read_policy: self.cfg.read_policy,
+            write_mode: self.cfg.write_mode,
+            stopped: self.node.is_stopped(),
+        }
+    }
+
+    /// A copy of every key and value (tests use it to check that a refused request changed
+    /// nothing).
+    pub fn entries(&self) -> BTreeMap<String, String> {
+        self.sm.read().entries()
+    }
+}
+
+/// Locks `m`, recovering from poisoning: the op cache stays consistent whatever a holder did.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raftkv_core::StateMachine;
+    use tokio::sync::watch;
+
+    /// A fake node: applies proposals straight to the state machine when it leads, records
+    /// them, and serves a read index that the test controls.
+    struct FakeNode {
+        sm: SharedSm,
+        leader: bool,
+        proposed: Mutex<Vec<Command>>,
+        read_index: Index,
+        applied: watch::Sender<Index>,
+        read_index_calls: AtomicU64,
+    }
+
+    impl FakeNode {
+        fn new(sm: SharedSm, leader: bool) -> Arc<Self> {
+            Arc::new(FakeNode {
+                sm,
+                leader,
+                proposed: Mutex::new(Vec::new()),
+                read_index: 0,
+                applied: watch::channel(0).0,
+                read_index_calls: AtomicU64::new(0),
+            })
+        }
+    }
+
+    impl RaftHandle for FakeNode {
+        fn propose(&self, cmd: Command) -> BoxFut<'_, ApplyResult> {
+            Box::pin(async move {
+                lock(&self.proposed).push(cmd.clone());
+                let mut sm = self.sm.clone();
+                Ok(sm.apply(&cmd))
+            })
+        }
+        fn is_leader(&self) -> bool {
+            self.leader
+        }
+        fn leader_hint(&self) -> LeaderHint {
+            if self.leader {
+                LeaderHint {
+                    leader_id: Some(NodeId::from("n1")),
+                    leader_addr: Some("127.0.0.1:1".into()),
+                }
+            } else {
+                LeaderHint {
+                    leader_id: Some(NodeId::from("n2")),
+                    leader_addr: Some("127.0.0.1:2".into()),
+                }
+            }
+        }
+        fn read_index(&self) -> BoxFut<'_, Index> {
+            self.read_index_calls.fetch_add(1, Ordering::Relaxed);
+            let i = self.read_index;
+            Box::pin(async move { Ok(i) })
+        }
+        fn wait_applied(&self, index: Index) -> BoxFut<'_, ()> {
+            let mut rx = self.applied.subscribe();
+            Box::pin(async move {
+                rx.wait_for(|a| *a >= index)
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| ProposeOutcomeError::Unavailable("gone".into()))
+            })
+        }
+        fn wait_for_leader(&self, _timeout: Duration) -> BoxFut<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn status(&self) -> Status {
+            Status {
+                id: NodeId::from("n1"),
+                role: if self.leader {
+                    Role::Leader
+                } else {
+                    Role::Follower
+                },
+                term: 1,
+                voted_for: None,
+                leader_id: self.leader_hint().leader_id,
+                commit_index: 0,
+                last_applied: *self.applied.borrow(),
+                last_log_index: 0,
+                last_log_term: 0,
+                snapshot_index: 0,
+                election_timer_start: 0,
+                election_deadline: 0,
+            }
+        }
+        fn is_stopped(&self) -> bool {
+            false
+        }
+    }
+
+    fn dkv(node: Arc<FakeNode>, sm: SharedSm, policy: ReadPolicy) -> Arc<DistributedKv> {
+        DistributedKv::new(
+            node,
+            sm,
+            DkvConfig {
+                id: NodeId::from("n1"),
+                peers: Vec::new(),
+                read_policy: policy,
+                write_mode: WriteMode::Sync,
+                op_ttl: Duration::from_secs(60),
+                leader_wait: Duration::from_millis(10),
+            },
+        )
+    }
+
+    fn put(k: &str, v: &str, seq: u64) -> Command {
+        Command::put(k, v).with_client("c1", seq)
+    }
+
+    #[tokio::test]
+    async fn dkv_m1_writes_call_propose() {
+        let sm = SharedSm::new();
+        let node = FakeNode::new(sm.clone(), true);
+        let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
+        assert_eq!(
+            d.write(put("a", "1", 1)).await,
+            Ok(WriteReply::Done(ApplyResult::ok()))
+        );
+        d.write(Command::delete("a").with_client("c1", 2))
+            .await
+            .unwrap();
+        let ops: Vec<_> = lock(&node.proposed).iter().map(|c| c.op).collect();
+        assert_eq!(
+            ops,
+            vec![raftkv_core::OpType::Put, raftkv_core::OpType::Delete]
+        );
+        // A retry of an applied (client, seq) is answered from the dedupe table, not proposed.
+        d.write(put("a", "x", 2)).await.unwrap();
+        assert_eq!(lock(&node.proposed).len(), 2);
+        // An invalid command never reaches the log.
+        let bad = Command::new(raftkv_core::OpType::BatchPut).with_client("c1", 3);
+        assert!(matches!(d.write(bad).await, Err(DkvError::BadRequest(_))));
+        assert_eq!(lock(&node.proposed).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn dkv_m1_writes_on_a_follower_are_refused_with_the_leader_hint() {
+        let sm = SharedSm::new();
+        let node = FakeNode::new(sm.clone(), false);
+        let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
+        match d.write(put("a", "1", 1)).await {
+            Err(DkvError::NotLeader(h)) => {
+                assert_eq!(h.leader_addr.as_deref(), Some("127.0.0.1:2"));
+            }
+            other => panic!("expected not_leader, got {other:?}"),
+        }
+        assert!(lock(&node.proposed).is_empty());
+    }
+
+    #[tokio::test]
+    async fn dkv_m1_reads_are_stale_from_sm() {
+        let sm = SharedSm::new();
+        // A follower serves stale reads from whatever its state machine holds.
+        let node = FakeNode::new(sm.clone(), false);
+        sm.write().apply(&put("a", "1", 1));
+        let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
+        assert_eq!(d.get("a", None).await.unwrap().value.as_deref(), Some("1"));
+        assert_eq!(
+            d.get("b", None).await.unwrap().err_code.as_deref(),
+            Some("not_found")
+        );
+        let m = d.mget(&["a".into(), "b".into()], None).await.unwrap();
+        assert_eq!(m.values.unwrap().len(), 1);
+        assert_eq!(node.read_index_calls.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn dkv_m4_read_policy_switch() {
+        let sm = SharedSm::new();
+        let node = FakeNode::new(sm.clone(), false);
+        let stale = dkv(Arc::clone(&node), sm.clone(), ReadPolicy::Stale);
+        let ri = dkv(Arc::clone(&node), sm.clone(), ReadPolicy::ReadIndex);
+        // The policy decides; a follower cannot serve readindex reads.
+        assert!(stale.get("a", None).await.is_ok());
+        assert!(matches!(
+            ri.get("a", None).await,
+            Err(DkvError::NotLeader(_))
+        ));
+        // A per-request consistency overrides the policy both ways.
+        assert!(ri.get("a", Some(ReadPolicy::Stale)).await.is_ok());
+        assert!(matches!(
+            stale.get("a", Some(ReadPolicy::ReadIndex)).await,
+            Err(DkvError::NotLeader(_))
+        ));
+        // On a leader a readindex read asks for a read index.
+        let leader = FakeNode::new(sm.clone(), true);
+        let ri = dkv(Arc::clone(&leader), sm, ReadPolicy::ReadIndex);
+        assert!(ri.get("a", None).await.is_ok());
+        assert_eq!(leader.read_index_calls.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn dkv_m4_read_index_read_waits_for_commit_and_apply() {
+        let sm = SharedSm::new();
+        let node = Arc::new(FakeNode {
+            sm: sm.clone(),
+            leader: true,
+            proposed: Mutex::new(Vec::new()),
+            read_index: 5,
+            applied: watch::channel(4).0,
+            read_index_calls: AtomicU64::new(0),
+        });
+        let d = dkv(Arc::clone(&node), sm.clone(), ReadPolicy::ReadIndex);
+        let read = tokio::spawn({
+            let d = Arc::clone(&d);
+            async move { d.get("a", None).await }
+        });
+        // The read cannot finish while index 5 is not applied; yield until it is parked.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !read.is_finished(),
+            "read answered before its index applied"
+        );
+        // Entry 5 (the write) is applied: the read sees it.
+        sm.write().apply(&put("a", "5", 1));
+        node.applied.send_replace(5);
+        let got = read.await.unwrap().unwrap();
+        assert_eq!(got.value.as_deref(), Some("5"));
+    }
+}

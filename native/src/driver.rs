@@ -1,0 +1,564 @@
+//! The driver: one thread owns the core Raft node and feeds it peer messages, proposals, reads
+//! and ticks; [`RaftNode`] is the handle the rest of kvserver talks to it through.
+//!
+//! Each turn of the loop waits for the first input (or the node's next deadline), drains
+//! whatever else is ready, hands it all to the node, then calls `persist()` once (group commit:
+//! one fsync for many proposals and messages), and only then sends the outbound messages and
+//! answers the callers whose proposals or reads completed. So nothing leaves this node, and no
+//! client hears "ok", before the log entries it depends on are on disk.
+//!
+//! The loop runs on its own thread with a current-thread runtime: fsync blocks that thread only,
+//! never the HTTP workers. A storage error stops the node (logged, never a panic): pending callers
+//! then learn that their outcome is unknown and new requests are refused.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use raftkv_core::raft::{
+    Config, Event, Index, Message, Node, ProposeError, RaftError, ReadId, Role, Status, Term,
+};
+use raftkv_core::{ApplyResult, Command, KvStateMachine, LeaderHint, NodeId, SnapshotError};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::transport::HttpTransport;
+
+/// The most inputs of one kind taken in one turn: bounds the latency of a turn under load.
+const MAX_BATCH: usize = 1024;
+/// Capacity of the request channel (proposals and reads waiting for the driver).
+const REQUEST_QUEUE: usize = 4096;
+/// Capacity of the inbox of peer messages; when full the transport drops (Raft retries).
+pub const INBOX_QUEUE: usize = 4096;
+
+/// The KV state machine, shared: the driver applies through it, the HTTP layer reads it for
+/// stale reads (and for reads once a read index is applied).
+#[derive(Clone, Default)]
+pub struct SharedSm(Arc<RwLock<KvStateMachine>>);
+
+impl SharedSm {
+    /// An empty state machine.
+    pub fn new() -> Self {
+        SharedSm::default()
+    }
+
+    /// Read access. Poisoning is ignored: apply never panics halfway through a command.
+    pub fn read(&self) -> RwLockReadGuard<'_, KvStateMachine> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Write access, for the driver (and the dedupe fast path, which changes nothing).
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, KvStateMachine> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl raftkv_core::StateMachine for SharedSm {
+    fn apply(&mut self, cmd: &Command) -> ApplyResult {
+        self.write().apply(cmd)
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.read().snapshot()
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
+        self.write().restore(data)
+    }
+}
+
+/// Why a proposal or a read did not produce a result.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeOutcomeError {
+    /// This node does not lead; the command was not applied through it. Retry at the hint.
+    #[error("not the leader")]
+    NotLeader(LeaderHint),
+    /// The command was accepted but whether it takes effect is unknown (leadership lost before
+    /// apply, a timeout, the node stopped). A retry with the same (client_id, seq) is safe.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The node cannot serve (stopped after a storage error, or shutting down).
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+    /// The command is malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What the driver publishes after every turn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    /// The node's status.
+    pub status: Status,
+    /// The node stopped (storage error or shutdown): it serves nothing any more.
+    pub stopped: bool,
+}
+
+type ProposeReply = oneshot::Sender<Result<ApplyResult, ProposeOutcomeError>>;
+type ReadReply = oneshot::Sender<Result<Index, ProposeOutcomeError>>;
+
+enum Request {
+    Propose { cmd: Command, reply: ProposeReply },
+    ReadIndex { reply: ReadReply },
+}
+
+/// How the driver is set up.
+pub struct DriverConfig {
+    /// The Raft configuration.
+    pub raft: Config,
+    /// Client addresses of every member (for leader hints).
+    pub client_addrs: BTreeMap<NodeId, String>,
+    /// How long a proposal may wait for its outcome before the caller hears "unknown".
+    pub propose_timeout: Duration,
+}
+
+/// The handle to a running driver. Cheap to clone.
+#[derive(Clone)]
+pub struct RaftNode {
+    reqs: mpsc::Sender<Request>,
+    view: watch::Receiver<NodeView>,
+    client_addrs: Arc<BTreeMap<NodeId, String>>,
+    propose_timeout: Duration,
+}
+
+/// A running driver thread; stop it with [`DriverThread::stop`].
+pub struct DriverThread {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DriverThread {
+    /// Asks the driver to stop and waits (on a blocking thread) until it has released the
+    /// node's stores.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+impl Drop for DriverThread {
+    fn drop(&mut self) {
+        // Without an explicit stop the driver still ends: on this signal, or once every handle
+        // is gone.
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// An RNG seed for election timeouts: different per node and per start, so nodes started
+/// together do not time out in lockstep. (Core takes no OS randomness; the host may.)
+pub fn rng_seed(id: &NodeId) -> u64 {
+    let mut h = DefaultHasher::new();
+    id.hash(&mut h);
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+        .hash(&mut h);
+    std::process::id().hash(&mut h);
+    h.finish()
+}
+
+/// Why the driver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The node could not be created from its stores.
+    #[error("raft node: {0}")]
+    Raft(#[from] RaftError),
+    /// The driver thread or its runtime could not be started.
+    #[error("driver thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Creates the node over `stores` and `sm` and starts its driver thread. Peer messages arrive
+/// on `inbox`; outbound messages go to `transport`.
+pub fn start(
+    cfg: DriverConfig,
+    stores: raftkv_core::raft::Stores,
+    sm: SharedSm,
+    inbox: mpsc::Receiver<(NodeId, Message)>,
+    transport: HttpTransport,
+) -> Result<(RaftNode, DriverThread), StartError> {
+    let started = Instant::now();
+    let seed = rng_seed(&cfg.raft.id);
+    let node = Node::new(cfg.raft, stores, sm, seed, 0)?;
+    let (view_tx, view_rx) = watch::channel(NodeView {
+        status: node.status(),
+        stopped: false,
+    });
+    let (req_tx, req_rx) = mpsc::channel(REQUEST_QUEUE);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let client_addrs = Arc::new(cfg.client_addrs);
+    let driver = Driver {
+        node,
+        started,
+        inbox: Some(inbox),
+        reqs: req_rx,
+        transport,
+        view: view_tx,
+        proposals: HashMap::new(),
+        reads: HashMap::new(),
+        client_addrs: Arc::clone(&client_addrs),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(StartError::Thread)?;
+    let thread = std::thread::Builder::new()
+        .name("raft-driver".into())
+        .spawn(move || runtime.block_on(driver.run(stop_rx)))
+        .map_err(StartError::Thread)?;
+    Ok((
+        RaftNode {
+            reqs: req_tx,
+            view: view_rx,
+            client_addrs,
+            propose_timeout: cfg.propose_timeout,
+        },
+        DriverThread {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        },
+    ))
+}
+
+struct Driver {
+    node: Node<SharedSm>,
+    started: Instant,
+    /// `None` once the transport's side is gone.
+    inbox: Option<mpsc::Receiver<(NodeId, Message)>>,
+    reqs: mpsc::Receiver<Request>,
+    transport: HttpTransport,
+    view: watch::Sender<NodeView>,
+    proposals: HashMap<(Index, Term), ProposeReply>,
+    reads: HashMap<ReadId, ReadReply>,
+    client_addrs: Arc<BTreeMap<NodeId, String>>,
+}
+
+/// Inputs taken in one turn.
+#[derive(Default)]
+struct Batch {
+    msgs: Vec<(NodeId, Message)>,
+    reqs: Vec<Request>,
+}
+
+impl Driver {
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        loop {
+            let deadline = self.started + Duration::from_millis(self.node.next_deadline());
+            let mut batch = Batch::default();
+            tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                r = self.reqs.recv() => match r {
+                    Some(r) => batch.reqs.push(r),
+                    // Every handle is gone: nobody can use this node any more.
+                    None => break,
+                },
+                m = recv_opt(&mut self.inbox) => match m {
+                    Some(m) => batch.msgs.push(m),
+                    None => self.inbox = None,
+                },
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+            self.drain(&mut batch);
+            if let Err(e) = self.turn(batch) {
+                tracing::error!(error = %e, "raft node stopped after a storage failure");
+                break;
+            }
+        }
+        self.shut_down();
+    }
+
+    /// Takes whatever else is ready, up to a bound, without waiting.
+    fn drain(&mut self, batch: &mut Batch) {
+        while batch.reqs.len() < MAX_BATCH {
+            match self.reqs.try_recv() {
+                Ok(r) => batch.reqs.push(r),
+                Err(_) => break,
+            }
+        }
+        if let Some(inbox) = self.inbox.as_mut() {
+            while batch.msgs.len() < MAX_BATCH {
+                match inbox.try_recv() {
+                    Ok(m) => batch.msgs.push(m),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// One turn: feed the node, persist once, then send and answer.
+    fn turn(&mut self, batch: Batch) -> Result<(), RaftError> {
+        let now = self.now();
+        let mut out: Vec<(NodeId, Message)> = Vec::new();
+        for (from, msg) in batch.msgs {
+            self.node.step(now, &from, msg, &mut out)?;
+        }
+        // Answers that need no persistence (refusals) may go at once; accepted proposals and
+        // reads are answered from events, after the persist below.
+        for req in batch.reqs {
+            match req {
+                Request::Propose { cmd, reply } => match self.node.propose(now, cmd, &mut out) {
+                    Ok(p) => {
+                        self.proposals.insert((p.index, p.term), reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(self.refusal(e)?));
+                    }
+                },
+                Request::ReadIndex { reply } => match self.node.read_index(now, &mut out) {
+                    Ok(id) => {
+                        self.reads.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(self.refusal(e)?));
+                    }
+                },
+            }
+        }
+        self.node.tick(now, &mut out)?;
+        // Group commit: one fsync covers every entry and vote of this turn, before any message
+        // or reply that depends on them leaves.
+        self.node.persist()?;
+        for (to, msg) in out {
+            raftkv_core::raft::Transport::send(&mut self.transport, &to, msg);
+        }
+        // Publish the status before answering, so a caller that got its reply sees at least
+        // the state that reply came from.
+        let status = self.node.status();
+        self.view.send_if_modified(|v| {
+            if v.status == status {
+                return false;
+            }
+            v.status = status;
+            true
+        });
+        for ev in self.node.take_events() {
+            self.on_event(ev);
+        }
+        Ok(())
+    }
+
+    /// Maps a refused proposal or read to the caller's error; a fatal error stops the node.
+    fn refusal(&self, e: ProposeError) -> Result<ProposeOutcomeError, RaftError> {
+        match e {
+            ProposeError::NotLeader { leader } => Ok(ProposeOutcomeError::NotLeader(hint(
+                &self.client_addrs,
+                leader,
+            ))),
+            ProposeError::Invalid(m) => Ok(ProposeOutcomeError::Invalid(m)),
+            ProposeError::Fatal(e) => Err(e),
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::ProposalApplied {
+                index,
+                term,
+                result,
+            } => {
+                if let Some(r) = self.proposals.remove(&(index, term)) {
+                    let _ = r.send(Ok(result));
+                }
+            }
+            Event::ProposalLost { index, term } => {
+                // Another leader's entry replaced it: it was not applied here and never will be.
+                if let Some(r) = self.proposals.remove(&(index, term)) {
+                    let leader = self.node.leader_id().cloned();
+                    let _ = r.send(Err(ProposeOutcomeError::NotLeader(hint(
+                        &self.client_addrs,
+                        leader,
+                    ))));
+                }
+            }
+            Event::ProposalUnknown { index, term } => {
+                if let Some(r) = self.proposals.remove(&(index, term)) {
+                    let _ = r.send(Err(ProposeOutcomeError::Unknown(
+                        "covered by a snapshot from the leader before it was applied here".into(),
+                    )));
+                }
+            }
+            Event::RoleChanged { role, .. } if role != Role::Leader => {
+                // Leadership lost: a pending proposal may still be committed by the next leader,
+                // or not. Say so rather than guess.
+                for (_, r) in self.proposals.drain() {
+                    let _ = r.send(Err(ProposeOutcomeError::Unknown(
+                        "leadership lost before the write was applied".into(),
+                    )));
+                }
+                self.fail_reads();
+            }
+            Event::ReadReady { id, index } => {
+                if let Some(r) = self.reads.remove(&id) {
+                    let _ = r.send(Ok(index));
+                }
+            }
+            Event::ReadFailed { id } => {
+                if let Some(r) = self.reads.remove(&id) {
+                    let _ = r.send(Err(self.read_failed()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn read_failed(&self) -> ProposeOutcomeError {
+        let leader = self
+            .node
+            .leader_id()
+            .filter(|l| *l != self.node.id())
+            .cloned();
+        ProposeOutcomeError::NotLeader(hint(&self.client_addrs, leader))
+    }
+
+    fn fail_reads(&mut self) {
+        let err = self.read_failed();
+        for (_, r) in self.reads.drain() {
+            let _ = r.send(Err(err.clone()));
+        }
+    }
+
+    /// Tells every waiting caller, and every later one, that the node is gone.
+    fn shut_down(&mut self) {
+        for (_, r) in self.proposals.drain() {
+            let _ = r.send(Err(ProposeOutcomeError::Unknown(
+                "the node stopped before the write was applied".into(),
+            )));
+        }
+        for (_, r) in self.reads.drain() {
+            let _ = r.send(Err(ProposeOutcomeError::Unavailable(
+                "the node stopped".into(),
+            )));
+        }
+        self.view.send_modify(|v| v.stopped = true);
+        self.reqs.close();
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn hint(addrs: &BTreeMap<NodeId, String>, leader: Option<NodeId>) -> LeaderHint {
+    LeaderHint {
+        leader_addr: leader.as_ref().and_then(|l| addrs.get(l).cloned()),
+        leader_id: leader,
+    }
+}
+
+impl RaftNode {
+    /// The node's latest published view.
+    pub fn view(&self) -> NodeView {
+        self.view.borrow().clone()
+    }
+
+    /// Client addresses of every member.
+    pub fn client_addrs(&self) -> &BTreeMap<NodeId, String> {
+        &self.client_addrs
+    }
+
+    /// Waits until `pred` holds for the published view, or `timeout` passes; returns whether
+    /// it held.
+    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&NodeView) -> bool) -> bool {
+        let mut rx = self.view.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|v| pred(v) || v.stopped))
+            .await
+            .is_ok_and(|r| r.is_ok_and(|v| pred(&v)))
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, ProposeOutcomeError>>) -> Request,
+        gone: impl Fn(&str) -> ProposeOutcomeError,
+        timeout: Duration,
+    ) -> Result<T, ProposeOutcomeError> {
+        let (tx, rx) = oneshot::channel();
+        if self.reqs.send(make(tx)).await.is_err() {
+            return Err(ProposeOutcomeError::Unavailable(
+                "the raft node has stopped".into(),
+            ));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(gone("the raft node stopped")),
+            Err(_) => Err(gone("timed out waiting for the outcome")),
+        }
+    }
+}
+
+impl crate::dkv::RaftHandle for RaftNode {
+    fn propose(&self, cmd: Command) -> crate::dkv::BoxFut<'_, ApplyResult> {
+        Box::pin(self.request(
+            |reply| Request::Propose { cmd, reply },
+            |m| ProposeOutcomeError::Unknown(m.into()),
+            self.propose_timeout,
+        ))
+    }
+
+    fn is_leader(&self) -> bool {
+        let v = self.view.borrow();
+        !v.stopped && v.status.role == Role::Leader
+    }
+
+    fn leader_hint(&self) -> LeaderHint {
+        let leader = self.view.borrow().status.leader_id.clone();
+        hint(&self.client_addrs, leader)
+    }
+
+    fn read_index(&self) -> crate::dkv::BoxFut<'_, Index> {
+        Box::pin(self.request(
+            |reply| Request::ReadIndex { reply },
+            |m| ProposeOutcomeError::Unavailable(m.into()),
+            self.propose_timeout,
+        ))
+    }
+
+    fn wait_applied(&self, index: Index) -> crate::dkv::BoxFut<'_, ()> {
+        Box::pin(async move {
+            let mut rx = self.view.clone();
+            let res = tokio::time::timeout(
+                self.propose_timeout,
+                rx.wait_for(|v| v.stopped || v.status.last_applied >= index),
+            )
+            .await;
+            match res {
+                Ok(Ok(v)) if !v.stopped => Ok(()),
+                Ok(_) => Err(ProposeOutcomeError::Unavailable(
+                    "the raft node stopped".into(),
+                )),
+                Err(_) => Err(ProposeOutcomeError::Unavailable(
+                    "timed out waiting for the read index to be applied".into(),
+                )),
+            }
+        })
+    }
+
+    fn wait_for_leader(&self, timeout: Duration) -> crate::dkv::BoxFut<'_, ()> {
+        Box::pin(async move {
+            self.wait_for(timeout, |v| v.status.leader_id.is_some())
+                .await;
+            Ok(())
+        })
+    }
+
+    fn status(&self) -> Status {
+        self.view.borrow().status.clone()
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.view.borrow().stopped
+    }
+}
