@@ -23,7 +23,7 @@ step "cargo test --workspace"
 cargo test --workspace
 
 step "protocol breaks: the simulator must catch each deliberate violation"
-cargo test -p raftkv-core --features protocol-breaks
+cargo test -p raftkv-core --features protocol-breaks --test sim_breaks --test raft
 
 step "core's tests under wasm32 (wasm-pack test --node)"
 wasm-pack test --node core
