@@ -154,18 +154,11 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     );
     let app = api::router(Arc::clone(&service), config.max_body_bytes)
         .merge(transport::router(Arc::new(inbox_tx)));
-    let (shutdown, stop) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                // A dropped sender means the same as a sent signal: stop.
-                let _ = stop.await;
-            })
-            .await
-    });
     if single {
         // A lone node elects itself after one election timeout and then applies its log: wait
-        // for that, so that reads right after start see every acknowledged write.
+        // for that before serving, so that reads right after start see every acknowledged
+        // write. (It needs no Raft routes to get there; a member of a cluster does, so it serves
+        // at once and its stale reads catch up as it learns the commit index.)
         let ready = node
             .wait_for(SINGLE_NODE_READY_TIMEOUT, |v| {
                 v.status.role == Role::Leader && v.status.last_applied >= v.status.last_log_index
@@ -175,6 +168,15 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             tracing::warn!("single node not leader yet; serving anyway");
         }
     }
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                // A dropped sender means the same as a sent signal: stop.
+                let _ = stop.await;
+            })
+            .await
+    });
     tracing::info!(
         id = %config.id,
         %addr,

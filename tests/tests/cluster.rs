@@ -1,0 +1,445 @@
+//! Multi-node kvserver clusters (issue 6): replication, redirects, failover, log safety across
+//! leader changes, snapshot catch-up, whole-cluster crashes, and an isolated leader. Real
+//! processes on loopback ports; node-to-node links go through fault proxies. Every wait polls
+//! with a deadline.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use raftkv_tests::wait::poll_until;
+use raftkv_tests::{Cluster, ClusterConfig, KvClient};
+use reqwest::Method;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+/// Generous for slow CI: elections take a few hundred milliseconds.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Short timers so that failover is quick, with room for two cores running three debug nodes.
+fn fast_args() -> Vec<String> {
+    ["--election-timeout-ms", "200-400", "--heartbeat-ms", "40"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+async fn start(size: usize, extra: &[&str]) -> Cluster {
+    let mut cfg = ClusterConfig::new(size);
+    cfg.extra_args = fast_args();
+    cfg.extra_args.extend(extra.iter().map(|s| s.to_string()));
+    Cluster::start(cfg).await.expect("cluster starts")
+}
+
+/// A linearizable read at node `i` (after redirects): `Some(value)`, `None` if absent.
+async fn read_index_get(c: &Cluster, i: usize, key: &str) -> Result<Option<String>, String> {
+    let r = c
+        .client(i)
+        .request(
+            Method::GET,
+            &format!("/kv/{key}?consistency=readindex"),
+            None,
+        )
+        .await?;
+    match r.status {
+        200 => Ok(r.body["value"].as_str().map(str::to_string)),
+        404 => Ok(None),
+        s => Err(format!(
+            "readindex GET {key} at {}: {s} {}",
+            c.id(i),
+            r.body
+        )),
+    }
+}
+
+/// Waits until a stale read of `key` at node `i` gives `want`.
+async fn wait_value(c: &Cluster, i: usize, key: &str, want: Option<&str>) {
+    let client = c.client(i);
+    let what = format!("{} to hold {key}={want:?}", c.id(i));
+    poll_until(&what, CONVERGE_TIMEOUT, || {
+        let client = &client;
+        async move {
+            let got = client.get(key).await?;
+            Ok((got.as_deref() == want).then_some(()))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", c.log_of(i)));
+}
+
+/// A field of node `i`'s status.
+async fn status_u64(c: &Cluster, i: usize, field: &str) -> Result<u64, String> {
+    let s = c.client(i).status().await?;
+    s[field]
+        .as_u64()
+        .ok_or_else(|| format!("no {field} in {s}"))
+}
+
+/// Waits until every running node reports the same last_applied as the highest commit index
+/// seen, i.e. the cluster has converged.
+async fn wait_converged(c: &mut Cluster) {
+    let deadline = tokio::time::Instant::now() + CONVERGE_TIMEOUT;
+    loop {
+        let st = c.statuses().await;
+        let applied: Vec<u64> = st
+            .iter()
+            .map(|(_, s)| s["last_applied"].as_u64().unwrap_or(0))
+            .collect();
+        let commit = st
+            .iter()
+            .map(|(_, s)| s["commit_index"].as_u64().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let running = (0..c.size()).filter(|&i| c.is_running(i)).count();
+        if st.len() == running && applied.iter().all(|&a| a == commit) && commit > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cluster did not converge: {st:?}"
+        );
+        tokio::time::sleep(raftkv_tests::wait::POLL_INTERVAL).await;
+    }
+}
+
+#[tokio::test]
+async fn cluster_m1_3nodes_write_to_leader_replicates_to_followers() {
+    let mut c = start(3, &[]).await;
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let client = c.client(leader);
+    for i in 0..10 {
+        let r = client
+            .put(&format!("k{i}"), &format!("v{i}"))
+            .await
+            .unwrap();
+        assert!(r.ok() && r.redirects.is_empty(), "{r:?}");
+    }
+    for f in (0..3).filter(|&f| f != leader) {
+        for i in 0..10 {
+            wait_value(&c, f, &format!("k{i}"), Some(&format!("v{i}"))).await;
+        }
+    }
+    wait_converged(&mut c).await;
+}
+
+#[tokio::test]
+async fn cluster_m1_write_to_follower_returns_redirect() {
+    let mut c = start(3, &[]).await;
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let follower = (leader + 1) % 3;
+    // The follower must know the leader before it can point at it.
+    let leader_addr = poll_until("the follower to know the leader", LEADER_TIMEOUT, || {
+        let client = c.client(follower);
+        async move {
+            let s = client.status().await?;
+            Ok(s["leader_addr"].as_str().map(str::to_string))
+        }
+    })
+    .await
+    .unwrap();
+
+    // Raw: 307, Location at the leader's same URL, and the documented body.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let resp = http
+        .put(format!("http://{}/kv/r?x=1", c.addr(follower)))
+        .body(r#"{"client_id":"raw","seq":1,"value":"v"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 307);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, format!("http://{leader_addr}/kv/r?x=1"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["ok"], false);
+    assert_eq!(body["err_code"], "not_leader");
+    assert_eq!(body["leader_id"], c.id(leader));
+    assert_eq!(body["leader_addr"], leader_addr.as_str());
+
+    // Following it (with the same body) writes at the leader.
+    let r = c.client(follower).put("r", "v").await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.redirects.len(), 1, "{r:?}");
+    assert_eq!(
+        read_index_get(&c, leader, "r").await.unwrap().as_deref(),
+        Some("v")
+    );
+    // Stale reads are served by the follower itself; readindex reads are redirected too.
+    wait_value(&c, follower, "r", Some("v")).await;
+    let resp = http
+        .get(format!(
+            "http://{}/kv/r?consistency=readindex",
+            c.addr(follower)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 307);
+}
+
+#[tokio::test]
+async fn cluster_m2_leader_crash_new_leader_elected() {
+    let mut c = start(3, &[]).await;
+    let old = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let old_term = status_u64(&c, old, "term").await.unwrap();
+    c.kill(old).unwrap();
+    let new = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert_ne!(new, old);
+    assert!(status_u64(&c, new, "term").await.unwrap() > old_term);
+}
+
+#[tokio::test]
+async fn cluster_m2_write_after_failover_succeeds() {
+    let mut c = start(3, &[]).await;
+    let old = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert!(c.client(old).put("before", "1").await.unwrap().ok());
+    c.kill(old).unwrap();
+    let new = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let r = c.client(new).put("after", "2").await.unwrap();
+    assert!(r.ok(), "{r:?}");
+    // A write sent to the surviving follower reaches the new leader too.
+    let other = (0..3).find(|&i| i != old && i != new).unwrap();
+    assert!(c.client(other).put("via", "3").await.unwrap().ok());
+    // The old leader comes back as a follower and catches up.
+    c.restart(old).await.unwrap();
+    for (k, v) in [("before", "1"), ("after", "2"), ("via", "3")] {
+        wait_value(&c, old, k, Some(v)).await;
+    }
+}
+
+#[tokio::test]
+async fn cluster_m3_committed_entries_not_lost_after_leader_change() {
+    let mut c = start(3, &[]).await;
+    let mut acked = BTreeMap::new();
+    for round in 0..3 {
+        let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+        for i in 0..15 {
+            let (k, v) = (format!("r{round}-k{i}"), format!("v{i}"));
+            let r = c.client(leader).put(&k, &v).await.unwrap();
+            assert!(r.ok(), "{r:?}");
+            acked.insert(k, v);
+        }
+        // Depose the leader (crash), then bring it back as a follower.
+        c.kill(leader).unwrap();
+        let next = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+        for (k, v) in &acked {
+            assert_eq!(
+                read_index_get(&c, next, k).await.unwrap().as_deref(),
+                Some(v.as_str()),
+                "{k} lost after the change to {}",
+                c.id(next)
+            );
+        }
+        c.restart(leader).await.unwrap();
+    }
+    wait_converged(&mut c).await;
+    for i in 0..3 {
+        for (k, v) in &acked {
+            wait_value(&c, i, k, Some(v)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
+    let mut c = start(3, &["--snapshot-threshold", "20"]).await;
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging).unwrap();
+    let client = c.client(leader);
+    for i in 0..100 {
+        let r = client
+            .put(&format!("k{i}"), &format!("v{i}"))
+            .await
+            .unwrap();
+        assert!(r.ok(), "{r:?}");
+    }
+    // The leader compacted its log past what the lagging node has.
+    let snap = poll_until("the leader to snapshot", CONVERGE_TIMEOUT, || {
+        let c = &c;
+        async move {
+            let s = status_u64(c, leader, "snapshot_index").await?;
+            Ok((s > 20).then_some(s))
+        }
+    })
+    .await
+    .unwrap();
+    c.restart(lagging).await.unwrap();
+    poll_until(
+        "the lagging node to install a snapshot",
+        CONVERGE_TIMEOUT,
+        || {
+            let c = &c;
+            async move {
+                let s = status_u64(c, lagging, "snapshot_index").await?;
+                Ok((s >= snap).then_some(()))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", c.log_of(lagging)));
+    for i in [0, 50, 99] {
+        wait_value(&c, lagging, &format!("k{i}"), Some(&format!("v{i}"))).await;
+    }
+    // It keeps replicating normally afterwards.
+    assert!(client.put("later", "x").await.unwrap().ok());
+    wait_value(&c, lagging, "later", Some("x")).await;
+}
+
+#[tokio::test]
+async fn whole_cluster_kill9_restart_keeps_acknowledged_writes() {
+    let mut c = start(3, &[]).await;
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let client = c.client(leader);
+    for i in 0..30 {
+        let r = client
+            .put(&format!("k{i}"), &format!("v{i}"))
+            .await
+            .unwrap();
+        assert!(r.ok(), "{r:?}");
+    }
+    assert!(client.delete("k7").await.unwrap().ok());
+    for i in 0..3 {
+        c.kill(i).unwrap();
+    }
+    for i in 0..3 {
+        c.restart(i).await.unwrap();
+    }
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    for i in 0..30 {
+        let want = (i != 7).then(|| format!("v{i}"));
+        assert_eq!(
+            read_index_get(&c, leader, &format!("k{i}")).await.unwrap(),
+            want,
+            "k{i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn isolated_leader_steps_down_and_cannot_commit_or_read() {
+    let mut c = start(3, &[]).await;
+    let old = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert!(c.client(old).put("base", "1").await.unwrap().ok());
+    c.isolate(old);
+
+    // Writes and linearizable reads at the isolated leader fail (its client port still works).
+    let w = c.client(old).put("lost", "x").await.unwrap();
+    assert!(!w.ok(), "isolated leader acknowledged a write: {w:?}");
+    assert!(
+        [503, 307].contains(&w.status),
+        "unexpected answer to a write at the isolated leader: {w:?}"
+    );
+    assert!(read_index_get(&c, old, "base").await.is_err());
+    // Check-quorum: it notices it lost its majority and steps down.
+    poll_until("the isolated leader to step down", LEADER_TIMEOUT, || {
+        let client = c.client(old);
+        async move {
+            let s = client.status().await?;
+            Ok((s["role"] != "leader").then_some(()))
+        }
+    })
+    .await
+    .unwrap();
+
+    // The majority elects a new leader that commits.
+    let new = poll_until("the majority to elect a leader", LEADER_TIMEOUT, || {
+        let c = &c;
+        async move {
+            for i in (0..3).filter(|&i| i != old) {
+                if c.client(i).status().await?["role"] == "leader" {
+                    return Ok(Some(i));
+                }
+            }
+            Ok(None)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(c.client(new).put("after", "2").await.unwrap().ok());
+
+    // Healed, everyone converges on the majority's history; the write the isolated leader
+    // could not commit is gone everywhere.
+    c.heal_all();
+    wait_converged(&mut c).await;
+    for i in 0..3 {
+        wait_value(&c, i, "after", Some("2")).await;
+        wait_value(&c, i, "base", Some("1")).await;
+        wait_value(&c, i, "lost", None).await;
+    }
+}
+
+/// Bench-like writers under a kill -9 of the leader: every write answered 200 is readable
+/// afterwards from the new leader, with its value.
+#[tokio::test]
+async fn leader_kill9_under_load_keeps_every_acknowledged_write() {
+    let mut c = start(3, &[]).await;
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let addrs: Vec<String> = (0..3).map(|i| c.addr(i).to_string()).collect();
+    let acked = Arc::new(Mutex::new(BTreeMap::<String, String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (addrs, acked, stop) = (addrs.clone(), Arc::clone(&acked), Arc::clone(&stop));
+        writers.push(tokio::spawn(async move {
+            let mut target = leader;
+            let mut n = 0u64;
+            let mut errors = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let client = KvClient::new(&addrs[target]);
+                let (k, v) = (format!("w{w}-{n}"), format!("v{n}"));
+                match client.put(&k, &v).await {
+                    Ok(r) if r.ok() => {
+                        acked.lock().await.insert(k, v);
+                    }
+                    // Not acknowledged (unknown outcome, no leader, dead node): try elsewhere.
+                    _ => {
+                        errors += 1;
+                        target = (target + 1) % addrs.len();
+                    }
+                }
+                n += 1;
+            }
+            errors
+        }));
+    }
+    let count = |acked: &Arc<Mutex<BTreeMap<String, String>>>| {
+        let acked = Arc::clone(acked);
+        async move { acked.lock().await.len() }
+    };
+    poll_until("writes before the crash", CONVERGE_TIMEOUT, || {
+        let f = count(&acked);
+        async move { Ok((f.await >= 200).then_some(())) }
+    })
+    .await
+    .unwrap();
+    c.kill(leader).unwrap();
+    let before = count(&acked).await;
+    poll_until("writes after the crash", CONVERGE_TIMEOUT, || {
+        let f = count(&acked);
+        async move { Ok((f.await >= before + 200).then_some(())) }
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let new = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert_ne!(new, leader);
+    let acked = acked.lock().await.clone();
+    let client = c.client(new);
+    for (k, v) in &acked {
+        let r = client
+            .request(Method::GET, &format!("/kv/{k}?consistency=readindex"), None)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "acknowledged {k} missing: {r:?}");
+        assert_eq!(r.body["value"], v.as_str(), "{k}");
+    }
+}
