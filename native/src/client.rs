@@ -310,7 +310,9 @@ impl Client {
                         last_err = e.clone();
                         break;
                     }
-                    self.preferred = idx;
+                    // Start the next request where this one ended (the leader, after a
+                    // redirect), if that is one of our endpoints: saves a hop per request.
+                    self.preferred = self.endpoint_of(&url).unwrap_or(idx);
                     return reply;
                 }
                 hops += 1;
@@ -332,6 +334,19 @@ impl Client {
 }
 
 /// Where a 307 points: its `Location`, else the `leader_addr` of its body.
+impl Client {
+    /// The position of the endpoint `url` points at, if it is one of ours.
+    fn endpoint_of(&self, url: &Url) -> Option<usize> {
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        let authority = format!("{host}:{port}");
+        self.endpoints.iter().position(|e| {
+            let e = e.strip_prefix("http://").unwrap_or(e);
+            e == authority
+        })
+    }
+}
+
 async fn redirect_target(from: &Url, resp: reqwest::Response) -> Option<Url> {
     if let Some(loc) = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok())
         && let Ok(next) = from.join(loc)

@@ -105,6 +105,9 @@ pub enum Cmd {
     },
     /// Show each endpoint's status.
     Status,
+    /// Load-test the cluster: a put/get/cas mix from concurrent clients; progress on stderr
+    /// each second, then throughput, latency percentiles and errors by kind.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Runs kvctl with the process's arguments.
@@ -151,6 +154,7 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
 
     let out = match args.command {
         Cmd::Status => return status(&client, json).await,
+        Cmd::Bench(b) => return crate::bench::run(client.endpoints().to_vec(), timeout, b).await,
         Cmd::Get { key, consistency } => {
             let r = client.get(&key, consistency).await?;
             if json {

@@ -5,12 +5,14 @@
 //! service HTTP talks to) → [`driver`] (the task owning the Raft node, group commit) over
 //! [`disk`] (durable stores) and [`transport`] (Raft over HTTP); [`opcache`] keeps async-op
 //! results.
-//! [`client`] is the HTTP client kvctl and the tests share; [`ctl`] is kvctl's command line.
+//! [`client`] is the HTTP client kvctl and the tests share; [`ctl`] is kvctl's command line and
+//! [`bench`] its load generator.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod ctl;

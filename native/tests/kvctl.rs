@@ -253,3 +253,38 @@ async fn kvctl_follows_307_to_the_leader_with_the_same_body() {
         1 + raftkv_native::client::MAX_REDIRECTS
     );
 }
+
+#[tokio::test]
+async fn kvctl_bench_runs_a_counted_mix_and_reports() {
+    let t = TestServer::start().await;
+    let out = kvctl(
+        &t.endpoint(),
+        &[
+            "bench",
+            "--concurrency",
+            "4",
+            "--count",
+            "200",
+            "--mix",
+            "put=50,get=30,cas=20",
+            "--keys",
+            "10",
+            "--value-size",
+            "8",
+        ],
+    )
+    .await;
+    assert_ok(&out);
+    let report = stdout(&out);
+    assert!(report.contains("ops: 200 in"), "{report}");
+    assert!(report.contains("latency (ms): p50"), "{report}");
+    assert!(report.contains("p999"), "{report}");
+    // Every op was answered: each worker's CAS keys are its own, so CAS succeeds too.
+    assert!(report.contains("errors: none"), "{report}");
+    assert!(!report.contains("cas_failed"), "{report}");
+    // The puts are in the store.
+    assert!(t.entries().keys().any(|k| k.starts_with("bench-")));
+
+    let bad = kvctl(&t.endpoint(), &["bench", "--mix", "scan=1"]).await;
+    assert!(!bad.status.success());
+}
