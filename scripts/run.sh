@@ -25,4 +25,4 @@ CLUSTER_PID=$!
 
 addr=${PLAYGROUND_ADDR:-127.0.0.1:8080}
 echo "[run] playground: http://$addr/"
-./target/release/playground --addr "$addr" --dir www
+"${CARGO_TARGET_DIR:-target}/release/playground" --addr "$addr" --dir www
