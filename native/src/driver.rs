@@ -562,3 +562,136 @@ impl crate::dkv::RaftHandle for RaftNode {
         self.view.borrow().stopped
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use raftkv_core::raft::{LogEntry, LogStore, MemLogStore, SnapshotMeta, StorageError, Stores};
+    use raftkv_core::{ReadPolicy, WriteMode};
+
+    use super::*;
+    use crate::dkv::{DistributedKv, DkvConfig, DkvError, WriteReply};
+    use crate::transport::{StaticPeers, TransportConfig};
+
+    /// A log whose sync fails once `broken` is set: a disk that died.
+    struct BreakableLog {
+        inner: MemLogStore,
+        broken: Arc<AtomicBool>,
+    }
+
+    impl LogStore for BreakableLog {
+        fn base(&self) -> SnapshotMeta {
+            self.inner.base()
+        }
+        fn last_index(&self) -> Index {
+            self.inner.last_index()
+        }
+        fn term_at(&self, index: Index) -> Result<Term, StorageError> {
+            self.inner.term_at(index)
+        }
+        fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
+            self.inner.append(entries)
+        }
+        fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError> {
+            self.inner.read_range(lo, hi)
+        }
+        fn delete_from(&mut self, index: Index) -> Result<(), StorageError> {
+            self.inner.delete_from(index)
+        }
+        fn truncate_prefix(&mut self, upto: Index, term: Term) -> Result<(), StorageError> {
+            self.inner.truncate_prefix(upto, term)
+        }
+        fn sync(&mut self) -> Result<(), StorageError> {
+            if self.broken.load(Ordering::Relaxed) {
+                return Err(StorageError::Io("disk on fire".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn single_node(stores: Stores) -> (RaftNode, DriverThread, Arc<DistributedKv>) {
+        let id = NodeId::from("n1");
+        let addrs = BTreeMap::from([(id.clone(), "127.0.0.1:1".to_string())]);
+        let mut raft = Config::new(id.clone(), vec![id.clone()]);
+        raft.election_timeout_min = 20;
+        raft.election_timeout_max = 40;
+        raft.heartbeat_interval = 10;
+        let sm = SharedSm::new();
+        let (_inbox_tx, inbox_rx) = mpsc::channel(8);
+        let transport = HttpTransport::new(
+            id.clone(),
+            StaticPeers::default(),
+            TransportConfig::default(),
+        )
+        .unwrap();
+        let cfg = DriverConfig {
+            raft,
+            client_addrs: addrs,
+            propose_timeout: Duration::from_secs(5),
+        };
+        let (node, thread) = start(cfg, stores, sm.clone(), inbox_rx, transport).unwrap();
+        let dkv = DistributedKv::new(
+            Arc::new(node.clone()),
+            sm,
+            DkvConfig {
+                id,
+                peers: Vec::new(),
+                read_policy: ReadPolicy::ReadIndex,
+                write_mode: WriteMode::Sync,
+                op_ttl: Duration::from_secs(60),
+                leader_wait: Duration::from_secs(5),
+            },
+        );
+        (node, thread, dkv)
+    }
+
+    #[tokio::test]
+    async fn driver_answers_writes_after_apply_and_reads_through_read_index() {
+        let (node, thread, dkv) = single_node(Stores::in_memory());
+        let r = dkv
+            .write(Command::put("a", "1").with_client("c", 1))
+            .await
+            .unwrap();
+        assert_eq!(r, WriteReply::Done(ApplyResult::ok()));
+        // The reply came after apply: the published status already covers it.
+        let s = node.view().status;
+        assert_eq!(s.role, Role::Leader);
+        assert!(s.last_applied >= 2, "{s:?}");
+        let got = dkv.get("a", None).await.unwrap();
+        assert_eq!(got.value.as_deref(), Some("1"));
+        thread.stop().await;
+        // Stopped: callers are told, not left hanging.
+        assert!(matches!(
+            dkv.write(Command::put("b", "1").with_client("c", 2)).await,
+            Err(DkvError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn storage_failure_stops_the_node_and_requests_get_503_codes() {
+        let broken = Arc::new(AtomicBool::new(false));
+        let mut stores = Stores::in_memory();
+        stores.log = Box::new(BreakableLog {
+            inner: MemLogStore::default(),
+            broken: Arc::clone(&broken),
+        });
+        let (node, thread, dkv) = single_node(stores);
+        dkv.write(Command::put("a", "1").with_client("c", 1))
+            .await
+            .unwrap();
+        broken.store(true, Ordering::Relaxed);
+        // The entry was accepted but could not be made durable: its outcome is unknown.
+        let got = dkv.write(Command::put("a", "2").with_client("c", 2)).await;
+        assert!(matches!(got, Err(DkvError::UnknownOutcome(_))), "{got:?}");
+        assert!(node.wait_for(Duration::from_secs(5), |v| v.stopped).await);
+        let got = dkv.write(Command::put("a", "3").with_client("c", 3)).await;
+        assert!(matches!(got, Err(DkvError::Unavailable(_))), "{got:?}");
+        assert!(matches!(
+            dkv.get("a", Some(ReadPolicy::Stale)).await,
+            Err(DkvError::Unavailable(_))
+        ));
+        assert!(dkv.status().stopped);
+        thread.stop().await;
+    }
+}
