@@ -2,7 +2,8 @@
 # A local 3-node raftkv cluster: builds kvserver and kvctl (release), starts n1..n3 on
 # 127.0.0.1:7001-7003 with data under ./data/cluster/n1..n3 (kept across runs: restart the
 # script and the cluster comes back with its data), prints the endpoints and example commands,
-# and stops every node on Ctrl-C / SIGTERM.
+# and stops every node on Ctrl-C / SIGTERM. It prints each node's command line, so a node
+# killed for a failover demo can be started again by hand.
 #   SKIP_BUILD=1       use the binaries already built
 #   DATA_DIR=path      where the nodes keep their data (default ./data/cluster)
 #   KVSERVER_ARGS="…"  extra arguments for every node (e.g. "--read-policy readindex")
@@ -70,6 +71,10 @@ Try:
 Ctrl-C stops all nodes.
 EOF
 
-# Stay in the foreground until a node exits or we are told to stop.
-wait -n "${PIDS[@]}" || true
-echo "[cluster] a node exited; see $DATA_DIR/*.log"
+# Stay in the foreground until told to stop. A node that dies (say, kill -9 to watch a
+# failover) does not stop the others; restart it by hand with the line printed below.
+for i in 1 2 3; do
+  echo "[cluster] n$i: $BIN/kvserver --id n$i --addr 127.0.0.1:700$i --data-dir $DATA_DIR/n$i --peers $PEERS ${KVSERVER_ARGS:-}"
+done
+wait "${PIDS[@]}" || true
+echo "[cluster] every node has exited; see $DATA_DIR/*.log"
