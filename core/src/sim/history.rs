@@ -17,6 +17,7 @@
 //! | `invoke` | integer | when the client started the operation (simulated ms) |
 //! | `complete` | integer or null | when the answer arrived; `null` without an answer |
 //! | `status` | string | `"ok"` (answered), `"fail"` (surely not applied) or `"unknown"` (no answer; it may or may not have taken effect) |
+//! | `stale` | bool | get only, present (`true`) when the read was served stale — from the serving node's state machine, without confirming leadership — so it need not be linearizable; absent for readindex reads and writes |
 //!
 //! Example:
 //!
@@ -31,7 +32,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::client::ClientOp;
 use crate::raft::Millis;
-use crate::types::ApplyResult;
+use crate::types::{ApplyResult, ReadPolicy};
 
 /// The kind of a recorded operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -101,6 +102,14 @@ pub struct HistoryOp {
     pub complete: Option<Millis>,
     /// How it ended.
     pub status: OpStatus,
+    /// A get served with [`ReadPolicy::Stale`]: not linearizable by design, so
+    /// [`History::without_stale_reads`] leaves it out of what the checker must linearize.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stale: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Keeps a present `null` apart from an absent field: `Some(None)` vs `None`.
@@ -131,12 +140,14 @@ impl HistoryOp {
             invoke,
             complete,
             status,
+            stale: false,
         };
         match op {
             ClientOp::Put { value, .. } => rec.value = Some(Some(value.clone())),
-            ClientOp::Get { .. } => {
+            ClientOp::Get { policy, .. } => {
                 rec.op = OpKind::Get;
                 rec.value = Some(read.flatten());
+                rec.stale = *policy == ReadPolicy::Stale;
             }
             ClientOp::Delete { .. } => rec.op = OpKind::Delete,
             ClientOp::Cas { expected, new, .. } => {
@@ -181,6 +192,38 @@ pub struct HistoryParseError {
 }
 
 impl History {
+    /// The history without its stale reads: what must be linearizable when stale reads are
+    /// served on purpose (writes and readindex reads).
+    pub fn without_stale_reads(&self) -> History {
+        History {
+            ops: self.ops.iter().filter(|o| !o.stale).cloned().collect(),
+        }
+    }
+
+    /// Stale reads (answered, with a value) that returned a value no write in the history could
+    /// have produced by the time the read was answered: no put of that value and no cas to it
+    /// invoked before the read completed. Stale reads may be old, never invented.
+    pub fn invented_stale_reads(&self) -> Vec<&HistoryOp> {
+        self.ops
+            .iter()
+            .filter(|r| r.stale && r.status == OpStatus::Ok)
+            .filter(|r| {
+                let (Some(Some(v)), Some(done)) = (&r.value, r.complete) else {
+                    return false;
+                };
+                !self.ops.iter().any(|w| {
+                    w.key == r.key
+                        && w.invoke <= done
+                        && match w.op {
+                            OpKind::Put => w.value.as_ref().is_some_and(|x| x.as_ref() == Some(v)),
+                            OpKind::Cas => w.new.as_ref() == Some(v),
+                            _ => false,
+                        }
+                })
+            })
+            .collect()
+    }
+
     /// The history as JSON lines, each ending in a newline.
     pub fn to_jsonl(&self) -> String {
         let mut s = String::new();
@@ -256,6 +299,22 @@ mod tests {
         );
         assert_eq!(
             get.to_json_line(),
+            r#"{"client":"c2","op":"get","key":"k1","value":null,"invoke":14,"complete":25,"status":"ok","stale":true}"#
+        );
+        let fresh = HistoryOp::from_op(
+            "c2",
+            &ClientOp::Get {
+                key: "k1".into(),
+                policy: ReadPolicy::ReadIndex,
+            },
+            14,
+            Some(25),
+            OpStatus::Ok,
+            None,
+            Some(None),
+        );
+        assert_eq!(
+            fresh.to_json_line(),
             r#"{"client":"c2","op":"get","key":"k1","value":null,"invoke":14,"complete":25,"status":"ok"}"#
         );
         let cas = HistoryOp::from_op(
@@ -302,5 +361,57 @@ mod tests {
     fn bad_lines_are_reported_with_their_number() {
         let err = History::from_jsonl("\n{\"client\":1}\n").expect_err("must fail");
         assert_eq!(err.line, 2);
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn stale_reads_are_left_out_and_must_not_be_invented() {
+        let get = |policy, value: &str, invoke, complete| {
+            HistoryOp::from_op(
+                "c2",
+                &ClientOp::Get {
+                    key: "k".into(),
+                    policy,
+                },
+                invoke,
+                Some(complete),
+                OpStatus::Ok,
+                None,
+                Some(Some(value.to_string())),
+            )
+        };
+        let put = HistoryOp::from_op(
+            "c1",
+            &ClientOp::Put {
+                key: "k".into(),
+                value: "a".into(),
+            },
+            10,
+            Some(20),
+            OpStatus::Ok,
+            Some(&ApplyResult::ok()),
+            None,
+        );
+        let h = History {
+            ops: vec![
+                put,
+                get(ReadPolicy::Stale, "a", 15, 18),
+                get(ReadPolicy::ReadIndex, "a", 21, 22),
+                // Written by nobody, and before its write was even invoked.
+                get(ReadPolicy::Stale, "b", 30, 31),
+            ],
+        };
+        let kept = h.without_stale_reads();
+        assert_eq!(kept.ops.len(), 2);
+        assert!(kept.ops.iter().all(|o| !o.stale));
+        let invented = h.invented_stale_reads();
+        assert_eq!(invented.len(), 1);
+        assert_eq!(invented[0].value, Some(Some("b".to_string())));
+        let mut early = h.clone();
+        early.ops[1].complete = Some(9);
+        assert_eq!(
+            early.invented_stale_reads().len(),
+            2,
+            "read before the put began"
+        );
     }
 }

@@ -389,6 +389,7 @@ mod tests {
             } else {
                 OpStatus::Unknown
             },
+            stale: false,
         }
     }
     fn put(c: &str, v: &str, i: Millis, r: Millis) -> HistoryOp {
