@@ -7,12 +7,20 @@
 //!   summary; `RAFTKV_SIM_TRACE=path` writes that seed's full trace, `RAFTKV_SIM_HISTORY=path`
 //!   its client history (JSON lines).
 //!
+//! Each seed also draws a snapshot threshold (0 for about a fifth of the seeds, 3..=20 for the
+//! rest), and the fault schedule includes lagging followers (killed or isolated long enough
+//! for the leader to compact past them). The suite counts snapshots taken, installed from a
+//! leader and loaded on restart, and fails if any of the three never happens. About a quarter
+//! of the clients read stale: those reads are left out of the linearizability check (which
+//! covers writes and readindex reads) but must return a value some write produced.
+//!
 //! The same tests run in wasm (`wasm-pack test --node core`) with fewer seeds and no
 //! environment.
 
 use raftkv_core::sim::linearizability::{self, LinError};
 use raftkv_core::sim::{
-    ClientOp, Cluster, History, OpKind, OpStatus, RunReport, Scenario, SimConfig, TraceMode,
+    ClientOp, Cluster, History, OpKind, OpStatus, RunReport, Scenario, SimConfig, TraceKind,
+    TraceMode,
 };
 use raftkv_core::types::ReadPolicy;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -29,7 +37,12 @@ const PINNED_SEED: u64 = 2024;
 /// natively and in wasm, so passing in both proves the run is identical across platforms.
 /// Changing the node's or the simulator's behaviour on purpose changes it: update it then (the
 /// failure message prints the new value).
-const PINNED_HASH: u64 = 0x9a20_81a0_ddc1_ee44;
+const PINNED_HASH: u64 = 0xbd25_f1c3_fe9d_2073;
+/// A second pinned seed, one that snapshots: its nodes take snapshots, a lagging follower
+/// installs one and a restarted node loads one, so both platforms agree on that code too.
+const SNAPSHOT_PINNED_SEED: u64 = 9;
+/// FNV-1a 64 of [`SNAPSHOT_PINNED_SEED`]'s full trace under `Scenario::default()`.
+const SNAPSHOT_PINNED_HASH: u64 = 0x0861_f148_c53f_9845;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn env(name: &str) -> Option<String> {
@@ -104,7 +117,8 @@ fn randomized_seeds_stay_safe_and_live() {
         let r = run_seed(&full, seed);
         println!(
             "seed {seed}: {} nodes, {} clients, {}/{} ops ok, {} events, {} messages ({} dropped), \
-             ended at {} ms, leader {}, trace {} events hash {:016x}",
+             ended at {} ms, leader {}, trace {} events hash {:016x}; snapshot threshold {}: \
+             {} taken, {} installed, {} loaded",
             r.nodes,
             r.clients,
             r.ops_ok,
@@ -115,7 +129,11 @@ fn randomized_seeds_stay_safe_and_live() {
             r.end_time,
             r.leader.as_deref().unwrap_or("none"),
             r.trace_events,
-            r.trace_hash
+            r.trace_hash,
+            r.snapshot_threshold,
+            r.stats.snapshots_taken,
+            r.stats.snapshots_installed,
+            r.stats.snapshots_loaded
         );
         assert_eq!(r.ops_ok, r.ops_planned, "every operation is answered");
         return;
@@ -125,8 +143,12 @@ fn randomized_seeds_stay_safe_and_live() {
     let (mut ran, mut ops, mut dropped, mut delivered) = (0u64, 0u64, 0u64, 0u64);
     // Operations that were still running when the faults healed: the liveness phase's work.
     let mut across_heal = 0u64;
-    // Answered reads: what the linearizability check has to chew on.
-    let mut reads = 0u64;
+    // Answered reads: what the linearizability check has to chew on (readindex), and the stale
+    // ones it leaves out.
+    let (mut reads, mut stale_reads) = (0u64, 0u64);
+    // Snapshot work: seeds with a threshold, snapshots taken, installed from a leader, loaded
+    // by a restarted node.
+    let (mut snapshot_seeds, mut taken, mut installed, mut loaded) = (0u64, 0u64, 0u64, 0u64);
     for seed in 0..count {
         let r = run_seed(&scenario, seed);
         assert_eq!(
@@ -137,12 +159,19 @@ fn randomized_seeds_stay_safe_and_live() {
         );
         ran += 1;
         ops += r.ops_ok;
-        reads += r
-            .history
-            .ops
-            .iter()
-            .filter(|o| o.op == OpKind::Get && o.status == OpStatus::Ok)
-            .count() as u64;
+        for o in &r.history.ops {
+            if o.op == OpKind::Get && o.status == OpStatus::Ok {
+                if o.stale {
+                    stale_reads += 1;
+                } else {
+                    reads += 1;
+                }
+            }
+        }
+        snapshot_seeds += u64::from(r.snapshot_threshold > 0);
+        taken += r.stats.snapshots_taken;
+        installed += r.stats.snapshots_installed;
+        loaded += r.stats.snapshots_loaded;
         across_heal += r
             .history
             .ops
@@ -154,9 +183,11 @@ fn randomized_seeds_stay_safe_and_live() {
         sizes[r.nodes] += 1;
     }
     println!(
-        "{ran} seeds: {ops} client operations ({reads} linearizable reads, {across_heal} completed \
-         only after the healing), \
-         {delivered} messages delivered, {dropped} dropped; cluster sizes {:?}",
+        "{ran} seeds: {ops} client operations ({reads} linearizable reads, {stale_reads} stale \
+         reads, {across_heal} completed only after the healing), \
+         {delivered} messages delivered, {dropped} dropped; cluster sizes {:?}; \
+         {snapshot_seeds} seeds with snapshots: {taken} taken, {installed} installed from a \
+         leader, {loaded} loaded on restart",
         &sizes[1..]
     );
     // The suite did its work: every seed ran, clients did something, faults bit, and the size
@@ -173,6 +204,19 @@ fn randomized_seeds_stay_safe_and_live() {
     );
     if count >= 100 {
         assert!(across_heal > 0, "no operation ever waited for the healing");
+        // Snapshots are not skipped: nodes take them, lagging followers install them, and
+        // restarted nodes load them.
+        assert!(
+            snapshot_seeds > 0 && snapshot_seeds < count,
+            "some seeds run with snapshots and some without: {snapshot_seeds}"
+        );
+        assert!(taken > 0, "no node ever took a snapshot");
+        assert!(
+            installed > 0,
+            "no lagging follower ever installed a snapshot"
+        );
+        assert!(loaded > 0, "no restarted node ever loaded a snapshot");
+        assert!(stale_reads > 0, "no stale read was ever answered");
         assert!(sizes[3] + sizes[5] > count / 2, "sizes {sizes:?}");
         assert!(
             sizes.iter().filter(|n| **n > 0).count() >= 6,
@@ -208,6 +252,23 @@ fn a_seed_replays_to_the_same_trace() {
         "the trace of seed {PINNED_SEED} changed: hash {:#018x} (pinned {PINNED_HASH:#018x}). \
          If the node or simulator changed on purpose, update PINNED_HASH; otherwise something \
          made runs platform- or run-dependent.",
+        report.trace_hash
+    );
+
+    let report = run_seed(&scenario, SNAPSHOT_PINNED_SEED);
+    let st = report.stats;
+    assert!(
+        report.snapshot_threshold > 0
+            && st.snapshots_taken > 0
+            && st.snapshots_installed > 0
+            && st.snapshots_loaded > 0,
+        "seed {SNAPSHOT_PINNED_SEED} exercises snapshots: threshold {}, {st:?}",
+        report.snapshot_threshold
+    );
+    assert_eq!(
+        report.trace_hash, SNAPSHOT_PINNED_HASH,
+        "the trace of seed {SNAPSHOT_PINNED_SEED} changed: hash {:#018x} (pinned \
+         {SNAPSHOT_PINNED_HASH:#018x}); see PINNED_HASH",
         report.trace_hash
     );
 }
@@ -318,6 +379,7 @@ fn randomized_runs_with_stale_reads_are_caught_by_the_linearizability_check() {
         ..Scenario::default()
     };
     scenario.workload.read_policy = ReadPolicy::Stale;
+    scenario.check_stale_reads = true;
     let caught = (0..300).find_map(|seed| scenario.run(seed).err());
     match caught {
         Some(f) => assert_eq!(
@@ -396,4 +458,91 @@ fn a_cluster_can_be_stepped_inspected_killed_and_restarted() {
     assert_eq!(caught_up, Ok(true));
     assert!(c.failure().is_none());
     assert!(c.stats().delivered > 0 && c.stats().ticks > 0);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_lagging_follower_catches_up_through_a_snapshot() {
+    // Three nodes that snapshot every 4 applied entries. One follower is cut off while the
+    // leader commits (and compacts) many writes; healed, it can only catch up from the leader's
+    // snapshot, since the entries it misses are gone from the leader's log.
+    let mut cfg = SimConfig::new(7, 3);
+    cfg.clients = 1;
+    cfg.raft.snapshot_threshold = 4;
+    let mut c = Cluster::new(cfg).unwrap_or_else(|v| panic!("{v}"));
+    assert_eq!(c.run_while_not(5_000, |c| c.leader().is_some()), Ok(true));
+    let leader = c.leader().unwrap_or_else(|| unreachable!());
+    let lagging = (leader + 1) % 3;
+    let name = format!("n{}", lagging + 1);
+    // A few writes everyone sees, then the follower goes away for the rest.
+    c.set_client_target(0, leader);
+    let put = |i: u32| ClientOp::Put {
+        key: format!("k{}", i % 3),
+        value: format!("v{i}"),
+    };
+    for i in 0..3 {
+        c.submit(0, put(i));
+    }
+    let t = c.now() + 5_000;
+    assert_eq!(c.run_while_not(t, |c| c.clients_done()), Ok(true));
+    let t = c.now() + 1_000;
+    let r = c.run_while_not(t, |c| {
+        c.status(lagging).is_some_and(|s| s.last_applied >= 4)
+    });
+    assert_eq!(r, Ok(true), "the follower applied the first writes");
+    c.isolate(lagging).unwrap_or_else(|v| panic!("{v}"));
+    for i in 3..20 {
+        c.submit(0, put(i));
+    }
+    let t = c.now() + 10_000;
+    assert_eq!(c.run_while_not(t, |c| c.clients_done()), Ok(true));
+    let ls = c
+        .status(leader)
+        .unwrap_or_else(|| panic!("the leader runs"));
+    let fs = c
+        .status(lagging)
+        .unwrap_or_else(|| panic!("the follower runs"));
+    assert!(
+        ls.snapshot_index > fs.last_log_index,
+        "the leader compacted past the follower's log: leader {ls:?}, follower {fs:?}"
+    );
+    assert!(c.stats().snapshots_taken > 0);
+    assert_eq!(c.stats().snapshots_installed, 0, "nobody needed one yet");
+
+    c.heal_all().unwrap_or_else(|v| panic!("{v}"));
+    let t = c.now() + 5_000;
+    let caught_up = c.run_while_not(t, |c| {
+        let (Some(l), Some(f)) = (c.status(leader), c.status(lagging)) else {
+            return false;
+        };
+        f.last_applied == l.commit_index && f.last_applied == l.last_applied
+    });
+    assert_eq!(caught_up, Ok(true), "the follower caught up");
+    assert_eq!(c.leader(), Some(leader), "the leader kept leading");
+    assert!(c.stats().snapshots_installed >= 1, "{:?}", c.stats());
+    let received = c.trace().events().iter().any(|e| {
+        matches!(&e.kind, TraceKind::Deliver { to, kind, .. } if *to == name && kind == "install_snapshot")
+    });
+    let restored = c.trace().events().iter().any(|e| {
+        matches!(&e.kind, TraceKind::Snapshot { node, index, .. }
+            if *node == name && *index > fs.last_log_index)
+    });
+    assert!(
+        received && restored,
+        "{name} received the leader's snapshot and restored it"
+    );
+    let (lv, fv) = (c.node_view(leader), c.node_view(lagging));
+    let (lv, fv) = (
+        lv.unwrap_or_else(|| unreachable!()),
+        fv.unwrap_or_else(|| unreachable!()),
+    );
+    assert_eq!(
+        fv.kv, lv.kv,
+        "the follower's state machine equals the leader's"
+    );
+    assert_eq!(lv.kv.get("k1").map(String::as_str), Some("v19"));
+    assert!(
+        fv.status
+            .is_some_and(|s| s.snapshot_index > fs.last_log_index)
+    );
+    assert!(c.failure().is_none());
 }

@@ -60,6 +60,7 @@ fn churn() -> Scenario {
                 duplicate: 0,
                 latency: 1,
                 leader: 2,
+                lag: 0,
             },
             ..FaultProfile::default()
         },
@@ -187,6 +188,7 @@ fn skipping_the_current_term_commit_rule_loses_committed_entries() {
         duplicate: 0,
         latency: 0,
         leader: 0,
+        lag: 0,
     };
     scenario.node_link = LinkConfig {
         latency_min: 5,
@@ -230,6 +232,7 @@ fn forgetting_to_persist_the_vote_is_caught() {
         duplicate: 0,
         latency: 0,
         leader: 0,
+        lag: 0,
     };
     scenario.faults.down_min = 1;
     scenario.faults.down_max = 20;

@@ -99,6 +99,12 @@ pub struct SimStats {
     pub ticks: u64,
     /// Client operations that ended.
     pub ops_completed: u64,
+    /// Snapshots nodes took of their own state machine (compacting their log).
+    pub snapshots_taken: u64,
+    /// Snapshots nodes installed from a leader's InstallSnapshot.
+    pub snapshots_installed: u64,
+    /// Snapshots restarted nodes loaded from their stores.
+    pub snapshots_loaded: u64,
 }
 
 /// A node's life.
@@ -135,6 +141,10 @@ struct SimNode {
     timer_generation: u64,
     timer_at: Option<Millis>,
     proposals: BTreeMap<(Index, Term), Vec<Waiter>>,
+    /// The snapshot index last seen in the node's status (to count snapshots it takes).
+    snapshot_index: Index,
+    /// Set while the node is being started: a snapshot restored now was loaded from its stores.
+    starting: bool,
 }
 
 /// The simulated cluster.
@@ -203,6 +213,8 @@ impl Cluster {
                 timer_at: None,
                 proposals: BTreeMap::new(),
                 reads: BTreeMap::new(),
+                snapshot_index: 0,
+                starting: false,
             });
         }
         for i in 0..c.nodes.len() {
@@ -320,6 +332,16 @@ impl Cluster {
                 if let Some(node) = self.leader() {
                     let resolved = match fault {
                         Fault::KillLeader => Fault::Kill { node },
+                        _ => Fault::Isolate { node },
+                    };
+                    return self.apply_fault(&resolved);
+                }
+            }
+            Fault::KillFollower | Fault::IsolateFollower => {
+                if n > 1 {
+                    let node = self.leader().map_or(0, |l| (l + 1) % n);
+                    let resolved = match fault {
+                        Fault::KillFollower => Fault::Kill { node },
                         _ => Fault::Isolate { node },
                     };
                     return self.apply_fault(&resolved);

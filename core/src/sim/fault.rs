@@ -21,6 +21,12 @@ pub enum Fault {
     KillLeader,
     /// Isolate whichever node leads when the fault fires (nothing if none does).
     IsolateLeader,
+    /// Kill a follower of whichever node leads when the fault fires: the node after the leader
+    /// in index order (node 0 if nobody leads; nothing in a one-node cluster). Kept down long
+    /// enough, it lags behind the leader's snapshot and must catch up through InstallSnapshot.
+    KillFollower,
+    /// Isolate a follower, chosen as for [`Fault::KillFollower`].
+    IsolateFollower,
     /// Start a killed node again from its stores.
     Restart {
         /// The node's index.
@@ -83,6 +89,8 @@ impl fmt::Display for Fault {
             Fault::Kill { node } => write!(f, "kill {}", node_name(*node)),
             Fault::KillLeader => f.write_str("kill_leader"),
             Fault::IsolateLeader => f.write_str("isolate_leader"),
+            Fault::KillFollower => f.write_str("kill_follower"),
+            Fault::IsolateFollower => f.write_str("isolate_follower"),
             Fault::Restart { node } => write!(f, "restart {}", node_name(*node)),
             Fault::RestartAll => f.write_str("restart_all"),
             Fault::Isolate { node } => write!(f, "isolate {}", node_name(*node)),

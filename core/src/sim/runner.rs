@@ -2,6 +2,14 @@
 //! schedule; the run injects the faults, heals everything, and then demands liveness — a leader
 //! and every client operation completed — on top of the invariants checked after every event.
 //! Finally the clients' history must be linearizable.
+//!
+//! Each seed also draws its snapshot threshold (0, no snapshots, for some seeds; a small one for
+//! most, so logs are compacted, lagging followers catch up through InstallSnapshot and restarted
+//! nodes load a snapshot) and which clients read stale. Stale reads are served from whatever
+//! node a client reaches, without confirming leadership, so they are not linearizable by
+//! design: unless [`Scenario::check_stale_reads`] is set, the linearizability check covers the
+//! writes and readindex reads only (see [`History::without_stale_reads`]), and stale reads must
+//! merely return a value some write produced (see [`History::invented_stale_reads`]).
 
 use std::fmt;
 
@@ -18,7 +26,7 @@ use super::rng::{SimRng, Stream};
 use super::schedule::{FaultProfile, random_schedule};
 use super::trace::TraceMode;
 use crate::raft::{Config, Millis};
-use crate::types::NodeId;
+use crate::types::{NodeId, ReadPolicy};
 
 /// What a randomized run looks like; the seed fills in the details.
 #[derive(Clone, Debug)]
@@ -49,6 +57,18 @@ pub struct Scenario {
     pub check_commit_rule: bool,
     /// Whether to check the client history for linearizability at the end.
     pub check_linearizability: bool,
+    /// Relative weights of a seed running without snapshots (threshold 0) and with them.
+    pub snapshot_weights: [u64; 2],
+    /// The least snapshot threshold a seed with snapshots draws.
+    pub snapshot_threshold_min: u64,
+    /// The greatest snapshot threshold a seed with snapshots draws.
+    pub snapshot_threshold_max: u64,
+    /// The chance that a client reads stale instead of with `workload.read_policy`.
+    pub stale_read_chance: f64,
+    /// Whether stale reads are part of the linearizability check. Off (the default), they are
+    /// left out of it, since they may return old values by design; they must still return a
+    /// value some write produced.
+    pub check_stale_reads: bool,
 }
 
 fn keep_config(_: &mut Config) {}
@@ -69,6 +89,11 @@ impl Default for Scenario {
             trace: TraceMode::Full,
             check_commit_rule: true,
             check_linearizability: true,
+            snapshot_weights: [1, 4],
+            snapshot_threshold_min: 3,
+            snapshot_threshold_max: 20,
+            stale_read_chance: 0.25,
+            check_stale_reads: false,
         }
     }
 }
@@ -86,6 +111,8 @@ pub struct RunPlan {
     pub schedule: Vec<(Millis, Fault)>,
     /// When everything heals.
     pub fault_end: Millis,
+    /// Every node's snapshot threshold (0: no snapshots).
+    pub snapshot_threshold: u64,
 }
 
 impl Scenario {
@@ -97,16 +124,26 @@ impl Scenario {
         let workloads = (0..clients)
             .map(|_| Workload {
                 ops: rng.range(u64::from(self.ops_min), u64::from(self.ops_max)) as u32,
+                read_policy: if rng.chance(self.stale_read_chance) {
+                    ReadPolicy::Stale
+                } else {
+                    self.workload.read_policy
+                },
                 ..self.workload.clone()
             })
             .collect();
         let schedule = random_schedule(&mut rng, nodes, &self.faults);
+        let snapshot_threshold = match rng.weighted(&self.snapshot_weights) {
+            1 => rng.range(self.snapshot_threshold_min, self.snapshot_threshold_max),
+            _ => 0,
+        };
         RunPlan {
             seed,
             nodes,
             workloads,
             schedule,
             fault_end: self.faults.fault_end,
+            snapshot_threshold,
         }
     }
 
@@ -118,6 +155,8 @@ impl Scenario {
         cfg.trace = trace;
         cfg.check_commit_rule = self.check_commit_rule;
         let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
+        raft.snapshot_threshold = plan.snapshot_threshold;
+        // `configure` has the last word (a test may pin the threshold, say).
         (self.configure)(&mut raft);
         cfg.raft = raft;
         let mut cluster = Cluster::new(cfg)?;
@@ -185,6 +224,7 @@ impl Scenario {
                 trace_events: c.trace().len(),
                 leader: c.leader().map(node_name),
                 history: c.history().clone(),
+                snapshot_threshold: plan.snapshot_threshold,
             }),
             Err(v) => Err((v, Some(c))),
         }
@@ -244,15 +284,29 @@ impl Scenario {
                 ),
             });
         }
-        if self.check_linearizability
-            && let Err(e) = linearizability::check(c.history())
-        {
-            return Err(Violation {
-                invariant: Invariant::Linearizability,
-                time: c.now(),
-                nodes: Vec::new(),
-                detail: e.to_string(),
-            });
+        if self.check_linearizability {
+            let checked = if self.check_stale_reads {
+                linearizability::check(c.history())
+            } else {
+                linearizability::check(&c.history().without_stale_reads())
+            };
+            let detail = match checked {
+                Err(e) => Some(e.to_string()),
+                Ok(()) => c.history().invented_stale_reads().first().map(|r| {
+                    format!(
+                        "a stale read returned a value no write produced: {}",
+                        r.to_json_line()
+                    )
+                }),
+            };
+            if let Some(detail) = detail {
+                return Err(Violation {
+                    invariant: Invariant::Linearizability,
+                    time: c.now(),
+                    nodes: Vec::new(),
+                    detail,
+                });
+            }
         }
         Ok(())
     }
@@ -285,6 +339,8 @@ pub struct RunReport {
     pub leader: Option<String>,
     /// The client history.
     pub history: History,
+    /// The snapshot threshold the seed drew (0: no snapshots).
+    pub snapshot_threshold: u64,
 }
 
 /// A failed run: the seed, what broke, and the end of the trace.

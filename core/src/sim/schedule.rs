@@ -30,6 +30,9 @@ pub struct FaultWeights {
     pub latency: u64,
     /// Kill or isolate whichever node leads at that moment.
     pub leader: u64,
+    /// Kill or isolate a follower for long (see [`FaultProfile::lag_min`]): a lagging follower
+    /// the leader compacts its log past, which then catches up through a snapshot.
+    pub lag: u64,
 }
 
 /// How a randomized schedule is drawn.
@@ -55,6 +58,10 @@ pub struct FaultProfile {
     pub duplicate_max: f64,
     /// The highest latency a spike draws.
     pub spike_max: Millis,
+    /// How long a lagging follower stays away, at least (cut short at `fault_end`).
+    pub lag_min: Millis,
+    /// How long a lagging follower stays away, at most.
+    pub lag_max: Millis,
     /// The kinds' weights.
     pub weights: FaultWeights,
 }
@@ -72,6 +79,8 @@ impl Default for FaultProfile {
             loss_max: 0.3,
             duplicate_max: 0.3,
             spike_max: 120,
+            lag_min: 600,
+            lag_max: 2_500,
             weights: FaultWeights {
                 partition: 3,
                 one_way: 2,
@@ -81,6 +90,7 @@ impl Default for FaultProfile {
                 duplicate: 1,
                 latency: 1,
                 leader: 2,
+                lag: 2,
             },
         }
     }
@@ -101,6 +111,7 @@ pub fn random_schedule(rng: &mut SimRng, nodes: usize, p: &FaultProfile) -> Vec<
         w.duplicate,
         w.latency,
         w.leader,
+        w.lag,
     ];
     let mut t = rng.range(p.gap_min, p.gap_max);
     while t < p.fault_end {
@@ -192,6 +203,17 @@ pub fn random_schedule(rng: &mut SimRng, nodes: usize, p: &FaultProfile) -> Vec<
                     out.push(((t + down).min(p.fault_end), Fault::RestartAll));
                 }
             }
+            8 if nodes > 1 => {
+                let away = rng.range(p.lag_min, p.lag_max);
+                let back = (t + away).min(p.fault_end);
+                if rng.chance(0.5) {
+                    out.push((t, Fault::IsolateFollower));
+                    out.push((back, Fault::HealAll));
+                } else {
+                    out.push((t, Fault::KillFollower));
+                    out.push((back, Fault::RestartAll));
+                }
+            }
             // Faults between nodes mean nothing in a one-node cluster.
             _ => {}
         }
@@ -259,6 +281,8 @@ mod tests {
             "heal_all",
             "reset_links",
             "restart_all",
+            "kill_follower",
+            "isolate_follower",
         ] {
             assert!(kinds.contains(k), "missing {k}: {kinds:?}");
         }
@@ -272,7 +296,11 @@ mod tests {
                 assert!(
                     !matches!(
                         f,
-                        Fault::Partition { .. } | Fault::Cut { .. } | Fault::Isolate { .. }
+                        Fault::Partition { .. }
+                            | Fault::Cut { .. }
+                            | Fault::Isolate { .. }
+                            | Fault::IsolateFollower
+                            | Fault::KillFollower
                     ),
                     "{f}"
                 );

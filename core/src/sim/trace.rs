@@ -103,6 +103,15 @@ pub enum TraceKind {
         /// Its term.
         term: Term,
     },
+    /// A node took a snapshot of its own state machine and compacted its log up to it.
+    Compact {
+        /// The node.
+        node: String,
+        /// The last index the snapshot covers.
+        index: Index,
+        /// Its term.
+        term: Term,
+    },
     /// A client started an operation.
     Invoke {
         /// The client.
@@ -196,6 +205,9 @@ impl fmt::Display for TraceEvent {
             TraceKind::Apply { node, index, term } => write!(f, "apply {node} {index}/{term}"),
             TraceKind::Snapshot { node, index, term } => {
                 write!(f, "snapshot {node} {index}/{term}")
+            }
+            TraceKind::Compact { node, index, term } => {
+                write!(f, "compact {node} {index}/{term}")
             }
             TraceKind::Invoke { client, seq, op } => write!(f, "invoke {client}#{seq} {op}"),
             TraceKind::Complete {

@@ -145,9 +145,12 @@ impl Cluster {
             NodeState::Up(node) => node.take_events(),
             _ => return Ok(()),
         };
+        let mut restored = false;
         for ev in events {
+            restored |= matches!(ev, Event::SnapshotRestored { .. });
             self.node_event(i, ev)?;
         }
+        self.nodes[i].starting = false;
 
         // Events first (role changes read better before the messages they cause), then the
         // node's messages.
@@ -169,16 +172,40 @@ impl Cluster {
 
         self.answer_reads(i);
 
-        let deadline = match &self.nodes[i].state {
+        let (deadline, snapshot) = match &self.nodes[i].state {
             NodeState::Up(node) => {
-                self.invariants
-                    .observe(now, i, &node.status(), node.log())?;
-                node.next_deadline()
+                let st = node.status();
+                self.invariants.observe(now, i, &st, node.log())?;
+                (node.next_deadline(), st.snapshot_index)
             }
             _ => return Ok(()),
         };
+        self.count_snapshot_taken(i, snapshot, restored);
         self.schedule_node_timer(i, deadline, ticked);
         Ok(())
+    }
+
+    /// Counts (and traces) a snapshot node `i` took in the call just made: its snapshot index
+    /// grew to `index` and no snapshot was restored (installed or loaded) in that call.
+    fn count_snapshot_taken(&mut self, i: usize, index: Index, restored: bool) {
+        let before = std::mem::replace(&mut self.nodes[i].snapshot_index, index);
+        if restored || index <= before {
+            return;
+        }
+        self.stats.snapshots_taken += 1;
+        if self.trace.enabled()
+            && let NodeState::Up(node) = &self.nodes[i].state
+        {
+            let term = node.log().base().last_included_term;
+            self.trace.record(
+                self.now,
+                TraceKind::Compact {
+                    node: node_name(i),
+                    index,
+                    term,
+                },
+            );
+        }
     }
 
     /// Answers the confirmed reads whose index node `i` has applied.
@@ -324,6 +351,14 @@ impl Cluster {
                 }
             }
             Event::SnapshotRestored { index, term } => {
+                if self.nodes[i].starting {
+                    self.stats.snapshots_loaded += 1;
+                } else {
+                    self.stats.snapshots_installed += 1;
+                }
+                // The snapshot stands for every entry up to `index`: its last entry must be
+                // the one every node applied there (state machine safety).
+                self.invariants.applied(now, i, index, term)?;
                 if self.trace.enabled() {
                     self.trace.record(
                         now,
@@ -374,6 +409,9 @@ impl Cluster {
             Ok(node) => {
                 n.state = NodeState::Up(Box::new(node));
                 n.incarnation += 1;
+                n.starting = true;
+                // A snapshot loaded at start was taken (or installed) before: not a new one.
+                n.snapshot_index = 0;
             }
             Err(e) => return Err(self.node_error(i, &e)),
         }
