@@ -443,3 +443,42 @@ async fn leader_kill9_under_load_keeps_every_acknowledged_write() {
         assert_eq!(r.body["value"], v.as_str(), "{k}");
     }
 }
+
+#[tokio::test]
+async fn cluster_async_writes_and_readindex_policy() {
+    let mut c = start(3, &["--write-mode", "async", "--read-policy", "readindex"]).await;
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let follower = (leader + 1) % 3;
+    // Async: 202 with an op id at once (after a redirect from a follower), then the result.
+    let r = c.client(follower).put("a", "1").await.unwrap();
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.redirects.len(), 1, "{r:?}");
+    let op_id = r.body["op_id"].as_str().unwrap().to_string();
+    let result = poll_until("the async op to be ready", CONVERGE_TIMEOUT, || {
+        let client = c.client(leader);
+        let path = format!("/ops/{op_id}");
+        async move {
+            let r = client.request(Method::GET, &path, None).await?;
+            Ok((r.body["ready"] == true).then_some(r.body))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(result["result"]["ok"], true, "{result}");
+    // The server's policy is readindex: a follower redirects plain reads to the leader, which
+    // answers with everything acknowledged so far.
+    let r = c
+        .client(follower)
+        .request(Method::GET, "/kv/a", None)
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.redirects.len()), (200, 1), "{r:?}");
+    assert_eq!(r.body["value"], "1");
+    // ?consistency=stale overrides the policy: the follower answers itself.
+    let r = c
+        .client(follower)
+        .request(Method::GET, "/kv/a?consistency=stale", None)
+        .await
+        .unwrap();
+    assert!(r.redirects.is_empty(), "{r:?}");
+}
