@@ -4,7 +4,9 @@
 //!
 //! Handlers parse and check the request, call [`DistributedKv`], and hand its answer to [`reply`].
 //! Every failure, including axum's own rejections (bad JSON, oversize body, unknown route,
-//! wrong method), leaves as `{"ok":false,"err_code":..,"err_msg":..}`.
+//! wrong method), leaves as `{"ok":false,"err_code":..,"err_msg":..}`. A write or readindex read
+//! at a follower is a 307 to the leader's same URL (503 `not_leader` while no leader is known);
+//! a write whose outcome is unknown is a 503 `unknown_outcome`.
 
 use std::sync::Arc;
 
@@ -90,7 +92,8 @@ fn status_for_code(code: &str) -> StatusCode {
         "cas_failed" => StatusCode::CONFLICT,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        // A follower that knows no leader to redirect to; see ApiError::not_leader.
+        // not_leader: a follower that knows no leader address to redirect to (see
+        // ApiError::from_dkv); the other two: the write's fate is unknown, or the node stopped.
         "not_leader" | "unknown_outcome" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
