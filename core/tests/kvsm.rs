@@ -57,12 +57,21 @@ fn kvsm_cas_success_and_fail() {
 #[wasm_bindgen_test(unsupported = test)]
 fn kvsm_batch_put_batch_delete() {
     let mut sm = KvStateMachine::new();
-    assert!(sm.apply(&batch_put(&[("a", "1"), ("b", "2"), ("c", "3")])).ok);
+    assert!(
+        sm.apply(&batch_put(&[("a", "1"), ("b", "2"), ("c", "3")]))
+            .ok
+    );
     let got = sm.mget(&["a", "b", "c", "zz"]);
     assert_eq!(got.len(), 3);
     assert_eq!(got["b"], "2");
-    assert_eq!(sm.apply(&batch_delete(&["a", "c", "zz"])), ApplyResult::deleted(2));
-    assert_eq!(sm.mget(&["a", "b", "c"]).into_keys().collect::<Vec<_>>(), ["b"]);
+    assert_eq!(
+        sm.apply(&batch_delete(&["a", "c", "zz"])),
+        ApplyResult::deleted(2)
+    );
+    assert_eq!(
+        sm.mget(&["a", "b", "c"]).into_keys().collect::<Vec<_>>(),
+        ["b"]
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]
@@ -97,7 +106,9 @@ fn kvsm_bad_request_for_missing_fields() {
     assert_eq!(r.err_code.as_deref(), Some("bad_request"));
     assert!(sm.is_empty());
     assert_eq!(
-        sm.apply(&Command::new(OpType::BatchPut)).err_code.as_deref(),
+        sm.apply(&Command::new(OpType::BatchPut))
+            .err_code
+            .as_deref(),
         Some("bad_request")
     );
 }
