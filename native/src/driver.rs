@@ -329,7 +329,8 @@ impl Driver {
         // Group commit: one fsync covers every entry and vote of this turn, before any message
         // or reply that depends on them leaves.
         self.node.persist()?;
-        for (to, msg) in out {
+        // One turn's many small appends (one per proposal) travel as one request per peer.
+        for (to, msg) in crate::coalesce::coalesce(out) {
             raftkv_core::raft::Transport::send(&mut self.transport, &to, msg);
         }
         // Publish the status before answering, so a caller that got its reply sees at least

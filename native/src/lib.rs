@@ -2,7 +2,7 @@
 //!
 //! Layout: [`config`] (kvserver's command line) → [`server`] (bind, serve, graceful shutdown) →
 //! [`api`] (HTTP routes and the one status/JSON mapping) → [`dkv`] (DistributedKV, the KV
-//! service HTTP talks to) → [`driver`] (the task owning the Raft node, group commit) over
+//! service HTTP talks to) → [`driver`] (the task owning the Raft node, group commit, [`coalesce`]d messages) over
 //! [`disk`] (durable stores) and [`transport`] (Raft over HTTP); [`opcache`] keeps async-op
 //! results.
 //! [`client`] is the HTTP client kvctl and the tests share; [`ctl`] is kvctl's command line and
@@ -14,6 +14,7 @@
 pub mod api;
 pub mod bench;
 pub mod client;
+pub mod coalesce;
 pub mod config;
 pub mod ctl;
 pub mod disk;
