@@ -194,7 +194,11 @@ impl DistributedKv {
             return Err(DkvError::BadRequest("key must not be empty".into()));
         }
         self.read_barrier(consistency).await?;
-        Ok(match self.sm.read().get(key) {
+        let sm = self.sm.read();
+        // Checked under the guard: a node that stopped mid-turn may hold state that is not
+        // durable.
+        self.check_running()?;
+        Ok(match sm.get(key) {
             Some(v) => ApplyResult {
                 value: Some(v),
                 ..ApplyResult::ok()
@@ -218,8 +222,10 @@ impl DistributedKv {
             ));
         }
         self.read_barrier(consistency).await?;
+        let sm = self.sm.read();
+        self.check_running()?;
         Ok(ApplyResult {
-            values: Some(self.sm.read().mget(keys)),
+            values: Some(sm.mget(keys)),
             ..ApplyResult::ok()
         })
     }

@@ -34,8 +34,44 @@ pub const INBOX_QUEUE: usize = 4096;
 
 /// The KV state machine, shared: the driver applies through it, the HTTP layer reads it for
 /// stale reads (and for reads once a read index is applied).
+///
+/// Clients read through a gate that a single-node driver holds for a whole turn: a lone node
+/// commits and applies an entry in the same call that appends it, before the turn's fsync, and
+/// the gate keeps clients from seeing (and acting on) a write a crash could still take back.
 #[derive(Clone, Default)]
-pub struct SharedSm(Arc<RwLock<KvStateMachine>>);
+pub struct SharedSm {
+    sm: Arc<RwLock<KvStateMachine>>,
+    gate: Arc<RwLock<()>>,
+}
+
+/// A state machine guard that also holds the gate open. `guard` is declared first so that it
+/// is released before the gate.
+pub struct Gated<'a, G> {
+    guard: G,
+    _gate: RwLockReadGuard<'a, ()>,
+}
+
+impl<G: std::ops::Deref> std::ops::Deref for Gated<'_, G> {
+    type Target = G::Target;
+    fn deref(&self) -> &Self::Target {
+        &self.guard
+    }
+}
+
+impl<G: std::ops::DerefMut> std::ops::DerefMut for Gated<'_, G> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.guard
+    }
+}
+
+/// Poisoning is ignored: apply never panics halfway through a command.
+fn read_lock<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl SharedSm {
     /// An empty state machine.
@@ -43,26 +79,36 @@ impl SharedSm {
         SharedSm::default()
     }
 
-    /// Read access. Poisoning is ignored: apply never panics halfway through a command.
-    pub fn read(&self) -> RwLockReadGuard<'_, KvStateMachine> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    /// Read access for clients (waits while a single-node driver is mid-turn).
+    pub fn read(&self) -> Gated<'_, RwLockReadGuard<'_, KvStateMachine>> {
+        let gate = read_lock(&self.gate);
+        Gated {
+            guard: read_lock(&self.sm),
+            _gate: gate,
+        }
     }
 
-    /// Write access, for the driver (and the dedupe fast path, which changes nothing).
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, KvStateMachine> {
-        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    /// Write access outside the log: only for the dedupe fast path, which changes nothing,
+    /// and for tests.
+    pub(crate) fn write(&self) -> Gated<'_, RwLockWriteGuard<'_, KvStateMachine>> {
+        let gate = read_lock(&self.gate);
+        Gated {
+            guard: write_lock(&self.sm),
+            _gate: gate,
+        }
     }
 }
 
+/// The driver's side: no gate (the driver may hold it).
 impl raftkv_core::StateMachine for SharedSm {
     fn apply(&mut self, cmd: &Command) -> ApplyResult {
-        self.write().apply(cmd)
+        write_lock(&self.sm).apply(cmd)
     }
     fn snapshot(&self) -> Vec<u8> {
-        self.read().snapshot()
+        read_lock(&self.sm).snapshot()
     }
     fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
-        self.write().restore(data)
+        write_lock(&self.sm).restore(data)
     }
 }
 
@@ -185,6 +231,8 @@ pub fn start(
 ) -> Result<(RaftNode, DriverThread), StartError> {
     let started = Instant::now();
     let seed = rng_seed(&cfg.raft.id);
+    // Only a lone node applies entries before they are durable (see SharedSm).
+    let gate = (cfg.raft.voters.len() == 1).then(|| Arc::clone(&sm.gate));
     let node = Node::new(cfg.raft, stores, sm, seed, 0)?;
     let (view_tx, view_rx) = watch::channel(NodeView {
         status: node.status(),
@@ -203,6 +251,7 @@ pub fn start(
         proposals: HashMap::new(),
         reads: HashMap::new(),
         client_addrs: Arc::clone(&client_addrs),
+        gate,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -237,6 +286,8 @@ struct Driver {
     proposals: HashMap<(Index, Term), ProposeReply>,
     reads: HashMap<ReadId, ReadReply>,
     client_addrs: Arc<BTreeMap<NodeId, String>>,
+    /// Held for each whole turn by a single-node driver (see [`SharedSm`]).
+    gate: Option<Arc<RwLock<()>>>,
 }
 
 /// Inputs taken in one turn.
@@ -296,8 +347,20 @@ impl Driver {
         }
     }
 
-    /// One turn: feed the node, persist once, then send and answer.
+    /// One turn, with the gate held when there is one. A failed turn marks the node stopped
+    /// before it lets readers in: what it applied may not be durable.
     fn turn(&mut self, batch: Batch) -> Result<(), RaftError> {
+        let gate = self.gate.clone();
+        let _held = gate.as_deref().map(write_lock);
+        let res = self.feed(batch);
+        if res.is_err() {
+            self.view.send_modify(|v| v.stopped = true);
+        }
+        res
+    }
+
+    /// Feeds the node, persists once, then sends and answers.
+    fn feed(&mut self, batch: Batch) -> Result<(), RaftError> {
         let now = self.now();
         let mut out: Vec<(NodeId, Message)> = Vec::new();
         for (from, msg) in batch.msgs {
@@ -609,6 +672,92 @@ mod tests {
             }
             Ok(())
         }
+    }
+
+    /// A log whose sync, once `hold` is set, reports that it started and waits to be released:
+    /// a slow fsync the test controls.
+    struct SlowLog {
+        inner: MemLogStore,
+        hold: Arc<AtomicBool>,
+        entered: std::sync::mpsc::Sender<()>,
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl LogStore for SlowLog {
+        fn base(&self) -> SnapshotMeta {
+            self.inner.base()
+        }
+        fn last_index(&self) -> Index {
+            self.inner.last_index()
+        }
+        fn term_at(&self, index: Index) -> Result<Term, StorageError> {
+            self.inner.term_at(index)
+        }
+        fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
+            self.inner.append(entries)
+        }
+        fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError> {
+            self.inner.read_range(lo, hi)
+        }
+        fn delete_from(&mut self, index: Index) -> Result<(), StorageError> {
+            self.inner.delete_from(index)
+        }
+        fn truncate_prefix(&mut self, upto: Index, term: Term) -> Result<(), StorageError> {
+            self.inner.truncate_prefix(upto, term)
+        }
+        fn sync(&mut self) -> Result<(), StorageError> {
+            if self.hold.swap(false, Ordering::Relaxed) {
+                let _ = self.entered.send(());
+                let _ = self.release.recv();
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_node_reads_never_see_a_write_before_its_fsync() {
+        let hold = Arc::new(AtomicBool::new(false));
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let mut stores = Stores::in_memory();
+        stores.log = Box::new(SlowLog {
+            inner: MemLogStore::default(),
+            hold: Arc::clone(&hold),
+            entered: entered_tx,
+            release: release_rx,
+        });
+        let (_node, thread, dkv) = single_node(stores);
+        dkv.write(Command::put("a", "1").with_client("c", 1))
+            .await
+            .unwrap();
+        hold.store(true, Ordering::Relaxed);
+        let writer = tokio::spawn({
+            let dkv = Arc::clone(&dkv);
+            async move { dkv.write(Command::put("a", "2").with_client("c", 2)).await }
+        });
+        // The driver has appended, committed and applied "2" and is now in its fsync.
+        tokio::task::spawn_blocking(move || entered.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let reader = tokio::task::spawn_blocking({
+            let dkv = Arc::clone(&dkv);
+            let rt = tokio::runtime::Handle::current();
+            move || rt.block_on(dkv.get("a", Some(ReadPolicy::Stale)))
+        });
+        // Whatever the reader gets, it cannot be "2" before the fsync finished: it waits.
+        let early = tokio::time::timeout(Duration::from_millis(200), async {
+            while !reader.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(early.is_err(), "a read finished during the fsync");
+        release.send(()).unwrap();
+        let got = reader.await.unwrap().unwrap();
+        assert_eq!(got.value.as_deref(), Some("2"));
+        assert!(writer.await.unwrap().is_ok());
+        thread.stop().await;
     }
 
     fn single_node(stores: Stores) -> (RaftNode, DriverThread, Arc<DistributedKv>) {
