@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use raftkv_tests::wait::poll_until;
-use raftkv_tests::{Cluster, ClusterConfig, KvClient};
+use raftkv_tests::{Cluster, ClusterConfig, KvClient, Reply};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 /// Generous for slow CI: elections take a few hundred milliseconds.
@@ -77,6 +77,53 @@ async fn status_u64(c: &Cluster, i: usize, field: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no {field} in {s}"))
 }
 
+/// A writer with one (client_id, seq) sequence. Each write is resent with the same seq until
+/// it is acknowledged: an election at the wrong moment answers `unknown_outcome` or
+/// `not_leader`, and the dedupe table makes the resend safe (it is applied at most once).
+struct Writer {
+    client: KvClient,
+    seq: u64,
+}
+
+impl Writer {
+    fn new(c: &Cluster, i: usize) -> Self {
+        Writer {
+            client: c.client(i),
+            seq: 0,
+        }
+    }
+
+    async fn write(&mut self, method: Method, path: &str, fields: Value) -> Reply {
+        self.seq += 1;
+        let (client, seq) = (&self.client, self.seq);
+        let what = format!("{method} {path} to be acknowledged");
+        poll_until(&what, CONVERGE_TIMEOUT, || {
+            let (method, fields) = (method.clone(), fields.clone());
+            async move {
+                let r = client.write_with_seq(method, path, seq, fields).await?;
+                if r.ok() {
+                    Ok(Some(r))
+                } else {
+                    Err(format!("{r:?}"))
+                }
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn put(&mut self, key: &str, value: &str) -> Reply {
+        let path = format!("/kv/{key}");
+        self.write(Method::PUT, &path, json!({"value": value}))
+            .await
+    }
+
+    async fn delete(&mut self, key: &str) -> Reply {
+        self.write(Method::DELETE, &format!("/kv/{key}"), json!({}))
+            .await
+    }
+}
+
 /// Waits until every running node reports the same last_applied as the highest commit index
 /// seen, i.e. the cluster has converged.
 async fn wait_converged(c: &mut Cluster) {
@@ -108,13 +155,9 @@ async fn wait_converged(c: &mut Cluster) {
 async fn cluster_m1_3nodes_write_to_leader_replicates_to_followers() {
     let mut c = start(3, &[]).await;
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
-    let client = c.client(leader);
+    let mut w = Writer::new(&c, leader);
     for i in 0..10 {
-        let r = client
-            .put(&format!("k{i}"), &format!("v{i}"))
-            .await
-            .unwrap();
-        assert!(r.ok() && r.redirects.is_empty(), "{r:?}");
+        w.put(&format!("k{i}"), &format!("v{i}")).await;
     }
     for f in (0..3).filter(|&f| f != leader) {
         for i in 0..10 {
@@ -197,14 +240,13 @@ async fn cluster_m2_leader_crash_new_leader_elected() {
 async fn cluster_m2_write_after_failover_succeeds() {
     let mut c = start(3, &[]).await;
     let old = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
-    assert!(c.client(old).put("before", "1").await.unwrap().ok());
+    Writer::new(&c, old).put("before", "1").await;
     c.kill(old).unwrap();
     let new = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
-    let r = c.client(new).put("after", "2").await.unwrap();
-    assert!(r.ok(), "{r:?}");
+    Writer::new(&c, new).put("after", "2").await;
     // A write sent to the surviving follower reaches the new leader too.
     let other = (0..3).find(|&i| i != old && i != new).unwrap();
-    assert!(c.client(other).put("via", "3").await.unwrap().ok());
+    Writer::new(&c, other).put("via", "3").await;
     // The old leader comes back as a follower and catches up.
     c.restart(old).await.unwrap();
     for (k, v) in [("before", "1"), ("after", "2"), ("via", "3")] {
@@ -218,10 +260,10 @@ async fn cluster_m3_committed_entries_not_lost_after_leader_change() {
     let mut acked = BTreeMap::new();
     for round in 0..3 {
         let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+        let mut w = Writer::new(&c, leader);
         for i in 0..15 {
             let (k, v) = (format!("r{round}-k{i}"), format!("v{i}"));
-            let r = c.client(leader).put(&k, &v).await.unwrap();
-            assert!(r.ok(), "{r:?}");
+            w.put(&k, &v).await;
             acked.insert(k, v);
         }
         // Depose the leader (crash), then bring it back as a follower.
@@ -251,13 +293,9 @@ async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let lagging = (leader + 1) % 3;
     c.kill(lagging).unwrap();
-    let client = c.client(leader);
+    let mut w = Writer::new(&c, leader);
     for i in 0..100 {
-        let r = client
-            .put(&format!("k{i}"), &format!("v{i}"))
-            .await
-            .unwrap();
-        assert!(r.ok(), "{r:?}");
+        w.put(&format!("k{i}"), &format!("v{i}")).await;
     }
     // The leader compacted its log past what the lagging node has.
     let snap = poll_until("the leader to snapshot", CONVERGE_TIMEOUT, || {
@@ -287,7 +325,7 @@ async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
         wait_value(&c, lagging, &format!("k{i}"), Some(&format!("v{i}"))).await;
     }
     // It keeps replicating normally afterwards.
-    assert!(client.put("later", "x").await.unwrap().ok());
+    w.put("later", "x").await;
     wait_value(&c, lagging, "later", Some("x")).await;
 }
 
@@ -295,15 +333,11 @@ async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
 async fn whole_cluster_kill9_restart_keeps_acknowledged_writes() {
     let mut c = start(3, &[]).await;
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
-    let client = c.client(leader);
+    let mut w = Writer::new(&c, leader);
     for i in 0..30 {
-        let r = client
-            .put(&format!("k{i}"), &format!("v{i}"))
-            .await
-            .unwrap();
-        assert!(r.ok(), "{r:?}");
+        w.put(&format!("k{i}"), &format!("v{i}")).await;
     }
-    assert!(client.delete("k7").await.unwrap().ok());
+    w.delete("k7").await;
     for i in 0..3 {
         c.kill(i).unwrap();
     }
@@ -325,7 +359,7 @@ async fn whole_cluster_kill9_restart_keeps_acknowledged_writes() {
 async fn isolated_leader_steps_down_and_cannot_commit_or_read() {
     let mut c = start(3, &[]).await;
     let old = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
-    assert!(c.client(old).put("base", "1").await.unwrap().ok());
+    Writer::new(&c, old).put("base", "1").await;
     c.isolate(old);
 
     // Writes and linearizable reads at the isolated leader fail (its client port still works).
@@ -361,7 +395,7 @@ async fn isolated_leader_steps_down_and_cannot_commit_or_read() {
     })
     .await
     .unwrap();
-    assert!(c.client(new).put("after", "2").await.unwrap().ok());
+    Writer::new(&c, new).put("after", "2").await;
 
     // Healed, everyone converges on the majority's history; the write the isolated leader
     // could not commit is gone everywhere.
