@@ -74,10 +74,8 @@ async fn cluster_restart_of_running_node_is_refused() {
     assert!(c.is_running(0));
 }
 
-/// The multi-node scenario the harness is for; kvserver rejects `--peers` until the Raft
-/// driver lands. Run with `cargo test -p raftkv-tests -- --ignored` once it does.
+/// The multi-node scenario the harness is for: failover with every peer link through a proxy.
 #[tokio::test]
-#[ignore = "multi-node kvserver is not implemented yet"]
 async fn cluster_three_nodes_failover_through_proxies() {
     let mut c = Cluster::start(ClusterConfig::new(3)).await.unwrap();
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
