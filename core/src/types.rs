@@ -39,11 +39,11 @@ impl From<String> for NodeId {
 
 /// An error parsing one of the policy or op enums from text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} {got:?}; expected one of: {expected}")]
+#[error("unknown {what} {got:?}; expected one of: {}", expected.join(", "))]
 pub struct ParseEnumError {
     what: &'static str,
     got: String,
-    expected: &'static str,
+    expected: &'static [&'static str],
 }
 
 /// Defines Display and FromStr for a fieldless enum from one table of (variant, name) pairs,
@@ -69,7 +69,7 @@ macro_rules! text_enum {
                     _ => Err(ParseEnumError {
                         what: $what,
                         got: s.to_string(),
-                        expected: concat!($($name, " "),+),
+                        expected: &[$($name),+],
                     }),
                 }
             }
