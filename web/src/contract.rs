@@ -1,0 +1,260 @@
+//! The values that cross into JavaScript: constructor options in, state out. Their field names
+//! are the contract (see the crate docs and `www/types.js`); keep the three in step.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `new Playground(opts)`: every field optional.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Cluster size, 3..=9.
+    pub nodes: u32,
+    /// The seed: a number (below 2^53) or a decimal string.
+    pub seed: Option<SeedValue>,
+    /// Probability that a message is dropped, 0..=1.
+    pub loss: f64,
+    /// Smallest one-way latency, ms.
+    pub latency_min: f64,
+    /// Largest one-way latency, ms.
+    pub latency_max: f64,
+    /// Smallest election timeout, ms.
+    pub election_timeout_min: f64,
+    /// Largest election timeout, ms.
+    pub election_timeout_max: f64,
+    /// Leader heartbeat interval, ms.
+    pub heartbeat: f64,
+    /// Snapshot every this many applied entries; 0 never.
+    pub snapshot_threshold: f64,
+    /// Trace lines `state()` keeps.
+    pub trace_len: u32,
+    /// Log entries per node `state()` carries.
+    pub log_len: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 5,
+            seed: None,
+            loss: 0.0,
+            latency_min: 10.0,
+            latency_max: 30.0,
+            election_timeout_min: 150.0,
+            election_timeout_max: 300.0,
+            heartbeat: 50.0,
+            snapshot_threshold: 0.0,
+            trace_len: 200,
+            log_len: 60,
+        }
+    }
+}
+
+/// A seed as JavaScript may give it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SeedValue {
+    /// A number; must be a non-negative integer below 2^53.
+    Number(f64),
+    /// A decimal u64.
+    Text(String),
+}
+
+impl SeedValue {
+    /// The seed as a u64, or a readable complaint.
+    pub fn to_u64(&self) -> Result<u64, String> {
+        match self {
+            SeedValue::Number(x) if x.fract() == 0.0 && *x >= 0.0 && *x < 9_007_199_254_740_992.0 => {
+                Ok(*x as u64)
+            }
+            SeedValue::Number(x) => Err(format!(
+                "seed must be a non-negative integer below 2^53 (or a decimal string), got {x}"
+            )),
+            SeedValue::Text(s) => s
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("seed must be a decimal u64, got {s:?}")),
+        }
+    }
+}
+
+/// A whole number of milliseconds (or a count) from JavaScript, checked.
+pub fn whole(what: &str, x: f64) -> Result<u64, String> {
+    if x.is_finite() && x >= 0.0 && x < 9_007_199_254_740_992.0 {
+        Ok(x.floor() as u64)
+    } else {
+        Err(format!("{what} must be a finite number >= 0, got {x}"))
+    }
+}
+
+/// What `state()` returns.
+#[derive(Clone, Debug, Serialize)]
+pub struct State {
+    /// Simulated time, ms.
+    pub now: u64,
+    /// Events processed so far.
+    pub events: u64,
+    /// The seed, as a decimal string.
+    pub seed: String,
+    /// Nodes in id order.
+    pub nodes: Vec<NodeState>,
+    /// Messages in flight.
+    pub messages: Vec<MessageState>,
+    /// Every ordered pair of nodes.
+    pub links: Vec<LinkState>,
+    /// Every client operation, oldest first.
+    pub ops: Vec<OpState>,
+    /// The last trace lines, oldest first.
+    pub trace: Vec<TraceLine>,
+    /// The linearizability verdict.
+    pub history: HistoryVerdict,
+    /// Invariant violations seen.
+    pub violations: Vec<String>,
+    /// The network's settings.
+    pub net: NetState,
+}
+
+/// One node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeState {
+    /// `n1`..`nN`.
+    pub id: String,
+    /// False after kill, until restart.
+    pub alive: bool,
+    /// follower | pre_candidate | candidate | leader (the last role while dead).
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// Vote in `term`.
+    pub voted_for: Option<String>,
+    /// The leader it knows of.
+    pub leader_id: Option<String>,
+    /// Commit index.
+    pub commit_index: u64,
+    /// Last applied index.
+    pub last_applied: u64,
+    /// Last log index.
+    pub last_log_index: u64,
+    /// Last index covered by its snapshot.
+    pub snapshot_index: u64,
+    /// When its election timer started.
+    pub timer_start: u64,
+    /// When its election timer fires.
+    pub timer_deadline: u64,
+    /// The last entries of its log.
+    pub log: Vec<LogEntryState>,
+    /// Its applied key/value state.
+    pub kv: BTreeMap<String, String>,
+}
+
+/// One log entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogEntryState {
+    /// Its index.
+    pub index: u64,
+    /// Its term.
+    pub term: u64,
+    /// One line: `put x=1`, `no-op`, ...
+    pub summary: String,
+}
+
+/// A message in flight.
+#[derive(Clone, Debug, Serialize)]
+pub struct MessageState {
+    /// Unique per run.
+    pub id: u64,
+    /// Sender.
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// `Message::kind()`.
+    pub kind: String,
+    /// When it left.
+    pub sent_at: u64,
+    /// When it arrives (or is dropped).
+    pub deliver_at: u64,
+    /// Whether the network will drop it.
+    pub dropped: bool,
+    /// One line describing it.
+    pub summary: String,
+}
+
+/// One direction of a link.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkState {
+    /// Sender side.
+    pub from: String,
+    /// Receiver side.
+    pub to: String,
+    /// Whether this direction is cut.
+    pub cut: bool,
+    /// Messages delivered over it.
+    pub delivered: u64,
+    /// Messages dropped on it.
+    pub dropped: u64,
+}
+
+/// A client operation.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpState {
+    /// The op id `put`/`get`/`delete`/`cas` returned.
+    pub id: u64,
+    /// put | get | delete | cas.
+    pub op: String,
+    /// The key.
+    pub key: String,
+    /// The value (put, cas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The expected value (cas).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// stale | readindex (get).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The node serving it.
+    pub node: Option<String>,
+    /// pending | ok | failed.
+    pub status: String,
+    /// The reply, one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// When the client issued it.
+    pub invoked_at: u64,
+    /// When the reply arrived.
+    pub completed_at: Option<u64>,
+}
+
+/// One trace line.
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceLine {
+    /// When.
+    pub at: u64,
+    /// Which node (none for network and client events).
+    pub node: Option<String>,
+    /// What happened.
+    pub text: String,
+}
+
+/// The linearizability verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryVerdict {
+    /// None until checked, or when the checker gave up.
+    pub linearizable: Option<bool>,
+    /// Completed ops in the checked history.
+    pub ops: u64,
+    /// Explanation.
+    pub detail: String,
+}
+
+/// The network's settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetState {
+    /// Drop probability.
+    pub loss: f64,
+    /// Smallest latency, ms.
+    pub latency_min: u64,
+    /// Largest latency, ms.
+    pub latency_max: u64,
+}

@@ -1,0 +1,43 @@
+// The palette: roles, message kinds and terms. One place, so the ring, the panels and the legend
+// agree.
+
+/** Fill colour of a node by role. */
+export const ROLE_COLORS = {
+  follower: "#5b8def",
+  pre_candidate: "#b59a3c",
+  candidate: "#f2b134",
+  leader: "#3ecf8e",
+  dead: "#3a414d",
+};
+
+/** Human names of the roles, for the legend. */
+export const ROLE_NAMES = {
+  follower: "follower",
+  pre_candidate: "pre-candidate",
+  candidate: "candidate",
+  leader: "leader",
+  dead: "crashed",
+};
+
+/** Colour and legend name of each message family; responses are drawn hollow. */
+export const KIND_FAMILIES = {
+  append_entries: { color: "#4fc1e9", name: "append entries" },
+  request_vote: { color: "#f2b134", name: "request vote" },
+  pre_vote: { color: "#d9d36a", name: "pre-vote" },
+  install_snapshot: { color: "#c678dd", name: "install snapshot" },
+};
+
+/** The family of a message kind and whether it is a response. */
+export function kindInfo(kind) {
+  const response = kind.endsWith("_response");
+  const base = response ? kind.slice(0, -"_response".length) : kind;
+  const fam = KIND_FAMILIES[base] ?? { color: "#aab", name: base };
+  return { ...fam, response };
+}
+
+/** A stable, well-separated colour per term (golden-angle hues). */
+export function termColor(term) {
+  if (!term) return "#59606b";
+  const hue = (term * 137.508 + 200) % 360;
+  return `hsl(${hue.toFixed(0)} 55% 52%)`;
+}

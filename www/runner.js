@@ -1,0 +1,136 @@
+// Owns the Playground instance: every call goes through `guard`, actions are recorded with their
+// simulated time and event count, recorded actions are replayed at the same point, and real
+// time is turned into whole simulated milliseconds (the fraction is kept for smooth drawing).
+
+/** Methods a recorded action may name, with how many arguments each takes. */
+export const ACTIONS = {
+  kill: 1, restart: 1, cut: 2, heal: 2, cut_both: 2, heal_both: 2, isolate: 1, heal_all: 0,
+  set_loss: 1, set_latency: 2, put: 2, get: 2, delete: 1, cas: 3,
+};
+const NUMERIC = new Set(["set_loss", "set_latency"]);
+
+/** Raised when the simulator panicked (or otherwise trapped): the instance is unusable. */
+export class SimCrash extends Error {}
+
+export class Runner {
+  /**
+   * @param {any} mod the wasm package module (Playground, take_panic_message)
+   */
+  constructor(mod) {
+    this.mod = mod;
+    /** @type {any} */ this.pg = null;
+    this.spec = { nodes: 5, seed: "1", snap: 0, t: null, actions: [] };
+    this.pending = [];   // actions still to replay, oldest first
+    this.frac = 0;       // simulated time not yet advanced, < 1 ms
+    this.crashed = null; // the panic message once the simulator trapped
+    this.cache = null;
+  }
+
+  /** Calls `f` on the playground; a wasm trap becomes a SimCrash with the panic's message. */
+  guard(f) {
+    if (this.crashed) throw new SimCrash(this.crashed);
+    try {
+      return f(this.pg);
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError || /unreachable|recursive use/.test(String(e?.message))) {
+        let msg = null;
+        try { msg = this.mod.take_panic_message?.(); } catch { /* the module itself is gone */ }
+        this.crashed = msg || String(e?.message || e);
+        throw new SimCrash(this.crashed);
+      }
+      throw e instanceof Error ? e : new Error(String(e));
+    }
+  }
+
+  /** Starts a run; replays `spec.actions` as the clock reaches them (all at once up to spec.t). */
+  reset(spec) {
+    try { this.pg?.free(); } catch { /* a crashed instance may not free */ }
+    this.pg = null;
+    this.crashed = null;
+    this.frac = 0;
+    this.cache = null;
+    this.spec = { nodes: spec.nodes, seed: String(spec.seed), snap: spec.snap ?? 0, t: null, actions: [] };
+    const opts = { nodes: spec.nodes, seed: String(spec.seed) };
+    if (spec.snap) opts.snapshot_threshold = spec.snap;
+    try {
+      this.pg = new this.mod.Playground(opts);
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError) {
+        this.crashed = this.mod.take_panic_message?.() || String(e.message);
+        throw new SimCrash(this.crashed);
+      }
+      throw e;
+    }
+    this.pending = [...(spec.actions ?? [])];
+    if (spec.t != null) this.advanceTo(spec.t);
+  }
+
+  now() { return this.guard((pg) => pg.now()); }
+
+  /** Simulated time for drawing: the clock plus the fraction not yet advanced. */
+  viewTime() { return this.now() + this.frac; }
+
+  /** Advances by `simMs` (fractional), replaying recorded actions on the way. */
+  advanceBy(simMs) {
+    this.frac += simMs;
+    const whole = Math.floor(this.frac);
+    if (whole <= 0) return;
+    this.frac -= whole;
+    this.advanceTo(this.now() + whole);
+  }
+
+  /** Advances to absolute time `t`, applying recorded actions at their (time, event) points. */
+  advanceTo(t) {
+    while (this.pending.length && this.pending[0].t <= t) {
+      const a = this.pending.shift();
+      this.guard((pg) => pg.run_to(a.t, a.ev));
+      this.apply(a);
+    }
+    const now = this.now();
+    if (t > now) this.guard((pg) => pg.advance(t - now));
+    this.cache = null;
+  }
+
+  /** Runs the next event; false when nothing is scheduled. */
+  step() {
+    this.frac = 0;
+    const next = this.pending[0];
+    if (next && next.ev <= this.guard((pg) => pg.events())) {
+      this.guard((pg) => pg.run_to(next.t, next.ev));
+      this.apply(this.pending.shift());
+      this.cache = null;
+      return true;
+    }
+    const r = this.guard((pg) => pg.step());
+    this.cache = null;
+    return r;
+  }
+
+  /** Takes an action now and records it. Returns what the method returned (an op id for ops). */
+  act(name, ...args) {
+    if (!(name in ACTIONS)) throw new Error(`unknown action ${name}`);
+    const a = { t: this.now(), ev: this.guard((pg) => pg.events()), name, args: args.map(String) };
+    const r = this.apply(a);
+    this.pending = []; // a new action forks the run: the rest of a replayed link no longer applies
+    return r;
+  }
+
+  apply(a) {
+    const args = NUMERIC.has(a.name) ? a.args.map(Number) : a.args;
+    const r = this.guard((pg) => pg[a.name](...args));
+    this.spec.actions.push(a);
+    this.cache = null;
+    return r;
+  }
+
+  /** The state, cached until the next change. */
+  state() {
+    if (!this.cache) this.cache = this.guard((pg) => pg.state());
+    return this.cache;
+  }
+
+  /** The run so far, ready for encodeRun; `t` is the current time. */
+  runSpec() {
+    return { ...this.spec, t: this.crashed ? this.spec.t : this.now(), actions: [...this.spec.actions, ...this.pending] };
+  }
+}

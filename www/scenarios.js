@@ -1,0 +1,99 @@
+// Preset scenarios: each resets the run and fast-forwards through a short script of recorded
+// actions, stopping just before (or just after) the interesting moment. Everything they do is
+// recorded like a click, so the resulting link replays them.
+
+/** @typedef {import("./runner.js").Runner} Runner */
+
+function leaderOf(st) {
+  return st.nodes.find((n) => n.alive && n.role === "leader") ?? null;
+}
+
+/** Advances in small steps until `pred(state)` holds or `maxMs` passed; returns the state. */
+function runUntil(runner, pred, maxMs, stepMs = 5) {
+  const end = runner.now() + maxMs;
+  let st = runner.state();
+  while (!pred(st) && runner.now() < end) {
+    runner.advanceTo(runner.now() + stepMs);
+    st = runner.state();
+  }
+  return st;
+}
+
+function needLeader(runner) {
+  const st = runUntil(runner, leaderOf, 10_000);
+  const l = leaderOf(st);
+  if (!l) throw new Error("no leader was elected within 10 s of simulated time");
+  return l;
+}
+
+/** The presets: name -> (runner, seed) => a sentence telling what to watch. */
+export const SCENARIOS = {
+  "leader-crash"(runner, seed) {
+    runner.reset({ nodes: 5, seed, snap: 0, actions: [] });
+    const l = needLeader(runner);
+    runner.advanceTo(runner.now() + 120);
+    runner.act("put", "x", "1");
+    runUntil(runner, (st) => st.ops.at(-1)?.status !== "pending", 1000);
+    runner.advanceTo(runner.now() + 60);
+    runner.act("kill", l.id);
+    return `Leader ${l.id} crashed. Watch the followers' election timers run out and a new leader take over (x=1 survives).`;
+  },
+
+  "leader-minority"(runner, seed) {
+    runner.reset({ nodes: 5, seed, snap: 0, actions: [] });
+    const l = needLeader(runner);
+    runner.advanceTo(runner.now() + 120);
+    const st = runner.state();
+    const others = st.nodes.map((n) => n.id).filter((id) => id !== l.id);
+    const buddy = others[0];
+    const majority = others.slice(1);
+    for (const x of majority) {
+      runner.act("cut_both", l.id, x);
+      runner.act("cut_both", buddy, x);
+    }
+    runner.act("put", "y", "2");
+    return `${l.id} leads but is cut off with only ${buddy}: it cannot commit. The majority (${majority.join(", ")}) elects a new leader; heal (h) and ${l.id} steps down.`;
+  },
+
+  "split-vote"(runner, seed) {
+    // Look for a seed where, with slow links, two nodes campaign in the same term.
+    const base = Number.parseInt(seed, 10) || 1;
+    for (let s = base; s < base + 80; s++) {
+      runner.reset({ nodes: 4, seed: String(s), snap: 0, actions: [] });
+      runner.act("set_latency", 35, 70);
+      runner.advanceTo(1500);
+      const seen = new Map();
+      let hit = null;
+      for (const line of runner.state().trace) {
+        const m = /candidate.* term (\d+)/.exec(line.text);
+        if (!m || line.text.includes("pre")) continue;
+        const key = m[1];
+        if (seen.has(key) && seen.get(key).node !== line.node) { hit = { first: seen.get(key).at, term: key }; break; }
+        if (!seen.has(key)) seen.set(key, line);
+      }
+      if (hit) {
+        runner.reset({ nodes: 4, seed: String(s), snap: 0, actions: [] });
+        runner.act("set_latency", 35, 70);
+        runner.advanceTo(Math.max(0, hit.first - 30));
+        return `Seed ${s}: slow links, and two nodes will campaign in term ${hit.term} at nearly the same time. Step (s) or play slowly to watch the votes split and a later term win.`;
+      }
+    }
+    throw new Error("no split vote found near this seed; try another seed");
+  },
+
+  snapshot(runner, seed) {
+    runner.reset({ nodes: 5, seed, snap: 5, actions: [] });
+    const l = needLeader(runner);
+    runner.advanceTo(runner.now() + 120);
+    const lag = runner.state().nodes.find((n) => n.id !== l.id).id;
+    runner.act("kill", lag);
+    for (let i = 1; i <= 12; i++) {
+      runner.act("put", `k${i}`, `v${i}`);
+      runner.advanceTo(runner.now() + 40);
+    }
+    runUntil(runner, (st) => st.ops.every((o) => o.status !== "pending"), 3000);
+    runner.advanceTo(runner.now() + 100);
+    runner.act("restart", lag);
+    return `${lag} was down while 12 writes committed and the leader compacted its log (snapshot every 5 entries). It restarts now: watch the leader send it an install snapshot (purple).`;
+  },
+};

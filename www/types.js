@@ -1,0 +1,139 @@
+// The JS-facing contract of the `Playground` wasm class (web/src/lib.rs holds the same text as
+// its module doc). Types only: this module exports nothing at run time.
+//
+// Numbers: every time, index, term and id is a plain JS number (the simulator's u64 values stay
+// far below 2^53); the seed is a decimal string, because a u64 seed may not fit a double.
+// Node ids are strings "n1".."nN". Times are simulated milliseconds since the run began.
+
+/**
+ * Options of `new Playground(opts)`. Every field is optional.
+ * @typedef {object} PlaygroundOptions
+ * @property {number} [nodes=5]               cluster size, 3..=9
+ * @property {number|string} [seed=1]         u64 seed (a decimal string for values >= 2^53)
+ * @property {number} [loss=0]                probability 0..1 that a message is dropped
+ * @property {number} [latency_min=10]        one-way latency, ms (uniform in [min, max])
+ * @property {number} [latency_max=30]
+ * @property {number} [election_timeout_min=150]
+ * @property {number} [election_timeout_max=300]
+ * @property {number} [heartbeat=50]          leader heartbeat interval, ms
+ * @property {number} [snapshot_threshold=0] snapshot every N applied entries (0: never)
+ * @property {number} [trace_len=200]         how many trace lines state() keeps
+ * @property {number} [log_len=60]            how many log entries per node state() carries
+ */
+
+/**
+ * The class. Every method may throw an `Error` with a readable message for bad input (unknown
+ * node id, loss outside 0..1, ...). A Rust panic surfaces as a `WebAssembly.RuntimeError`;
+ * `take_panic_message()` (a free function of the package) then returns the panic's text.
+ *
+ * @typedef {object} PlaygroundApi
+ * @property {() => number} now                       simulated time, ms
+ * @property {() => number} events                    events processed since the start
+ * @property {(ms: number) => number} advance         runs every event due within `ms`, then sets
+ *                                                    the clock to now+ms; returns events run
+ * @property {() => boolean} step                     runs the next event (moving the clock to its
+ *                                                    time); false when nothing is scheduled
+ * @property {(t: number, events: number) => void} run_to
+ *   replay helper: runs events until `events` have been run in total or none is due at or before
+ *   `t`, then sets the clock to `t` (never backwards). Replays an action recorded at (t, events).
+ * @property {() => string[]} node_ids
+ * @property {(id: string) => void} kill              crash: volatile state lost, storage kept
+ * @property {(id: string) => void} restart
+ * @property {(from: string, to: string) => void} cut      one direction: from -> to
+ * @property {(from: string, to: string) => void} heal
+ * @property {(a: string, b: string) => void} cut_both
+ * @property {(a: string, b: string) => void} heal_both
+ * @property {(id: string) => void} isolate           cut every link to and from `id`
+ * @property {() => void} heal_all
+ * @property {(p: number) => void} set_loss
+ * @property {(min: number, max: number) => void} set_latency
+ * @property {(key: string, value: string) => number} put          returns the op id
+ * @property {(key: string, mode: "stale"|"readindex") => number} get
+ * @property {(key: string) => number} delete
+ * @property {(key: string, expected: string, value: string) => number} cas
+ * @property {() => PlaygroundState} state
+ */
+
+/**
+ * @typedef {object} PlaygroundState
+ * @property {number} now
+ * @property {number} events                  events processed so far
+ * @property {string} seed
+ * @property {NodeState[]} nodes              in id order
+ * @property {MessageState[]} messages        in flight (sent_at <= now < deliver_at)
+ * @property {LinkState[]} links              every ordered pair (from != to)
+ * @property {OpState[]} ops                  every client op, oldest first
+ * @property {TraceLine[]} trace              the last `trace_len` events, oldest first
+ * @property {HistoryVerdict} history
+ * @property {string[]} violations            invariant violations seen (empty when all is well)
+ * @property {{loss: number, latency_min: number, latency_max: number}} net
+ */
+
+/**
+ * @typedef {object} NodeState
+ * @property {string} id
+ * @property {boolean} alive
+ * @property {"follower"|"pre_candidate"|"candidate"|"leader"} role  (last role while dead)
+ * @property {number} term
+ * @property {string|null} voted_for
+ * @property {string|null} leader_id
+ * @property {number} commit_index
+ * @property {number} last_applied
+ * @property {number} last_log_index
+ * @property {number} snapshot_index
+ * @property {number} timer_start             election timer (leader: check-quorum period)
+ * @property {number} timer_deadline
+ * @property {LogEntryState[]} log            the last `log_len` entries, index ascending
+ * @property {Object<string,string>} kv      the node's applied state machine
+ */
+
+/** @typedef {{index: number, term: number, summary: string}} LogEntryState */
+
+/**
+ * @typedef {object} MessageState
+ * @property {number} id
+ * @property {string} from
+ * @property {string} to
+ * @property {string} kind   request_vote | request_vote_response | pre_vote | pre_vote_response |
+ *                           append_entries | append_entries_response | install_snapshot |
+ *                           install_snapshot_response
+ * @property {number} sent_at
+ * @property {number} deliver_at
+ * @property {boolean} dropped  the network will drop it (loss, or a link cut while in flight)
+ * @property {string} summary   one line, e.g. "AE t3 prev=4/3 +2 c=5"
+ */
+
+/**
+ * @typedef {object} LinkState
+ * @property {string} from
+ * @property {string} to
+ * @property {boolean} cut
+ * @property {number} delivered   messages delivered over this direction so far
+ * @property {number} dropped     messages dropped on it so far
+ */
+
+/**
+ * @typedef {object} OpState
+ * @property {number} id
+ * @property {string} op          put | get | delete | cas
+ * @property {string} key
+ * @property {string} [value]
+ * @property {string} [expected]
+ * @property {string} [mode]      get: stale | readindex
+ * @property {string|null} node   the node serving it (the one the client sent to last)
+ * @property {"pending"|"ok"|"failed"} status
+ * @property {string} [result]    the reply, one line (e.g. `value="v1"`, `not_found`, `cas_failed`)
+ * @property {number} invoked_at
+ * @property {number|null} completed_at
+ */
+
+/** @typedef {{at: number, node: string|null, text: string}} TraceLine */
+
+/**
+ * @typedef {object} HistoryVerdict
+ * @property {boolean|null} linearizable  null until checked (or when the checker gave up)
+ * @property {number} ops                 completed ops in the checked history
+ * @property {string} detail
+ */
+
+export {};
