@@ -65,7 +65,9 @@ impl SeedValue {
     /// The seed as a u64, or a readable complaint.
     pub fn to_u64(&self) -> Result<u64, String> {
         match self {
-            SeedValue::Number(x) if x.fract() == 0.0 && *x >= 0.0 && *x < 9_007_199_254_740_992.0 => {
+            SeedValue::Number(x)
+                if x.fract() == 0.0 && *x >= 0.0 && *x < 9_007_199_254_740_992.0 =>
+            {
                 Ok(*x as u64)
             }
             SeedValue::Number(x) => Err(format!(

@@ -1,9 +1,219 @@
-//! raftkv-web: the browser playground's bindings over `raftkv_core`.
+//! raftkv-web: the browser playground's bindings over `raftkv_core`'s deterministic simulator.
+//!
+//! JavaScript sees one class, `Playground` (see `www/types.js` for the contract, mirrored by
+//! [`contract`]), and two free functions, [`core_version`] and [`take_panic_message`].
+//!
+//! - `new Playground(opts)`: a cluster of `opts.nodes` (3..=9) nodes from `opts.seed`;
+//! - driving: `now()`, `events()`, `step()`, `advance(ms)`, `run_to(t, events)`;
+//! - faults: `kill`, `restart`, `cut`, `heal`, `cut_both`, `heal_both`, `isolate`, `heal_all`,
+//!   `set_loss`, `set_latency`;
+//! - client operations, each returning its op id: `put`, `get`, `delete`, `cas`;
+//! - `state()`: a plain object (maps as objects, numbers below 2^53) the page draws.
+//!
+//! Bad input (an unknown node id, a loss outside 0..1, ...) throws an `Error` with a readable
+//! message. A Rust panic traps as a `WebAssembly.RuntimeError`; [`take_panic_message`] then gives
+//! its text so the page can show it.
 
+pub mod contract;
+pub mod session;
+pub mod view;
+
+use std::sync::Mutex;
+
+use raftkv_core::sim::ClientOp;
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
+
+use contract::{Options, State};
+use session::Session;
 
 /// The version of the core the page runs, so the page can show what it was built from.
 #[wasm_bindgen]
 pub fn core_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+
+/// The message of the last Rust panic, once (then `null` until the next one).
+#[wasm_bindgen]
+pub fn take_panic_message() -> Option<String> {
+    PANIC_MESSAGE.lock().ok()?.take()
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(s: &str);
+}
+
+/// Installs (once) a panic hook that keeps the panic's message for [`take_panic_message`] and
+/// logs it to the console.
+fn install_panic_hook() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                let msg = info.to_string();
+                console_error(&format!("raftkv simulator panicked: {msg}"));
+                if let Ok(mut slot) = PANIC_MESSAGE.lock() {
+                    *slot = Some(msg);
+                }
+            }));
+        });
+    }
+}
+
+fn js_err(msg: String) -> JsError {
+    JsError::new(&msg)
+}
+
+/// A simulated cluster the page drives (see the crate docs).
+#[wasm_bindgen]
+pub struct Playground {
+    session: Session,
+}
+
+#[wasm_bindgen]
+impl Playground {
+    /// `new Playground(opts)`: every option optional (see `www/types.js`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(opts: JsValue) -> Result<Playground, JsError> {
+        install_panic_hook();
+        let opts: Options = if opts.is_undefined() || opts.is_null() {
+            Options::default()
+        } else {
+            serde_wasm_bindgen::from_value(opts)
+                .map_err(|e| js_err(format!("bad Playground options: {e}")))?
+        };
+        Ok(Playground {
+            session: Session::new(opts).map_err(js_err)?,
+        })
+    }
+
+    /// Simulated time, ms.
+    pub fn now(&self) -> f64 {
+        self.session.now() as f64
+    }
+
+    /// Events processed since the start.
+    pub fn events(&self) -> f64 {
+        self.session.events() as f64
+    }
+
+    /// The node ids, `n1`..`nN`.
+    pub fn node_ids(&self) -> Vec<String> {
+        self.session.node_ids()
+    }
+
+    /// Runs the next event; false when nothing is scheduled.
+    pub fn step(&mut self) -> bool {
+        self.session.step()
+    }
+
+    /// Runs every event due within `ms`, then sets the clock to now + `ms`; returns events run.
+    pub fn advance(&mut self, ms: f64) -> Result<f64, JsError> {
+        self.session.advance(ms).map(|n| n as f64).map_err(js_err)
+    }
+
+    /// Replay helper: runs events until `events` ran in total or none is due by `t`, then moves
+    /// the clock to `t`.
+    pub fn run_to(&mut self, t: f64, events: f64) -> Result<(), JsError> {
+        self.session.run_to(t, events).map_err(js_err)
+    }
+
+    /// Crashes a node: volatile state lost, storage kept.
+    pub fn kill(&mut self, id: &str) -> Result<(), JsError> {
+        self.session.kill(id).map_err(js_err)
+    }
+
+    /// Restarts a crashed node from its storage.
+    pub fn restart(&mut self, id: &str) -> Result<(), JsError> {
+        self.session.restart(id).map_err(js_err)
+    }
+
+    /// Cuts the directed link `from -> to`.
+    pub fn cut(&mut self, from: &str, to: &str) -> Result<(), JsError> {
+        self.session.cut(from, to).map_err(js_err)
+    }
+
+    /// Restores the directed link `from -> to`.
+    pub fn heal(&mut self, from: &str, to: &str) -> Result<(), JsError> {
+        self.session.heal(from, to).map_err(js_err)
+    }
+
+    /// Cuts both directions between `a` and `b`.
+    pub fn cut_both(&mut self, a: &str, b: &str) -> Result<(), JsError> {
+        self.session.cut_both(a, b).map_err(js_err)
+    }
+
+    /// Restores both directions between `a` and `b`.
+    pub fn heal_both(&mut self, a: &str, b: &str) -> Result<(), JsError> {
+        self.session.heal_both(a, b).map_err(js_err)
+    }
+
+    /// Cuts every link to and from `id`.
+    pub fn isolate(&mut self, id: &str) -> Result<(), JsError> {
+        self.session.isolate(id).map_err(js_err)
+    }
+
+    /// Restores every link.
+    pub fn heal_all(&mut self) -> Result<(), JsError> {
+        self.session.heal_all().map_err(js_err)
+    }
+
+    /// Sets the loss probability (0..=1) of every node link.
+    pub fn set_loss(&mut self, p: f64) -> Result<(), JsError> {
+        self.session.set_loss(p).map_err(js_err)
+    }
+
+    /// Sets the latency range (ms) of every node link.
+    pub fn set_latency(&mut self, min: f64, max: f64) -> Result<(), JsError> {
+        self.session.set_latency(min, max).map_err(js_err)
+    }
+
+    /// Writes `key = value`; returns the op id.
+    pub fn put(&mut self, key: String, value: String) -> Result<u32, JsError> {
+        self.submit(ClientOp::Put { key, value })
+    }
+
+    /// Reads `key` with `mode` `"stale"` or `"readindex"`; returns the op id.
+    pub fn get(&mut self, key: String, mode: &str) -> Result<u32, JsError> {
+        let policy = Session::read_policy(mode).map_err(js_err)?;
+        self.submit(ClientOp::Get { key, policy })
+    }
+
+    /// Removes `key`; returns the op id.
+    pub fn delete(&mut self, key: String) -> Result<u32, JsError> {
+        self.submit(ClientOp::Delete { key })
+    }
+
+    /// Sets `key` to `value` if it holds `expected` ("" matches a missing key); returns the op id.
+    pub fn cas(&mut self, key: String, expected: String, value: String) -> Result<u32, JsError> {
+        self.submit(ClientOp::Cas {
+            key,
+            expected,
+            new: value,
+        })
+    }
+
+    /// The state the page draws (see `PlaygroundState` in `www/types.js`).
+    pub fn state(&mut self) -> Result<JsValue, JsError> {
+        let st = self.snapshot();
+        st.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+            .map_err(|e| js_err(format!("state: {e}")))
+    }
+}
+
+impl Playground {
+    fn submit(&mut self, op: ClientOp) -> Result<u32, JsError> {
+        self.session.submit(op).map(|id| id as u32).map_err(js_err)
+    }
+
+    /// The state as a Rust value (what `state()` serializes), for Rust-side tests.
+    pub fn snapshot(&mut self) -> State {
+        view::state(&mut self.session)
+    }
 }

@@ -1,0 +1,432 @@
+//! The playground's simulation session in plain Rust: a [`Cluster`] plus the bookkeeping the page
+//! needs (client operations by id, per-link counters, a short readable trace). Errors are
+//! readable strings; `lib.rs` turns them into `JsError`s. Native tests and the events/s example
+//! drive this type directly.
+
+use std::collections::VecDeque;
+
+use raftkv_core::ReadPolicy;
+use raftkv_core::raft::Status;
+use raftkv_core::sim::network::{Endpoint, node_name};
+use raftkv_core::sim::{ClientOp, Cluster, Fault, LinkConfig, SimConfig, TraceKind, TraceMode};
+
+use crate::contract::{HistoryVerdict, Options, TraceLine, whole};
+
+/// One operation the page issued. Each runs on its own simulated client, so operations overlap
+/// like requests from independent users; the op id is the client's number (`c<id>`).
+#[derive(Clone, Debug)]
+pub struct OpRecord {
+    /// The op id (1-based).
+    pub id: u64,
+    /// The client running it.
+    pub client: usize,
+    /// What it does.
+    pub op: ClientOp,
+    /// When it was issued.
+    pub invoked_at: u64,
+    /// Its entry in the cluster's history, once it ended.
+    pub done: Option<usize>,
+}
+
+/// Deliveries and drops over one directed link.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinkCount {
+    /// Delivered messages.
+    pub delivered: u64,
+    /// Dropped messages.
+    pub dropped: u64,
+}
+
+/// A running playground simulation.
+pub struct Session {
+    /// The simulated cluster.
+    pub cluster: Cluster,
+    /// The options it was built with.
+    pub opts: Options,
+    /// The seed.
+    pub seed: u64,
+    /// Every operation issued, by id - 1.
+    pub ops: Vec<OpRecord>,
+    /// Per directed link, row-major (`from * n + to`).
+    pub links: Vec<LinkCount>,
+    /// The last `opts.trace_len` readable trace lines.
+    pub trace: VecDeque<TraceLine>,
+    /// Each node's status when last seen running (what a dead node shows).
+    pub last_status: Vec<Option<Status>>,
+    /// The last linearizability verdict and the history length it covered.
+    pub verdict: Option<(usize, HistoryVerdict)>,
+    trace_cursor: usize,
+    history_cursor: usize,
+}
+
+impl Session {
+    /// Validates `opts` and builds the cluster.
+    pub fn new(opts: Options) -> Result<Session, String> {
+        if !(3..=9).contains(&opts.nodes) {
+            return Err(format!("nodes must be 3..=9, got {}", opts.nodes));
+        }
+        let seed = match &opts.seed {
+            Some(s) => s.to_u64()?,
+            None => 1,
+        };
+        check_loss(opts.loss)?;
+        let (lat_min, lat_max) = latency(opts.latency_min, opts.latency_max)?;
+        let et_min = whole("election_timeout_min", opts.election_timeout_min)?;
+        let et_max = whole("election_timeout_max", opts.election_timeout_max)?;
+        let hb = whole("heartbeat", opts.heartbeat)?;
+        if !(hb >= 1 && hb < et_min && et_min <= et_max) {
+            return Err(format!(
+                "timing needs 1 <= heartbeat < election_timeout_min <= election_timeout_max, got {hb}, {et_min}..{et_max}"
+            ));
+        }
+        let snap = whole("snapshot_threshold", opts.snapshot_threshold)?;
+        if opts.trace_len > 10_000 || opts.log_len > 10_000 {
+            return Err("trace_len and log_len must be at most 10000".to_string());
+        }
+        let n = opts.nodes as usize;
+        let mut cfg = SimConfig::new(seed, n);
+        cfg.raft.election_timeout_min = et_min;
+        cfg.raft.election_timeout_max = et_max;
+        cfg.raft.heartbeat_interval = hb;
+        cfg.raft.snapshot_threshold = snap;
+        cfg.node_link = LinkConfig {
+            latency_min: lat_min,
+            latency_max: lat_max,
+            loss: opts.loss,
+            duplicate: 0.0,
+        };
+        cfg.trace = TraceMode::Full;
+        let cluster = Cluster::new(cfg).map_err(|v| v.to_string())?;
+        let mut s = Session {
+            cluster,
+            seed,
+            ops: Vec::new(),
+            links: vec![LinkCount::default(); n * n],
+            trace: VecDeque::new(),
+            last_status: vec![None; n],
+            verdict: None,
+            trace_cursor: 0,
+            history_cursor: 0,
+            opts,
+        };
+        s.sync();
+        Ok(s)
+    }
+
+    /// Simulated time, ms.
+    pub fn now(&self) -> u64 {
+        self.cluster.now()
+    }
+
+    /// Events processed so far.
+    pub fn events(&self) -> u64 {
+        self.cluster.stats().events
+    }
+
+    /// The node ids, `n1`..`nN`.
+    pub fn node_ids(&self) -> Vec<String> {
+        (0..self.cluster.node_count()).map(node_name).collect()
+    }
+
+    /// Runs the next event; false when nothing is scheduled (or the run stopped on a violation).
+    pub fn step(&mut self) -> bool {
+        let r = self.cluster.step().unwrap_or(false);
+        self.sync();
+        r
+    }
+
+    /// Runs every event due within `ms`, then sets the clock to now + `ms`; returns events run.
+    /// After an invariant violation the run is stopped and this does nothing.
+    pub fn advance(&mut self, ms: f64) -> Result<u64, String> {
+        let ms = whole("advance: ms", ms)?;
+        let before = self.events();
+        let target = self.now().saturating_add(ms);
+        // A violation is kept by the cluster and reported by state(); not an error of the call.
+        let _ = self.cluster.run_until(target);
+        self.sync();
+        Ok(self.events() - before)
+    }
+
+    /// Replay helper: runs events until `events` have run in total or none is due at or before
+    /// `t`, then moves the clock to `t` (never backwards).
+    pub fn run_to(&mut self, t: f64, events: f64) -> Result<(), String> {
+        let t = whole("run_to: t", t)?;
+        let events = whole("run_to: events", events)?;
+        while self.events() < events && self.cluster.next_event_time().is_some_and(|x| x <= t) {
+            if self.cluster.step().is_err() {
+                break;
+            }
+        }
+        if self.cluster.failure().is_none() && self.cluster.next_event_time().is_none_or(|x| x > t)
+        {
+            let _ = self.cluster.run_until(t);
+        }
+        self.sync();
+        Ok(())
+    }
+
+    /// The index of node `id` (`n1`..`nN`).
+    pub fn node(&self, id: &str) -> Result<usize, String> {
+        let n = self.cluster.node_count();
+        id.strip_prefix('n')
+            .and_then(|k| k.parse::<usize>().ok())
+            .filter(|k| (1..=n).contains(k) && format!("n{k}") == id)
+            .map(|k| k - 1)
+            .ok_or_else(|| format!("unknown node {id:?}: this cluster has n1..n{n}"))
+    }
+
+    fn pair(&self, a: &str, b: &str) -> Result<(usize, usize), String> {
+        let (x, y) = (self.node(a)?, self.node(b)?);
+        if x == y {
+            return Err(format!("a link joins two different nodes, got {a} and {b}"));
+        }
+        Ok((x, y))
+    }
+
+    fn fault(&mut self, f: Fault) -> Result<(), String> {
+        // A violation stops the run; state() reports it.
+        let _ = self.cluster.apply_fault(&f);
+        self.sync();
+        Ok(())
+    }
+
+    /// Crashes a node (nothing if it is down already).
+    pub fn kill(&mut self, id: &str) -> Result<(), String> {
+        let i = self.node(id)?;
+        if !self.cluster.is_up(i) {
+            return Ok(());
+        }
+        self.fault(Fault::Kill { node: i })
+    }
+
+    /// Starts a crashed node from its stores (nothing if it runs).
+    pub fn restart(&mut self, id: &str) -> Result<(), String> {
+        let i = self.node(id)?;
+        if self.cluster.is_up(i) {
+            return Ok(());
+        }
+        self.fault(Fault::Restart { node: i })
+    }
+
+    /// Cuts the directed link `from -> to`.
+    pub fn cut(&mut self, from: &str, to: &str) -> Result<(), String> {
+        let (a, b) = self.pair(from, to)?;
+        self.fault(Fault::Cut { from: a, to: b })
+    }
+
+    /// Restores the directed link `from -> to`.
+    pub fn heal(&mut self, from: &str, to: &str) -> Result<(), String> {
+        let (a, b) = self.pair(from, to)?;
+        self.fault(Fault::Heal { from: a, to: b })
+    }
+
+    /// Cuts both directions between `a` and `b`.
+    pub fn cut_both(&mut self, a: &str, b: &str) -> Result<(), String> {
+        self.cut(a, b)?;
+        self.cut(b, a)
+    }
+
+    /// Restores both directions between `a` and `b`.
+    pub fn heal_both(&mut self, a: &str, b: &str) -> Result<(), String> {
+        self.heal(a, b)?;
+        self.heal(b, a)
+    }
+
+    /// Cuts every link to and from `id`.
+    pub fn isolate(&mut self, id: &str) -> Result<(), String> {
+        let i = self.node(id)?;
+        self.fault(Fault::Isolate { node: i })
+    }
+
+    /// Restores every link.
+    pub fn heal_all(&mut self) -> Result<(), String> {
+        self.fault(Fault::HealAll)
+    }
+
+    /// Sets every node link's loss probability.
+    pub fn set_loss(&mut self, p: f64) -> Result<(), String> {
+        check_loss(p)?;
+        self.fault(Fault::Loss { p })
+    }
+
+    /// Sets every node link's latency range.
+    pub fn set_latency(&mut self, min: f64, max: f64) -> Result<(), String> {
+        let (min, max) = latency(min, max)?;
+        self.fault(Fault::Latency {
+            node: None,
+            min,
+            max,
+        })
+    }
+
+    /// Issues an operation on a fresh client aimed at the current leader (or a random node when
+    /// none leads); returns its op id.
+    pub fn submit(&mut self, op: ClientOp) -> Result<u64, String> {
+        if op.key().is_empty() {
+            return Err("a key is required".to_string());
+        }
+        let client = self.cluster.add_client();
+        if let Some(l) = self.cluster.leader() {
+            self.cluster.set_client_target(client, l);
+        }
+        let id = self.ops.len() as u64 + 1;
+        self.ops.push(OpRecord {
+            id,
+            client,
+            op: op.clone(),
+            invoked_at: self.now(),
+            done: None,
+        });
+        self.cluster.submit(client, op);
+        self.sync();
+        Ok(id)
+    }
+
+    /// Parses a read mode: `stale` or `readindex`.
+    pub fn read_policy(mode: &str) -> Result<ReadPolicy, String> {
+        match mode {
+            "stale" => Ok(ReadPolicy::Stale),
+            "readindex" => Ok(ReadPolicy::ReadIndex),
+            _ => Err(format!(
+                r#"mode must be "stale" or "readindex", got {mode:?}"#
+            )),
+        }
+    }
+
+    /// Catches up with what the cluster did: link counters, trace lines, finished ops, statuses.
+    fn sync(&mut self) {
+        let n = self.cluster.node_count();
+        let events = self.cluster.trace().events();
+        for ev in &events[self.trace_cursor..] {
+            match &ev.kind {
+                TraceKind::Deliver { from, to, .. } | TraceKind::Drop { from, to, .. } => {
+                    if let (Some(a), Some(b)) = (node_of(from, n), node_of(to, n)) {
+                        let l = &mut self.links[a * n + b];
+                        if matches!(ev.kind, TraceKind::Deliver { .. }) {
+                            l.delivered += 1;
+                        } else {
+                            l.dropped += 1;
+                        }
+                    }
+                }
+                kind => {
+                    if let Some((node, text)) = readable(kind) {
+                        if self.trace.len() >= self.opts.trace_len as usize {
+                            self.trace.pop_front();
+                        }
+                        if self.opts.trace_len > 0 {
+                            self.trace.push_back(TraceLine {
+                                at: ev.time,
+                                node,
+                                text,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.trace_cursor = events.len();
+        let history = &self.cluster.history().ops;
+        for (k, h) in history.iter().enumerate().skip(self.history_cursor) {
+            // Op ids are client numbers: `c<id>` ran op <id>.
+            if let Some(rec) = h
+                .client
+                .strip_prefix('c')
+                .and_then(|x| x.parse::<usize>().ok())
+                .and_then(|id| self.ops.get_mut(id.wrapping_sub(1)))
+            {
+                rec.done = Some(k);
+            }
+        }
+        self.history_cursor = history.len();
+        for i in 0..n {
+            if let Some(s) = self.cluster.status(i) {
+                self.last_status[i] = Some(s);
+            }
+        }
+    }
+}
+
+fn check_loss(p: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(format!("loss must be within 0..1, got {p}"))
+    }
+}
+
+fn latency(min: f64, max: f64) -> Result<(u64, u64), String> {
+    if !(min.is_finite() && max.is_finite() && min >= 1.0 && max >= min && max <= 60_000.0) {
+        return Err(format!(
+            "latency needs 1 <= min <= max <= 60000 ms, got {min}..{max}"
+        ));
+    }
+    Ok((min.floor() as u64, max.floor() as u64))
+}
+
+fn node_of(name: &str, n: usize) -> Option<usize> {
+    let k: usize = name.strip_prefix('n')?.parse().ok()?;
+    (1..=n).contains(&k).then_some(k - 1)
+}
+
+/// Whether an in-flight message between these endpoints would be dropped now.
+pub fn doomed(c: &Cluster, from: usize, to: usize) -> bool {
+    c.network().is_cut(Endpoint::Node(from), Endpoint::Node(to)) || !c.is_up(to)
+}
+
+/// The trace events worth a line in the page's trace panel (messages are drawn, not listed).
+fn readable(kind: &TraceKind) -> Option<(Option<String>, String)> {
+    use raftkv_core::raft::Role;
+    let op_id = |client: &str| client.strip_prefix('c').unwrap_or(client).to_string();
+    Some(match kind {
+        TraceKind::Role { node, role, term } => {
+            let r = match role {
+                Role::Follower => "follower",
+                Role::PreCandidate => "pre-candidate",
+                Role::Candidate => "candidate",
+                Role::Leader => "leader",
+            };
+            (Some(node.clone()), format!("becomes {r} in term {term}"))
+        }
+        TraceKind::Leader {
+            node,
+            leader: Some(l),
+            term,
+        } if l != node => (
+            Some(node.clone()),
+            format!("follows leader {l} (term {term})"),
+        ),
+        TraceKind::Commit { node, index } => {
+            (Some(node.clone()), format!("commits up to #{index}"))
+        }
+        TraceKind::Snapshot { node, index, term } => (
+            Some(node.clone()),
+            format!("installs a snapshot up to #{index} (term {term})"),
+        ),
+        TraceKind::Compact { node, index, .. } => (
+            Some(node.clone()),
+            format!("snapshots and compacts its log up to #{index}"),
+        ),
+        TraceKind::Invoke { client, op, .. } => {
+            (None, format!("client op #{} starts: {op}", op_id(client)))
+        }
+        TraceKind::Complete { client, status, .. } => (
+            None,
+            format!("client op #{} ends: {}", op_id(client), serde_name(status)),
+        ),
+        TraceKind::Fault { fault } => match fault.split_once(' ') {
+            Some(("kill", n)) => (Some(n.to_string()), "crashed (killed)".to_string()),
+            Some(("restart", n)) => (Some(n.to_string()), "restarted from its stores".to_string()),
+            _ => (None, fault.clone()),
+        },
+        _ => return None,
+    })
+}
+
+fn serde_name(s: &raftkv_core::sim::OpStatus) -> &'static str {
+    match s {
+        raftkv_core::sim::OpStatus::Ok => "ok",
+        raftkv_core::sim::OpStatus::Fail => "failed",
+        raftkv_core::sim::OpStatus::Unknown => "unknown outcome",
+    }
+}

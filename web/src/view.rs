@@ -1,0 +1,222 @@
+//! From the simulator's views to the contract's [`State`]: what `Playground::state()` returns.
+
+use raftkv_core::raft::{LogEntry, Role};
+use raftkv_core::sim::history::CasResult;
+use raftkv_core::sim::network::{Endpoint, node_name};
+use raftkv_core::sim::{ClientOp, HistoryOp, LinError, OpStatus, linearizability};
+use raftkv_core::{OpType, ReadPolicy};
+
+use crate::contract::{
+    HistoryVerdict, LinkState, LogEntryState, MessageState, NetState, NodeState, OpState, State,
+};
+use crate::session::{OpRecord, Session, doomed};
+
+/// The whole state the page draws.
+pub fn state(s: &mut Session) -> State {
+    let history = verdict(s);
+    let c = &s.cluster;
+    let n = c.node_count();
+    let log_len = s.opts.log_len as usize;
+    let nodes = (0..n)
+        .map(|i| {
+            let view = c.node_view(i);
+            let st = c.status(i).or_else(|| s.last_status[i].clone());
+            let mut log = view.as_ref().map(|v| v.log.as_slice()).unwrap_or_default();
+            if log.len() > log_len {
+                log = &log[log.len() - log_len..];
+            }
+            NodeState {
+                id: node_name(i),
+                alive: c.is_up(i),
+                role: st
+                    .as_ref()
+                    .map_or("follower", |s| role_name(s.role))
+                    .to_string(),
+                term: st.as_ref().map_or(0, |s| s.term),
+                voted_for: st
+                    .as_ref()
+                    .and_then(|s| s.voted_for.as_ref().map(|v| v.0.clone())),
+                leader_id: st
+                    .as_ref()
+                    .and_then(|s| s.leader_id.as_ref().map(|v| v.0.clone())),
+                commit_index: st.as_ref().map_or(0, |s| s.commit_index),
+                last_applied: st.as_ref().map_or(0, |s| s.last_applied),
+                last_log_index: st.as_ref().map_or(0, |s| s.last_log_index),
+                snapshot_index: st.as_ref().map_or(0, |s| s.snapshot_index),
+                timer_start: st.as_ref().map_or(0, |s| s.election_timer_start),
+                timer_deadline: st.as_ref().map_or(0, |s| s.election_deadline),
+                log: log.iter().map(entry).collect(),
+                kv: view.map(|v| v.kv).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let messages = c
+        .network()
+        .in_flight()
+        .filter_map(|m| match (m.from, m.to) {
+            (Endpoint::Node(a), Endpoint::Node(b)) => Some(MessageState {
+                id: m.id,
+                from: node_name(a),
+                to: node_name(b),
+                kind: m.payload.kind().to_string(),
+                sent_at: m.sent_at,
+                deliver_at: m.deliver_at,
+                dropped: doomed(c, a, b),
+                summary: m.payload.summary(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut links = Vec::with_capacity(n * (n - 1));
+    for a in 0..n {
+        for b in (0..n).filter(|b| *b != a) {
+            let k = s.links[a * n + b];
+            links.push(LinkState {
+                from: node_name(a),
+                to: node_name(b),
+                cut: c.network().is_cut(Endpoint::Node(a), Endpoint::Node(b)),
+                delivered: k.delivered,
+                dropped: k.dropped,
+            });
+        }
+    }
+    let ops = s.ops.iter().map(|r| op_state(s, r)).collect();
+    let link = c.network().link(Endpoint::Node(0), Endpoint::Node(1));
+    State {
+        now: c.now(),
+        events: c.stats().events,
+        seed: s.seed.to_string(),
+        nodes,
+        messages,
+        links,
+        ops,
+        trace: s.trace.iter().cloned().collect(),
+        history,
+        violations: c.failure().map(|v| v.to_string()).into_iter().collect(),
+        net: NetState {
+            loss: link.loss,
+            latency_min: link.latency_min,
+            latency_max: link.latency_max,
+        },
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Follower => "follower",
+        Role::PreCandidate => "pre_candidate",
+        Role::Candidate => "candidate",
+        Role::Leader => "leader",
+    }
+}
+
+fn entry(e: &LogEntry) -> LogEntryState {
+    let summary = match &e.cmd {
+        None => "no-op".to_string(),
+        Some(c) => match c.op {
+            OpType::Put => format!("put {}={}", c.key, c.value),
+            OpType::Delete => format!("delete {}", c.key),
+            OpType::Cas => format!("cas {} {:?}→{:?}", c.key, c.expected, c.value),
+            OpType::BatchPut => format!("batch_put ({} keys)", c.entries.len()),
+            OpType::BatchDelete => format!("batch_delete ({} keys)", c.keys.len()),
+        },
+    };
+    LogEntryState {
+        index: e.index,
+        term: e.term,
+        summary,
+    }
+}
+
+fn op_state(s: &Session, r: &OpRecord) -> OpState {
+    let c = &s.cluster;
+    let client = &c.clients()[r.client];
+    let done: Option<&HistoryOp> = r.done.map(|k| &c.history().ops[k]);
+    let node = match (done, client.pending()) {
+        (None, Some(p)) => Some(node_name(p.target)),
+        (Some(_), _) => Some(node_name(client.leader_guess())),
+        (None, None) => None,
+    };
+    let (kind, key, value, expected, mode) = match &r.op {
+        ClientOp::Put { key, value } => ("put", key, Some(value.clone()), None, None),
+        ClientOp::Get { key, policy } => {
+            let m = match policy {
+                ReadPolicy::Stale => "stale",
+                ReadPolicy::ReadIndex => "readindex",
+            };
+            ("get", key, None, None, Some(m.to_string()))
+        }
+        ClientOp::Delete { key } => ("delete", key, None, None, None),
+        ClientOp::Cas { key, expected, new } => {
+            ("cas", key, Some(new.clone()), Some(expected.clone()), None)
+        }
+    };
+    let (status, result) = match done {
+        None => ("pending", None),
+        Some(h) => match h.status {
+            OpStatus::Fail => ("failed", "failed: not applied".to_string().into()),
+            OpStatus::Unknown => ("failed", "unknown outcome".to_string().into()),
+            OpStatus::Ok => match (&r.op, &h.value, h.result) {
+                (ClientOp::Get { .. }, Some(Some(v)), _) => ("ok", Some(format!("value={v:?}"))),
+                (ClientOp::Get { .. }, _, _) => ("ok", Some("not_found".to_string())),
+                (ClientOp::Cas { .. }, _, Some(CasResult::Failed)) => {
+                    ("failed", Some("cas_failed".to_string()))
+                }
+                _ => ("ok", Some("ok".to_string())),
+            },
+        },
+    };
+    OpState {
+        id: r.id,
+        op: kind.to_string(),
+        key: key.clone(),
+        value,
+        expected,
+        mode,
+        node,
+        status: status.to_string(),
+        result,
+        invoked_at: r.invoked_at,
+        completed_at: done.and_then(|h| h.complete),
+    }
+}
+
+/// The linearizability verdict of the history so far (stale reads left out), recomputed only
+/// when the history grew.
+fn verdict(s: &mut Session) -> HistoryVerdict {
+    let h = s.cluster.history();
+    if let Some((len, v)) = &s.verdict
+        && *len == h.ops.len()
+    {
+        return v.clone();
+    }
+    let checked = h.without_stale_reads();
+    let ops = checked.ops.iter().filter(|o| o.complete.is_some()).count() as u64;
+    let v = if h.ops.is_empty() {
+        HistoryVerdict {
+            linearizable: None,
+            ops: 0,
+            detail: "no completed operations yet".to_string(),
+        }
+    } else {
+        match linearizability::check(&checked) {
+            Ok(()) => HistoryVerdict {
+                linearizable: Some(true),
+                ops,
+                detail: format!("{ops} ops checked"),
+            },
+            Err(e @ LinError::NotLinearizable { .. }) => HistoryVerdict {
+                linearizable: Some(false),
+                ops,
+                detail: e.to_string(),
+            },
+            Err(e) => HistoryVerdict {
+                linearizable: None,
+                ops,
+                detail: format!("checker gave up: {e}"),
+            },
+        }
+    };
+    s.verdict = Some((h.ops.len(), v.clone()));
+    v
+}
