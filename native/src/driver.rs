@@ -638,13 +638,13 @@ mod tests {
     use crate::dkv::{DistributedKv, DkvConfig, DkvError, WriteReply};
     use crate::transport::{StaticPeers, TransportConfig};
 
-    /// A log whose sync fails once `broken` is set: a disk that died.
-    struct BreakableLog {
+    /// An in-memory log whose `sync` runs a hook the test controls: a dying or slow disk.
+    struct HookedLog<F> {
         inner: MemLogStore,
-        broken: Arc<AtomicBool>,
+        on_sync: F,
     }
 
-    impl LogStore for BreakableLog {
+    impl<F: FnMut() -> Result<(), StorageError> + Send> LogStore for HookedLog<F> {
         fn base(&self) -> SnapshotMeta {
             self.inner.base()
         }
@@ -667,50 +667,7 @@ mod tests {
             self.inner.truncate_prefix(upto, term)
         }
         fn sync(&mut self) -> Result<(), StorageError> {
-            if self.broken.load(Ordering::Relaxed) {
-                return Err(StorageError::Io("disk on fire".into()));
-            }
-            Ok(())
-        }
-    }
-
-    /// A log whose sync, once `hold` is set, reports that it started and waits to be released:
-    /// a slow fsync the test controls.
-    struct SlowLog {
-        inner: MemLogStore,
-        hold: Arc<AtomicBool>,
-        entered: std::sync::mpsc::Sender<()>,
-        release: std::sync::mpsc::Receiver<()>,
-    }
-
-    impl LogStore for SlowLog {
-        fn base(&self) -> SnapshotMeta {
-            self.inner.base()
-        }
-        fn last_index(&self) -> Index {
-            self.inner.last_index()
-        }
-        fn term_at(&self, index: Index) -> Result<Term, StorageError> {
-            self.inner.term_at(index)
-        }
-        fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
-            self.inner.append(entries)
-        }
-        fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError> {
-            self.inner.read_range(lo, hi)
-        }
-        fn delete_from(&mut self, index: Index) -> Result<(), StorageError> {
-            self.inner.delete_from(index)
-        }
-        fn truncate_prefix(&mut self, upto: Index, term: Term) -> Result<(), StorageError> {
-            self.inner.truncate_prefix(upto, term)
-        }
-        fn sync(&mut self) -> Result<(), StorageError> {
-            if self.hold.swap(false, Ordering::Relaxed) {
-                let _ = self.entered.send(());
-                let _ = self.release.recv();
-            }
-            Ok(())
+            (self.on_sync)()
         }
     }
 
@@ -720,11 +677,20 @@ mod tests {
         let (entered_tx, entered) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();
         let mut stores = Stores::in_memory();
-        stores.log = Box::new(SlowLog {
+        // Once `hold` is set, the next sync reports that it started and waits to be released:
+        // a slow fsync the test controls.
+        stores.log = Box::new(HookedLog {
             inner: MemLogStore::default(),
-            hold: Arc::clone(&hold),
-            entered: entered_tx,
-            release: release_rx,
+            on_sync: {
+                let hold = Arc::clone(&hold);
+                move || {
+                    if hold.swap(false, Ordering::Relaxed) {
+                        let _ = entered_tx.send(());
+                        let _ = release_rx.recv();
+                    }
+                    Ok(())
+                }
+            },
         });
         let (_node, thread, dkv) = single_node(stores);
         dkv.write(Command::put("a", "1").with_client("c", 1))
@@ -822,9 +788,16 @@ mod tests {
     async fn storage_failure_stops_the_node_and_requests_get_503_codes() {
         let broken = Arc::new(AtomicBool::new(false));
         let mut stores = Stores::in_memory();
-        stores.log = Box::new(BreakableLog {
+        // Once `broken` is set, every sync fails: a disk that died.
+        stores.log = Box::new(HookedLog {
             inner: MemLogStore::default(),
-            broken: Arc::clone(&broken),
+            on_sync: {
+                let broken = Arc::clone(&broken);
+                move || match broken.load(Ordering::Relaxed) {
+                    true => Err(StorageError::Io("disk on fire".into())),
+                    false => Ok(()),
+                }
+            },
         });
         let (node, thread, dkv) = single_node(stores);
         dkv.write(Command::put("a", "1").with_client("c", 1))
