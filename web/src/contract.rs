@@ -83,7 +83,7 @@ impl SeedValue {
 
 /// A whole number of milliseconds (or a count) from JavaScript, checked.
 pub fn whole(what: &str, x: f64) -> Result<u64, String> {
-    if x.is_finite() && x >= 0.0 && x < 9_007_199_254_740_992.0 {
+    if (0.0..9_007_199_254_740_992.0).contains(&x) {
         Ok(x.floor() as u64)
     } else {
         Err(format!("{what} must be a finite number >= 0, got {x}"))

@@ -1,0 +1,232 @@
+// End-to-end test of the playground page with the real wasm package, in headless Chromium
+// (playwright-core, Debian's chromium). The page is served by the `playground` binary (native/)
+// on a free port. Build first (run.sh does all of it):
+//
+//   wasm-pack build web --release --target web --out-dir ../www/pkg --no-typescript
+//   cargo build -p raftkv-native --bin playground
+//   node --test playground.test.js
+//
+// PLAYGROUND_BIN overrides the binary's path; CHROMIUM the browser's.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const SHOT = path.join(here, "artifacts", "playground.png");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(root, "target");
+const BIN = process.env.PLAYGROUND_BIN ?? path.join(TARGET, "debug", "playground");
+const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+let server, url, browser, page;
+const errors = [];
+
+/** Starts the playground binary on a free port; resolves to its URL. */
+function startServer() {
+  assert.ok(existsSync(BIN), `no playground binary at ${BIN} (cargo build -p raftkv-native --bin playground)`);
+  assert.ok(existsSync(path.join(root, "www/pkg/raftkv_web.js")), "no www/pkg: build the wasm package first");
+  server = spawn(BIN, ["--addr", "127.0.0.1:0", "--dir", path.join(root, "www")], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    server.stdout.on("data", (d) => {
+      out += d;
+      const m = /(http:\/\/\S+\/)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    server.on("exit", (code) => reject(new Error(`playground exited (${code}) before serving: ${out}`)));
+  });
+}
+
+before(async () => {
+  url = await startServer();
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+/** The page's state, read through its test hook. */
+const state = (p = page) => p.evaluate(() => window.raftkv.runner.state());
+const leaders = (st) => st.nodes.filter((n) => n.alive && n.role === "leader").map((n) => n.id);
+
+/**
+ * Waits (inside the page, re-checking every animation frame) until `pred(state, arg)` holds;
+ * `pred` is sent as source, so it may use only its arguments. Returns the state then.
+ */
+async function waitFor(pred, arg, what, { p = page, timeout = 20_000 } = {}) {
+  try {
+    await p.waitForFunction(([src, a]) => {
+      const st = window.raftkv.runner?.state();
+      return !!st && new Function(`return (${src})`)()(st, a);
+    }, [pred.toString(), arg], { timeout });
+  } catch (e) {
+    const st = await state(p).catch(() => null);
+    throw new Error(`timed out waiting for ${what} (sim time ${st?.now} ms): ${e.message}`);
+  }
+  return state(p);
+}
+
+/** Clicks the play/pause button until the page is in the wanted mode. */
+async function setPlaying(on, p = page) {
+  if ((await p.evaluate(() => window.raftkv.playing)) !== on) await p.click("#play");
+  assert.equal(await p.evaluate(() => window.raftkv.playing), on);
+}
+
+async function setSpeed(v, p = page) {
+  await p.evaluate((x) => {
+    const s = document.querySelector("#speed");
+    s.value = String(x);
+    s.dispatchEvent(new Event("input"));
+  }, v);
+}
+
+test("the playground runs a cluster you can poke at", async (t) => {
+  await page.goto(`${url}#n=5&seed=7`);
+  await page.waitForSelector("body[data-ready]");
+  assert.equal(await page.locator("#banner").isHidden(), true, "no crash banner on load");
+  assert.equal(await page.evaluate(() => typeof window.raftkv.runner.mod.Playground), "function");
+
+  await t.test("N nodes are drawn", async () => {
+    assert.equal(await page.locator("#ring .node").count(), 5);
+    assert.equal(await page.locator("#logs .logrow:not(.head)").count(), 5);
+    assert.deepEqual((await state()).nodes.map((n) => n.id), ["n1", "n2", "n3", "n4", "n5"]);
+  });
+
+  await setSpeed(0);
+  await setPlaying(true);
+
+  let first;
+  await t.test("a leader appears", async () => {
+    const st = await waitFor((s) => s.nodes.filter((n) => n.alive && n.role === "leader").length === 1, null, "a leader");
+    first = leaders(st)[0];
+    await page.waitForSelector(`#ring .node[data-id="${first}"][data-role="leader"]`);
+  });
+
+  await t.test("clicking the leader kills it, and another leader appears", async () => {
+    await page.click(`#ring .node[data-id="${first}"]`);
+    const st = await state();
+    assert.equal(st.nodes.find((n) => n.id === first).alive, false);
+    await page.waitForSelector(`#ring .node[data-id="${first}"].dead`);
+    const st2 = await waitFor((s, f) => {
+      const l = s.nodes.filter((n) => n.alive && n.role === "leader");
+      return l.length === 1 && l[0].id !== f;
+    }, first, "a new leader");
+    console.log(`# leader ${first} killed at ${st.now} ms; ${leaders(st2)[0]} leads at ${st2.now} ms`);
+  });
+
+  await t.test("cutting a link changes what is delivered", async () => {
+    const st = await state();
+    const ids = st.nodes.map((n) => n.id);
+    // The leader and a live neighbour on the ring: their link carries heartbeats, and its
+    // midpoint is clear of other links.
+    const li = st.nodes.findIndex((n) => n.alive && n.role === "leader");
+    assert.ok(li >= 0, "a leader");
+    let a = ids[li], b;
+    for (const d of [1, ids.length - 1]) {
+      const y = st.nodes[(li + d) % ids.length];
+      if (y.alive) { b = y.id; break; }
+    }
+    assert.ok(b, "a live neighbour of the leader");
+    if (ids.indexOf(a) > ids.indexOf(b)) [a, b] = [b, a];
+    const lk = (s, f, to) => s.links.find((l) => l.from === f && l.to === to);
+    const link = page.locator(`#ring .link[data-a="${a}"][data-b="${b}"]`);
+    await link.click();
+    const cutAt = await state();
+    assert.ok(lk(cutAt, a, b).cut, `${a}->${b} cut`);
+    assert.ok(lk(cutAt, b, a).cut, `${b}->${a} cut`);
+    assert.equal(await link.locator("line.dir.cut").count(), 2, "both directions drawn cut");
+    // Let every message already in flight land, then count: nothing more gets through, and
+    // what the leader keeps sending over the cut link is counted as dropped.
+    const mid = await waitFor((s, t0) => s.now > t0 + 400, cutAt.now, "400 ms of simulated time");
+    const end = await waitFor((s, t0) => s.now > t0 + 600, mid.now, "600 more ms");
+    assert.equal(lk(end, a, b).delivered, lk(mid, a, b).delivered, `nothing delivered ${a}->${b} while cut`);
+    assert.equal(lk(end, b, a).delivered, lk(mid, b, a).delivered, `nothing delivered ${b}->${a} while cut`);
+    const dropped = (s) => lk(s, a, b).dropped + lk(s, b, a).dropped;
+    assert.ok(dropped(end) > dropped(mid), "messages sent over the cut link are dropped");
+    const total = (s) => s.links.reduce((k, l) => k + l.delivered, 0);
+    assert.ok(total(end) > total(mid), "other links still deliver");
+    // Heal, and traffic flows again (the leader heartbeats everyone it can reach).
+    await link.click();
+    const healed = await state();
+    assert.ok(!healed.links.some((l) => l.cut), "healed");
+    const d0 = lk(healed, a, b).delivered + lk(healed, b, a).delivered;
+    await waitFor((s, [x, y, k]) => {
+      const f = (p, q) => s.links.find((l) => l.from === p && l.to === q).delivered;
+      return f(x, y) + f(y, x) > k;
+    }, [a, b, d0], "delivery over the healed link");
+  });
+
+  await t.test("a client put becomes visible in every live node's kv table", async () => {
+    await page.selectOption("#op", "put");
+    await page.fill("#op-key", "color");
+    await page.fill("#op-value", "teal");
+    await page.click("#client-form button[type=submit]");
+    const st = await waitFor((s) => s.nodes.every((n) => !n.alive || n.kv.color === "teal"), null, "the put on every live node");
+    const op = st.ops.find((o) => o.op === "put" && o.key === "color");
+    assert.ok(op, "the op is listed");
+    await waitFor((s, id) => s.ops.find((o) => o.id === id)?.status === "ok", op.id, "the put acknowledged");
+    for (const n of st.nodes.filter((x) => x.alive)) {
+      await page.waitForSelector(`#kv td[data-node="${n.id}"][data-key="color"]:text-is("teal")`);
+    }
+    await page.waitForSelector(`#ops li.op.ok`);
+  });
+
+  await t.test("a shared URL replays to the same state", async () => {
+    // A few more actions, so the link carries several kinds.
+    const st0 = await state();
+    await page.click(`#ring .node[data-id="${first}"]`); // restart the first leader
+    await page.keyboard.press("h");
+    await page.fill("#op-key", "shape");
+    await page.fill("#op-value", "circle");
+    await page.click("#client-form button[type=submit]");
+    await waitFor((s, t0) => s.now > t0 + 300, st0.now, "300 ms more");
+    await setPlaying(false); // the address bar now holds the run up to now
+    await page.click("#share");
+    const shared = page.url();
+    const here1 = await state();
+    assert.match(shared, /#n=5&seed=7&t=\d+&a=/);
+    console.log(`# shared link: ${shared.length} chars, t=${here1.now} ms, ${here1.events} events, ${here1.ops.length} ops`);
+
+    const other = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    other.on("pageerror", (e) => errors.push(e.message));
+    await other.goto(shared);
+    await other.waitForSelector("body[data-ready]");
+    const there = await state(other);
+    assert.equal(there.now, here1.now);
+    assert.equal(there.events, here1.events);
+    assert.deepEqual(there.nodes, here1.nodes, "same nodes (roles, terms, logs, kv)");
+    assert.deepEqual(there.messages, here1.messages, "same messages in flight");
+    assert.deepEqual(there.links, here1.links, "same links");
+    assert.deepEqual(there.ops, here1.ops, "same client ops");
+    assert.deepEqual(there.trace, here1.trace, "same trace");
+    assert.deepEqual(there.history, here1.history, "same verdict");
+    assert.deepEqual(there, here1, "the whole state");
+    await other.close();
+  });
+
+  await t.test("screenshot", async () => {
+    // Play a little at a watchable speed so messages are on the wire, then pause and shoot.
+    await setSpeed(1.3);
+    const t0 = (await state()).now;
+    await setPlaying(true);
+    await waitFor((s, t1) => s.now > t1 + 60 && s.messages.length > 0, t0, "messages on the wire");
+    await setPlaying(false);
+    mkdirSync(path.dirname(SHOT), { recursive: true });
+    await page.screenshot({ path: SHOT });
+    console.log(`# screenshot: ${SHOT}`);
+  });
+
+  assert.deepEqual(errors, [], "no page errors");
+});

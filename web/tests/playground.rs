@@ -1,0 +1,123 @@
+//! The `Playground` class as JavaScript uses it, run in wasm: `wasm-pack test --node web` and
+//! `WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome web`
+//! (without `WASM_BINDGEN_USE_BROWSER=1` the runner skips these node-configured tests in Chrome).
+#![cfg(target_arch = "wasm32")]
+
+use raftkv_web::Playground;
+use raftkv_web::contract::State;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+fn playground(nodes: u32, seed: u64) -> Playground {
+    let opts = js_sys_object(nodes, seed);
+    Playground::new(opts).expect("valid options")
+}
+
+/// `{nodes, seed: "<seed>"}` built through serde, without depending on js-sys.
+fn js_sys_object(nodes: u32, seed: u64) -> JsValue {
+    #[derive(serde::Serialize)]
+    struct O {
+        nodes: u32,
+        seed: String,
+    }
+    serde_wasm_bindgen::to_value(&O {
+        nodes,
+        seed: seed.to_string(),
+    })
+    .unwrap()
+}
+
+fn leader(st: &State) -> Option<String> {
+    st.nodes
+        .iter()
+        .find(|n| n.alive && n.role == "leader")
+        .map(|n| n.id.clone())
+}
+
+/// Advances in 10 ms steps until `pred` holds, for at most `max_ms` of simulated time.
+fn run_until(pg: &mut Playground, max_ms: u64, pred: impl Fn(&State) -> bool) -> State {
+    let end = pg.now() as u64 + max_ms;
+    loop {
+        let st = pg.snapshot();
+        if pred(&st) || st.now >= end {
+            return st;
+        }
+        pg.advance(10.0).unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+fn a_leader_appears_within_bounded_time() {
+    let mut pg = playground(5, 7);
+    let st = run_until(&mut pg, 5_000, |s| leader(s).is_some());
+    assert!(leader(&st).is_some(), "no leader after {} ms", st.now);
+    assert!(st.violations.is_empty());
+}
+
+#[wasm_bindgen_test]
+fn killing_the_leader_gives_a_new_leader() {
+    let mut pg = playground(5, 11);
+    let first = leader(&run_until(&mut pg, 5_000, |s| leader(s).is_some())).unwrap();
+    pg.kill(&first).unwrap();
+    let st = run_until(&mut pg, 5_000, |s| leader(s).is_some_and(|l| l != first));
+    let next = leader(&st).expect("a new leader");
+    assert_ne!(next, first);
+    assert!(!st.nodes.iter().find(|n| n.id == first).unwrap().alive);
+}
+
+#[wasm_bindgen_test]
+fn a_put_reaches_every_live_node() {
+    let mut pg = playground(5, 3);
+    run_until(&mut pg, 5_000, |s| leader(s).is_some());
+    pg.kill("n5").unwrap();
+    let id = pg.put("x".into(), "42".into()).unwrap();
+    let st = run_until(&mut pg, 5_000, |s| {
+        s.nodes
+            .iter()
+            .filter(|n| n.alive)
+            .all(|n| n.kv.get("x").map(String::as_str) == Some("42"))
+    });
+    for n in st.nodes.iter().filter(|n| n.alive) {
+        assert_eq!(n.kv.get("x").map(String::as_str), Some("42"), "{}", n.id);
+    }
+    let op = st.ops.iter().find(|o| o.id == u64::from(id)).unwrap();
+    assert_eq!(op.status, "ok");
+    assert_eq!(st.history.linearizable, Some(true));
+}
+
+#[wasm_bindgen_test]
+fn bad_arguments_are_errors_not_panics() {
+    let mut pg = playground(3, 1);
+    assert!(pg.kill("n42").is_err());
+    assert!(pg.cut("n1", "x").is_err());
+    assert!(pg.set_loss(2.0).is_err());
+    assert!(pg.set_latency(50.0, 10.0).is_err());
+    assert!(pg.get("k".into(), "fast").is_err());
+    assert!(pg.advance(-1.0).is_err());
+    assert!(Playground::new(js_sys_object(12, 1)).is_err());
+    assert_eq!(raftkv_web::take_panic_message(), None);
+    // Still usable.
+    pg.advance(500.0).unwrap();
+    assert!(pg.snapshot().violations.is_empty());
+}
+
+#[wasm_bindgen_test]
+fn same_seed_and_actions_give_the_same_state() {
+    let run = || {
+        let mut pg = playground(5, 99);
+        pg.advance(700.0).unwrap();
+        pg.put("a".into(), "1".into()).unwrap();
+        pg.advance(35.0).unwrap();
+        pg.cut_both("n1", "n2").unwrap();
+        pg.kill("n3").unwrap();
+        pg.set_loss(0.1).unwrap();
+        pg.advance(900.0).unwrap();
+        pg.restart("n3").unwrap();
+        pg.get("a".into(), "readindex").unwrap();
+        pg.advance(1000.0).unwrap();
+        pg.snapshot()
+    };
+    let (a, b) = (run(), run());
+    assert!(a.events > 0);
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
