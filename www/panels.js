@@ -82,7 +82,7 @@ export function drawOps(root, st) {
 export function drawTrace(root, verdictEl, st) {
   const lines = st.trace.slice(-120).reverse();
   root.innerHTML = lines.map((l) =>
-    `<li><span class="at">${l.at}</span><span class="who">${esc(l.node ?? (l.text.startsWith("client") ? "client" : "net"))}</span><span class="txt">${esc(l.text)}</span></li>`).join("");
+    `<li><span class="at">${l.at}</span><span class="who">${esc(l.node ?? (l.text.startsWith("op #") ? "client" : "net"))}</span><span class="txt">${esc(l.text)}</span></li>`).join("");
   const h = st.history;
   let v = "";
   if (st.violations.length) v = `<span class="bad">✗ invariant violated: ${esc(st.violations[0])}</span>`;

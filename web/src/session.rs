@@ -408,11 +408,11 @@ fn readable(kind: &TraceKind) -> Option<(Option<String>, String)> {
             format!("snapshots and compacts its log up to #{index}"),
         ),
         TraceKind::Invoke { client, op, .. } => {
-            (None, format!("client op #{} starts: {op}", op_id(client)))
+            (None, format!("op #{} starts: {op}", op_id(client)))
         }
         TraceKind::Complete { client, status, .. } => (
             None,
-            format!("client op #{} ends: {}", op_id(client), serde_name(status)),
+            format!("op #{} ends: {}", op_id(client), serde_name(status)),
         ),
         TraceKind::Fault { fault } => match fault.split_once(' ') {
             Some(("kill", n)) => (Some(n.to_string()), "crashed (killed)".to_string()),
