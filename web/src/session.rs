@@ -140,7 +140,7 @@ impl Session {
     pub fn advance(&mut self, ms: f64) -> Result<u64, String> {
         let ms = whole("advance: ms", ms)?;
         let before = self.events();
-        let target = self.now().saturating_add(ms);
+        let target = within_horizon(self.now().saturating_add(ms))?;
         // A violation is kept by the cluster and reported by state(); not an error of the call.
         let _ = self.cluster.run_until(target);
         self.sync();
@@ -150,7 +150,7 @@ impl Session {
     /// Replay helper: runs events until `events` have run in total or none is due at or before
     /// `t`, then moves the clock to `t` (never backwards).
     pub fn run_to(&mut self, t: f64, events: f64) -> Result<(), String> {
-        let t = whole("run_to: t", t)?;
+        let t = within_horizon(whole("run_to: t", t)?)?;
         let events = whole("run_to: events", events)?;
         while self.events() < events && self.cluster.next_event_time().is_some_and(|x| x <= t) {
             if self.cluster.step().is_err() {
@@ -344,6 +344,20 @@ impl Session {
                 self.last_status[i] = Some(s);
             }
         }
+    }
+}
+
+/// The latest simulated time a run may reach: one day. Beyond it a single call could keep the
+/// browser busy for minutes (a mistyped share link, say).
+pub const HORIZON_MS: u64 = 86_400_000;
+
+fn within_horizon(t: u64) -> Result<u64, String> {
+    if t <= HORIZON_MS {
+        Ok(t)
+    } else {
+        Err(format!(
+            "simulated time is limited to {HORIZON_MS} ms (one day); {t} ms asked"
+        ))
     }
 }
 

@@ -74,6 +74,8 @@ fn bad_input_is_a_readable_error() {
     assert!(s.cut("n1", "n1").is_err());
     assert!(s.set_loss(f64::NAN).is_err());
     assert!(s.advance(f64::INFINITY).is_err());
+    assert!(s.advance(1e12).is_err(), "beyond the horizon");
+    assert!(s.run_to(1e12, 0.0).is_err(), "beyond the horizon");
     assert!(
         Session::new(Options {
             heartbeat: 500.0,
