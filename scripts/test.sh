@@ -28,4 +28,12 @@ cargo test -p raftkv-core --features protocol-breaks --test sim_breaks --test ra
 step "core's tests under wasm32 (wasm-pack test --node)"
 wasm-pack test --node core
 
+step "web bindings under wasm32: Node, then headless Chromium"
+wasm-pack test --node web
+# The tests are configured for Node; WASM_BINDGEN_USE_BROWSER makes the runner use the browser.
+CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_USE_BROWSER=1 wasm-pack test --headless --chrome web
+
+step "the playground page end to end in headless Chromium"
+bash tests/e2e/run.sh
+
 printf '\nall checks passed\n'
