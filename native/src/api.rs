@@ -319,7 +319,17 @@ async fn write(svc: &Arc<DistributedKv>, uri: &Uri, cmd: Command) -> ApiResult {
 // ---------------------------------------------------------------------------------------------
 // Handlers.
 
-async fn healthz() -> Response {
+/// 200 while the node can serve; 503 `unavailable` once it has stopped after a storage failure,
+/// so a load balancer or supervisor stops sending it traffic (the process itself stays up to
+/// answer /status and show why).
+async fn healthz(State(svc): Svc) -> Response {
+    if svc.status().stopped {
+        return ApiError::new(
+            "unavailable",
+            "the raft node has stopped after a storage failure (see the server log)",
+        )
+        .into_response();
+    }
     write_json(StatusCode::OK, &json!({"ok": true}))
 }
 

@@ -637,6 +637,7 @@ mod tests {
     use super::*;
     use crate::dkv::{DistributedKv, DkvConfig, DkvError, WriteReply};
     use crate::transport::{StaticPeers, TransportConfig};
+    use tower::ServiceExt;
 
     /// An in-memory log whose `sync` runs a hook the test controls: a dying or slow disk.
     struct HookedLog<F> {
@@ -815,6 +816,16 @@ mod tests {
             Err(DkvError::Unavailable(_))
         ));
         assert!(dkv.status().stopped);
+        // Health checks see it too, so traffic goes elsewhere.
+        let health = crate::api::router(Arc::clone(&dkv), 1 << 20)
+            .oneshot(
+                axum::http::Request::get("/healthz")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(health.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
         thread.stop().await;
     }
 }
