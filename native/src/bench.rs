@@ -150,6 +150,7 @@ fn error_kind(e: &ClientError) -> String {
 pub async fn run(
     endpoints: Vec<String>,
     timeout: Duration,
+    retry_for: Duration,
     args: BenchArgs,
 ) -> Result<String, ClientError> {
     if args.concurrency == 0 || args.keys == 0 {
@@ -168,12 +169,9 @@ pub async fn run(
     let run_id = Client::random_client_id();
     let mut clients = Vec::with_capacity(args.concurrency);
     for w in 0..args.concurrency {
-        clients.push(Client::new(
-            endpoints.clone(),
-            format!("{run_id}-w{w}"),
-            1,
-            timeout,
-        )?);
+        let mut client = Client::new(endpoints.clone(), format!("{run_id}-w{w}"), 1, timeout)?;
+        client.set_retry_for(retry_for);
+        clients.push(client);
     }
     let progress = Arc::new(Progress::default());
     let stop = Arc::new(AtomicBool::new(false));

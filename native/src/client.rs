@@ -4,6 +4,11 @@
 //! `(client_id, seq)`, and a write that fails with a transport error is sent again, with the
 //! same pair, to the next endpoint; the state machine's dedupe table makes the retry harmless.
 //! A 307 from a follower is followed to the leader (a bounded number of hops).
+//!
+//! While a cluster elects a new leader every endpoint may be dead, leaderless (503
+//! `not_leader`) or unsure of a write's outcome (503 `unknown_outcome`). Those answers are
+//! retried, round after round over all endpoints with a growing pause, for up to the client's
+//! retry window; each round re-sends the same bytes, so a write is still applied at most once.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +19,11 @@ use serde_json::{Value, json};
 
 /// How many 307 hops one request follows before giving up.
 pub const MAX_REDIRECTS: usize = 5;
+
+/// The pause before the second round of a retried request; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(20);
+/// The longest pause between two rounds of a retried request.
+const MAX_PAUSE: Duration = Duration::from_millis(500);
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +55,25 @@ pub enum ClientError {
     /// An async write did not become ready in time.
     #[error("op {0} was not ready in time")]
     OpTimeout(String),
+}
+
+impl ClientError {
+    /// Whether another round may succeed where this one failed, with the same request bytes:
+    /// no endpoint answered, or the cluster is between leaders. Everything else (a 4xx, a failed
+    /// cas, a redirect loop) would fail the same way again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable(_) => true,
+            ClientError::Server { status, code, .. } => {
+                *status == 503
+                    && matches!(
+                        code.as_str(),
+                        "not_leader" | "unknown_outcome" | "unavailable"
+                    )
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A successful reply: its status and JSON body.
@@ -82,6 +111,8 @@ pub struct Client {
     op_wait: Duration,
     /// In async write mode, return the 202 instead of waiting for the result.
     no_wait: bool,
+    /// How long a request keeps retrying transient failures ([`ClientError::is_transient`]).
+    retry_for: Duration,
 }
 
 impl Client {
@@ -120,6 +151,7 @@ impl Client {
             next_seq: first_seq,
             op_wait: Duration::from_secs(10),
             no_wait: false,
+            retry_for: Duration::ZERO,
         })
     }
 
@@ -135,6 +167,12 @@ impl Client {
     /// In async write mode, return the server's 202 `{"ok":true,"op_id"}` instead of waiting.
     pub fn set_no_wait(&mut self, no_wait: bool) {
         self.no_wait = no_wait;
+    }
+
+    /// Keep retrying transient failures (no endpoint reachable, no leader, unknown outcome) for
+    /// up to `window` per request; zero (the default) tries each endpoint once.
+    pub fn set_retry_for(&mut self, window: Duration) {
+        self.retry_for = window;
     }
 
     /// This client's id.
@@ -274,41 +312,68 @@ impl Client {
         }
     }
 
-    /// Sends one request, failing over to the next endpoint on a transport error and following
-    /// 307s. The body is re-sent unchanged each time, so a write keeps its `(client_id, seq)`.
+    /// Sends one request in rounds over the endpoints ([`Client::round`]) until one answers for
+    /// good or the retry window closes. The body is re-sent unchanged each time, so a write
+    /// keeps its `(client_id, seq)`.
     async fn request(
         &mut self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Reply, ClientError> {
+        let deadline = Instant::now() + self.retry_for;
+        let mut pause = FIRST_PAUSE;
+        loop {
+            match self.round(&method, path, body.as_deref()).await {
+                Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One round: each endpoint in turn from the preferred one, following 307s, moving on after
+    /// a transport error or a transient 503; returns the first final answer, or the last
+    /// transient failure when every endpoint gave one.
+    async fn round(
+        &mut self,
+        method: &Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, ClientError> {
         let n = self.endpoints.len();
-        let mut last_err = String::new();
+        let mut last_err = ClientError::Unreachable(String::new());
         for i in 0..n {
             let idx = (self.preferred + i) % n;
             let mut url = endpoint_url(&self.endpoints[idx], path)?;
             let mut hops = 0;
             loop {
                 let mut req = self.http.request(method.clone(), url.clone());
-                if let Some(b) = &body {
+                if let Some(b) = body {
                     req = req
                         .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(b.clone());
+                        .body(b.to_vec());
                 }
                 let resp = match req.send().await {
                     Ok(resp) => resp,
                     Err(e) => {
-                        last_err = format!("{url}: {e}");
+                        last_err = ClientError::Unreachable(format!("{url}: {e}"));
                         break;
                     }
                 };
                 if resp.status() != StatusCode::TEMPORARY_REDIRECT {
                     let reply = read_reply(resp).await;
-                    if let Err(ClientError::Unreachable(e)) = &reply {
-                        // The connection broke mid-reply: the write may or may not have been
-                        // applied, and the retry's (client_id, seq) makes either case safe.
-                        last_err = e.clone();
-                        break;
+                    match reply {
+                        // The connection broke mid-reply, or this node is between leaders or
+                        // unsure of the outcome: the write may or may not have been applied,
+                        // and the retry's (client_id, seq) makes either case safe.
+                        Err(e) if e.is_transient() => {
+                            last_err = e;
+                            break;
+                        }
+                        _ => {}
                     }
                     // Start the next request where this one ended (the leader, after a
                     // redirect), if that is one of our endpoints: saves a hop per request.
@@ -323,13 +388,13 @@ impl Client {
                     Some(next) => url = next,
                     None => {
                         // A follower that knows no leader yet: try the next endpoint.
-                        last_err = format!("{url}: no leader known");
+                        last_err = ClientError::Unreachable(format!("{url}: no leader known"));
                         break;
                     }
                 }
             }
         }
-        Err(ClientError::Unreachable(last_err))
+        Err(last_err)
     }
 }
 

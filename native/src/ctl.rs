@@ -45,6 +45,10 @@ pub struct Args {
     /// Per-request timeout in milliseconds.
     #[arg(long, global = true, default_value_t = 5000)]
     pub timeout_ms: u64,
+    /// How long one request keeps retrying, in milliseconds, while no endpoint answers or the
+    /// cluster has no leader (as during a failover); 0 tries each endpoint once.
+    #[arg(long, global = true, default_value_t = 5000)]
+    pub retry_ms: u64,
     /// In async write mode, print the op id instead of waiting for the result.
     #[arg(long, global = true)]
     pub no_wait: bool,
@@ -147,14 +151,19 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
         (None, seq) => (Client::random_client_id(), seq.unwrap_or(1)),
     };
     let timeout = Duration::from_millis(args.timeout_ms);
+    let retry_for = Duration::from_millis(args.retry_ms);
     let mut client = Client::new(args.endpoints, client_id, seq, timeout)?;
     client.set_no_wait(args.no_wait);
+    client.set_retry_for(retry_for);
     let json = args.json;
     let raw = |r: Reply| format!("{}\n", r.raw);
 
     let out = match args.command {
         Cmd::Status => return status(&client, json).await,
-        Cmd::Bench(b) => return crate::bench::run(client.endpoints().to_vec(), timeout, b).await,
+        Cmd::Bench(b) => {
+            let endpoints = client.endpoints().to_vec();
+            return crate::bench::run(endpoints, timeout, retry_for, b).await;
+        }
         Cmd::Get { key, consistency } => {
             let r = client.get(&key, consistency).await?;
             if json {

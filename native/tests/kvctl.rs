@@ -177,13 +177,69 @@ async fn kvctl_fails_over_to_the_next_endpoint() {
     // (Entry 1 is the leader's no-op.)
     assert_eq!(t.server.service().status().last_applied, 2);
 
-    let none = kvctl(&dead_endpoint(), &["get", "k"]).await;
+    // Nothing listens: after its retry window kvctl gives up with the transport error.
+    let none = kvctl(&dead_endpoint(), &["--retry-ms", "200", "get", "k"]).await;
     assert!(!none.status.success());
     assert!(
         stderr(&none).contains("no endpoint reachable"),
         "{}",
         stderr(&none)
     );
+}
+
+/// A stand-in node in the middle of an election: answers the first `leaderless` requests with
+/// 503 `not_leader` and no leader hint, then 200 `{"ok":true}`; records the bodies it got.
+async fn electing_node(leaderless: usize) -> (String, Arc<Mutex<Vec<Bytes>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let app = Router::new().fallback(any(move |body: Bytes| {
+        let seen = Arc::clone(&seen2);
+        async move {
+            let mut seen = seen.lock().expect("lock");
+            seen.push(body);
+            if seen.len() <= leaderless {
+                let body = json!({"ok": false, "err_code": "not_leader",
+                    "err_msg": "no leader is known yet", "leader_id": "", "leader_addr": ""});
+                (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body))
+            } else {
+                (StatusCode::OK, axum::Json(json!({"ok": true})))
+            }
+        }
+    }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn kvctl_retries_through_an_election_with_the_same_seq() {
+    let (node, seen) = electing_node(3).await;
+    let put = kvctl(
+        &node,
+        &["put", "k", "v", "--client-id", "ann", "--seq", "9"],
+    )
+    .await;
+    assert_ok(&put);
+    assert_eq!(stdout(&put), "OK\n");
+    let bodies = seen.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 4, "three leaderless answers, then the write");
+    for b in &bodies {
+        let body: Value = serde_json::from_slice(b).expect("JSON body");
+        assert_eq!(
+            (&body["client_id"], &body["seq"]),
+            (&json!("ann"), &json!(9))
+        );
+    }
+
+    // With retries off, the first leaderless answer is final.
+    let (node, seen) = electing_node(3).await;
+    let put = kvctl(&node, &["--retry-ms", "0", "put", "k", "v"]).await;
+    assert!(!put.status.success());
+    assert!(stderr(&put).contains("not_leader"), "{}", stderr(&put));
+    assert_eq!(seen.lock().expect("lock").len(), 1);
 }
 
 /// A stand-in follower: answers every request with a 307 towards `leader` (itself when `None`),
