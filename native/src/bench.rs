@@ -1,7 +1,16 @@
 //! `kvctl bench`: a closed-loop load generator. N workers, each with its own client identity,
 //! issue a weighted mix of put/get/cas against the cluster (following leader redirects) for a
 //! duration or an operation count; a progress line per second goes to stderr, and the report
-//! (throughput, latency percentiles, outcomes per op, errors by kind) to stdout.
+//! (throughput, latency percentiles, outcomes per op, errors by kind) to stdout. Ctrl-C ends the
+//! run early and still reports.
+//!
+//! With `--verify` each worker writes only keys of its own, with a distinct value per put, and
+//! remembers what the cluster answered. After the run it reads every such key back (readindex)
+//! and checks that it holds the last value acknowledged for it, or one written after that whose
+//! outcome the worker never learned (a 503 `unknown_outcome`, a dropped connection). Anything
+//! else is an acknowledged write the cluster lost. Ordering is what makes this sound: a worker
+//! waits for each answer, and the state machine never applies a seq older than one it already
+//! applied for that client, so an abandoned write cannot land after a later acknowledged one.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -38,6 +47,11 @@ pub struct BenchArgs {
     /// Read policy for gets (default: the server's).
     #[arg(long)]
     pub consistency: Option<ReadPolicy>,
+    /// Give each worker keys of its own and, after the run, read every key back and fail if an
+    /// acknowledged put is missing (see the module docs). Meant for runs with faults, such as
+    /// killing the leader mid-run.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// Weights of the three operations.
@@ -122,6 +136,43 @@ struct WorkerStats {
     latencies: Vec<u64>,
     /// (op, outcome) -> count; outcome is "ok", "not_found", "cas_failed" or an error kind.
     outcomes: BTreeMap<(Op, String), u64>,
+    /// With --verify: what the worker's read-back found.
+    verify: VerifyStats,
+}
+
+/// The writes of one key that only one worker writes, as that worker learned of them.
+#[derive(Default)]
+struct KeyWrites {
+    /// The value of the last put answered 200.
+    acked: Option<String>,
+    /// Puts sent after that one whose outcome is unknown: each may or may not have landed.
+    /// Invariant: every one of them was sent after `acked`'s put was answered.
+    maybe: Vec<String>,
+}
+
+impl KeyWrites {
+    /// Whether `read` (None: the key is missing) is a state the cluster may be in.
+    fn admits(&self, read: Option<&str>) -> bool {
+        let later = |v: &str| self.maybe.iter().any(|m| m == v);
+        match (read, &self.acked) {
+            (Some(v), Some(a)) => v == a || later(v),
+            (Some(v), None) => later(v),
+            (None, acked) => acked.is_none(),
+        }
+    }
+}
+
+/// Totals of the --verify read-back.
+#[derive(Default)]
+struct VerifyStats {
+    /// Keys read back.
+    keys: u64,
+    /// Puts answered 200 over all keys read back.
+    acked_puts: u64,
+    /// Keys that could not be read back (the read itself failed).
+    unread: u64,
+    /// One line per key that lost an acknowledged put.
+    lost: Vec<String>,
 }
 
 /// Counters the progress line reads.
@@ -175,6 +226,16 @@ pub async fn run(
     }
     let progress = Arc::new(Progress::default());
     let stop = Arc::new(AtomicBool::new(false));
+    // Ctrl-C ends the run early; the workers finish their request in flight and report.
+    tokio::spawn({
+        let stop = Arc::clone(&stop);
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("bench: interrupted; finishing requests in flight");
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    });
     let started = Instant::now();
     let deadline = duration.map(|d| started + d);
     let value = "x".repeat(args.value_size);
@@ -191,6 +252,9 @@ pub async fn run(
             deadline,
             cas_known: BTreeMap::new(),
             cas_prefix: format!("bench-cas-{run_id}-w{w}"),
+            own_prefix: format!("bench-{run_id}-w{w}"),
+            writes: BTreeMap::new(),
+            puts: 0,
         };
         tasks.push(tokio::spawn(ctx.run()));
     }
@@ -209,11 +273,22 @@ pub async fn run(
         for (k, n) in stats.outcomes {
             *all.outcomes.entry(k).or_default() += n;
         }
+        let v = stats.verify;
+        all.verify.keys += v.keys;
+        all.verify.acked_puts += v.acked_puts;
+        all.verify.unread += v.unread;
+        all.verify.lost.extend(v.lost);
     }
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let _ = reporter.await;
-    Ok(render(&args, &endpoints, elapsed, all))
+    let verify_failed = args.verify && (!all.verify.lost.is_empty() || all.verify.unread > 0);
+    let report = render(&args, &endpoints, elapsed, all);
+    if verify_failed {
+        // The report is the error: a lost write must fail the command, not just be printed.
+        return Err(ClientError::Usage(report));
+    }
+    Ok(report)
 }
 
 fn started_nanos() -> u64 {
@@ -235,6 +310,12 @@ struct Worker {
     /// them, so its CAS normally succeeds; after an error it re-reads first).
     cas_known: BTreeMap<u64, String>,
     cas_prefix: String,
+    /// With --verify, puts and gets use `{own_prefix}-{n}`: keys no other worker writes.
+    own_prefix: String,
+    /// With --verify: what this worker knows of each of its keys' puts.
+    writes: BTreeMap<u64, KeyWrites>,
+    /// Puts sent so far; numbers each put's value so every value is distinct.
+    puts: u64,
 }
 
 impl Worker {
@@ -279,18 +360,82 @@ impl Worker {
             self.progress.done.fetch_add(1, Ordering::Relaxed);
             *stats.outcomes.entry((op, outcome)).or_default() += 1;
         }
+        if self.args.verify {
+            stats.verify = self.read_back().await;
+        }
         stats
+    }
+
+    /// The key numbered `n`: shared by all workers, or this worker's own under --verify.
+    fn key(&self, n: u64) -> String {
+        if self.args.verify {
+            format!("{}-{n}", self.own_prefix)
+        } else {
+            format!("bench-{n}")
+        }
+    }
+
+    /// Reads back every key this worker put to and checks it against what it was told.
+    async fn read_back(&mut self) -> VerifyStats {
+        let mut v = VerifyStats::default();
+        let writes = std::mem::take(&mut self.writes);
+        for (n, w) in &writes {
+            let key = self.key(*n);
+            let read = match self.client.get(&key, Some(ReadPolicy::ReadIndex)).await {
+                Ok(r) => r.value().map(str::to_string),
+                Err(ClientError::Server { code, .. }) if code == "not_found" => None,
+                Err(e) => {
+                    v.unread += 1;
+                    v.lost.push(format!("{key}: cannot read it back: {e}"));
+                    continue;
+                }
+            };
+            v.keys += 1;
+            v.acked_puts += u64::from(w.acked.is_some());
+            if !w.admits(read.as_deref()) {
+                let short = |s: Option<&str>| {
+                    s.map_or("<missing>".to_string(), |s| s.chars().take(24).collect())
+                };
+                v.lost.push(format!(
+                    "{key}: last acknowledged {}, read {}",
+                    short(w.acked.as_deref()),
+                    short(read.as_deref())
+                ));
+            }
+        }
+        v
     }
 
     /// Runs one operation; returns its outcome.
     async fn once(&mut self, op: Op) -> String {
         let res = match op {
+            Op::Put if self.args.verify => {
+                let n = self.rng.below(self.args.keys);
+                self.puts += 1;
+                // A distinct value per put, the same size as the others.
+                let tag = format!("{:x}-", self.puts);
+                let value = format!("{tag}{}", self.value.get(tag.len()..).unwrap_or_default());
+                let r = self.client.put(&self.key(n), &value).await;
+                let w = self.writes.entry(n).or_default();
+                match &r {
+                    Ok(_) => {
+                        w.acked = Some(value);
+                        w.maybe.clear();
+                    }
+                    // Refused before reaching the log: it surely did not land.
+                    Err(ClientError::Server { status, .. }) if (400..500).contains(status) => {}
+                    Err(_) => w.maybe.push(value),
+                }
+                r.map(|_| ())
+            }
             Op::Put => {
-                let key = format!("bench-{}", self.rng.below(self.args.keys));
+                let n = self.rng.below(self.args.keys);
+                let key = self.key(n);
                 self.client.put(&key, &self.value).await.map(|_| ())
             }
             Op::Get => {
-                let key = format!("bench-{}", self.rng.below(self.args.keys));
+                let n = self.rng.below(self.args.keys);
+                let key = self.key(n);
                 self.client
                     .get(&key, self.args.consistency)
                     .await
@@ -410,6 +555,20 @@ fn render(args: &BenchArgs, endpoints: &[String], elapsed: Duration, mut s: Work
         let parts: Vec<String> = errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(out, "errors: {}", parts.join(", "));
     }
+    if args.verify {
+        let v = &s.verify;
+        let _ = writeln!(
+            out,
+            "verify: {} keys read back (readindex), {} with an acknowledged put; lost {}, unreadable {}",
+            v.keys,
+            v.acked_puts,
+            v.lost.len() as u64 - v.unread,
+            v.unread
+        );
+        for line in v.lost.iter().take(20) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     out
 }
 
@@ -439,6 +598,29 @@ mod tests {
         assert!("scan=3".parse::<Mix>().is_err());
         assert!("put=x".parse::<Mix>().is_err());
         assert!("put".parse::<Mix>().is_err());
+    }
+
+    #[test]
+    fn verify_admits_the_last_acknowledged_value_or_a_later_unknown_one() {
+        let none = KeyWrites::default();
+        assert!(none.admits(None));
+        assert!(!none.admits(Some("1")));
+        let w = KeyWrites {
+            acked: Some("2".into()),
+            maybe: vec!["3".into(), "4".into()],
+        };
+        for ok in ["2", "3", "4"] {
+            assert!(w.admits(Some(ok)), "{ok}");
+        }
+        // An older value, a value never written, or nothing: an acknowledged put was lost.
+        for lost in [Some("1"), Some("5"), None] {
+            assert!(!w.admits(lost), "{lost:?}");
+        }
+        let unknown_only = KeyWrites {
+            acked: None,
+            maybe: vec!["1".into()],
+        };
+        assert!(unknown_only.admits(None) && unknown_only.admits(Some("1")));
     }
 
     #[test]

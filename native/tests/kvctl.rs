@@ -344,3 +344,53 @@ async fn kvctl_bench_runs_a_counted_mix_and_reports() {
     let bad = kvctl(&t.endpoint(), &["bench", "--mix", "scan=1"]).await;
     assert!(!bad.status.success());
 }
+
+#[tokio::test]
+async fn kvctl_bench_verify_reads_every_acknowledged_put_back() {
+    let args = [
+        "bench",
+        "--verify",
+        "--concurrency",
+        "3",
+        "--count",
+        "150",
+        "--mix",
+        "put=70,get=30",
+        "--keys",
+        "20",
+    ];
+    let t = TestServer::start().await;
+    let out = kvctl(&t.endpoint(), &args).await;
+    assert_ok(&out);
+    let report = stdout(&out);
+    assert!(report.contains("lost 0, unreadable 0"), "{report}");
+    let verify = report.lines().find(|l| l.starts_with("verify: ")).unwrap();
+    let keys: u64 = verify["verify: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(keys > 20, "three workers with 20 keys each: {verify}");
+
+    // A "server" that acknowledges every put and forgets it: verify must say so and fail.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let forgetful = listener.local_addr().unwrap().to_string();
+    let app = Router::new().fallback(any(|method: axum::http::Method| async move {
+        if method == axum::http::Method::GET {
+            let body = json!({"ok": false, "err_code": "not_found", "err_msg": "not found"});
+            (StatusCode::NOT_FOUND, axum::Json(body))
+        } else {
+            (StatusCode::OK, axum::Json(json!({"ok": true})))
+        }
+    }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let out = kvctl(&forgetful, &args).await;
+    assert!(
+        !out.status.success(),
+        "verify passed a store that loses writes"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("last acknowledged"), "{err}");
+    assert!(!err.contains("lost 0,"), "{err}");
+}
