@@ -1,28 +1,50 @@
-//! Finding the `kvserver` binary: built once per test process with the same cargo, target dir
-//! and profile as the running test, so `cargo test` alone is enough.
+//! Finding the `kvserver` and `kvctl` binaries: built once per test process with the same cargo,
+//! target dir and profile as the running test, so `cargo test` alone is enough.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// Overrides the binary (skips the build), e.g. for a release build made elsewhere.
+/// Overrides the kvserver binary, e.g. for a release build made elsewhere.
 pub const KVSERVER_ENV: &str = "RAFTKV_KVSERVER";
+/// Overrides the kvctl binary.
+pub const KVCTL_ENV: &str = "RAFTKV_KVCTL";
 
 /// The path of an up-to-date `kvserver`, building it on first use. Errors carry cargo's output.
 pub fn kvserver() -> Result<PathBuf, String> {
-    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PATH.get_or_init(locate_or_build).clone()
+    locate("kvserver", KVSERVER_ENV)
 }
 
-fn locate_or_build() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os(KVSERVER_ENV) {
+/// The path of an up-to-date `kvctl`, building it on first use.
+pub fn kvctl() -> Result<PathBuf, String> {
+    locate("kvctl", KVCTL_ENV)
+}
+
+/// `name` from the variable `env` if set, else from the one build of both binaries.
+fn locate(name: &str, env: &str) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(env) {
         let path = PathBuf::from(path);
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("{KVSERVER_ENV}={} is not a file", path.display()))
+            Err(format!("{env}={} is not a file", path.display()))
         };
     }
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let profile_dir = BUILT.get_or_init(build).clone()?;
+    let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "cargo built {name} but {} is missing",
+            path.display()
+        ))
+    }
+}
+
+/// Builds raftkv-native's binaries for this test's profile; returns the folder they are in.
+fn build() -> Result<PathBuf, String> {
     // A test binary lives in <target>/<profile dir>/deps/.
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let profile_dir = exe
@@ -49,8 +71,7 @@ fn locate_or_build() -> Result<PathBuf, String> {
             "--quiet",
             "-p",
             "raftkv-native",
-            "--bin",
-            "kvserver",
+            "--bins",
             "--profile",
         ])
         .arg(&profile)
@@ -58,18 +79,10 @@ fn locate_or_build() -> Result<PathBuf, String> {
         .map_err(|e| format!("running {}: {e}", Path::new(&cargo).display()))?;
     if !out.status.success() {
         return Err(format!(
-            "cargo build of kvserver failed ({}):\n{}",
+            "cargo build of kvserver and kvctl failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let path = profile_dir.join(format!("kvserver{}", std::env::consts::EXE_SUFFIX));
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "cargo built kvserver but {} is missing",
-            path.display()
-        ))
-    }
+    Ok(profile_dir.to_path_buf())
 }

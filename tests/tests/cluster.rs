@@ -478,6 +478,89 @@ async fn leader_kill9_under_load_keeps_every_acknowledged_write() {
     }
 }
 
+/// The node's commit index from its `/status`.
+async fn commit_index(c: &Cluster, i: usize) -> Result<u64, String> {
+    let s = c.client(i).status().await?;
+    s["commit_index"]
+        .as_u64()
+        .ok_or_else(|| format!("no commit_index in {s}"))
+}
+
+/// The acceptance check of the bench itself: `kvctl bench --verify` writes while the leader is
+/// killed with SIGKILL, and after the run reads every key back (readindex, from whichever node
+/// leads now) and fails if any put it was answered 200 for is missing.
+#[tokio::test]
+async fn kvctl_bench_verify_under_leader_kill9_loses_no_acknowledged_write() {
+    let mut c = start(3, &[]).await;
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let endpoints: Vec<String> = (0..3).map(|i| c.addr(i).to_string()).collect();
+    let start_commit = commit_index(&c, leader).await.unwrap();
+    let kvctl = raftkv_tests::bin::kvctl().unwrap();
+    let bench = tokio::process::Command::new(kvctl)
+        .args(["--endpoints", &endpoints.join(","), "--timeout-ms", "2000"])
+        .args([
+            "--retry-ms",
+            "10000",
+            "bench",
+            "--verify",
+            "--concurrency",
+            "8",
+        ])
+        .args([
+            "--mix",
+            "put=90,get=10",
+            "--keys",
+            "50",
+            "--duration",
+            "300",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let at_kill = poll_until("bench writes before the crash", CONVERGE_TIMEOUT, || {
+        let f = commit_index(&c, leader);
+        async move { Ok(f.await.ok().filter(|&ci| ci >= start_commit + 200)) }
+    })
+    .await
+    .unwrap();
+    c.kill(leader).unwrap();
+    let new = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert_ne!(new, leader);
+    poll_until("bench writes after the crash", CONVERGE_TIMEOUT, || {
+        let f = commit_index(&c, new);
+        async move { Ok(f.await.ok().filter(|&ci| ci >= at_kill + 200).map(|_| ())) }
+    })
+    .await
+    .unwrap();
+    // Ctrl-C: the bench stops, reads everything back and reports.
+    let pid = bench.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = tokio::time::timeout(Duration::from_secs(120), bench.wait_with_output())
+        .await
+        .expect("the bench ends after SIGINT")
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{report}\n{err}");
+    eprintln!("{report}");
+    assert!(report.contains("lost 0, unreadable 0"), "{report}");
+    let verify = report.lines().find(|l| l.starts_with("verify: ")).unwrap();
+    let acked: u64 = verify
+        .split(", ")
+        .nth(1)
+        .and_then(|p| p.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // Eight workers with fifty keys each, hundreds of puts on both sides of the crash.
+    assert!(acked > 100, "{verify}");
+}
+
 #[tokio::test]
 async fn cluster_async_writes_and_readindex_policy() {
     let mut c = start(3, &["--write-mode", "async", "--read-policy", "readindex"]).await;
