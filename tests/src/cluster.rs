@@ -51,6 +51,12 @@ struct NodeProc {
     log: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
+    /// How the last run ended when it ended on its own (not by [`Cluster::kill`] or
+    /// [`Cluster::stop`]); kept for error messages.
+    exited: Option<ExitStatus>,
+    /// The port reservation from [`reserve_addr`], held until the first spawn so that nothing
+    /// else in this process (a proxy, another node) is handed the node's port.
+    reserved: Option<TcpListener>,
 }
 
 /// Running kvserver processes. Dropping it kills them (SIGKILL) and deletes the data dirs.
@@ -65,18 +71,40 @@ pub struct Cluster {
     root: TempDir,
 }
 
-/// A free loopback port, found by binding port 0. Another process could take it before the
-/// node binds it; on loopback in a test run that is rare enough.
-fn free_addr() -> Result<SocketAddr, String> {
+/// A free loopback port, bound until the node is spawned. Between the release and the node's own
+/// bind another process may still take it; [`Cluster::start`] retries when that happens.
+fn reserve_addr() -> Result<(SocketAddr, TcpListener), String> {
     TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
+        .and_then(|l| Ok((l.local_addr()?, l)))
         .map_err(|e| format!("finding a free port: {e}"))
+}
+
+/// How many times [`Cluster::start`] tries fresh ports when a node lost its port to a race.
+const START_ATTEMPTS: usize = 3;
+
+/// Whether a node's log says it could not bind its address.
+fn lost_port_race(log: &str) -> bool {
+    log.contains("Address already in use") || log.contains("address in use")
 }
 
 impl Cluster {
     /// Builds (once per process) and starts `config.size` nodes, and waits until each answers
-    /// `/healthz`. Must run inside a tokio runtime (the proxies are tasks).
+    /// `/healthz`. Must run inside a tokio runtime (the proxies are tasks). A node that could not
+    /// bind its port because another process took it first makes a new cluster on new ports.
     pub async fn start(config: ClusterConfig) -> Result<Cluster, String> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&config).await {
+                Err(e) if lost_port_race(&e) && attempt < START_ATTEMPTS => {
+                    eprintln!("cluster start lost a port race (attempt {attempt}); retrying: {e}");
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn start_once(config: &ClusterConfig) -> Result<Cluster, String> {
         if config.size == 0 {
             return Err("a cluster needs at least one node".into());
         }
@@ -86,10 +114,12 @@ impl Cluster {
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         let ids: Vec<String> = (1..=config.size).map(|i| format!("n{i}")).collect();
-        let addrs = ids
+        let (addrs, mut reservations): (Vec<SocketAddr>, Vec<TcpListener>) = ids
             .iter()
-            .map(|_| free_addr())
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|_| reserve_addr())
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
 
         let mut links = BTreeMap::new();
         if config.size > 1 && config.proxies {
@@ -130,7 +160,12 @@ impl Cluster {
                 log: root.path().join(format!("{id}.log")),
                 args,
                 child: None,
+                exited: None,
+                reserved: None,
             });
+        }
+        for (node, reservation) in nodes.iter_mut().zip(reservations.drain(..)) {
+            node.reserved = Some(reservation);
         }
 
         let mut cluster = Cluster {
@@ -221,16 +256,36 @@ impl Cluster {
 
     /// Whether node `i`'s process is alive (reaps it if it exited).
     pub fn is_running(&mut self, i: usize) -> bool {
-        match self.nodes[i].child.as_mut() {
-            Some(child) => match child.try_wait() {
-                Ok(None) => true,
-                Ok(Some(_)) | Err(_) => {
-                    self.nodes[i].child = None;
-                    false
-                }
-            },
+        let node = &mut self.nodes[i];
+        match node.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(Ok(Some(status))) => {
+                node.exited = Some(status);
+                node.child = None;
+                false
+            }
+            Some(Err(_)) => {
+                node.child = None;
+                false
+            }
             None => false,
         }
+    }
+
+    /// Why node `i` is not running, with the end of its log: for error messages.
+    fn not_running(&self, i: usize) -> String {
+        let exited = match self.nodes[i].exited {
+            Some(status) => format!("it exited on its own ({status})"),
+            None => "it was stopped or killed".into(),
+        };
+        let log = self.log_of(i);
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "{} is not running: {exited}; the end of its log:\n{}",
+            self.id(i),
+            tail.join("\n")
+        )
     }
 
     /// Starts node `i`'s process (output appended to its log).
@@ -247,6 +302,10 @@ impl Cluster {
         let log2 = log
             .try_clone()
             .map_err(|e| format!("{}: {e}", node.log.display()))?;
+        // The reservation ends now, right before the node binds the port itself.
+        self.nodes[i].reserved = None;
+        self.nodes[i].exited = None;
+        let node = &self.nodes[i];
         let mut cmd = Command::new(&self.bin);
         cmd.args(&node.args)
             .stdin(Stdio::null())
@@ -262,13 +321,18 @@ impl Cluster {
         Ok(())
     }
 
-    /// Waits until node `i` answers `/healthz`; fails early if its process exits.
+    /// Waits until node `i` answers `/healthz` and `/status` with its own id (so that another
+    /// process on its port does not count); fails early if its process exits.
     pub async fn wait_healthy(&mut self, i: usize) -> Result<(), String> {
         let client = self.client(i);
         let what = format!("{} to answer /healthz", self.id(i));
         let deadline = tokio::time::Instant::now() + self.start_timeout;
         loop {
-            if client.healthy().await {
+            if client.healthy().await
+                && let Ok(s) = client.status().await
+                && s["id"] == self.id(i)
+                && self.is_running(i)
+            {
                 return Ok(());
             }
             if !self.is_running(i) {
@@ -292,8 +356,11 @@ impl Cluster {
     /// fails if it has not exited within `timeout`.
     pub async fn stop(&mut self, i: usize, timeout: Duration) -> Result<ExitStatus, String> {
         let id = self.id(i).to_string();
+        if !self.is_running(i) {
+            return Err(self.not_running(i));
+        }
         let Some(child) = self.nodes[i].child.as_mut() else {
-            return Err(format!("{id} is not running"));
+            return Err(self.not_running(i));
         };
         let pid = child.id().to_string();
         let sent = Command::new("kill")
@@ -323,8 +390,11 @@ impl Cluster {
     /// Kills node `i` at once (SIGKILL, like a power cut for the process) and reaps it.
     pub fn kill(&mut self, i: usize) -> Result<(), String> {
         let id = self.id(i).to_string();
+        if !self.is_running(i) {
+            return Err(self.not_running(i));
+        }
         let Some(mut child) = self.nodes[i].child.take() else {
-            return Err(format!("{id} is not running"));
+            return Err(self.not_running(i));
         };
         child.kill().map_err(|e| format!("kill -9 {id}: {e}"))?;
         child.wait().map_err(|e| format!("reaping {id}: {e}"))?;
