@@ -8,10 +8,12 @@
 #![warn(missing_docs)]
 
 pub mod kvsm;
+pub mod opcache;
 pub mod state_machine;
 pub mod types;
 
 pub use kvsm::KvStateMachine;
+pub use opcache::OpCache;
 pub use state_machine::{SnapshotError, StateMachine};
 pub use types::*;
 pub mod raft;

@@ -6,10 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
+use raftkv_core::opcache::DEFAULT_TTL_MS;
 use raftkv_core::{NodeId, ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
-
-use crate::opcache::DEFAULT_TTL;
 
 /// The default limit on a request body: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -55,7 +54,7 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// How long an async-mode write's result stays fetchable at /ops/{op_id}, in seconds.
-    #[arg(long, default_value_t = DEFAULT_TTL.as_secs())]
+    #[arg(long, default_value_t = DEFAULT_TTL_MS / 1000)]
     pub op_ttl_secs: u64,
 }
 
@@ -162,7 +161,7 @@ impl ServerConfig {
             election_timeout_ms: TimeoutRange { min: 150, max: 300 },
             heartbeat_ms: 50,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            op_ttl: DEFAULT_TTL,
+            op_ttl: Duration::from_millis(DEFAULT_TTL_MS),
         }
     }
 }

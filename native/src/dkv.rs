@@ -13,13 +13,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use raftkv_core::raft::{Index, Role, Status};
-use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId, OpId, OpResult};
+use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId, OpCache, OpId, OpResult};
 use raftkv_core::{ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Peer;
 use crate::driver::{ProposeOutcomeError, SharedSm};
-use crate::opcache::OpCache;
 
 /// A boxed future of a handle call: boxed so the trait stays object safe.
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProposeOutcomeError>> + Send + 'a>>;
@@ -151,6 +150,8 @@ pub struct DistributedKv {
     sm: SharedSm,
     cfg: DkvConfig,
     ops: Mutex<OpCache>,
+    /// The origin of the op cache's milliseconds: core reads no clock, so we pass it ours.
+    epoch: Instant,
     /// Makes op ids unique across restarts, so a client cannot fetch another op's result with
     /// an id it got before a restart.
     op_prefix: String,
@@ -166,7 +167,10 @@ impl DistributedKv {
             .unwrap_or_default();
         Arc::new(DistributedKv {
             op_prefix: format!("{}-{boot:x}", cfg.id),
-            ops: Mutex::new(OpCache::new(cfg.op_ttl)),
+            ops: Mutex::new(OpCache::new(
+                u64::try_from(cfg.op_ttl.as_millis()).unwrap_or(u64::MAX),
+            )),
+            epoch: Instant::now(),
             node,
             sm,
             cfg,
@@ -283,7 +287,7 @@ impl DistributedKv {
             WriteMode::Async => {
                 let n = self.next_op.fetch_add(1, Ordering::Relaxed);
                 let id = OpId(format!("{}-{n}", self.op_prefix));
-                lock(&self.ops).insert_pending(id.clone(), Instant::now());
+                lock(&self.ops).insert_pending(id.clone(), self.now_ms());
                 let this = Arc::clone(self);
                 let task_id = id.clone();
                 tokio::spawn(async move {
@@ -294,7 +298,8 @@ impl DistributedKv {
                             ApplyResult::error(e.code(), e.to_string())
                         }
                     };
-                    lock(&this.ops).complete(task_id, result, Instant::now());
+                    let now = this.now_ms();
+                    lock(&this.ops).complete(task_id, result, now);
                 });
                 Ok(WriteReply::Accepted(id))
             }
@@ -315,7 +320,12 @@ impl DistributedKv {
 
     /// The state of async op `id` now, or `None` if unknown or expired.
     pub fn op_result(&self, id: &OpId) -> Option<OpResult> {
-        lock(&self.ops).get(id, Instant::now())
+        lock(&self.ops).get(id, self.now_ms())
+    }
+
+    /// Milliseconds since this service started, for the op cache.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// This node's status.

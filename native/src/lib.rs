@@ -3,8 +3,8 @@
 //! Layout: [`config`] (kvserver's command line) → [`server`] (bind, serve, graceful shutdown) →
 //! [`api`] (HTTP routes and the one status/JSON mapping) → [`dkv`] (DistributedKV, the KV
 //! service HTTP talks to) → [`driver`] (the task owning the Raft node, group commit, [`coalesce`]d messages) over
-//! [`disk`] (durable stores) and [`transport`] (Raft over HTTP); [`opcache`] keeps async-op
-//! results.
+//! [`disk`] (durable stores) and [`transport`] (Raft over HTTP); async-op results live in core's
+//! `OpCache`, on this process's monotonic clock.
 //! [`client`] is the HTTP client kvctl and the tests share; [`ctl`] is kvctl's command line and
 //! [`bench`] its load generator.
 
@@ -20,7 +20,6 @@ pub mod ctl;
 pub mod disk;
 pub mod dkv;
 pub mod driver;
-pub mod opcache;
 pub mod server;
 pub mod transport;
 

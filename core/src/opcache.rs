@@ -1,15 +1,16 @@
-//! Results of async-mode writes, kept for a while so a client can fetch them by op id.
+//! Results of async-mode writes, kept for a while so a client can fetch them by op id
+//! (`GET /ops/{op_id}`).
 //!
-//! Every method takes the current time as an argument instead of reading a clock, so expiry is
-//! tested by passing a later instant rather than by sleeping.
+//! Like the rest of core it reads no clock: every method takes the current time in milliseconds
+//! (from any fixed origin the caller chooses), so expiry is tested by passing a later time rather
+//! than by sleeping, and the same cache works natively and in wasm.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, VecDeque};
 
-use raftkv_core::{ApplyResult, OpId, OpResult};
+use crate::{ApplyResult, OpId, OpResult};
 
-/// The default time a finished result stays fetchable.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
+/// The default time a finished result stays fetchable, in milliseconds.
+pub const DEFAULT_TTL_MS: u64 = 60_000;
 
 #[derive(Debug)]
 enum Slot {
@@ -17,46 +18,48 @@ enum Slot {
     Pending,
     Done {
         result: ApplyResult,
-        expires_at: Instant,
+        /// In the caller's milliseconds.
+        expires_at: u64,
     },
 }
 
 /// Async-op results with a TTL counted from when each op finished.
 #[derive(Debug)]
 pub struct OpCache {
-    ttl: Duration,
-    slots: HashMap<OpId, Slot>,
+    ttl_ms: u64,
+    slots: BTreeMap<OpId, Slot>,
     /// Finished ops in completion order. The TTL is the same for all, so this is also expiry
     /// order and purging only ever pops from the front.
-    expiry: VecDeque<(Instant, OpId)>,
+    /// Invariant: expiry times never decrease front to back (callers' time never goes back).
+    expiry: VecDeque<(u64, OpId)>,
 }
 
 impl OpCache {
-    /// An empty cache whose finished results live for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    /// An empty cache whose finished results live for `ttl_ms` milliseconds.
+    pub fn new(ttl_ms: u64) -> Self {
         OpCache {
-            ttl,
-            slots: HashMap::new(),
+            ttl_ms,
+            slots: BTreeMap::new(),
             expiry: VecDeque::new(),
         }
     }
 
     /// Records that `id` was accepted and is not finished yet.
-    pub fn insert_pending(&mut self, id: OpId, now: Instant) {
+    pub fn insert_pending(&mut self, id: OpId, now: u64) {
         self.purge(now);
         self.slots.insert(id, Slot::Pending);
     }
 
-    /// Stores the result of `id`; it expires `ttl` after `now`.
-    pub fn complete(&mut self, id: OpId, result: ApplyResult, now: Instant) {
+    /// Stores the result of `id`; it expires the TTL after `now`.
+    pub fn complete(&mut self, id: OpId, result: ApplyResult, now: u64) {
         self.purge(now);
-        let expires_at = now + self.ttl;
+        let expires_at = now.saturating_add(self.ttl_ms);
         self.expiry.push_back((expires_at, id.clone()));
         self.slots.insert(id, Slot::Done { result, expires_at });
     }
 
     /// The state of `id` at `now`, or `None` if it is unknown or its result has expired.
-    pub fn get(&self, id: &OpId, now: Instant) -> Option<OpResult> {
+    pub fn get(&self, id: &OpId, now: u64) -> Option<OpResult> {
         match self.slots.get(id)? {
             Slot::Pending => Some(OpResult {
                 op_id: id.clone(),
@@ -83,7 +86,7 @@ impl OpCache {
     }
 
     /// Forgets every result that has expired at `now`.
-    pub fn purge(&mut self, now: Instant) {
+    pub fn purge(&mut self, now: u64) {
         while let Some((at, _)) = self.expiry.front() {
             if *at > now {
                 break;
@@ -97,22 +100,24 @@ impl OpCache {
 
 impl Default for OpCache {
     fn default() -> Self {
-        OpCache::new(DEFAULT_TTL)
+        OpCache::new(DEFAULT_TTL_MS)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use wasm_bindgen_test::wasm_bindgen_test;
+
     use super::*;
 
     fn id(s: &str) -> OpId {
         OpId(s.to_string())
     }
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn pending_then_ready_then_expired() {
-        let t0 = Instant::now();
-        let mut c = OpCache::new(Duration::from_secs(60));
+        let t0 = 1_000u64;
+        let mut c = OpCache::new(60_000);
         assert_eq!(c.get(&id("a"), t0), None);
 
         c.insert_pending(id("a"), t0);
@@ -120,36 +125,33 @@ mod tests {
         assert!(!r.ready);
         assert_eq!(r.result, None);
         // A pending op outlives any TTL.
-        assert!(c.get(&id("a"), t0 + Duration::from_secs(3600)).is_some());
+        assert!(c.get(&id("a"), t0 + 3_600_000).is_some());
 
-        let done = t0 + Duration::from_secs(5);
+        let done = t0 + 5_000;
         c.complete(id("a"), ApplyResult::deleted(1), done);
-        let r = c.get(&id("a"), done + Duration::from_secs(59)).unwrap();
+        let r = c.get(&id("a"), done + 59_000).unwrap();
         assert!(r.ready);
         assert_eq!(r.result, Some(ApplyResult::deleted(1)));
-        assert_eq!(c.get(&id("a"), done + Duration::from_secs(60)), None);
+        assert_eq!(c.get(&id("a"), done + 60_000), None);
     }
 
-    #[test]
+    #[wasm_bindgen_test(unsupported = test)]
     fn purge_forgets_only_expired_results() {
-        let t0 = Instant::now();
-        let mut c = OpCache::new(Duration::from_secs(10));
+        let t0 = 1_000u64;
+        let mut c = OpCache::new(10_000);
         c.complete(id("old"), ApplyResult::ok(), t0);
         c.insert_pending(id("pending"), t0);
-        c.complete(id("new"), ApplyResult::ok(), t0 + Duration::from_secs(5));
+        c.complete(id("new"), ApplyResult::ok(), t0 + 5_000);
         assert_eq!(c.len(), 3);
 
-        c.purge(t0 + Duration::from_secs(10));
+        c.purge(t0 + 10_000);
         assert_eq!(c.len(), 2);
-        assert!(c.get(&id("new"), t0 + Duration::from_secs(10)).is_some());
-        assert!(
-            c.get(&id("pending"), t0 + Duration::from_secs(10))
-                .is_some()
-        );
+        assert!(c.get(&id("new"), t0 + 10_000).is_some());
+        assert!(c.get(&id("pending"), t0 + 10_000).is_some());
 
         // Inserting purges too, so an idle cache does not grow without bound.
-        c.insert_pending(id("x"), t0 + Duration::from_secs(15));
-        assert_eq!(c.get(&id("new"), t0 + Duration::from_secs(15)), None);
+        c.insert_pending(id("x"), t0 + 15_000);
+        assert_eq!(c.get(&id("new"), t0 + 15_000), None);
         assert_eq!(c.len(), 2);
     }
 }
