@@ -138,6 +138,9 @@ struct WorkerStats {
     outcomes: BTreeMap<(Op, String), u64>,
     /// With --verify: what the worker's read-back found.
     verify: VerifyStats,
+    /// When the worker sent its last load request (before any read-back): throughput counts
+    /// the load phase only.
+    load_end: Option<Instant>,
 }
 
 /// The writes of one key that only one worker writes, as that worker learned of them.
@@ -182,6 +185,8 @@ struct Progress {
     errors: AtomicU64,
     /// Operations handed out so far (for --count).
     issued: AtomicU64,
+    /// Keys read back so far by --verify.
+    read_back: AtomicU64,
 }
 
 /// The kind of a failed request, for the error table.
@@ -265,10 +270,12 @@ pub async fn run(
     ));
 
     let mut all = WorkerStats::default();
+    let mut load_end = started;
     for t in tasks {
         let stats = t
             .await
             .map_err(|e| ClientError::Usage(format!("bench worker failed: {e}")))?;
+        load_end = load_end.max(stats.load_end.unwrap_or(started));
         all.latencies.extend(stats.latencies);
         for (k, n) in stats.outcomes {
             *all.outcomes.entry(k).or_default() += n;
@@ -279,7 +286,7 @@ pub async fn run(
         all.verify.unread += v.unread;
         all.verify.lost.extend(v.lost);
     }
-    let elapsed = started.elapsed();
+    let elapsed = load_end - started;
     stop.store(true, Ordering::Relaxed);
     let _ = reporter.await;
     let verify_failed = args.verify && (!all.verify.lost.is_empty() || all.verify.unread > 0);
@@ -360,6 +367,7 @@ impl Worker {
             self.progress.done.fetch_add(1, Ordering::Relaxed);
             *stats.outcomes.entry((op, outcome)).or_default() += 1;
         }
+        stats.load_end = Some(Instant::now());
         if self.args.verify {
             stats.verify = self.read_back().await;
         }
@@ -391,6 +399,7 @@ impl Worker {
                 }
             };
             v.keys += 1;
+            self.progress.read_back.fetch_add(1, Ordering::Relaxed);
             v.acked_puts += u64::from(w.acked.is_some());
             if !w.admits(read.as_deref()) {
                 let short = |s: Option<&str>| {
@@ -485,6 +494,14 @@ async fn report_progress(progress: Arc<Progress>, stop: Arc<AtomicBool>, started
         }
         let done = progress.done.load(Ordering::Relaxed);
         let errors = progress.errors.load(Ordering::Relaxed);
+        let read_back = progress.read_back.load(Ordering::Relaxed);
+        if read_back > 0 {
+            eprintln!(
+                "bench: {:>5.1}s  verifying: {read_back} keys read back",
+                started.elapsed().as_secs_f64()
+            );
+            continue;
+        }
         eprintln!(
             "bench: {:>5.1}s  {done} ops  {} ops/s  {errors} errors",
             started.elapsed().as_secs_f64(),
