@@ -55,7 +55,6 @@ pub struct Session {
     pub last_status: Vec<Option<Status>>,
     /// The last linearizability verdict and the history length it covered.
     pub verdict: Option<(usize, HistoryVerdict)>,
-    trace_cursor: usize,
     history_cursor: usize,
 }
 
@@ -105,7 +104,6 @@ impl Session {
             trace: VecDeque::new(),
             last_status: vec![None; n],
             verdict: None,
-            trace_cursor: 0,
             history_cursor: 0,
             opts,
         };
@@ -296,8 +294,9 @@ impl Session {
     /// Catches up with what the cluster did: link counters, trace lines, finished ops, statuses.
     fn sync(&mut self) {
         let n = self.cluster.node_count();
-        let events = self.cluster.trace().events();
-        for ev in &events[self.trace_cursor..] {
+        // Each event is read once, here, and then dropped: the cluster keeps only the trace's
+        // running hash, so a page left open does not keep every event ever simulated.
+        for ev in &self.cluster.take_trace_events() {
             match &ev.kind {
                 TraceKind::Deliver { from, to, .. } | TraceKind::Drop { from, to, .. } => {
                     if let (Some(a), Some(b)) = (node_of(from, n), node_of(to, n)) {
@@ -325,7 +324,6 @@ impl Session {
                 }
             }
         }
-        self.trace_cursor = events.len();
         let history = &self.cluster.history().ops;
         for (k, h) in history.iter().enumerate().skip(self.history_cursor) {
             // Op ids are client numbers: `c<id>` ran op <id>.

@@ -84,3 +84,22 @@ fn bad_input_is_a_readable_error() {
         .is_err()
     );
 }
+
+#[test]
+fn a_long_run_keeps_no_trace_events_but_counts_them_all() {
+    let mut s = session(11);
+    // Ten simulated minutes of heartbeats: tens of thousands of events.
+    s.advance(600_000.0).unwrap();
+    assert!(s.events() > 10_000, "{}", s.events());
+    // The trace's hash and count cover all of them (sends and drops too, not only deliveries);
+    // the events themselves were read once
+    // and dropped, so memory does not grow with the run.
+    assert!(
+        s.cluster.trace().len() >= s.events(),
+        "{}",
+        s.cluster.trace().len()
+    );
+    assert!(s.cluster.trace().events().is_empty());
+    // The readable panel keeps its bounded tail.
+    assert!(s.trace.len() <= s.opts.trace_len as usize);
+}

@@ -28,7 +28,7 @@ use super::network::{
 use super::queue::{Action, EventQueue};
 use super::rng::mix_seed;
 use super::store::{LogJournal, ObservedLog};
-use super::trace::{Trace, TraceKind, TraceMode};
+use super::trace::{Trace, TraceEvent, TraceKind, TraceMode};
 use crate::kvsm::KvStateMachine;
 use crate::raft::{
     Config, Event, Index, LogEntry, MemSnapshotStore, MemStableStore, Message, Millis, Node,

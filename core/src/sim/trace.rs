@@ -284,6 +284,13 @@ impl Trace {
         &self.events
     }
 
+    /// Hands over the events recorded since the last call and forgets them; the hash and the
+    /// count still cover every event. For a long-running consumer (the playground) that reads
+    /// each event once: a kept trace grows without bound.
+    pub fn take_events(&mut self) -> Vec<TraceEvent> {
+        std::mem::take(&mut self.events)
+    }
+
     /// How many events were recorded (hashed).
     pub fn len(&self) -> u64 {
         self.count
@@ -392,6 +399,13 @@ mod tests {
         }
         assert_eq!(h.hash(), t.hash());
         assert!(h.events().is_empty());
+
+        // Taking the events empties the list but keeps the hash and the count.
+        let (hash, len) = (t.hash(), t.len());
+        let taken = t.take_events();
+        assert_eq!(taken.len() as u64, len);
+        assert!(t.events().is_empty());
+        assert_eq!((t.hash(), t.len()), (hash, len));
 
         let mut off = Trace::new(TraceMode::Off);
         off.record(1, TraceKind::Fault { fault: "x".into() });

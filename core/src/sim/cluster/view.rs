@@ -129,6 +129,12 @@ impl Cluster {
         &self.trace
     }
 
+    /// The trace events recorded since the last call, which the trace then forgets (see
+    /// [`Trace::take_events`]).
+    pub fn take_trace_events(&mut self) -> Vec<TraceEvent> {
+        self.trace.take_events()
+    }
+
     /// The counters.
     pub fn stats(&self) -> SimStats {
         self.stats
