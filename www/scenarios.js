@@ -26,6 +26,27 @@ function needLeader(runner) {
   return l;
 }
 
+/**
+ * The first term in `trace` (readable lines) in which two different nodes became candidate and
+ * nobody became leader: a split vote. Returns `{term, first}` (when the first candidacy was), or
+ * null. Two candidates alone are not enough: one of them may still win a majority.
+ */
+export function splitTerm(trace) {
+  const terms = new Map(); // term -> {candidates: Set, first, won}
+  for (const line of trace) {
+    const m = /^becomes (candidate|leader) in term (\d+)$/.exec(line.text);
+    if (!m) continue;
+    const t = terms.get(m[2]) ?? { candidates: new Set(), first: line.at, won: false };
+    if (m[1] === "leader") t.won = true;
+    else t.candidates.add(line.node);
+    terms.set(m[2], t);
+  }
+  for (const [term, t] of terms) {
+    if (t.candidates.size > 1 && !t.won) return { term: Number(term), first: t.first };
+  }
+  return null;
+}
+
 /** The presets: name -> (runner, seed) => a sentence telling what to watch. */
 export const SCENARIOS = {
   "leader-crash"(runner, seed) {
@@ -62,15 +83,7 @@ export const SCENARIOS = {
       runner.reset({ nodes: 4, seed: String(s), snap: 0, actions: [] });
       runner.act("set_latency", 35, 70);
       runner.advanceTo(1500);
-      const seen = new Map();
-      let hit = null;
-      for (const line of runner.state().trace) {
-        const m = /candidate.* term (\d+)/.exec(line.text);
-        if (!m || line.text.includes("pre")) continue;
-        const key = m[1];
-        if (seen.has(key) && seen.get(key).node !== line.node) { hit = { first: seen.get(key).at, term: key }; break; }
-        if (!seen.has(key)) seen.set(key, line);
-      }
+      const hit = splitTerm(runner.state().trace);
       if (hit) {
         runner.reset({ nodes: 4, seed: String(s), snap: 0, actions: [] });
         runner.act("set_latency", 35, 70);
