@@ -1037,6 +1037,62 @@ fn raft_m5_create_snapshot_truncates_log_prefix() {
 }
 
 #[wasm_bindgen_test(unsupported = test)]
+fn snapshot_trailing_entries_let_a_slightly_lagging_follower_catch_up_without_a_snapshot() {
+    // Snapshots every 4 entries, keeping the 6 before each snapshot in the log.
+    let mut c = Cluster::new(3, |cfg| {
+        cfg.snapshot_threshold = 4;
+        cfg.snapshot_trailing = 6;
+    });
+    let leader = c.elect();
+    let lagging = c.nodes.keys().find(|k| **k != leader).unwrap().clone();
+    c.isolate(&lagging);
+    let behind_from = c.node(&lagging).last_applied();
+    for i in 0..4 {
+        c.propose(&leader, Command::put(format!("k{i}"), "v"))
+            .unwrap();
+        c.deliver_all();
+    }
+    let s = c.node(&leader).status();
+    assert!(s.snapshot_index >= 4, "{s:?}");
+    // The log keeps the trailing entries behind the snapshot, back past the lagging node.
+    let base = c.node(&leader).log().base().last_included_index;
+    assert_eq!(base, s.snapshot_index.saturating_sub(6));
+    assert!(
+        base <= behind_from,
+        "base {base}, lagging node at {behind_from}"
+    );
+    c.heal();
+    c.advance(300);
+    // Plain AppendEntries were enough: no snapshot crossed the wire.
+    assert!(
+        !c.delivered
+            .iter()
+            .any(|(_, to, m)| *to == lagging && matches!(m, Message::InstallSnapshot(_)))
+    );
+    let f = c.node(&lagging);
+    assert_eq!(f.commit_index(), c.node(&leader).commit_index());
+    assert_eq!(
+        f.state_machine().entries(),
+        c.node(&leader).state_machine().entries()
+    );
+    // A follower further behind than the trailing entries still gets a snapshot.
+    c.isolate(&lagging);
+    for i in 4..20 {
+        c.propose(&leader, Command::put(format!("k{i}"), "v"))
+            .unwrap();
+        c.deliver_all();
+    }
+    c.heal();
+    c.advance(300);
+    assert!(
+        c.delivered
+            .iter()
+            .any(|(_, to, m)| *to == lagging && matches!(m, Message::InstallSnapshot(_)))
+    );
+    assert_eq!(c.node(&lagging).state_machine().len(), 20);
+}
+
+#[wasm_bindgen_test(unsupported = test)]
 fn raft_m5_follower_install_snapshot_restores_state() {
     // A follower that fell behind a compacted log catches up through InstallSnapshot.
     let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 4);

@@ -38,11 +38,12 @@ const PINNED_SEED: u64 = 2024;
 /// Changing the node's or the simulator's behaviour on purpose changes it: update it then (the
 /// failure message prints the new value).
 const PINNED_HASH: u64 = 0xbd25_f1c3_fe9d_2073;
-/// A second pinned seed, one that snapshots: its nodes take snapshots, a lagging follower
-/// installs one and a restarted node loads one, so both platforms agree on that code too.
-const SNAPSHOT_PINNED_SEED: u64 = 9;
+/// A second pinned seed, one that snapshots: its nodes take snapshots keeping trailing entries,
+/// a lagging follower installs one and a restarted node loads one, so both platforms agree on
+/// that code too.
+const SNAPSHOT_PINNED_SEED: u64 = 43;
 /// FNV-1a 64 of [`SNAPSHOT_PINNED_SEED`]'s full trace under `Scenario::default()`.
-const SNAPSHOT_PINNED_HASH: u64 = 0x0861_f148_c53f_9845;
+const SNAPSHOT_PINNED_HASH: u64 = 0xa037_365e_71e7_a1f1;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn env(name: &str) -> Option<String> {
@@ -149,6 +150,8 @@ fn randomized_seeds_stay_safe_and_live() {
     // Snapshot work: seeds with a threshold, snapshots taken, installed from a leader, loaded
     // by a restarted node.
     let (mut snapshot_seeds, mut taken, mut installed, mut loaded) = (0u64, 0u64, 0u64, 0u64);
+    // Seeds whose snapshots keep trailing entries in the log.
+    let mut trailing_seeds = 0u64;
     for seed in 0..count {
         let r = run_seed(&scenario, seed);
         assert_eq!(
@@ -169,6 +172,7 @@ fn randomized_seeds_stay_safe_and_live() {
             }
         }
         snapshot_seeds += u64::from(r.snapshot_threshold > 0);
+        trailing_seeds += u64::from(r.snapshot_trailing > 0);
         taken += r.stats.snapshots_taken;
         installed += r.stats.snapshots_installed;
         loaded += r.stats.snapshots_loaded;
@@ -186,8 +190,8 @@ fn randomized_seeds_stay_safe_and_live() {
         "{ran} seeds: {ops} client operations ({reads} linearizable reads, {stale_reads} stale \
          reads, {across_heal} completed only after the healing), \
          {delivered} messages delivered, {dropped} dropped; cluster sizes {:?}; \
-         {snapshot_seeds} seeds with snapshots: {taken} taken, {installed} installed from a \
-         leader, {loaded} loaded on restart",
+         {snapshot_seeds} seeds with snapshots ({trailing_seeds} keeping trailing entries): \
+         {taken} taken, {installed} installed from a leader, {loaded} loaded on restart",
         &sizes[1..]
     );
     // The suite did its work: every seed ran, clients did something, faults bit, and the size
@@ -211,6 +215,10 @@ fn randomized_seeds_stay_safe_and_live() {
             "some seeds run with snapshots and some without: {snapshot_seeds}"
         );
         assert!(taken > 0, "no node ever took a snapshot");
+        assert!(
+            trailing_seeds > 0 && trailing_seeds < snapshot_seeds,
+            "some seeds keep trailing entries and some do not: {trailing_seeds}"
+        );
         assert!(
             installed > 0,
             "no lagging follower ever installed a snapshot"
@@ -259,11 +267,13 @@ fn a_seed_replays_to_the_same_trace() {
     let st = report.stats;
     assert!(
         report.snapshot_threshold > 0
+            && report.snapshot_trailing > 0
             && st.snapshots_taken > 0
             && st.snapshots_installed > 0
             && st.snapshots_loaded > 0,
-        "seed {SNAPSHOT_PINNED_SEED} exercises snapshots: threshold {}, {st:?}",
-        report.snapshot_threshold
+        "seed {SNAPSHOT_PINNED_SEED} exercises snapshots: threshold {}, trailing {}, {st:?}",
+        report.snapshot_threshold,
+        report.snapshot_trailing
     );
     assert_eq!(
         report.trace_hash, SNAPSHOT_PINNED_HASH,

@@ -44,6 +44,10 @@ pub struct Args {
     /// Snapshot after this many applied entries; 0 disables snapshots.
     #[arg(long, default_value_t = 0)]
     pub snapshot_threshold: u64,
+    /// Entries kept in the log behind each snapshot, so a follower a little behind catches up
+    /// with ordinary appends instead of a whole snapshot; 0 compacts up to the snapshot.
+    #[arg(long, default_value_t = 0)]
+    pub snapshot_trailing: u64,
     /// Election timeout range in milliseconds, as MIN-MAX.
     #[arg(long, default_value = "150-300")]
     pub election_timeout_ms: TimeoutRange,
@@ -137,6 +141,8 @@ pub struct ServerConfig {
     pub write_mode: WriteMode,
     /// Entries applied between snapshots; 0 disables snapshots.
     pub snapshot_threshold: u64,
+    /// Entries kept in the log behind each snapshot.
+    pub snapshot_trailing: u64,
     /// Election timeout range.
     pub election_timeout_ms: TimeoutRange,
     /// Heartbeat interval.
@@ -158,6 +164,7 @@ impl ServerConfig {
             read_policy: ReadPolicy::Stale,
             write_mode: WriteMode::Sync,
             snapshot_threshold: 0,
+            snapshot_trailing: 0,
             election_timeout_ms: TimeoutRange { min: 150, max: 300 },
             heartbeat_ms: 50,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -203,6 +210,7 @@ impl TryFrom<Args> for ServerConfig {
             read_policy: a.read_policy,
             write_mode: a.write_mode,
             snapshot_threshold: a.snapshot_threshold,
+            snapshot_trailing: a.snapshot_trailing,
             election_timeout_ms: a.election_timeout_ms,
             heartbeat_ms: a.heartbeat_ms,
             max_body_bytes: a.max_body_bytes,
@@ -250,6 +258,8 @@ mod tests {
             "async",
             "--snapshot-threshold",
             "100",
+            "--snapshot-trailing",
+            "50",
             "--election-timeout-ms",
             "200-400",
             "--heartbeat-ms",
@@ -265,6 +275,7 @@ mod tests {
         assert_eq!(c.heartbeat_ms, 20);
         assert_eq!(c.max_body_bytes, 4096);
         assert_eq!(c.snapshot_threshold, 100);
+        assert_eq!(c.snapshot_trailing, 50);
         assert_eq!(c.peers.len(), 1);
     }
 

@@ -120,6 +120,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     raft.election_timeout_max = config.election_timeout_ms.max;
     raft.heartbeat_interval = config.heartbeat_ms;
     raft.snapshot_threshold = config.snapshot_threshold;
+    raft.snapshot_trailing = config.snapshot_trailing;
     let single = addrs.len() == 1;
 
     let sm = SharedSm::new();

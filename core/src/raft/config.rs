@@ -25,6 +25,10 @@ pub struct Config {
     pub max_entries_per_append: usize,
     /// Snapshot once this many entries were applied since the last snapshot; 0 disables.
     pub snapshot_threshold: u64,
+    /// How many entries up to the snapshot's index stay in the log when it is compacted, so
+    /// that a follower only a little behind catches up with AppendEntries instead of a whole
+    /// snapshot (etcd's "catch-up entries"). 0 compacts right up to the snapshot.
+    pub snapshot_trailing: u64,
     /// Deliberate protocol violations, to prove the simulator's checks can fail.
     #[cfg(feature = "protocol-breaks")]
     pub breaks: ProtocolBreaks,
@@ -43,6 +47,7 @@ impl Config {
             check_quorum: true,
             max_entries_per_append: 64,
             snapshot_threshold: 0,
+            snapshot_trailing: 0,
             #[cfg(feature = "protocol-breaks")]
             breaks: ProtocolBreaks::default(),
         }

@@ -57,7 +57,8 @@ impl<M: StateMachine> Node<M> {
     }
 
     /// Snapshots the state machine at `last_applied` now, whatever the threshold, and compacts
-    /// the log up to it (hosts may call this, e.g. before a planned shutdown).
+    /// the log up to it, less the `snapshot_trailing` entries kept for followers a little
+    /// behind (hosts may call this, e.g. before a planned shutdown).
     pub fn create_snapshot(&mut self) -> Result<(), RaftError> {
         if self.last_applied <= self.snapshot.last_included_index {
             return Ok(());
@@ -68,10 +69,22 @@ impl<M: StateMachine> Node<M> {
         };
         let data = self.sm.snapshot();
         self.stores.snapshot.save(meta, &data)?;
-        self.stores
-            .log
-            .truncate_prefix(meta.last_included_index, meta.last_included_term)?;
         self.snapshot = meta;
+        self.compact_behind(meta)
+    }
+
+    /// Compacts the log up to `meta`'s index less `snapshot_trailing` entries; the log must hold
+    /// `meta`'s entry. Invariant kept: log base <= snapshot index, so every entry after the
+    /// snapshot is in the log; those between base and snapshot are committed, so they match
+    /// any leader's.
+    fn compact_behind(&mut self, meta: SnapshotMeta) -> Result<(), RaftError> {
+        let upto = meta
+            .last_included_index
+            .saturating_sub(self.cfg.snapshot_trailing);
+        if upto > self.stores.log.base().last_included_index {
+            let term = self.term_at(upto)?;
+            self.stores.log.truncate_prefix(upto, term)?;
+        }
         Ok(())
     }
 
@@ -134,14 +147,18 @@ impl<M: StateMachine> Node<M> {
         Ok(Some(meta.last_included_index))
     }
 
-    /// Makes the log start right after the snapshot: the entries after it stay if our log
-    /// holds the snapshot's last entry (same index and term), otherwise the whole log goes,
-    /// since it diverges from what the snapshot contains.
+    /// Makes the log agree with the snapshot. If our log holds the snapshot's last entry (same
+    /// index and term), the entries after it stay and it is compacted as after taking a
+    /// snapshot (keeping `snapshot_trailing` entries). Otherwise the whole log goes, since it
+    /// diverges from what the snapshot contains, and the log restarts right after it.
     fn align_log_with_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), RaftError> {
         let base = self.stores.log.base().last_included_index;
         let agrees =
             self.term_if_present(meta.last_included_index)? == Some(meta.last_included_term);
-        if !agrees && self.last_index() > base {
+        if agrees {
+            return self.compact_behind(meta);
+        }
+        if self.last_index() > base {
             self.truncate_log_from(base + 1)?;
         }
         self.stores

@@ -113,6 +113,8 @@ pub struct RunPlan {
     pub fault_end: Millis,
     /// Every node's snapshot threshold (0: no snapshots).
     pub snapshot_threshold: u64,
+    /// Entries kept in the log behind each snapshot (see `Config::snapshot_trailing`).
+    pub snapshot_trailing: u64,
 }
 
 impl Scenario {
@@ -137,6 +139,13 @@ impl Scenario {
             1 => rng.range(self.snapshot_threshold_min, self.snapshot_threshold_max),
             _ => 0,
         };
+        // Drawn last, so that adding it left every earlier draw (and older seeds' shapes) alone.
+        // A third of the seeds with snapshots compact right up to the snapshot, so lagging
+        // followers still need InstallSnapshot; the rest keep up to twice the threshold.
+        let snapshot_trailing = match (snapshot_threshold, rng.below(3)) {
+            (0, _) | (_, 0) => 0,
+            (t, _) => rng.range(1, 2 * t),
+        };
         RunPlan {
             seed,
             nodes,
@@ -144,6 +153,7 @@ impl Scenario {
             schedule,
             fault_end: self.faults.fault_end,
             snapshot_threshold,
+            snapshot_trailing,
         }
     }
 
@@ -156,6 +166,7 @@ impl Scenario {
         cfg.check_commit_rule = self.check_commit_rule;
         let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
         raft.snapshot_threshold = plan.snapshot_threshold;
+        raft.snapshot_trailing = plan.snapshot_trailing;
         // `configure` has the last word (a test may pin the threshold, say).
         (self.configure)(&mut raft);
         cfg.raft = raft;
@@ -225,6 +236,7 @@ impl Scenario {
                 leader: c.leader().map(node_name),
                 history: c.history().clone(),
                 snapshot_threshold: plan.snapshot_threshold,
+                snapshot_trailing: plan.snapshot_trailing,
             }),
             Err(v) => Err((v, Some(c))),
         }
@@ -341,6 +353,8 @@ pub struct RunReport {
     pub history: History,
     /// The snapshot threshold the seed drew (0: no snapshots).
     pub snapshot_threshold: u64,
+    /// The entries kept behind each snapshot that the seed drew.
+    pub snapshot_trailing: u64,
 }
 
 /// A failed run: the seed, what broke, and the end of the trace.

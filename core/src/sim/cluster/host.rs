@@ -196,7 +196,9 @@ impl Cluster {
         if self.trace.enabled()
             && let NodeState::Up(node) = &self.nodes[i].state
         {
-            let term = node.log().base().last_included_term;
+            // The snapshot's own term: the log's base may lie behind it (snapshot_trailing).
+            let log = node.log();
+            let term = log.term_at(index).unwrap_or(log.base().last_included_term);
             self.trace.record(
                 self.now,
                 TraceKind::Compact {
