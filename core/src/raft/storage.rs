@@ -166,6 +166,15 @@ impl StableStore for MemStableStore {
 }
 
 impl MemLogStore {
+    /// An empty log whose compaction base is `base` (the next entry is base + 1): what a
+    /// durable log rebuilds its in-memory copy on.
+    pub fn with_base(base: SnapshotMeta) -> Self {
+        MemLogStore {
+            base,
+            entries: Vec::new(),
+        }
+    }
+
     /// The position in `entries` of `index`, which must lie in base+1..=last_index.
     fn slot(&self, index: Index) -> Result<usize, StorageError> {
         let base = self.base.last_included_index;

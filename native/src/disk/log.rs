@@ -23,7 +23,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use raftkv_core::raft::{Index, LogEntry, LogStore, SnapshotMeta, StorageError, Term};
+use raftkv_core::raft::{Index, LogEntry, LogStore, MemLogStore, SnapshotMeta, StorageError, Term};
 use serde::{Deserialize, Serialize};
 
 use super::{atomic_write, corrupt, frame, io_err, prepare_dir, read_optional};
@@ -53,19 +53,20 @@ struct Header {
 }
 
 /// A [`LogStore`] in `<dir>/raft.log`, with every entry also kept in memory (the log is bounded
-/// by snapshots), so reads never touch the disk.
+/// by snapshots), so reads never touch the disk. The in-memory copy is core's [`MemLogStore`]:
+/// this type only adds the file, and changes memory after the file (or the pending buffer)
+/// accepted the change.
 #[derive(Debug)]
 pub struct DiskLogStore {
     dir: PathBuf,
     path: PathBuf,
     /// The log file, open for reading and writing; writes go to explicit offsets.
     file: File,
-    /// The compaction base, as recorded in the file's header.
-    base: SnapshotMeta,
-    /// Invariant: entries[i].index == base.last_included_index + 1 + i.
-    entries: Vec<LogEntry>,
-    /// Invariant: offsets.len() == entries.len(); offsets[i] is the byte offset of entries[i]'s
-    /// frame in the file-plus-pending byte stream, strictly increasing.
+    /// The entries, and the compaction base as recorded in the file's header.
+    mem: MemLogStore,
+    /// Invariant: offsets.len() == the number of entries in `mem`; offsets[i] is the byte
+    /// offset of entry base + 1 + i's frame in the file-plus-pending byte stream, strictly
+    /// increasing.
     offsets: Vec<u64>,
     /// Bytes of the file that hold records written (and, unless `poisoned`, synced).
     written: u64,
@@ -119,7 +120,7 @@ impl DiskLogStore {
             last_included_term: header.base_term,
         };
 
-        let mut entries = Vec::new();
+        let mut mem = MemLogStore::with_base(base);
         let mut offsets = Vec::new();
         let mut pos = header_len;
         let mut torn = None;
@@ -139,7 +140,7 @@ impl DiskLogStore {
                     break;
                 }
             };
-            let expected = base.last_included_index + 1 + entries.len() as Index;
+            let expected = mem.last_index() + 1;
             if entry.index != expected {
                 torn = Some(format!(
                     "entry index {} where {expected} was expected",
@@ -147,8 +148,8 @@ impl DiskLogStore {
                 ));
                 break;
             }
+            mem.append(std::slice::from_ref(&entry))?;
             offsets.push(pos as u64);
-            entries.push(entry);
             pos += used;
         }
         let written = pos as u64;
@@ -168,8 +169,7 @@ impl DiskLogStore {
             dir,
             path,
             file,
-            base,
-            entries,
+            mem,
             offsets,
             written,
             pending: Vec::new(),
@@ -198,18 +198,6 @@ impl DiskLogStore {
     fn poison(&mut self, err: StorageError) -> StorageError {
         self.poisoned = Some(err.to_string());
         err
-    }
-
-    /// The position in `entries` of `index`, which must lie in base+1..=last_index.
-    fn slot(&self, index: Index) -> Result<usize, StorageError> {
-        let base = self.base.last_included_index;
-        if index <= base {
-            Err(StorageError::Compacted(index))
-        } else if index > self.last_index() {
-            Err(StorageError::Missing(index))
-        } else {
-            Ok((index - base - 1) as usize)
-        }
     }
 
     /// Writes the pending frames at the end of the file and fdatasyncs.
@@ -278,39 +266,21 @@ fn encode_entry(out: &mut Vec<u8>, entry: &LogEntry) -> Result<(), StorageError>
 
 impl LogStore for DiskLogStore {
     fn base(&self) -> SnapshotMeta {
-        self.base
+        self.mem.base()
     }
 
     fn last_index(&self) -> Index {
-        self.base.last_included_index + self.entries.len() as Index
+        self.mem.last_index()
     }
 
     fn term_at(&self, index: Index) -> Result<Term, StorageError> {
-        if index == self.base.last_included_index {
-            return Ok(self.base.last_included_term);
-        }
-        if index == 0 {
-            // Below a non-zero base: compacted.
-            return Err(StorageError::Compacted(0));
-        }
-        let slot = self.slot(index)?;
-        self.entries
-            .get(slot)
-            .map(|e| e.term)
-            .ok_or(StorageError::Missing(index))
+        self.mem.term_at(index)
     }
 
     fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
         self.check()?;
-        for (next, e) in (self.last_index() + 1..).zip(entries) {
-            if e.index != next {
-                return Err(StorageError::NotContiguous(format!(
-                    "expected index {next}, got {}",
-                    e.index
-                )));
-            }
-        }
-        // Encode everything first so a failure leaves the store unchanged.
+        // Encode everything first so a failure leaves the store unchanged; the in-memory log
+        // checks that the entries continue it before anything is kept.
         let mut buf = Vec::new();
         let mut offsets = Vec::with_capacity(entries.len());
         let start = self.written + self.pending.len() as u64;
@@ -318,37 +288,30 @@ impl LogStore for DiskLogStore {
             offsets.push(start + buf.len() as u64);
             encode_entry(&mut buf, e)?;
         }
+        self.mem.append(entries)?;
         self.pending.extend_from_slice(&buf);
         self.offsets.extend(offsets);
-        self.entries.extend_from_slice(entries);
         Ok(())
     }
 
     fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError> {
-        if lo >= hi {
-            return Ok(Vec::new());
-        }
-        let first = self.slot(lo)?;
-        let last = self.slot(hi - 1)?;
-        self.entries
-            .get(first..=last)
-            .map(<[LogEntry]>::to_vec)
-            .ok_or(StorageError::Missing(hi - 1))
+        self.mem.read_range(lo, hi)
     }
 
     fn delete_from(&mut self, index: Index) -> Result<(), StorageError> {
         self.check()?;
-        if index <= self.base.last_included_index {
+        let base = self.base().last_included_index;
+        if index <= base {
             return Err(StorageError::Compacted(index));
         }
         if index > self.last_index() {
             return Ok(());
         }
-        let keep = (index - self.base.last_included_index - 1) as usize;
+        let keep = (index - base - 1) as usize;
         let Some(&cut) = self.offsets.get(keep) else {
             return Ok(());
         };
-        self.entries.truncate(keep);
+        self.mem.delete_from(index)?;
         self.offsets.truncate(keep);
         if cut >= self.written {
             // Only unwritten records go: nothing on disk changes.
@@ -369,22 +332,17 @@ impl LogStore for DiskLogStore {
 
     fn truncate_prefix(&mut self, upto: Index, term: Term) -> Result<(), StorageError> {
         self.check()?;
-        if upto <= self.base.last_included_index {
+        if upto <= self.base().last_included_index {
             return Ok(());
         }
-        let drop_count = if upto >= self.last_index() {
-            self.entries.len()
-        } else {
-            (upto - self.base.last_included_index) as usize
-        };
         let base = SnapshotMeta {
             last_included_index: upto,
             last_included_term: term,
         };
-        let kept = self.entries.get(drop_count..).unwrap_or_default();
+        let kept = self.mem.read_range(upto + 1, self.last_index() + 1)?;
         let mut bytes = encode_header(base)?;
         let mut offsets = Vec::with_capacity(kept.len());
-        for e in kept {
+        for e in &kept {
             offsets.push(bytes.len() as u64);
             encode_entry(&mut bytes, e)?;
         }
@@ -401,11 +359,10 @@ impl LogStore for DiskLogStore {
             }
         };
         self.file = file;
-        self.entries.drain(..drop_count);
+        self.mem.truncate_prefix(upto, term)?;
         self.offsets = offsets;
         self.written = bytes.len() as u64;
         self.pending.clear();
-        self.base = base;
         Ok(())
     }
 
