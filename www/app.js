@@ -210,7 +210,7 @@ function drawLegend() {
   const kinds = Object.values(KIND_FAMILIES).map((k) =>
     `<span><i class="dot" style="background:${k.color}"></i>${k.name}</span>`).join("");
   ui.legend.innerHTML = `<div>${roles}</div><div>${kinds}` +
-    `<span><i class="dot hollow"></i>reply</span><span><i class="dot drop"></i>dropped</span>` +
+    `<span><i class="dot hollow"></i>reply</span><span><i class="dot drop"></i>will be dropped</span><span><i class="xmark">✕</i>dropped</span>` +
     `<span><i class="bar cutbar"></i>cut link</span><span><i class="bar arcbar"></i>election timer</span></div>`;
 }
 

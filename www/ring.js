@@ -4,6 +4,9 @@
 
 import { ROLE_COLORS, kindInfo } from "./colors.js";
 
+/** How long (simulated ms) the state keeps a dropped message: DROP_SHOW_MS in web/src/contract.rs. */
+const DROP_SHOW_MS = 150;
+
 const NS = "http://www.w3.org/2000/svg";
 const R = 205;
 
@@ -145,6 +148,20 @@ export class Ring {
       const fill = k.response ? "#10151c" : k.color;
       html += `<circle class="msg${m.dropped ? " dropped" : ""}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" ` +
         `fill="${fill}" stroke="${m.dropped ? "#ef5b5b" : k.color}" opacity="${op.toFixed(2)}"><title>${esc(m.from)} → ${esc(m.to)}: ${esc(m.summary)}${m.dropped ? " (will be dropped)" : ""}</title></circle>`;
+    }
+    // Dropped messages: a red cross that fades out. One dropped as it was sent (lost, or sent
+    // over a cut link) never flew, so it is marked just off its sender; one that died on the
+    // way or on arrival is marked at the receiver's end.
+    for (const d of st.drops ?? []) {
+      if (!this.pos.has(d.from) || !this.pos.has(d.to)) continue;
+      const age = (t - d.at) / DROP_SHOW_MS;
+      if (age < 0 || age > 1) continue;
+      const s = this.segment(d.from, d.to, 0);
+      const p = d.at_send ? 0.06 + 0.1 * age : 0.94;
+      const x = s.x1 + (s.x2 - s.x1) * p, y = s.y1 + (s.y2 - s.y1) * p, r = 4;
+      html += `<path class="drop" d="M${(x - r).toFixed(1)} ${(y - r).toFixed(1)}L${(x + r).toFixed(1)} ${(y + r).toFixed(1)}` +
+        `M${(x - r).toFixed(1)} ${(y + r).toFixed(1)}L${(x + r).toFixed(1)} ${(y - r).toFixed(1)}" ` +
+        `opacity="${(1 - age).toFixed(2)}"><title>${esc(d.from)} → ${esc(d.to)}: ${esc(d.kind)} dropped (${esc(d.reason)})</title></path>`;
     }
     this.msgsG.innerHTML = html;
     this.clock.textContent = `${Math.floor(t).toLocaleString("en-US")} ms`;

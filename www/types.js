@@ -61,6 +61,7 @@
  * @property {string} seed
  * @property {NodeState[]} nodes              in id order
  * @property {MessageState[]} messages        in flight (sent_at <= now < deliver_at)
+ * @property {DropState[]} drops              dropped in the last 150 ms (DROP_SHOW_MS), oldest first
  * @property {LinkState[]} links              every ordered pair (from != to)
  * @property {OpState[]} ops                  every client op, oldest first
  * @property {TraceLine[]} trace              the last `trace_len` events, oldest first
@@ -103,6 +104,17 @@
  * @property {string} summary   one line, e.g. "AE t3 prev=4/3 +2 c=5"
  */
 
+/**
+ * A dropped message. Most never flew (lost, or sent over a cut link), so `messages` never shows
+ * them: this is how the page can.
+ * @typedef {object} DropState
+ * @property {string} from
+ * @property {string} to
+ * @property {string} kind
+ * @property {number} at          when it was dropped
+ * @property {string} reason      lost | partitioned | node_down | killed
+ * @property {boolean} at_send    dropped as it was sent, rather than on the way or on arrival
+ */
 /**
  * @typedef {object} LinkState
  * @property {string} from

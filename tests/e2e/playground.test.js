@@ -157,6 +157,10 @@ test("the playground runs a cluster you can poke at", async (t) => {
     assert.ok(dropped(end) > dropped(mid), "messages sent over the cut link are dropped");
     const total = (s) => s.links.reduce((k, l) => k + l.delivered, 0);
     assert.ok(total(end) > total(mid), "other links still deliver");
+    // Those drops are drawn: a message sent over the cut link dies as it leaves (a red cross).
+    await waitFor((s, [x, y]) => s.drops.some((d) => d.at_send && d.reason === "partitioned"
+      && ((d.from === x && d.to === y) || (d.from === y && d.to === x))), [a, b], "a drop on the cut link");
+    await page.waitForSelector("#ring path.drop");
     // Heal, and traffic flows again (the leader heartbeats everyone it can reach).
     await link.click();
     const healed = await state();

@@ -103,6 +103,9 @@ pub struct State {
     pub nodes: Vec<NodeState>,
     /// Messages in flight.
     pub messages: Vec<MessageState>,
+    /// Messages dropped in the last [`DROP_SHOW_MS`] of simulated time, oldest first: most never
+    /// flew (lost, or sent over a cut link), so without these the page would show nothing.
+    pub drops: Vec<DropState>,
     /// Every ordered pair of nodes.
     pub links: Vec<LinkState>,
     /// Every client operation, oldest first.
@@ -180,6 +183,26 @@ pub struct MessageState {
     pub dropped: bool,
     /// One line describing it.
     pub summary: String,
+}
+
+/// How long (simulated ms) a dropped message stays in [`State::drops`].
+pub const DROP_SHOW_MS: u64 = 150;
+
+/// A message the network dropped.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DropState {
+    /// Sender.
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// `Message::kind()`.
+    pub kind: String,
+    /// When it was dropped.
+    pub at: u64,
+    /// `lost`, `partitioned`, `node_down` or `killed`.
+    pub reason: String,
+    /// Dropped as it was sent (it never flew), rather than on the way or on arrival.
+    pub at_send: bool,
 }
 
 /// One direction of a link.

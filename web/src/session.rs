@@ -3,14 +3,17 @@
 //! readable strings; `lib.rs` turns them into `JsError`s. Native tests and the events/s example
 //! drive this type directly.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use raftkv_core::ReadPolicy;
 use raftkv_core::raft::Status;
 use raftkv_core::sim::network::{Endpoint, node_name};
 use raftkv_core::sim::{ClientOp, Cluster, Fault, LinkConfig, SimConfig, TraceKind, TraceMode};
 
-use crate::contract::{HistoryVerdict, Options, TraceLine, whole};
+use crate::contract::{DROP_SHOW_MS, DropState, HistoryVerdict, Options, TraceLine, whole};
+
+/// The most drops [`Session::drops`] keeps, whatever the loss rate: enough to draw, bounded.
+const MAX_DROPS: usize = 200;
 
 /// One operation the page issued. Each runs on its own simulated client, so operations overlap
 /// like requests from independent users; the op id is the client's number (`c<id>`).
@@ -55,6 +58,11 @@ pub struct Session {
     pub last_status: Vec<Option<Status>>,
     /// The last linearizability verdict and the history length it covered.
     pub verdict: Option<(usize, HistoryVerdict)>,
+    /// Recent node-to-node drops, oldest first (see [`DROP_SHOW_MS`]).
+    pub drops: VecDeque<DropState>,
+    /// Ids of node-to-node messages sent and not yet delivered or dropped: a drop whose id is
+    /// not here never flew.
+    flying: BTreeSet<u64>,
     history_cursor: usize,
 }
 
@@ -104,6 +112,8 @@ impl Session {
             trace: VecDeque::new(),
             last_status: vec![None; n],
             verdict: None,
+            drops: VecDeque::new(),
+            flying: BTreeSet::new(),
             history_cursor: 0,
             opts,
         };
@@ -298,14 +308,38 @@ impl Session {
         // running hash, so a page left open does not keep every event ever simulated.
         for ev in &self.cluster.take_trace_events() {
             match &ev.kind {
-                TraceKind::Deliver { from, to, .. } | TraceKind::Drop { from, to, .. } => {
+                TraceKind::Send { id, from, to, .. } => {
+                    if node_of(from, n).is_some() && node_of(to, n).is_some() {
+                        self.flying.insert(*id);
+                    }
+                }
+                TraceKind::Deliver { id, from, to, .. } => {
+                    self.flying.remove(id);
                     if let (Some(a), Some(b)) = (node_of(from, n), node_of(to, n)) {
-                        let l = &mut self.links[a * n + b];
-                        if matches!(ev.kind, TraceKind::Deliver { .. }) {
-                            l.delivered += 1;
-                        } else {
-                            l.dropped += 1;
+                        self.links[a * n + b].delivered += 1;
+                    }
+                }
+                TraceKind::Drop {
+                    id,
+                    from,
+                    to,
+                    kind,
+                    reason,
+                } => {
+                    let flew = self.flying.remove(id);
+                    if let (Some(a), Some(b)) = (node_of(from, n), node_of(to, n)) {
+                        self.links[a * n + b].dropped += 1;
+                        if self.drops.len() >= MAX_DROPS {
+                            self.drops.pop_front();
                         }
+                        self.drops.push_back(DropState {
+                            from: from.clone(),
+                            to: to.clone(),
+                            kind: kind.clone(),
+                            at: ev.time,
+                            reason: reason.as_str().to_string(),
+                            at_send: !flew,
+                        });
                     }
                 }
                 kind => {
@@ -323,6 +357,10 @@ impl Session {
                     }
                 }
             }
+        }
+        let horizon = self.cluster.now().saturating_sub(DROP_SHOW_MS);
+        while self.drops.front().is_some_and(|d| d.at < horizon) {
+            self.drops.pop_front();
         }
         let history = &self.cluster.history().ops;
         for (k, h) in history.iter().enumerate().skip(self.history_cursor) {

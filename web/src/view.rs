@@ -88,6 +88,7 @@ pub fn state(s: &mut Session) -> State {
         seed: s.seed.to_string(),
         nodes,
         messages,
+        drops: s.drops.iter().cloned().collect(),
         links,
         ops,
         trace: s.trace.iter().cloned().collect(),

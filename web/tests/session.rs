@@ -103,3 +103,34 @@ fn a_long_run_keeps_no_trace_events_but_counts_them_all() {
     // The readable panel keeps its bounded tail.
     assert!(s.trace.len() <= s.opts.trace_len as usize);
 }
+
+#[test]
+fn dropped_messages_are_shown_for_a_moment_even_when_they_never_flew() {
+    let mut s = session(3);
+    s.advance(1_000.0).unwrap();
+    // A cut link: what is sent over it dies at once.
+    s.cut_both("n1", "n2").unwrap();
+    s.advance(400.0).unwrap();
+    let st = raftkv_web::view::state(&mut s);
+    let cut: Vec<_> = st
+        .drops
+        .iter()
+        .filter(|d| (d.from == "n1" && d.to == "n2") || (d.from == "n2" && d.to == "n1"))
+        .collect();
+    assert!(!cut.is_empty(), "{:?}", st.drops);
+    assert!(cut.iter().all(|d| d.reason == "partitioned"), "{cut:?}");
+    assert!(cut.iter().any(|d| d.at_send), "{cut:?}");
+    // Only the last moments are kept, oldest first.
+    let window = raftkv_web::contract::DROP_SHOW_MS;
+    assert!(st.drops.iter().all(|d| d.at + window >= st.now), "{:?}", st.drops);
+    assert!(st.drops.windows(2).all(|w| w[0].at <= w[1].at));
+
+    // Every message lost: many drops, all at send, and the list stays bounded.
+    s.heal_all().unwrap();
+    s.set_loss(1.0).unwrap();
+    s.advance(2_000.0).unwrap();
+    let st = raftkv_web::view::state(&mut s);
+    assert!(!st.drops.is_empty());
+    assert!(st.drops.iter().all(|d| d.reason == "lost" && d.at_send), "{:?}", st.drops);
+    assert!(st.drops.len() <= 200);
+}
