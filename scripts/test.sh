@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of raftkv: formatting, lints (native and wasm32), the native test
-# suite, core's tests under wasm (Node), and the protocol-break tests. Installs what is missing
-# first (scripts/setup.sh), so it works on a fresh machine.
+# suite, the protocol-break tests, simulator histories through an independent (Python)
+# checker, core and web under wasm (Node, Chromium), and the page end to end. Installs what
+# is missing first (scripts/setup.sh), so it works on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,16 @@ cargo test --workspace
 
 step "protocol breaks: the simulator must catch each deliberate violation"
 cargo test -p raftkv-core --features protocol-breaks --test sim_breaks --test raft
+
+step "simulator histories through an independent checker (scripts/check_history.py)"
+python3 -m unittest scripts/test_check_history.py
+hist_dir=$(mktemp -d)
+for seed in $(seq 1 20); do
+  RAFTKV_SIM_SEED=$seed RAFTKV_SIM_HISTORY="$hist_dir/seed-$seed.jsonl" \
+    cargo test -q -p raftkv-core --test sim randomized_seeds_stay_safe_and_live >/dev/null
+done
+python3 scripts/check_history.py "$hist_dir"/*.jsonl
+rm -rf "$hist_dir"
 
 step "core's tests under wasm32 (wasm-pack test --node)"
 wasm-pack test --node core

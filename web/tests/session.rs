@@ -122,7 +122,11 @@ fn dropped_messages_are_shown_for_a_moment_even_when_they_never_flew() {
     assert!(cut.iter().any(|d| d.at_send), "{cut:?}");
     // Only the last moments are kept, oldest first.
     let window = raftkv_web::contract::DROP_SHOW_MS;
-    assert!(st.drops.iter().all(|d| d.at + window >= st.now), "{:?}", st.drops);
+    assert!(
+        st.drops.iter().all(|d| d.at + window >= st.now),
+        "{:?}",
+        st.drops
+    );
     assert!(st.drops.windows(2).all(|w| w[0].at <= w[1].at));
 
     // Every message lost: many drops, all at send, and the list stays bounded.
@@ -131,6 +135,10 @@ fn dropped_messages_are_shown_for_a_moment_even_when_they_never_flew() {
     s.advance(2_000.0).unwrap();
     let st = raftkv_web::view::state(&mut s);
     assert!(!st.drops.is_empty());
-    assert!(st.drops.iter().all(|d| d.reason == "lost" && d.at_send), "{:?}", st.drops);
+    assert!(
+        st.drops.iter().all(|d| d.reason == "lost" && d.at_send),
+        "{:?}",
+        st.drops
+    );
     assert!(st.drops.len() <= 200);
 }

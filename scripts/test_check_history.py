@@ -1,0 +1,107 @@
+"""Tests of scripts/check_history.py: it must accept good histories and reject the classic bad
+ones, so that its "linearizable" on the simulator's files means something.
+
+    python3 -m unittest scripts/test_check_history.py
+"""
+
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check_history  # noqa: E402
+
+
+def op(client, kind, key, invoke, complete, status="ok", **fields):
+    o = {"client": client, "op": kind, "key": key, "invoke": invoke, "complete": complete,
+         "status": status}
+    o.update(fields)
+    return o
+
+
+class CheckHistory(unittest.TestCase):
+    def verdict(self, ops):
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+            f.write("".join(json.dumps(o) + "\n" for o in ops))
+        try:
+            return check_history.check(f.name)[2] == []
+        finally:
+            os.unlink(f.name)
+
+    def test_sequential_and_overlapping_histories_pass(self):
+        self.assertTrue(self.verdict([
+            op("c1", "put", "k", 0, 10, value="a"),
+            op("c2", "get", "k", 20, 30, value="a"),
+            op("c1", "cas", "k", 40, 50, expected="a", new="b", result="ok"),
+            op("c2", "cas", "k", 60, 70, expected="a", new="c", result="failed"),
+            op("c1", "delete", "k", 80, 90),
+            op("c2", "get", "k", 100, 110, value=None),
+        ]))
+        # A read overlapping a write may see either value.
+        self.assertTrue(self.verdict([
+            op("c1", "put", "k", 0, 10, value="a"),
+            op("c1", "put", "k", 20, 40, value="b"),
+            op("c2", "get", "k", 25, 30, value="a"),
+        ]))
+
+    def test_a_stale_read_after_a_completed_write_fails(self):
+        self.assertFalse(self.verdict([
+            op("c1", "put", "k", 0, 10, value="a"),
+            op("c1", "put", "k", 20, 30, value="b"),
+            op("c2", "get", "k", 40, 50, value="a"),
+        ]))
+
+    def test_a_lost_acknowledged_write_fails(self):
+        self.assertFalse(self.verdict([
+            op("c1", "put", "k", 0, 10, value="a"),
+            op("c2", "get", "k", 20, 30, value=None),
+        ]))
+
+    def test_two_successful_cas_from_one_expected_value_fail(self):
+        self.assertFalse(self.verdict([
+            op("c1", "put", "k", 0, 10, value="a"),
+            op("c1", "cas", "k", 20, 40, expected="a", new="b", result="ok"),
+            op("c2", "cas", "k", 25, 45, expected="a", new="c", result="ok"),
+        ]))
+
+    def test_unknown_writes_may_take_effect_late_or_never(self):
+        late = [
+            op("c1", "put", "k", 0, 10, value="a"),
+            op("c2", "put", "k", 15, None, status="unknown", value="b"),
+            op("c1", "get", "k", 100, 110, value="a"),
+            op("c1", "get", "k", 200, 210, value="b"),
+        ]
+        self.assertTrue(self.verdict(late))
+        # But not before it was invoked.
+        early = [
+            op("c1", "get", "k", 0, 5, value="b"),
+            op("c2", "put", "k", 15, None, status="unknown", value="b"),
+        ]
+        self.assertFalse(self.verdict(early))
+
+    def test_stale_reads_and_failed_ops_are_left_out(self):
+        self.assertTrue(self.verdict([
+            op("c1", "put", "k", 0, 10, value="a"),
+            op("c1", "put", "k", 20, 30, value="b"),
+            op("c2", "get", "k", 40, 50, value="a", stale=True),
+            op("c2", "put", "k", 60, 70, status="fail", value="zzz"),
+            op("c2", "get", "k", 80, 90, value="b"),
+        ]))
+
+    def test_malformed_lines_are_refused(self):
+        for bad in ['{"client":"c1"}', '{"client":"c1","op":"scan","key":"k","invoke":0,'
+                    '"complete":1,"status":"ok"}', "not json",
+                    json.dumps(op("c1", "put", "k", 5, 1, value="a"))]:
+            with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+                f.write(bad + "\n")
+            try:
+                with self.assertRaises(check_history.Malformed, msg=bad):
+                    check_history.check(f.name)
+            finally:
+                os.unlink(f.name)
+
+
+if __name__ == "__main__":
+    unittest.main()
