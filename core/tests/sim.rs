@@ -8,7 +8,8 @@
 //!   its client history (JSON lines).
 //!
 //! Each seed also draws a snapshot threshold (0 for about a fifth of the seeds, 3..=20 for the
-//! rest), and the fault schedule includes lagging followers (killed or isolated long enough
+//! rest) and, for two thirds of those, trailing entries kept behind each snapshot (1 to twice
+//! the threshold), and the fault schedule includes lagging followers (killed or isolated long enough
 //! for the leader to compact past them). The suite counts snapshots taken, installed from a
 //! leader and loaded on restart, and fails if any of the three never happens. About a quarter
 //! of the clients read stale: those reads are left out of the linearizability check (which
