@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 
 /// The default limit on a request body: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Snapshot every this many applied entries by default, so the log (and a restart's replay of
+/// it) stays bounded without the operator having to ask.
+pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 10_000;
+/// Entries kept behind each snapshot by default: a follower up to this far behind catches up
+/// with appends rather than a whole snapshot.
+pub const DEFAULT_SNAPSHOT_TRAILING: u64 = 1_000;
 
 /// kvserver's command line, as documented in ARCHITECTURE.md ("kvserver command line").
 #[derive(Debug, Clone, Parser)]
@@ -42,11 +48,11 @@ pub struct Args {
     #[arg(long, default_value = "sync")]
     pub write_mode: WriteMode,
     /// Snapshot after this many applied entries; 0 disables snapshots.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = DEFAULT_SNAPSHOT_THRESHOLD)]
     pub snapshot_threshold: u64,
     /// Entries kept in the log behind each snapshot, so a follower a little behind catches up
     /// with ordinary appends instead of a whole snapshot; 0 compacts up to the snapshot.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = DEFAULT_SNAPSHOT_TRAILING)]
     pub snapshot_trailing: u64,
     /// Election timeout range in milliseconds, as MIN-MAX.
     #[arg(long, default_value = "150-300")]
@@ -163,8 +169,8 @@ impl ServerConfig {
             peers: Vec::new(),
             read_policy: ReadPolicy::Stale,
             write_mode: WriteMode::Sync,
-            snapshot_threshold: 0,
-            snapshot_trailing: 0,
+            snapshot_threshold: DEFAULT_SNAPSHOT_THRESHOLD,
+            snapshot_trailing: DEFAULT_SNAPSHOT_TRAILING,
             election_timeout_ms: TimeoutRange { min: 150, max: 300 },
             heartbeat_ms: 50,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -239,6 +245,8 @@ mod tests {
         assert_eq!(c.write_mode, WriteMode::Sync);
         assert_eq!(c.max_body_bytes, 1 << 20);
         assert_eq!(c.op_ttl, Duration::from_secs(60));
+        assert_eq!(c.snapshot_threshold, 10_000);
+        assert_eq!(c.snapshot_trailing, 1_000);
     }
 
     #[test]

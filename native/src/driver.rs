@@ -472,6 +472,10 @@ impl Driver {
                     let _ = r.send(Err(self.read_failed()));
                 }
             }
+            Event::SnapshotRestored { index, term } => {
+                // Rare and worth an operator's notice: a follower too far behind for the log.
+                tracing::info!(index, term, "state machine restored from a snapshot");
+            }
             _ => {}
         }
     }

@@ -289,7 +289,13 @@ async fn cluster_m3_committed_entries_not_lost_after_leader_change() {
 
 #[tokio::test]
 async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
-    let mut c = start(3, &["--snapshot-threshold", "20"]).await;
+    // No trailing entries: the leader's log starts right after its snapshot, so the lagging node
+    // can only catch up through InstallSnapshot.
+    let mut c = start(
+        3,
+        &["--snapshot-threshold", "20", "--snapshot-trailing", "0"],
+    )
+    .await;
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let lagging = (leader + 1) % 3;
     c.kill(lagging).unwrap();
@@ -321,12 +327,52 @@ async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", c.log_of(lagging)));
+    // It was the leader's snapshot, not one of its own: it had applied almost nothing.
+    assert!(
+        c.log_of(lagging)
+            .contains("state machine restored from a snapshot"),
+        "no snapshot restored; log:\n{}",
+        c.log_of(lagging)
+    );
     for i in [0, 50, 99] {
         wait_value(&c, lagging, &format!("k{i}"), Some(&format!("v{i}"))).await;
     }
     // It keeps replicating normally afterwards.
     w.put("later", "x").await;
     wait_value(&c, lagging, "later", Some("x")).await;
+}
+
+/// With the default trailing entries (1,000) kept behind each snapshot, a follower 100 entries
+/// behind catches up from the log: no snapshot crosses the wire.
+#[tokio::test]
+async fn lagging_follower_within_trailing_entries_catches_up_without_a_snapshot() {
+    let mut c = start(3, &["--snapshot-threshold", "20"]).await;
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging).unwrap();
+    let mut w = Writer::new(&c, leader);
+    for i in 0..100 {
+        w.put(&format!("k{i}"), &format!("v{i}")).await;
+    }
+    poll_until("the leader to snapshot", CONVERGE_TIMEOUT, || {
+        let c = &c;
+        async move {
+            let s = status_u64(c, leader, "snapshot_index").await?;
+            Ok((s > 20).then_some(()))
+        }
+    })
+    .await
+    .unwrap();
+    c.restart(lagging).await.unwrap();
+    for i in [0, 50, 99] {
+        wait_value(&c, lagging, &format!("k{i}"), Some(&format!("v{i}"))).await;
+    }
+    assert!(
+        !c.log_of(lagging)
+            .contains("state machine restored from a snapshot"),
+        "a snapshot was installed; log:\n{}",
+        c.log_of(lagging)
+    );
 }
 
 #[tokio::test]
