@@ -287,6 +287,28 @@ async fn cluster_m3_committed_entries_not_lost_after_leader_change() {
     }
 }
 
+/// Kills a follower, writes k0..k99 through the leader and waits until the leader has taken a
+/// snapshot past index 20. Returns the follower, the leader's snapshot index and the writer.
+async fn leave_a_follower_behind(c: &mut Cluster) -> (usize, u64, Writer) {
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging).unwrap();
+    let mut w = Writer::new(c, leader);
+    for i in 0..100 {
+        w.put(&format!("k{i}"), &format!("v{i}")).await;
+    }
+    let snap = poll_until("the leader to snapshot", CONVERGE_TIMEOUT, || {
+        let c = &*c;
+        async move {
+            let s = status_u64(c, leader, "snapshot_index").await?;
+            Ok((s > 20).then_some(s))
+        }
+    })
+    .await
+    .unwrap();
+    (lagging, snap, w)
+}
+
 #[tokio::test]
 async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
     // No trailing entries: the leader's log starts right after its snapshot, so the lagging node
@@ -296,23 +318,8 @@ async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
         &["--snapshot-threshold", "20", "--snapshot-trailing", "0"],
     )
     .await;
-    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
-    let lagging = (leader + 1) % 3;
-    c.kill(lagging).unwrap();
-    let mut w = Writer::new(&c, leader);
-    for i in 0..100 {
-        w.put(&format!("k{i}"), &format!("v{i}")).await;
-    }
     // The leader compacted its log past what the lagging node has.
-    let snap = poll_until("the leader to snapshot", CONVERGE_TIMEOUT, || {
-        let c = &c;
-        async move {
-            let s = status_u64(c, leader, "snapshot_index").await?;
-            Ok((s > 20).then_some(s))
-        }
-    })
-    .await
-    .unwrap();
+    let (lagging, snap, mut w) = leave_a_follower_behind(&mut c).await;
     c.restart(lagging).await.unwrap();
     poll_until(
         "the lagging node to install a snapshot",
@@ -347,22 +354,7 @@ async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
 #[tokio::test]
 async fn lagging_follower_within_trailing_entries_catches_up_without_a_snapshot() {
     let mut c = start(3, &["--snapshot-threshold", "20"]).await;
-    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
-    let lagging = (leader + 1) % 3;
-    c.kill(lagging).unwrap();
-    let mut w = Writer::new(&c, leader);
-    for i in 0..100 {
-        w.put(&format!("k{i}"), &format!("v{i}")).await;
-    }
-    poll_until("the leader to snapshot", CONVERGE_TIMEOUT, || {
-        let c = &c;
-        async move {
-            let s = status_u64(c, leader, "snapshot_index").await?;
-            Ok((s > 20).then_some(()))
-        }
-    })
-    .await
-    .unwrap();
+    let (lagging, _, _) = leave_a_follower_behind(&mut c).await;
     c.restart(lagging).await.unwrap();
     for i in [0, 50, 99] {
         wait_value(&c, lagging, &format!("k{i}"), Some(&format!("v{i}"))).await;
