@@ -172,10 +172,28 @@ struct VerifyStats {
     keys: u64,
     /// Puts answered 200 over all keys read back.
     acked_puts: u64,
+    /// Keys that lost an acknowledged put.
+    lost: u64,
     /// Keys that could not be read back (the read itself failed).
     unread: u64,
-    /// One line per key that lost an acknowledged put.
-    lost: Vec<String>,
+    /// One line per lost or unreadable key.
+    details: Vec<String>,
+}
+
+impl VerifyStats {
+    /// Adds another worker's totals.
+    fn add(&mut self, other: VerifyStats) {
+        self.keys += other.keys;
+        self.acked_puts += other.acked_puts;
+        self.lost += other.lost;
+        self.unread += other.unread;
+        self.details.extend(other.details);
+    }
+
+    /// Whether every acknowledged put was found.
+    fn passed(&self) -> bool {
+        self.lost == 0 && self.unread == 0
+    }
 }
 
 /// Counters the progress line reads.
@@ -280,16 +298,12 @@ pub async fn run(
         for (k, n) in stats.outcomes {
             *all.outcomes.entry(k).or_default() += n;
         }
-        let v = stats.verify;
-        all.verify.keys += v.keys;
-        all.verify.acked_puts += v.acked_puts;
-        all.verify.unread += v.unread;
-        all.verify.lost.extend(v.lost);
+        all.verify.add(stats.verify);
     }
     let elapsed = load_end - started;
     stop.store(true, Ordering::Relaxed);
     let _ = reporter.await;
-    let verify_failed = args.verify && (!all.verify.lost.is_empty() || all.verify.unread > 0);
+    let verify_failed = args.verify && !all.verify.passed();
     let report = render(&args, &endpoints, elapsed, all);
     if verify_failed {
         // The report is the error: a lost write must fail the command, not just be printed.
@@ -383,18 +397,26 @@ impl Worker {
         }
     }
 
+    /// A readindex read of `key`: its value, or `None` when it is missing.
+    async fn read_linearizable(&mut self, key: &str) -> Result<Option<String>, ClientError> {
+        match self.client.get(key, Some(ReadPolicy::ReadIndex)).await {
+            Ok(r) => Ok(r.value().map(str::to_string)),
+            Err(ClientError::Server { code, .. }) if code == "not_found" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads back every key this worker put to and checks it against what it was told.
     async fn read_back(&mut self) -> VerifyStats {
         let mut v = VerifyStats::default();
         let writes = std::mem::take(&mut self.writes);
         for (n, w) in &writes {
             let key = self.key(*n);
-            let read = match self.client.get(&key, Some(ReadPolicy::ReadIndex)).await {
-                Ok(r) => r.value().map(str::to_string),
-                Err(ClientError::Server { code, .. }) if code == "not_found" => None,
+            let read = match self.read_linearizable(&key).await {
+                Ok(read) => read,
                 Err(e) => {
                     v.unread += 1;
-                    v.lost.push(format!("{key}: cannot read it back: {e}"));
+                    v.details.push(format!("{key}: cannot read it back: {e}"));
                     continue;
                 }
             };
@@ -405,7 +427,8 @@ impl Worker {
                 let short = |s: Option<&str>| {
                     s.map_or("<missing>".to_string(), |s| s.chars().take(24).collect())
                 };
-                v.lost.push(format!(
+                v.lost += 1;
+                v.details.push(format!(
                     "{key}: last acknowledged {}, read {}",
                     short(w.acked.as_deref()),
                     short(read.as_deref())
@@ -455,11 +478,8 @@ impl Worker {
                 let key = format!("{}-{slot}", self.cas_prefix);
                 let expected = match self.cas_known.get(&slot) {
                     Some(v) => v.clone(),
-                    None => match self.client.get(&key, Some(ReadPolicy::ReadIndex)).await {
-                        Ok(r) => r.value().unwrap_or_default().to_string(),
-                        Err(ClientError::Server { code, .. }) if code == "not_found" => {
-                            String::new()
-                        }
+                    None => match self.read_linearizable(&key).await {
+                        Ok(read) => read.unwrap_or_default(),
                         Err(e) => return error_kind(&e),
                     },
                 };
@@ -577,12 +597,9 @@ fn render(args: &BenchArgs, endpoints: &[String], elapsed: Duration, mut s: Work
         let _ = writeln!(
             out,
             "verify: {} keys read back (readindex), {} with an acknowledged put; lost {}, unreadable {}",
-            v.keys,
-            v.acked_puts,
-            v.lost.len() as u64 - v.unread,
-            v.unread
+            v.keys, v.acked_puts, v.lost, v.unread
         );
-        for line in v.lost.iter().take(20) {
+        for line in v.details.iter().take(20) {
             let _ = writeln!(out, "  {line}");
         }
     }
