@@ -167,9 +167,7 @@ impl DistributedKv {
             .unwrap_or_default();
         Arc::new(DistributedKv {
             op_prefix: format!("{}-{boot:x}", cfg.id),
-            ops: Mutex::new(OpCache::new(
-                u64::try_from(cfg.op_ttl.as_millis()).unwrap_or(u64::MAX),
-            )),
+            ops: Mutex::new(OpCache::new(millis(cfg.op_ttl))),
             epoch: Instant::now(),
             node,
             sm,
@@ -325,7 +323,7 @@ impl DistributedKv {
 
     /// Milliseconds since this service started, for the op cache.
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        millis(self.epoch.elapsed())
     }
 
     /// This node's status.
@@ -355,6 +353,11 @@ impl DistributedKv {
     pub fn entries(&self) -> BTreeMap<String, String> {
         self.sm.read().entries()
     }
+}
+
+/// `d` in whole milliseconds, saturating (core's op cache counts time in milliseconds).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Locks `m`, recovering from poisoning: the op cache stays consistent whatever a holder did.
