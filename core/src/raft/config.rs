@@ -54,6 +54,61 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Checks the invariants documented on the fields, so that nothing later can divide by
+    /// zero, draw from an empty range or wait on a timer that never fires. The one check of a
+    /// configuration: core, kvserver and the web bindings all call it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        if !self.voters.contains(&self.id) {
+            return bad(format!(
+                "voters {:?} do not include {}",
+                self.voters, self.id
+            ));
+        }
+        let mut sorted = self.voters.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != self.voters.len() {
+            return bad(format!("duplicate voters in {:?}", self.voters));
+        }
+        Self::validate_timing(
+            self.heartbeat_interval,
+            self.election_timeout_min,
+            self.election_timeout_max,
+        )?;
+        if self.max_entries_per_append == 0 {
+            return bad("max_entries_per_append must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The timing rule alone: `0 < heartbeat < election_timeout_min <= election_timeout_max`.
+    /// Hosts that take timings from a user check them with this before building a `Config`.
+    pub fn validate_timing(
+        heartbeat: Millis,
+        election_timeout_min: Millis,
+        election_timeout_max: Millis,
+    ) -> Result<(), ConfigError> {
+        if heartbeat == 0 || heartbeat >= election_timeout_min {
+            return Err(ConfigError(format!(
+                "need 0 < heartbeat ({heartbeat} ms) < election timeout min ({election_timeout_min} ms)"
+            )));
+        }
+        if election_timeout_min > election_timeout_max {
+            return Err(ConfigError(format!(
+                "need election timeout min ({election_timeout_min} ms) <= max ({election_timeout_max} ms)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that breaks one of [`Config`]'s invariants.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config: {0}")]
+pub struct ConfigError(pub String);
+
 /// Switches that break Raft on purpose. Compiled only with the `protocol-breaks` feature, which
 /// only tests enable.
 #[cfg(feature = "protocol-breaks")]

@@ -25,7 +25,7 @@ mod read;
 mod replication;
 mod snapshot;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use event::{Event, Role, Status};
 pub use message::{
     AppendEntries, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, Message,

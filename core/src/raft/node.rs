@@ -126,7 +126,7 @@ impl<M: StateMachine> Node<M> {
         rng_seed: u64,
         now: Millis,
     ) -> Result<Self, RaftError> {
-        validate_config(&cfg)?;
+        cfg.validate().map_err(|e| RaftError::InvalidConfig(e.0))?;
         let hs = stores.stable.hard_state()?;
         let mut node = Node {
             cfg,
@@ -559,29 +559,4 @@ fn within_limits(msg: &Message) -> bool {
         _ => true,
     };
     msg.term() < LIMIT && indices_ok
-}
-
-/// Checks the invariants [`Config`] documents, so that nothing later can divide by zero, draw
-/// from an empty range or wait on a timer that never fires.
-fn validate_config(cfg: &Config) -> Result<(), RaftError> {
-    let bad = |m: String| Err(RaftError::InvalidConfig(m));
-    if !cfg.voters.contains(&cfg.id) {
-        return bad(format!("voters {:?} do not include {}", cfg.voters, cfg.id));
-    }
-    let mut sorted = cfg.voters.clone();
-    sorted.sort();
-    sorted.dedup();
-    if sorted.len() != cfg.voters.len() {
-        return bad(format!("duplicate voters in {:?}", cfg.voters));
-    }
-    if cfg.heartbeat_interval == 0 || cfg.heartbeat_interval >= cfg.election_timeout_min {
-        return bad("need 0 < heartbeat_interval < election_timeout_min".into());
-    }
-    if cfg.election_timeout_min > cfg.election_timeout_max {
-        return bad("need election_timeout_min <= election_timeout_max".into());
-    }
-    if cfg.max_entries_per_append == 0 {
-        return bad("max_entries_per_append must be at least 1".into());
-    }
-    Ok(())
 }
