@@ -23,6 +23,11 @@ pub struct Config {
     pub check_quorum: bool,
     /// The most entries one AppendEntries carries.
     pub max_entries_per_append: usize,
+    /// The most AppendEntries in flight to one follower in replicate mode (etcd's
+    /// MaxInflightMsgs): a follower that stops answering costs at most this many messages.
+    pub max_inflight_msgs: usize,
+    /// The most bytes of entries in flight to one follower; 0: no byte cap.
+    pub max_inflight_bytes: u64,
     /// Snapshot once this many entries were applied since the last snapshot; 0 disables.
     pub snapshot_threshold: u64,
     /// How many entries up to the snapshot's index stay in the log when it is compacted, so
@@ -46,6 +51,8 @@ impl Config {
             pre_vote: true,
             check_quorum: true,
             max_entries_per_append: 64,
+            max_inflight_msgs: 256,
+            max_inflight_bytes: 0,
             snapshot_threshold: 0,
             snapshot_trailing: 0,
             #[cfg(feature = "protocol-breaks")]
@@ -79,6 +86,9 @@ impl Config {
         )?;
         if self.max_entries_per_append == 0 {
             return bad("max_entries_per_append must be at least 1".into());
+        }
+        if self.max_inflight_msgs == 0 {
+            return bad("max_inflight_msgs must be at least 1".into());
         }
         Ok(())
     }

@@ -7,18 +7,13 @@
 //! than an election timeout ago refuses (pre-)votes altogether (leader stickiness).
 
 use super::node::Node;
+use super::quorum::VoteResult;
 use super::replication::LeaderState;
+use super::tracker::Inflights;
 use super::{
     Message, Millis, NodeId, RaftError, RequestVote, RequestVoteResponse, Role, Transport,
 };
 use crate::state_machine::StateMachine;
-
-/// Where a (pre-)election stands after counting the answers so far.
-enum Poll {
-    Won,
-    Lost,
-    Pending,
-}
 
 impl<M: StateMachine> Node<M> {
     /// The election timer fired: campaign, with a pre-vote round first when configured.
@@ -68,12 +63,17 @@ impl<M: StateMachine> Node<M> {
     /// commit entries of earlier terms, see the Raft paper's figure 8), and announces itself.
     fn become_leader(&mut self, now: Millis, out: &mut impl Transport) -> Result<(), RaftError> {
         self.votes.clear();
-        self.leader = Some(LeaderState::new(
-            self.peers(),
-            self.last_index() + 1,
-            now,
-            &self.cfg,
-        ));
+        self.leader = Some(LeaderState::new(now, &self.cfg));
+        let window = Inflights::new(self.cfg.max_inflight_msgs, self.cfg.max_inflight_bytes);
+        self.tracker
+            .reset_progress(self.last_index() + 1, now, window);
+        let me = self.cfg.id.clone();
+        let last = self.last_index();
+        if let Some(pr) = self.tracker.progress_mut(&me) {
+            // The leader is always in touch with itself.
+            pr.last_ack = Millis::MAX;
+            pr.maybe_update(last);
+        }
         self.set_role(Role::Leader);
         self.set_leader(Some(self.cfg.id.clone()), now);
         self.append_local(None)?;
@@ -112,24 +112,12 @@ impl<M: StateMachine> Node<M> {
 
     /// Counts the ballots and moves on when the outcome is decided.
     fn count_votes(&mut self, now: Millis, out: &mut impl Transport) -> Result<(), RaftError> {
-        match self.poll() {
-            Poll::Won if self.role == Role::PreCandidate => self.become_candidate(now, out),
-            Poll::Won if self.role == Role::Candidate => self.become_leader(now, out),
+        match self.tracker.vote_result(&self.votes) {
+            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(now, out),
+            VoteResult::Won if self.role == Role::Candidate => self.become_leader(now, out),
             // Lost: go back to following; the timer will try again, unless a leader shows up.
-            Poll::Lost => self.become_follower(now, self.term, None),
-            Poll::Won | Poll::Pending => Ok(()),
-        }
-    }
-
-    fn poll(&self) -> Poll {
-        let granted = self.votes.values().filter(|g| **g).count();
-        let denied = self.votes.len() - granted;
-        if granted >= self.quorum() {
-            Poll::Won
-        } else if denied >= self.quorum() {
-            Poll::Lost
-        } else {
-            Poll::Pending
+            VoteResult::Lost => self.become_follower(now, self.term, None),
+            VoteResult::Won | VoteResult::Pending => Ok(()),
         }
     }
 
@@ -245,7 +233,7 @@ impl<M: StateMachine> Node<M> {
             return false;
         }
         match &self.leader {
-            Some(ls) => ls.quorum_active(now, &self.cfg),
+            Some(_) => self.quorum_deadline().is_none_or(|d| now < d),
             None => {
                 self.leader_id.is_some()
                     && self

@@ -16,7 +16,9 @@ pub mod config;
 pub mod event;
 pub mod message;
 pub mod node;
+pub mod quorum;
 pub mod storage;
+pub mod tracker;
 
 mod append;
 mod apply;

@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::quorum::JointConfig;
 use super::replication::LeaderState;
+use super::tracker::Tracker;
 use super::{
     Config, Event, Index, LogEntry, Message, Millis, Role, SnapshotMeta, Status, StorageError,
     Stores, Term, Transport,
@@ -104,6 +106,8 @@ pub struct Node<M: StateMachine> {
     /// Votes received in the current (pre-)election; `true` is granted. Empty unless the node
     /// is a (pre-)candidate.
     pub(super) votes: BTreeMap<NodeId, bool>,
+    /// The members and, while leading, their progress: every quorum decision goes through it.
+    pub(super) tracker: Tracker,
     /// Replication and read state, present only while leading.
     pub(super) leader: Option<LeaderState>,
 
@@ -128,7 +132,12 @@ impl<M: StateMachine> Node<M> {
     ) -> Result<Self, RaftError> {
         cfg.validate().map_err(|e| RaftError::InvalidConfig(e.0))?;
         let hs = stores.stable.hard_state()?;
+        let tracker = Tracker::new(
+            JointConfig::simple(cfg.voters.iter().cloned()),
+            Default::default(),
+        );
         let mut node = Node {
+            tracker,
             cfg,
             stores,
             sm,
@@ -163,7 +172,7 @@ impl<M: StateMachine> Node<M> {
         msg: Message,
         out: &mut impl Transport,
     ) -> Result<(), RaftError> {
-        if from == &self.cfg.id || !self.is_voter(from) || !within_limits(&msg) {
+        if from == &self.cfg.id || !self.is_member(from) || !within_limits(&msg) {
             return Ok(());
         }
         if !self.check_term(now, from, &msg, out)? {
@@ -218,7 +227,18 @@ impl<M: StateMachine> Node<M> {
     /// When `tick` must next be called, at the latest.
     pub fn next_deadline(&self) -> Millis {
         match &self.leader {
-            Some(ls) => ls.next_deadline(&self.cfg),
+            Some(ls) => {
+                let mut d = ls.heartbeat_deadline;
+                if self.cfg.check_quorum
+                    && let Some(q) = self.quorum_deadline()
+                {
+                    d = d.min(q);
+                }
+                if let Some(r) = ls.reads.next_deadline() {
+                    d = d.min(r);
+                }
+                d
+            }
             None => self.election_deadline,
         }
     }
@@ -242,7 +262,15 @@ impl<M: StateMachine> Node<M> {
         // here would fail the next real call too, which reports it.
         let last_log_term = self.stores.log.term_at(last_log_index).unwrap_or_default();
         let (election_timer_start, election_deadline) = match &self.leader {
-            Some(ls) => ls.quorum_window(&self.cfg),
+            // The check-quorum window, drawn like an election timer.
+            Some(ls) => match self.quorum_deadline() {
+                Some(d) => (d.saturating_sub(self.cfg.election_timeout_min), d),
+                None => (
+                    ls.heartbeat_deadline
+                        .saturating_sub(self.cfg.heartbeat_interval),
+                    ls.heartbeat_deadline,
+                ),
+            },
             None => (self.election_timer_start, self.election_deadline),
         };
         Status {
@@ -477,24 +505,22 @@ impl<M: StateMachine> Node<M> {
         }
     }
 
-    /// Whether `id` is a voting member.
-    pub(super) fn is_voter(&self, id: &NodeId) -> bool {
-        self.cfg.voters.contains(id)
+    /// Whether `id` is a member (messages from anyone else are dropped).
+    pub(super) fn is_member(&self, id: &NodeId) -> bool {
+        self.tracker.is_member(id)
     }
 
-    /// Every voter except this node.
+    /// Every member except this node.
     pub(super) fn peers(&self) -> Vec<NodeId> {
-        self.cfg
-            .voters
-            .iter()
-            .filter(|v| **v != self.cfg.id)
-            .cloned()
-            .collect()
+        self.tracker.peers_of(&self.cfg.id)
     }
 
-    /// How many voters make a majority.
-    pub(super) fn quorum(&self) -> usize {
-        self.cfg.voters.len() / 2 + 1
+    /// When check-quorum steps this leader down unless more answers come: an election
+    /// timeout after the time since which a quorum has answered. `None` when the leader
+    /// alone is a quorum.
+    pub(super) fn quorum_deadline(&self) -> Option<Millis> {
+        let since = self.tracker.quorum_active_since();
+        (since != Millis::MAX).then(|| since.saturating_add(self.cfg.election_timeout_min))
     }
 }
 
@@ -540,6 +566,9 @@ impl<M: StateMachine> Node<M> {
             cmd,
         };
         self.stores.log.append(std::slice::from_ref(&entry))?;
+        if self.leader.is_some() {
+            self.self_ack(index);
+        }
         Ok(index)
     }
 }

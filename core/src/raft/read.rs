@@ -75,6 +75,10 @@ impl<M: StateMachine> Node<M> {
                 index,
                 deadline,
             });
+            let me = self.cfg.id.clone();
+            if let Some(pr) = self.tracker.progress_mut(&me) {
+                pr.read_ack = seq;
+            }
         }
         // The confirmation round: a heartbeat carrying the new read_seq.
         self.broadcast_append(now, true, out)?;
@@ -105,15 +109,11 @@ impl<M: StateMachine> Node<M> {
     /// Emits ReadReady for every read whose round a majority acknowledged and whose read index
     /// is known, in arrival order.
     pub(super) fn confirm_reads(&mut self) {
-        let quorum = self.quorum();
+        // The highest round acknowledged by a quorum (the leader acknowledges every round).
+        let confirmed = self.tracker.read_confirmed();
         let Some(ls) = self.leader.as_mut() else {
             return;
         };
-        // The highest round acknowledged by a majority (the leader acknowledges every round).
-        let mut acks: Vec<u64> = ls.progress.values().map(|p| p.read_ack).collect();
-        acks.push(ls.reads.seq);
-        acks.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = acks.get(quorum - 1).copied().unwrap_or(0);
         let ready = ls
             .reads
             .pending

@@ -2,57 +2,17 @@
 //! snapshot), handling the answers with fast backtracking, heartbeats, check-quorum, and the
 //! commit rule.
 
-use std::collections::BTreeMap;
-
 use super::node::Node;
+use super::tracker::ProgressState;
 use super::{
     AppendEntries, AppendEntriesResponse, Config, Index, InstallSnapshot, Message, Millis, NodeId,
     RaftError, StorageError, Transport,
 };
 use crate::state_machine::StateMachine;
 
-/// How the leader feeds one follower (etcd's progress states).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Mode {
-    /// We do not know where the follower's log stops matching ours: one AppendEntries at a
-    /// time, then wait for its answer (or the next heartbeat) before sending another.
-    Probe {
-        /// Whether a probe is out and unanswered.
-        in_flight: bool,
-    },
-    /// The follower matches `match_index`: stream entries, advancing `next_index` as they are
-    /// sent rather than as they are acknowledged.
-    Replicate,
-    /// The follower needs entries we compacted: a snapshot covering `index` went out at
-    /// `sent_at`. Rejections of heartbeats are expected meanwhile and ignored.
-    Snapshot {
-        /// The snapshot's last index.
-        index: Index,
-        /// When it was sent; it is resent after an election timeout without an answer.
-        sent_at: Millis,
-    },
-}
-
-/// What the leader knows about one follower.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Progress {
-    /// The next entry to send. Invariant: match_index < next_index <= last_index + 1.
-    pub(super) next_index: Index,
-    /// The highest index known to be stored on the follower. Never decreases within a term.
-    pub(super) match_index: Index,
-    /// How entries are sent to it.
-    pub(super) mode: Mode,
-    /// When it last answered us in this term (check-quorum).
-    pub(super) last_ack: Millis,
-    /// The highest ReadIndex round it acknowledged.
-    pub(super) read_ack: u64,
-}
-
-/// Everything only a leader keeps.
+/// Everything only a leader keeps besides the tracker's progress.
 #[derive(Clone, Debug)]
 pub(super) struct LeaderState {
-    /// One entry per follower (every voter but the leader).
-    pub(super) progress: BTreeMap<NodeId, Progress>,
     /// When the next round of heartbeats is due.
     pub(super) heartbeat_deadline: Millis,
     /// ReadIndex bookkeeping.
@@ -60,72 +20,11 @@ pub(super) struct LeaderState {
 }
 
 impl LeaderState {
-    /// Fresh progress for a new term: optimistic `next_index`, nothing matched, and every
-    /// follower counted as heard from now (a grace period for check-quorum).
-    pub(super) fn new(peers: Vec<NodeId>, next_index: Index, now: Millis, cfg: &Config) -> Self {
-        let progress = peers
-            .into_iter()
-            .map(|p| {
-                let pr = Progress {
-                    next_index,
-                    match_index: 0,
-                    mode: Mode::Probe { in_flight: false },
-                    last_ack: now,
-                    read_ack: 0,
-                };
-                (p, pr)
-            })
-            .collect();
+    /// A new term's leader state: heartbeats due one interval from `now`.
+    pub(super) fn new(now: Millis, cfg: &Config) -> Self {
         LeaderState {
-            progress,
             heartbeat_deadline: now.saturating_add(cfg.heartbeat_interval),
             reads: super::read::ReadState::default(),
-        }
-    }
-
-    /// When the leader stops having heard from a majority within an election timeout, unless
-    /// more answers come: the oldest answer among the freshest quorum, plus the timeout.
-    /// `None` when the leader alone is a majority.
-    pub(super) fn quorum_deadline(&self, cfg: &Config) -> Option<Millis> {
-        let needed = cfg.voters.len() / 2; // followers needed besides the leader
-        if needed == 0 {
-            return None;
-        }
-        let mut acks: Vec<Millis> = self.progress.values().map(|p| p.last_ack).collect();
-        acks.sort_unstable_by(|a, b| b.cmp(a));
-        acks.get(needed - 1)
-            .map(|t| t.saturating_add(cfg.election_timeout_min))
-    }
-
-    /// Whether a majority answered within the last election timeout.
-    pub(super) fn quorum_active(&self, now: Millis, cfg: &Config) -> bool {
-        self.quorum_deadline(cfg).is_none_or(|d| now < d)
-    }
-
-    /// When the leader must be ticked next: a heartbeat, a check-quorum point, or a read that
-    /// times out.
-    pub(super) fn next_deadline(&self, cfg: &Config) -> Millis {
-        let mut d = self.heartbeat_deadline;
-        if cfg.check_quorum
-            && let Some(q) = self.quorum_deadline(cfg)
-        {
-            d = d.min(q);
-        }
-        if let Some(r) = self.reads.next_deadline() {
-            d = d.min(r);
-        }
-        d
-    }
-
-    /// The check-quorum window for status pages: (start, end).
-    pub(super) fn quorum_window(&self, cfg: &Config) -> (Millis, Millis) {
-        match self.quorum_deadline(cfg) {
-            Some(d) => (d.saturating_sub(cfg.election_timeout_min), d),
-            None => (
-                self.heartbeat_deadline
-                    .saturating_sub(cfg.heartbeat_interval),
-                self.heartbeat_deadline,
-            ),
         }
     }
 }
@@ -187,19 +86,28 @@ impl<M: StateMachine> Node<M> {
         heartbeat: bool,
         out: &mut impl Transport,
     ) -> Result<(), RaftError> {
-        let Some(pr) = self.progress(peer) else {
+        let last = self.last_index();
+        let resend_after = self.cfg.election_timeout_min;
+        let Some(pr) = self.tracker.progress_mut(peer) else {
             return Ok(());
         };
-        match pr.mode {
-            Mode::Snapshot { sent_at, .. } if heartbeat => {
-                if now >= sent_at.saturating_add(self.cfg.election_timeout_min) {
+        match pr.state {
+            ProgressState::Snapshot { sent_at, .. } if heartbeat => {
+                if now >= sent_at.saturating_add(resend_after) {
                     self.send_snapshot(now, peer, out)
                 } else {
                     self.send_append(now, peer, false, out)
                 }
             }
-            Mode::Snapshot { .. } | Mode::Probe { in_flight: true } if !heartbeat => Ok(()),
-            Mode::Replicate if !heartbeat && pr.next_index > self.last_index() => Ok(()),
+            // A window that did not drain in a whole heartbeat interval: answers were lost.
+            // Probe again from the match point rather than wait for them forever.
+            ProgressState::Replicate if heartbeat && pr.inflights.full() => {
+                pr.become_probe();
+                pr.next_index = pr.match_index + 1;
+                self.send_append(now, peer, true, out)
+            }
+            _ if !heartbeat && pr.is_paused() => Ok(()),
+            ProgressState::Replicate if !heartbeat && pr.next_index > last => Ok(()),
             _ => self.send_append(now, peer, true, out),
         }
     }
@@ -214,10 +122,10 @@ impl<M: StateMachine> Node<M> {
         with_entries: bool,
         out: &mut impl Transport,
     ) -> Result<(), RaftError> {
-        let Some(mut pr) = self.progress(peer) else {
+        let Some(next_index) = self.tracker.progress(peer).map(|p| p.next_index) else {
             return Ok(());
         };
-        let prev_log_index = pr.next_index - 1;
+        let prev_log_index = next_index - 1;
         let prev_log_term = match self.stores.log.term_at(prev_log_index) {
             Ok(t) => t,
             Err(StorageError::Compacted(_)) => return self.send_snapshot(now, peer, out),
@@ -229,18 +137,14 @@ impl<M: StateMachine> Node<M> {
         } else {
             prev_log_index
         };
-        let entries = match self.stores.log.read_range(pr.next_index, hi + 1) {
+        let entries = match self.stores.log.read_range(next_index, hi + 1) {
             Ok(e) => e,
             Err(StorageError::Compacted(_)) => return self.send_snapshot(now, peer, out),
             Err(e) => return Err(e.into()),
         };
-        match pr.mode {
-            Mode::Probe { .. } => pr.mode = Mode::Probe { in_flight: true },
-            // Optimistic: assume these arrive; a rejection sends us back to probing.
-            Mode::Replicate => pr.next_index = hi + 1,
-            Mode::Snapshot { .. } => {}
+        if let Some(pr) = self.tracker.progress_mut(peer) {
+            pr.sent(hi, 0);
         }
-        self.set_progress(peer, pr);
         let msg = AppendEntries {
             term: self.term,
             leader_id: self.cfg.id.clone(),
@@ -261,21 +165,15 @@ impl<M: StateMachine> Node<M> {
         peer: &NodeId,
         out: &mut impl Transport,
     ) -> Result<(), RaftError> {
-        let Some(mut pr) = self.progress(peer) else {
-            return Ok(());
-        };
         let Some((meta, data)) = self.stores.snapshot.load()? else {
             return Err(RaftError::Corrupt(
                 "the log is compacted but there is no snapshot".into(),
             ));
         };
-        pr.mode = Mode::Snapshot {
-            index: meta.last_included_index,
-            sent_at: now,
+        let Some(pr) = self.tracker.progress_mut(peer) else {
+            return Ok(());
         };
-        // As if the snapshot arrived: heartbeats meanwhile probe right after it.
-        pr.next_index = pr.next_index.max(meta.last_included_index + 1);
-        self.set_progress(peer, pr);
+        pr.become_snapshot(meta.last_included_index, now);
         let msg = InstallSnapshot {
             term: self.term,
             leader_id: self.cfg.id.clone(),
@@ -295,12 +193,12 @@ impl<M: StateMachine> Node<M> {
         m: AppendEntriesResponse,
         out: &mut impl Transport,
     ) -> Result<(), RaftError> {
-        let Some(mut pr) = self.progress(from) else {
+        let seq = self.current_read_seq();
+        let Some(pr) = self.tracker.progress_mut(from) else {
             return Ok(());
         };
         pr.last_ack = now;
-        pr.read_ack = pr.read_ack.max(m.read_seq.min(self.current_read_seq()));
-        self.set_progress(from, pr);
+        pr.read_ack = pr.read_ack.max(m.read_seq.min(seq));
         if m.success {
             self.on_append_success(now, from, m.match_index, out)?;
         } else {
@@ -319,19 +217,17 @@ impl<M: StateMachine> Node<M> {
         match_index: Index,
         out: &mut impl Transport,
     ) -> Result<(), RaftError> {
-        let Some(mut pr) = self.progress(from) else {
-            return Ok(());
-        };
         if match_index > self.last_index() {
             return Ok(()); // Claims entries we never had: not from a follower of ours.
         }
-        pr.match_index = pr.match_index.max(match_index);
-        pr.next_index = pr.next_index.max(pr.match_index + 1);
-        pr.mode = match pr.mode {
-            Mode::Snapshot { index, .. } if pr.match_index < index => pr.mode,
-            _ => Mode::Replicate,
+        let Some(pr) = self.tracker.progress_mut(from) else {
+            return Ok(());
         };
-        self.set_progress(from, pr);
+        pr.maybe_update(match_index);
+        match pr.state {
+            ProgressState::Snapshot { index, .. } if pr.match_index < index => {}
+            _ => pr.become_replicate(),
+        }
         self.maybe_commit()?;
         self.replicate_to_peer(now, from, false, out)
     }
@@ -345,20 +241,18 @@ impl<M: StateMachine> Node<M> {
         m: &AppendEntriesResponse,
         out: &mut impl Transport,
     ) -> Result<(), RaftError> {
-        let Some(mut pr) = self.progress(from) else {
+        let Some(next_index) = self.tracker.progress(from).map(|p| p.next_index) else {
             return Ok(());
         };
-        if matches!(pr.mode, Mode::Snapshot { .. }) {
+        let hint = self.next_index_hint(m, next_index)?;
+        let last = self.last_index();
+        let Some(pr) = self.tracker.progress_mut(from) else {
+            return Ok(());
+        };
+        if !pr.maybe_decrease_to(hint, last) {
             return Ok(()); // Expected until the snapshot is installed.
         }
-        let hint = self.next_index_hint(m, &pr)?;
-        // Never forward, never at or below what is known to match, never past our log.
-        pr.next_index = hint
-            .min(pr.next_index)
-            .min(self.last_index() + 1)
-            .max(pr.match_index + 1);
-        pr.mode = Mode::Probe { in_flight: false };
-        self.set_progress(from, pr);
+        pr.become_probe();
         self.send_append(now, from, true, out)
     }
 
@@ -368,9 +262,9 @@ impl<M: StateMachine> Node<M> {
     fn next_index_hint(
         &self,
         m: &AppendEntriesResponse,
-        pr: &Progress,
+        next_index: Index,
     ) -> Result<Index, RaftError> {
-        let fallback = m.conflict_index.unwrap_or(pr.next_index.saturating_sub(1));
+        let fallback = m.conflict_index.unwrap_or(next_index.saturating_sub(1));
         match m.conflict_term {
             Some(t) => Ok(self.last_index_of_term(t)?.map_or(fallback, |i| i + 1)),
             None => Ok(fallback),
@@ -386,6 +280,7 @@ impl<M: StateMachine> Node<M> {
         }
         // Invariant: term_at(lo) <= t; the answer lies in lo..=hi.
         while lo < hi {
+            debug_assert!(self.term_at(lo)? <= t);
             let mid = lo + (hi - lo).div_ceil(2);
             if self.term_at(mid)? <= t {
                 lo = mid;
@@ -396,19 +291,14 @@ impl<M: StateMachine> Node<M> {
         Ok((self.term_at(lo)? == t).then_some(lo))
     }
 
-    /// The commit rule: the highest index stored on a majority is committed, but only if its
+    /// The commit rule: the highest index stored on a quorum is committed, but only if its
     /// entry is from the current term (entries of earlier terms are committed with it,
     /// indirectly; counting them directly is the figure 8 bug).
     pub(super) fn maybe_commit(&mut self) -> Result<(), RaftError> {
-        let Some(ls) = &self.leader else {
+        if self.leader.is_none() {
             return Ok(());
-        };
-        let mut matches: Vec<Index> = ls.progress.values().map(|p| p.match_index).collect();
-        matches.push(self.last_index());
-        matches.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&n) = matches.get(self.quorum() - 1) else {
-            return Ok(());
-        };
+        }
+        let n = self.tracker.committed();
         if n <= self.commit_index || !self.may_commit_by_counting(n)? {
             return Ok(());
         }
@@ -426,19 +316,11 @@ impl<M: StateMachine> Node<M> {
         Ok(self.term_at(n)? == self.term)
     }
 
-    /// A copy of a follower's progress.
-    pub(super) fn progress(&self, peer: &NodeId) -> Option<Progress> {
-        self.leader.as_ref()?.progress.get(peer).copied()
-    }
-
-    /// Writes back a follower's progress.
-    pub(super) fn set_progress(&mut self, peer: &NodeId, pr: Progress) {
-        if let Some(slot) = self
-            .leader
-            .as_mut()
-            .and_then(|ls| ls.progress.get_mut(peer))
-        {
-            *slot = pr;
+    /// The leader's own log grew or became durable up to `index`: its progress says so.
+    pub(super) fn self_ack(&mut self, index: Index) {
+        let id = self.cfg.id.clone();
+        if let Some(pr) = self.tracker.progress_mut(&id) {
+            pr.maybe_update(index);
         }
     }
 

@@ -6,7 +6,6 @@
 //! not cut yet (or that disagrees with the snapshot) is reconciled the same way.
 
 use super::node::Node;
-use super::replication::Mode;
 use super::{
     Event, Index, InstallSnapshot, InstallSnapshotResponse, Message, Millis, NodeId, RaftError,
     Role, SnapshotMeta, Transport,
@@ -178,18 +177,16 @@ impl<M: StateMachine> Node<M> {
         if self.role != Role::Leader {
             return Ok(());
         }
-        let Some(mut pr) = self.progress(from) else {
+        let last = self.last_index();
+        let Some(pr) = self.tracker.progress_mut(from) else {
             return Ok(());
         };
         pr.last_ack = now;
-        if m.last_included_index == 0 || m.last_included_index > self.last_index() {
-            self.set_progress(from, pr);
+        if m.last_included_index == 0 || m.last_included_index > last {
             return Ok(());
         }
-        pr.match_index = pr.match_index.max(m.last_included_index);
-        pr.next_index = pr.next_index.max(pr.match_index + 1);
-        pr.mode = Mode::Probe { in_flight: false };
-        self.set_progress(from, pr);
+        pr.maybe_update(m.last_included_index);
+        pr.become_probe();
         self.maybe_commit()?;
         self.replicate_to_peer(now, from, false, out)
     }
