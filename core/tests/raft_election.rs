@@ -15,8 +15,11 @@ use raftkv_core::raft::{
 use raftkv_core::types::{Command, NodeId};
 use wasm_bindgen_test::wasm_bindgen_test;
 
+/// Raft §5.2 (leader election): once the leader stops, a follower's election timeout fires
+/// and a new leader wins a later term within about one timeout, then serves writes. The
+/// seed's `TestRaft_M2_Election_HappensAfterLeaderStops`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m2_election_happens_after_leader_stops() {
+fn a_new_leader_is_elected_after_the_leader_stops() {
     let mut c = Cluster::new(3, |_| {});
     let old = c.elect();
     let old_term = c.node(&old).term();
@@ -34,8 +37,11 @@ fn raft_m2_election_happens_after_leader_stops() {
     assert_eq!(c.node(&new).state_machine().get("x").as_deref(), Some("y"));
 }
 
+/// Raft §5.1 (terms): a leader that sees a later term steps down at once and adopts the
+/// term, durably and with no vote (Figure 2); a follower follows a later-term leader and
+/// answers a stale one with its own term. The seed's `TestRaft_M2_HigherTermForcesStepDown`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m2_higher_term_forces_step_down() {
+fn a_higher_term_forces_step_down_and_a_stale_leader_is_refused() {
     let mut c = Cluster::new(3, |_| {});
     let leader = c.elect();
     let term = c.node(&leader).term();
@@ -90,6 +96,8 @@ fn raft_m2_higher_term_forces_step_down() {
     assert_eq!(f.leader_id(), Some(&id("n2")));
 }
 
+/// Raft §5.2 (at most one vote per term, first come first served) and Figure 2 (`votedFor`
+/// is on stable storage before the answer): the vote still binds after a restart.
 #[wasm_bindgen_test(unsupported = test)]
 fn vote_is_persisted_before_it_is_granted_and_granted_once_per_term() {
     let mut f = lone_follower();
@@ -118,6 +126,9 @@ fn vote_is_persisted_before_it_is_granted_and_granted_once_per_term() {
     assert!(matches!(&out[0].1, Message::RequestVoteResponse(r) if !r.vote_granted));
 }
 
+/// Raft §5.4.1 (election restriction): a vote goes only to a candidate whose log is at least
+/// as up to date: an earlier last term loses however long the log, and with equal last terms
+/// a shorter log loses.
 #[wasm_bindgen_test(unsupported = test)]
 fn vote_denied_to_a_candidate_with_a_less_complete_log() {
     let mut f = lone_follower_with(stores_with_log(2, &[1, 2]));
@@ -159,6 +170,9 @@ fn isolate_and_rejoin_a_follower(pre_vote: bool) -> (Cluster, NodeId, NodeId, u6
     (c, leader, follower, term)
 }
 
+/// Raft thesis §9.6 (pre-vote: preventing disruptions when a server rejoins the cluster): a
+/// partitioned follower never bumps its term, so its return leaves the leader in place;
+/// without pre-vote the same partition deposes the leader.
 #[wasm_bindgen_test(unsupported = test)]
 fn pre_vote_isolated_node_does_not_disrupt_on_rejoin() {
     let (mut c, leader, follower, term) = isolate_and_rejoin_a_follower(true);
@@ -185,6 +199,8 @@ fn pre_vote_isolated_node_does_not_disrupt_on_rejoin() {
     assert!(c.nodes.values().all(|n| n.term() > term + 3));
 }
 
+/// Raft thesis §6.2 (check-quorum): a leader steps down when an election timeout passes
+/// without hearing from a majority; without check-quorum it goes on believing it leads.
 #[wasm_bindgen_test(unsupported = test)]
 fn check_quorum_leader_cut_off_from_majority_steps_down() {
     for check_quorum in [true, false] {
@@ -204,6 +220,8 @@ fn check_quorum_leader_cut_off_from_majority_steps_down() {
     }
 }
 
+/// Raft thesis §4.2.3 (disruptive servers; Raft §6): a follower that heard from its leader
+/// within the minimum election timeout neither bumps its term nor grants a vote.
 #[wasm_bindgen_test(unsupported = test)]
 fn leader_stickiness_followers_ignore_votes_while_the_leader_is_alive() {
     let mut c = Cluster::new(3, |cfg| cfg.pre_vote = false);
@@ -232,6 +250,8 @@ fn leader_stickiness_followers_ignore_votes_while_the_leader_is_alive() {
     assert_eq!(c.leader(), Some(leader));
 }
 
+/// Raft §5.2 and §5.3 with a majority of one: a single node elects itself after its election
+/// timeout, commits its own entries alone, sends nothing and never steps down.
 #[wasm_bindgen_test(unsupported = test)]
 fn single_node_cluster_elects_itself_and_commits_alone() {
     let me = id("solo");
@@ -266,6 +286,9 @@ fn single_node_cluster_elects_itself_and_commits_alone() {
     assert_eq!(n.role(), Role::Leader);
 }
 
+/// No paper rule but raftkv's determinism: the randomised election timeouts of Raft §5.2 come
+/// only from each node's seed, so the same seeds replay the same run: the same elections,
+/// events and number of messages delivered.
 #[wasm_bindgen_test(unsupported = test)]
 fn same_seed_same_run() {
     let run = || {
@@ -280,6 +303,8 @@ fn same_seed_same_run() {
     assert_eq!(run(), run());
 }
 
+/// The deliberate vote breaks (`protocol-breaks`) violate what they name: Figure 2's durable
+/// `votedFor` (Raft §5.2: one vote per term) and the election restriction of Raft §5.4.1.
 #[cfg(feature = "protocol-breaks")]
 #[wasm_bindgen_test(unsupported = test)]
 fn vote_breaks_do_what_they_say() {

@@ -18,6 +18,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use wasm_bindgen_test::wasm_bindgen_test;
 
+/// A node refuses a configuration that cannot work: itself not among the voters, an empty
+/// range to draw its randomised election timeout from (Raft §5.2, §5.6), or no entries per
+/// AppendEntries.
 #[wasm_bindgen_test(unsupported = test)]
 fn invalid_config_is_refused() {
     let voters = ids(3);
@@ -104,6 +107,9 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
     }
 }
 
+/// Outside the paper's model (Raft §2: non-Byzantine peers): under thousands of nonsense
+/// messages a leader and its followers never panic and keep `snapshot_index <= applied <=
+/// commit <= last_index` (Figure 2's commitIndex and lastApplied, §7's snapshot).
 #[wasm_bindgen_test(unsupported = test)]
 fn no_panic_on_hostile_messages() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
@@ -139,6 +145,8 @@ fn no_panic_on_hostile_messages() {
     }
 }
 
+/// Outside the paper's model (Raft §2): an InstallSnapshot at index `u64::MAX` and a
+/// RequestVote at term `u64::MAX` are dropped, so the node can still campaign afterwards.
 #[wasm_bindgen_test(unsupported = test)]
 fn hostile_snapshot_at_an_absurd_index_is_dropped() {
     let mut f = lone_follower();

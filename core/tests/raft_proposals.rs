@@ -10,6 +10,9 @@ use raftkv_core::raft::Event;
 use raftkv_core::types::Command;
 use wasm_bindgen_test::wasm_bindgen_test;
 
+/// Raft §5.3 (a deposed leader's uncommitted entries are overwritten by the new leader's)
+/// and Raft thesis §6.3 (a client may not learn whether its command took effect): the old
+/// leader reports an overwritten proposal lost, once, and one a snapshot covered unknown.
 #[wasm_bindgen_test(unsupported = test)]
 fn proposals_resolve_exactly_once_lost_or_unknown() {
     let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 3);

@@ -32,8 +32,11 @@ fn read_index_at(c: &mut Cluster, n: &NodeId) -> Result<ReadId, ProposeError> {
     r
 }
 
+/// Raft thesis §6.4 (ReadIndex, steps 2 and 3): the leader records its commit index as the
+/// read index and answers only after a heartbeat round acknowledged by a majority; a
+/// follower never serves one and points at the leader.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m4_read_index_is_confirmed_by_a_majority_round() {
+fn read_index_is_confirmed_by_a_majority_round() {
     let mut c = Cluster::new(3, |_| {});
     let leader = c.elect();
     let p = c.propose(&leader, Command::put("a", "1")).unwrap();
@@ -67,8 +70,11 @@ fn raft_m4_read_index_is_confirmed_by_a_majority_round() {
     );
 }
 
+/// Raft thesis §6.4 (ReadIndex, steps 1 and 4; Raft §8): a new leader answers no read before
+/// its no-op commits, and by the time the read is ready its read index, which covers the
+/// earlier write, is applied. The seed's `TestRaft_M4_WaitAppliedBlocksUntilApplied`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m4_wait_applied_blocks_until_applied() {
+fn read_waits_for_a_commit_in_the_leaders_term_and_for_the_read_index_to_apply() {
     let mut c = Cluster::new(3, |_| {});
     let (n1, n2, n3) = (id("n1"), id("n2"), id("n3"));
     c.campaign(&n1);
@@ -127,6 +133,9 @@ fn raft_m4_wait_applied_blocks_until_applied() {
     assert_eq!(c.node(&n3).state_machine().get("a").as_deref(), Some("1"));
 }
 
+/// Raft thesis §6.4 (ReadIndex, step 3) with §6.2 (check-quorum): a leader cut off from its
+/// majority, deposed or not, never confirms a read; one that learns of a later term fails
+/// its pending reads at once.
 #[wasm_bindgen_test(unsupported = test)]
 fn deposed_leader_never_answers_a_read() {
     // Cut off from its majority: the read is never confirmed, and fails when check-quorum

@@ -11,8 +11,12 @@ use raftkv_core::raft::{Event, Message};
 use raftkv_core::types::{Command, NodeId};
 use wasm_bindgen_test::wasm_bindgen_test;
 
+/// Raft §5.3 (log replication): the leader appends a proposal to its own log at once,
+/// commits and applies it only once a majority stores it, and followers apply it when the
+/// next heartbeat carries the commit index. The seed's
+/// `TestRaft_M1_LeaderPropose_AppendsAndCommits`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m1_leader_propose_appends_and_commits() {
+fn leader_appends_a_proposal_and_commits_it_once_a_majority_stores_it() {
     let mut c = Cluster::new(3, |_| {});
     let leader = c.elect();
     let p = c.propose(&leader, Command::put("a", "1")).unwrap();
@@ -47,8 +51,12 @@ fn raft_m1_leader_propose_appends_and_commits() {
     }
 }
 
+/// Raft §5.3 and Figure 2 (AppendEntries receiver, rules 4 and 5; "if commitIndex >
+/// lastApplied, apply"): a follower stores the entries it is sent, applies nothing until
+/// the leader's commit index covers them, then applies them in order. The seed's
+/// `TestRaft_M1_FollowerHandleAppendEntries_AppendsAndApplies`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m1_follower_handle_append_entries_appends_and_applies() {
+fn follower_appends_entries_and_applies_them_once_the_leader_commits_them() {
     let mut f = lone_follower();
     let mut out = Vec::new();
     let entries = vec![
@@ -88,6 +96,8 @@ fn raft_m1_follower_handle_append_entries_appends_and_applies() {
     assert_eq!(applied, vec![1, 2, 3]);
 }
 
+/// Raft Figure 2 (AppendEntries receiver, rule 5: commitIndex = min(leaderCommit, index of
+/// last new entry)): a follower never commits past what the message proved matches.
 #[wasm_bindgen_test(unsupported = test)]
 fn follower_commit_is_bounded_by_what_the_message_proved() {
     // The follower holds a stale entry at 2 (term 1); the leader's heartbeat only proves index
@@ -100,8 +110,12 @@ fn follower_commit_is_bounded_by_what_the_message_proved() {
     assert_eq!(f.commit_index(), 1);
 }
 
+/// Raft §5.3 (consistency check; Figure 2, AppendEntries receiver, rule 2): a follower
+/// without an entry matching prevLogIndex and prevLogTerm rejects, stores nothing, and hints
+/// the conflicting term or its log's end (the optimisation at the end of §5.3). The seed's
+/// `TestRaft_M3_FollowerRejectsOnPrevMismatch`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m3_follower_rejects_on_prev_mismatch() {
+fn follower_rejects_append_entries_whose_previous_entry_does_not_match() {
     let mut f = lone_follower_with(stores_with_log(1, &[1, 1, 1]));
     let mut out = Vec::new();
     // prev (3, 2) but the follower has term 1 at 3: reject, hinting the whole term 1.
@@ -125,8 +139,12 @@ fn raft_m3_follower_rejects_on_prev_mismatch() {
     assert_eq!(f.commit_index(), 0);
 }
 
+/// Raft §5.3 (log repair): after a rejection the leader moves nextIndex back, skipping the
+/// whole conflicting term, until the logs match, then overwrites the follower's
+/// uncommitted tail with its own entries. The seed's
+/// `TestRaft_M3_LeaderBacktracksNextIndexAndRepairsFollower`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m3_leader_backtracks_next_index_and_repairs_follower() {
+fn leader_backtracks_next_index_and_repairs_follower() {
     // n1 will lead with [1, 2, 2, 2]; n3 has an uncommitted tail of an old term, [1, 1, 1, 1,
     // 1, 1]; n2 agrees with n1 so that n1 can win.
     let stores = vec![
@@ -150,8 +168,11 @@ fn raft_m3_leader_backtracks_next_index_and_repairs_follower() {
     }
 }
 
+/// Raft §5.4 (leader completeness, §5.4.3): a new leader holds every entry its predecessor
+/// committed, and the old leader catches up when it returns. The seed's
+/// `TestRaft_M3_CommittedEntriesNotLostAfterLeaderChange`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m3_committed_entries_not_lost_after_leader_change() {
+fn committed_entries_survive_a_leader_change() {
     let mut c = Cluster::new(5, |_| {});
     let first = c.elect();
     for i in 0..10 {
@@ -180,6 +201,8 @@ fn raft_m3_committed_entries_not_lost_after_leader_change() {
     }
 }
 
+/// Raft §5.3, Figure 7: the leader of term 8 brings followers (a)-(f), missing entries or
+/// holding extra ones, to its own log, with one rejection per conflicting term.
 #[wasm_bindgen_test(unsupported = test)]
 fn figure_7_divergent_follower_logs_are_repaired() {
     // The Raft paper, figure 7: the leader of term 8 and followers (a)-(f).
@@ -304,6 +327,9 @@ fn figure_8_s5_takes_over(c: &mut Cluster) {
     c.advance(25);
 }
 
+/// Raft §5.4.2 (committing entries from previous terms), Figure 8: an entry of an earlier
+/// term is not committed by counting its replicas, only with an entry of the leader's own
+/// term; so when another leader overwrites it, nobody has applied it.
 #[wasm_bindgen_test(unsupported = test)]
 fn figure_8_old_term_entry_is_not_committed_by_counting() {
     let mut c = figure_8_until_old_entry_on_majority(false);
@@ -335,6 +361,8 @@ fn figure_8_old_term_entry_is_not_committed_by_counting() {
     }
 }
 
+/// Raft §5.4.2, Figure 8, with the deliberate break (`protocol-breaks`) that commits old
+/// terms by counting replicas: two nodes apply different commands at one index.
 #[cfg(feature = "protocol-breaks")]
 #[wasm_bindgen_test(unsupported = test)]
 fn figure_8_breaks_when_committing_old_terms_by_counting() {

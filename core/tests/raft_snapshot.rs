@@ -13,8 +13,11 @@ use raftkv_core::raft::{Event, InstallSnapshot, Message};
 use raftkv_core::types::Command;
 use wasm_bindgen_test::wasm_bindgen_test;
 
+/// Raft §7 (log compaction, Figure 12): once enough entries are applied a node snapshots its
+/// state machine and discards the log prefix the snapshot covers; below the threshold it
+/// takes none. The seed's `TestRaft_M5_CreateSnapshot_TruncatesLogPrefix`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m5_create_snapshot_truncates_log_prefix() {
+fn snapshot_at_the_threshold_replaces_the_log_prefix_it_covers() {
     let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 5);
     let leader = c.elect();
     for i in 0..9 {
@@ -47,6 +50,9 @@ fn raft_m5_create_snapshot_truncates_log_prefix() {
     assert_eq!(c.node(&leader).status().snapshot_index, 0);
 }
 
+/// Raft §7 (the leader sends InstallSnapshot only when it has discarded the entries a
+/// follower needs): entries kept behind each snapshot let a slightly lagging follower catch
+/// up by AppendEntries; one further behind still gets a snapshot.
 #[wasm_bindgen_test(unsupported = test)]
 fn snapshot_trailing_entries_let_a_slightly_lagging_follower_catch_up_without_a_snapshot() {
     // Snapshots every 4 entries, keeping the 6 before each snapshot in the log.
@@ -103,8 +109,11 @@ fn snapshot_trailing_entries_let_a_slightly_lagging_follower_catch_up_without_a_
     assert_eq!(c.node(&lagging).state_machine().len(), 20);
 }
 
+/// Raft §7 (InstallSnapshot): a follower that needs entries the leader already compacted
+/// gets the leader's snapshot, restores its state machine from it and replicates normally
+/// afterwards. The seed's `TestRaft_M5_FollowerInstallSnapshot_RestoresState`.
 #[wasm_bindgen_test(unsupported = test)]
-fn raft_m5_follower_install_snapshot_restores_state() {
+fn follower_behind_the_compacted_log_is_restored_by_install_snapshot() {
     // A follower that fell behind a compacted log catches up through InstallSnapshot.
     let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 4);
     let leader = c.elect();
@@ -157,6 +166,10 @@ fn snapshot_msg(index: u64, term: u64, sm: &KvStateMachine) -> Message {
     })
 }
 
+/// Raft §7, Figure 13 (InstallSnapshot receiver, rules 6 and 7): a follower holding the
+/// snapshot's last entry keeps the entries after it; one whose log disagrees there discards
+/// it all and resumes right after the snapshot; a snapshot it cannot restore changes
+/// nothing.
 #[wasm_bindgen_test(unsupported = test)]
 fn install_snapshot_keeps_a_matching_suffix_and_discards_a_conflicting_log() {
     let mut sm = KvStateMachine::new();
@@ -204,6 +217,9 @@ fn install_snapshot_keeps_a_matching_suffix_and_discards_a_conflicting_log() {
     assert_eq!(log_terms(f.log()), vec![1, 1]);
 }
 
+/// Raft §7 (the snapshot replaces the log prefix on stable storage): a restarted node
+/// starts from its snapshot, committed and applied up to it, and applies the rest of its log
+/// once the leader tells it the commit index.
 #[wasm_bindgen_test(unsupported = test)]
 fn restarted_node_loads_its_snapshot() {
     let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 5);
