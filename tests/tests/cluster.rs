@@ -151,8 +151,11 @@ async fn wait_converged(c: &mut Cluster) {
     }
 }
 
+/// Raft §5.3 across three real processes: writes acknowledged by the leader reach both
+/// followers' state machines and the cluster converges. The seed's
+/// `TestCluster_M1_3Nodes_WriteToLeader_ReplicatesToFollowers`.
 #[tokio::test]
-async fn cluster_m1_3nodes_write_to_leader_replicates_to_followers() {
+async fn writes_to_the_leader_reach_every_follower() {
     let mut c = start(3, &[]).await;
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let mut w = Writer::new(&c, leader);
@@ -167,8 +170,11 @@ async fn cluster_m1_3nodes_write_to_leader_replicates_to_followers() {
     wait_converged(&mut c).await;
 }
 
+/// A follower answers a write (and a readindex read) with 307 to the same URL on the leader,
+/// with the leader hint in the body; following it writes at the leader (Raft §8: clients are
+/// sent to the leader). The seed's `TestCluster_M1_WriteToFollower_ReturnsRedirect`.
 #[tokio::test]
-async fn cluster_m1_write_to_follower_returns_redirect() {
+async fn a_write_to_a_follower_is_redirected_to_the_leader() {
     let mut c = start(3, &[]).await;
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let follower = (leader + 1) % 3;
@@ -225,8 +231,10 @@ async fn cluster_m1_write_to_follower_returns_redirect() {
     assert_eq!(resp.status(), 307);
 }
 
+/// Raft §5.2 across real processes: kill the leader and another node leads a later term. The
+/// seed's `TestCluster_M2_LeaderCrash_NewLeaderElected`.
 #[tokio::test]
-async fn cluster_m2_leader_crash_new_leader_elected() {
+async fn a_new_leader_is_elected_in_a_later_term_after_the_leader_is_killed() {
     let mut c = start(3, &[]).await;
     let old = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let old_term = status_u64(&c, old, "term").await.unwrap();
@@ -236,8 +244,11 @@ async fn cluster_m2_leader_crash_new_leader_elected() {
     assert!(status_u64(&c, new, "term").await.unwrap() > old_term);
 }
 
+/// After the leader is killed the new leader takes writes, directly and through the surviving
+/// follower, and the old leader returns as a follower and catches up (Raft §5.2, §5.3). The
+/// seed's `TestCluster_M2_WriteAfterFailover_Succeeds`.
 #[tokio::test]
-async fn cluster_m2_write_after_failover_succeeds() {
+async fn writes_succeed_after_failover_and_the_old_leader_catches_up() {
     let mut c = start(3, &[]).await;
     let old = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     Writer::new(&c, old).put("before", "1").await;
@@ -254,8 +265,12 @@ async fn cluster_m2_write_after_failover_succeeds() {
     }
 }
 
+/// Raft §5.4 (leader completeness) across real processes: over three leader kills, every write
+/// acknowledged before a kill is readable (readindex) from the next leader, and every node
+/// ends holding them all. The seed's `TestRaft_M3_CommittedEntriesNotLostAfterLeaderChange`
+/// (its integration test).
 #[tokio::test]
-async fn cluster_m3_committed_entries_not_lost_after_leader_change() {
+async fn acknowledged_writes_survive_repeated_leader_changes() {
     let mut c = start(3, &[]).await;
     let mut acked = BTreeMap::new();
     for round in 0..3 {
@@ -309,8 +324,11 @@ async fn leave_a_follower_behind(c: &mut Cluster) -> (usize, u64, Writer) {
     (lagging, snap, w)
 }
 
+/// Raft §7 (InstallSnapshot) across real processes: a follower that missed entries the leader
+/// has compacted away restores the leader's snapshot, then replicates normally. The seed's
+/// `TestCluster_M5_LaggingFollowerCatchesUpViaSnapshot`.
 #[tokio::test]
-async fn cluster_m5_lagging_follower_catches_up_via_snapshot() {
+async fn lagging_follower_behind_the_compacted_log_catches_up_through_a_snapshot() {
     // No trailing entries: the leader's log starts right after its snapshot, so the lagging node
     // can only catch up through InstallSnapshot.
     let mut c = start(

@@ -3,6 +3,7 @@
 //! step is explicit, so a test can stop the world at the exact moment it cares about.
 
 #![allow(dead_code)] // Each test file uses a different part of the harness.
+pub mod fixtures;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

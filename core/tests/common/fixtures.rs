@@ -1,0 +1,51 @@
+//! Helpers the Raft test files share: a lone follower to hand messages to, and the
+//! AppendEntries, log entries and responses those tests build and read.
+
+use raftkv_core::KvStateMachine;
+use raftkv_core::raft::{AppendEntries, AppendEntriesResponse, LogEntry, Message, Node, Stores};
+use raftkv_core::types::{Command, NodeId};
+
+use super::{id, ids, test_config};
+
+/// A lone follower `n1` of a 3-node cluster {n1, n2, n3}, fresh stores, at time 0.
+pub fn lone_follower() -> Node<KvStateMachine> {
+    lone_follower_with(Stores::in_memory())
+}
+
+/// A lone follower `n1` of a 3-node cluster {n1, n2, n3} starting from `stores`, at time 0.
+pub fn lone_follower_with(stores: Stores) -> Node<KvStateMachine> {
+    let cfg = test_config(&id("n1"), &ids(3));
+    Node::new(cfg, stores, KvStateMachine::new(), 7, 0).unwrap()
+}
+
+/// An AppendEntries from leader `n2` in `term`: previous entry `prev` (index, term), then
+/// `entries`, with leader commit `commit`.
+pub fn append(term: u64, prev: (u64, u64), entries: Vec<LogEntry>, commit: u64) -> Message {
+    Message::AppendEntries(AppendEntries {
+        term,
+        leader_id: id("n2"),
+        prev_log_index: prev.0,
+        prev_log_term: prev.1,
+        entries,
+        leader_commit: commit,
+        read_seq: 0,
+    })
+}
+
+/// A log entry.
+pub fn entry(index: u64, term: u64, cmd: Option<Command>) -> LogEntry {
+    LogEntry { index, term, cmd }
+}
+
+/// The only AppendEntriesResponse in `out`.
+pub fn the_append_response(out: &[(NodeId, Message)]) -> AppendEntriesResponse {
+    let resps: Vec<_> = out
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::AppendEntriesResponse(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resps.len(), 1, "expected one response in {out:?}");
+    resps[0].clone()
+}
