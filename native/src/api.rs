@@ -26,7 +26,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use crate::dkv::{DistributedKv, DkvError, WriteReply};
+use crate::dkv::{DistributedKv, WriteReply};
+use crate::node_port::NodeError;
 
 /// Shared state of every handler.
 type Svc = State<Arc<DistributedKv>>;
@@ -138,10 +139,10 @@ impl ApiError {
     /// A DistributedKV error for the request to `uri`. A `not_leader` with a known leader
     /// address becomes a 307 to the leader's same URL; with none known it is a 503 (a redirect
     /// without a Location would leave the client nowhere to go).
-    fn from_dkv(e: DkvError, uri: &Uri) -> Self {
+    fn from_dkv(e: NodeError, uri: &Uri) -> Self {
         let code = e.code();
         match e {
-            DkvError::NotLeader(hint) => {
+            NodeError::NotLeader(hint) => {
                 let location = hint.leader_addr.as_ref().map(|addr| {
                     let pq = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
                     format!("http://{addr}{pq}")
@@ -152,7 +153,7 @@ impl ApiError {
                     redirect: Some((hint, location)),
                 }
             }
-            DkvError::BadRequest(m) => ApiError::new(code, m),
+            NodeError::BadRequest(m) => ApiError::new(code, m),
             other => ApiError::new(code, other.to_string()),
         }
     }

@@ -1,47 +1,23 @@
 //! DistributedKV: the only thing the HTTP layer talks to.
 //!
-//! Writes propose through a small [`RaftHandle`] (so this layer is tested with a fake, without
-//! Raft) and are answered once applied (sync mode) or at once with an op id (async mode). Reads
+//! Writes propose through a small [`RaftHandle`], the port in [`crate::node_port`] (so this layer
+//! is tested with a fake, without Raft) and are answered once applied (sync mode) or at once with an op id (async mode). Reads
 //! obey the read policy: `stale` reads the local state machine; `readindex` asks the leader for
 //! a read index, waits until it is applied here, then reads.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use raftkv_core::raft::{Index, Role, Status};
+use raftkv_core::raft::Role;
 use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId, OpCache, OpId, OpResult};
 use raftkv_core::{ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Peer;
-use crate::driver::{ProposeOutcomeError, SharedSm};
-
-/// A boxed future of a handle call: boxed so the trait stays object safe.
-pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProposeOutcomeError>> + Send + 'a>>;
-
-/// What DistributedKV needs from the Raft node.
-pub trait RaftHandle: Send + Sync + 'static {
-    /// Proposes `cmd` and resolves once it was applied (with its result) or cannot be.
-    fn propose(&self, cmd: Command) -> BoxFut<'_, ApplyResult>;
-    /// Whether this node currently leads.
-    fn is_leader(&self) -> bool;
-    /// Who leads, as far as this node knows.
-    fn leader_hint(&self) -> LeaderHint;
-    /// A confirmed read index (leader only).
-    fn read_index(&self) -> BoxFut<'_, Index>;
-    /// Resolves once the local state machine has applied `index`.
-    fn wait_applied(&self, index: Index) -> BoxFut<'_, ()>;
-    /// Resolves once some leader is known, or after `timeout`.
-    fn wait_for_leader(&self, timeout: Duration) -> BoxFut<'_, ()>;
-    /// The node's status.
-    fn status(&self) -> Status;
-    /// Whether the node has stopped (storage failure or shutdown).
-    fn is_stopped(&self) -> bool;
-}
+use crate::node_port::{NodeError, RaftHandle};
+use crate::shared_sm::SharedSm;
 
 /// How DistributedKV behaves.
 #[derive(Clone, Debug)]
@@ -59,47 +35,6 @@ pub struct DkvConfig {
     /// How long a request waits for a leader to be known (during an election) before it is
     /// answered `not_leader`.
     pub leader_wait: Duration,
-}
-
-/// A request DistributedKV could not carry out. Semantic outcomes such as `cas_failed` or
-/// `not_found` are not errors here: they are [`ApplyResult`]s with `ok: false`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DkvError {
-    /// The request is malformed.
-    #[error("{0}")]
-    BadRequest(String),
-    /// Only the leader serves this; it is elsewhere (or unknown).
-    #[error("this node is not the leader")]
-    NotLeader(LeaderHint),
-    /// The write may or may not take effect: leadership lost before apply, or a timeout.
-    #[error("{0}")]
-    UnknownOutcome(String),
-    /// The node cannot serve: stopped after a storage failure, or shutting down.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl DkvError {
-    /// The machine-readable `err_code`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            DkvError::BadRequest(_) => "bad_request",
-            DkvError::NotLeader(_) => "not_leader",
-            DkvError::UnknownOutcome(_) => "unknown_outcome",
-            DkvError::Unavailable(_) => "unavailable",
-        }
-    }
-}
-
-impl From<ProposeOutcomeError> for DkvError {
-    fn from(e: ProposeOutcomeError) -> Self {
-        match e {
-            ProposeOutcomeError::NotLeader(h) => DkvError::NotLeader(h),
-            ProposeOutcomeError::Unknown(m) => DkvError::UnknownOutcome(m),
-            ProposeOutcomeError::Unavailable(m) => DkvError::Unavailable(m),
-            ProposeOutcomeError::Invalid(m) => DkvError::BadRequest(m),
-        }
-    }
 }
 
 /// How a write was answered.
@@ -191,9 +126,9 @@ impl DistributedKv {
         &self,
         key: &str,
         consistency: Option<ReadPolicy>,
-    ) -> Result<ApplyResult, DkvError> {
+    ) -> Result<ApplyResult, NodeError> {
         if key.is_empty() {
-            return Err(DkvError::BadRequest("key must not be empty".into()));
+            return Err(NodeError::BadRequest("key must not be empty".into()));
         }
         self.read_barrier(consistency).await?;
         let sm = self.sm.read();
@@ -214,12 +149,12 @@ impl DistributedKv {
         &self,
         keys: &[String],
         consistency: Option<ReadPolicy>,
-    ) -> Result<ApplyResult, DkvError> {
+    ) -> Result<ApplyResult, NodeError> {
         if keys.is_empty() {
-            return Err(DkvError::BadRequest("keys must not be empty".into()));
+            return Err(NodeError::BadRequest("keys must not be empty".into()));
         }
         if keys.iter().any(String::is_empty) {
-            return Err(DkvError::BadRequest(
+            return Err(NodeError::BadRequest(
                 "keys must not contain an empty key".into(),
             ));
         }
@@ -234,7 +169,7 @@ impl DistributedKv {
 
     /// For a readindex read: waits until the state machine has applied a read index the
     /// leader confirmed. Nothing to wait for a stale read.
-    async fn read_barrier(&self, consistency: Option<ReadPolicy>) -> Result<(), DkvError> {
+    async fn read_barrier(&self, consistency: Option<ReadPolicy>) -> Result<(), NodeError> {
         self.check_running()?;
         match consistency.unwrap_or(self.cfg.read_policy) {
             ReadPolicy::Stale => Ok(()),
@@ -247,9 +182,9 @@ impl DistributedKv {
         }
     }
 
-    fn check_running(&self) -> Result<(), DkvError> {
+    fn check_running(&self) -> Result<(), NodeError> {
         if self.node.is_stopped() {
-            return Err(DkvError::Unavailable(
+            return Err(NodeError::Unavailable(
                 "the raft node has stopped (see the server log)".into(),
             ));
         }
@@ -258,7 +193,7 @@ impl DistributedKv {
 
     /// Fails with `NotLeader` unless this node leads. While no leader is known (an election
     /// is under way) it waits a little for one first, so a client is not bounced for nothing.
-    async fn ensure_leader(&self) -> Result<(), DkvError> {
+    async fn ensure_leader(&self) -> Result<(), NodeError> {
         if self.node.is_leader() {
             return Ok(());
         }
@@ -268,13 +203,13 @@ impl DistributedKv {
                 return Ok(());
             }
         }
-        Err(DkvError::NotLeader(self.node.leader_hint()))
+        Err(NodeError::NotLeader(self.node.leader_hint()))
     }
 
     /// Carries out a write: refused before it reaches the log if invalid (so it changes
     /// nothing, not even the dedupe table) or if this node does not lead.
-    pub async fn write(self: &Arc<Self>, cmd: Command) -> Result<WriteReply, DkvError> {
-        cmd.validate().map_err(|e| DkvError::BadRequest(e.0))?;
+    pub async fn write(self: &Arc<Self>, cmd: Command) -> Result<WriteReply, NodeError> {
+        cmd.validate().map_err(|e| NodeError::BadRequest(e.0))?;
         self.check_running()?;
         self.ensure_leader().await?;
         if let Some(r) = self.dedupe_reply(&cmd) {
@@ -291,10 +226,7 @@ impl DistributedKv {
                 tokio::spawn(async move {
                     let result = match this.node.propose(cmd).await {
                         Ok(r) => r,
-                        Err(e) => {
-                            let e = DkvError::from(e);
-                            ApplyResult::error(e.code(), e.to_string())
-                        }
+                        Err(e) => ApplyResult::error(e.code(), e.to_string()),
                     };
                     let now = this.now_ms();
                     lock(&this.ops).complete(task_id, result, now);
@@ -368,7 +300,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node_port::BoxFut;
     use raftkv_core::StateMachine;
+    use raftkv_core::raft::{Index, Status};
     use tokio::sync::watch;
 
     /// A fake node: applies proposals straight to the state machine when it leads, records
@@ -430,7 +364,7 @@ mod tests {
                 rx.wait_for(|a| *a >= index)
                     .await
                     .map(|_| ())
-                    .map_err(|_| ProposeOutcomeError::Unavailable("gone".into()))
+                    .map_err(|_| NodeError::Unavailable("gone".into()))
             })
         }
         fn wait_for_leader(&self, _timeout: Duration) -> BoxFut<'_, ()> {
@@ -502,7 +436,7 @@ mod tests {
         assert_eq!(lock(&node.proposed).len(), 2);
         // An invalid command never reaches the log.
         let bad = Command::new(raftkv_core::OpType::BatchPut).with_client("c1", 3);
-        assert!(matches!(d.write(bad).await, Err(DkvError::BadRequest(_))));
+        assert!(matches!(d.write(bad).await, Err(NodeError::BadRequest(_))));
         assert_eq!(lock(&node.proposed).len(), 2);
     }
 
@@ -512,7 +446,7 @@ mod tests {
         let node = FakeNode::new(sm.clone(), false);
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
         match d.write(put("a", "1", 1)).await {
-            Err(DkvError::NotLeader(h)) => {
+            Err(NodeError::NotLeader(h)) => {
                 assert_eq!(h.leader_addr.as_deref(), Some("127.0.0.1:2"));
             }
             other => panic!("expected not_leader, got {other:?}"),
@@ -547,13 +481,13 @@ mod tests {
         assert!(stale.get("a", None).await.is_ok());
         assert!(matches!(
             ri.get("a", None).await,
-            Err(DkvError::NotLeader(_))
+            Err(NodeError::NotLeader(_))
         ));
         // A per-request consistency overrides the policy both ways.
         assert!(ri.get("a", Some(ReadPolicy::Stale)).await.is_ok());
         assert!(matches!(
             stale.get("a", Some(ReadPolicy::ReadIndex)).await,
-            Err(DkvError::NotLeader(_))
+            Err(NodeError::NotLeader(_))
         ));
         // On a leader a readindex read asks for a read index.
         let leader = FakeNode::new(sm.clone(), true);

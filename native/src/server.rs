@@ -20,7 +20,8 @@ use crate::api;
 use crate::config::{Peer, ServerConfig};
 use crate::disk;
 use crate::dkv::{DistributedKv, DkvConfig};
-use crate::driver::{self, DriverConfig, DriverThread, SharedSm, StartError};
+use crate::driver::{self, DriverConfig, DriverThread, StartError};
+use crate::shared_sm::SharedSm;
 use crate::transport::{self, HttpTransport, StaticPeers, TransportConfig, TransportError};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
