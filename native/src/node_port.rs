@@ -55,6 +55,10 @@ pub enum NodeError {
     /// The node cannot serve: stopped after a storage failure, or shutting down.
     #[error("{0}")]
     Unavailable(String),
+    /// The leader refused a new proposal because too many uncommitted bytes are pending; the
+    /// command never reached the log. Retry a little later (the same (client_id, seq) is fine).
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 impl NodeError {
@@ -65,6 +69,7 @@ impl NodeError {
             NodeError::NotLeader(_) => "not_leader",
             NodeError::UnknownOutcome(_) => "unknown_outcome",
             NodeError::Unavailable(_) => "unavailable",
+            NodeError::Overloaded(_) => "overloaded",
         }
     }
 }
