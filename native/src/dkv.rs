@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use raftkv_core::raft::Role;
+use raftkv_core::raft::Status;
 use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId, OpCache, OpId, OpResult};
 use raftkv_core::{ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
@@ -46,29 +46,18 @@ pub enum WriteReply {
     Accepted(OpId),
 }
 
-/// What `GET /status` reports.
+/// What `GET /status` reports: the Raft node's own [`Status`], flattened, and what this
+/// server adds to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     /// Always true: status itself cannot fail.
     pub ok: bool,
-    /// This node.
-    pub id: NodeId,
-    /// Its role.
-    pub role: Role,
-    /// Its term.
-    pub term: u64,
-    /// The leader it knows of, if any.
-    pub leader_id: Option<NodeId>,
-    /// That leader's client address, if known.
+    /// The node's id, role, term, vote, leader, commit/applied/log/snapshot indexes and
+    /// election timer (on this process's clock, in milliseconds since the node started).
+    #[serde(flatten)]
+    pub raft: Status,
+    /// The leader's client address, if known.
     pub leader_addr: Option<String>,
-    /// The commit index.
-    pub commit_index: u64,
-    /// The last entry applied to the state machine.
-    pub last_applied: u64,
-    /// The last entry in the log.
-    pub last_log_index: u64,
-    /// The last entry covered by a snapshot; 0 without one.
-    pub snapshot_index: u64,
     /// Every member, this node included.
     pub peers: Vec<Peer>,
     /// The default read policy.
@@ -260,19 +249,10 @@ impl DistributedKv {
 
     /// This node's status.
     pub fn status(&self) -> NodeStatus {
-        let s = self.node.status();
-        let hint = self.node.leader_hint();
         NodeStatus {
             ok: true,
-            id: self.cfg.id.clone(),
-            role: s.role,
-            term: s.term,
-            leader_id: s.leader_id,
-            leader_addr: hint.leader_addr,
-            commit_index: s.commit_index,
-            last_applied: s.last_applied,
-            last_log_index: s.last_log_index,
-            snapshot_index: s.snapshot_index,
+            raft: self.node.status(),
+            leader_addr: self.node.leader_hint().leader_addr,
             peers: self.cfg.peers.clone(),
             read_policy: self.cfg.read_policy,
             write_mode: self.cfg.write_mode,
@@ -302,7 +282,8 @@ mod tests {
     use super::*;
     use crate::node_port::BoxFut;
     use raftkv_core::StateMachine;
-    use raftkv_core::raft::{Index, Status};
+    use raftkv_core::raft::{Index, Role};
+    use serde_json::json;
     use tokio::sync::watch;
 
     /// A fake node: applies proposals straight to the state machine when it leads, records
@@ -412,6 +393,36 @@ mod tests {
 
     fn put(k: &str, v: &str, seq: u64) -> Command {
         Command::put(k, v).with_client("c1", seq)
+    }
+
+    #[test]
+    fn status_json_has_the_raft_status_fields_at_its_top_level() {
+        let sm = SharedSm::new();
+        let d = dkv(FakeNode::new(sm.clone(), true), sm, ReadPolicy::Stale);
+        let v = serde_json::to_value(d.status()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in [
+            "ok",
+            "id",
+            "role",
+            "term",
+            "leader_id",
+            "leader_addr",
+            "commit_index",
+            "last_applied",
+            "last_log_index",
+            "snapshot_index",
+            "peers",
+            "read_policy",
+            "write_mode",
+            "stopped",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {v}");
+        }
+        assert!(!keys.contains(&"raft"), "{v}");
+        assert_eq!((&v["id"], &v["role"]), (&json!("n1"), &json!("leader")));
+        let back: NodeStatus = serde_json::from_value(v).unwrap();
+        assert_eq!(back, d.status());
     }
 
     #[tokio::test]

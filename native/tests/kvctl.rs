@@ -175,7 +175,7 @@ async fn kvctl_fails_over_to_the_next_endpoint() {
     assert_eq!(stdout(&kvctl(&eps, &["get", "k"]).await), "v\n");
     // The write reached the server once, with the seq it was given.
     // (Entry 1 is the leader's no-op.)
-    assert_eq!(t.server.service().status().last_applied, 2);
+    assert_eq!(t.server.service().status().raft.last_applied, 2);
 
     // Nothing listens: after its retry window kvctl gives up with the transport error.
     let none = kvctl(&dead_endpoint(), &["--retry-ms", "200", "get", "k"]).await;
