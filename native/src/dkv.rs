@@ -426,7 +426,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dkv_m1_writes_call_propose() {
+    async fn writes_are_proposed_but_retries_and_invalid_commands_never_reach_the_log() {
         let sm = SharedSm::new();
         let node = FakeNode::new(sm.clone(), true);
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
@@ -452,7 +452,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dkv_m1_writes_on_a_follower_are_refused_with_the_leader_hint() {
+    async fn a_follower_refuses_writes_with_the_leader_hint_and_proposes_nothing() {
         let sm = SharedSm::new();
         let node = FakeNode::new(sm.clone(), false);
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
@@ -466,7 +466,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dkv_m1_reads_are_stale_from_sm() {
+    async fn stale_reads_serve_the_local_state_machine_without_a_read_index() {
         let sm = SharedSm::new();
         // A follower serves stale reads from whatever its state machine holds.
         let node = FakeNode::new(sm.clone(), false);
@@ -483,7 +483,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dkv_m4_read_policy_switch() {
+    async fn a_requests_consistency_overrides_the_read_policy_and_readindex_needs_the_leader() {
         let sm = SharedSm::new();
         let node = FakeNode::new(sm.clone(), false);
         let stale = dkv(Arc::clone(&node), sm.clone(), ReadPolicy::Stale);
@@ -508,7 +508,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dkv_m4_read_index_read_waits_for_commit_and_apply() {
+    async fn a_readindex_read_waits_until_its_read_index_is_applied() {
         let sm = SharedSm::new();
         let node = Arc::new(FakeNode {
             sm: sm.clone(),
