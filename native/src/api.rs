@@ -6,7 +6,8 @@
 //! Every failure, including axum's own rejections (bad JSON, oversize body, unknown route,
 //! wrong method), leaves as `{"ok":false,"err_code":..,"err_msg":..}`. A write or readindex read
 //! at a follower is a 307 to the leader's same URL (503 `not_leader` while no leader is known);
-//! a write whose outcome is unknown is a 503 `unknown_outcome`.
+//! a write whose outcome is unknown is a 503 `unknown_outcome`; a write the leader refuses while
+//! too many uncommitted bytes are pending is a 503 `overloaded` with `Retry-After`.
 
 use std::sync::Arc;
 
@@ -26,7 +27,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use crate::dkv::{DistributedKv, DkvError, WriteReply};
+use crate::dkv::{DistributedKv, WriteReply};
+use crate::node_port::NodeError;
 
 /// Shared state of every handler.
 type Svc = State<Arc<DistributedKv>>;
@@ -84,7 +86,12 @@ pub fn write_error(status: StatusCode, code: &str, msg: &str) -> Response {
     write_json(status, &ApplyResult::error(code, msg))
 }
 
-/// The status an `err_code` travels with.
+/// The seconds an `overloaded` answer asks the client to wait (`Retry-After`): about what a
+/// leader needs to commit what is pending.
+pub const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
+
+/// The status an `err_code` of an [`ApplyResult`] or of this module's own errors travels with.
+/// A [`NodeError`]'s status comes from the error itself ([`status_for_node_error`]).
 fn status_for_code(code: &str) -> StatusCode {
     match code {
         "bad_request" => StatusCode::BAD_REQUEST,
@@ -92,10 +99,21 @@ fn status_for_code(code: &str) -> StatusCode {
         "cas_failed" => StatusCode::CONFLICT,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        // not_leader: a follower that knows no leader address to redirect to (see
-        // ApiError::from_dkv); the other two: the write's fate is unknown, or the node stopped.
-        "not_leader" | "unknown_outcome" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status a [`NodeError`] travels with. Every refusal but a malformed request is a 503:
+/// `not_leader` from a follower that knows no leader address to redirect to (with one it is a
+/// 307, see [`ApiError::from_node`]), `unknown_outcome` when the write's fate is unknown,
+/// `unavailable` once the node stopped, `overloaded` while the leader sheds load.
+fn status_for_node_error(e: &NodeError) -> StatusCode {
+    match e {
+        NodeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        NodeError::NotLeader(_)
+        | NodeError::UnknownOutcome(_)
+        | NodeError::Unavailable(_)
+        | NodeError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -116,18 +134,24 @@ pub fn reply(result: ApplyResult) -> Response {
 /// A request that fails before or instead of reaching the state machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
+    status: StatusCode,
     code: &'static str,
     msg: String,
-    /// Set for `not_leader`: who leads, and where this request should go instead.
-    redirect: Option<(LeaderHint, Option<String>)>,
+    /// Set for `not_leader`: who leads, and where this request should go instead (boxed: it
+    /// is rare, and keeps every `Result<_, ApiError>` small).
+    redirect: Option<Box<(LeaderHint, Option<String>)>>,
+    /// Seconds for a `Retry-After` header, if the client should wait before it retries.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     fn new(code: &'static str, msg: impl Into<String>) -> Self {
         ApiError {
+            status: status_for_code(code),
             code,
             msg: msg.into(),
             redirect: None,
+            retry_after: None,
         }
     }
 
@@ -135,34 +159,49 @@ impl ApiError {
         ApiError::new("bad_request", msg)
     }
 
-    /// A DistributedKV error for the request to `uri`. A `not_leader` with a known leader
-    /// address becomes a 307 to the leader's same URL; with none known it is a 503 (a redirect
-    /// without a Location would leave the client nowhere to go).
-    fn from_dkv(e: DkvError, uri: &Uri) -> Self {
-        let code = e.code();
+    /// A node error for the request to `uri`. A `not_leader` with a known leader address
+    /// becomes a 307 to the leader's same URL; with none known it is a 503 (a redirect without
+    /// a Location would leave the client nowhere to go).
+    fn from_node(e: NodeError, uri: &Uri) -> Self {
+        let mut err = ApiError {
+            status: status_for_node_error(&e),
+            code: e.code(),
+            msg: String::new(),
+            redirect: None,
+            retry_after: None,
+        };
         match e {
-            DkvError::NotLeader(hint) => {
+            NodeError::NotLeader(hint) => {
                 let location = hint.leader_addr.as_ref().map(|addr| {
                     let pq = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
                     format!("http://{addr}{pq}")
                 });
-                ApiError {
-                    code,
-                    msg: "this node is not the leader; retry at the leader".into(),
-                    redirect: Some((hint, location)),
-                }
+                err.msg = "this node is not the leader; retry at the leader".into();
+                err.redirect = Some(Box::new((hint, location)));
             }
-            DkvError::BadRequest(m) => ApiError::new(code, m),
-            other => ApiError::new(code, other.to_string()),
+            NodeError::Overloaded(m) => {
+                err.msg = m;
+                err.retry_after = Some(OVERLOADED_RETRY_AFTER_SECS);
+            }
+            NodeError::BadRequest(m) | NodeError::UnknownOutcome(m) | NodeError::Unavailable(m) => {
+                err.msg = m;
+            }
         }
+        err
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let Some((hint, location)) = self.redirect else {
-            return write_error(status_for_code(self.code), self.code, &self.msg);
+        let Some(redirect) = self.redirect else {
+            let mut resp = write_error(self.status, self.code, &self.msg);
+            if let Some(secs) = self.retry_after {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, secs.into());
+            }
+            return resp;
         };
+        let (hint, location) = *redirect;
         let body = json!({
             "ok": false,
             "err_code": self.code,
@@ -178,7 +217,7 @@ impl IntoResponse for ApiError {
                 }
                 resp
             }
-            None => write_json(StatusCode::SERVICE_UNAVAILABLE, &body),
+            None => write_json(self.status, &body),
         }
     }
 }
@@ -307,7 +346,7 @@ async fn write(svc: &Arc<DistributedKv>, uri: &Uri, cmd: Command) -> ApiResult {
     let written = svc
         .write(cmd)
         .await
-        .map_err(|e| ApiError::from_dkv(e, uri))?;
+        .map_err(|e| ApiError::from_node(e, uri))?;
     Ok(match written {
         WriteReply::Done(result) => reply(result),
         WriteReply::Accepted(op_id) => {
@@ -322,13 +361,12 @@ async fn write(svc: &Arc<DistributedKv>, uri: &Uri, cmd: Command) -> ApiResult {
 /// 200 while the node can serve; 503 `unavailable` once it has stopped after a storage failure,
 /// so a load balancer or supervisor stops sending it traffic (the process itself stays up to
 /// answer /status and show why).
-async fn healthz(State(svc): Svc) -> Response {
+async fn healthz(State(svc): Svc, uri: Uri) -> Response {
     if svc.status().stopped {
-        return ApiError::new(
-            "unavailable",
-            "the raft node has stopped after a storage failure (see the server log)",
-        )
-        .into_response();
+        let e = NodeError::Unavailable(
+            "the raft node has stopped after a storage failure (see the server log)".into(),
+        );
+        return ApiError::from_node(e, &uri).into_response();
     }
     write_json(StatusCode::OK, &json!({"ok": true}))
 }
@@ -357,7 +395,7 @@ async fn get_key(
 ) -> ApiResult {
     let consistency = consistency(params)?;
     let got = svc.get(&key, consistency).await;
-    Ok(reply(got.map_err(|e| ApiError::from_dkv(e, &uri))?))
+    Ok(reply(got.map_err(|e| ApiError::from_node(e, &uri))?))
 }
 
 async fn put_key(
@@ -399,7 +437,7 @@ async fn mget(
 ) -> ApiResult {
     let consistency = consistency(params)?;
     let got = svc.mget(&b.keys, consistency).await;
-    Ok(reply(got.map_err(|e| ApiError::from_dkv(e, &uri))?))
+    Ok(reply(got.map_err(|e| ApiError::from_node(e, &uri))?))
 }
 
 async fn mput(State(svc): Svc, uri: Uri, JsonBody(b): JsonBody<MPutBody>) -> ApiResult {
@@ -446,4 +484,169 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         "method_not_allowed",
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
+    use raftkv_core::raft::{Index, Role, Status};
+    use raftkv_core::{NodeId, WriteMode};
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::dkv::DkvConfig;
+    use crate::node_port::{BoxFut, RaftHandle};
+    use crate::shared_sm::SharedSm;
+
+    /// A leader that refuses every proposal with one error.
+    struct RefusingLeader(NodeError);
+
+    impl RaftHandle for RefusingLeader {
+        fn propose(&self, _cmd: Command) -> BoxFut<'_, ApplyResult> {
+            let e = self.0.clone();
+            Box::pin(async move { Err(e) })
+        }
+        fn is_leader(&self) -> bool {
+            true
+        }
+        fn leader_hint(&self) -> LeaderHint {
+            LeaderHint {
+                leader_id: Some(NodeId::from("n1")),
+                leader_addr: Some("127.0.0.1:1".into()),
+            }
+        }
+        fn read_index(&self) -> BoxFut<'_, Index> {
+            Box::pin(async { Ok(0) })
+        }
+        fn wait_applied(&self, _index: Index) -> BoxFut<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn wait_for_leader(&self, _timeout: Duration) -> BoxFut<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn status(&self) -> Status {
+            Status {
+                id: NodeId::from("n1"),
+                role: Role::Leader,
+                term: 1,
+                voted_for: Some(NodeId::from("n1")),
+                leader_id: Some(NodeId::from("n1")),
+                commit_index: 0,
+                last_applied: 0,
+                last_log_index: 0,
+                last_log_term: 0,
+                snapshot_index: 0,
+                election_timer_start: 0,
+                election_deadline: 0,
+            }
+        }
+        fn is_stopped(&self) -> bool {
+            false
+        }
+    }
+
+    /// The answer to a `PUT /kv/a` at a leader that refuses it with `e`: status, the
+    /// `Retry-After` and `Location` headers, and the JSON body.
+    async fn refused_put(e: NodeError) -> (StatusCode, Option<String>, Option<String>, Value) {
+        let dkv = DistributedKv::new(
+            Arc::new(RefusingLeader(e)),
+            SharedSm::new(),
+            DkvConfig {
+                id: NodeId::from("n1"),
+                peers: Vec::new(),
+                read_policy: ReadPolicy::Stale,
+                write_mode: WriteMode::Sync,
+                op_ttl: Duration::from_secs(60),
+                leader_wait: Duration::from_millis(10),
+            },
+        );
+        let req = axum::http::Request::put("/kv/a")
+            .body(Body::from(r#"{"client_id":"c","seq":1,"value":"v"}"#))
+            .unwrap();
+        let resp = router(dkv, 1 << 20).oneshot(req).await.unwrap();
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_string())
+        };
+        let (status, retry_after, location) =
+            (resp.status(), header(RETRY_AFTER), header(LOCATION));
+        assert_eq!(header(CONTENT_TYPE).as_deref(), Some("application/json"));
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&body).unwrap();
+        (status, retry_after, location, body)
+    }
+
+    #[tokio::test]
+    async fn an_overloaded_leader_answers_503_with_retry_after() {
+        let got = refused_put(NodeError::Overloaded("too many uncommitted bytes".into())).await;
+        assert_eq!(
+            got,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("1".to_string()),
+                None,
+                json!({"ok": false, "err_code": "overloaded", "err_msg": "too many uncommitted bytes"}),
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn every_node_error_answers_its_status_and_code_as_json() {
+        let no_leader = LeaderHint {
+            leader_id: None,
+            leader_addr: None,
+        };
+        let elsewhere = LeaderHint {
+            leader_id: Some(NodeId::from("n2")),
+            leader_addr: Some("127.0.0.1:2".into()),
+        };
+        let cases = [
+            (NodeError::BadRequest("no".into()), StatusCode::BAD_REQUEST),
+            (
+                NodeError::NotLeader(no_leader),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                NodeError::NotLeader(elsewhere),
+                StatusCode::TEMPORARY_REDIRECT,
+            ),
+            (
+                NodeError::UnknownOutcome("lost".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                NodeError::Unavailable("stopped".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                NodeError::Overloaded("busy".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+        ];
+        for (e, want) in cases {
+            let code = e.code();
+            let overloaded = matches!(e, NodeError::Overloaded(_));
+            let (status, retry_after, location, body) = refused_put(e).await;
+            assert_eq!(status, want, "{code}");
+            assert_eq!(body["ok"], false, "{code}");
+            assert_eq!(body["err_code"], code);
+            assert!(
+                body["err_msg"].as_str().is_some_and(|m| !m.is_empty()),
+                "{code}"
+            );
+            assert_eq!(retry_after.is_some(), overloaded, "{code}");
+            assert_eq!(
+                location.as_deref(),
+                (want == StatusCode::TEMPORARY_REDIRECT).then_some("http://127.0.0.1:2/kv/a"),
+                "{code}"
+            );
+        }
+    }
 }

@@ -9,11 +9,14 @@
 //! `not_leader`) or unsure of a write's outcome (503 `unknown_outcome`). Those answers are
 //! retried, round after round over all endpoints with a growing pause, for up to the client's
 //! retry window; each round re-sends the same bytes, so a write is still applied at most once.
+//! A leader shedding load (503 `overloaded`) is retried the same way, except that the round ends
+//! there (the other endpoints would send the request back to that leader) and the pause is at
+//! least the reply's `Retry-After`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use raftkv_core::{Entry, ReadPolicy};
-use reqwest::header::LOCATION;
+use reqwest::header::{LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
@@ -39,6 +42,8 @@ pub enum ClientError {
         msg: String,
         /// The raw body, for `--json`.
         body: String,
+        /// How long the server asked the client to wait before retrying (`Retry-After`).
+        retry_after: Option<Duration>,
     },
     /// No endpoint could be reached; holds the last transport error.
     #[error("no endpoint reachable: {0}")]
@@ -59,8 +64,8 @@ pub enum ClientError {
 
 impl ClientError {
     /// Whether another round may succeed where this one failed, with the same request bytes:
-    /// no endpoint answered, or the cluster is between leaders. Everything else (a 4xx, a failed
-    /// cas, a redirect loop) would fail the same way again.
+    /// no endpoint answered, the cluster is between leaders, or the leader sheds load.
+    /// Everything else (a 4xx, a failed cas, a redirect loop) would fail the same way again.
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Unreachable(_) => true,
@@ -68,10 +73,24 @@ impl ClientError {
                 *status == 503
                     && matches!(
                         code.as_str(),
-                        "not_leader" | "unknown_outcome" | "unavailable"
+                        "not_leader" | "unknown_outcome" | "unavailable" | "overloaded"
                     )
             }
             _ => false,
+        }
+    }
+
+    /// Whether the leader refused the request for now because it has too much pending: asking
+    /// the other endpoints would only lead back to it.
+    pub fn is_overloaded(&self) -> bool {
+        matches!(self, ClientError::Server { status: 503, code, .. } if code == "overloaded")
+    }
+
+    /// How long the server asked to wait before a retry, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::Server { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }
@@ -325,8 +344,13 @@ impl Client {
         let mut pause = FIRST_PAUSE;
         loop {
             match self.round(&method, path, body.as_deref()).await {
-                Err(e) if e.is_transient() && Instant::now() + pause < deadline => {
-                    tokio::time::sleep(pause).await;
+                Err(e) if e.is_transient() => {
+                    // A server that said when to come back is not asked again sooner.
+                    let wait = e.retry_after().map_or(pause, |r| r.max(pause));
+                    if Instant::now() + wait >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(wait).await;
                     pause = (pause * 2).min(MAX_PAUSE);
                 }
                 done => return done,
@@ -335,8 +359,8 @@ impl Client {
     }
 
     /// One round: each endpoint in turn from the preferred one, following 307s, moving on after
-    /// a transport error or a transient 503; returns the first final answer, or the last
-    /// transient failure when every endpoint gave one.
+    /// a transport error or a transient 503; returns the first final answer, an `overloaded`
+    /// leader's answer, or the last transient failure when every endpoint gave one.
     async fn round(
         &mut self,
         method: &Method,
@@ -369,7 +393,7 @@ impl Client {
                         // The connection broke mid-reply, or this node is between leaders or
                         // unsure of the outcome: the write may or may not have been applied,
                         // and the retry's (client_id, seq) makes either case safe.
-                        Err(e) if e.is_transient() => {
+                        Err(e) if e.is_transient() && !e.is_overloaded() => {
                             last_err = e;
                             break;
                         }
@@ -434,6 +458,7 @@ async fn redirect_target(from: &Url, resp: reqwest::Response) -> Option<Url> {
 /// [`ClientError::Server`].
 async fn read_reply(resp: reqwest::Response) -> Result<Reply, ClientError> {
     let status = resp.status();
+    let retry_after = retry_after(resp.headers());
     let raw = resp
         .text()
         .await
@@ -458,7 +483,20 @@ async fn read_reply(resp: reqwest::Response) -> Result<Reply, ClientError> {
         code: field("err_code"),
         msg: field("err_msg"),
         body: raw,
+        retry_after,
     })
+}
+
+/// A `Retry-After` in seconds; the HTTP-date form (which kvserver does not send) is ignored.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
 }
 
 /// Turns an async op's `result` into the reply a sync write would have given.
@@ -483,6 +521,7 @@ fn result_reply(result: Value) -> Result<Reply, ClientError> {
         code: field("err_code"),
         msg: field("err_msg"),
         body: raw,
+        retry_after: None,
     })
 }
 
@@ -543,6 +582,34 @@ mod tests {
         assert_eq!(ok.deleted(), Some(1));
         let err = result_reply(json!({"ok": false, "err_code": "cas_failed", "err_msg": "no"}));
         assert!(matches!(err, Err(ClientError::Server { code, .. }) if code == "cas_failed"));
+    }
+
+    #[test]
+    fn overloaded_is_retried_after_the_servers_delay() {
+        let server = |status, code: &str, retry_after| ClientError::Server {
+            status,
+            code: code.into(),
+            msg: String::new(),
+            body: String::new(),
+            retry_after,
+        };
+        let busy = server(503, "overloaded", Some(Duration::from_secs(1)));
+        assert!(busy.is_transient() && busy.is_overloaded());
+        assert_eq!(busy.retry_after(), Some(Duration::from_secs(1)));
+        let lost = server(503, "unknown_outcome", None);
+        assert!(lost.is_transient() && !lost.is_overloaded());
+        // An async op's result carries the code with a 200: not a retryable answer.
+        assert!(!server(200, "overloaded", None).is_transient());
+
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use raftkv_core::opcache::DEFAULT_TTL_MS;
+use raftkv_core::raft::Config;
 use raftkv_core::{NodeId, ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
@@ -177,6 +178,23 @@ impl ServerConfig {
             op_ttl: Duration::from_millis(DEFAULT_TTL_MS),
         }
     }
+
+    /// The Raft node's configuration: every member of `peers` votes (this node alone without
+    /// `--peers`).
+    pub fn raft_config(&self) -> Config {
+        let mut voters: Vec<NodeId> = self.peers.iter().map(|p| p.id.clone()).collect();
+        if voters.is_empty() {
+            voters.push(self.id.clone());
+        }
+        voters.sort();
+        let mut raft = Config::new(self.id.clone(), voters);
+        raft.election_timeout_min = self.election_timeout_ms.min;
+        raft.election_timeout_max = self.election_timeout_ms.max;
+        raft.heartbeat_interval = self.heartbeat_ms;
+        raft.snapshot_threshold = self.snapshot_threshold;
+        raft.snapshot_trailing = self.snapshot_trailing;
+        raft
+    }
 }
 
 impl TryFrom<Args> for ServerConfig {
@@ -196,9 +214,15 @@ impl TryFrom<Args> for ServerConfig {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return invalid("--peers lists a node more than once");
         }
-        if a.heartbeat_ms == 0 || a.heartbeat_ms >= a.election_timeout_ms.min {
-            return invalid("--heartbeat-ms must be above 0 and below the election timeout's MIN");
-        }
+        // Core's timing rule, checked here to name the flags it comes from.
+        Config::validate_timing(
+            a.heartbeat_ms,
+            a.election_timeout_ms.min,
+            a.election_timeout_ms.max,
+        )
+        .map_err(|e| {
+            ConfigError::Invalid(format!("--heartbeat-ms / --election-timeout-ms: {}", e.0))
+        })?;
         if a.max_body_bytes == 0 {
             return invalid("--max-body-bytes must be above 0");
         }
@@ -208,7 +232,7 @@ impl TryFrom<Args> for ServerConfig {
         let data_dir = a
             .data_dir
             .unwrap_or_else(|| PathBuf::from("data").join(id.as_str()));
-        Ok(ServerConfig {
+        let config = ServerConfig {
             peers: a.peers,
             id,
             addr: a.addr,
@@ -221,7 +245,14 @@ impl TryFrom<Args> for ServerConfig {
             heartbeat_ms: a.heartbeat_ms,
             max_body_bytes: a.max_body_bytes,
             op_ttl: Duration::from_secs(a.op_ttl_secs),
-        })
+        };
+        // Whatever else core requires of the node's configuration (the one check core, kvserver
+        // and the web bindings share), refused now rather than when the node starts.
+        config
+            .raft_config()
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(config)
     }
 }
 
@@ -304,7 +335,14 @@ mod tests {
         assert!(parse(&["--write-mode", "later"]).is_err());
         assert!(parse(&["--election-timeout-ms", "300-150"]).is_err());
         assert!(parse(&["--election-timeout-ms", "300"]).is_err());
-        assert!(parse(&["--heartbeat-ms", "200"]).is_err());
+        let err = parse(&["--heartbeat-ms", "200"]).unwrap_err();
+        assert!(
+            err.contains("--heartbeat-ms / --election-timeout-ms")
+                && err.contains("heartbeat (200 ms) < election timeout min (150 ms)"),
+            "{err}"
+        );
+        let err = parse(&["--heartbeat-ms", "0"]).unwrap_err();
+        assert!(err.contains("--heartbeat-ms"), "{err}");
         assert!(parse(&["--peers", "n1"]).is_err());
         assert!(parse(&["--max-body-bytes", "0"]).is_err());
     }

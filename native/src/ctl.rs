@@ -45,8 +45,9 @@ pub struct Args {
     /// Per-request timeout in milliseconds.
     #[arg(long, global = true, default_value_t = 5000)]
     pub timeout_ms: u64,
-    /// How long one request keeps retrying, in milliseconds, while no endpoint answers or the
-    /// cluster has no leader (as during a failover); 0 tries each endpoint once.
+    /// How long one request keeps retrying, in milliseconds, while no endpoint answers, the
+    /// cluster has no leader (as during a failover) or the leader is overloaded (waiting at
+    /// least its Retry-After); 0 tries each endpoint once.
     #[arg(long, global = true, default_value_t = 5000)]
     pub retry_ms: u64,
     /// In async write mode, print the op id instead of waiting for the result.

@@ -1,47 +1,23 @@
 //! DistributedKV: the only thing the HTTP layer talks to.
 //!
-//! Writes propose through a small [`RaftHandle`] (so this layer is tested with a fake, without
-//! Raft) and are answered once applied (sync mode) or at once with an op id (async mode). Reads
+//! Writes propose through a small [`RaftHandle`], the port in [`crate::node_port`] (so this layer
+//! is tested with a fake, without Raft) and are answered once applied (sync mode) or at once with an op id (async mode). Reads
 //! obey the read policy: `stale` reads the local state machine; `readindex` asks the leader for
 //! a read index, waits until it is applied here, then reads.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use raftkv_core::raft::{Index, Role, Status};
+use raftkv_core::raft::Status;
 use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId, OpCache, OpId, OpResult};
 use raftkv_core::{ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Peer;
-use crate::driver::{ProposeOutcomeError, SharedSm};
-
-/// A boxed future of a handle call: boxed so the trait stays object safe.
-pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, ProposeOutcomeError>> + Send + 'a>>;
-
-/// What DistributedKV needs from the Raft node.
-pub trait RaftHandle: Send + Sync + 'static {
-    /// Proposes `cmd` and resolves once it was applied (with its result) or cannot be.
-    fn propose(&self, cmd: Command) -> BoxFut<'_, ApplyResult>;
-    /// Whether this node currently leads.
-    fn is_leader(&self) -> bool;
-    /// Who leads, as far as this node knows.
-    fn leader_hint(&self) -> LeaderHint;
-    /// A confirmed read index (leader only).
-    fn read_index(&self) -> BoxFut<'_, Index>;
-    /// Resolves once the local state machine has applied `index`.
-    fn wait_applied(&self, index: Index) -> BoxFut<'_, ()>;
-    /// Resolves once some leader is known, or after `timeout`.
-    fn wait_for_leader(&self, timeout: Duration) -> BoxFut<'_, ()>;
-    /// The node's status.
-    fn status(&self) -> Status;
-    /// Whether the node has stopped (storage failure or shutdown).
-    fn is_stopped(&self) -> bool;
-}
+use crate::node_port::{NodeError, RaftHandle};
+use crate::shared_sm::SharedSm;
 
 /// How DistributedKV behaves.
 #[derive(Clone, Debug)]
@@ -61,47 +37,6 @@ pub struct DkvConfig {
     pub leader_wait: Duration,
 }
 
-/// A request DistributedKV could not carry out. Semantic outcomes such as `cas_failed` or
-/// `not_found` are not errors here: they are [`ApplyResult`]s with `ok: false`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DkvError {
-    /// The request is malformed.
-    #[error("{0}")]
-    BadRequest(String),
-    /// Only the leader serves this; it is elsewhere (or unknown).
-    #[error("this node is not the leader")]
-    NotLeader(LeaderHint),
-    /// The write may or may not take effect: leadership lost before apply, or a timeout.
-    #[error("{0}")]
-    UnknownOutcome(String),
-    /// The node cannot serve: stopped after a storage failure, or shutting down.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl DkvError {
-    /// The machine-readable `err_code`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            DkvError::BadRequest(_) => "bad_request",
-            DkvError::NotLeader(_) => "not_leader",
-            DkvError::UnknownOutcome(_) => "unknown_outcome",
-            DkvError::Unavailable(_) => "unavailable",
-        }
-    }
-}
-
-impl From<ProposeOutcomeError> for DkvError {
-    fn from(e: ProposeOutcomeError) -> Self {
-        match e {
-            ProposeOutcomeError::NotLeader(h) => DkvError::NotLeader(h),
-            ProposeOutcomeError::Unknown(m) => DkvError::UnknownOutcome(m),
-            ProposeOutcomeError::Unavailable(m) => DkvError::Unavailable(m),
-            ProposeOutcomeError::Invalid(m) => DkvError::BadRequest(m),
-        }
-    }
-}
-
 /// How a write was answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteReply {
@@ -111,29 +46,18 @@ pub enum WriteReply {
     Accepted(OpId),
 }
 
-/// What `GET /status` reports.
+/// What `GET /status` reports: the Raft node's own [`Status`], flattened, and what this
+/// server adds to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     /// Always true: status itself cannot fail.
     pub ok: bool,
-    /// This node.
-    pub id: NodeId,
-    /// Its role.
-    pub role: Role,
-    /// Its term.
-    pub term: u64,
-    /// The leader it knows of, if any.
-    pub leader_id: Option<NodeId>,
-    /// That leader's client address, if known.
+    /// The node's id, role, term, vote, leader, commit/applied/log/snapshot indexes and
+    /// election timer (on this process's clock, in milliseconds since the node started).
+    #[serde(flatten)]
+    pub raft: Status,
+    /// The leader's client address, if known.
     pub leader_addr: Option<String>,
-    /// The commit index.
-    pub commit_index: u64,
-    /// The last entry applied to the state machine.
-    pub last_applied: u64,
-    /// The last entry in the log.
-    pub last_log_index: u64,
-    /// The last entry covered by a snapshot; 0 without one.
-    pub snapshot_index: u64,
     /// Every member, this node included.
     pub peers: Vec<Peer>,
     /// The default read policy.
@@ -191,9 +115,9 @@ impl DistributedKv {
         &self,
         key: &str,
         consistency: Option<ReadPolicy>,
-    ) -> Result<ApplyResult, DkvError> {
+    ) -> Result<ApplyResult, NodeError> {
         if key.is_empty() {
-            return Err(DkvError::BadRequest("key must not be empty".into()));
+            return Err(NodeError::BadRequest("key must not be empty".into()));
         }
         self.read_barrier(consistency).await?;
         let sm = self.sm.read();
@@ -214,12 +138,12 @@ impl DistributedKv {
         &self,
         keys: &[String],
         consistency: Option<ReadPolicy>,
-    ) -> Result<ApplyResult, DkvError> {
+    ) -> Result<ApplyResult, NodeError> {
         if keys.is_empty() {
-            return Err(DkvError::BadRequest("keys must not be empty".into()));
+            return Err(NodeError::BadRequest("keys must not be empty".into()));
         }
         if keys.iter().any(String::is_empty) {
-            return Err(DkvError::BadRequest(
+            return Err(NodeError::BadRequest(
                 "keys must not contain an empty key".into(),
             ));
         }
@@ -234,7 +158,7 @@ impl DistributedKv {
 
     /// For a readindex read: waits until the state machine has applied a read index the
     /// leader confirmed. Nothing to wait for a stale read.
-    async fn read_barrier(&self, consistency: Option<ReadPolicy>) -> Result<(), DkvError> {
+    async fn read_barrier(&self, consistency: Option<ReadPolicy>) -> Result<(), NodeError> {
         self.check_running()?;
         match consistency.unwrap_or(self.cfg.read_policy) {
             ReadPolicy::Stale => Ok(()),
@@ -247,9 +171,9 @@ impl DistributedKv {
         }
     }
 
-    fn check_running(&self) -> Result<(), DkvError> {
+    fn check_running(&self) -> Result<(), NodeError> {
         if self.node.is_stopped() {
-            return Err(DkvError::Unavailable(
+            return Err(NodeError::Unavailable(
                 "the raft node has stopped (see the server log)".into(),
             ));
         }
@@ -258,7 +182,7 @@ impl DistributedKv {
 
     /// Fails with `NotLeader` unless this node leads. While no leader is known (an election
     /// is under way) it waits a little for one first, so a client is not bounced for nothing.
-    async fn ensure_leader(&self) -> Result<(), DkvError> {
+    async fn ensure_leader(&self) -> Result<(), NodeError> {
         if self.node.is_leader() {
             return Ok(());
         }
@@ -268,13 +192,13 @@ impl DistributedKv {
                 return Ok(());
             }
         }
-        Err(DkvError::NotLeader(self.node.leader_hint()))
+        Err(NodeError::NotLeader(self.node.leader_hint()))
     }
 
     /// Carries out a write: refused before it reaches the log if invalid (so it changes
     /// nothing, not even the dedupe table) or if this node does not lead.
-    pub async fn write(self: &Arc<Self>, cmd: Command) -> Result<WriteReply, DkvError> {
-        cmd.validate().map_err(|e| DkvError::BadRequest(e.0))?;
+    pub async fn write(self: &Arc<Self>, cmd: Command) -> Result<WriteReply, NodeError> {
+        cmd.validate().map_err(|e| NodeError::BadRequest(e.0))?;
         self.check_running()?;
         self.ensure_leader().await?;
         if let Some(r) = self.dedupe_reply(&cmd) {
@@ -291,10 +215,7 @@ impl DistributedKv {
                 tokio::spawn(async move {
                     let result = match this.node.propose(cmd).await {
                         Ok(r) => r,
-                        Err(e) => {
-                            let e = DkvError::from(e);
-                            ApplyResult::error(e.code(), e.to_string())
-                        }
+                        Err(e) => ApplyResult::error(e.code(), e.to_string()),
                     };
                     let now = this.now_ms();
                     lock(&this.ops).complete(task_id, result, now);
@@ -328,19 +249,10 @@ impl DistributedKv {
 
     /// This node's status.
     pub fn status(&self) -> NodeStatus {
-        let s = self.node.status();
-        let hint = self.node.leader_hint();
         NodeStatus {
             ok: true,
-            id: self.cfg.id.clone(),
-            role: s.role,
-            term: s.term,
-            leader_id: s.leader_id,
-            leader_addr: hint.leader_addr,
-            commit_index: s.commit_index,
-            last_applied: s.last_applied,
-            last_log_index: s.last_log_index,
-            snapshot_index: s.snapshot_index,
+            raft: self.node.status(),
+            leader_addr: self.node.leader_hint().leader_addr,
             peers: self.cfg.peers.clone(),
             read_policy: self.cfg.read_policy,
             write_mode: self.cfg.write_mode,
@@ -368,7 +280,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node_port::BoxFut;
     use raftkv_core::StateMachine;
+    use raftkv_core::raft::{Index, Role};
+    use serde_json::json;
     use tokio::sync::watch;
 
     /// A fake node: applies proposals straight to the state machine when it leads, records
@@ -430,7 +345,7 @@ mod tests {
                 rx.wait_for(|a| *a >= index)
                     .await
                     .map(|_| ())
-                    .map_err(|_| ProposeOutcomeError::Unavailable("gone".into()))
+                    .map_err(|_| NodeError::Unavailable("gone".into()))
             })
         }
         fn wait_for_leader(&self, _timeout: Duration) -> BoxFut<'_, ()> {
@@ -480,8 +395,38 @@ mod tests {
         Command::put(k, v).with_client("c1", seq)
     }
 
+    #[test]
+    fn status_json_has_the_raft_status_fields_at_its_top_level() {
+        let sm = SharedSm::new();
+        let d = dkv(FakeNode::new(sm.clone(), true), sm, ReadPolicy::Stale);
+        let v = serde_json::to_value(d.status()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in [
+            "ok",
+            "id",
+            "role",
+            "term",
+            "leader_id",
+            "leader_addr",
+            "commit_index",
+            "last_applied",
+            "last_log_index",
+            "snapshot_index",
+            "peers",
+            "read_policy",
+            "write_mode",
+            "stopped",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {v}");
+        }
+        assert!(!keys.contains(&"raft"), "{v}");
+        assert_eq!((&v["id"], &v["role"]), (&json!("n1"), &json!("leader")));
+        let back: NodeStatus = serde_json::from_value(v).unwrap();
+        assert_eq!(back, d.status());
+    }
+
     #[tokio::test]
-    async fn dkv_m1_writes_call_propose() {
+    async fn writes_are_proposed_but_retries_and_invalid_commands_never_reach_the_log() {
         let sm = SharedSm::new();
         let node = FakeNode::new(sm.clone(), true);
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
@@ -502,17 +447,17 @@ mod tests {
         assert_eq!(lock(&node.proposed).len(), 2);
         // An invalid command never reaches the log.
         let bad = Command::new(raftkv_core::OpType::BatchPut).with_client("c1", 3);
-        assert!(matches!(d.write(bad).await, Err(DkvError::BadRequest(_))));
+        assert!(matches!(d.write(bad).await, Err(NodeError::BadRequest(_))));
         assert_eq!(lock(&node.proposed).len(), 2);
     }
 
     #[tokio::test]
-    async fn dkv_m1_writes_on_a_follower_are_refused_with_the_leader_hint() {
+    async fn a_follower_refuses_writes_with_the_leader_hint_and_proposes_nothing() {
         let sm = SharedSm::new();
         let node = FakeNode::new(sm.clone(), false);
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
         match d.write(put("a", "1", 1)).await {
-            Err(DkvError::NotLeader(h)) => {
+            Err(NodeError::NotLeader(h)) => {
                 assert_eq!(h.leader_addr.as_deref(), Some("127.0.0.1:2"));
             }
             other => panic!("expected not_leader, got {other:?}"),
@@ -521,7 +466,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dkv_m1_reads_are_stale_from_sm() {
+    async fn stale_reads_serve_the_local_state_machine_without_a_read_index() {
         let sm = SharedSm::new();
         // A follower serves stale reads from whatever its state machine holds.
         let node = FakeNode::new(sm.clone(), false);
@@ -538,7 +483,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dkv_m4_read_policy_switch() {
+    async fn a_requests_consistency_overrides_the_read_policy_and_readindex_needs_the_leader() {
         let sm = SharedSm::new();
         let node = FakeNode::new(sm.clone(), false);
         let stale = dkv(Arc::clone(&node), sm.clone(), ReadPolicy::Stale);
@@ -547,13 +492,13 @@ mod tests {
         assert!(stale.get("a", None).await.is_ok());
         assert!(matches!(
             ri.get("a", None).await,
-            Err(DkvError::NotLeader(_))
+            Err(NodeError::NotLeader(_))
         ));
         // A per-request consistency overrides the policy both ways.
         assert!(ri.get("a", Some(ReadPolicy::Stale)).await.is_ok());
         assert!(matches!(
             stale.get("a", Some(ReadPolicy::ReadIndex)).await,
-            Err(DkvError::NotLeader(_))
+            Err(NodeError::NotLeader(_))
         ));
         // On a leader a readindex read asks for a read index.
         let leader = FakeNode::new(sm.clone(), true);
@@ -563,7 +508,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dkv_m4_read_index_read_waits_for_commit_and_apply() {
+    async fn a_readindex_read_waits_until_its_read_index_is_applied() {
         let sm = SharedSm::new();
         let node = Arc::new(FakeNode {
             sm: sm.clone(),

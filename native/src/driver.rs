@@ -1,5 +1,6 @@
 //! The driver: one thread owns the core Raft node and feeds it peer messages, proposals, reads
-//! and ticks; [`RaftNode`] is the handle the rest of kvserver talks to it through.
+//! and ticks; [`RaftNode`] is the handle the rest of kvserver talks to it through (it implements
+//! the port the KV service depends on, [`RaftHandle`]).
 //!
 //! Each turn of the loop waits for the first input (or the node's next deadline), drains
 //! whatever else is ready, hands it all to the node, then calls `persist()` once (group commit:
@@ -13,16 +14,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use raftkv_core::raft::{
     Config, Event, Index, Message, Node, ProposeError, RaftError, ReadId, Role, Status, Term,
 };
-use raftkv_core::{ApplyResult, Command, KvStateMachine, LeaderHint, NodeId, SnapshotError};
+use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::node_port::{BoxFut, NodeError, RaftHandle};
+use crate::shared_sm::{SharedSm, write_lock};
 use crate::transport::HttpTransport;
 
 /// The most inputs of one kind taken in one turn: bounds the latency of a turn under load.
@@ -31,104 +34,6 @@ const MAX_BATCH: usize = 1024;
 const REQUEST_QUEUE: usize = 4096;
 /// Capacity of the inbox of peer messages; when full the transport drops (Raft retries).
 pub const INBOX_QUEUE: usize = 4096;
-
-/// The KV state machine, shared: the driver applies through it, the HTTP layer reads it for
-/// stale reads (and for reads once a read index is applied).
-///
-/// Clients read through a gate that a single-node driver holds for a whole turn: a lone node
-/// commits and applies an entry in the same call that appends it, before the turn's fsync, and
-/// the gate keeps clients from seeing (and acting on) a write a crash could still take back.
-#[derive(Clone, Default)]
-pub struct SharedSm {
-    sm: Arc<RwLock<KvStateMachine>>,
-    gate: Arc<RwLock<()>>,
-}
-
-/// A state machine guard that also holds the gate open. `guard` is declared first so that it
-/// is released before the gate.
-pub struct Gated<'a, G> {
-    guard: G,
-    _gate: RwLockReadGuard<'a, ()>,
-}
-
-impl<G: std::ops::Deref> std::ops::Deref for Gated<'_, G> {
-    type Target = G::Target;
-    fn deref(&self) -> &Self::Target {
-        &self.guard
-    }
-}
-
-impl<G: std::ops::DerefMut> std::ops::DerefMut for Gated<'_, G> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.guard
-    }
-}
-
-/// Poisoning is ignored: apply never panics halfway through a command.
-fn read_lock<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write_lock<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl SharedSm {
-    /// An empty state machine.
-    pub fn new() -> Self {
-        SharedSm::default()
-    }
-
-    /// Read access for clients (waits while a single-node driver is mid-turn).
-    pub fn read(&self) -> Gated<'_, RwLockReadGuard<'_, KvStateMachine>> {
-        let gate = read_lock(&self.gate);
-        Gated {
-            guard: read_lock(&self.sm),
-            _gate: gate,
-        }
-    }
-
-    /// Write access outside the log: only for the dedupe fast path, which changes nothing,
-    /// and for tests.
-    pub(crate) fn write(&self) -> Gated<'_, RwLockWriteGuard<'_, KvStateMachine>> {
-        let gate = read_lock(&self.gate);
-        Gated {
-            guard: write_lock(&self.sm),
-            _gate: gate,
-        }
-    }
-}
-
-/// The driver's side: no gate (the driver may hold it).
-impl raftkv_core::StateMachine for SharedSm {
-    fn apply(&mut self, cmd: &Command) -> ApplyResult {
-        write_lock(&self.sm).apply(cmd)
-    }
-    fn snapshot(&self) -> Vec<u8> {
-        read_lock(&self.sm).snapshot()
-    }
-    fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
-        write_lock(&self.sm).restore(data)
-    }
-}
-
-/// Why a proposal or a read did not produce a result.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProposeOutcomeError {
-    /// This node does not lead; the command was not applied through it. Retry at the hint.
-    #[error("not the leader")]
-    NotLeader(LeaderHint),
-    /// The command was accepted but whether it takes effect is unknown (leadership lost before
-    /// apply, a timeout, the node stopped). A retry with the same (client_id, seq) is safe.
-    #[error("outcome unknown: {0}")]
-    Unknown(String),
-    /// The node cannot serve (stopped after a storage error, or shutting down).
-    #[error("node unavailable: {0}")]
-    Unavailable(String),
-    /// The command is malformed.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// What the driver publishes after every turn.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,8 +44,8 @@ pub struct NodeView {
     pub stopped: bool,
 }
 
-type ProposeReply = oneshot::Sender<Result<ApplyResult, ProposeOutcomeError>>;
-type ReadReply = oneshot::Sender<Result<Index, ProposeOutcomeError>>;
+type ProposeReply = oneshot::Sender<Result<ApplyResult, NodeError>>;
+type ReadReply = oneshot::Sender<Result<Index, NodeError>>;
 
 enum Request {
     Propose { cmd: Command, reply: ProposeReply },
@@ -232,7 +137,7 @@ pub fn start(
     let started = Instant::now();
     let seed = rng_seed(&cfg.raft.id);
     // Only a lone node applies entries before they are durable (see SharedSm).
-    let gate = (cfg.raft.voters.len() == 1).then(|| Arc::clone(&sm.gate));
+    let gate = (cfg.raft.voters.len() == 1).then(|| sm.gate());
     let node = Node::new(cfg.raft, stores, sm, seed, 0)?;
     let (view_tx, view_rx) = watch::channel(NodeView {
         status: node.status(),
@@ -413,13 +318,12 @@ impl Driver {
     }
 
     /// Maps a refused proposal or read to the caller's error; a fatal error stops the node.
-    fn refusal(&self, e: ProposeError) -> Result<ProposeOutcomeError, RaftError> {
+    fn refusal(&self, e: ProposeError) -> Result<NodeError, RaftError> {
         match e {
-            ProposeError::NotLeader { leader } => Ok(ProposeOutcomeError::NotLeader(hint(
-                &self.client_addrs,
-                leader,
-            ))),
-            ProposeError::Invalid(m) => Ok(ProposeOutcomeError::Invalid(m)),
+            ProposeError::NotLeader { leader } => {
+                Ok(NodeError::NotLeader(hint(&self.client_addrs, leader)))
+            }
+            ProposeError::Invalid(m) => Ok(NodeError::BadRequest(m)),
             ProposeError::Fatal(e) => Err(e),
         }
     }
@@ -439,15 +343,12 @@ impl Driver {
                 // Another leader's entry replaced it: it was not applied here and never will be.
                 if let Some(r) = self.proposals.remove(&(index, term)) {
                     let leader = self.node.leader_id().cloned();
-                    let _ = r.send(Err(ProposeOutcomeError::NotLeader(hint(
-                        &self.client_addrs,
-                        leader,
-                    ))));
+                    let _ = r.send(Err(NodeError::NotLeader(hint(&self.client_addrs, leader))));
                 }
             }
             Event::ProposalUnknown { index, term } => {
                 if let Some(r) = self.proposals.remove(&(index, term)) {
-                    let _ = r.send(Err(ProposeOutcomeError::Unknown(
+                    let _ = r.send(Err(NodeError::UnknownOutcome(
                         "covered by a snapshot from the leader before it was applied here".into(),
                     )));
                 }
@@ -456,7 +357,7 @@ impl Driver {
                 // Leadership lost: a pending proposal may still be committed by the next leader,
                 // or not. Say so rather than guess.
                 for (_, r) in self.proposals.drain() {
-                    let _ = r.send(Err(ProposeOutcomeError::Unknown(
+                    let _ = r.send(Err(NodeError::UnknownOutcome(
                         "leadership lost before the write was applied".into(),
                     )));
                 }
@@ -480,13 +381,13 @@ impl Driver {
         }
     }
 
-    fn read_failed(&self) -> ProposeOutcomeError {
+    fn read_failed(&self) -> NodeError {
         let leader = self
             .node
             .leader_id()
             .filter(|l| *l != self.node.id())
             .cloned();
-        ProposeOutcomeError::NotLeader(hint(&self.client_addrs, leader))
+        NodeError::NotLeader(hint(&self.client_addrs, leader))
     }
 
     fn fail_reads(&mut self) {
@@ -499,14 +400,12 @@ impl Driver {
     /// Tells every waiting caller, and every later one, that the node is gone.
     fn shut_down(&mut self) {
         for (_, r) in self.proposals.drain() {
-            let _ = r.send(Err(ProposeOutcomeError::Unknown(
+            let _ = r.send(Err(NodeError::UnknownOutcome(
                 "the node stopped before the write was applied".into(),
             )));
         }
         for (_, r) in self.reads.drain() {
-            let _ = r.send(Err(ProposeOutcomeError::Unavailable(
-                "the node stopped".into(),
-            )));
+            let _ = r.send(Err(NodeError::Unavailable("the node stopped".into())));
         }
         self.view.send_modify(|v| v.stopped = true);
         self.reqs.close();
@@ -549,15 +448,13 @@ impl RaftNode {
 
     async fn request<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, ProposeOutcomeError>>) -> Request,
-        gone: impl Fn(&str) -> ProposeOutcomeError,
+        make: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Request,
+        gone: impl Fn(&str) -> NodeError,
         timeout: Duration,
-    ) -> Result<T, ProposeOutcomeError> {
+    ) -> Result<T, NodeError> {
         let (tx, rx) = oneshot::channel();
         if self.reqs.send(make(tx)).await.is_err() {
-            return Err(ProposeOutcomeError::Unavailable(
-                "the raft node has stopped".into(),
-            ));
+            return Err(NodeError::Unavailable("the raft node has stopped".into()));
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
@@ -567,11 +464,11 @@ impl RaftNode {
     }
 }
 
-impl crate::dkv::RaftHandle for RaftNode {
-    fn propose(&self, cmd: Command) -> crate::dkv::BoxFut<'_, ApplyResult> {
+impl RaftHandle for RaftNode {
+    fn propose(&self, cmd: Command) -> BoxFut<'_, ApplyResult> {
         Box::pin(self.request(
             |reply| Request::Propose { cmd, reply },
-            |m| ProposeOutcomeError::Unknown(m.into()),
+            |m| NodeError::UnknownOutcome(m.into()),
             self.propose_timeout,
         ))
     }
@@ -586,15 +483,15 @@ impl crate::dkv::RaftHandle for RaftNode {
         hint(&self.client_addrs, leader)
     }
 
-    fn read_index(&self) -> crate::dkv::BoxFut<'_, Index> {
+    fn read_index(&self) -> BoxFut<'_, Index> {
         Box::pin(self.request(
             |reply| Request::ReadIndex { reply },
-            |m| ProposeOutcomeError::Unavailable(m.into()),
+            |m| NodeError::Unavailable(m.into()),
             self.propose_timeout,
         ))
     }
 
-    fn wait_applied(&self, index: Index) -> crate::dkv::BoxFut<'_, ()> {
+    fn wait_applied(&self, index: Index) -> BoxFut<'_, ()> {
         Box::pin(async move {
             let mut rx = self.view.clone();
             let res = tokio::time::timeout(
@@ -604,17 +501,15 @@ impl crate::dkv::RaftHandle for RaftNode {
             .await;
             match res {
                 Ok(Ok(v)) if !v.stopped => Ok(()),
-                Ok(_) => Err(ProposeOutcomeError::Unavailable(
-                    "the raft node stopped".into(),
-                )),
-                Err(_) => Err(ProposeOutcomeError::Unavailable(
+                Ok(_) => Err(NodeError::Unavailable("the raft node stopped".into())),
+                Err(_) => Err(NodeError::Unavailable(
                     "timed out waiting for the read index to be applied".into(),
                 )),
             }
         })
     }
 
-    fn wait_for_leader(&self, timeout: Duration) -> crate::dkv::BoxFut<'_, ()> {
+    fn wait_for_leader(&self, timeout: Duration) -> BoxFut<'_, ()> {
         Box::pin(async move {
             self.wait_for(timeout, |v| v.status.leader_id.is_some())
                 .await;
@@ -628,208 +523,5 @@ impl crate::dkv::RaftHandle for RaftNode {
 
     fn is_stopped(&self) -> bool {
         self.view.borrow().stopped
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use raftkv_core::raft::{LogEntry, LogStore, MemLogStore, SnapshotMeta, StorageError, Stores};
-    use raftkv_core::{ReadPolicy, WriteMode};
-
-    use super::*;
-    use crate::dkv::{DistributedKv, DkvConfig, DkvError, WriteReply};
-    use crate::transport::{StaticPeers, TransportConfig};
-    use tower::ServiceExt;
-
-    /// An in-memory log whose `sync` runs a hook the test controls: a dying or slow disk.
-    struct HookedLog<F> {
-        inner: MemLogStore,
-        on_sync: F,
-    }
-
-    impl<F: FnMut() -> Result<(), StorageError> + Send> LogStore for HookedLog<F> {
-        fn base(&self) -> SnapshotMeta {
-            self.inner.base()
-        }
-        fn last_index(&self) -> Index {
-            self.inner.last_index()
-        }
-        fn term_at(&self, index: Index) -> Result<Term, StorageError> {
-            self.inner.term_at(index)
-        }
-        fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
-            self.inner.append(entries)
-        }
-        fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError> {
-            self.inner.read_range(lo, hi)
-        }
-        fn delete_from(&mut self, index: Index) -> Result<(), StorageError> {
-            self.inner.delete_from(index)
-        }
-        fn truncate_prefix(&mut self, upto: Index, term: Term) -> Result<(), StorageError> {
-            self.inner.truncate_prefix(upto, term)
-        }
-        fn sync(&mut self) -> Result<(), StorageError> {
-            (self.on_sync)()
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn single_node_reads_never_see_a_write_before_its_fsync() {
-        let hold = Arc::new(AtomicBool::new(false));
-        let (entered_tx, entered) = std::sync::mpsc::channel();
-        let (release, release_rx) = std::sync::mpsc::channel();
-        let mut stores = Stores::in_memory();
-        // Once `hold` is set, the next sync reports that it started and waits to be released:
-        // a slow fsync the test controls.
-        stores.log = Box::new(HookedLog {
-            inner: MemLogStore::default(),
-            on_sync: {
-                let hold = Arc::clone(&hold);
-                move || {
-                    if hold.swap(false, Ordering::Relaxed) {
-                        let _ = entered_tx.send(());
-                        let _ = release_rx.recv();
-                    }
-                    Ok(())
-                }
-            },
-        });
-        let (_node, thread, dkv) = single_node(stores);
-        dkv.write(Command::put("a", "1").with_client("c", 1))
-            .await
-            .unwrap();
-        hold.store(true, Ordering::Relaxed);
-        let writer = tokio::spawn({
-            let dkv = Arc::clone(&dkv);
-            async move { dkv.write(Command::put("a", "2").with_client("c", 2)).await }
-        });
-        // The driver has appended, committed and applied "2" and is now in its fsync.
-        tokio::task::spawn_blocking(move || entered.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        let reader = tokio::task::spawn_blocking({
-            let dkv = Arc::clone(&dkv);
-            let rt = tokio::runtime::Handle::current();
-            move || rt.block_on(dkv.get("a", Some(ReadPolicy::Stale)))
-        });
-        // Whatever the reader gets, it cannot be "2" before the fsync finished: it waits.
-        let early = tokio::time::timeout(Duration::from_millis(200), async {
-            while !reader.is_finished() {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await;
-        assert!(early.is_err(), "a read finished during the fsync");
-        release.send(()).unwrap();
-        let got = reader.await.unwrap().unwrap();
-        assert_eq!(got.value.as_deref(), Some("2"));
-        assert!(writer.await.unwrap().is_ok());
-        thread.stop().await;
-    }
-
-    fn single_node(stores: Stores) -> (RaftNode, DriverThread, Arc<DistributedKv>) {
-        let id = NodeId::from("n1");
-        let addrs = BTreeMap::from([(id.clone(), "127.0.0.1:1".to_string())]);
-        let mut raft = Config::new(id.clone(), vec![id.clone()]);
-        raft.election_timeout_min = 20;
-        raft.election_timeout_max = 40;
-        raft.heartbeat_interval = 10;
-        let sm = SharedSm::new();
-        let (_inbox_tx, inbox_rx) = mpsc::channel(8);
-        let transport = HttpTransport::new(
-            id.clone(),
-            StaticPeers::default(),
-            TransportConfig::default(),
-        )
-        .unwrap();
-        let cfg = DriverConfig {
-            raft,
-            client_addrs: addrs,
-            propose_timeout: Duration::from_secs(5),
-        };
-        let (node, thread) = start(cfg, stores, sm.clone(), inbox_rx, transport).unwrap();
-        let dkv = DistributedKv::new(
-            Arc::new(node.clone()),
-            sm,
-            DkvConfig {
-                id,
-                peers: Vec::new(),
-                read_policy: ReadPolicy::ReadIndex,
-                write_mode: WriteMode::Sync,
-                op_ttl: Duration::from_secs(60),
-                leader_wait: Duration::from_secs(5),
-            },
-        );
-        (node, thread, dkv)
-    }
-
-    #[tokio::test]
-    async fn driver_answers_writes_after_apply_and_reads_through_read_index() {
-        let (node, thread, dkv) = single_node(Stores::in_memory());
-        let r = dkv
-            .write(Command::put("a", "1").with_client("c", 1))
-            .await
-            .unwrap();
-        assert_eq!(r, WriteReply::Done(ApplyResult::ok()));
-        // The reply came after apply: the published status already covers it.
-        let s = node.view().status;
-        assert_eq!(s.role, Role::Leader);
-        assert!(s.last_applied >= 2, "{s:?}");
-        let got = dkv.get("a", None).await.unwrap();
-        assert_eq!(got.value.as_deref(), Some("1"));
-        thread.stop().await;
-        // Stopped: callers are told, not left hanging.
-        assert!(matches!(
-            dkv.write(Command::put("b", "1").with_client("c", 2)).await,
-            Err(DkvError::Unavailable(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn storage_failure_stops_the_node_and_requests_get_503_codes() {
-        let broken = Arc::new(AtomicBool::new(false));
-        let mut stores = Stores::in_memory();
-        // Once `broken` is set, every sync fails: a disk that died.
-        stores.log = Box::new(HookedLog {
-            inner: MemLogStore::default(),
-            on_sync: {
-                let broken = Arc::clone(&broken);
-                move || match broken.load(Ordering::Relaxed) {
-                    true => Err(StorageError::Io("disk on fire".into())),
-                    false => Ok(()),
-                }
-            },
-        });
-        let (node, thread, dkv) = single_node(stores);
-        dkv.write(Command::put("a", "1").with_client("c", 1))
-            .await
-            .unwrap();
-        broken.store(true, Ordering::Relaxed);
-        // The entry was accepted but could not be made durable: its outcome is unknown.
-        let got = dkv.write(Command::put("a", "2").with_client("c", 2)).await;
-        assert!(matches!(got, Err(DkvError::UnknownOutcome(_))), "{got:?}");
-        assert!(node.wait_for(Duration::from_secs(5), |v| v.stopped).await);
-        let got = dkv.write(Command::put("a", "3").with_client("c", 3)).await;
-        assert!(matches!(got, Err(DkvError::Unavailable(_))), "{got:?}");
-        assert!(matches!(
-            dkv.get("a", Some(ReadPolicy::Stale)).await,
-            Err(DkvError::Unavailable(_))
-        ));
-        assert!(dkv.status().stopped);
-        // Health checks see it too, so traffic goes elsewhere.
-        let health = crate::api::router(Arc::clone(&dkv), 1 << 20)
-            .oneshot(
-                axum::http::Request::get("/healthz")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(health.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
-        thread.stop().await;
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! Layout: [`config`] (kvserver's command line) → [`server`] (bind, serve, graceful shutdown) →
 //! [`api`] (HTTP routes and the one status/JSON mapping) → [`dkv`] (DistributedKV, the KV
-//! service HTTP talks to) → [`driver`] (the task owning the Raft node, group commit, [`coalesce`]d messages) over
-//! [`disk`] (durable stores) and [`transport`] (Raft over HTTP); async-op results live in core's
-//! `OpCache`, on this process's monotonic clock.
+//! service HTTP talks to) → [`node_port`] (the `RaftHandle` port and its one error, `NodeError`)
+//! ← [`driver`] (the task owning the Raft node, group commit, [`coalesce`]d messages) over
+//! [`disk`] (durable stores) and [`transport`] (Raft over HTTP). `dkv` and `driver` do not know
+//! each other: both see the port and the state machine they share ([`shared_sm`]). Async-op
+//! results live in core's `OpCache`, on this process's monotonic clock.
 //! [`client`] is the HTTP client kvctl and the tests share; [`ctl`] is kvctl's command line and
 //! [`bench`] its load generator.
 
@@ -20,7 +22,11 @@ pub mod ctl;
 pub mod disk;
 pub mod dkv;
 pub mod driver;
+pub mod node_port;
 pub mod server;
+pub mod shared_sm;
+#[cfg(test)]
+mod stack_tests;
 pub mod transport;
 
 pub use config::ServerConfig;

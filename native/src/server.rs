@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raftkv_core::raft::{Config, Role, StorageError};
+use raftkv_core::raft::{Role, StorageError};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -20,7 +20,8 @@ use crate::api;
 use crate::config::{Peer, ServerConfig};
 use crate::disk;
 use crate::dkv::{DistributedKv, DkvConfig};
-use crate::driver::{self, DriverConfig, DriverThread, SharedSm, StartError};
+use crate::driver::{self, DriverConfig, DriverThread, StartError};
+use crate::shared_sm::SharedSm;
 use crate::transport::{self, HttpTransport, StaticPeers, TransportConfig, TransportError};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
@@ -115,12 +116,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .iter()
         .map(|p| (p.id.clone(), p.addr.clone()))
         .collect();
-    let mut raft = Config::new(config.id.clone(), addrs.keys().cloned().collect());
-    raft.election_timeout_min = config.election_timeout_ms.min;
-    raft.election_timeout_max = config.election_timeout_ms.max;
-    raft.heartbeat_interval = config.heartbeat_ms;
-    raft.snapshot_threshold = config.snapshot_threshold;
-    raft.snapshot_trailing = config.snapshot_trailing;
+    let raft = config.raft_config();
     let single = addrs.len() == 1;
 
     let sm = SharedSm::new();

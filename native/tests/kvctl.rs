@@ -175,7 +175,7 @@ async fn kvctl_fails_over_to_the_next_endpoint() {
     assert_eq!(stdout(&kvctl(&eps, &["get", "k"]).await), "v\n");
     // The write reached the server once, with the seq it was given.
     // (Entry 1 is the leader's no-op.)
-    assert_eq!(t.server.service().status().last_applied, 2);
+    assert_eq!(t.server.service().status().raft.last_applied, 2);
 
     // Nothing listens: after its retry window kvctl gives up with the transport error.
     let none = kvctl(&dead_endpoint(), &["--retry-ms", "200", "get", "k"]).await;
@@ -190,6 +190,16 @@ async fn kvctl_fails_over_to_the_next_endpoint() {
 /// A stand-in node in the middle of an election: answers the first `leaderless` requests with
 /// 503 `not_leader` and no leader hint, then 200 `{"ok":true}`; records the bodies it got.
 async fn electing_node(leaderless: usize) -> (String, Arc<Mutex<Vec<Bytes>>>) {
+    refusing_node(leaderless, "not_leader", None).await
+}
+
+/// A stand-in node that answers the first `refusals` requests with 503 `code` (and a
+/// `Retry-After` when given), then 200 `{"ok":true}`; records the bodies it got.
+async fn refusing_node(
+    refusals: usize,
+    code: &'static str,
+    retry_after: Option<&'static str>,
+) -> (String, Arc<Mutex<Vec<Bytes>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -201,12 +211,17 @@ async fn electing_node(leaderless: usize) -> (String, Arc<Mutex<Vec<Bytes>>>) {
         async move {
             let mut seen = seen.lock().expect("lock");
             seen.push(body);
-            if seen.len() <= leaderless {
-                let body = json!({"ok": false, "err_code": "not_leader",
-                    "err_msg": "no leader is known yet", "leader_id": "", "leader_addr": ""});
-                (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body))
+            if seen.len() <= refusals {
+                let body = json!({"ok": false, "err_code": code,
+                    "err_msg": "not now", "leader_id": "", "leader_addr": ""});
+                let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+                if let Some(secs) = retry_after {
+                    let v = header::HeaderValue::from_static(secs);
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                resp
             } else {
-                (StatusCode::OK, axum::Json(json!({"ok": true})))
+                (StatusCode::OK, axum::Json(json!({"ok": true}))).into_response()
             }
         }
     }));
@@ -239,6 +254,38 @@ async fn kvctl_retries_through_an_election_with_the_same_seq() {
     let put = kvctl(&node, &["--retry-ms", "0", "put", "k", "v"]).await;
     assert!(!put.status.success());
     assert!(stderr(&put).contains("not_leader"), "{}", stderr(&put));
+    assert_eq!(seen.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
+async fn kvctl_waits_out_an_overloaded_leader_for_its_retry_after() {
+    let (node, seen) = refusing_node(1, "overloaded", Some("1")).await;
+    let started = std::time::Instant::now();
+    let put = kvctl(
+        &node,
+        &["put", "k", "v", "--client-id", "ann", "--seq", "4"],
+    )
+    .await;
+    assert_ok(&put);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "retried before the Retry-After"
+    );
+    let bodies = seen.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 2, "one overloaded answer, then the write");
+    for b in &bodies {
+        let body: Value = serde_json::from_slice(b).expect("JSON body");
+        assert_eq!(
+            (&body["client_id"], &body["seq"]),
+            (&json!("ann"), &json!(4))
+        );
+    }
+
+    // A Retry-After beyond the retry window: the overloaded answer is final at once.
+    let (node, seen) = refusing_node(1, "overloaded", Some("1")).await;
+    let put = kvctl(&node, &["--retry-ms", "500", "put", "k", "v"]).await;
+    assert!(!put.status.success());
+    assert!(stderr(&put).contains("overloaded"), "{}", stderr(&put));
     assert_eq!(seen.lock().expect("lock").len(), 1);
 }
 

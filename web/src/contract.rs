@@ -120,7 +120,10 @@ pub struct State {
     pub net: NetState,
 }
 
-/// One node.
+/// One node. Its Raft fields come from core's `Status` but are listed here rather than
+/// flattened from it: the page's contract (`www/types.js`, `ring.js`) names the election timer
+/// `timer_start`/`timer_deadline` where `Status` says `election_timer_start`/`election_deadline`,
+/// and omits `last_log_term`.
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeState {
     /// `n1`..`nN`.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use raftkv_core::ReadPolicy;
-use raftkv_core::raft::Status;
+use raftkv_core::raft::{Config, Status};
 use raftkv_core::sim::network::{Endpoint, node_name};
 use raftkv_core::sim::{ClientOp, Cluster, Fault, LinkConfig, SimConfig, TraceKind, TraceMode};
 
@@ -81,11 +81,13 @@ impl Session {
         let et_min = whole("election_timeout_min", opts.election_timeout_min)?;
         let et_max = whole("election_timeout_max", opts.election_timeout_max)?;
         let hb = whole("heartbeat", opts.heartbeat)?;
-        if !(hb >= 1 && hb < et_min && et_min <= et_max) {
-            return Err(format!(
-                "timing needs 1 <= heartbeat < election_timeout_min <= election_timeout_max, got {hb}, {et_min}..{et_max}"
-            ));
-        }
+        // Core's timing rule, checked here to name the options it comes from.
+        Config::validate_timing(hb, et_min, et_max).map_err(|e| {
+            format!(
+                "heartbeat / election_timeout_min / election_timeout_max: {}",
+                e.0
+            )
+        })?;
         let snap = whole("snapshot_threshold", opts.snapshot_threshold)?;
         if opts.trace_len > 10_000 || opts.log_len > 10_000 {
             return Err("trace_len and log_len must be at most 10000".to_string());
@@ -478,5 +480,37 @@ fn serde_name(s: &raftkv_core::sim::OpStatus) -> &'static str {
         raftkv_core::sim::OpStatus::Ok => "ok",
         raftkv_core::sim::OpStatus::Fail => "failed",
         raftkv_core::sim::OpStatus::Unknown => "unknown outcome",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_is_checked_with_cores_rule_and_names_the_options() {
+        let err = |o: Options| Session::new(o).err().unwrap_or_default();
+        let e = err(Options {
+            heartbeat: 500.0,
+            ..Options::default()
+        });
+        assert!(
+            e.starts_with("heartbeat / election_timeout_min / election_timeout_max: ")
+                && e.contains("heartbeat (500 ms) < election timeout min (150 ms)"),
+            "{e}"
+        );
+        let e = err(Options {
+            election_timeout_min: 400.0,
+            ..Options::default()
+        });
+        assert!(e.contains("min (400 ms) <= max (300 ms)"), "{e}");
+        assert!(
+            Session::new(Options {
+                heartbeat: 0.0,
+                ..Options::default()
+            })
+            .is_err()
+        );
+        assert!(Session::new(Options::default()).is_ok());
     }
 }

@@ -85,7 +85,7 @@ impl TestServer {
 
     /// The number of writes applied so far.
     pub fn applied(&self) -> u64 {
-        self.server.service().status().last_applied
+        self.server.service().status().raft.last_applied
     }
 }
 
