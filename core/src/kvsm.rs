@@ -143,14 +143,19 @@ impl KvStateMachine {
 
     /// Replaces kv and the dedupe table with a snapshot's. On error nothing changes.
     pub fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
-        let state: Snapshot =
-            serde_json::from_slice(data).map_err(|e| SnapshotError(e.to_string()))?;
-        self.state = state;
+        self.state = Self::decode_snapshot(data)?;
         Ok(())
+    }
+
+    fn decode_snapshot(data: &[u8]) -> Result<Snapshot, SnapshotError> {
+        serde_json::from_slice(data).map_err(|e| SnapshotError(e.to_string()))
     }
 }
 
 impl StateMachine for KvStateMachine {
+    type Command = Command;
+    type Reply = ApplyResult;
+
     fn apply(&mut self, cmd: &Command) -> ApplyResult {
         KvStateMachine::apply(self, cmd)
     }
@@ -159,5 +164,11 @@ impl StateMachine for KvStateMachine {
     }
     fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
         KvStateMachine::restore(self, data)
+    }
+    fn check_snapshot(data: &[u8]) -> Result<(), SnapshotError> {
+        KvStateMachine::decode_snapshot(data).map(drop)
+    }
+    fn command_size(cmd: &Command) -> u64 {
+        cmd.size_bytes()
     }
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod kvraft;
 pub mod kvsm;
 pub mod opcache;
 pub mod state_machine;

@@ -220,6 +220,23 @@ impl Command {
         self
     }
 
+    /// About how many bytes the command takes in a message: its strings plus a fixed
+    /// allowance for the field names and numbers around them.
+    pub fn size_bytes(&self) -> u64 {
+        const OVERHEAD: usize = 64;
+        let strings = self.client_id.len()
+            + self.key.len()
+            + self.value.len()
+            + self.expected.len()
+            + self
+                .entries
+                .iter()
+                .map(|e| e.key.len() + e.value.len() + 16)
+                .sum::<usize>()
+            + self.keys.iter().map(|k| k.len() + 4).sum::<usize>();
+        (OVERHEAD + strings) as u64
+    }
+
     /// Checks that the fields `op` needs are present: a non-empty key for put, delete and cas;
     /// at least one entry, each with a non-empty key, for batch put; at least one non-empty key
     /// for batch delete.

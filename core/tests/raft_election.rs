@@ -8,10 +8,8 @@ mod common;
 use common::fixtures::*;
 use common::*;
 use raftkv_core::KvStateMachine;
-use raftkv_core::raft::{
-    AppendEntries, AppendEntriesResponse, Event, Message, Node, ProposeError, RequestVote, Role,
-    Stores,
-};
+use raftkv_core::kvraft::{AppendEntries, Event, Message, Stores};
+use raftkv_core::raft::{AppendEntriesResponse, Host, ProposeError, RequestVote, Role};
 use raftkv_core::types::{Command, NodeId};
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -256,7 +254,7 @@ fn leader_stickiness_followers_ignore_votes_while_the_leader_is_alive() {
 fn single_node_cluster_elects_itself_and_commits_alone() {
     let me = id("solo");
     let cfg = test_config(&me, std::slice::from_ref(&me));
-    let mut n = Node::new(cfg, Stores::in_memory(), KvStateMachine::new(), 1, 0).unwrap();
+    let mut n = Host::new(cfg, Stores::in_memory(), KvStateMachine::new(), 1, 0).unwrap();
     let mut out = Vec::new();
     assert!(matches!(
         n.propose(0, Command::put("a", "1"), &mut out),
@@ -321,7 +319,7 @@ fn vote_breaks_do_what_they_say() {
     let with = |stores, f: fn(&mut raftkv_core::raft::config::ProtocolBreaks)| {
         let mut cfg = test_config(&id("n1"), &ids(3));
         f(&mut cfg.breaks);
-        Node::new(cfg, stores, KvStateMachine::new(), 7, 0).unwrap()
+        Host::new(cfg, stores, KvStateMachine::new(), 7, 0).unwrap()
     };
 
     // forget_to_persist_vote: after a restart the node votes again in the same term.

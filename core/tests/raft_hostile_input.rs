@@ -9,9 +9,10 @@ mod common;
 use common::fixtures::*;
 use common::*;
 use raftkv_core::KvStateMachine;
+use raftkv_core::kvraft::{AppendEntries, LogEntry, Message, Stores};
 use raftkv_core::raft::{
-    AppendEntries, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, LogEntry,
-    Message, Node, RequestVote, RequestVoteResponse, Stores,
+    AppendEntriesResponse, Host, InstallSnapshot, InstallSnapshotResponse, RequestVote,
+    RequestVoteResponse,
 };
 use raftkv_core::types::Command;
 use rand::{Rng, SeedableRng};
@@ -25,7 +26,7 @@ use wasm_bindgen_test::wasm_bindgen_test;
 fn invalid_config_is_refused() {
     let voters = ids(3);
     let mut cfg = test_config(&id("n9"), &voters);
-    let new = |cfg| Node::new(cfg, Stores::in_memory(), KvStateMachine::new(), 1, 0);
+    let new = |cfg| Host::new(cfg, Stores::in_memory(), KvStateMachine::new(), 1, 0);
     assert!(new(cfg.clone()).is_err());
     cfg.id = id("n1");
     cfg.election_timeout_min = 300;
@@ -38,7 +39,7 @@ fn invalid_config_is_refused() {
 }
 
 /// Checks the invariants every node keeps, whatever it was sent.
-fn assert_sane(n: &Node<KvStateMachine>) {
+fn assert_sane(n: &Host<KvStateMachine>) {
     let s = n.status();
     assert!(s.snapshot_index <= s.last_applied, "{s:?}");
     assert!(s.last_applied <= s.commit_index, "{s:?}");

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use raftkv_core::raft::Event;
+use raftkv_core::kvraft::Event;
 use raftkv_core::types::Command;
 use wasm_bindgen_test::wasm_bindgen_test;
 

@@ -7,7 +7,8 @@ mod common;
 
 use common::fixtures::*;
 use common::*;
-use raftkv_core::raft::{Event, Message};
+use raftkv_core::kvraft::Payload;
+use raftkv_core::kvraft::{Event, Message};
 use raftkv_core::types::{Command, NodeId};
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -25,7 +26,7 @@ fn leader_appends_a_proposal_and_commits_it_once_a_majority_stores_it() {
     let n = c.node(&leader);
     assert_eq!(n.status().last_log_index, p.index);
     let stored = n.log().read_range(p.index, p.index + 1).unwrap();
-    assert_eq!(stored[0].cmd, Some(Command::put("a", "1")));
+    assert_eq!(stored[0].payload, Payload::Command(Command::put("a", "1")));
     assert_eq!(stored[0].term, p.term);
     assert!(n.commit_index() < p.index);
     assert_eq!(n.state_machine().get("a"), None);

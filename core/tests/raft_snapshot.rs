@@ -9,7 +9,8 @@ mod common;
 use common::fixtures::*;
 use common::*;
 use raftkv_core::KvStateMachine;
-use raftkv_core::raft::{Event, InstallSnapshot, Message};
+use raftkv_core::kvraft::{Event, Message};
+use raftkv_core::raft::InstallSnapshot;
 use raftkv_core::types::Command;
 use wasm_bindgen_test::wasm_bindgen_test;
 

@@ -143,6 +143,10 @@ fn skip_log_check(c: &mut Config) {
     c.breaks.skip_log_completeness_check = true;
 }
 
+fn count_own_entry_early(c: &mut Config) {
+    c.breaks.count_own_entry_before_durable = true;
+}
+
 fn forget_vote(c: &mut Config) {
     c.breaks.forget_to_persist_vote = true;
     // Narrow timeouts make simultaneous candidates (a split vote) common.
@@ -254,5 +258,44 @@ fn forgetting_to_persist_the_vote_is_caught() {
         "forgetting_to_persist_the_vote_is_caught",
         &scenario,
         &[Invariant::ElectionSafety],
+    );
+}
+
+/// The leader counts its own new entry toward the quorum before its host reports it durable
+/// (Raft thesis §10.2.1 allows sending before the fsync, not counting before it). With writes
+/// that take longer than a round trip, a follower's answer commits the entry while it exists
+/// on one other node only; the leader is killed before its write lands, and a node without
+/// the entry wins the next election.
+#[wasm_bindgen_test(unsupported = test)]
+fn counting_the_leaders_own_entry_before_it_is_durable_is_caught() {
+    let mut scenario = Scenario {
+        configure: count_own_entry_early,
+        disk_latency_chance: 1.0,
+        disk_latency_max: 150,
+        ..churn()
+    };
+    scenario.size_weights = [0, 0, 1, 0, 0, 0, 0, 0, 0];
+    scenario.faults.weights = FaultWeights {
+        partition: 0,
+        one_way: 0,
+        isolate: 1,
+        kill: 2,
+        loss: 1,
+        duplicate: 0,
+        latency: 0,
+        leader: 6,
+        lag: 0,
+    };
+    scenario.faults.down_min = 1;
+    scenario.faults.down_max = 40;
+    expect_caught(
+        "counting_the_leaders_own_entry_before_it_is_durable_is_caught",
+        &scenario,
+        &[
+            Invariant::LeaderCompleteness,
+            Invariant::StateMachineSafety,
+            Invariant::Linearizability,
+            Invariant::NodeError,
+        ],
     );
 }

@@ -1,9 +1,11 @@
 //! The in-memory stores against the storage traits' contracts. They run natively and, through
 //! wasm-bindgen-test, in wasm32 under Node.
 
+use raftkv_core::kvraft::Payload;
+use raftkv_core::kvraft::{LogEntry, MemLogStore};
 use raftkv_core::raft::{
-    HardState, LogEntry, LogStore, MemLogStore, MemSnapshotStore, MemStableStore, SnapshotMeta,
-    SnapshotStore, StableStore, StorageError,
+    HardState, LogStore, MemSnapshotStore, MemStableStore, SnapshotMeta, SnapshotStore,
+    StableStore, StorageError,
 };
 use raftkv_core::types::{Command, NodeId};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -12,7 +14,7 @@ fn entry(index: u64, term: u64) -> LogEntry {
     LogEntry {
         index,
         term,
-        cmd: Some(Command::put(format!("k{index}"), "v")),
+        payload: Payload::Command(Command::put(format!("k{index}"), "v")),
     }
 }
 

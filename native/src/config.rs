@@ -13,6 +13,16 @@ use serde::{Deserialize, Serialize};
 
 /// The default limit on a request body: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The default byte budget of one AppendEntries' entries: 1 MiB (etcd's MaxSizePerMsg).
+pub const DEFAULT_MAX_APPEND_BYTES: u64 = 1024 * 1024;
+/// The default cap on the bytes of entries a leader keeps waiting for a quorum: 64 MiB.
+pub const DEFAULT_MAX_UNCOMMITTED_BYTES: u64 = 64 * 1024 * 1024;
+/// What an entry adds on the wire besides its request body: the key (in the URL, up to
+/// several KiB), the client id, field names and numbers. Generous on purpose.
+pub const ENTRY_WIRE_OVERHEAD: u64 = 16 * 1024;
+/// JSON writes a control character as `\u00XX`: a string can take up to six bytes per byte.
+pub const JSON_WORST_EXPANSION: u64 = 6;
+
 /// Snapshot every this many applied entries by default, so the log (and a restart's replay of
 /// it) stays bounded without the operator having to ask.
 pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 10_000;
@@ -67,6 +77,14 @@ pub struct Args {
     /// How long an async-mode write's result stays fetchable at /ops/{op_id}, in seconds.
     #[arg(long, default_value_t = DEFAULT_TTL_MS / 1000)]
     pub op_ttl_secs: u64,
+    /// The byte budget of the entries one AppendEntries carries (an entry larger than it
+    /// travels alone).
+    #[arg(long, default_value_t = DEFAULT_MAX_APPEND_BYTES)]
+    pub max_append_bytes: u64,
+    /// The most bytes of entries the leader keeps waiting for a quorum; writes past it are
+    /// refused with 503 `overloaded` (0: no cap).
+    #[arg(long, default_value_t = DEFAULT_MAX_UNCOMMITTED_BYTES)]
+    pub max_uncommitted_bytes: u64,
 }
 
 /// One cluster member: its id and client address.
@@ -158,6 +176,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long async results stay fetchable.
     pub op_ttl: Duration,
+    /// The byte budget of one AppendEntries' entries.
+    pub max_append_bytes: u64,
+    /// The cap on uncommitted bytes at the leader (0: none).
+    pub max_uncommitted_bytes: u64,
 }
 
 impl ServerConfig {
@@ -176,7 +198,16 @@ impl ServerConfig {
             heartbeat_ms: 50,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             op_ttl: Duration::from_millis(DEFAULT_TTL_MS),
+            max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
+            max_uncommitted_bytes: DEFAULT_MAX_UNCOMMITTED_BYTES,
         }
+    }
+
+    /// The largest AppendEntries this configuration can send, on the wire, at worst: a full
+    /// byte budget or one largest entry (which travels alone), every byte JSON-escaped.
+    pub fn largest_append_bytes(&self) -> u64 {
+        let largest_entry = self.max_body_bytes as u64 + ENTRY_WIRE_OVERHEAD;
+        JSON_WORST_EXPANSION * self.max_append_bytes.max(largest_entry) + ENTRY_WIRE_OVERHEAD
     }
 
     /// The Raft node's configuration: every member of `peers` votes (this node alone without
@@ -193,6 +224,8 @@ impl ServerConfig {
         raft.heartbeat_interval = self.heartbeat_ms;
         raft.snapshot_threshold = self.snapshot_threshold;
         raft.snapshot_trailing = self.snapshot_trailing;
+        raft.max_bytes_per_append = self.max_append_bytes;
+        raft.max_uncommitted_bytes = self.max_uncommitted_bytes;
         raft
     }
 }
@@ -245,7 +278,23 @@ impl TryFrom<Args> for ServerConfig {
             heartbeat_ms: a.heartbeat_ms,
             max_body_bytes: a.max_body_bytes,
             op_ttl: Duration::from_secs(a.op_ttl_secs),
+            max_append_bytes: a.max_append_bytes,
+            max_uncommitted_bytes: a.max_uncommitted_bytes,
         };
+        // Every AppendEntries must fit the peers' body limit, or a follower refuses it forever.
+        let largest = config.largest_append_bytes();
+        let limit = crate::transport::server::DEFAULT_BODY_LIMIT as u64;
+        if largest > limit {
+            return Err(ConfigError::Invalid(format!(
+                "--max-body-bytes {} and --max-append-bytes {} allow an AppendEntries of up to \
+                 {largest} bytes on the wire, over the {limit}-byte limit of peer messages; \
+                 lower them",
+                config.max_body_bytes, config.max_append_bytes
+            )));
+        }
+        if a.max_append_bytes == 0 {
+            return invalid("--max-append-bytes must be above 0");
+        }
         // Whatever else core requires of the node's configuration (the one check core, kvserver
         // and the web bindings share), refused now rather than when the node starts.
         config
@@ -316,6 +365,27 @@ mod tests {
         assert_eq!(c.snapshot_threshold, 100);
         assert_eq!(c.snapshot_trailing, 50);
         assert_eq!(c.peers.len(), 1);
+    }
+
+    #[test]
+    fn body_limits_must_fit_the_largest_append_entries_in_a_peer_message() {
+        let c = parse(&[]).unwrap();
+        assert!(c.largest_append_bytes() <= crate::transport::server::DEFAULT_BODY_LIMIT as u64);
+        assert_eq!(
+            c.raft_config().max_bytes_per_append,
+            DEFAULT_MAX_APPEND_BYTES
+        );
+        // A 16 MiB request body makes an entry whose message could pass 64 MiB on the wire.
+        let err = parse(&["--max-body-bytes", "16777216"]).unwrap_err();
+        assert!(
+            err.contains("over the 67108864-byte limit of peer messages"),
+            "{err}"
+        );
+        let err = parse(&["--max-append-bytes", "33554432"]).unwrap_err();
+        assert!(err.contains("--max-append-bytes 33554432"), "{err}");
+        assert!(parse(&["--max-append-bytes", "0"]).is_err());
+        let c = parse(&["--max-uncommitted-bytes", "1000"]).unwrap();
+        assert_eq!(c.raft_config().max_uncommitted_bytes, 1000);
     }
 
     #[test]

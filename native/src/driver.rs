@@ -3,29 +3,32 @@
 //! the port the KV service depends on, [`RaftHandle`]).
 //!
 //! Each turn of the loop waits for the first input (or the node's next deadline), drains
-//! whatever else is ready, hands it all to the node, then calls `persist()` once (group commit:
-//! one fsync for many proposals and messages), and only then sends the outbound messages and
-//! answers the callers whose proposals or reads completed. So nothing leaves this node, and no
-//! client hears "ok", before the log entries it depends on are on disk.
+//! whatever else is ready, hands it all to the node, then runs core's host loop
+//! ([`Host::process`]): per Ready, the leader's AppendEntries leave at once (before its own
+//! fsync, Raft thesis §10.2.1), then one fsync covers every entry and vote of the turn (group
+//! commit), then the answers that promise them leave and committed entries are applied. So no
+//! follower acknowledges, and no client hears "ok", before the entries it depends on are on
+//! disk here, and the leader counts itself toward a quorum only for what it fsynced.
 //!
 //! The loop runs on its own thread with a current-thread runtime: fsync blocks that thread only,
 //! never the HTTP workers. A storage error stops the node (logged, never a panic): pending callers
 //! then learn that their outcome is unknown and new requests are refused.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use raftkv_core::kvraft::{Event, Message, Stores};
 use raftkv_core::raft::{
-    Config, Event, Index, Message, Node, ProposeError, RaftError, ReadId, Role, Status, Term,
+    Config, Host, Index, Outcome, ProposeError, RaftError, Role, Status, Waiters,
 };
 use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::node_port::{BoxFut, NodeError, RaftHandle};
-use crate::shared_sm::{SharedSm, write_lock};
+use crate::shared_sm::SharedSm;
 use crate::transport::HttpTransport;
 
 /// The most inputs of one kind taken in one turn: bounds the latency of a turn under load.
@@ -129,16 +132,14 @@ pub enum StartError {
 /// on `inbox`; outbound messages go to `transport`.
 pub fn start(
     cfg: DriverConfig,
-    stores: raftkv_core::raft::Stores,
+    stores: Stores,
     sm: SharedSm,
     inbox: mpsc::Receiver<(NodeId, Message)>,
     transport: HttpTransport,
 ) -> Result<(RaftNode, DriverThread), StartError> {
     let started = Instant::now();
     let seed = rng_seed(&cfg.raft.id);
-    // Only a lone node applies entries before they are durable (see SharedSm).
-    let gate = (cfg.raft.voters.len() == 1).then(|| sm.gate());
-    let node = Node::new(cfg.raft, stores, sm, seed, 0)?;
+    let node = Host::new(cfg.raft, stores, sm, seed, 0)?;
     let (view_tx, view_rx) = watch::channel(NodeView {
         status: node.status(),
         stopped: false,
@@ -153,10 +154,8 @@ pub fn start(
         reqs: req_rx,
         transport,
         view: view_tx,
-        proposals: HashMap::new(),
-        reads: HashMap::new(),
+        waiters: Waiters::default(),
         client_addrs: Arc::clone(&client_addrs),
-        gate,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -181,18 +180,16 @@ pub fn start(
 }
 
 struct Driver {
-    node: Node<SharedSm>,
+    node: Host<SharedSm>,
     started: Instant,
     /// `None` once the transport's side is gone.
     inbox: Option<mpsc::Receiver<(NodeId, Message)>>,
     reqs: mpsc::Receiver<Request>,
     transport: HttpTransport,
     view: watch::Sender<NodeView>,
-    proposals: HashMap<(Index, Term), ProposeReply>,
-    reads: HashMap<ReadId, ReadReply>,
+    /// Callers waiting for their proposal's outcome or their read index.
+    waiters: Waiters<ProposeReply, ReadReply>,
     client_addrs: Arc<BTreeMap<NodeId, String>>,
-    /// Held for each whole turn by a single-node driver (see [`SharedSm`]).
-    gate: Option<Arc<RwLock<()>>>,
 }
 
 /// Inputs taken in one turn.
@@ -252,11 +249,8 @@ impl Driver {
         }
     }
 
-    /// One turn, with the gate held when there is one. A failed turn marks the node stopped
-    /// before it lets readers in: what it applied may not be durable.
+    /// One turn. A failed turn marks the node stopped: what it wrote may not be durable.
     fn turn(&mut self, batch: Batch) -> Result<(), RaftError> {
-        let gate = self.gate.clone();
-        let _held = gate.as_deref().map(write_lock);
         let res = self.feed(batch);
         if res.is_err() {
             self.view.send_modify(|v| v.stopped = true);
@@ -264,43 +258,35 @@ impl Driver {
         res
     }
 
-    /// Feeds the node, persists once, then sends and answers.
+    /// Feeds the node everything of this turn, then carries out its Readys: the leader's
+    /// AppendEntries leave before its own fsync, everything else after (group commit: one fsync
+    /// for many proposals and messages), and callers are answered once their entries are
+    /// applied, which happens only after they are durable here.
     fn feed(&mut self, batch: Batch) -> Result<(), RaftError> {
         let now = self.now();
-        let mut out: Vec<(NodeId, Message)> = Vec::new();
         for (from, msg) in batch.msgs {
-            self.node.step(now, &from, msg, &mut out)?;
+            self.node.feed().step(now, &from, msg)?;
         }
-        // Answers that need no persistence (refusals) may go at once; accepted proposals and
-        // reads are answered from events, after the persist below.
+        // Refusals need no persistence and go at once; accepted proposals and reads are
+        // answered from events.
         for req in batch.reqs {
             match req {
-                Request::Propose { cmd, reply } => match self.node.propose(now, cmd, &mut out) {
-                    Ok(p) => {
-                        self.proposals.insert((p.index, p.term), reply);
-                    }
+                Request::Propose { cmd, reply } => match self.node.feed().propose(now, cmd) {
+                    Ok(p) => self.waiters.proposed(p, reply),
                     Err(e) => {
                         let _ = reply.send(Err(self.refusal(e)?));
                     }
                 },
-                Request::ReadIndex { reply } => match self.node.read_index(now, &mut out) {
-                    Ok(id) => {
-                        self.reads.insert(id, reply);
-                    }
+                Request::ReadIndex { reply } => match self.node.feed().read_index(now) {
+                    Ok(id) => self.waiters.reading(id, reply),
                     Err(e) => {
                         let _ = reply.send(Err(self.refusal(e)?));
                     }
                 },
             }
         }
-        self.node.tick(now, &mut out)?;
-        // Group commit: one fsync covers every entry and vote of this turn, before any message
-        // or reply that depends on them leaves.
-        self.node.persist()?;
-        // One turn's many small appends (one per proposal) travel as one request per peer.
-        for (to, msg) in crate::coalesce::coalesce(out) {
-            raftkv_core::raft::Transport::send(&mut self.transport, &to, msg);
-        }
+        self.node.feed().tick(now)?;
+        self.node.process(&mut self.transport)?;
         // Publish the status before answering, so a caller that got its reply sees at least
         // the state that reply came from.
         let status = self.node.status();
@@ -314,6 +300,10 @@ impl Driver {
         for ev in self.node.take_events() {
             self.on_event(ev);
         }
+        let applied = self.node.last_applied();
+        for r in self.waiters.reads_applied(applied) {
+            let _ = r.send(Ok(applied));
+        }
         Ok(())
     }
 
@@ -323,55 +313,44 @@ impl Driver {
             ProposeError::NotLeader { leader } => {
                 Ok(NodeError::NotLeader(hint(&self.client_addrs, leader)))
             }
-            ProposeError::Invalid(m) => Ok(NodeError::BadRequest(m)),
+            ProposeError::Overloaded {
+                uncommitted_bytes,
+                cap,
+            } => Ok(NodeError::Overloaded(format!(
+                "{uncommitted_bytes} bytes of writes wait for a quorum (cap {cap})"
+            ))),
             ProposeError::Fatal(e) => Err(e),
         }
     }
 
     fn on_event(&mut self, ev: Event) {
-        match ev {
-            Event::ProposalApplied {
-                index,
-                term,
-                result,
-            } => {
-                if let Some(r) = self.proposals.remove(&(index, term)) {
-                    let _ = r.send(Ok(result));
-                }
-            }
-            Event::ProposalLost { index, term } => {
+        for (reply, outcome) in self.waiters.proposals_settled(&ev) {
+            let answer = match outcome {
+                Outcome::Applied(result) => Ok(result),
                 // Another leader's entry replaced it: it was not applied here and never will be.
-                if let Some(r) = self.proposals.remove(&(index, term)) {
-                    let leader = self.node.leader_id().cloned();
-                    let _ = r.send(Err(NodeError::NotLeader(hint(&self.client_addrs, leader))));
-                }
-            }
-            Event::ProposalUnknown { index, term } => {
-                if let Some(r) = self.proposals.remove(&(index, term)) {
-                    let _ = r.send(Err(NodeError::UnknownOutcome(
-                        "covered by a snapshot from the leader before it was applied here".into(),
-                    )));
-                }
-            }
+                Outcome::Lost => Err(NodeError::NotLeader(hint(
+                    &self.client_addrs,
+                    self.node.leader_id().cloned(),
+                ))),
+                Outcome::Unknown => Err(NodeError::UnknownOutcome(
+                    "covered by a snapshot from the leader before it was applied here".into(),
+                )),
+            };
+            let _ = reply.send(answer);
+        }
+        if let Some(reply) = self.waiters.read_failed(&ev) {
+            let _ = reply.send(Err(self.read_failed()));
+        }
+        match ev {
             Event::RoleChanged { role, .. } if role != Role::Leader => {
                 // Leadership lost: a pending proposal may still be committed by the next leader,
                 // or not. Say so rather than guess.
-                for (_, r) in self.proposals.drain() {
+                for r in self.waiters.drain_proposals() {
                     let _ = r.send(Err(NodeError::UnknownOutcome(
                         "leadership lost before the write was applied".into(),
                     )));
                 }
                 self.fail_reads();
-            }
-            Event::ReadReady { id, index } => {
-                if let Some(r) = self.reads.remove(&id) {
-                    let _ = r.send(Ok(index));
-                }
-            }
-            Event::ReadFailed { id } => {
-                if let Some(r) = self.reads.remove(&id) {
-                    let _ = r.send(Err(self.read_failed()));
-                }
             }
             Event::SnapshotRestored { index, term } => {
                 // Rare and worth an operator's notice: a follower too far behind for the log.
@@ -392,19 +371,21 @@ impl Driver {
 
     fn fail_reads(&mut self) {
         let err = self.read_failed();
-        for (_, r) in self.reads.drain() {
+        let (_, reads) = self.waiters.drain();
+        for r in reads {
             let _ = r.send(Err(err.clone()));
         }
     }
 
     /// Tells every waiting caller, and every later one, that the node is gone.
     fn shut_down(&mut self) {
-        for (_, r) in self.proposals.drain() {
+        let (proposals, reads) = self.waiters.drain();
+        for r in proposals {
             let _ = r.send(Err(NodeError::UnknownOutcome(
                 "the node stopped before the write was applied".into(),
             )));
         }
-        for (_, r) in self.reads.drain() {
+        for r in reads {
             let _ = r.send(Err(NodeError::Unavailable("the node stopped".into())));
         }
         self.view.send_modify(|v| v.stopped = true);

@@ -16,7 +16,6 @@
 pub mod api;
 pub mod bench;
 pub mod client;
-pub mod coalesce;
 pub mod config;
 pub mod ctl;
 pub mod disk;

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use raftkv_core::KvStateMachine;
-use raftkv_core::raft::{Config, Message, Node, Role, Status};
+use raftkv_core::kvraft::Message;
+use raftkv_core::raft::{Config, Host, Role, Status};
 use raftkv_core::types::{Command, NodeId};
 use raftkv_native::disk;
 use raftkv_native::transport::{self, HttpTransport, StaticPeers, TransportConfig};
@@ -42,7 +43,7 @@ struct TestCluster {
 
 /// The driver loop of one node.
 async fn drive(
-    node: &mut Node<KvStateMachine>,
+    node: &mut Host<KvStateMachine>,
     origin: Instant,
     mut inbox: mpsc::UnboundedReceiver<(NodeId, Message)>,
     mut proposals: mpsc::UnboundedReceiver<Command>,
@@ -50,22 +51,18 @@ async fn drive(
     view: View,
 ) {
     let now = || origin.elapsed().as_millis() as u64;
-    let mut out: Vec<(NodeId, Message)> = Vec::new();
     loop {
         let wake = origin + Duration::from_millis(node.next_deadline());
+        // Core's host loop sends through the transport, fsyncing each Ready before the
+        // messages that depend on it leave.
         tokio::select! {
-            Some((from, msg)) = inbox.recv() => node.step(now(), &from, msg, &mut out).unwrap(),
+            Some((from, msg)) = inbox.recv() => node.step(now(), &from, msg, &mut transport).unwrap(),
             cmd = proposals.recv() => match cmd {
                 // Not the leader (any more): the test retries elsewhere.
-                Some(cmd) => { let _ = node.propose(now(), cmd, &mut out); }
+                Some(cmd) => { let _ = node.propose(now(), cmd, &mut transport); }
                 None => return,
             },
-            () = tokio::time::sleep_until(wake) => node.tick(now(), &mut out).unwrap(),
-        }
-        // Group commit: one sync for the turn, before any message that depends on it leaves.
-        node.persist().unwrap();
-        for (to, msg) in out.drain(..) {
-            raftkv_core::raft::Transport::send(&mut transport, &to, msg);
+            () = tokio::time::sleep_until(wake) => node.tick(now(), &mut transport).unwrap(),
         }
         node.take_events();
         *view.lock().unwrap() = Some((node.status(), node.state_machine().entries()));
@@ -117,7 +114,7 @@ impl TestCluster {
         let stores = disk::open_stores(&node.dir).unwrap();
         let origin = self.origin;
         let now = origin.elapsed().as_millis() as u64;
-        let mut raft = Node::new(cfg, stores, KvStateMachine::new(), i as u64 + 1, now).unwrap();
+        let mut raft = Host::new(cfg, stores, KvStateMachine::new(), i as u64 + 1, now).unwrap();
         let transport = HttpTransport::new(
             node.id.clone(),
             StaticPeers(self.peers.clone()),
@@ -252,7 +249,12 @@ async fn raft_over_http_on_disk_replicates_and_survives_restarts() {
             .log
             .read_range(1, stores.log.last_index() + 1)
             .unwrap();
-        assert_eq!(puts.iter().filter(|e| e.cmd.is_some()).count(), 10);
+        assert_eq!(
+            puts.iter()
+                .filter(|e| e.payload.command().is_some())
+                .count(),
+            10
+        );
         assert!(stores.stable.current_term().unwrap() >= 1);
     }
     for i in 0..5 {

@@ -1,6 +1,7 @@
 //! From the simulator's views to the contract's [`State`]: what `Playground::state()` returns.
 
-use raftkv_core::raft::{LogEntry, Role};
+use raftkv_core::kvraft::LogEntry;
+use raftkv_core::raft::Role;
 use raftkv_core::sim::history::CasResult;
 use raftkv_core::sim::network::{Endpoint, node_name};
 use raftkv_core::sim::{ClientOp, HistoryOp, LinError, OpStatus, linearizability};
@@ -112,7 +113,7 @@ fn role_name(r: Role) -> &'static str {
 }
 
 fn entry(e: &LogEntry) -> LogEntryState {
-    let summary = match &e.cmd {
+    let summary = match e.payload.command() {
         None => "no-op".to_string(),
         Some(c) => match c.op {
             OpType::Put => format!("put {}={}", c.key, c.value),

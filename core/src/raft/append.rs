@@ -8,7 +8,7 @@
 use super::node::Node;
 use super::{
     AppendEntries, AppendEntriesResponse, Index, LogEntry, Message, Millis, NodeId, RaftError,
-    Role, Term, Transport,
+    Role, Term,
 };
 use crate::state_machine::StateMachine;
 
@@ -18,8 +18,7 @@ impl<M: StateMachine> Node<M> {
         &mut self,
         now: Millis,
         from: &NodeId,
-        m: AppendEntries,
-        out: &mut impl Transport,
+        m: AppendEntries<M::Command>,
     ) -> Result<(), RaftError> {
         if m.leader_id != *from || !self.accept_leader(now, from)? {
             return Ok(());
@@ -27,7 +26,7 @@ impl<M: StateMachine> Node<M> {
         let read_seq = m.read_seq;
         if let Some(mut resp) = self.append_from_leader(m)? {
             resp.read_seq = read_seq;
-            out.send(from, Message::AppendEntriesResponse(resp));
+            self.send(from, Message::AppendEntriesResponse(resp));
         }
         Ok(())
     }
@@ -50,7 +49,7 @@ impl<M: StateMachine> Node<M> {
     /// The consistency check and the append. `None`: the message is malformed, drop it.
     fn append_from_leader(
         &mut self,
-        m: AppendEntries,
+        m: AppendEntries<M::Command>,
     ) -> Result<Option<AppendEntriesResponse>, RaftError> {
         if !is_well_formed(&m) {
             return Ok(None);
@@ -98,7 +97,7 @@ impl<M: StateMachine> Node<M> {
     /// skipped, and the first conflicting one truncates our log from its index. Returns false,
     /// storing nothing, if that would rewrite a committed entry (impossible from a correct
     /// leader).
-    fn store_entries(&mut self, entries: &[LogEntry]) -> Result<bool, RaftError> {
+    fn store_entries(&mut self, entries: &[LogEntry<M::Command>]) -> Result<bool, RaftError> {
         let last = self.last_index();
         let mut first_new = entries.len();
         for (i, e) in entries.iter().enumerate() {
@@ -115,7 +114,7 @@ impl<M: StateMachine> Node<M> {
                 break;
             }
         }
-        self.stores.log.append(&entries[first_new..])?;
+        self.append_from_leader_log(&entries[first_new..])?;
         Ok(true)
     }
 
@@ -167,7 +166,7 @@ impl<M: StateMachine> Node<M> {
 
 /// Whether an AppendEntries could have come from a correct leader: entries contiguous from
 /// prev_log_index + 1 without overflow, terms never decreasing and never above the message's.
-fn is_well_formed(m: &AppendEntries) -> bool {
+fn is_well_formed<C>(m: &AppendEntries<C>) -> bool {
     if m.prev_log_term > m.term {
         return false;
     }

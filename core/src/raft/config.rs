@@ -23,6 +23,13 @@ pub struct Config {
     pub check_quorum: bool,
     /// The most entries one AppendEntries carries.
     pub max_entries_per_append: usize,
+    /// The byte budget of one AppendEntries' entries (by the state machine's
+    /// `command_size`): a message carries entries up to it, except that an entry larger than
+    /// the budget travels alone.
+    pub max_bytes_per_append: u64,
+    /// The most bytes of entries a leader keeps waiting for a quorum; a proposal past it is
+    /// refused as overloaded instead of growing memory while followers are gone. 0: no cap.
+    pub max_uncommitted_bytes: u64,
     /// The most AppendEntries in flight to one follower in replicate mode (etcd's
     /// MaxInflightMsgs): a follower that stops answering costs at most this many messages.
     pub max_inflight_msgs: usize,
@@ -51,6 +58,8 @@ impl Config {
             pre_vote: true,
             check_quorum: true,
             max_entries_per_append: 64,
+            max_bytes_per_append: 1 << 20,
+            max_uncommitted_bytes: 64 << 20,
             max_inflight_msgs: 256,
             max_inflight_bytes: 0,
             snapshot_threshold: 0,
@@ -130,4 +139,7 @@ pub struct ProtocolBreaks {
     pub skip_log_completeness_check: bool,
     /// Grant votes without persisting the vote, so a restarted node can vote twice in a term.
     pub forget_to_persist_vote: bool,
+    /// The leader counts its own new entry toward the quorum as soon as it appends it,
+    /// before the host reports it durable (a crash can then lose a committed entry).
+    pub count_own_entry_before_durable: bool,
 }

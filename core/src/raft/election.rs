@@ -10,41 +10,31 @@ use super::node::Node;
 use super::quorum::VoteResult;
 use super::replication::LeaderState;
 use super::tracker::Inflights;
-use super::{
-    Message, Millis, NodeId, RaftError, RequestVote, RequestVoteResponse, Role, Transport,
-};
+use super::{Message, Millis, NodeId, Payload, RaftError, RequestVote, RequestVoteResponse, Role};
 use crate::state_machine::StateMachine;
 
 impl<M: StateMachine> Node<M> {
     /// The election timer fired: campaign, with a pre-vote round first when configured.
-    pub(super) fn campaign(
-        &mut self,
-        now: Millis,
-        out: &mut impl Transport,
-    ) -> Result<(), RaftError> {
+    pub(super) fn campaign(&mut self, now: Millis) -> Result<(), RaftError> {
         if self.cfg.pre_vote {
-            self.become_pre_candidate(now, out)
+            self.become_pre_candidate(now)
         } else {
-            self.become_candidate(now, out)
+            self.become_candidate(now)
         }
     }
 
     /// Asks for pre-votes in the current term: nothing durable changes.
-    fn become_pre_candidate(
-        &mut self,
-        now: Millis,
-        out: &mut impl Transport,
-    ) -> Result<(), RaftError> {
+    fn become_pre_candidate(&mut self, now: Millis) -> Result<(), RaftError> {
         self.set_leader(None, now);
         self.set_role(Role::PreCandidate);
         self.start_poll(now);
-        self.request_votes(true, out)?;
-        self.count_votes(now, out)
+        self.request_votes(true)?;
+        self.count_votes(now)
     }
 
     /// Starts a real election: a new term, a vote for itself, both durable before any request
     /// leaves.
-    fn become_candidate(&mut self, now: Millis, out: &mut impl Transport) -> Result<(), RaftError> {
+    fn become_candidate(&mut self, now: Millis) -> Result<(), RaftError> {
         let Some(term) = self.term.checked_add(1) else {
             // Terms are exhausted; nothing sensible is left to do but stay a follower.
             return Ok(());
@@ -55,30 +45,32 @@ impl<M: StateMachine> Node<M> {
         self.set_leader(None, now);
         self.set_role(Role::Candidate);
         self.start_poll(now);
-        self.request_votes(false, out)?;
-        self.count_votes(now, out)
+        self.request_votes(false)?;
+        self.count_votes(now)
     }
 
     /// Takes the lead: sets up replication, appends the no-op of its term (the only way to
     /// commit entries of earlier terms, see the Raft paper's figure 8), and announces itself.
-    fn become_leader(&mut self, now: Millis, out: &mut impl Transport) -> Result<(), RaftError> {
+    fn become_leader(&mut self, now: Millis) -> Result<(), RaftError> {
         self.votes.clear();
         self.leader = Some(LeaderState::new(now, &self.cfg));
         let window = Inflights::new(self.cfg.max_inflight_msgs, self.cfg.max_inflight_bytes);
         self.tracker
             .reset_progress(self.last_index() + 1, now, window);
         let me = self.cfg.id.clone();
-        let last = self.last_index();
+        let persisted = self.persisted;
         if let Some(pr) = self.tracker.progress_mut(&me) {
-            // The leader is always in touch with itself.
+            // The leader is always in touch with itself, and has durably what it persisted.
             pr.last_ack = Millis::MAX;
-            pr.maybe_update(last);
+            pr.maybe_update(persisted);
         }
+        self.uncommitted.clear();
+        self.uncommitted_bytes = 0;
         self.set_role(Role::Leader);
         self.set_leader(Some(self.cfg.id.clone()), now);
-        self.append_local(None)?;
-        self.broadcast_append(now, true, out)?;
-        // A single-node cluster commits its no-op alone.
+        self.append_local(Payload::Noop, 0)?;
+        self.broadcast_append(now, true)?;
+        // A single-node cluster commits its no-op once it is durable (see `advance`).
         self.maybe_commit()
     }
 
@@ -91,7 +83,7 @@ impl<M: StateMachine> Node<M> {
     }
 
     /// Sends a (pre-)vote request to every peer.
-    fn request_votes(&mut self, pre_vote: bool, out: &mut impl Transport) -> Result<(), RaftError> {
+    fn request_votes(&mut self, pre_vote: bool) -> Result<(), RaftError> {
         let req = RequestVote {
             // A pre-vote asks about the term the node would campaign in.
             term: if pre_vote {
@@ -105,16 +97,16 @@ impl<M: StateMachine> Node<M> {
             pre_vote,
         };
         for peer in self.peers() {
-            out.send(&peer, Message::RequestVote(req.clone()));
+            self.send(&peer, Message::RequestVote(req.clone()));
         }
         Ok(())
     }
 
     /// Counts the ballots and moves on when the outcome is decided.
-    fn count_votes(&mut self, now: Millis, out: &mut impl Transport) -> Result<(), RaftError> {
+    fn count_votes(&mut self, now: Millis) -> Result<(), RaftError> {
         match self.tracker.vote_result(&self.votes) {
-            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(now, out),
-            VoteResult::Won if self.role == Role::Candidate => self.become_leader(now, out),
+            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(now),
+            VoteResult::Won if self.role == Role::Candidate => self.become_leader(now),
             // Lost: go back to following; the timer will try again, unless a leader shows up.
             VoteResult::Lost => self.become_follower(now, self.term, None),
             VoteResult::Won | VoteResult::Pending => Ok(()),
@@ -127,7 +119,6 @@ impl<M: StateMachine> Node<M> {
         now: Millis,
         from: &NodeId,
         m: RequestVote,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         if m.candidate_id != *from {
             return Ok(());
@@ -141,7 +132,7 @@ impl<M: StateMachine> Node<M> {
         } else {
             self.term
         };
-        out.send(
+        self.send(
             from,
             Message::RequestVoteResponse(RequestVoteResponse {
                 term,
@@ -188,8 +179,8 @@ impl<M: StateMachine> Node<M> {
     }
 
     /// Refuses a (pre-)vote, telling the candidate our term.
-    pub(super) fn deny_vote(&self, to: &NodeId, pre_vote: bool, out: &mut impl Transport) {
-        out.send(
+    pub(super) fn deny_vote(&mut self, to: &NodeId, pre_vote: bool) {
+        self.send(
             to,
             Message::RequestVoteResponse(RequestVoteResponse {
                 term: self.term,
@@ -206,7 +197,6 @@ impl<M: StateMachine> Node<M> {
         now: Millis,
         from: &NodeId,
         m: RequestVoteResponse,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         let current = match self.role {
             // A grant echoes the pre-vote term (ours + 1); a refusal carries the voter's term,
@@ -222,7 +212,7 @@ impl<M: StateMachine> Node<M> {
         }
         // The first answer counts: a duplicated message cannot change a ballot.
         self.votes.entry(from.clone()).or_insert(m.vote_granted);
-        self.count_votes(now, out)
+        self.count_votes(now)
     }
 
     /// Whether this node believes a leader is alive in its term (only with check-quorum): the

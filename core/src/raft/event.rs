@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Index, Millis, ReadId, Term};
-use crate::types::{ApplyResult, NodeId};
+use crate::types::NodeId;
 
 /// A node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -19,11 +19,13 @@ pub enum Role {
     Leader,
 }
 
-/// Something the host may act on. Drained with [`Node::take_events`](super::Node::take_events),
-/// in the order they happened.
+/// Something the host may act on, in the order it happened. The node reports role, leader,
+/// commit, read and snapshot events in each [`Ready`](super::Ready); the [`Host`](super::Host)
+/// adds the ones about applying (`Applied`, and a proposal's outcome), whose reply type `R` is
+/// the state machine's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
+pub enum Event<R> {
     /// The role or term changed.
     RoleChanged {
         /// The new role.
@@ -58,7 +60,7 @@ pub enum Event {
         /// The proposal's term.
         term: Term,
         /// What the state machine answered.
-        result: ApplyResult,
+        result: R,
     },
     /// A proposal this node accepted can never be applied at its index: another leader's entry
     /// replaced it. (The same command may still be applied through a retry.)
@@ -114,7 +116,7 @@ pub struct Status {
     pub voted_for: Option<NodeId>,
     /// The leader it knows of in `term`.
     pub leader_id: Option<NodeId>,
-    /// Invariant: snapshot_index <= last_applied <= commit_index <= last_log_index.
+    /// Invariant: last_applied <= commit_index <= last_log_index, snapshot_index <= commit_index.
     pub commit_index: Index,
     /// The last entry applied to the state machine.
     pub last_applied: Index,

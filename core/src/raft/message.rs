@@ -8,13 +8,13 @@ use crate::types::NodeId;
 /// A message between two nodes. The sender is known to the transport, not carried here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Message {
+pub enum Message<C> {
     /// A (pre-)candidate asks for a vote.
     RequestVote(RequestVote),
     /// The answer to a RequestVote.
     RequestVoteResponse(RequestVoteResponse),
     /// A leader replicates entries, or sends a heartbeat (no entries).
-    AppendEntries(AppendEntries),
+    AppendEntries(AppendEntries<C>),
     /// The answer to an AppendEntries.
     AppendEntriesResponse(AppendEntriesResponse),
     /// A leader sends its snapshot to a follower that needs compacted entries.
@@ -23,7 +23,7 @@ pub enum Message {
     InstallSnapshotResponse(InstallSnapshotResponse),
 }
 
-impl Message {
+impl<C> Message<C> {
     /// The term the sender was in (for a pre-vote request: the term it would campaign in).
     pub fn term(&self) -> Term {
         match self {
@@ -79,7 +79,7 @@ pub struct RequestVoteResponse {
 
 /// AppendEntries: replication and heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppendEntries {
+pub struct AppendEntries<C> {
     /// The leader's term.
     pub term: Term,
     /// The leader.
@@ -89,7 +89,7 @@ pub struct AppendEntries {
     /// Its term.
     pub prev_log_term: Term,
     /// Entries to store (empty for a heartbeat). Invariant: contiguous from prev_log_index + 1.
-    pub entries: Vec<LogEntry>,
+    pub entries: Vec<LogEntry<C>>,
     /// The leader's commit index.
     pub leader_commit: Index,
     /// The leader's latest ReadIndex round when it sent this message; the follower echoes it,

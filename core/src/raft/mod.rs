@@ -1,24 +1,29 @@
-//! Raft as a deterministic state machine.
+//! Raft as a deterministic state machine that does no I/O.
 //!
-//! The node never blocks, spawns, sleeps, reads a clock or draws OS randomness. Its inputs are
-//! messages from peers, ticks carrying the current time, proposals and (later) read requests;
-//! its outputs are messages handed to a [`Transport`], writes through the storage traits,
-//! committed commands applied to a [`StateMachine`](crate::StateMachine), and [`Event`]s the host
-//! turns into client replies or UI.
+//! The node never blocks, spawns, sleeps, reads a clock, draws OS randomness, writes storage
+//! or applies entries. Its inputs are messages from peers, ticks carrying the current time,
+//! proposals and read requests; all its outputs are gathered in a [`Ready`]: what to write
+//! (term and vote, log entries, a snapshot), messages that may leave now and messages that may
+//! leave only once those writes are durable, committed entries to apply, and [`Event`]s. The
+//! host carries a Ready out and reports back with [`Node::advance`] (see docs/architecture.md
+//! and docs/durability.md in the repository).
 //!
-//! Durability contract: during a call the node writes term, vote and log entries through the
-//! storage traits *before* it hands out any message that depends on them. A host whose stores
-//! buffer writes must call [`Node::persist`] after a call and before delivering the messages
-//! that call produced (one sync for many inputs: group commit). In-memory stores are durable as
-//! soon as they are written.
+//! [`Host`] is that host loop, shared by every host (the simulator, kvserver's driver, the
+//! tests and the playground): it owns the stores and the state machine and does the Ready's
+//! steps in order. [`Waiters`] is the bookkeeping of who waits for which proposal or read.
 
 pub mod config;
 pub mod event;
+pub mod host;
 pub mod message;
 pub mod node;
 pub mod quorum;
+pub mod ready;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tracker;
+pub mod waiters;
 
 mod append;
 mod apply;
@@ -29,16 +34,19 @@ mod snapshot;
 
 pub use config::{Config, ConfigError};
 pub use event::{Event, Role, Status};
+pub use host::{Feed, Host};
 pub use message::{
     AppendEntries, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, Message,
     RequestVote, RequestVoteResponse,
 };
-pub use node::{Node, Proposal, ProposeError, RaftError};
+pub use node::{InitialState, Node, Proposal, ProposeError, RaftError};
 pub use read::ReadId;
+pub use ready::{Ready, ReadySnapshot};
 pub use storage::{
-    HardState, LogEntry, LogStore, MemLogStore, MemSnapshotStore, MemStableStore, SnapshotMeta,
-    SnapshotStore, StableStore, StorageError, Stores,
+    HardState, LogEntry, LogStore, MemLogStore, MemSnapshotStore, MemStableStore, Payload,
+    SnapshotMeta, SnapshotStore, StableStore, StorageError, Stores,
 };
+pub use waiters::{Outcome, Waiters};
 
 use crate::types::NodeId;
 
@@ -49,15 +57,15 @@ pub type Index = u64;
 /// Milliseconds since an epoch the host chooses (simulated or real). Only differences matter.
 pub type Millis = u64;
 
-/// Where the node sends messages: fire and forget; a reply is just another message.
-pub trait Transport {
+/// Where a host sends the node's messages: fire and forget; a reply is just another message.
+pub trait Transport<C> {
     /// Queues `msg` for `to`. Must not block and must not call back into the node.
-    fn send(&mut self, to: &NodeId, msg: Message);
+    fn send(&mut self, to: &NodeId, msg: Message<C>);
 }
 
 /// Collecting messages in a vector is the simplest transport: tests and the simulator use it.
-impl Transport for Vec<(NodeId, Message)> {
-    fn send(&mut self, to: &NodeId, msg: Message) {
+impl<C> Transport<C> for Vec<(NodeId, Message<C>)> {
+    fn send(&mut self, to: &NodeId, msg: Message<C>) {
         self.push((to.clone(), msg));
     }
 }

@@ -12,20 +12,23 @@
 //! Nothing that arrives in a message is trusted: a message that makes no sense is dropped, never
 //! unwrapped. Storage failures are the only errors ([`RaftError`]), and they are fatal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::quorum::JointConfig;
+use super::ready::{Pending, Ready};
 use super::replication::LeaderState;
 use super::tracker::Tracker;
 use super::{
-    Config, Event, Index, LogEntry, Message, Millis, Role, SnapshotMeta, Status, StorageError,
-    Stores, Term, Transport,
+    Config, Event, HardState, Index, LogEntry, LogStore, MemLogStore, Message, Millis, Payload,
+    Role, SnapshotMeta, Status, StorageError, Term,
 };
 use crate::state_machine::StateMachine;
-use crate::types::{Command, NodeId};
+use crate::types::NodeId;
 
 /// A proposal the leader accepted: it sits at `index` in `term`. Its outcome arrives later as
 /// [`Event::ProposalApplied`], [`Event::ProposalLost`] or [`Event::ProposalUnknown`].
@@ -46,9 +49,15 @@ pub enum ProposeError {
         /// The leader this node knows of.
         leader: Option<NodeId>,
     },
-    /// The command is malformed.
-    #[error("bad request: {0}")]
-    Invalid(String),
+    /// Too many bytes of entries wait for a quorum (followers gone or slow): nothing was
+    /// appended; retry later.
+    #[error("overloaded: {uncommitted_bytes} bytes of entries wait for a quorum (cap {cap})")]
+    Overloaded {
+        /// Bytes of uncommitted entries in the leader's log.
+        uncommitted_bytes: u64,
+        /// The configured cap.
+        cap: u64,
+    },
     /// Storage failed: the node cannot go on.
     #[error(transparent)]
     Fatal(#[from] RaftError),
@@ -68,17 +77,39 @@ pub enum RaftError {
     InvalidConfig(String),
 }
 
-/// One Raft node over a state machine `M`.
+/// What a node starts from: what its host found in durable storage.
+pub struct InitialState<C> {
+    /// The durable term and vote.
+    pub hard_state: HardState,
+    /// The durable log (every entry after its base).
+    pub log: MemLogStore<C>,
+    /// The latest durable snapshot, if any; the host has restored it into its state machine.
+    pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+}
+
+impl<C> Default for InitialState<C> {
+    fn default() -> Self {
+        InitialState {
+            hard_state: HardState::default(),
+            log: MemLogStore::default(),
+            snapshot: None,
+        }
+    }
+}
+
+/// One Raft node, for a state machine of type `M` (only its command and reply types: the node
+/// holds no state machine and does no I/O).
 pub struct Node<M: StateMachine> {
     pub(super) cfg: Config,
-    pub(super) stores: Stores,
-    pub(super) sm: M,
     /// Draws election timeouts. Seeded by the host: the same seed gives the same run.
     pub(super) rng: ChaCha8Rng,
+    /// The node's whole log, durable or not: the host writes what each Ready says, so the
+    /// durable log is this one up to `persisted`.
+    pub(super) log: MemLogStore<M::Command>,
 
-    /// A copy of the durable term. Invariant: equal to `stores.stable`'s term after every call.
+    /// The current term (durable once the Ready that changed it is).
     pub(super) term: Term,
-    /// A copy of the durable vote in `term` (except under the `forget_to_persist_vote` break).
+    /// The vote in `term` (except under the `forget_to_persist_vote` break, not handed out).
     pub(super) voted_for: Option<NodeId>,
 
     /// The role. Invariant: `leader.is_some()` iff `role == Leader`.
@@ -86,14 +117,21 @@ pub struct Node<M: StateMachine> {
     /// The leader of `term`, as far as this node knows (itself when it leads).
     pub(super) leader_id: Option<NodeId>,
     /// The highest index known to be committed. Never decreases while the node runs.
-    /// Invariant: snapshot.last_included_index <= last_applied <= commit_index <= last_index.
+    /// Invariant: applied <= applying <= commit_index <= last_index, and
+    /// snapshot.last_included_index <= applying (an installed snapshot is handed out at once).
     pub(super) commit_index: Index,
-    /// The highest index applied to `sm`. Apply is synchronous: after every public call
-    /// `last_applied == commit_index`.
-    pub(super) last_applied: Index,
-    /// The latest snapshot this node holds (restored into `sm` or taken from it).
-    /// Invariant: equals the log's base.
+    /// The highest index handed to the host to apply (in a Ready's `committed`, or as an
+    /// installed snapshot).
+    pub(super) applying: Index,
+    /// The highest index the host reported applied.
+    pub(super) applied: Index,
+    /// The log is durable up to here (the host said so through `advance`). Only durable
+    /// entries are applied, and the leader counts itself toward a quorum only up to here.
+    pub(super) persisted: Index,
+    /// The latest snapshot this node holds. Invariant: its index >= the log's base.
     pub(super) snapshot: SnapshotMeta,
+    /// Its bytes, to send to followers that need compacted entries.
+    pub(super) snapshot_data: Option<Arc<Vec<u8>>>,
 
     /// When the election timer was last reset.
     pub(super) election_timer_start: Millis,
@@ -110,56 +148,71 @@ pub struct Node<M: StateMachine> {
     pub(super) tracker: Tracker,
     /// Replication and read state, present only while leading.
     pub(super) leader: Option<LeaderState>,
+    /// Leader only: entries of this term not committed yet, with their sizes, oldest first.
+    /// Invariant: `uncommitted_bytes` is the sum of the sizes.
+    pub(super) uncommitted: VecDeque<(Index, u64)>,
+    /// See `uncommitted`.
+    pub(super) uncommitted_bytes: u64,
 
-    /// Proposals this node accepted as leader and whose outcome is not known yet:
-    /// index -> term. Invariant: every key is > last_applied.
-    pub(super) proposals: BTreeMap<Index, Term>,
-    /// Outputs for the host, oldest first.
-    pub(super) events: Vec<Event>,
+    /// The latest time a host passed in.
+    pub(super) now: Millis,
+    /// Output waiting for the next Ready.
+    pub(super) pending: Pending<M::Command, M::Reply>,
+    /// The leader appended entries or heard answers since the last Ready: it sends what each
+    /// follower needs when the Ready is taken (one AppendEntries per follower for many
+    /// proposals).
+    pub(super) flush: bool,
     /// The id the next read request gets.
     pub(super) next_read_id: u64,
+    _sm: PhantomData<fn() -> M>,
 }
 
 impl<M: StateMachine> Node<M> {
-    /// Starts a node from what `stores` hold (a snapshot is restored into `sm`, which must be
-    /// empty), as a follower at time `now`. `rng_seed` seeds its election-timeout RNG.
+    /// Starts a node from what its host found in durable storage, as a follower at time `now`.
+    /// `rng_seed` seeds its election-timeout RNG.
     pub fn new(
         cfg: Config,
-        stores: Stores,
-        sm: M,
+        init: InitialState<M::Command>,
         rng_seed: u64,
         now: Millis,
     ) -> Result<Self, RaftError> {
         cfg.validate().map_err(|e| RaftError::InvalidConfig(e.0))?;
-        let hs = stores.stable.hard_state()?;
         let tracker = Tracker::new(
             JointConfig::simple(cfg.voters.iter().cloned()),
             Default::default(),
         );
+        let persisted = init.log.last_index();
         let mut node = Node {
-            tracker,
             cfg,
-            stores,
-            sm,
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
-            term: hs.term,
-            voted_for: hs.voted_for,
+            log: init.log,
+            term: init.hard_state.term,
+            voted_for: init.hard_state.voted_for,
             role: Role::Follower,
             leader_id: None,
             commit_index: 0,
-            last_applied: 0,
+            applying: 0,
+            applied: 0,
+            persisted,
             snapshot: SnapshotMeta::default(),
+            snapshot_data: None,
             election_timer_start: now,
             election_deadline: now,
             last_leader_contact: None,
             votes: BTreeMap::new(),
+            tracker,
             leader: None,
-            proposals: BTreeMap::new(),
-            events: Vec::new(),
+            uncommitted: VecDeque::new(),
+            uncommitted_bytes: 0,
+            now,
+            pending: Pending::default(),
+            flush: false,
             next_read_id: 1,
+            _sm: PhantomData,
         };
-        node.restore_from_stores()?;
+        node.restore_from(init.snapshot)?;
         node.reset_election_timer(now);
+        node.check_invariants();
         Ok(node)
     }
 
@@ -169,59 +222,158 @@ impl<M: StateMachine> Node<M> {
         &mut self,
         now: Millis,
         from: &NodeId,
-        msg: Message,
-        out: &mut impl Transport,
+        msg: Message<M::Command>,
     ) -> Result<(), RaftError> {
+        self.now = self.now.max(now);
         if from == &self.cfg.id || !self.is_member(from) || !within_limits(&msg) {
             return Ok(());
         }
-        if !self.check_term(now, from, &msg, out)? {
+        if !self.check_term(now, from, &msg)? {
             return Ok(());
         }
         match msg {
-            Message::RequestVote(m) => self.handle_request_vote(now, from, m, out),
-            Message::RequestVoteResponse(m) => self.handle_vote_response(now, from, m, out),
-            Message::AppendEntries(m) => self.handle_append_entries(now, from, m, out),
-            Message::AppendEntriesResponse(m) => self.handle_append_response(now, from, m, out),
-            Message::InstallSnapshot(m) => self.handle_install_snapshot(now, from, m, out),
+            Message::RequestVote(m) => self.handle_request_vote(now, from, m),
+            Message::RequestVoteResponse(m) => self.handle_vote_response(now, from, m),
+            Message::AppendEntries(m) => self.handle_append_entries(now, from, m),
+            Message::AppendEntriesResponse(m) => self.handle_append_response(now, from, m),
+            Message::InstallSnapshot(m) => self.handle_install_snapshot(now, from, m),
             Message::InstallSnapshotResponse(m) => {
-                self.handle_install_snapshot_response(now, from, m, out)
+                self.handle_install_snapshot_response(now, from, m)
             }
-        }
+        }?;
+        self.check_invariants();
+        Ok(())
     }
 
     /// Advances timers to `now`: elections, heartbeats, check-quorum.
-    pub fn tick(&mut self, now: Millis, out: &mut impl Transport) -> Result<(), RaftError> {
+    pub fn tick(&mut self, now: Millis) -> Result<(), RaftError> {
+        self.now = self.now.max(now);
         match self.role {
-            Role::Leader => self.tick_leader(now, out),
+            Role::Leader => self.tick_leader(now)?,
             Role::Follower | Role::PreCandidate | Role::Candidate => {
                 if now >= self.election_deadline {
-                    self.campaign(now, out)?;
+                    self.campaign(now)?;
                 }
-                Ok(())
             }
         }
+        self.check_invariants();
+        Ok(())
     }
 
-    /// Proposes a client command. Only a leader accepts; the outcome comes as an event.
-    pub fn propose(
-        &mut self,
-        now: Millis,
-        cmd: Command,
-        out: &mut impl Transport,
-    ) -> Result<Proposal, ProposeError> {
+    /// Proposes a client command. Only a leader accepts; the outcome comes as an event once
+    /// the host applied it. Refused with [`ProposeError::Overloaded`] while the entries that
+    /// wait for a quorum already take `max_uncommitted_bytes`.
+    pub fn propose(&mut self, now: Millis, cmd: M::Command) -> Result<Proposal, ProposeError> {
+        self.now = self.now.max(now);
         if self.role != Role::Leader {
             return Err(self.not_leader());
         }
-        cmd.validate()
-            .map_err(|e| ProposeError::Invalid(e.to_string()))?;
-        let index = self.append_local(Some(cmd))?;
-        self.proposals.insert(index, self.term);
-        self.replicate_new_entries(now, out)?;
+        let size = M::command_size(&cmd);
+        let cap = self.cfg.max_uncommitted_bytes;
+        // One entry always fits, however large, so an oversized command is not refused forever.
+        if cap > 0 && self.uncommitted_bytes > 0 && self.uncommitted_bytes + size > cap {
+            return Err(ProposeError::Overloaded {
+                uncommitted_bytes: self.uncommitted_bytes,
+                cap,
+            });
+        }
+        let index = self.append_local(Payload::Command(cmd), size)?;
+        self.check_invariants();
         Ok(Proposal {
             index,
             term: self.term,
         })
+    }
+
+    /// Whether [`ready`](Self::ready) has anything to hand out.
+    pub fn has_ready(&self) -> bool {
+        !self.pending.is_empty() || self.flush || self.next_committed_hi() > self.applying
+    }
+
+    /// Hands out everything to write, send, apply and report since the last call (see
+    /// [`Ready`] for what the host does with it).
+    pub fn ready(&mut self) -> Result<Ready<M::Command, M::Reply>, RaftError> {
+        if std::mem::take(&mut self.flush) && self.leader.is_some() {
+            let now = self.now;
+            self.broadcast_append(now, false)?;
+        }
+        let hi = self.next_committed_hi();
+        let committed = if hi > self.applying {
+            let lo = self.applying + 1;
+            let hi = hi.min(self.applying + APPLY_BATCH);
+            let entries = self.log.read_range(lo, hi + 1)?;
+            self.applying = hi;
+            entries
+        } else {
+            Vec::new()
+        };
+        let p = std::mem::take(&mut self.pending);
+        let last = self.last_index();
+        let rd = Ready {
+            hard_state: p.hard_state.then(|| self.hard_state()),
+            snapshot: p.snapshot,
+            truncate_from: p.truncate_from,
+            compact_to: p.compact_to,
+            entries: p.entries,
+            messages: p.messages,
+            persisted_messages: p.persisted_messages,
+            committed,
+            events: p.events,
+            last_entry: (last, self.term_at(last)?),
+        };
+        self.check_invariants();
+        Ok(rd)
+    }
+
+    /// The host made a Ready durable (its `last_entry`) and applied everything up to
+    /// `applied`. The leader now counts its own entries up to there toward the quorum.
+    pub fn advance(&mut self, last_entry: (Index, Term), applied: Index) -> Result<(), RaftError> {
+        let (index, term) = last_entry;
+        // A later truncation may have replaced that entry: then only the prefix both share is
+        // known durable, and `truncate_log_from` already lowered `persisted` to it.
+        // Likewise a snapshot adopted meanwhile may have compacted it away: the Ready that
+        // carries that snapshot reports its own last entry.
+        let compacted = index < self.log.base().last_included_index;
+        if !compacted && index > self.persisted && self.term_if_present(index)? == Some(term) {
+            self.persisted = index;
+        }
+        debug_assert!(
+            applied <= self.applying,
+            "applied {applied} past {}",
+            self.applying
+        );
+        self.applied = self.applied.max(applied);
+        if self.leader.is_some() {
+            let persisted = self.persisted;
+            self.self_ack(persisted);
+            self.maybe_commit()?;
+        }
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// The host snapshotted its state machine at `index` (which it applied): the node keeps
+    /// the bytes to send to followers, and the next Ready saves them and compacts the log
+    /// behind (less `snapshot_trailing` entries).
+    pub fn snapshot_taken(&mut self, index: Index, data: Vec<u8>) -> Result<(), RaftError> {
+        if index <= self.snapshot.last_included_index || index > self.applied {
+            return Ok(());
+        }
+        let meta = SnapshotMeta {
+            last_included_index: index,
+            last_included_term: self.term_at(index)?,
+        };
+        let data = Arc::new(data);
+        self.pending.snapshot = Some(super::ReadySnapshot {
+            meta,
+            data: Arc::clone(&data),
+            install: false,
+        });
+        self.snapshot = meta;
+        self.snapshot_data = Some(data);
+        self.compact_behind(meta)?;
+        self.check_invariants();
+        Ok(())
     }
 
     /// When `tick` must next be called, at the latest.
@@ -243,24 +395,11 @@ impl<M: StateMachine> Node<M> {
         }
     }
 
-    /// Makes the stores durable (see the module's durability contract).
-    pub fn persist(&mut self) -> Result<(), RaftError> {
-        self.stores.stable.sync()?;
-        self.stores.log.sync()?;
-        Ok(())
-    }
-
-    /// Events since the last call, oldest first.
-    pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
-    }
-
     /// The node's state.
     pub fn status(&self) -> Status {
         let last_log_index = self.last_index();
-        // The last index is always readable (it is in the log or is its base); a store failing
-        // here would fail the next real call too, which reports it.
-        let last_log_term = self.stores.log.term_at(last_log_index).unwrap_or_default();
+        // The last index is always in the log or is its base.
+        let last_log_term = self.log.term_at(last_log_index).unwrap_or_default();
         let (election_timer_start, election_deadline) = match &self.leader {
             // The check-quorum window, drawn like an election timer.
             Some(ls) => match self.quorum_deadline() {
@@ -280,7 +419,7 @@ impl<M: StateMachine> Node<M> {
             voted_for: self.voted_for.clone(),
             leader_id: self.leader_id.clone(),
             commit_index: self.commit_index,
-            last_applied: self.last_applied,
+            last_applied: self.applied,
             last_log_index,
             last_log_term,
             snapshot_index: self.snapshot.last_included_index,
@@ -299,19 +438,10 @@ impl<M: StateMachine> Node<M> {
         &self.cfg
     }
 
-    /// The state machine (read-only: only committed entries change it).
-    pub fn state_machine(&self) -> &M {
-        &self.sm
-    }
-
-    /// The log (read-only), for invariant checks and the playground.
-    pub fn log(&self) -> &dyn super::LogStore {
-        self.stores.log.as_ref()
-    }
-
-    /// Stops the node and hands back its stores: what a crash leaves behind.
-    pub fn into_stores(self) -> Stores {
-        self.stores
+    /// The node's log (read-only; durable up to what the host persisted), for invariant
+    /// checks and the playground.
+    pub fn log(&self) -> &dyn LogStore<M::Command> {
+        &self.log
     }
 
     /// The node's role.
@@ -339,12 +469,87 @@ impl<M: StateMachine> Node<M> {
         self.commit_index
     }
 
-    /// The last index applied to the state machine: a host answers a read whose read index is
-    /// `i` once `last_applied() >= i`.
+    /// The last index the host reported applied: it answers a read whose read index is `i`
+    /// once `last_applied() >= i`.
     pub fn last_applied(&self) -> Index {
-        self.last_applied
+        self.applied
+    }
+
+    /// The last index of the latest snapshot (0 without one).
+    pub fn snapshot_index(&self) -> Index {
+        self.snapshot.last_included_index
+    }
+
+    /// How many bytes of this leader's entries wait for a quorum (0 when not leading).
+    pub fn uncommitted_bytes(&self) -> u64 {
+        self.uncommitted_bytes
+    }
+
+    /// The highest committed index that is also durable here: what may be applied.
+    fn next_committed_hi(&self) -> Index {
+        self.commit_index.min(self.persisted)
+    }
+
+    /// The term and vote, as the host must store them.
+    fn hard_state(&self) -> HardState {
+        #[cfg(feature = "protocol-breaks")]
+        if self.cfg.breaks.forget_to_persist_vote {
+            // The break stores no vote at all, whatever else changed in the same Ready.
+            return HardState {
+                term: self.term,
+                voted_for: None,
+            };
+        }
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for.clone(),
+        }
+    }
+
+    /// Asserts the invariants documented on the fields (in debug builds, which the
+    /// simulator's test runs use, so every seed checks them after every call).
+    pub(super) fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        debug_assert_eq!(self.leader.is_some(), self.role == Role::Leader);
+        let snap = self.snapshot.last_included_index;
+        debug_assert!(
+            snap <= self.applying
+                && self.applied <= self.applying
+                && self.applying <= self.commit_index
+                && self.commit_index <= self.last_index(),
+            "snapshot {snap}, applied {} <= applying {} <= commit {} <= last {}",
+            self.applied,
+            self.applying,
+            self.commit_index,
+            self.last_index()
+        );
+        debug_assert!(self.log.base().last_included_index <= snap);
+        debug_assert!(self.persisted <= self.last_index());
+        debug_assert!(self.election_timer_start <= self.election_deadline);
+        debug_assert_eq!(
+            self.uncommitted_bytes,
+            self.uncommitted.iter().map(|(_, b)| b).sum::<u64>()
+        );
+        if let Some(ls) = &self.leader {
+            ls.reads.check();
+            for id in self.tracker.peers_of(&self.cfg.id) {
+                if let Some(pr) = self.tracker.progress(&id) {
+                    debug_assert!(
+                        pr.next_index <= self.last_index() + 1,
+                        "{id}: next {} past the log's end {}",
+                        pr.next_index,
+                        self.last_index()
+                    );
+                }
+            }
+        }
     }
 }
+
+/// How many committed entries one Ready hands out at most.
+const APPLY_BATCH: Index = 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Terms and roles shared by every handler.
@@ -357,12 +562,11 @@ impl<M: StateMachine> Node<M> {
         &mut self,
         now: Millis,
         from: &NodeId,
-        msg: &Message,
-        out: &mut impl Transport,
+        msg: &Message<M::Command>,
     ) -> Result<bool, RaftError> {
         let term = msg.term();
         if term < self.term {
-            self.answer_stale(from, msg, out);
+            self.answer_stale(from, msg);
             return Ok(false);
         }
         if term == self.term {
@@ -373,7 +577,7 @@ impl<M: StateMachine> Node<M> {
                 // Leader stickiness: while we hear from a live leader, nobody unseats it, and a
                 // node that rejoins from a partition cannot disrupt the cluster.
                 if self.in_leader_lease(now) {
-                    self.deny_vote(from, m.pre_vote, out);
+                    self.deny_vote(from, m.pre_vote);
                     return Ok(false);
                 }
                 // A pre-vote changes nothing on the receiver, not even its term.
@@ -395,10 +599,10 @@ impl<M: StateMachine> Node<M> {
 
     /// Tells the sender of a message from an older term about ours, so that a deposed leader or
     /// a candidate that fell behind catches up. Responses from older terms are just dropped.
-    fn answer_stale(&mut self, from: &NodeId, msg: &Message, out: &mut impl Transport) {
+    fn answer_stale(&mut self, from: &NodeId, msg: &Message<M::Command>) {
         let reply = match msg {
             Message::RequestVote(m) => {
-                self.deny_vote(from, m.pre_vote, out);
+                self.deny_vote(from, m.pre_vote);
                 return;
             }
             Message::AppendEntries(_) => {
@@ -419,7 +623,7 @@ impl<M: StateMachine> Node<M> {
             }
             _ => return,
         };
-        out.send(from, reply);
+        self.send(from, reply);
     }
 
     /// Becomes a follower in `term` (which must not be lower than ours), following `leader`.
@@ -443,7 +647,7 @@ impl<M: StateMachine> Node<M> {
         self.role = Role::Follower;
         self.votes.clear();
         if term_changed || role_changed {
-            self.events.push(Event::RoleChanged {
+            self.pending.events.push(Event::RoleChanged {
                 role: Role::Follower,
                 term: self.term,
             });
@@ -463,7 +667,7 @@ impl<M: StateMachine> Node<M> {
                 self.last_leader_contact = None;
             }
             self.leader_id = leader.clone();
-            self.events.push(Event::LeaderChanged {
+            self.pending.events.push(Event::LeaderChanged {
                 leader,
                 term: self.term,
             });
@@ -473,20 +677,33 @@ impl<M: StateMachine> Node<M> {
     /// Changes the role within the current term and tells the host.
     pub(super) fn set_role(&mut self, role: Role) {
         self.role = role;
-        self.events.push(Event::RoleChanged {
+        self.pending.events.push(Event::RoleChanged {
             role,
             term: self.term,
         });
     }
 
-    /// Writes the term and vote. Called before any message that depends on them leaves.
+    /// The term or vote changed: the next Ready writes them, and every message queued from
+    /// now on waits until they are durable.
     pub(super) fn persist_hard_state(&mut self) -> Result<(), RaftError> {
-        let hs = super::HardState {
-            term: self.term,
-            voted_for: self.voted_for.clone(),
-        };
-        self.stores.stable.set_hard_state(&hs)?;
+        self.pending.hard_state = true;
         Ok(())
+    }
+
+    /// Queues `msg` for `to`. A leader's AppendEntries and InstallSnapshot depend on nothing
+    /// this node has yet to write (its term is durable since before it won), so they may
+    /// leave before the leader's own fsync (Raft thesis §10.2.1); everything else (votes,
+    /// answers that promise stored entries) waits until the Ready's writes are durable.
+    pub(super) fn send(&mut self, to: &NodeId, msg: Message<M::Command>) {
+        let early = self.role == Role::Leader
+            && !self.pending.hard_state
+            && matches!(msg, Message::AppendEntries(_) | Message::InstallSnapshot(_));
+        let queue = if early {
+            &mut self.pending.messages
+        } else {
+            &mut self.pending.persisted_messages
+        };
+        queue.push((to.clone(), msg));
     }
 
     /// Starts a fresh, randomized election timeout at `now`.
@@ -531,7 +748,7 @@ impl<M: StateMachine> Node<M> {
 impl<M: StateMachine> Node<M> {
     /// The last index in the log (or its base).
     pub(super) fn last_index(&self) -> Index {
-        self.stores.log.last_index()
+        self.log.last_index()
     }
 
     /// The term of the last entry (or of the base).
@@ -541,7 +758,7 @@ impl<M: StateMachine> Node<M> {
 
     /// The term at `index`, which must be in the log or be its base.
     pub(super) fn term_at(&self, index: Index) -> Result<Term, RaftError> {
-        Ok(self.stores.log.term_at(index)?)
+        Ok(self.log.term_at(index)?)
     }
 
     /// The term at `index`, or `None` when the log does not reach that far. A compacted index
@@ -550,26 +767,66 @@ impl<M: StateMachine> Node<M> {
         if index > self.last_index() {
             return Ok(None);
         }
-        match self.stores.log.term_at(index) {
+        match self.log.term_at(index) {
             Ok(t) => Ok(Some(t)),
             Err(StorageError::Missing(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Appends one entry of the current term at the end of the log and returns its index.
-    pub(super) fn append_local(&mut self, cmd: Option<Command>) -> Result<Index, RaftError> {
+    /// The leader appends one entry of its term (of `size` bytes) at the end of its log and
+    /// returns its index. The entry counts toward the quorum only once it is durable here
+    /// (see `advance`), unless the `count_own_entry_before_durable` break is on.
+    pub(super) fn append_local(
+        &mut self,
+        payload: Payload<M::Command>,
+        size: u64,
+    ) -> Result<Index, RaftError> {
         let index = self.last_index() + 1;
         let entry = LogEntry {
             index,
             term: self.term,
-            cmd,
+            payload,
         };
-        self.stores.log.append(std::slice::from_ref(&entry))?;
-        if self.leader.is_some() {
+        self.log.append(std::slice::from_ref(&entry))?;
+        self.pending.entries.push(entry);
+        self.uncommitted.push_back((index, size));
+        self.uncommitted_bytes += size;
+        self.flush = true;
+        #[cfg(feature = "protocol-breaks")]
+        if self.cfg.breaks.count_own_entry_before_durable {
             self.self_ack(index);
+            self.maybe_commit()?;
         }
         Ok(index)
+    }
+
+    /// Appends entries from the leader (which continue the log) and queues them for writing.
+    pub(super) fn append_from_leader_log(
+        &mut self,
+        entries: &[LogEntry<M::Command>],
+    ) -> Result<(), RaftError> {
+        self.log.append(entries)?;
+        self.pending.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
+    /// Deletes the log from `index` on (a suffix that conflicts with the leader's log): in
+    /// memory now, on disk with the next Ready. What was durable past it no longer counts.
+    pub(super) fn truncate_log_from(&mut self, index: Index) -> Result<(), RaftError> {
+        self.log.delete_from(index)?;
+        self.pending.truncate(index);
+        self.persisted = self.persisted.min(index - 1);
+        Ok(())
+    }
+
+    /// Compacts the log up to `meta` (which must be in the log or be its base), in memory
+    /// now, on disk with the next Ready.
+    pub(super) fn compact_log_to(&mut self, meta: SnapshotMeta) -> Result<(), RaftError> {
+        self.log
+            .truncate_prefix(meta.last_included_index, meta.last_included_term)?;
+        self.pending.compact(meta);
+        Ok(())
     }
 }
 
@@ -579,7 +836,7 @@ impl<M: StateMachine> Node<M> {
 const LIMIT: u64 = 1 << 62;
 
 /// Whether a message's term and the indices the node stores stay below [`LIMIT`].
-fn within_limits(msg: &Message) -> bool {
+fn within_limits<C>(msg: &Message<C>) -> bool {
     let indices_ok = match msg {
         Message::AppendEntries(m) => {
             m.prev_log_index < LIMIT && m.entries.last().is_none_or(|e| e.index < LIMIT)

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::node::{Node, ProposeError};
-use super::{Event, Index, Millis, Role, Transport};
+use super::{Event, Index, Millis, Role};
 use crate::state_machine::StateMachine;
 
 /// Names one read request, so the host can match [`Event::ReadReady`] / [`Event::ReadFailed`]
@@ -42,6 +42,15 @@ pub(super) struct ReadState {
 }
 
 impl ReadState {
+    /// Asserts the invariants on the fields.
+    pub(super) fn check(&self) {
+        debug_assert!(
+            self.pending.windows(2).all(|w| w[0].seq <= w[1].seq)
+                && self.pending.iter().all(|r| r.seq <= self.seq),
+            "read rounds out of order: {self:?}"
+        );
+    }
+
     /// The earliest time a pending read times out.
     pub(super) fn next_deadline(&self) -> Option<Millis> {
         self.pending.iter().map(|r| r.deadline).min()
@@ -52,11 +61,7 @@ impl<M: StateMachine> Node<M> {
     /// Asks for a linearizable read. Only a leader accepts; the answer comes as
     /// [`Event::ReadReady`] (then read the state machine once `last_applied() >= index`) or
     /// [`Event::ReadFailed`] (leadership lost or not confirmed in time: retry elsewhere).
-    pub fn read_index(
-        &mut self,
-        now: Millis,
-        out: &mut impl Transport,
-    ) -> Result<ReadId, ProposeError> {
+    pub fn read_index(&mut self, now: Millis) -> Result<ReadId, ProposeError> {
         if self.role != Role::Leader {
             return Err(self.not_leader());
         }
@@ -81,7 +86,7 @@ impl<M: StateMachine> Node<M> {
             }
         }
         // The confirmation round: a heartbeat carrying the new read_seq.
-        self.broadcast_append(now, true, out)?;
+        self.broadcast_append(now, true)?;
         self.confirm_reads();
         Ok(id)
     }
@@ -122,7 +127,9 @@ impl<M: StateMachine> Node<M> {
             .count();
         for r in ls.reads.pending.drain(..ready) {
             if let Some(index) = r.index {
-                self.events.push(Event::ReadReady { id: r.id, index });
+                self.pending
+                    .events
+                    .push(Event::ReadReady { id: r.id, index });
             }
         }
     }
@@ -136,7 +143,7 @@ impl<M: StateMachine> Node<M> {
         ls.reads.pending = kept;
         let expired: Vec<PendingRead> = expired;
         for r in expired {
-            self.events.push(Event::ReadFailed { id: r.id });
+            self.pending.events.push(Event::ReadFailed { id: r.id });
         }
     }
 
@@ -146,7 +153,7 @@ impl<M: StateMachine> Node<M> {
             return;
         };
         for r in std::mem::take(&mut ls.reads.pending) {
-            self.events.push(Event::ReadFailed { id: r.id });
+            self.pending.events.push(Event::ReadFailed { id: r.id });
         }
     }
 

@@ -5,8 +5,8 @@
 use super::node::Node;
 use super::tracker::ProgressState;
 use super::{
-    AppendEntries, AppendEntriesResponse, Config, Index, InstallSnapshot, Message, Millis, NodeId,
-    RaftError, StorageError, Transport,
+    AppendEntries, AppendEntriesResponse, Config, Index, InstallSnapshot, LogEntry, LogStore,
+    Message, Millis, NodeId, RaftError, StorageError,
 };
 use crate::state_machine::StateMachine;
 
@@ -32,11 +32,7 @@ impl LeaderState {
 impl<M: StateMachine> Node<M> {
     /// The leader's timer: check-quorum first (a leader cut off from a majority steps down),
     /// then reads that waited too long, then heartbeats.
-    pub(super) fn tick_leader(
-        &mut self,
-        now: Millis,
-        out: &mut impl Transport,
-    ) -> Result<(), RaftError> {
+    pub(super) fn tick_leader(&mut self, now: Millis) -> Result<(), RaftError> {
         if self.cfg.check_quorum && !self.in_leader_lease(now) {
             return self.become_follower(now, self.term, None);
         }
@@ -49,19 +45,9 @@ impl<M: StateMachine> Node<M> {
             if let Some(ls) = self.leader.as_mut() {
                 ls.heartbeat_deadline = now.saturating_add(self.cfg.heartbeat_interval);
             }
-            self.broadcast_append(now, true, out)?;
+            self.broadcast_append(now, true)?;
         }
         Ok(())
-    }
-
-    /// After the leader appended entries: send them, and commit at once if it is alone.
-    pub(super) fn replicate_new_entries(
-        &mut self,
-        now: Millis,
-        out: &mut impl Transport,
-    ) -> Result<(), RaftError> {
-        self.broadcast_append(now, false, out)?;
-        self.maybe_commit()
     }
 
     /// Sends to every follower what it needs. A `heartbeat` goes out even when there is
@@ -70,10 +56,28 @@ impl<M: StateMachine> Node<M> {
         &mut self,
         now: Millis,
         heartbeat: bool,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         for peer in self.peers() {
-            self.replicate_to_peer(now, &peer, heartbeat, out)?;
+            self.replicate_to_peer(now, &peer, heartbeat)?;
+            if heartbeat {
+                continue;
+            }
+            // A backlog larger than one message streams on, as far as the window allows.
+            loop {
+                let before = self.tracker.progress(&peer).map(|p| p.next_index);
+                let streaming = self.tracker.progress(&peer).is_some_and(|p| {
+                    p.state == ProgressState::Replicate
+                        && !p.is_paused()
+                        && p.next_index <= self.last_index()
+                });
+                if !streaming {
+                    break;
+                }
+                self.replicate_to_peer(now, &peer, false)?;
+                if self.tracker.progress(&peer).map(|p| p.next_index) == before {
+                    break;
+                }
+            }
         }
         Ok(())
     }
@@ -84,7 +88,6 @@ impl<M: StateMachine> Node<M> {
         now: Millis,
         peer: &NodeId,
         heartbeat: bool,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         let last = self.last_index();
         let resend_after = self.cfg.election_timeout_min;
@@ -94,9 +97,9 @@ impl<M: StateMachine> Node<M> {
         match pr.state {
             ProgressState::Snapshot { sent_at, .. } if heartbeat => {
                 if now >= sent_at.saturating_add(resend_after) {
-                    self.send_snapshot(now, peer, out)
+                    self.send_snapshot(now, peer)
                 } else {
-                    self.send_append(now, peer, false, out)
+                    self.send_append(now, peer, false)
                 }
             }
             // A window that did not drain in a whole heartbeat interval: answers were lost.
@@ -104,46 +107,40 @@ impl<M: StateMachine> Node<M> {
             ProgressState::Replicate if heartbeat && pr.inflights.full() => {
                 pr.become_probe();
                 pr.next_index = pr.match_index + 1;
-                self.send_append(now, peer, true, out)
+                self.send_append(now, peer, true)
             }
             _ if !heartbeat && pr.is_paused() => Ok(()),
             ProgressState::Replicate if !heartbeat && pr.next_index > last => Ok(()),
-            _ => self.send_append(now, peer, true, out),
+            _ => self.send_append(now, peer, true),
         }
     }
 
-    /// Sends an AppendEntries starting at the follower's `next_index` (with up to
-    /// `max_entries_per_append` entries when `with_entries`), or the snapshot when the entry
-    /// before it was compacted.
+    /// Sends an AppendEntries starting at the follower's `next_index`, or the snapshot when
+    /// the entry before it was compacted. With `with_entries` it carries as many entries as fit
+    /// `max_bytes_per_append` and `max_entries_per_append` (at least one, however large).
     fn send_append(
         &mut self,
         now: Millis,
         peer: &NodeId,
         with_entries: bool,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         let Some(next_index) = self.tracker.progress(peer).map(|p| p.next_index) else {
             return Ok(());
         };
         let prev_log_index = next_index - 1;
-        let prev_log_term = match self.stores.log.term_at(prev_log_index) {
+        let prev_log_term = match self.log.term_at(prev_log_index) {
             Ok(t) => t,
-            Err(StorageError::Compacted(_)) => return self.send_snapshot(now, peer, out),
+            Err(StorageError::Compacted(_)) => return self.send_snapshot(now, peer),
             Err(e) => return Err(e.into()),
         };
-        let last = self.last_index();
-        let hi = if with_entries {
-            last.min(prev_log_index.saturating_add(self.cfg.max_entries_per_append as Index))
+        let (entries, bytes) = if with_entries {
+            self.entries_for_message(next_index)?
         } else {
-            prev_log_index
+            (Vec::new(), 0)
         };
-        let entries = match self.stores.log.read_range(next_index, hi + 1) {
-            Ok(e) => e,
-            Err(StorageError::Compacted(_)) => return self.send_snapshot(now, peer, out),
-            Err(e) => return Err(e.into()),
-        };
+        let last_sent = prev_log_index + entries.len() as Index;
         if let Some(pr) = self.tracker.progress_mut(peer) {
-            pr.sent(hi, 0);
+            pr.sent(last_sent, bytes);
         }
         let msg = AppendEntries {
             term: self.term,
@@ -154,22 +151,42 @@ impl<M: StateMachine> Node<M> {
             leader_commit: self.commit_index,
             read_seq: self.current_read_seq(),
         };
-        out.send(peer, Message::AppendEntries(msg));
+        self.send(peer, Message::AppendEntries(msg));
         Ok(())
     }
 
+    /// The entries from `from` on that fit one message, and their bytes.
+    fn entries_for_message(&self, from: Index) -> Result<Batch<M::Command>, RaftError> {
+        let last = self
+            .last_index()
+            .min(from.saturating_add(self.cfg.max_entries_per_append as Index) - 1);
+        let mut entries = Vec::new();
+        let mut bytes = 0u64;
+        let mut index = from;
+        while index <= last {
+            // One at a time, from the in-memory log: stop at the byte budget.
+            let Some(e) = self.log.read_range(index, index + 1)?.pop() else {
+                break;
+            };
+            let size = entry_size::<M>(&e);
+            if !entries.is_empty() && bytes + size > self.cfg.max_bytes_per_append {
+                break;
+            }
+            bytes += size;
+            entries.push(e);
+            index += 1;
+        }
+        Ok((entries, bytes))
+    }
+
     /// Sends the latest snapshot to a follower that needs compacted entries.
-    pub(super) fn send_snapshot(
-        &mut self,
-        now: Millis,
-        peer: &NodeId,
-        out: &mut impl Transport,
-    ) -> Result<(), RaftError> {
-        let Some((meta, data)) = self.stores.snapshot.load()? else {
+    pub(super) fn send_snapshot(&mut self, now: Millis, peer: &NodeId) -> Result<(), RaftError> {
+        let Some(data) = self.snapshot_data.clone() else {
             return Err(RaftError::Corrupt(
                 "the log is compacted but there is no snapshot".into(),
             ));
         };
+        let meta = self.snapshot;
         let Some(pr) = self.tracker.progress_mut(peer) else {
             return Ok(());
         };
@@ -179,9 +196,9 @@ impl<M: StateMachine> Node<M> {
             leader_id: self.cfg.id.clone(),
             last_included_index: meta.last_included_index,
             last_included_term: meta.last_included_term,
-            data,
+            data: data.as_ref().clone(),
         };
-        out.send(peer, Message::InstallSnapshot(msg));
+        self.send(peer, Message::InstallSnapshot(msg));
         Ok(())
     }
 
@@ -191,7 +208,6 @@ impl<M: StateMachine> Node<M> {
         now: Millis,
         from: &NodeId,
         m: AppendEntriesResponse,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         let seq = self.current_read_seq();
         let Some(pr) = self.tracker.progress_mut(from) else {
@@ -200,9 +216,9 @@ impl<M: StateMachine> Node<M> {
         pr.last_ack = now;
         pr.read_ack = pr.read_ack.max(m.read_seq.min(seq));
         if m.success {
-            self.on_append_success(now, from, m.match_index, out)?;
+            self.on_append_success(now, from, m.match_index)?;
         } else {
-            self.on_append_rejected(now, from, &m, out)?;
+            self.on_append_rejected(now, from, &m)?;
         }
         self.confirm_reads();
         Ok(())
@@ -215,7 +231,6 @@ impl<M: StateMachine> Node<M> {
         now: Millis,
         from: &NodeId,
         match_index: Index,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         if match_index > self.last_index() {
             return Ok(()); // Claims entries we never had: not from a follower of ours.
@@ -229,7 +244,11 @@ impl<M: StateMachine> Node<M> {
             _ => pr.become_replicate(),
         }
         self.maybe_commit()?;
-        self.replicate_to_peer(now, from, false, out)
+        // What comes next goes out when the host takes the Ready: one message for every
+        // answer and proposal of this turn.
+        self.flush = true;
+        let _ = now;
+        Ok(())
     }
 
     /// The follower's log does not match at `next_index - 1`: move `next_index` back using
@@ -239,7 +258,6 @@ impl<M: StateMachine> Node<M> {
         now: Millis,
         from: &NodeId,
         m: &AppendEntriesResponse,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         let Some(next_index) = self.tracker.progress(from).map(|p| p.next_index) else {
             return Ok(());
@@ -253,7 +271,7 @@ impl<M: StateMachine> Node<M> {
             return Ok(()); // Expected until the snapshot is installed.
         }
         pr.become_probe();
-        self.send_append(now, from, true, out)
+        self.send_append(now, from, true)
     }
 
     /// Fast backtracking: if we have entries of the follower's conflicting term, retry right
@@ -328,5 +346,17 @@ impl<M: StateMachine> Node<M> {
     pub(super) fn step_down_as_leader(&mut self) {
         self.fail_pending_reads();
         self.leader = None;
+        self.uncommitted.clear();
+        self.uncommitted_bytes = 0;
     }
+}
+
+/// Entries for one message, and their bytes.
+type Batch<C> = (Vec<LogEntry<C>>, u64);
+
+/// How many bytes an entry counts for in a message: its command's size, or a small constant
+/// for Raft's own entries.
+pub(super) fn entry_size<M: StateMachine>(e: &LogEntry<M::Command>) -> u64 {
+    const ENTRY_OVERHEAD: u64 = 32;
+    ENTRY_OVERHEAD + e.payload.command().map_or(0, M::command_size)
 }

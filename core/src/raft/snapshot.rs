@@ -5,84 +5,56 @@
 //! from: the snapshot is saved first, then the log is cut behind it. On start, a log that was
 //! not cut yet (or that disagrees with the snapshot) is reconciled the same way.
 
+use std::sync::Arc;
+
 use super::node::Node;
 use super::{
-    Event, Index, InstallSnapshot, InstallSnapshotResponse, Message, Millis, NodeId, RaftError,
-    Role, SnapshotMeta, Transport,
+    Event, Index, InstallSnapshot, InstallSnapshotResponse, LogStore, Message, Millis, NodeId,
+    RaftError, ReadySnapshot, Role, SnapshotMeta,
 };
 use crate::state_machine::StateMachine;
 
 impl<M: StateMachine> Node<M> {
-    /// At start: restores the stored snapshot into the (empty) state machine, reconciles the
-    /// log with it, and sets commit and applied to its index. The rest of the log is applied
-    /// as the node learns that it is committed.
-    pub(super) fn restore_from_stores(&mut self) -> Result<(), RaftError> {
-        let Some((meta, data)) = self.stores.snapshot.load()? else {
-            if self.stores.log.base().last_included_index > 0 {
+    /// At start: adopts the durable snapshot (the host restored it into its state machine),
+    /// reconciles the log with it, and sets commit and applied to its index. The rest of the
+    /// log is applied as the node learns that it is committed.
+    pub(super) fn restore_from(
+        &mut self,
+        snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    ) -> Result<(), RaftError> {
+        let Some((meta, data)) = snapshot else {
+            if self.log.base().last_included_index > 0 {
                 return Err(RaftError::Corrupt(
                     "the log is compacted but there is no snapshot".into(),
                 ));
             }
             return Ok(());
         };
-        if self.stores.log.base().last_included_index > meta.last_included_index {
+        if self.log.base().last_included_index > meta.last_included_index {
             return Err(RaftError::Corrupt(format!(
                 "the log is compacted past the snapshot at {}",
                 meta.last_included_index
             )));
         }
-        self.sm
-            .restore(&data)
-            .map_err(|e| RaftError::Corrupt(format!("stored snapshot: {e}")))?;
-        self.align_log_with_snapshot(meta)?;
-        self.snapshot = meta;
-        self.commit_index = meta.last_included_index;
-        self.last_applied = meta.last_included_index;
-        self.events.push(Event::SnapshotRestored {
-            index: meta.last_included_index,
-            term: meta.last_included_term,
-        });
+        self.adopt_snapshot(meta, Arc::new(data))?;
+        self.applied = meta.last_included_index;
         Ok(())
-    }
-
-    /// After applying: once `snapshot_threshold` entries were applied since the last
-    /// snapshot, snapshots the state machine at `last_applied` and compacts the log up to it.
-    pub(super) fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
-        let threshold = self.cfg.snapshot_threshold;
-        if threshold == 0 || self.last_applied - self.snapshot.last_included_index < threshold {
-            return Ok(());
-        }
-        self.create_snapshot()
-    }
-
-    /// Snapshots the state machine at `last_applied` now, whatever the threshold, and compacts
-    /// the log up to it, less the `snapshot_trailing` entries kept for followers a little
-    /// behind (hosts may call this, e.g. before a planned shutdown).
-    pub fn create_snapshot(&mut self) -> Result<(), RaftError> {
-        if self.last_applied <= self.snapshot.last_included_index {
-            return Ok(());
-        }
-        let meta = SnapshotMeta {
-            last_included_index: self.last_applied,
-            last_included_term: self.term_at(self.last_applied)?,
-        };
-        let data = self.sm.snapshot();
-        self.stores.snapshot.save(meta, &data)?;
-        self.snapshot = meta;
-        self.compact_behind(meta)
     }
 
     /// Compacts the log up to `meta`'s index less `snapshot_trailing` entries; the log must hold
     /// `meta`'s entry. Invariant kept: log base <= snapshot index, so every entry after the
     /// snapshot is in the log; those between base and snapshot are committed, so they match
     /// any leader's.
-    fn compact_behind(&mut self, meta: SnapshotMeta) -> Result<(), RaftError> {
+    pub(super) fn compact_behind(&mut self, meta: SnapshotMeta) -> Result<(), RaftError> {
         let upto = meta
             .last_included_index
             .saturating_sub(self.cfg.snapshot_trailing);
-        if upto > self.stores.log.base().last_included_index {
+        if upto > self.log.base().last_included_index {
             let term = self.term_at(upto)?;
-            self.stores.log.truncate_prefix(upto, term)?;
+            self.compact_log_to(SnapshotMeta {
+                last_included_index: upto,
+                last_included_term: term,
+            })?;
         }
         Ok(())
     }
@@ -93,7 +65,6 @@ impl<M: StateMachine> Node<M> {
         now: Millis,
         from: &NodeId,
         m: InstallSnapshot,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         if m.leader_id != *from || !self.accept_leader(now, from)? {
             return Ok(());
@@ -103,14 +74,15 @@ impl<M: StateMachine> Node<M> {
                 term: self.term,
                 last_included_index: index,
             };
-            out.send(from, Message::InstallSnapshotResponse(resp));
+            self.send(from, Message::InstallSnapshotResponse(resp));
         }
         Ok(())
     }
 
-    /// Installs a snapshot newer than our commit index. Returns the index now known to match
-    /// the leader, or `None` for a snapshot that cannot be right (the state machine rejects
-    /// its bytes, or its term is from the future).
+    /// Installs a snapshot newer than our commit index (the host checked its bytes before it
+    /// stepped the message, and restores it when it takes the Ready). Returns the index now
+    /// known to match the leader, or `None` for a snapshot that cannot be right (its term is
+    /// from the future).
     fn install_snapshot(&mut self, m: InstallSnapshot) -> Result<Option<Index>, RaftError> {
         let meta = SnapshotMeta {
             last_included_index: m.last_included_index,
@@ -123,27 +95,32 @@ impl<M: StateMachine> Node<M> {
         if meta.last_included_term > m.term {
             return Ok(None);
         }
-        // First the state machine, which leaves itself unchanged on bad bytes: garbage from
-        // the wire must not cost us any state.
-        if self.sm.restore(&m.data).is_err() {
-            return Ok(None);
-        }
-        self.stores.snapshot.save(meta, &m.data)?;
-        // Proposals up to the snapshot may or may not be inside it. Settle them before the
-        // log is aligned: that may discard the rest of our log, whose proposals are lost.
-        self.forget_proposals_through(meta.last_included_index);
-        self.align_log_with_snapshot(meta)?;
-        self.snapshot = meta;
-        self.commit_index = meta.last_included_index;
-        self.last_applied = meta.last_included_index;
-        self.events.push(Event::SnapshotRestored {
-            index: meta.last_included_index,
-            term: meta.last_included_term,
+        let data = Arc::new(m.data);
+        self.pending.snapshot = Some(ReadySnapshot {
+            meta,
+            data: Arc::clone(&data),
+            install: true,
         });
-        self.events.push(Event::Committed {
+        self.adopt_snapshot(meta, data)?;
+        self.pending.events.push(Event::Committed {
             index: meta.last_included_index,
         });
         Ok(Some(meta.last_included_index))
+    }
+
+    /// Takes `meta` as this node's snapshot (loaded at start or received from the leader):
+    /// the log is aligned with it, and everything up to it counts as committed and applied.
+    fn adopt_snapshot(&mut self, meta: SnapshotMeta, data: Arc<Vec<u8>>) -> Result<(), RaftError> {
+        self.align_log_with_snapshot(meta)?;
+        self.snapshot = meta;
+        self.snapshot_data = Some(data);
+        self.commit_index = self.commit_index.max(meta.last_included_index);
+        self.applying = self.applying.max(meta.last_included_index);
+        self.pending.events.push(Event::SnapshotRestored {
+            index: meta.last_included_index,
+            term: meta.last_included_term,
+        });
+        Ok(())
     }
 
     /// Makes the log agree with the snapshot. If our log holds the snapshot's last entry (same
@@ -151,7 +128,7 @@ impl<M: StateMachine> Node<M> {
     /// snapshot (keeping `snapshot_trailing` entries). Otherwise the whole log goes, since it
     /// diverges from what the snapshot contains, and the log restarts right after it.
     fn align_log_with_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), RaftError> {
-        let base = self.stores.log.base().last_included_index;
+        let base = self.log.base().last_included_index;
         let agrees =
             self.term_if_present(meta.last_included_index)? == Some(meta.last_included_term);
         if agrees {
@@ -160,10 +137,7 @@ impl<M: StateMachine> Node<M> {
         if self.last_index() > base {
             self.truncate_log_from(base + 1)?;
         }
-        self.stores
-            .log
-            .truncate_prefix(meta.last_included_index, meta.last_included_term)?;
-        Ok(())
+        self.compact_log_to(meta)
     }
 
     /// A follower's answer to our snapshot: it now matches the snapshot's last index.
@@ -172,7 +146,6 @@ impl<M: StateMachine> Node<M> {
         now: Millis,
         from: &NodeId,
         m: InstallSnapshotResponse,
-        out: &mut impl Transport,
     ) -> Result<(), RaftError> {
         if self.role != Role::Leader {
             return Ok(());
@@ -188,6 +161,7 @@ impl<M: StateMachine> Node<M> {
         pr.maybe_update(m.last_included_index);
         pr.become_probe();
         self.maybe_commit()?;
-        self.replicate_to_peer(now, from, false, out)
+        self.flush = true;
+        Ok(())
     }
 }

@@ -7,17 +7,39 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Index, Term};
-use crate::types::{Command, NodeId};
+use crate::types::NodeId;
 
-/// One log entry. `cmd` is `None` for the no-op a new leader appends at the start of its term.
+/// What a log entry carries: Raft's own entries, or a command of the state machine's own
+/// type `C`, opaque to Raft.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogEntry {
+#[serde(tag = "type", content = "cmd", rename_all = "snake_case")]
+pub enum Payload<C> {
+    /// The entry a new leader appends at the start of its term (the only way it can commit
+    /// entries of earlier terms, Raft §5.4.2).
+    Noop,
+    /// A client command for the state machine.
+    Command(C),
+}
+
+impl<C> Payload<C> {
+    /// The command, if this is one.
+    pub fn command(&self) -> Option<&C> {
+        match self {
+            Payload::Command(c) => Some(c),
+            Payload::Noop => None,
+        }
+    }
+}
+
+/// One log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry<C> {
     /// Its position in the log (1-based).
     pub index: Index,
     /// The term of the leader that created it.
     pub term: Term,
-    /// The client command, or `None` for a leader's no-op.
-    pub cmd: Option<Command>,
+    /// What it carries.
+    pub payload: Payload<C>,
 }
 
 /// The term and vote, written together so a crash never leaves a vote from another term.
@@ -79,7 +101,7 @@ pub trait StableStore: Send {
 }
 
 /// The log. Never hands out references to its internals: reads return copies.
-pub trait LogStore: Send {
+pub trait LogStore<C>: Send {
     /// The snapshot base: (last compacted index, its term); (0, 0) before any compaction.
     fn base(&self) -> SnapshotMeta;
     /// The last index in the log, or the base index when the log holds no entry.
@@ -89,9 +111,9 @@ pub trait LogStore: Send {
     fn term_at(&self, index: Index) -> Result<Term, StorageError>;
     /// Appends entries that continue the log: the first has index last_index + 1 and the rest
     /// follow contiguously. An empty slice is a no-op.
-    fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError>;
+    fn append(&mut self, entries: &[LogEntry<C>]) -> Result<(), StorageError>;
     /// Copies of the entries with `lo <= index < hi`. Errors if any is compacted or missing.
-    fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError>;
+    fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry<C>>, StorageError>;
     /// Removes every entry at or after `index` (a conflicting suffix). Errors if `index` is
     /// at or below the base.
     fn delete_from(&mut self, index: Index) -> Result<(), StorageError>;
@@ -113,18 +135,19 @@ pub trait SnapshotStore: Send {
     fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError>;
 }
 
-/// The three stores a node owns. Handed back by [`Node::into_stores`](super::Node::into_stores)
-/// when a host kills the node, so a restart sees exactly what was durable.
-pub struct Stores {
+/// The three stores a host writes a node's durable state to. Handed back by
+/// [`Host::into_stores`](super::Host::into_stores) when a host kills the node, so a restart
+/// sees exactly what was durable.
+pub struct Stores<C> {
     /// Term and vote.
     pub stable: Box<dyn StableStore>,
     /// The log.
-    pub log: Box<dyn LogStore>,
+    pub log: Box<dyn LogStore<C>>,
     /// The snapshot.
     pub snapshot: Box<dyn SnapshotStore>,
 }
 
-impl Stores {
+impl<C: Clone + Send + 'static> Stores<C> {
     /// Fresh, empty in-memory stores.
     pub fn in_memory() -> Self {
         Stores {
@@ -141,12 +164,21 @@ pub struct MemStableStore {
     hs: HardState,
 }
 
-/// In-memory [`LogStore`].
+/// In-memory [`LogStore`]; also the node's own copy of its log.
 /// Invariant: entries[i].index == base.last_included_index + 1 + i.
-#[derive(Clone, Debug, Default)]
-pub struct MemLogStore {
+#[derive(Clone, Debug)]
+pub struct MemLogStore<C> {
     base: SnapshotMeta,
-    entries: Vec<LogEntry>,
+    entries: Vec<LogEntry<C>>,
+}
+
+impl<C> Default for MemLogStore<C> {
+    fn default() -> Self {
+        MemLogStore {
+            base: SnapshotMeta::default(),
+            entries: Vec::new(),
+        }
+    }
 }
 
 /// In-memory [`SnapshotStore`].
@@ -165,7 +197,7 @@ impl StableStore for MemStableStore {
     }
 }
 
-impl MemLogStore {
+impl<C: Clone + Send> MemLogStore<C> {
     /// An empty log whose compaction base is `base` (the next entry is base + 1): what a
     /// durable log rebuilds its in-memory copy on.
     pub fn with_base(base: SnapshotMeta) -> Self {
@@ -188,7 +220,7 @@ impl MemLogStore {
     }
 }
 
-impl LogStore for MemLogStore {
+impl<C: Clone + Send> LogStore<C> for MemLogStore<C> {
     fn base(&self) -> SnapshotMeta {
         self.base
     }
@@ -208,7 +240,7 @@ impl LogStore for MemLogStore {
         Ok(self.entries[self.slot(index)?].term)
     }
 
-    fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
+    fn append(&mut self, entries: &[LogEntry<C>]) -> Result<(), StorageError> {
         for (next, e) in (self.last_index() + 1..).zip(entries) {
             if e.index != next {
                 return Err(StorageError::NotContiguous(format!(
@@ -218,10 +250,16 @@ impl LogStore for MemLogStore {
             }
         }
         self.entries.extend_from_slice(entries);
+        debug_assert!(
+            self.entries
+                .first()
+                .is_none_or(|e| e.index == self.base.last_included_index + 1),
+            "a MemLogStore's first entry follows its base"
+        );
         Ok(())
     }
 
-    fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError> {
+    fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry<C>>, StorageError> {
         if lo >= hi {
             return Ok(Vec::new());
         }

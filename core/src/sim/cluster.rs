@@ -6,7 +6,7 @@
 //! up to a time ([`Cluster::run_until`]), and everything in it can be inspected between steps —
 //! the interface the browser playground builds on.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,15 +26,12 @@ use super::network::{
     node_name,
 };
 use super::queue::{Action, EventQueue};
-use super::rng::mix_seed;
-use super::store::{LogJournal, ObservedLog};
+use super::rng::{SimRng, Stream, mix_seed};
 use super::trace::{Trace, TraceEvent, TraceKind, TraceMode};
+use crate::kvraft::{Event, Host, LogEntry, Message, Ready, Stores};
 use crate::kvsm::KvStateMachine;
-use crate::raft::{
-    Config, Event, Index, LogEntry, MemSnapshotStore, MemStableStore, Message, Millis, Node,
-    ProposeError, RaftError, ReadId, Status, Stores, Term,
-};
-use crate::types::{ApplyResult, NodeId, ReadPolicy};
+use crate::raft::{Config, Index, Millis, ProposeError, RaftError, Status, Waiters};
+use crate::types::{NodeId, ReadPolicy};
 
 /// The most nodes a simulated cluster has.
 pub const MAX_NODES: usize = 9;
@@ -60,6 +57,11 @@ pub struct SimConfig {
     pub trace: TraceMode,
     /// Whether to check the leader commit rule (see [`Invariant::CommitRule`]).
     pub check_commit_rule: bool,
+    /// How long a node's writes take to become durable: each Ready's writes are done after a
+    /// draw from this range, in the order they were taken, while the node goes on. A node
+    /// killed meanwhile loses the writes not done yet (or keeps a drawn prefix of them
+    /// without having sent what waited for them). (0, 0): writes are durable at once.
+    pub disk_latency: (Millis, Millis),
 }
 
 impl SimConfig {
@@ -80,6 +82,7 @@ impl SimConfig {
             client: ClientConfig::default(),
             trace: TraceMode::Full,
             check_commit_rule: true,
+            disk_latency: (0, 0),
         }
     }
 }
@@ -105,11 +108,15 @@ pub struct SimStats {
     pub snapshots_installed: u64,
     /// Snapshots restarted nodes loaded from their stores.
     pub snapshots_loaded: u64,
+    /// Readys whose writes were still in flight when their node was killed: lost.
+    pub writes_lost: u64,
+    /// Readys a killed node had made durable without sending the messages that waited.
+    pub writes_unsent: u64,
 }
 
 /// A node's life.
 enum NodeState {
-    Up(Box<Node<KvStateMachine>>),
+    Up(Box<Host>),
     Down(Stores),
     /// Only while moving between the two.
     Gone,
@@ -123,24 +130,18 @@ struct Waiter {
     attempt: u32,
 }
 
-/// A linearizable read waiting at a node.
-#[derive(Clone, Debug)]
-struct PendingRead {
-    waiter: Waiter,
-    key: String,
-    /// Known once the node confirmed it: answer when `last_applied >= index`.
-    index: Option<Index>,
-}
-
 struct SimNode {
     id: NodeId,
-    reads: BTreeMap<ReadId, PendingRead>,
+    /// Clients waiting for a proposal, and for a read (of a key).
+    waiters: Waiters<Waiter, (Waiter, String)>,
     state: NodeState,
     incarnation: u32,
-    journal: LogJournal,
     timer_generation: u64,
     timer_at: Option<Millis>,
-    proposals: BTreeMap<(Index, Term), Vec<Waiter>>,
+    /// Readys taken whose writes are not durable yet, with when they will be; in order.
+    writes: VecDeque<(Ready, Millis)>,
+    /// Bumped when the node dies, so a write due for an earlier life is ignored.
+    write_generation: u64,
     /// The snapshot index last seen in the node's status (to count snapshots it takes).
     snapshot_index: Index,
     /// Set while the node is being started: a snapshot restored now was loaded from its stores.
@@ -163,6 +164,8 @@ pub struct Cluster {
     stats: SimStats,
     failure: Option<Violation>,
     outbox: Vec<(NodeId, Message)>,
+    /// Disk latency and crash-survival draws.
+    disk: SimRng,
 }
 
 impl Cluster {
@@ -196,23 +199,19 @@ impl Cluster {
             stats: SimStats::default(),
             failure: None,
             outbox: Vec::new(),
+            disk: SimRng::new(cfg.seed, Stream::Disk),
             cfg,
         };
         for id in voters {
-            let journal = LogJournal::default();
             c.nodes.push(SimNode {
                 id,
-                state: NodeState::Down(Stores {
-                    stable: Box::new(MemStableStore::default()),
-                    log: Box::new(ObservedLog::new(journal.clone())),
-                    snapshot: Box::new(MemSnapshotStore::default()),
-                }),
+                state: NodeState::Down(Stores::in_memory()),
                 incarnation: 0,
-                journal,
                 timer_generation: 0,
                 timer_at: None,
-                proposals: BTreeMap::new(),
-                reads: BTreeMap::new(),
+                writes: VecDeque::new(),
+                write_generation: 0,
+                waiters: Waiters::default(),
                 snapshot_index: 0,
                 starting: false,
             });
@@ -347,7 +346,7 @@ impl Cluster {
                     return self.apply_fault(&resolved);
                 }
             }
-            Fault::Kill { node } if *node < n => self.kill_node(*node),
+            Fault::Kill { node } if *node < n => self.kill_node(*node)?,
             Fault::Restart { node } if *node < n => self.start_node(*node)?,
             Fault::RestartAll => {
                 for i in 0..n {
@@ -512,8 +511,16 @@ impl Cluster {
                 n.timer_at = None;
                 self.stats.ticks += 1;
                 let now = self.now;
-                self.call_node(node, |node, out| node.tick(now, out))?;
+                self.call_node(node, |host| host.feed().tick(now))?;
                 self.after_node_call(node, true)?;
+                Ok(true)
+            }
+            Action::WriteDone { node, generation } => {
+                if self.nodes.get(node).map(|n| n.write_generation) != Some(generation) {
+                    return Ok(false);
+                }
+                self.write_done(node)?;
+                self.after_node_call(node, false)?;
                 Ok(true)
             }
             Action::ClientTimer { client, generation } => {
@@ -560,7 +567,7 @@ impl Cluster {
                 };
                 let from = NodeId(node_name(from));
                 let now = self.now;
-                self.call_node(i, |node, out| node.step(now, &from, msg, out))?;
+                self.call_node(i, |host| host.feed().step(now, &from, msg))?;
                 self.after_node_call(i, false)
             }
             (Endpoint::Node(i), Payload::Request(req)) => self.handle_request(i, req),

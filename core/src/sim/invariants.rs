@@ -28,9 +28,34 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::network::node_name;
-use super::store::LogChange;
-use crate::raft::{Index, LogStore, Millis, Role, Status, Term};
+use crate::kvraft::{LogEntry, Payload};
+use crate::raft::LogStore;
+use crate::raft::{Index, Millis, Role, Status, Term};
 use crate::types::Command;
+
+/// One change to a node's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogChange {
+    /// Entries were appended after an entry of term `prev_term`.
+    Appended {
+        /// The term of the entry just before the first appended one (0 at index 0).
+        prev_term: Term,
+        /// The entries.
+        entries: Vec<LogEntry>,
+    },
+    /// Every entry at or after `index` was removed.
+    DeletedFrom {
+        /// The first removed index.
+        index: Index,
+    },
+    /// The prefix up to `upto` was compacted.
+    Compacted {
+        /// The new base index.
+        upto: Index,
+        /// Its term.
+        term: Term,
+    },
+}
 
 /// The property a violation breaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +74,7 @@ pub enum Invariant {
     CommitRule,
     /// Term, commit index and applied index never go back within an incarnation.
     Monotonicity,
-    /// snapshot index <= applied <= commit <= last log index.
+    /// applied <= commit <= last log index, and snapshot index <= commit.
     IndexOrder,
     /// A node reported a fatal error.
     NodeError,
@@ -114,7 +139,7 @@ impl std::error::Error for Violation {}
 /// What the registry remembers of an `(index, term)`.
 #[derive(Clone, Debug)]
 struct EntryRecord {
-    cmd: Option<Command>,
+    payload: Payload,
     prev_term: Term,
     node: usize,
 }
@@ -235,7 +260,7 @@ impl Invariants {
                 ));
             }
             match self.entries.get(&(e.index, e.term)) {
-                Some(r) if r.cmd != e.cmd => {
+                Some(r) if r.payload != e.payload => {
                     return Err(violation(
                         Invariant::LogMatching,
                         now,
@@ -244,9 +269,9 @@ impl Invariants {
                             "entry {}/{} holds {:?} on {} but {:?} on {}",
                             e.index,
                             e.term,
-                            r.cmd,
+                            r.payload,
                             node_name(r.node),
-                            e.cmd,
+                            e.payload,
                             node_name(node)
                         ),
                     ));
@@ -271,7 +296,7 @@ impl Invariants {
                     self.entries.insert(
                         (e.index, e.term),
                         EntryRecord {
-                            cmd: e.cmd.clone(),
+                            payload: e.payload.clone(),
                             prev_term: prev,
                             node,
                         },
@@ -317,10 +342,12 @@ impl Invariants {
         now: Millis,
         node: usize,
         st: &Status,
-        log: &dyn LogStore,
+        log: &dyn LogStore<Command>,
     ) -> Result<(), Violation> {
         let fail = |inv, nodes: &[usize], detail| Err(violation(inv, now, nodes, detail));
-        if !(st.snapshot_index <= st.last_applied
+        // A snapshot received from the leader counts from when the node adopts it; the host
+        // restores it (and reports it applied) once it is durable, so it may lead `applied`.
+        if !(st.snapshot_index <= st.commit_index
             && st.last_applied <= st.commit_index
             && st.commit_index <= st.last_log_index)
         {
@@ -419,7 +446,7 @@ impl Invariants {
         now: Millis,
         node: usize,
         st: &Status,
-        log: &dyn LogStore,
+        log: &dyn LogStore<Command>,
     ) -> Result<(), Violation> {
         let Some(track) = self.nodes.get_mut(&node) else {
             return Ok(());
@@ -488,7 +515,7 @@ impl Invariants {
         now: Millis,
         node: usize,
         term: Term,
-        log: &dyn LogStore,
+        log: &dyn LogStore<Command>,
     ) -> Result<(), Violation> {
         let Some(index) = self
             .highest_by_commit_term
@@ -530,7 +557,8 @@ impl Invariants {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{LogEntry, MemLogStore};
+    use crate::kvraft::{LogEntry, MemLogStore};
+    use crate::raft::Payload;
     use crate::types::NodeId;
     use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -555,7 +583,7 @@ mod tests {
         LogEntry {
             index,
             term,
-            cmd: Some(Command::put(key, "v")),
+            payload: Payload::Command(Command::put(key, "v")),
         }
     }
 

@@ -32,14 +32,13 @@ pub mod queue;
 pub mod rng;
 pub mod runner;
 pub mod schedule;
-pub mod store;
 pub mod trace;
 
 pub use client::{ClientConfig, ClientOp, Workload};
 pub use cluster::{ClientView, Cluster, NodeView, SimConfig, SimStats};
 pub use fault::Fault;
 pub use history::{History, HistoryOp, OpKind, OpStatus};
-pub use invariants::{Invariant, Invariants, Violation};
+pub use invariants::{Invariant, Invariants, LogChange, Violation};
 pub use linearizability::LinError;
 pub use network::{InFlightView, LinkConfig};
 pub use rng::{Fnv1a, SimRng, Stream};

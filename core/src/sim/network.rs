@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{ClientReply, ClientRequest};
 use super::rng::{SimRng, Stream};
-use crate::raft::{Message, Millis};
+use crate::kvraft::Message;
+use crate::raft::Millis;
 
 /// A message's id, unique within a run, in send order.
 pub type MsgId = u64;

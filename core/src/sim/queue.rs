@@ -27,6 +27,14 @@ pub enum Action {
         /// Stale timers are skipped.
         generation: u64,
     },
+    /// A node's oldest write in flight becomes durable, if `generation` is still the node's
+    /// current life.
+    WriteDone {
+        /// The node's index.
+        node: usize,
+        /// Writes of an earlier life (before a kill) are skipped.
+        generation: u64,
+    },
     /// A fault is injected (or healed).
     Fault(Fault),
 }

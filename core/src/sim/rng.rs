@@ -23,6 +23,8 @@ pub enum Stream {
     Nodes,
     /// The workload and retry jitter of one client (by index).
     Client(u32),
+    /// How long each node's writes take to become durable, and which survive a crash.
+    Disk,
 }
 
 impl Stream {
@@ -32,6 +34,7 @@ impl Stream {
             Stream::Schedule => 2,
             Stream::Nodes => 3,
             Stream::Client(i) => 1_000 + u64::from(i),
+            Stream::Disk => 4,
         }
     }
 }

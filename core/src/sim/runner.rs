@@ -65,6 +65,10 @@ pub struct Scenario {
     pub snapshot_threshold_max: u64,
     /// The chance that a client reads stale instead of with `workload.read_policy`.
     pub stale_read_chance: f64,
+    /// The share of seeds whose writes take time (the others are durable at once).
+    pub disk_latency_chance: f64,
+    /// The longest write a seed with disk latency draws.
+    pub disk_latency_max: Millis,
     /// Whether stale reads are part of the linearizability check. Off (the default), they are
     /// left out of it, since they may return old values by design; they must still return a
     /// value some write produced.
@@ -93,6 +97,8 @@ impl Default for Scenario {
             snapshot_threshold_min: 3,
             snapshot_threshold_max: 20,
             stale_read_chance: 0.25,
+            disk_latency_chance: 0.5,
+            disk_latency_max: 20,
             check_stale_reads: false,
         }
     }
@@ -115,6 +121,8 @@ pub struct RunPlan {
     pub snapshot_threshold: u64,
     /// Entries kept in the log behind each snapshot (see `Config::snapshot_trailing`).
     pub snapshot_trailing: u64,
+    /// How long the nodes' writes take (see [`SimConfig::disk_latency`]).
+    pub disk_latency: (Millis, Millis),
 }
 
 impl Scenario {
@@ -146,6 +154,14 @@ impl Scenario {
             (0, _) | (_, 0) => 0,
             (t, _) => rng.range(1, 2 * t),
         };
+        // Drawn after it, for the same reason. Half the seeds (`disk_latency_chance`) make writes take up to 1 ms to
+        // `disk_latency_max` (20 ms by default),
+        // longer than a message's trip at times: answers then reach a leader before its own
+        // entry is durable, and kills hit writes in flight.
+        let disk_latency = match rng.chance(self.disk_latency_chance) {
+            false => (0, 0),
+            true => (0, rng.range(1, self.disk_latency_max.max(1))),
+        };
         RunPlan {
             seed,
             nodes,
@@ -154,6 +170,7 @@ impl Scenario {
             fault_end: self.faults.fault_end,
             snapshot_threshold,
             snapshot_trailing,
+            disk_latency,
         }
     }
 
@@ -164,6 +181,7 @@ impl Scenario {
         cfg.node_link = self.node_link;
         cfg.trace = trace;
         cfg.check_commit_rule = self.check_commit_rule;
+        cfg.disk_latency = plan.disk_latency;
         let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
         raft.snapshot_threshold = plan.snapshot_threshold;
         raft.snapshot_trailing = plan.snapshot_trailing;

@@ -2,20 +2,22 @@
 //! AppendEntries, log entries and responses those tests build and read.
 
 use raftkv_core::KvStateMachine;
-use raftkv_core::raft::{AppendEntries, AppendEntriesResponse, LogEntry, Message, Node, Stores};
+use raftkv_core::kvraft::Payload;
+use raftkv_core::kvraft::{AppendEntries, LogEntry, Message, Stores};
+use raftkv_core::raft::{AppendEntriesResponse, Host};
 use raftkv_core::types::{Command, NodeId};
 
 use super::{id, ids, test_config};
 
 /// A lone follower `n1` of a 3-node cluster {n1, n2, n3}, fresh stores, at time 0.
-pub fn lone_follower() -> Node<KvStateMachine> {
+pub fn lone_follower() -> Host<KvStateMachine> {
     lone_follower_with(Stores::in_memory())
 }
 
 /// A lone follower `n1` of a 3-node cluster {n1, n2, n3} starting from `stores`, at time 0.
-pub fn lone_follower_with(stores: Stores) -> Node<KvStateMachine> {
+pub fn lone_follower_with(stores: Stores) -> Host<KvStateMachine> {
     let cfg = test_config(&id("n1"), &ids(3));
-    Node::new(cfg, stores, KvStateMachine::new(), 7, 0).unwrap()
+    Host::new(cfg, stores, KvStateMachine::new(), 7, 0).unwrap()
 }
 
 /// An AppendEntries from leader `n2` in `term`: previous entry `prev` (index, term), then
@@ -34,7 +36,15 @@ pub fn append(term: u64, prev: (u64, u64), entries: Vec<LogEntry>, commit: u64) 
 
 /// A log entry.
 pub fn entry(index: u64, term: u64, cmd: Option<Command>) -> LogEntry {
-    LogEntry { index, term, cmd }
+    let payload = match cmd {
+        Some(c) => Payload::Command(c),
+        None => Payload::Noop,
+    };
+    LogEntry {
+        index,
+        term,
+        payload,
+    }
 }
 
 /// The only AppendEntriesResponse in `out`.

@@ -8,14 +8,16 @@ pub mod fixtures;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use raftkv_core::KvStateMachine;
+use raftkv_core::kvraft::Payload;
+use raftkv_core::kvraft::{Event, LogEntry, MemLogStore, Message, Stores};
 use raftkv_core::raft::{
-    Config, Event, HardState, Index, LogEntry, LogStore, MemLogStore, MemSnapshotStore,
-    MemStableStore, Message, Millis, Node, Proposal, ProposeError, Role, StableStore, Stores, Term,
+    Config, HardState, Host, Index, LogStore, MemSnapshotStore, MemStableStore, Millis, Proposal,
+    ProposeError, Role, StableStore, Term,
 };
 use raftkv_core::types::{Command, NodeId};
 
 /// The node type every test uses.
-pub type KvNode = Node<KvStateMachine>;
+pub type KvNode = Host<KvStateMachine>;
 
 /// `NodeId` from a string.
 pub fn id(s: &str) -> NodeId {
@@ -59,7 +61,7 @@ pub fn stores_with_log(term: Term, terms: &[Term]) -> Stores {
             LogEntry {
                 index,
                 term: t,
-                cmd: Some(cmd_for(index, t)),
+                payload: Payload::Command(cmd_for(index, t)),
             }
         })
         .collect();
@@ -72,7 +74,7 @@ pub fn stores_with_log(term: Term, terms: &[Term]) -> Stores {
 }
 
 /// The terms of a log's entries, first to last (compacted entries excluded).
-pub fn log_terms(log: &dyn LogStore) -> Vec<Term> {
+pub fn log_terms(log: &dyn LogStore<Command>) -> Vec<Term> {
     let base = log.base().last_included_index;
     log.read_range(base + 1, log.last_index() + 1)
         .unwrap()
@@ -303,7 +305,7 @@ impl Cluster {
     pub fn restart(&mut self, n: &NodeId) {
         let stores = self.crashed.remove(n).unwrap();
         let seed = self.configs.keys().position(|k| k == n).unwrap() as u64 + 1;
-        let node = Node::new(
+        let node = Host::new(
             self.configs[n].clone(),
             stores,
             KvStateMachine::new(),

@@ -23,7 +23,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use raftkv_core::raft::{Index, LogEntry, LogStore, MemLogStore, SnapshotMeta, StorageError, Term};
+use raftkv_core::kvraft::{LogEntry, MemLogStore};
+use raftkv_core::raft::{Index, LogStore, SnapshotMeta, StorageError, Term};
 use serde::{Deserialize, Serialize};
 
 use super::{atomic_write, corrupt, frame, io_err, prepare_dir, read_optional};
@@ -260,7 +261,7 @@ fn encode_entry(out: &mut Vec<u8>, entry: &LogEntry) -> Result<(), StorageError>
     frame::encode_into(out, &json)
 }
 
-impl LogStore for DiskLogStore {
+impl LogStore<raftkv_core::Command> for DiskLogStore {
     fn base(&self) -> SnapshotMeta {
         self.mem.base()
     }

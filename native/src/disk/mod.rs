@@ -25,7 +25,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use raftkv_core::raft::{StorageError, Stores};
+use raftkv_core::kvraft::Stores;
+use raftkv_core::raft::StorageError;
 
 pub use hard_state::DiskStableStore;
 pub use log::DiskLogStore;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use raftkv_core::raft::{Message, Transport};
+use raftkv_core::kvraft::Message;
+use raftkv_core::raft::Transport;
 use raftkv_core::types::NodeId;
 use tokio::sync::mpsc;
 
@@ -198,7 +199,7 @@ impl HttpTransport {
     }
 }
 
-impl Transport for HttpTransport {
+impl Transport<raftkv_core::Command> for HttpTransport {
     fn send(&mut self, to: &NodeId, msg: Message) {
         let queue = self.queue(to);
         match queue.tx.try_send(msg) {

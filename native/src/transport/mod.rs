@@ -18,7 +18,7 @@ pub mod client;
 pub mod server;
 pub mod wire;
 
-use raftkv_core::raft::Message;
+use raftkv_core::kvraft::Message;
 use raftkv_core::types::NodeId;
 
 pub use client::{

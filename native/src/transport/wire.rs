@@ -7,9 +7,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use raftkv_core::kvraft::{AppendEntries, Message};
 use raftkv_core::raft::{
-    AppendEntries, AppendEntriesResponse, Index, InstallSnapshot, InstallSnapshotResponse, Message,
-    RequestVote, RequestVoteResponse, Term,
+    AppendEntriesResponse, Index, InstallSnapshot, InstallSnapshotResponse, RequestVote,
+    RequestVoteResponse, Term,
 };
 use raftkv_core::types::NodeId;
 use serde::{Deserialize, Serialize};

@@ -3,33 +3,30 @@
 //! node, and killing and starting nodes.
 
 use super::*;
+use crate::raft::Outcome;
+use crate::sim::invariants::LogChange;
 
 impl Cluster {
     pub(super) fn handle_request(&mut self, i: usize, req: ClientRequest) -> Result<(), Violation> {
         let now = self.now;
         let client_id = crate::sim::network::client_name(req.client);
+        let waiter = Waiter {
+            client: req.client,
+            seq: req.seq,
+            attempt: req.attempt,
+        };
         let answer = match (&req.op, req.op.command(&client_id, req.seq)) {
             (_, Some(cmd)) => {
-                let r = self.call_node(i, |node, out| Ok(node.propose(now, cmd, out)))?;
+                let r = self.call_node(i, |host| Ok(host.feed().propose(now, cmd)))?;
                 let answer = match r {
                     Some(Ok(p)) => {
-                        self.nodes[i]
-                            .proposals
-                            .entry((p.index, p.term))
-                            .or_default()
-                            .push(Waiter {
-                                client: req.client,
-                                seq: req.seq,
-                                attempt: req.attempt,
-                            });
+                        self.nodes[i].waiters.proposed(p, waiter);
                         None
                     }
                     Some(Err(ProposeError::NotLeader { leader })) => {
                         Some(Answer::NotLeader { leader })
                     }
-                    Some(Err(ProposeError::Invalid(msg))) => {
-                        Some(Answer::Applied(ApplyResult::error("bad_request", msg)))
-                    }
+                    Some(Err(ProposeError::Overloaded { .. })) => Some(Answer::Unavailable),
                     Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
                     None => None,
                 };
@@ -41,27 +38,16 @@ impl Cluster {
                     self.node(i).and_then(|n| n.state_machine().get(key)),
                 )),
                 ReadPolicy::ReadIndex => {
-                    let r = self.call_node(i, |node, out| Ok(node.read_index(now, out)))?;
+                    let r = self.call_node(i, |host| Ok(host.feed().read_index(now)))?;
                     let answer = match r {
                         Some(Ok(id)) => {
-                            self.nodes[i].reads.insert(
-                                id,
-                                PendingRead {
-                                    waiter: Waiter {
-                                        client: req.client,
-                                        seq: req.seq,
-                                        attempt: req.attempt,
-                                    },
-                                    key: key.clone(),
-                                    index: None,
-                                },
-                            );
+                            self.nodes[i].waiters.reading(id, (waiter, key.clone()));
                             None
                         }
                         Some(Err(ProposeError::NotLeader { leader })) => {
                             Some(Answer::NotLeader { leader })
                         }
-                        Some(Err(ProposeError::Invalid(_))) => Some(Answer::Unavailable),
+                        Some(Err(ProposeError::Overloaded { .. })) => Some(Answer::Unavailable),
                         Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
                         None => None,
                     };
@@ -108,23 +94,16 @@ impl Cluster {
         }
     }
 
-    /// Calls the running node `i` with an outbox; `Ok(None)` if it is down.
+    /// Feeds the running node `i` through `f`; `Ok(None)` if it is down.
     pub(super) fn call_node<R>(
         &mut self,
         i: usize,
-        f: impl FnOnce(&mut Node<KvStateMachine>, &mut Vec<(NodeId, Message)>) -> Result<R, RaftError>,
+        f: impl FnOnce(&mut Host) -> Result<R, RaftError>,
     ) -> Result<Option<R>, Violation> {
-        let mut out = std::mem::take(&mut self.outbox);
         let r = match self.nodes.get_mut(i).map(|n| &mut n.state) {
-            Some(NodeState::Up(node)) => {
-                let r = f(node, &mut out);
-                // The durability contract: persist before any message of this call leaves.
-                let r = r.and_then(|r| node.persist().map(|()| r));
-                Some(r)
-            }
+            Some(NodeState::Up(host)) => Some(f(host)),
             _ => None,
         };
-        self.outbox = out;
         match r {
             Some(Ok(r)) => Ok(Some(r)),
             Some(Err(e)) => Err(self.node_error(i, &e)),
@@ -132,17 +111,88 @@ impl Cluster {
         }
     }
 
-    /// After a call into node `i`: handle its events, send its messages, check invariants and
-    /// reschedule its timer. `ticked`: the call was a tick, so the next one is at least 1 ms
-    /// later (a node that keeps asking for a tick now would otherwise stall the clock).
-    pub(super) fn after_node_call(&mut self, i: usize, ticked: bool) -> Result<(), Violation> {
+    /// Takes node `i`'s Readys: checks the log writes they carry, sends what may leave now,
+    /// and makes them durable at once (no disk latency) or queues them until a drawn time.
+    fn drive(&mut self, i: usize) -> Result<(), Violation> {
+        loop {
+            let rd = match self.call_node(i, |host| host.begin())? {
+                Some(Some(rd)) => rd,
+                _ => return Ok(()),
+            };
+            let mut rd = rd;
+            self.check_writes(i, &rd)?;
+            let mut out = std::mem::take(&mut self.outbox);
+            out.append(&mut rd.messages);
+            self.outbox = out;
+            let (lo, hi) = self.cfg.disk_latency;
+            if hi == 0 && self.nodes[i].writes.is_empty() {
+                self.complete(i, rd)?;
+                continue;
+            }
+            let latency = self.disk.range(lo, hi.max(lo));
+            let last_due = self.nodes[i].writes.back().map_or(0, |(_, t)| *t);
+            let due = (self.now + latency).max(last_due);
+            let generation = self.nodes[i].write_generation;
+            self.nodes[i].writes.push_back((rd, due));
+            self.queue.push(
+                due,
+                Action::WriteDone {
+                    node: i,
+                    generation,
+                },
+            );
+        }
+    }
+
+    /// The oldest write in flight at node `i` is durable now.
+    pub(super) fn write_done(&mut self, i: usize) -> Result<(), Violation> {
+        if let Some((rd, _)) = self.nodes[i].writes.pop_front() {
+            self.complete(i, rd)?;
+        }
+        Ok(())
+    }
+
+    /// Persists `rd` at node `i`, then sends what waited for it and applies.
+    fn complete(&mut self, i: usize, rd: Ready) -> Result<(), Violation> {
+        let mut out = std::mem::take(&mut self.outbox);
+        let r = self.call_node(i, |host| {
+            host.persist(&rd)?;
+            host.finish(rd, &mut out)
+        });
+        self.outbox = out;
+        r.map(drop)
+    }
+
+    /// The log writes of a Ready, as the invariant checker sees them.
+    fn check_writes(&mut self, i: usize, rd: &Ready) -> Result<(), Violation> {
         let now = self.now;
-        for change in self.nodes[i].journal.drain() {
+        if let Some(index) = rd.truncate_from {
+            self.invariants
+                .log_changed(now, i, &LogChange::DeletedFrom { index })?;
+        }
+        if let Some(first) = rd.entries.first() {
+            let prev_term = match &self.nodes[i].state {
+                NodeState::Up(host) => host.log().term_at(first.index - 1).unwrap_or(0),
+                _ => 0,
+            };
+            let change = LogChange::Appended {
+                prev_term,
+                entries: rd.entries.clone(),
+            };
             self.invariants.log_changed(now, i, &change)?;
         }
+        Ok(())
+    }
 
+    /// After a call into node `i`: take its Readys, handle its events, send its messages,
+    /// check invariants and reschedule its timer. `ticked`: the call was a tick, so the next
+    /// one is at least 1 ms later (a node that keeps asking for a tick now would otherwise
+    /// stall the clock).
+    pub(super) fn after_node_call(&mut self, i: usize, ticked: bool) -> Result<(), Violation> {
+        let now = self.now;
+        self.drive(i)?;
         let events = match &mut self.nodes[i].state {
-            NodeState::Up(node) => node.take_events(),
+            NodeState::Up(host) => host.take_events(),
             _ => return Ok(()),
         };
         let mut restored = false;
@@ -173,10 +223,10 @@ impl Cluster {
         self.answer_reads(i);
 
         let (deadline, snapshot) = match &self.nodes[i].state {
-            NodeState::Up(node) => {
-                let st = node.status();
-                self.invariants.observe(now, i, &st, node.log())?;
-                (node.next_deadline(), st.snapshot_index)
+            NodeState::Up(host) => {
+                let st = host.status();
+                self.invariants.observe(now, i, &st, host.log())?;
+                (host.next_deadline(), st.snapshot_index)
             }
             _ => return Ok(()),
         };
@@ -213,25 +263,18 @@ impl Cluster {
     /// Answers the confirmed reads whose index node `i` has applied.
     pub(super) fn answer_reads(&mut self, i: usize) {
         let n = &mut self.nodes[i];
-        let NodeState::Up(node) = &n.state else {
+        let NodeState::Up(host) = &n.state else {
             return;
         };
-        if n.reads.is_empty() {
+        if n.waiters.no_reads() {
             return;
         }
-        let applied = node.last_applied();
-        let ready: Vec<ReadId> = n
-            .reads
-            .iter()
-            .filter(|(_, r)| r.index.is_some_and(|x| x <= applied))
-            .map(|(id, _)| *id)
+        let answers: Vec<(Waiter, Option<String>)> = n
+            .waiters
+            .reads_applied(host.last_applied())
+            .into_iter()
+            .map(|(w, key)| (w, host.state_machine().get(&key)))
             .collect();
-        let mut answers = Vec::new();
-        for id in ready {
-            if let Some(r) = n.reads.remove(&id) {
-                answers.push((r.waiter, node.state_machine().get(&r.key)));
-            }
-        }
         for (w, v) in answers {
             self.reply(i, w.client, w.seq, w.attempt, Answer::Value(v));
         }
@@ -311,44 +354,22 @@ impl Cluster {
                 }
                 self.invariants.applied(now, i, index, term)?;
             }
-            Event::ProposalApplied {
-                index,
-                term,
-                result,
-            } => {
-                let waiters = self.nodes[i]
-                    .proposals
-                    .remove(&(index, term))
-                    .unwrap_or_default();
-                for w in waiters {
-                    self.reply(
-                        i,
-                        w.client,
-                        w.seq,
-                        w.attempt,
-                        Answer::Applied(result.clone()),
-                    );
+            Event::ProposalApplied { .. }
+            | Event::ProposalLost { .. }
+            | Event::ProposalUnknown { .. }
+            | Event::ReadReady { .. } => {
+                // Lost: replaced by another leader's entry. Unknown: covered by a snapshot
+                // before it was applied here. Either way the client retries with the same seq.
+                for (w, outcome) in self.nodes[i].waiters.proposals_settled(&ev) {
+                    let answer = match outcome {
+                        Outcome::Applied(result) => Answer::Applied(result),
+                        Outcome::Lost | Outcome::Unknown => Answer::Lost,
+                    };
+                    self.reply(i, w.client, w.seq, w.attempt, answer);
                 }
             }
-            // Lost: replaced by another leader's entry. Unknown: covered by a snapshot before
-            // it was applied here. Either way the client retries with the same seq.
-            Event::ProposalLost { index, term } | Event::ProposalUnknown { index, term } => {
-                let waiters = self.nodes[i]
-                    .proposals
-                    .remove(&(index, term))
-                    .unwrap_or_default();
-                for w in waiters {
-                    self.reply(i, w.client, w.seq, w.attempt, Answer::Lost);
-                }
-            }
-            Event::ReadReady { id, index } => {
-                if let Some(r) = self.nodes[i].reads.get_mut(&id) {
-                    r.index = Some(index);
-                }
-            }
-            Event::ReadFailed { id } => {
-                if let Some(r) = self.nodes[i].reads.remove(&id) {
-                    let w = r.waiter;
+            Event::ReadFailed { .. } => {
+                if let Some((w, _)) = self.nodes[i].waiters.read_failed(&ev) {
                     self.reply(i, w.client, w.seq, w.attempt, Answer::Unavailable);
                 }
             }
@@ -376,20 +397,30 @@ impl Cluster {
         Ok(())
     }
 
-    pub(super) fn kill_node(&mut self, i: usize) {
+    /// Kills node `i`: of its writes in flight, a drawn prefix reached the disk (without the
+    /// messages that waited for it ever leaving) and the rest is lost.
+    pub(super) fn kill_node(&mut self, i: usize) -> Result<(), Violation> {
+        let writes = std::mem::take(&mut self.nodes[i].writes);
+        let survive = self.disk.below(writes.len() as u64 + 1) as usize;
+        self.stats.writes_unsent += survive as u64;
+        self.stats.writes_lost += (writes.len() - survive) as u64;
+        for (rd, _) in writes.into_iter().take(survive) {
+            self.call_node(i, |host| host.persist(&rd))?;
+        }
         let n = &mut self.nodes[i];
+        n.write_generation += 1;
         let state = std::mem::replace(&mut n.state, NodeState::Gone);
         n.state = match state {
-            NodeState::Up(node) => NodeState::Down(node.into_stores()),
+            NodeState::Up(host) => NodeState::Down(host.into_stores()),
             other => other,
         };
         n.timer_generation += 1;
         n.timer_at = None;
-        n.proposals.clear();
-        n.reads.clear();
+        n.waiters = Waiters::default();
         for m in self.net.drop_to(Endpoint::Node(i)) {
             self.dropped(&m, DropReason::Killed);
         }
+        Ok(())
     }
 
     pub(super) fn start_node(&mut self, i: usize) -> Result<(), Violation> {
@@ -407,9 +438,9 @@ impl Cluster {
         cfg.voters = self.voters.clone();
         let restarted = n.incarnation > 0;
         let rng_seed = mix_seed(seed, i as u64, u64::from(n.incarnation));
-        match Node::new(cfg, stores, KvStateMachine::new(), rng_seed, now) {
-            Ok(node) => {
-                n.state = NodeState::Up(Box::new(node));
+        match Host::new(cfg, stores, KvStateMachine::new(), rng_seed, now) {
+            Ok(host) => {
+                n.state = NodeState::Up(Box::new(host));
                 n.incarnation += 1;
                 n.starting = true;
                 // A snapshot loaded at start was taken (or installed) before: not a new one.

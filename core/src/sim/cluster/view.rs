@@ -56,7 +56,7 @@ impl Cluster {
     }
 
     /// Node `i`, while it runs.
-    pub fn node(&self, i: usize) -> Option<&Node<KvStateMachine>> {
+    pub fn node(&self, i: usize) -> Option<&Host> {
         match self.nodes.get(i).map(|n| &n.state) {
             Some(NodeState::Up(node)) => Some(node),
             _ => None,
@@ -65,7 +65,7 @@ impl Cluster {
 
     /// The status of node `i`, while it runs.
     pub fn status(&self, i: usize) -> Option<Status> {
-        self.node(i).map(Node::status)
+        self.node(i).map(|h| h.status())
     }
 
     /// The leader: the running leader of the highest term, if any.
@@ -90,7 +90,7 @@ impl Cluster {
             id: n.id.0.clone(),
             up: node.is_some(),
             incarnation: n.incarnation,
-            status: node.map(Node::status),
+            status: node.map(|h| h.status()),
             next_tick: node.and(n.timer_at),
             log,
             kv: node
@@ -151,7 +151,7 @@ impl Cluster {
     }
 }
 
-fn read_log(log: &dyn crate::raft::LogStore) -> Vec<LogEntry> {
+fn read_log(log: &dyn crate::raft::LogStore<crate::types::Command>) -> Vec<LogEntry> {
     let base = log.base().last_included_index;
     log.read_range(base + 1, log.last_index() + 1)
         .unwrap_or_default()

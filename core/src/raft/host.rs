@@ -1,0 +1,386 @@
+//! The host loop every host runs around a [`Node`]: it owns the stores and the state machine,
+//! and carries out each [`Ready`] in the order its doc gives (send what may leave, write and
+//! sync, send the rest, apply, advance). The simulator, kvserver's driver, the tests and the
+//! playground all drive a node through this one piece of code.
+//!
+//! Besides the loop it does what every host would otherwise repeat:
+//! - it loads a node from its stores (restoring the snapshot into the state machine);
+//! - it checks a snapshot from the wire before the node adopts it, so garbage costs no state;
+//! - it settles the proposals its node accepted, exactly once each: applied, lost (another
+//!   leader's entry replaced it) or unknown (covered by a snapshot installed before it was
+//!   applied here), reported as [`Event`]s;
+//! - it snapshots the state machine every `snapshot_threshold` applied entries.
+//!
+//! [`Host::process`] runs the loop to the end, a write and a sync per Ready. A host that wants
+//! durability to take time (the simulator's disk latency, a crash between a Ready and its
+//! persistence) uses the three steps on their own: [`Host::begin`], [`Host::persist`] and
+//! [`Host::finish`].
+
+use std::collections::BTreeMap;
+
+use super::node::{InitialState, Node, Proposal, ProposeError, RaftError};
+use super::{
+    Config, Event, Index, LogStore, MemLogStore, Message, Millis, ReadId, Ready, SnapshotMeta,
+    Stores, Term, Transport,
+};
+use crate::state_machine::StateMachine;
+use crate::types::NodeId;
+
+/// The Ready of a node over state machine `M`.
+pub type ReadyOf<M> = Ready<<M as StateMachine>::Command, <M as StateMachine>::Reply>;
+
+/// A node, its stores and its state machine.
+pub struct Host<M: StateMachine> {
+    node: Node<M>,
+    stores: Stores<M::Command>,
+    sm: M,
+    /// Proposals the node accepted as leader whose outcome is not settled: index -> term.
+    /// Invariant: every key is > `applied`.
+    proposals: BTreeMap<Index, Term>,
+    /// The last index applied to `sm` (or covered by the snapshot it holds).
+    applied: Index,
+    /// Events since the last `take_events`, oldest first.
+    events: Vec<Event<M::Reply>>,
+}
+
+impl<M: StateMachine> Host<M> {
+    /// Starts a node from what `stores` hold: the snapshot is restored into `sm` (which must
+    /// be empty) and the log is loaded. The node starts as a follower at `now`.
+    pub fn new(
+        cfg: Config,
+        stores: Stores<M::Command>,
+        mut sm: M,
+        rng_seed: u64,
+        now: Millis,
+    ) -> Result<Self, RaftError> {
+        let hard_state = stores.stable.hard_state()?;
+        let snapshot = stores.snapshot.load()?;
+        if let Some((_, data)) = &snapshot {
+            sm.restore(data)
+                .map_err(|e| RaftError::Corrupt(format!("stored snapshot: {e}")))?;
+        }
+        let log = load_log(stores.log.as_ref())?;
+        let applied = snapshot
+            .as_ref()
+            .map_or(0, |(meta, _)| meta.last_included_index);
+        let init = InitialState {
+            hard_state,
+            log,
+            snapshot,
+        };
+        let node = Node::new(cfg, init, rng_seed, now)?;
+        let mut host = Host {
+            node,
+            stores,
+            sm,
+            proposals: BTreeMap::new(),
+            applied,
+            events: Vec::new(),
+        };
+        // A snapshot saved but not yet cut behind (a crash between the two) is reconciled in
+        // the first Ready; a follower sends nothing at start.
+        let mut out = Vec::new();
+        host.process(&mut out)?;
+        debug_assert!(out.is_empty(), "a starting node sends nothing");
+        Ok(host)
+    }
+
+    /// Inputs for the node without processing them: a host that persists with a delay takes
+    /// the Readys itself ([`begin`](Self::begin), [`persist`](Self::persist),
+    /// [`finish`](Self::finish)).
+    pub fn feed(&mut self) -> Feed<'_, M> {
+        Feed { host: self }
+    }
+
+    /// Handles a message from `from` and processes what follows.
+    pub fn step(
+        &mut self,
+        now: Millis,
+        from: &NodeId,
+        msg: Message<M::Command>,
+        out: &mut impl Transport<M::Command>,
+    ) -> Result<(), RaftError> {
+        self.feed().step(now, from, msg)?;
+        self.process(out)
+    }
+
+    /// Advances the node's timers to `now` and processes what follows.
+    pub fn tick(
+        &mut self,
+        now: Millis,
+        out: &mut impl Transport<M::Command>,
+    ) -> Result<(), RaftError> {
+        self.feed().tick(now)?;
+        self.process(out)
+    }
+
+    /// Proposes a command (see [`Node::propose`]); its outcome comes as an event.
+    pub fn propose(
+        &mut self,
+        now: Millis,
+        cmd: M::Command,
+        out: &mut impl Transport<M::Command>,
+    ) -> Result<Proposal, ProposeError> {
+        let p = self.feed().propose(now, cmd)?;
+        self.process(out)?;
+        Ok(p)
+    }
+
+    /// Asks for a linearizable read (see [`Node::read_index`]).
+    pub fn read_index(
+        &mut self,
+        now: Millis,
+        out: &mut impl Transport<M::Command>,
+    ) -> Result<ReadId, ProposeError> {
+        let id = self.feed().read_index(now)?;
+        self.process(out)?;
+        Ok(id)
+    }
+
+    /// Snapshots the state machine now, whatever the threshold, and compacts the log behind
+    /// it (hosts may call this, e.g. before a planned shutdown).
+    pub fn create_snapshot(
+        &mut self,
+        out: &mut impl Transport<M::Command>,
+    ) -> Result<(), RaftError> {
+        if self.applied > self.node.snapshot_index() {
+            self.node.snapshot_taken(self.applied, self.sm.snapshot())?;
+        }
+        self.process(out)
+    }
+
+    /// Carries out every Ready the node has, one after the other.
+    pub fn process(&mut self, out: &mut impl Transport<M::Command>) -> Result<(), RaftError> {
+        while let Some(mut rd) = self.begin()? {
+            for (to, msg) in rd.messages.drain(..) {
+                out.send(&to, msg);
+            }
+            self.persist(&rd)?;
+            self.finish(rd, out)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the node's next Ready, if it has one, and settles the proposals it decides: those
+    /// covered by an installed snapshot are unknown, those in a truncated suffix are lost. The
+    /// caller sends its `messages` now, then calls [`persist`](Self::persist) and
+    /// [`finish`](Self::finish), Readys in the order they were taken.
+    pub fn begin(&mut self) -> Result<Option<ReadyOf<M>>, RaftError> {
+        if !self.node.has_ready() {
+            return Ok(None);
+        }
+        let mut rd = self.node.ready()?;
+        self.events.append(&mut rd.events);
+        if let Some(s) = rd.snapshot.as_ref().filter(|s| s.install) {
+            let later = self.proposals.split_off(&(s.meta.last_included_index + 1));
+            for (index, term) in std::mem::replace(&mut self.proposals, later) {
+                self.events.push(Event::ProposalUnknown { index, term });
+            }
+        }
+        if let Some(from) = rd.truncate_from {
+            for (index, term) in self.proposals.split_off(&from) {
+                self.events.push(Event::ProposalLost { index, term });
+            }
+        }
+        Ok(Some(rd))
+    }
+
+    /// Writes a Ready's durable part to the stores, in order, and syncs them.
+    pub fn persist(&mut self, rd: &ReadyOf<M>) -> Result<(), RaftError> {
+        persist_to(&mut self.stores, rd)
+    }
+
+    /// After `persist`: sends the messages that waited for it, restores an installed snapshot,
+    /// applies the committed entries, and tells the node.
+    pub fn finish(
+        &mut self,
+        rd: ReadyOf<M>,
+        out: &mut impl Transport<M::Command>,
+    ) -> Result<(), RaftError> {
+        for (to, msg) in rd.persisted_messages {
+            out.send(&to, msg);
+        }
+        if let Some(s) = rd.snapshot.as_ref().filter(|s| s.install) {
+            // Checked before the node saw it: failing now means our own state is wrong.
+            self.sm
+                .restore(&s.data)
+                .map_err(|e| RaftError::Corrupt(format!("installing a snapshot: {e}")))?;
+            self.applied = self.applied.max(s.meta.last_included_index);
+        }
+        for entry in rd.committed {
+            if entry.index <= self.applied {
+                continue; // Covered by a snapshot installed meanwhile.
+            }
+            debug_assert_eq!(entry.index, self.applied + 1, "entries apply in order");
+            let result = entry.payload.command().map(|c| self.sm.apply(c));
+            self.applied = entry.index;
+            self.events.push(Event::Applied {
+                index: entry.index,
+                term: entry.term,
+            });
+            self.settle(entry.index, entry.term, result);
+        }
+        self.node.advance(rd.last_entry, self.applied)?;
+        self.maybe_snapshot()
+    }
+
+    /// The entry at `index`, of `term`, was applied: the proposal made there, if any, took
+    /// effect only if it is that very entry (same index and term).
+    fn settle(&mut self, index: Index, term: Term, result: Option<M::Reply>) {
+        let Some(proposed_term) = self.proposals.remove(&index) else {
+            return;
+        };
+        let event = match result {
+            Some(result) if proposed_term == term => Event::ProposalApplied {
+                index,
+                term,
+                result,
+            },
+            _ => Event::ProposalLost {
+                index,
+                term: proposed_term,
+            },
+        };
+        self.events.push(event);
+    }
+
+    /// Once `snapshot_threshold` entries were applied since the last snapshot, snapshots the
+    /// state machine (the next Ready saves it and compacts the log).
+    fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
+        let threshold = self.node.config().snapshot_threshold;
+        if threshold > 0 && self.applied.saturating_sub(self.node.snapshot_index()) >= threshold {
+            self.node.snapshot_taken(self.applied, self.sm.snapshot())?;
+        }
+        Ok(())
+    }
+
+    /// Events since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<Event<M::Reply>> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node<M> {
+        &self.node
+    }
+
+    /// The state machine (read-only: only committed entries change it).
+    pub fn state_machine(&self) -> &M {
+        &self.sm
+    }
+
+    /// The state machine, for a host that shares it (kvserver's reads take their own lock).
+    pub fn state_machine_mut(&mut self) -> &mut M {
+        &mut self.sm
+    }
+
+    /// The durable stores (read-only).
+    pub fn stores(&self) -> &Stores<M::Command> {
+        &self.stores
+    }
+
+    /// Stops the node and hands back its stores: what a crash leaves behind.
+    pub fn into_stores(self) -> Stores<M::Command> {
+        self.stores
+    }
+
+    /// The last index applied to the state machine.
+    pub fn last_applied(&self) -> Index {
+        self.applied
+    }
+}
+
+/// A host's inputs that leave the processing to the caller (see [`Host::feed`]).
+pub struct Feed<'a, M: StateMachine> {
+    host: &'a mut Host<M>,
+}
+
+impl<M: StateMachine> Feed<'_, M> {
+    /// A message from `from`. A snapshot whose bytes are not a snapshot of our state machine
+    /// is dropped before the node sees it, so garbage from the wire costs nothing.
+    pub fn step(
+        self,
+        now: Millis,
+        from: &NodeId,
+        msg: Message<M::Command>,
+    ) -> Result<(), RaftError> {
+        if let Message::InstallSnapshot(m) = &msg
+            && m.last_included_index > self.host.node.commit_index()
+            && M::check_snapshot(&m.data).is_err()
+        {
+            return Ok(());
+        }
+        self.host.node.step(now, from, msg)
+    }
+
+    /// Timers up to `now`.
+    pub fn tick(self, now: Millis) -> Result<(), RaftError> {
+        self.host.node.tick(now)
+    }
+
+    /// A proposal; the host settles its outcome.
+    pub fn propose(self, now: Millis, cmd: M::Command) -> Result<Proposal, ProposeError> {
+        let p = self.host.node.propose(now, cmd)?;
+        self.host.proposals.insert(p.index, p.term);
+        Ok(p)
+    }
+
+    /// A linearizable read.
+    pub fn read_index(self, now: Millis) -> Result<ReadId, ProposeError> {
+        self.host.node.read_index(now)
+    }
+}
+
+impl<M: StateMachine> std::ops::Deref for Host<M> {
+    type Target = Node<M>;
+    /// A host reads as its node: `host.status()`, `host.term()`, `host.log()`.
+    fn deref(&self) -> &Node<M> {
+        &self.node
+    }
+}
+
+/// Writes a Ready's durable part to `stores` in the order the Ready's doc gives, then syncs:
+/// term and vote, the snapshot (before the log is cut behind it), the truncation, the new base,
+/// the new entries.
+pub fn persist_to<C, R>(stores: &mut Stores<C>, rd: &Ready<C, R>) -> Result<(), RaftError> {
+    if let Some(hs) = &rd.hard_state {
+        stores.stable.set_hard_state(hs)?;
+    }
+    if let Some(s) = &rd.snapshot {
+        stores.snapshot.save(s.meta, &s.data)?;
+    }
+    if let Some(from) = rd.truncate_from {
+        stores.log.delete_from(from)?;
+    }
+    if let Some(SnapshotMeta {
+        last_included_index,
+        last_included_term,
+    }) = rd.compact_to
+    {
+        stores
+            .log
+            .truncate_prefix(last_included_index, last_included_term)?;
+    }
+    stores.log.append(&rd.entries)?;
+    if rd.must_sync() {
+        stores.stable.sync()?;
+        stores.log.sync()?;
+    }
+    Ok(())
+}
+
+/// Copies a durable log into memory, for the node.
+fn load_log<C: Clone + Send>(log: &dyn LogStore<C>) -> Result<MemLogStore<C>, RaftError> {
+    let base = log.base();
+    let mut mem = MemLogStore::with_base(base);
+    const CHUNK: Index = 4096;
+    let mut lo = base.last_included_index + 1;
+    let last = log.last_index();
+    while lo <= last {
+        let hi = last.min(lo + CHUNK - 1);
+        mem.append(&log.read_range(lo, hi + 1)?)
+            .map_err(RaftError::Storage)?;
+        lo = hi + 1;
+    }
+    Ok(mem)
+}
