@@ -153,6 +153,9 @@ fn randomized_seeds_stay_safe_and_live() {
     let (mut snapshot_seeds, mut taken, mut installed, mut loaded) = (0u64, 0u64, 0u64, 0u64);
     // Seeds whose snapshots keep trailing entries in the log.
     let mut trailing_seeds = 0u64;
+    // Crashes with writes in flight: seeds whose writes take time, Readys a kill lost, and
+    // Readys a kill left on disk without the messages that waited for them.
+    let (mut slow_disk_seeds, mut writes_lost, mut writes_unsent) = (0u64, 0u64, 0u64);
     for seed in 0..count {
         let r = run_seed(&scenario, seed);
         assert_eq!(
@@ -177,6 +180,9 @@ fn randomized_seeds_stay_safe_and_live() {
         taken += r.stats.snapshots_taken;
         installed += r.stats.snapshots_installed;
         loaded += r.stats.snapshots_loaded;
+        slow_disk_seeds += u64::from(r.slow_disk);
+        writes_lost += r.stats.writes_lost;
+        writes_unsent += r.stats.writes_unsent;
         across_heal += r
             .history
             .ops
@@ -192,12 +198,18 @@ fn randomized_seeds_stay_safe_and_live() {
          reads, {across_heal} completed only after the healing), \
          {delivered} messages delivered, {dropped} dropped; cluster sizes {:?}; \
          {snapshot_seeds} seeds with snapshots ({trailing_seeds} keeping trailing entries): \
-         {taken} taken, {installed} installed from a leader, {loaded} loaded on restart",
+         {taken} taken, {installed} installed from a leader, {loaded} loaded on restart; \
+         {slow_disk_seeds} seeds with slow writes: {writes_lost} writes lost to a kill before \
+         they were durable, {writes_unsent} durable but killed before their messages left",
         &sizes[1..]
     );
     // The suite did its work: every seed ran, clients did something, faults bit, and the size
     // mix is the intended one (mostly 3 and 5 nodes).
     assert_eq!(ran, count);
+    assert!(
+        count < 100 || (writes_lost > 0 && writes_unsent > 0),
+        "kills never hit writes in flight: {writes_lost} lost, {writes_unsent} unsent"
+    );
     assert!(ops >= count * 3, "too few operations: {ops}");
     assert!(
         reads >= count / 2,

@@ -294,6 +294,24 @@ fn log_damaged_header_is_an_error_not_an_empty_log() {
     ));
 }
 
+/// A log from before core v2 (header version 1, entries with `cmd`) is refused with a message
+/// that says so, and left as it was: its entries are whole, so cutting them off as a torn tail
+/// would lose committed data.
+#[test]
+fn log_of_an_earlier_format_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = br#"{"format":"raftkv-log","version":1,"base_index":0,"base_term":0}"#;
+    let entry = br#"{"index":1,"term":1,"cmd":{"op":"put","key":"a","value":"1"}}"#;
+    let mut bytes = disk::frame::encode(header).unwrap();
+    bytes.extend(disk::frame::encode(entry).unwrap());
+    fs::write(log_file(dir.path()), &bytes).unwrap();
+    match DiskLogStore::open(dir.path()) {
+        Err(StorageError::Corrupt(m)) => assert!(m.contains("version 1"), "{m}"),
+        other => panic!("an old log was opened: {other:?}"),
+    }
+    assert_eq!(fs::read(log_file(dir.path())).unwrap(), bytes);
+}
+
 fn check_stable_contract(store: &mut dyn StableStore) {
     assert_eq!(store.hard_state(), Ok(HardState::default()));
     let hs = HardState {

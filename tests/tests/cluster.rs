@@ -367,6 +367,37 @@ async fn lagging_follower_behind_the_compacted_log_catches_up_through_a_snapshot
     wait_value(&c, lagging, "later", Some("x")).await;
 }
 
+/// Entries as large as a request body allows (the default 1 MiB) replicate: each AppendEntries
+/// carries what fits core's byte budget, a larger entry alone, so no message passes the peers'
+/// body limit and a follower that missed a run of them catches up (a refused message would be
+/// refused on every retry, and it never would).
+#[tokio::test]
+async fn entries_near_the_largest_value_size_replicate_to_a_lagging_follower() {
+    let mut c = start(3, &[]).await;
+    let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging).unwrap();
+    let mut w = Writer::new(&c, leader);
+    // The largest value whose JSON body still fits 1 MiB, and one a little smaller.
+    let big = "x".repeat((1 << 20) - 64);
+    let smaller = "y".repeat(900_000);
+    for i in 0..12 {
+        let v = if i % 2 == 0 { &big } else { &smaller };
+        w.put(&format!("big{i}"), v).await;
+    }
+    c.restart(lagging).await.unwrap();
+    wait_converged(&mut c).await;
+    for i in 0..12 {
+        let want = if i % 2 == 0 { big.len() } else { smaller.len() };
+        let got = c.client(lagging).get(&format!("big{i}")).await.unwrap();
+        assert_eq!(
+            got.map(|v| v.len()),
+            Some(want),
+            "big{i} on the lagging node"
+        );
+    }
+}
+
 /// With the default trailing entries (1,000) kept behind each snapshot, a follower 100 entries
 /// behind catches up from the log: no snapshot crosses the wire.
 #[tokio::test]

@@ -8,7 +8,7 @@
 
 use super::node::Node;
 use super::quorum::VoteResult;
-use super::replication::LeaderState;
+use super::replication::{LeaderState, Send};
 use super::tracker::Inflights;
 use super::{Message, Millis, NodeId, Payload, RaftError, RequestVote, RequestVoteResponse, Role};
 use crate::state_machine::StateMachine;
@@ -69,7 +69,7 @@ impl<M: StateMachine> Node<M> {
         self.set_role(Role::Leader);
         self.set_leader(Some(self.cfg.id.clone()), now);
         self.append_local(Payload::Noop, 0)?;
-        self.broadcast_append(now, true)?;
+        self.broadcast_append(now, Send::Heartbeat)?;
         // A single-node cluster commits its no-op once it is durable (see `advance`).
         self.maybe_commit()
     }

@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::quorum::JointConfig;
 use super::ready::{Pending, Ready};
-use super::replication::LeaderState;
+use super::replication::{LeaderState, Send};
 use super::tracker::Tracker;
 use super::{
     Config, Event, HardState, Index, LogEntry, LogStore, MemLogStore, Message, Millis, Payload,
@@ -287,15 +287,29 @@ impl<M: StateMachine> Node<M> {
 
     /// Whether [`ready`](Self::ready) has anything to hand out.
     pub fn has_ready(&self) -> bool {
-        !self.pending.is_empty() || self.flush || self.next_committed_hi() > self.applying
+        !self.pending.is_empty()
+            || self.flush
+            || self
+                .leader
+                .as_ref()
+                .is_some_and(|ls| ls.reads.round_pending)
+            || self.next_committed_hi() > self.applying
     }
 
     /// Hands out everything to write, send, apply and report since the last call (see
     /// [`Ready`] for what the host does with it).
     pub fn ready(&mut self) -> Result<Ready<M::Command, M::Reply>, RaftError> {
-        if std::mem::take(&mut self.flush) && self.leader.is_some() {
-            let now = self.now;
-            self.broadcast_append(now, false)?;
+        let flush = std::mem::take(&mut self.flush);
+        let round = self
+            .leader
+            .as_mut()
+            .is_some_and(|ls| std::mem::take(&mut ls.reads.round_pending));
+        let now = self.now;
+        if round {
+            // One round for every read of this Ready; its messages carry new entries too.
+            self.broadcast_append(now, Send::ReadRound)?;
+        } else if flush && self.leader.is_some() {
+            self.broadcast_append(now, Send::NewEntries)?;
         }
         let hi = self.next_committed_hi();
         let committed = if hi > self.applying {

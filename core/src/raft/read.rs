@@ -37,6 +37,9 @@ struct PendingRead {
 pub(super) struct ReadState {
     /// The latest round. Invariant: >= the seq of every pending read.
     seq: u64,
+    /// The latest round has reads but was not sent yet: it goes out when the host takes the
+    /// next Ready, so every read of a turn shares one round.
+    pub(super) round_pending: bool,
     /// Reads in arrival order; their `seq` never decreases along the vector.
     pending: Vec<PendingRead>,
 }
@@ -72,7 +75,10 @@ impl<M: StateMachine> Node<M> {
             .then_some(self.commit_index);
         let deadline = now.saturating_add(self.cfg.election_timeout_max);
         if let Some(ls) = self.leader.as_mut() {
-            ls.reads.seq += 1;
+            if !ls.reads.round_pending {
+                ls.reads.seq += 1;
+                ls.reads.round_pending = true;
+            }
             let seq = ls.reads.seq;
             ls.reads.pending.push(PendingRead {
                 id,
@@ -85,8 +91,8 @@ impl<M: StateMachine> Node<M> {
                 pr.read_ack = seq;
             }
         }
-        // The confirmation round: a heartbeat carrying the new read_seq.
-        self.broadcast_append(now, true)?;
+        // The confirmation round (a heartbeat carrying the new read_seq) leaves with the next
+        // Ready; a leader alone confirms at once.
         self.confirm_reads();
         Ok(id)
     }

@@ -45,21 +45,18 @@ impl<M: StateMachine> Node<M> {
             if let Some(ls) = self.leader.as_mut() {
                 ls.heartbeat_deadline = now.saturating_add(self.cfg.heartbeat_interval);
             }
-            self.broadcast_append(now, true)?;
+            self.broadcast_append(now, Send::Heartbeat)?;
         }
         Ok(())
     }
 
-    /// Sends to every follower what it needs. A `heartbeat` goes out even when there is
-    /// nothing new, so followers keep their leader and learn the commit index.
-    pub(super) fn broadcast_append(
-        &mut self,
-        now: Millis,
-        heartbeat: bool,
-    ) -> Result<(), RaftError> {
+    /// Sends to every follower what it needs. Unless `why` is [`Send::NewEntries`] a message
+    /// goes out even when there is nothing new, so followers keep their leader and learn the
+    /// commit index and the read round.
+    pub(super) fn broadcast_append(&mut self, now: Millis, why: Send) -> Result<(), RaftError> {
         for peer in self.peers() {
-            self.replicate_to_peer(now, &peer, heartbeat)?;
-            if heartbeat {
+            self.replicate_to_peer(now, &peer, why)?;
+            if why == Send::Heartbeat {
                 continue;
             }
             // A backlog larger than one message streams on, as far as the window allows.
@@ -73,7 +70,7 @@ impl<M: StateMachine> Node<M> {
                 if !streaming {
                     break;
                 }
-                self.replicate_to_peer(now, &peer, false)?;
+                self.replicate_to_peer(now, &peer, Send::NewEntries)?;
                 if self.tracker.progress(&peer).map(|p| p.next_index) == before {
                     break;
                 }
@@ -87,8 +84,9 @@ impl<M: StateMachine> Node<M> {
         &mut self,
         now: Millis,
         peer: &NodeId,
-        heartbeat: bool,
+        why: Send,
     ) -> Result<(), RaftError> {
+        let heartbeat = why != Send::NewEntries;
         let last = self.last_index();
         let resend_after = self.cfg.election_timeout_min;
         let Some(pr) = self.tracker.progress_mut(peer) else {
@@ -102,9 +100,9 @@ impl<M: StateMachine> Node<M> {
                     self.send_append(now, peer, false)
                 }
             }
-            // A window that did not drain in a whole heartbeat interval: answers were lost.
-            // Probe again from the match point rather than wait for them forever.
-            ProgressState::Replicate if heartbeat && pr.inflights.full() => {
+            // A window still full when the heartbeat timer fires: answers were lost (or the
+            // follower is stuck). Probe again from the match point rather than wait forever.
+            ProgressState::Replicate if why == Send::Heartbeat && pr.inflights.full() => {
                 pr.become_probe();
                 pr.next_index = pr.match_index + 1;
                 self.send_append(now, peer, true)
@@ -349,6 +347,17 @@ impl<M: StateMachine> Node<M> {
         self.uncommitted.clear();
         self.uncommitted_bytes = 0;
     }
+}
+
+/// Why the leader sends to its followers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Send {
+    /// New entries (or answers that free the window): only to followers that can take them.
+    NewEntries,
+    /// The heartbeat timer (or a new term): to every follower.
+    Heartbeat,
+    /// A ReadIndex round: to every follower, carrying the new `read_seq`.
+    ReadRound,
 }
 
 /// Entries for one message, and their bytes.

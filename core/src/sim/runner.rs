@@ -255,6 +255,7 @@ impl Scenario {
                 history: c.history().clone(),
                 snapshot_threshold: plan.snapshot_threshold,
                 snapshot_trailing: plan.snapshot_trailing,
+                slow_disk: plan.disk_latency.1 > 0,
             }),
             Err(v) => Err((v, Some(c))),
         }
@@ -373,6 +374,8 @@ pub struct RunReport {
     pub snapshot_threshold: u64,
     /// The entries kept behind each snapshot that the seed drew.
     pub snapshot_trailing: u64,
+    /// Whether the seed's writes took time to become durable.
+    pub slow_disk: bool,
 }
 
 /// A failed run: the seed, what broke, and the end of the trace.

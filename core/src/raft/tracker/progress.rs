@@ -2,12 +2,13 @@
 //! transitions (etcd-io/raft `tracker/progress.go`; the diagram is in
 //! docs/progress-states.md):
 //!
-//! ```text
-//!            rejection / window full at a heartbeat          snapshot sent
-//!   Replicate ───────────────────────────────────▶ Probe ─────────────────▶ Snapshot
-//!       ▲                                           │  ▲                       │
-//!       └──────────── AppendEntries accepted ───────┘  └── snapshot answered ──┘
-//! ```
+//! | from | to | when |
+//! |---|---|---|
+//! | Probe | Replicate | an AppendEntries is accepted |
+//! | Replicate | Probe | a rejection, or the window is still full when the heartbeat fires |
+//! | any | Snapshot | the entry before `next_index` was compacted: the snapshot is sent |
+//! | Snapshot | Probe | the snapshot is answered |
+//! | Snapshot | Replicate | an AppendEntries is accepted at or past the snapshot's index |
 //!
 //! - **Probe**: where the follower's log stops matching ours is unknown. One AppendEntries at
 //!   a time; the next waits for its answer (or the next heartbeat).
