@@ -54,6 +54,10 @@ impl OpCache {
     pub fn complete(&mut self, id: OpId, result: ApplyResult, now: u64) {
         self.purge(now);
         let expires_at = now.saturating_add(self.ttl_ms);
+        debug_assert!(
+            self.expiry.back().is_none_or(|(t, _)| *t <= expires_at),
+            "op cache time went back"
+        );
         self.expiry.push_back((expires_at, id.clone()));
         self.slots.insert(id, Slot::Done { result, expires_at });
     }

@@ -294,22 +294,27 @@ fn log_damaged_header_is_an_error_not_an_empty_log() {
     ));
 }
 
-/// A log from before core v2 (header version 1, entries with `cmd`) is refused with a message
-/// that says so, and left as it was: its entries are whole, so cutting them off as a torn tail
-/// would lose committed data.
+/// A log written before core v2 (entries with `cmd`, a no-op as `null`) still opens, entry for
+/// entry: payloads kept the encoding, so upgrading loses nothing.
 #[test]
-fn log_of_an_earlier_format_is_refused_and_left_untouched() {
+fn log_written_before_generic_payloads_still_opens() {
     let dir = tempfile::tempdir().unwrap();
     let header = br#"{"format":"raftkv-log","version":1,"base_index":0,"base_term":0}"#;
-    let entry = br#"{"index":1,"term":1,"cmd":{"op":"put","key":"a","value":"1"}}"#;
+    let noop = br#"{"index":1,"term":1,"cmd":null}"#;
+    let put =
+        br#"{"index":2,"term":1,"cmd":{"client_id":"c","seq":1,"op":"put","key":"a","value":"1"}}"#;
     let mut bytes = disk::frame::encode(header).unwrap();
-    bytes.extend(disk::frame::encode(entry).unwrap());
-    fs::write(log_file(dir.path()), &bytes).unwrap();
-    match DiskLogStore::open(dir.path()) {
-        Err(StorageError::Corrupt(m)) => assert!(m.contains("version 1"), "{m}"),
-        other => panic!("an old log was opened: {other:?}"),
+    for e in [&noop[..], &put[..]] {
+        bytes.extend(disk::frame::encode(e).unwrap());
     }
-    assert_eq!(fs::read(log_file(dir.path())).unwrap(), bytes);
+    fs::write(log_file(dir.path()), &bytes).unwrap();
+    let log = DiskLogStore::open(dir.path()).unwrap();
+    let got = log.read_range(1, 3).unwrap();
+    assert_eq!(got[0].payload, raftkv_core::kvraft::Payload::Noop);
+    assert_eq!(
+        got[1].payload,
+        raftkv_core::kvraft::Payload::Command(Command::put("a", "1").with_client("c", 1))
+    );
 }
 
 fn check_stable_contract(store: &mut dyn StableStore) {

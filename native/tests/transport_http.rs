@@ -26,8 +26,8 @@ fn append_entries() -> Message {
         "type": "append_entries", "term": 3, "leader_id": "n1", "prev_log_index": 4,
         "prev_log_term": 2, "leader_commit": 4,
         "entries": [
-            {"index": 5, "term": 3, "payload": {"type": "noop"}},
-            {"index": 6, "term": 3, "payload": {"type": "command", "cmd": {"client_id": "c", "seq": 1, "op": "put", "key": "k", "value": "v"}}}
+            {"index": 5, "term": 3, "cmd": null},
+            {"index": 6, "term": 3, "cmd": {"client_id": "c", "seq": 1, "op": "put", "key": "k", "value": "v"}}
         ]
     }))
 }

@@ -84,7 +84,7 @@ impl<M: StateMachine> Node<M> {
             Some(_) => {}
         }
         let last_new = prev_log_index + entries.len() as Index;
-        if !self.store_entries(&entries)? {
+        if !self.store_entries(entries)? {
             return Ok(None);
         }
         // Only what this message proved to match may be committed: entries of ours past it
@@ -97,7 +97,7 @@ impl<M: StateMachine> Node<M> {
     /// skipped, and the first conflicting one truncates our log from its index. Returns false,
     /// storing nothing, if that would rewrite a committed entry (impossible from a correct
     /// leader).
-    fn store_entries(&mut self, entries: &[LogEntry<M::Command>]) -> Result<bool, RaftError> {
+    fn store_entries(&mut self, mut entries: Vec<LogEntry<M::Command>>) -> Result<bool, RaftError> {
         let last = self.last_index();
         let mut first_new = entries.len();
         for (i, e) in entries.iter().enumerate() {
@@ -114,7 +114,7 @@ impl<M: StateMachine> Node<M> {
                 break;
             }
         }
-        self.append_from_leader_log(&entries[first_new..])?;
+        self.append_from_leader_log(entries.split_off(first_new))?;
         Ok(true)
     }
 
@@ -127,6 +127,7 @@ impl<M: StateMachine> Node<M> {
         }
         // Invariant: term_at(hi) >= t; the answer lies in lo..=hi.
         while lo < hi {
+            debug_assert!(self.term_at(hi)? >= t);
             let mid = lo + (hi - lo) / 2;
             if self.term_at(mid)? >= t {
                 hi = mid;

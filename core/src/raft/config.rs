@@ -21,7 +21,8 @@ pub struct Config {
     pub pre_vote: bool,
     /// A leader that has not heard from a majority within an election timeout steps down.
     pub check_quorum: bool,
-    /// The most entries one AppendEntries carries.
+    /// The most entries one AppendEntries carries (the byte budget usually binds first: it is
+    /// there so a flood of tiny entries still travels in messages of bounded work).
     pub max_entries_per_append: usize,
     /// The byte budget of one AppendEntries' entries (by the state machine's
     /// `command_size`): a message carries entries up to it, except that an entry larger than
@@ -57,7 +58,7 @@ impl Config {
             heartbeat_interval: 50,
             pre_vote: true,
             check_quorum: true,
-            max_entries_per_append: 64,
+            max_entries_per_append: 1024,
             max_bytes_per_append: 1 << 20,
             max_uncommitted_bytes: 64 << 20,
             max_inflight_msgs: 256,

@@ -220,6 +220,12 @@ impl<M: StateMachine> Host<M> {
             });
             self.settle(entry.index, entry.term, result);
         }
+        debug_assert!(
+            self.proposals
+                .first_key_value()
+                .is_none_or(|(i, _)| *i > self.applied),
+            "a proposal at or below the applied index was never settled"
+        );
         self.node.advance(rd.last_entry, self.applied)?;
         self.maybe_snapshot()
     }

@@ -322,6 +322,10 @@ impl<M: StateMachine> Node<M> {
             Vec::new()
         };
         let p = std::mem::take(&mut self.pending);
+        debug_assert!(
+            p.entries.windows(2).all(|w| w[1].index == w[0].index + 1),
+            "a Ready's entries are contiguous"
+        );
         let last = self.last_index();
         let rd = Ready {
             hard_state: p.hard_state.then(|| self.hard_state()),
@@ -541,7 +545,13 @@ impl<M: StateMachine> Node<M> {
         );
         debug_assert!(self.log.base().last_included_index <= snap);
         debug_assert!(self.persisted <= self.last_index());
-        debug_assert!(self.election_timer_start <= self.election_deadline);
+        let timer = self.election_deadline - self.election_timer_start;
+        debug_assert!(
+            self.election_deadline == Millis::MAX
+                || (self.cfg.election_timeout_min..=self.cfg.election_timeout_max).contains(&timer),
+            "election timer of {timer} ms outside the configured range"
+        );
+        self.tracker.check();
         debug_assert_eq!(
             self.uncommitted_bytes,
             self.uncommitted.iter().map(|(_, b)| b).sum::<u64>()
@@ -818,10 +828,10 @@ impl<M: StateMachine> Node<M> {
     /// Appends entries from the leader (which continue the log) and queues them for writing.
     pub(super) fn append_from_leader_log(
         &mut self,
-        entries: &[LogEntry<M::Command>],
+        entries: Vec<LogEntry<M::Command>>,
     ) -> Result<(), RaftError> {
-        self.log.append(entries)?;
-        self.pending.entries.extend_from_slice(entries);
+        self.log.append(&entries)?;
+        self.pending.entries.extend(entries);
         Ok(())
     }
 

@@ -136,6 +136,10 @@ impl<M: StateMachine> Node<M> {
         } else {
             (Vec::new(), 0)
         };
+        debug_assert!(
+            entries.iter().zip(next_index..).all(|(e, i)| e.index == i),
+            "an AppendEntries' entries are contiguous from prev_log_index + 1"
+        );
         let last_sent = prev_log_index + entries.len() as Index;
         if let Some(pr) = self.tracker.progress_mut(peer) {
             pr.sent(last_sent, bytes);
@@ -158,23 +162,19 @@ impl<M: StateMachine> Node<M> {
         let last = self
             .last_index()
             .min(from.saturating_add(self.cfg.max_entries_per_append as Index) - 1);
-        let mut entries = Vec::new();
+        let candidates = self.log.slice(from, last + 1)?;
+        // Stop at the byte budget, but always carry the first entry, however large.
         let mut bytes = 0u64;
-        let mut index = from;
-        while index <= last {
-            // One at a time, from the in-memory log: stop at the byte budget.
-            let Some(e) = self.log.read_range(index, index + 1)?.pop() else {
-                break;
-            };
-            let size = entry_size::<M>(&e);
-            if !entries.is_empty() && bytes + size > self.cfg.max_bytes_per_append {
+        let mut fit = 0;
+        for e in candidates {
+            let size = entry_size::<M>(e);
+            if fit > 0 && bytes + size > self.cfg.max_bytes_per_append {
                 break;
             }
             bytes += size;
-            entries.push(e);
-            index += 1;
+            fit += 1;
         }
-        Ok((entries, bytes))
+        Ok((candidates[..fit].to_vec(), bytes))
     }
 
     /// Sends the latest snapshot to a follower that needs compacted entries.

@@ -11,14 +11,32 @@ use crate::types::NodeId;
 
 /// What a log entry carries: Raft's own entries, or a command of the state machine's own
 /// type `C`, opaque to Raft.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "cmd", rename_all = "snake_case")]
+///
+/// On the wire and on disk it is the command itself, or `null` for the no-op (an entry's
+/// `cmd` field, as before payloads were generic): every entry is encoded and decoded at each
+/// hop, so the encoding stays as small as the command. A later variant needs a shape of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload<C> {
     /// The entry a new leader appends at the start of its term (the only way it can commit
     /// entries of earlier terms, Raft §5.4.2).
     Noop,
     /// A client command for the state machine.
     Command(C),
+}
+
+impl<C: Serialize> Serialize for Payload<C> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.command().serialize(s)
+    }
+}
+
+impl<'de, C: Deserialize<'de>> Deserialize<'de> for Payload<C> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Option::<C>::deserialize(d)? {
+            Some(c) => Payload::Command(c),
+            None => Payload::Noop,
+        })
+    }
 }
 
 impl<C> Payload<C> {
@@ -38,7 +56,8 @@ pub struct LogEntry<C> {
     pub index: Index,
     /// The term of the leader that created it.
     pub term: Term,
-    /// What it carries.
+    /// What it carries (`cmd` on the wire and on disk).
+    #[serde(rename = "cmd")]
     pub payload: Payload<C>,
 }
 
@@ -207,6 +226,17 @@ impl<C: Clone + Send> MemLogStore<C> {
         }
     }
 
+    /// The entries with `lo <= index < hi`, borrowed: the node reads its own in-memory log
+    /// without copying what it does not send. Errors as `read_range` does.
+    pub fn slice(&self, lo: Index, hi: Index) -> Result<&[LogEntry<C>], StorageError> {
+        if lo >= hi {
+            return Ok(&[]);
+        }
+        let first = self.slot(lo)?;
+        let last = self.slot(hi - 1)?;
+        Ok(&self.entries[first..=last])
+    }
+
     /// The position in `entries` of `index`, which must lie in base+1..=last_index.
     fn slot(&self, index: Index) -> Result<usize, StorageError> {
         let base = self.base.last_included_index;
@@ -253,8 +283,12 @@ impl<C: Clone + Send> LogStore<C> for MemLogStore<C> {
         debug_assert!(
             self.entries
                 .first()
-                .is_none_or(|e| e.index == self.base.last_included_index + 1),
-            "a MemLogStore's first entry follows its base"
+                .is_none_or(|e| e.index == self.base.last_included_index + 1)
+                && self
+                    .entries
+                    .last()
+                    .is_none_or(|e| e.index == self.last_index()),
+            "a MemLogStore's entries run from its base + 1 to its last index"
         );
         Ok(())
     }

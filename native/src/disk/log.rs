@@ -1,6 +1,6 @@
 //! The Raft log in `raft.log`: a header frame, then one frame per entry, appended in order.
 //!
-//! Encoding: the header's payload is JSON `{"format":"raftkv-log","version":2,"base_index":I,
+//! Encoding: the header's payload is JSON `{"format":"raftkv-log","version":1,"base_index":I,
 //! "base_term":T}` (the compaction base); each following frame's payload is one
 //! [`LogEntry`] as JSON (serde_json, the same shape as on the wire). JSON keeps the file
 //! readable with a hex dump and costs little next to an fsync.
@@ -36,9 +36,8 @@ pub const FILE: &str = "raft.log";
 pub const LOCK_FILE: &str = "raft.lock";
 /// The value of the header's `format` field.
 const FORMAT: &str = "raftkv-log";
-/// The current header version. Version 1 (before core v2) stored `cmd` where entries now carry a
-/// `payload`; its logs are refused with a clear error, never read as torn and cut.
-const VERSION: u32 = 2;
+/// The current (and only) header version.
+const VERSION: u32 = 1;
 /// The header is a few small fields: anything bigger is a garbage length.
 const MAX_HEADER_LEN: usize = 4 * 1024;
 /// No entry is this large (commands are bounded by the HTTP body limit); a longer length field
@@ -108,16 +107,6 @@ impl DiskLogStore {
             .map_err(|e| corrupt(&path, format!("header: {e}")))?;
         let header: Header =
             serde_json::from_slice(payload).map_err(|e| corrupt(&path, format!("header: {e}")))?;
-        if header.format == FORMAT && header.version == 1 {
-            return Err(corrupt(
-                &path,
-                format!(
-                    "log format version 1 was written by an earlier raftkv; this build reads \
-                     version {VERSION}. Nothing was changed: start the old build to read it, \
-                     or move the data dir away to join the cluster afresh"
-                ),
-            ));
-        }
         if header.format != FORMAT || header.version != VERSION {
             return Err(corrupt(
                 &path,

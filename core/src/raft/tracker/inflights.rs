@@ -35,6 +35,7 @@ impl Inflights {
 
     /// Records a message whose last entry is `last` and whose entries take `bytes`.
     pub fn add(&mut self, last: Index, bytes: u64) {
+        debug_assert!(self.max_count >= 1);
         debug_assert!(
             self.sent.back().is_none_or(|(i, _)| *i < last),
             "inflight indices must increase: {last} after {:?}",

@@ -77,6 +77,22 @@ impl Tracker {
             .collect();
     }
 
+    /// Asserts the invariants on the fields (debug builds).
+    pub fn check(&self) {
+        debug_assert!(
+            !self.voters.ids().is_empty(),
+            "a configuration needs a voter"
+        );
+        debug_assert!(self.voters.ids().is_disjoint(&self.learners));
+        debug_assert!(
+            self.progress
+                .keys()
+                .all(|id| self.voters.contains(id) || self.learners.contains(id))
+                && self.progress.len() == self.voters.ids().len() + self.learners.len(),
+            "progress is kept for exactly the members"
+        );
+    }
+
     /// A member's progress.
     pub fn progress(&self, id: &NodeId) -> Option<&Progress> {
         self.progress.get(id)
