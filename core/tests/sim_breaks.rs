@@ -73,9 +73,14 @@ fn churn() -> Scenario {
 /// RAFTKV_SIM_SEED), checks it is one of `expected`, and that replaying it gives the same
 /// violation and trace.
 fn expect_caught(test: &str, scenario: &Scenario, expected: &[Invariant]) {
+    expect_caught_within(test, scenario, expected, MAX_SEEDS);
+}
+
+/// [`expect_caught`] with its own bound on the search.
+fn expect_caught_within(test: &str, scenario: &Scenario, expected: &[Invariant], max_seeds: u64) {
     let seeds: Vec<u64> = match env_seed() {
         Some(s) => vec![s],
-        None => (0..MAX_SEEDS).collect(),
+        None => (0..max_seeds).collect(),
     };
     let mut ran = 0;
     let mut found: Option<Box<RunFailure>> = None;
@@ -137,6 +142,10 @@ fn skip_commit_rule(c: &mut Config) {
 fn skip_commit_rule_compacting_fully(c: &mut Config) {
     skip_commit_rule(c);
     c.snapshot_trailing = 0;
+    // One entry per message: a follower that is repaired after an election acknowledges the
+    // old-term entries before the new leader's no-op, the window figure 8 needs. (With whole
+    // batches the no-op travels with them, and the interleaving almost never happens.)
+    c.max_entries_per_append = 1;
 }
 
 fn skip_log_check(c: &mut Config) {
@@ -175,7 +184,7 @@ fn skipping_the_current_term_commit_rule_is_caught() {
 /// check. Rarer (figure 8 needs three leaders in a precise order), so it searches longer:
 /// run it with `--ignored`.
 #[wasm_bindgen_test(unsupported = test)]
-#[ignore = "searches up to 2,000 seeds for a rare interleaving (about 30 s in debug)"]
+#[ignore = "searches up to 10,000 seeds for a rare interleaving (about 30 s in release)"]
 fn skipping_the_current_term_commit_rule_loses_committed_entries() {
     let mut scenario = Scenario {
         configure: skip_commit_rule_compacting_fully,
@@ -185,6 +194,8 @@ fn skipping_the_current_term_commit_rule_loses_committed_entries() {
         clients_max: 4,
         ops_min: 20,
         ops_max: 60,
+        // Writes durable at once: a leader that counts itself late makes the window rarer.
+        disk_latency_chance: 0.0,
         ..churn()
     };
     // Leaders cut off while clients still reach them pile up entries of their own term that
@@ -208,10 +219,11 @@ fn skipping_the_current_term_commit_rule_loses_committed_entries() {
         latency_max: 30,
         ..LinkConfig::default()
     };
-    expect_caught(
+    expect_caught_within(
         "skipping_the_current_term_commit_rule_loses_committed_entries",
         &scenario,
         &[Invariant::LeaderCompleteness, Invariant::StateMachineSafety],
+        10_000,
     );
 }
 
