@@ -163,12 +163,20 @@ impl Cluster {
         r.map(drop)
     }
 
-    /// The log writes of a Ready, as the invariant checker sees them.
+    /// The log writes of a Ready, as the invariant checker sees them (when the Ready is taken:
+    /// the node's log already holds them; whether they reach the disk is the crash's business).
     fn check_writes(&mut self, i: usize, rd: &Ready) -> Result<(), Violation> {
         let now = self.now;
         if let Some(index) = rd.truncate_from {
             self.invariants
                 .log_changed(now, i, &LogChange::DeletedFrom { index })?;
+        }
+        if let Some(meta) = rd.compact_to {
+            let change = LogChange::Compacted {
+                upto: meta.last_included_index,
+                term: meta.last_included_term,
+            };
+            self.invariants.log_changed(now, i, &change)?;
         }
         if let Some(first) = rd.entries.first() {
             let prev_term = match &self.nodes[i].state {
