@@ -371,21 +371,19 @@ impl Driver {
 
     fn fail_reads(&mut self) {
         let err = self.read_failed();
-        let (_, reads) = self.waiters.drain();
-        for r in reads {
+        for r in self.waiters.drain_reads() {
             let _ = r.send(Err(err.clone()));
         }
     }
 
     /// Tells every waiting caller, and every later one, that the node is gone.
     fn shut_down(&mut self) {
-        let (proposals, reads) = self.waiters.drain();
-        for r in proposals {
+        for r in self.waiters.drain_proposals() {
             let _ = r.send(Err(NodeError::UnknownOutcome(
                 "the node stopped before the write was applied".into(),
             )));
         }
-        for r in reads {
+        for r in self.waiters.drain_reads() {
             let _ = r.send(Err(NodeError::Unavailable("the node stopped".into())));
         }
         self.view.send_modify(|v| v.stopped = true);

@@ -35,10 +35,8 @@ pub struct Host<M: StateMachine> {
     stores: Stores<M::Command>,
     sm: M,
     /// Proposals the node accepted as leader whose outcome is not settled: index -> term.
-    /// Invariant: every key is > `applied`.
+    /// Invariant: every key is > the node's `last_applied`.
     proposals: BTreeMap<Index, Term>,
-    /// The last index applied to `sm` (or covered by the snapshot it holds).
-    applied: Index,
     /// Events since the last `take_events`, oldest first.
     events: Vec<Event<M::Reply>>,
 }
@@ -60,9 +58,6 @@ impl<M: StateMachine> Host<M> {
                 .map_err(|e| RaftError::Corrupt(format!("stored snapshot: {e}")))?;
         }
         let log = load_log(stores.log.as_ref())?;
-        let applied = snapshot
-            .as_ref()
-            .map_or(0, |(meta, _)| meta.last_included_index);
         let init = InitialState {
             hard_state,
             log,
@@ -74,7 +69,6 @@ impl<M: StateMachine> Host<M> {
             stores,
             sm,
             proposals: BTreeMap::new(),
-            applied,
             events: Vec::new(),
         };
         // A snapshot saved but not yet cut behind (a crash between the two) is reconciled in
@@ -143,8 +137,9 @@ impl<M: StateMachine> Host<M> {
         &mut self,
         out: &mut impl Transport<M::Command>,
     ) -> Result<(), RaftError> {
-        if self.applied > self.node.snapshot_index() {
-            self.node.snapshot_taken(self.applied, self.sm.snapshot())?;
+        let applied = self.node.last_applied();
+        if applied > self.node.snapshot_index() {
+            self.node.snapshot_taken(applied, self.sm.snapshot())?;
         }
         self.process(out)
     }
@@ -200,20 +195,21 @@ impl<M: StateMachine> Host<M> {
         for (to, msg) in rd.persisted_messages {
             out.send(&to, msg);
         }
+        let mut applied = self.node.last_applied();
         if let Some(s) = rd.snapshot.as_ref().filter(|s| s.install) {
             // Checked before the node saw it: failing now means our own state is wrong.
             self.sm
                 .restore(&s.data)
                 .map_err(|e| RaftError::Corrupt(format!("installing a snapshot: {e}")))?;
-            self.applied = self.applied.max(s.meta.last_included_index);
+            applied = applied.max(s.meta.last_included_index);
         }
         for entry in rd.committed {
-            if entry.index <= self.applied {
+            if entry.index <= applied {
                 continue; // Covered by a snapshot installed meanwhile.
             }
-            debug_assert_eq!(entry.index, self.applied + 1, "entries apply in order");
+            debug_assert_eq!(entry.index, applied + 1, "entries apply in order");
             let result = entry.payload.command().map(|c| self.sm.apply(c));
-            self.applied = entry.index;
+            applied = entry.index;
             self.events.push(Event::Applied {
                 index: entry.index,
                 term: entry.term,
@@ -223,10 +219,10 @@ impl<M: StateMachine> Host<M> {
         debug_assert!(
             self.proposals
                 .first_key_value()
-                .is_none_or(|(i, _)| *i > self.applied),
+                .is_none_or(|(i, _)| *i > applied),
             "a proposal at or below the applied index was never settled"
         );
-        self.node.advance(rd.last_entry, self.applied)?;
+        self.node.advance(rd.last_entry, applied)?;
         self.maybe_snapshot()
     }
 
@@ -254,8 +250,9 @@ impl<M: StateMachine> Host<M> {
     /// state machine (the next Ready saves it and compacts the log).
     fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
         let threshold = self.node.config().snapshot_threshold;
-        if threshold > 0 && self.applied.saturating_sub(self.node.snapshot_index()) >= threshold {
-            self.node.snapshot_taken(self.applied, self.sm.snapshot())?;
+        let applied = self.node.last_applied();
+        if threshold > 0 && applied.saturating_sub(self.node.snapshot_index()) >= threshold {
+            self.node.snapshot_taken(applied, self.sm.snapshot())?;
         }
         Ok(())
     }
@@ -275,24 +272,9 @@ impl<M: StateMachine> Host<M> {
         &self.sm
     }
 
-    /// The state machine, for a host that shares it (kvserver's reads take their own lock).
-    pub fn state_machine_mut(&mut self) -> &mut M {
-        &mut self.sm
-    }
-
-    /// The durable stores (read-only).
-    pub fn stores(&self) -> &Stores<M::Command> {
-        &self.stores
-    }
-
     /// Stops the node and hands back its stores: what a crash leaves behind.
     pub fn into_stores(self) -> Stores<M::Command> {
         self.stores
-    }
-
-    /// The last index applied to the state machine.
-    pub fn last_applied(&self) -> Index {
-        self.applied
     }
 }
 
@@ -339,7 +321,7 @@ impl<M: StateMachine> Feed<'_, M> {
 
 impl<M: StateMachine> std::ops::Deref for Host<M> {
     type Target = Node<M>;
-    /// A host reads as its node: `host.status()`, `host.term()`, `host.log()`.
+    /// A host reads as its node: `host.status()`, `host.last_applied()`, `host.log()`.
     fn deref(&self) -> &Node<M> {
         &self.node
     }
@@ -348,7 +330,7 @@ impl<M: StateMachine> std::ops::Deref for Host<M> {
 /// Writes a Ready's durable part to `stores` in the order the Ready's doc gives, then syncs:
 /// term and vote, the snapshot (before the log is cut behind it), the truncation, the new base,
 /// the new entries.
-pub fn persist_to<C, R>(stores: &mut Stores<C>, rd: &Ready<C, R>) -> Result<(), RaftError> {
+fn persist_to<C, R>(stores: &mut Stores<C>, rd: &Ready<C, R>) -> Result<(), RaftError> {
     if let Some(hs) = &rd.hard_state {
         stores.stable.set_hard_state(hs)?;
     }

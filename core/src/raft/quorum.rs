@@ -128,12 +128,6 @@ impl JointConfig {
             .collect()
     }
 
-    /// Whether `id` is the only voter (a single-node cluster).
-    pub fn is_sole_voter(&self, id: &NodeId) -> bool {
-        let ids = self.ids();
-        ids.len() == 1 && ids.contains(id)
-    }
-
     /// The largest value both halves reached (see [`MajorityConfig::committed_index`]).
     pub fn committed_index(&self, acked: impl Fn(&NodeId) -> Option<u64>) -> u64 {
         let a = self.incoming.committed_index(&acked);

@@ -214,7 +214,7 @@ impl<M: StateMachine> Node<M> {
         pr.last_ack = now;
         pr.read_ack = pr.read_ack.max(m.read_seq.min(seq));
         if m.success {
-            self.on_append_success(now, from, m.match_index)?;
+            self.on_append_success(from, m.match_index)?;
         } else {
             self.on_append_rejected(now, from, &m)?;
         }
@@ -224,12 +224,7 @@ impl<M: StateMachine> Node<M> {
 
     /// The follower stores everything up to `match_index`: record it, maybe commit, and send
     /// what comes next.
-    fn on_append_success(
-        &mut self,
-        now: Millis,
-        from: &NodeId,
-        match_index: Index,
-    ) -> Result<(), RaftError> {
+    fn on_append_success(&mut self, from: &NodeId, match_index: Index) -> Result<(), RaftError> {
         if match_index > self.last_index() {
             return Ok(()); // Claims entries we never had: not from a follower of ours.
         }
@@ -245,7 +240,6 @@ impl<M: StateMachine> Node<M> {
         // What comes next goes out when the host takes the Ready: one message for every
         // answer and proposal of this turn.
         self.flush = true;
-        let _ = now;
         Ok(())
     }
 

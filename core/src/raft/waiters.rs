@@ -92,20 +92,15 @@ impl<P, R> Waiters<P, R> {
             .collect()
     }
 
-    /// Every waiter, for a node that is gone or no longer leads.
-    pub fn drain(&mut self) -> (Vec<P>, Vec<R>) {
-        let p = std::mem::take(&mut self.proposals)
-            .into_values()
-            .flatten()
-            .collect();
-        let r = std::mem::take(&mut self.reads)
+    /// Every read waiter (a node that stepped down or is gone: they cannot be confirmed here).
+    pub fn drain_reads(&mut self) -> Vec<R> {
+        std::mem::take(&mut self.reads)
             .into_values()
             .map(|(w, _)| w)
-            .collect();
-        (p, r)
+            .collect()
     }
 
-    /// Every proposal waiter (a leader that stepped down: their outcome is unknown here).
+    /// Every proposal waiter (a leader that stepped down or is gone: their outcome is unknown).
     pub fn drain_proposals(&mut self) -> Vec<P> {
         std::mem::take(&mut self.proposals)
             .into_values()
