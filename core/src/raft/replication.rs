@@ -59,17 +59,10 @@ impl<M: StateMachine> Node<M> {
             if why == Send::Heartbeat {
                 continue;
             }
-            // A backlog larger than one message streams on, as far as the window allows.
+            // A backlog larger than one message streams on, as far as the window allows
+            // (`replicate_to_peer` sends nothing to a peer that is paused or has it all).
             loop {
                 let before = self.tracker.progress(&peer).map(|p| p.next_index);
-                let streaming = self.tracker.progress(&peer).is_some_and(|p| {
-                    p.state == ProgressState::Replicate
-                        && !p.is_paused()
-                        && p.next_index <= self.last_index()
-                });
-                if !streaming {
-                    break;
-                }
                 self.replicate_to_peer(now, &peer, Send::NewEntries)?;
                 if self.tracker.progress(&peer).map(|p| p.next_index) == before {
                     break;
