@@ -88,8 +88,13 @@ pub enum ReadPolicy {
     /// everything committed when the read arrived.
     #[serde(rename = "readindex")]
     ReadIndex,
+    /// Linearizable while clocks drift less than the configured margin: a leader whose lease
+    /// (from the last heartbeat round a quorum acknowledged) still runs answers without a
+    /// confirmation round; otherwise it falls back to ReadIndex.
+    #[serde(rename = "lease")]
+    Lease,
 }
-text_enum!(ReadPolicy, "read policy", Stale => "stale", ReadIndex => "readindex");
+text_enum!(ReadPolicy, "read policy", Stale => "stale", ReadIndex => "readindex", Lease => "lease");
 
 /// When a write is answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -542,6 +542,9 @@ mod tests {
                 snapshot_index: 0,
                 election_timer_start: 0,
                 election_deadline: 0,
+                membership: Default::default(),
+                transfer_to: None,
+                lease_until: None,
             }
         }
         fn is_stopped(&self) -> bool {

@@ -162,7 +162,8 @@ impl DistributedKv {
         self.check_running()?;
         match consistency.unwrap_or(self.cfg.read_policy) {
             ReadPolicy::Stale => Ok(()),
-            ReadPolicy::ReadIndex => {
+            // Lease reads fall back to ReadIndex until the node serves them.
+            ReadPolicy::ReadIndex | ReadPolicy::Lease => {
                 self.ensure_leader().await?;
                 let index = self.node.read_index().await?;
                 self.node.wait_applied(index).await?;
@@ -369,6 +370,9 @@ mod tests {
                 snapshot_index: 0,
                 election_timer_start: 0,
                 election_deadline: 0,
+                membership: Default::default(),
+                transfer_to: None,
+                lease_until: None,
             }
         }
         fn is_stopped(&self) -> bool {

@@ -319,6 +319,9 @@ impl Driver {
             } => Ok(NodeError::Overloaded(format!(
                 "{uncommitted_bytes} bytes of writes wait for a quorum (cap {cap})"
             ))),
+            ProposeError::Transferring { to } => Ok(NodeError::Overloaded(format!(
+                "transferring leadership to {to}"
+            ))),
             ProposeError::Fatal(e) => Err(e),
         }
     }

@@ -1,11 +1,11 @@
 //! From the simulator's views to the contract's [`State`]: what `Playground::state()` returns.
 
+use raftkv_core::OpType;
 use raftkv_core::kvraft::LogEntry;
 use raftkv_core::raft::Role;
 use raftkv_core::sim::history::CasResult;
 use raftkv_core::sim::network::{Endpoint, node_name};
 use raftkv_core::sim::{ClientOp, HistoryOp, LinError, OpStatus, linearizability};
-use raftkv_core::{OpType, ReadPolicy};
 
 use crate::contract::{
     HistoryVerdict, LinkState, LogEntryState, MessageState, NetState, NodeState, OpState, State,
@@ -142,10 +142,7 @@ fn op_state(s: &Session, r: &OpRecord) -> OpState {
     let (kind, key, value, expected, mode) = match &r.op {
         ClientOp::Put { key, value } => ("put", key, Some(value.clone()), None, None),
         ClientOp::Get { key, policy } => {
-            let m = match policy {
-                ReadPolicy::Stale => "stale",
-                ReadPolicy::ReadIndex => "readindex",
-            };
+            let m = policy.as_str();
             ("get", key, None, None, Some(m.to_string()))
         }
         ClientOp::Delete { key } => ("delete", key, None, None, None),

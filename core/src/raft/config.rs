@@ -8,7 +8,10 @@ use crate::types::NodeId;
 pub struct Config {
     /// This node.
     pub id: NodeId,
-    /// Every voting member, this node included. Invariant: contains `id`, no duplicates.
+    /// The configuration the cluster was created with: every voting member, this node
+    /// included. A configuration stored in the snapshot or committed in the log replaces it.
+    /// Empty for a node that joins a running cluster: it waits, never campaigning, until the
+    /// leader's configuration names it. Invariant: empty, or contains `id`; no duplicates.
     pub voters: Vec<NodeId>,
     /// The election timeout is drawn uniformly from `[election_timeout_min, election_timeout_max]`
     /// each time the timer is reset. Invariant: heartbeat_interval < election_timeout_min <= max.
@@ -42,6 +45,13 @@ pub struct Config {
     /// that a follower only a little behind catches up with AppendEntries instead of a whole
     /// snapshot (etcd's "catch-up entries"). 0 compacts right up to the snapshot.
     pub snapshot_trailing: u64,
+    /// Lease reads last `election_timeout_min` minus this from the send time of the last
+    /// heartbeat round a quorum acknowledged: room for clocks that run at different rates.
+    /// A lease shorter than this margin is never served (reads fall back to ReadIndex).
+    pub lease_drift_margin: Millis,
+    /// A learner is promoted only once its match index is within this many entries of the
+    /// leader's last index.
+    pub max_promote_lag: u64,
     /// Deliberate protocol violations, to prove the simulator's checks can fail.
     #[cfg(feature = "protocol-breaks")]
     pub breaks: ProtocolBreaks,
@@ -65,6 +75,8 @@ impl Config {
             max_inflight_bytes: 0,
             snapshot_threshold: 0,
             snapshot_trailing: 0,
+            lease_drift_margin: 30,
+            max_promote_lag: 100,
             #[cfg(feature = "protocol-breaks")]
             breaks: ProtocolBreaks::default(),
         }
@@ -77,7 +89,7 @@ impl Config {
     /// configuration: core, kvserver and the web bindings all call it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
-        if !self.voters.contains(&self.id) {
+        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
             return bad(format!(
                 "voters {:?} do not include {}",
                 self.voters, self.id
@@ -143,4 +155,9 @@ pub struct ProtocolBreaks {
     /// The leader counts its own new entry toward the quorum as soon as it appends it,
     /// before the host reports it durable (a crash can then lose a committed entry).
     pub count_own_entry_before_durable: bool,
+    /// Accept a configuration change before an entry of the leader's term committed (the
+    /// single-server change bug Ongaro described in 2015).
+    pub conf_change_before_term_commit: bool,
+    /// Serve lease reads for the whole `election_timeout_min`, ignoring `lease_drift_margin`.
+    pub lease_without_drift_margin: bool,
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Index, Millis, ReadId, Term};
+use super::{Index, Membership, Millis, ReadId, Term};
 use crate::types::NodeId;
 
 /// A node's role.
@@ -93,6 +93,33 @@ pub enum Event<R> {
         /// The read.
         id: ReadId,
     },
+    /// A configuration took effect here: its entry at `index` was committed and handed out to
+    /// apply (or it came with a snapshot).
+    MembershipChanged {
+        /// The configuration entry's index (the snapshot's for one that came with a snapshot).
+        index: Index,
+        /// The configuration now in force.
+        membership: Membership,
+    },
+    /// A configuration change this node proposed as leader (see
+    /// [`Node::propose_conf_change`](super::Node::propose_conf_change)) was applied.
+    ConfChangeApplied {
+        /// The proposal's index.
+        index: Index,
+        /// The proposal's term.
+        term: Term,
+    },
+    /// This leader started handing its leadership to `to`.
+    TransferStarted {
+        /// The chosen voter.
+        to: NodeId,
+    },
+    /// A transfer ended without `to` taking over within an election timeout; this node
+    /// leads on and accepts proposals again.
+    TransferAbandoned {
+        /// The voter that did not take over.
+        to: NodeId,
+    },
     /// The state machine was replaced by a snapshot (received from the leader, or loaded at
     /// start): every entry up to `index` counts as applied without an `Applied` event each.
     SnapshotRestored {
@@ -130,4 +157,10 @@ pub struct Status {
     pub election_timer_start: Millis,
     /// When the election timer fires, unless reset. For a leader: the next check-quorum point.
     pub election_deadline: Millis,
+    /// The configuration in force here.
+    pub membership: Membership,
+    /// A leader handing over its leadership: to whom.
+    pub transfer_to: Option<NodeId>,
+    /// A leader's read lease: lease reads are served until this time (its clock), if any.
+    pub lease_until: Option<Millis>,
 }

@@ -21,6 +21,8 @@ pub enum Message<C> {
     InstallSnapshot(InstallSnapshot),
     /// The answer to an InstallSnapshot.
     InstallSnapshotResponse(InstallSnapshotResponse),
+    /// A leader hands its leadership over: the receiver campaigns at once, without pre-vote.
+    TimeoutNow(TimeoutNow),
 }
 
 impl<C> Message<C> {
@@ -33,6 +35,7 @@ impl<C> Message<C> {
             Message::AppendEntriesResponse(m) => m.term,
             Message::InstallSnapshot(m) => m.term,
             Message::InstallSnapshotResponse(m) => m.term,
+            Message::TimeoutNow(m) => m.term,
         }
     }
 
@@ -47,6 +50,7 @@ impl<C> Message<C> {
             Message::AppendEntriesResponse(_) => "append_entries_response",
             Message::InstallSnapshot(_) => "install_snapshot",
             Message::InstallSnapshotResponse(_) => "install_snapshot_response",
+            Message::TimeoutNow(_) => "timeout_now",
         }
     }
 }
@@ -139,4 +143,14 @@ pub struct InstallSnapshotResponse {
     pub term: Term,
     /// The snapshot's last index, now matched by the follower (when terms agreed).
     pub last_included_index: Index,
+}
+
+/// Leadership transfer: the leader, having brought the receiver up to date, tells it to start
+/// an election now (Raft thesis §3.10).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader.
+    pub leader_id: NodeId,
 }

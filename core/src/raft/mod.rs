@@ -15,6 +15,7 @@
 pub mod config;
 pub mod event;
 pub mod host;
+pub mod membership;
 pub mod message;
 pub mod node;
 pub mod quorum;
@@ -28,18 +29,24 @@ pub mod waiters;
 mod append;
 mod apply;
 mod election;
+mod lease;
 mod read;
+mod reconfig;
 mod replication;
 mod snapshot;
+mod transfer;
 
 pub use config::{Config, ConfigError};
 pub use event::{Event, Role, Status};
 pub use host::{Feed, Host};
+pub use membership::{ConfChange, ConfChangeError, ConfStep, Membership};
 pub use message::{
     AppendEntries, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, Message,
-    RequestVote, RequestVoteResponse,
+    RequestVote, RequestVoteResponse, TimeoutNow,
 };
-pub use node::{InitialState, Node, Proposal, ProposeError, RaftError};
+pub use node::{
+    InitialState, MemberProgress, Node, Proposal, ProposeError, RaftError, TransferError,
+};
 pub use read::ReadId;
 pub use ready::{Ready, ReadySnapshot};
 pub use storage::{

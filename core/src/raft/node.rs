@@ -19,7 +19,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::quorum::JointConfig;
+use super::membership::Membership;
 use super::ready::{Pending, Ready};
 use super::replication::{LeaderState, Send};
 use super::tracker::Tracker;
@@ -58,9 +58,52 @@ pub enum ProposeError {
         /// The configured cap.
         cap: u64,
     },
+    /// The leader is handing its leadership to `to`: proposals wait for the new leader
+    /// (retry shortly, there or here if the transfer is abandoned).
+    #[error("transferring leadership to {to}")]
+    Transferring {
+        /// The voter taking over.
+        to: NodeId,
+    },
     /// Storage failed: the node cannot go on.
     #[error(transparent)]
     Fatal(#[from] RaftError),
+}
+
+/// Why a leadership transfer was refused.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum TransferError {
+    /// Only the leader transfers its leadership.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<NodeId>,
+    },
+    /// The target is not a voter (unknown, or a learner).
+    #[error("{id} is not a voter")]
+    NotVoter {
+        /// The target.
+        id: NodeId,
+    },
+    /// There is no other voter to hand over to.
+    #[error("no other voter to transfer leadership to")]
+    NoCandidate,
+}
+
+/// What the leader knows of one member, for status pages (`GET /cluster`, the playground).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberProgress {
+    /// The member.
+    pub id: NodeId,
+    /// Whether it votes.
+    pub voter: bool,
+    /// The highest index known to be stored there.
+    pub match_index: Index,
+    /// The next index the leader sends it.
+    pub next_index: Index,
+    /// probe, replicate or snapshot.
+    pub state: String,
 }
 
 /// A failure the node cannot recover from (storage broke). The host should stop the node.
@@ -144,6 +187,9 @@ pub struct Node<M: StateMachine> {
     /// Votes received in the current (pre-)election; `true` is granted. Empty unless the node
     /// is a (pre-)candidate.
     pub(super) votes: BTreeMap<NodeId, bool>,
+    /// The configuration in force (see `reconfig`). Invariant: the tracker's voters and
+    /// learners are this configuration's.
+    pub(super) membership: Membership,
     /// The members and, while leading, their progress: every quorum decision goes through it.
     pub(super) tracker: Tracker,
     /// Replication and read state, present only while leading.
@@ -177,10 +223,8 @@ impl<M: StateMachine> Node<M> {
         now: Millis,
     ) -> Result<Self, RaftError> {
         cfg.validate().map_err(|e| RaftError::InvalidConfig(e.0))?;
-        let tracker = Tracker::new(
-            JointConfig::simple(cfg.voters.iter().cloned()),
-            Default::default(),
-        );
+        let membership = Membership::with_voters(cfg.voters.iter().cloned());
+        let tracker = Tracker::new(membership.joint_config(), membership.learners.clone());
         let persisted = init.log.last_index();
         let mut node = Node {
             cfg,
@@ -200,6 +244,7 @@ impl<M: StateMachine> Node<M> {
             election_deadline: now,
             last_leader_contact: None,
             votes: BTreeMap::new(),
+            membership,
             tracker,
             leader: None,
             uncommitted: VecDeque::new(),
@@ -240,6 +285,7 @@ impl<M: StateMachine> Node<M> {
             Message::InstallSnapshotResponse(m) => {
                 self.handle_install_snapshot_response(now, from, m)
             }
+            Message::TimeoutNow(m) => self.handle_timeout_now(now, from, m),
         }?;
         self.check_invariants();
         Ok(())
@@ -443,7 +489,31 @@ impl<M: StateMachine> Node<M> {
             snapshot_index: self.snapshot.last_included_index,
             election_timer_start,
             election_deadline,
+            membership: self.membership.clone(),
+            transfer_to: self.transfer_target().cloned(),
+            lease_until: self.lease_until(),
         }
+    }
+
+    /// What this leader knows of each member (empty when not leading).
+    pub fn members_progress(&self) -> Vec<MemberProgress> {
+        if self.leader.is_none() {
+            return Vec::new();
+        }
+        self.membership
+            .members()
+            .into_iter()
+            .filter_map(|id| {
+                let pr = self.tracker.progress(&id)?;
+                Some(MemberProgress {
+                    voter: self.membership.is_voter(&id),
+                    match_index: pr.match_index,
+                    next_index: pr.next_index,
+                    state: pr.state.name().to_string(),
+                    id,
+                })
+            })
+            .collect()
     }
 
     /// This node's id.

@@ -114,6 +114,18 @@ impl JointConfig {
         }
     }
 
+    /// A joint configuration: decisions need a majority of `incoming` and of `outgoing`
+    /// (an empty `outgoing` makes it a plain configuration).
+    pub fn joint(
+        incoming: impl IntoIterator<Item = NodeId>,
+        outgoing: impl IntoIterator<Item = NodeId>,
+    ) -> Self {
+        JointConfig {
+            incoming: MajorityConfig::new(incoming),
+            outgoing: MajorityConfig::new(outgoing),
+        }
+    }
+
     /// Whether `id` votes in either half.
     pub fn contains(&self, id: &NodeId) -> bool {
         self.incoming.contains(id) || self.outgoing.contains(id)

@@ -6,15 +6,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::membership::Membership;
 use super::{Index, Term};
 use crate::types::NodeId;
 
 /// What a log entry carries: Raft's own entries, or a command of the state machine's own
 /// type `C`, opaque to Raft.
 ///
-/// On the wire and on disk it is the command itself, or `null` for the no-op (an entry's
-/// `cmd` field, as before payloads were generic): every entry is encoded and decoded at each
-/// hop, so the encoding stays as small as the command. A later variant needs a shape of its own.
+/// On the wire and on disk a command is the command itself and the no-op is `null` (an
+/// entry's `cmd` field, as before payloads were generic): every entry is encoded and decoded
+/// at each hop, so the encoding stays as small as the command. A configuration is
+/// `{"config": {...}}`, a shape no command has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload<C> {
     /// The entry a new leader appends at the start of its term (the only way it can commit
@@ -22,19 +24,41 @@ pub enum Payload<C> {
     Noop,
     /// A client command for the state machine.
     Command(C),
+    /// The whole configuration the cluster switches to once this entry is committed (see
+    /// [`membership`](super::membership)).
+    Config(Membership),
+}
+
+/// The encoding of a payload (see [`Payload`]).
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum WirePayload<C> {
+    Config { config: Membership },
+    Other(Option<C>),
 }
 
 impl<C: Serialize> Serialize for Payload<C> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.command().serialize(s)
+        match self {
+            Payload::Noop => Option::<&C>::None.serialize(s),
+            Payload::Command(c) => c.serialize(s),
+            Payload::Config(m) => {
+                #[derive(Serialize)]
+                struct Wire<'a> {
+                    config: &'a Membership,
+                }
+                Wire { config: m }.serialize(s)
+            }
+        }
     }
 }
 
 impl<'de, C: Deserialize<'de>> Deserialize<'de> for Payload<C> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match Option::<C>::deserialize(d)? {
-            Some(c) => Payload::Command(c),
-            None => Payload::Noop,
+        Ok(match WirePayload::<C>::deserialize(d)? {
+            WirePayload::Config { config } => Payload::Config(config),
+            WirePayload::Other(Some(c)) => Payload::Command(c),
+            WirePayload::Other(None) => Payload::Noop,
         })
     }
 }
@@ -44,7 +68,15 @@ impl<C> Payload<C> {
     pub fn command(&self) -> Option<&C> {
         match self {
             Payload::Command(c) => Some(c),
-            Payload::Noop => None,
+            Payload::Noop | Payload::Config(_) => None,
+        }
+    }
+
+    /// The configuration, if this is a configuration entry.
+    pub fn config(&self) -> Option<&Membership> {
+        match self {
+            Payload::Config(m) => Some(m),
+            Payload::Noop | Payload::Command(_) => None,
         }
     }
 }

@@ -576,6 +576,9 @@ mod tests {
             snapshot_index: 0,
             election_timer_start: 0,
             election_deadline: 0,
+            membership: Default::default(),
+            transfer_to: None,
+            lease_until: None,
         }
     }
 

@@ -153,6 +153,7 @@ pub fn raft_summary(m: &Message) -> String {
         Message::InstallSnapshotResponse(r) => {
             format!("t{} upto={}", r.term, r.last_included_index)
         }
+        Message::TimeoutNow(t) => format!("t{} from={}", t.term, t.leader_id),
     }
 }
 

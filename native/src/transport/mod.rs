@@ -37,7 +37,10 @@ pub const INSTALL_SNAPSHOT_PATH: &str = "/raft/install_snapshot";
 /// The route a message travels on.
 pub fn path_for(msg: &Message) -> &'static str {
     match msg {
-        Message::RequestVote(_) | Message::RequestVoteResponse(_) => REQUEST_VOTE_PATH,
+        // TimeoutNow starts an election: it travels with the votes.
+        Message::RequestVote(_) | Message::RequestVoteResponse(_) | Message::TimeoutNow(_) => {
+            REQUEST_VOTE_PATH
+        }
         Message::AppendEntries(_) | Message::AppendEntriesResponse(_) => APPEND_ENTRIES_PATH,
         Message::InstallSnapshot(_) | Message::InstallSnapshotResponse(_) => INSTALL_SNAPSHOT_PATH,
     }

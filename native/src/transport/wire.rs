@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use raftkv_core::kvraft::{AppendEntries, Message};
 use raftkv_core::raft::{
     AppendEntriesResponse, Index, InstallSnapshot, InstallSnapshotResponse, RequestVote,
-    RequestVoteResponse, Term,
+    RequestVoteResponse, Term, TimeoutNow,
 };
 use raftkv_core::types::NodeId;
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,7 @@ pub enum WireMessage {
     AppendEntriesResponse(AppendEntriesResponse),
     InstallSnapshot(WireInstallSnapshot),
     InstallSnapshotResponse(InstallSnapshotResponse),
+    TimeoutNow(TimeoutNow),
 }
 
 /// [`InstallSnapshot`] with `data` as base64.
@@ -83,6 +84,7 @@ impl From<Message> for WireMessage {
                 data: m.data,
             }),
             Message::InstallSnapshotResponse(m) => WireMessage::InstallSnapshotResponse(m),
+            Message::TimeoutNow(m) => WireMessage::TimeoutNow(m),
         }
     }
 }
@@ -102,6 +104,7 @@ impl From<WireMessage> for Message {
                 data: m.data,
             }),
             WireMessage::InstallSnapshotResponse(m) => Message::InstallSnapshotResponse(m),
+            WireMessage::TimeoutNow(m) => Message::TimeoutNow(m),
         }
     }
 }

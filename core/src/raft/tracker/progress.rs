@@ -36,6 +36,17 @@ pub enum ProgressState {
     },
 }
 
+impl ProgressState {
+    /// `probe`, `replicate` or `snapshot`, for status pages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProgressState::Probe => "probe",
+            ProgressState::Replicate => "replicate",
+            ProgressState::Snapshot { .. } => "snapshot",
+        }
+    }
+}
+
 /// One member's progress, as the leader sees it. The leader has one for itself too: its
 /// `match_index` is how far its own log is durable.
 #[derive(Clone, Debug)]

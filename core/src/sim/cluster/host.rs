@@ -26,7 +26,9 @@ impl Cluster {
                     Some(Err(ProposeError::NotLeader { leader })) => {
                         Some(Answer::NotLeader { leader })
                     }
-                    Some(Err(ProposeError::Overloaded { .. })) => Some(Answer::Unavailable),
+                    Some(Err(
+                        ProposeError::Overloaded { .. } | ProposeError::Transferring { .. },
+                    )) => Some(Answer::Unavailable),
                     Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
                     None => None,
                 };
@@ -37,7 +39,8 @@ impl Cluster {
                 ReadPolicy::Stale => Some(Answer::Value(
                     self.node(i).and_then(|n| n.state_machine().get(key)),
                 )),
-                ReadPolicy::ReadIndex => {
+                // Lease reads fall back to ReadIndex until the simulator draws them.
+                ReadPolicy::ReadIndex | ReadPolicy::Lease => {
                     let r = self.call_node(i, |host| Ok(host.feed().read_index(now)))?;
                     let answer = match r {
                         Some(Ok(id)) => {
@@ -47,7 +50,9 @@ impl Cluster {
                         Some(Err(ProposeError::NotLeader { leader })) => {
                             Some(Answer::NotLeader { leader })
                         }
-                        Some(Err(ProposeError::Overloaded { .. })) => Some(Answer::Unavailable),
+                        Some(Err(
+                            ProposeError::Overloaded { .. } | ProposeError::Transferring { .. },
+                        )) => Some(Answer::Unavailable),
                         Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
                         None => None,
                     };
@@ -401,6 +406,11 @@ impl Cluster {
                     );
                 }
             }
+            // Membership and transfers are traced by the simulator's churn (not yet drawn).
+            Event::MembershipChanged { .. }
+            | Event::ConfChangeApplied { .. }
+            | Event::TransferStarted { .. }
+            | Event::TransferAbandoned { .. } => {}
         }
         Ok(())
     }
