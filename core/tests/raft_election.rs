@@ -107,6 +107,7 @@ fn vote_is_persisted_before_it_is_granted_and_granted_once_per_term() {
             last_log_index: 0,
             last_log_term: 0,
             pre_vote: false,
+            transfer: false,
         })
     };
     f.step(1, &id("n2"), rv("n2"), &mut out).unwrap();
@@ -143,6 +144,7 @@ fn vote_denied_to_a_candidate_with_a_less_complete_log() {
             last_log_index: last_index,
             last_log_term: last_term,
             pre_vote: false,
+            transfer: false,
         };
         f.step(1, &id(cand), Message::RequestVote(rv), &mut out)
             .unwrap();
@@ -233,6 +235,7 @@ fn leader_stickiness_followers_ignore_votes_while_the_leader_is_alive() {
         last_log_index: 100,
         last_log_term: term,
         pre_vote: false,
+        transfer: false,
     };
     let mut out = Vec::new();
     let now = c.now;
@@ -313,6 +316,7 @@ fn vote_breaks_do_what_they_say() {
             last_log_index: last.0,
             last_log_term: last.1,
             pre_vote: false,
+            transfer: false,
         })
     };
     let granted = |out: &[(NodeId, Message)]| matches!(out.last(), Some((_, Message::RequestVoteResponse(r))) if r.vote_granted);

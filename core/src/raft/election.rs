@@ -19,7 +19,7 @@ impl<M: StateMachine> Node<M> {
         if self.cfg.pre_vote {
             self.become_pre_candidate(now)
         } else {
-            self.become_candidate(now)
+            self.become_candidate(now, false)
         }
     }
 
@@ -28,13 +28,18 @@ impl<M: StateMachine> Node<M> {
         self.set_leader(None, now);
         self.set_role(Role::PreCandidate);
         self.start_poll(now);
-        self.request_votes(true)?;
+        self.request_votes(true, false)?;
         self.count_votes(now)
     }
 
     /// Starts a real election: a new term, a vote for itself, both durable before any request
-    /// leaves.
-    fn become_candidate(&mut self, now: Millis) -> Result<(), RaftError> {
+    /// leaves. With `transfer` (TimeoutNow from the leader) the requests say so, and voters
+    /// skip leader stickiness for them.
+    pub(super) fn become_candidate(
+        &mut self,
+        now: Millis,
+        transfer: bool,
+    ) -> Result<(), RaftError> {
         let Some(term) = self.term.checked_add(1) else {
             // Terms are exhausted; nothing sensible is left to do but stay a follower.
             return Ok(());
@@ -45,7 +50,7 @@ impl<M: StateMachine> Node<M> {
         self.set_leader(None, now);
         self.set_role(Role::Candidate);
         self.start_poll(now);
-        self.request_votes(false)?;
+        self.request_votes(false, transfer)?;
         self.count_votes(now)
     }
 
@@ -82,8 +87,8 @@ impl<M: StateMachine> Node<M> {
         self.reset_election_timer(now);
     }
 
-    /// Sends a (pre-)vote request to every peer.
-    fn request_votes(&mut self, pre_vote: bool) -> Result<(), RaftError> {
+    /// Sends a (pre-)vote request to every peer (`transfer`: see [`RequestVote::transfer`]).
+    fn request_votes(&mut self, pre_vote: bool, transfer: bool) -> Result<(), RaftError> {
         let req = RequestVote {
             // A pre-vote asks about the term the node would campaign in.
             term: if pre_vote {
@@ -95,6 +100,7 @@ impl<M: StateMachine> Node<M> {
             last_log_index: self.last_index(),
             last_log_term: self.last_term()?,
             pre_vote,
+            transfer,
         };
         for peer in self.peers() {
             self.send(&peer, Message::RequestVote(req.clone()));
@@ -105,7 +111,7 @@ impl<M: StateMachine> Node<M> {
     /// Counts the ballots and moves on when the outcome is decided.
     fn count_votes(&mut self, now: Millis) -> Result<(), RaftError> {
         match self.tracker.vote_result(&self.votes) {
-            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(now),
+            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(now, false),
             VoteResult::Won if self.role == Role::Candidate => self.become_leader(now),
             // Lost: go back to following; the timer will try again, unless a leader shows up.
             VoteResult::Lost => self.become_follower(now, self.term, None),

@@ -68,6 +68,11 @@ pub struct RequestVote {
     pub last_log_term: Term,
     /// A pre-vote asks "would you vote for me?" and changes no state on the receiver.
     pub pre_vote: bool,
+    /// The candidate campaigns because the leader of its previous term sent it TimeoutNow
+    /// (leadership transfer): voters skip leader stickiness and the restart barrier for this
+    /// request only. Never set on a pre-vote (a pre-vote that claims it is treated as plain).
+    #[serde(default)]
+    pub transfer: bool,
 }
 
 /// The answer to a RequestVote.

@@ -80,8 +80,9 @@ pub enum TransferError {
         /// The leader this node knows of.
         leader: Option<NodeId>,
     },
-    /// The target is not a voter (unknown, or a learner).
-    #[error("{id} is not a voter")]
+    /// The target is not a voter other than this leader (unknown, a learner, or the leader
+    /// itself).
+    #[error("{id} is not a voter other than the leader")]
     NotVoter {
         /// The target.
         id: NodeId,
@@ -308,11 +309,15 @@ impl<M: StateMachine> Node<M> {
 
     /// Proposes a client command. Only a leader accepts; the outcome comes as an event once
     /// the host applied it. Refused with [`ProposeError::Overloaded`] while the entries that
-    /// wait for a quorum already take `max_uncommitted_bytes`.
+    /// wait for a quorum already take `max_uncommitted_bytes`, and with
+    /// [`ProposeError::Transferring`] while a leadership transfer is pending.
     pub fn propose(&mut self, now: Millis, cmd: M::Command) -> Result<Proposal, ProposeError> {
         self.now = self.now.max(now);
         if self.role != Role::Leader {
             return Err(self.not_leader());
+        }
+        if let Some(to) = self.transfer_target() {
+            return Err(ProposeError::Transferring { to: to.clone() });
         }
         let size = M::command_size(&cmd);
         let cap = self.cfg.max_uncommitted_bytes;
@@ -452,6 +457,9 @@ impl<M: StateMachine> Node<M> {
                 }
                 if let Some(r) = ls.reads.next_deadline() {
                     d = d.min(r);
+                }
+                if let Some(t) = self.transfer_deadline() {
+                    d = d.min(t);
                 }
                 d
             }
@@ -628,6 +636,9 @@ impl<M: StateMachine> Node<M> {
         );
         if let Some(ls) = &self.leader {
             ls.reads.check();
+            if let Some(t) = &ls.transfer {
+                debug_assert!(t.to != self.cfg.id, "a transfer to the leader itself");
+            }
             for id in self.tracker.peers_of(&self.cfg.id) {
                 if let Some(pr) = self.tracker.progress(&id) {
                     debug_assert!(
@@ -669,8 +680,10 @@ impl<M: StateMachine> Node<M> {
         match msg {
             Message::RequestVote(m) => {
                 // Leader stickiness: while we hear from a live leader, nobody unseats it, and a
-                // node that rejoins from a partition cannot disrupt the cluster.
-                if self.in_leader_lease(now) {
+                // node that rejoins from a partition cannot disrupt the cluster. A candidate the
+                // leader itself sent TimeoutNow is the exception (a pre-vote never is).
+                let transfer = m.transfer && !m.pre_vote;
+                if !transfer && self.in_leader_lease(now) {
                     self.deny_vote(from, m.pre_vote);
                     return Ok(false);
                 }
