@@ -56,6 +56,7 @@ fn a_higher_term_forces_step_down_and_a_stale_leader_is_refused() {
         conflict_index: None,
         conflict_term: None,
         read_seq: 0,
+        sent_at: 0,
     });
     node.step(now, &other, stale, &mut out).unwrap();
     assert_eq!(node.role(), Role::Follower);

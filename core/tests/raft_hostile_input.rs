@@ -69,6 +69,7 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
             entries,
             leader_commit: d,
             read_seq: e,
+            sent_at: c,
         }),
         1 => Message::AppendEntriesResponse(AppendEntriesResponse {
             term: b % 5,
@@ -77,6 +78,7 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
             conflict_index: Some(e),
             conflict_term: (c % 3 == 0).then_some(a),
             read_seq: b,
+            sent_at: d,
         }),
         2 => Message::RequestVote(RequestVote {
             term: b % 6,

@@ -67,6 +67,7 @@ impl<M: StateMachine> Node<M> {
         if let Some(pr) = self.tracker.progress_mut(&me) {
             // The leader is always in touch with itself, and has durably what it persisted.
             pr.last_ack = Millis::MAX;
+            pr.lease_ack = Millis::MAX;
             pr.maybe_update(persisted);
         }
         self.uncommitted.clear();

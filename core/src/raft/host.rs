@@ -131,6 +131,13 @@ impl<M: StateMachine> Host<M> {
         Ok(id)
     }
 
+    /// A lease read at `now` (see [`Node::read_lease`]): the read index if this leader holds
+    /// a valid lease, to answer once `last_applied() >= index`; `None`: use
+    /// [`read_index`](Self::read_index). Nothing to process: a lease read sends nothing.
+    pub fn read_lease(&self, now: Millis) -> Option<Index> {
+        self.node.read_lease(now)
+    }
+
     /// Hands leadership to `to` (see [`Node::transfer_leader`]) and processes what follows
     /// (TimeoutNow, or what the target lacks). The outer error is fatal (storage failed while
     /// processing), the inner one a refusal.
@@ -330,6 +337,11 @@ impl<M: StateMachine> Feed<'_, M> {
     /// A linearizable read.
     pub fn read_index(self, now: Millis) -> Result<ReadId, ProposeError> {
         self.host.node.read_index(now)
+    }
+
+    /// A lease read (see [`Node::read_lease`]).
+    pub fn read_lease(self, now: Millis) -> Option<Index> {
+        self.host.node.read_lease(now)
     }
 
     /// A leadership transfer (see [`Node::transfer_leader`]).

@@ -639,13 +639,26 @@ impl<M: StateMachine> Node<M> {
             if let Some(t) = &ls.transfer {
                 debug_assert!(t.to != self.cfg.id, "a transfer to the leader itself");
             }
-            for id in self.tracker.peers_of(&self.cfg.id) {
+            let me = &self.cfg.id;
+            debug_assert!(
+                self.tracker
+                    .progress(me)
+                    .is_none_or(|p| p.lease_ack == Millis::MAX),
+                "the leader always acknowledges itself"
+            );
+            for id in self.tracker.peers_of(me) {
                 if let Some(pr) = self.tracker.progress(&id) {
                     debug_assert!(
                         pr.next_index <= self.last_index() + 1,
                         "{id}: next {} past the log's end {}",
                         pr.next_index,
                         self.last_index()
+                    );
+                    debug_assert!(
+                        pr.lease_ack <= self.now,
+                        "{id}: lease ack {} after the latest time {}",
+                        pr.lease_ack,
+                        self.now
                     );
                 }
             }
@@ -720,6 +733,7 @@ impl<M: StateMachine> Node<M> {
                     conflict_index: None,
                     conflict_term: None,
                     read_seq: 0,
+                    sent_at: 0,
                 })
             }
             Message::InstallSnapshot(_) => {

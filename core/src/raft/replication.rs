@@ -153,6 +153,7 @@ impl<M: StateMachine> Node<M> {
             entries,
             leader_commit: self.commit_index,
             read_seq: self.current_read_seq(),
+            sent_at: now,
         };
         self.send(peer, Message::AppendEntries(msg));
         Ok(())
@@ -209,11 +210,14 @@ impl<M: StateMachine> Node<M> {
         m: AppendEntriesResponse,
     ) -> Result<(), RaftError> {
         let seq = self.current_read_seq();
+        let latest = self.now;
         let Some(pr) = self.tracker.progress_mut(from) else {
             return Ok(());
         };
         pr.last_ack = now;
         pr.read_ack = pr.read_ack.max(m.read_seq.min(seq));
+        // No message of ours was sent later than our latest time: a larger echo is forged.
+        pr.lease_ack = pr.lease_ack.max(m.sent_at.min(latest));
         if m.success {
             self.on_append_success(from, m.match_index)?;
         } else {

@@ -31,6 +31,7 @@ pub fn append(term: u64, prev: (u64, u64), entries: Vec<LogEntry>, commit: u64) 
         entries,
         leader_commit: commit,
         read_seq: 0,
+        sent_at: 0,
     })
 }
 
