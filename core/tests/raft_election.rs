@@ -111,10 +111,11 @@ fn vote_is_persisted_before_it_is_granted_and_granted_once_per_term() {
             transfer: false,
         })
     };
-    f.step(1, &id("n2"), rv("n2"), &mut out).unwrap();
+    f.step(VOTES_FROM, &id("n2"), rv("n2"), &mut out).unwrap();
     assert!(matches!(&out[0].1, Message::RequestVoteResponse(r) if r.vote_granted && r.term == 3));
     out.clear();
-    f.step(2, &id("n3"), rv("n3"), &mut out).unwrap();
+    f.step(VOTES_FROM + 1, &id("n3"), rv("n3"), &mut out)
+        .unwrap();
     assert!(matches!(&out[0].1, Message::RequestVoteResponse(r) if !r.vote_granted));
 
     // After a restart the durable vote still binds.
@@ -122,7 +123,8 @@ fn vote_is_persisted_before_it_is_granted_and_granted_once_per_term() {
     assert_eq!(stores.stable.voted_for().unwrap(), Some(id("n2")));
     let mut f = lone_follower_with(stores);
     out.clear();
-    f.step(3, &id("n3"), rv("n3"), &mut out).unwrap();
+    f.step(VOTES_FROM + 2, &id("n3"), rv("n3"), &mut out)
+        .unwrap();
     assert!(matches!(&out[0].1, Message::RequestVoteResponse(r) if !r.vote_granted));
 }
 
@@ -147,7 +149,7 @@ fn vote_denied_to_a_candidate_with_a_less_complete_log() {
             pre_vote: false,
             transfer: false,
         };
-        f.step(1, &id(cand), Message::RequestVote(rv), &mut out)
+        f.step(VOTES_FROM, &id(cand), Message::RequestVote(rv), &mut out)
             .unwrap();
         let Message::RequestVoteResponse(r) = &out[0].1 else {
             panic!("{out:?}")
@@ -330,16 +332,19 @@ fn vote_breaks_do_what_they_say() {
     // forget_to_persist_vote: after a restart the node votes again in the same term.
     let mut n = with(Stores::in_memory(), |b| b.forget_to_persist_vote = true);
     let mut out = Vec::new();
-    n.step(1, &id("n2"), rv("n2", 3, (0, 0)), &mut out).unwrap();
+    n.step(VOTES_FROM, &id("n2"), rv("n2", 3, (0, 0)), &mut out)
+        .unwrap();
     assert!(granted(&out));
     let mut n = with(n.into_stores(), |b| b.forget_to_persist_vote = true);
-    n.step(2, &id("n3"), rv("n3", 3, (0, 0)), &mut out).unwrap();
+    n.step(VOTES_FROM, &id("n3"), rv("n3", 3, (0, 0)), &mut out)
+        .unwrap();
     assert!(granted(&out), "voted twice in term 3");
 
     // skip_log_completeness_check: a candidate missing entries gets the vote.
     let mut n = with(stores_with_log(2, &[1, 2]), |b| {
         b.skip_log_completeness_check = true
     });
-    n.step(1, &id("n2"), rv("n2", 3, (1, 1)), &mut out).unwrap();
+    n.step(VOTES_FROM, &id("n2"), rv("n2", 3, (1, 1)), &mut out)
+        .unwrap();
     assert!(granted(&out));
 }

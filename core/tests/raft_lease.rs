@@ -3,15 +3,19 @@
 //! AppendEntries for `election_timeout_min - lease_drift_margin`. Never before an entry of its
 //! term commits, never once expired, never while a transfer is pending or after TimeoutNow
 //! left, never with a margin that leaves no lease, and never after a partition let another
-//! leader in, even on a clock that runs slow. They run on the hand-driven cluster in `common`,
+//! leader in, even on a clock that runs slow; a restarted follower's vote barrier keeps the
+//! lease safe across its restart. They run on the hand-driven cluster in `common`,
 //! natively and, through wasm-bindgen-test, in wasm32 under Node.
 
 mod common;
 
 use common::fixtures::*;
 use common::*;
-use raftkv_core::kvraft::{Event, Message};
-use raftkv_core::raft::{AppendEntriesResponse, Millis, RequestVoteResponse, TimeoutNow};
+use raftkv_core::KvStateMachine;
+use raftkv_core::kvraft::{Event, Message, Stores};
+use raftkv_core::raft::{
+    AppendEntriesResponse, Host, Millis, RequestVote, RequestVoteResponse, TimeoutNow,
+};
 use raftkv_core::types::{Command, NodeId};
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -329,4 +333,94 @@ fn lease_without_drift_margin_serves_a_stale_read_under_clock_drift() {
         cfg.breaks.lease_without_drift_margin = true;
     });
     assert!(elected && stale, "elected {elected}, stale {stale}");
+}
+
+/// The vote barrier, which closes the lease's restart hole: for `election_timeout_min` after
+/// it starts, a node (with check-quorum) refuses votes and pre-votes in later terms, as if it
+/// had heard a leader just before it stopped; a transfer's vote still gets through. Without
+/// check-quorum there is no lease and no barrier.
+#[wasm_bindgen_test(unsupported = test)]
+fn restarted_node_refuses_votes_for_an_election_timeout_after_it_starts() {
+    let rv = |pre_vote, transfer| {
+        Message::RequestVote(RequestVote {
+            term: 1,
+            candidate_id: id("n2"),
+            last_log_index: 0,
+            last_log_term: 0,
+            pre_vote,
+            transfer,
+        })
+    };
+    let granted = |out: &[(NodeId, Message)]| matches!(out.last(), Some((_, Message::RequestVoteResponse(r))) if r.vote_granted);
+    let mut f = lone_follower();
+    let mut out = Vec::new();
+    for pre_vote in [true, false] {
+        f.step(VOTES_FROM - 1, &id("n2"), rv(pre_vote, false), &mut out)
+            .unwrap();
+        assert!(!granted(&out), "pre-vote {pre_vote}");
+        assert_eq!(f.term(), 0);
+    }
+    // A pre-vote that claims to come from a transfer is a plain pre-vote.
+    f.step(VOTES_FROM - 1, &id("n2"), rv(true, true), &mut out)
+        .unwrap();
+    assert!(!granted(&out));
+    f.step(VOTES_FROM, &id("n2"), rv(false, false), &mut out)
+        .unwrap();
+    assert!(granted(&out), "the barrier is over");
+
+    let mut f = lone_follower();
+    f.step(1, &id("n2"), rv(false, true), &mut out).unwrap();
+    assert!(granted(&out), "a transfer's vote skips the barrier");
+
+    let mut cfg = test_config(&id("n1"), &ids(3));
+    cfg.check_quorum = false;
+    let mut f = Host::new(cfg, Stores::in_memory(), KvStateMachine::new(), 7, 0).unwrap();
+    f.step(1, &id("n2"), rv(false, false), &mut out).unwrap();
+    assert!(granted(&out), "no check-quorum, no barrier");
+}
+
+/// The restart hole the barrier closes: the leader's lease counts on follower `a`, which
+/// answered it and then restarted, forgetting when it heard the leader. Follower `b`, cut off
+/// from the leader, campaigns right then; `a` does not help it win before the lease is over,
+/// and does help once the barrier ends (so the cluster stays live).
+#[wasm_bindgen_test(unsupported = test)]
+fn vote_barrier_keeps_a_restarted_follower_from_electing_a_leader_while_the_lease_runs() {
+    let mut c = Cluster::new(3, |cfg| {
+        if cfg.id == id("n3") {
+            cfg.election_timeout_max = 101;
+        }
+    });
+    let (leader, a, b) = (id("n1"), id("n2"), id("n3"));
+    c.campaign(&leader);
+    c.deliver_all();
+    assert_eq!(c.leader(), Some(leader.clone()));
+    c.cut.insert((leader.clone(), b.clone()));
+    c.cut.insert((b.clone(), leader.clone()));
+    c.advance(300);
+    assert!(lease(&c, &leader).is_some(), "a's answers keep the lease");
+    assert_eq!(c.node(&b).leader_id(), None);
+    // Just before b's timer fires, a restarts and hears nothing from the leader any more.
+    let fires = c.node(&b).next_deadline();
+    while c.now + 5 < fires {
+        c.advance(1);
+    }
+    c.cut.insert((leader.clone(), a.clone()));
+    c.crash(&a);
+    c.restart(&a);
+    let term = c.node(&leader).term();
+    let mut new_leader_at = None;
+    while c.now < fires + 500 && new_leader_at.is_none() {
+        c.advance(1);
+        if c.node(&b).is_leader() {
+            new_leader_at = Some(c.now);
+            assert!(c.node(&b).term() > term);
+            assert_eq!(
+                c.node(&leader).read_lease(c.now),
+                None,
+                "the old leader's lease outlived another election"
+            );
+        }
+    }
+    let at = new_leader_at.expect("a and b never elected a leader");
+    assert!(at >= fires - 5 + 100, "b won at {at}, inside a's barrier");
 }

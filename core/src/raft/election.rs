@@ -222,6 +222,20 @@ impl<M: StateMachine> Node<M> {
         self.count_votes(now)
     }
 
+    /// The restart barrier (only with check-quorum): for `election_timeout_min` after it
+    /// started, a node refuses (pre-)votes in later terms, except a transfer's. It may have
+    /// answered a leader just before it stopped, and forgot when: without the barrier it would
+    /// help elect another leader while that leader's read lease still runs. Elections are
+    /// delayed by at most one timeout (a cluster that starts together campaigns only after
+    /// its first timeout anyway).
+    pub(super) fn in_vote_barrier(&self, now: Millis) -> bool {
+        self.cfg.check_quorum
+            && now
+                < self
+                    .started_at
+                    .saturating_add(self.cfg.election_timeout_min)
+    }
+
     /// Whether this node believes a leader is alive in its term (only with check-quorum): the
     /// leader itself while a quorum answers it, a follower while it heard from the leader less
     /// than an election timeout ago. Such a node refuses to help unseat that leader.

@@ -185,6 +185,10 @@ pub struct Node<M: StateMachine> {
     /// When this node last heard from the leader of its term: while that is less than an
     /// election timeout ago, (with check-quorum) it refuses to help anyone unseat the leader.
     pub(super) last_leader_contact: Option<Millis>,
+    /// When this node started (`Node::new`'s `now`): it may have heard a leader just before
+    /// it stopped, so (with check-quorum) it refuses (pre-)votes in later terms for an
+    /// election timeout from here (see `in_vote_barrier`). Invariant: <= `now`.
+    pub(super) started_at: Millis,
     /// Votes received in the current (pre-)election; `true` is granted. Empty unless the node
     /// is a (pre-)candidate.
     pub(super) votes: BTreeMap<NodeId, bool>,
@@ -244,6 +248,7 @@ impl<M: StateMachine> Node<M> {
             election_timer_start: now,
             election_deadline: now,
             last_leader_contact: None,
+            started_at: now,
             votes: BTreeMap::new(),
             membership,
             tracker,
@@ -623,6 +628,7 @@ impl<M: StateMachine> Node<M> {
         );
         debug_assert!(self.log.base().last_included_index <= snap);
         debug_assert!(self.persisted <= self.last_index());
+        debug_assert!(self.started_at <= self.now);
         let timer = self.election_deadline - self.election_timer_start;
         debug_assert!(
             self.election_deadline == Millis::MAX
@@ -695,8 +701,10 @@ impl<M: StateMachine> Node<M> {
                 // Leader stickiness: while we hear from a live leader, nobody unseats it, and a
                 // node that rejoins from a partition cannot disrupt the cluster. A candidate the
                 // leader itself sent TimeoutNow is the exception (a pre-vote never is).
+                // A node that just started may have heard a leader just before it stopped: it
+                // keeps the same distance (the vote barrier), so leases stay safe.
                 let transfer = m.transfer && !m.pre_vote;
-                if !transfer && self.in_leader_lease(now) {
+                if !transfer && (self.in_leader_lease(now) || self.in_vote_barrier(now)) {
                     self.deny_vote(from, m.pre_vote);
                     return Ok(false);
                 }
