@@ -424,3 +424,56 @@ fn vote_barrier_keeps_a_restarted_follower_from_electing_a_leader_while_the_leas
     let at = new_leader_at.expect("a and b never elected a leader");
     assert!(at >= fires - 5 + 100, "b won at {at}, inside a's barrier");
 }
+
+/// What the lease counts on, followers refusing to help elect anyone while they may still
+/// count toward it, holds against answers too: a follower that hears the leader (or a node in
+/// its vote barrier) does not adopt a later term from an answer to an old election of its own
+/// (which would forget the leader and let it vote in that term at once); it learns the term
+/// from whoever wins.
+#[wasm_bindgen_test(unsupported = test)]
+fn follower_that_refuses_votes_takes_no_later_term_from_an_answer() {
+    let denial = |term| {
+        Message::RequestVoteResponse(RequestVoteResponse {
+            term,
+            vote_granted: false,
+            pre_vote: false,
+        })
+    };
+    let rv = |term| {
+        Message::RequestVote(RequestVote {
+            term,
+            candidate_id: id("n3"),
+            last_log_index: 100,
+            last_log_term: 100,
+            pre_vote: false,
+            transfer: false,
+        })
+    };
+    let granted = |out: &[(NodeId, Message)]| matches!(out.last(), Some((_, Message::RequestVoteResponse(r))) if r.vote_granted);
+    // n3 ran ahead to a later term (no pre-vote) and answers an old vote request of n2's.
+    let mut c = Cluster::new(3, |cfg| cfg.pre_vote = false);
+    let leader = c.elect();
+    let term = c.node(&leader).term();
+    let a = c
+        .nodes
+        .keys()
+        .find(|k| **k != leader && **k != id("n3"))
+        .unwrap()
+        .clone();
+    let mut out = Vec::new();
+    let now = c.now;
+    let node = c.nodes.get_mut(&a).unwrap();
+    node.step(now, &id("n3"), denial(term + 1), &mut out)
+        .unwrap();
+    assert_eq!((node.term(), node.leader_id()), (term, Some(&leader)));
+    node.step(now, &id("n3"), rv(term + 1), &mut out).unwrap();
+    assert!(!granted(&out));
+    assert!(lease(&c, &leader).is_some());
+
+    // A node in its vote barrier likewise.
+    let mut f = lone_follower();
+    f.step(10, &id("n3"), denial(5), &mut out).unwrap();
+    assert_eq!(f.term(), 0);
+    f.step(20, &id("n3"), rv(5), &mut out).unwrap();
+    assert!(!granted(&out));
+}

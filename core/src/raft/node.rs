@@ -715,6 +715,18 @@ impl<M: StateMachine> Node<M> {
             }
             // A granted pre-vote echoes the term we would campaign in, not a term anyone is in.
             Message::RequestVoteResponse(m) if m.pre_vote && m.vote_granted => return Ok(true),
+            // A follower that refuses votes (stickiness, the vote barrier) takes no later term
+            // from an answer to an old request of its own: that would forget the leader and let
+            // it vote in that term at once, while a lease may count on it. It learns the term
+            // from whoever wins.
+            Message::RequestVoteResponse(_)
+            | Message::AppendEntriesResponse(_)
+            | Message::InstallSnapshotResponse(_)
+                if self.role == Role::Follower
+                    && (self.in_leader_lease(now) || self.in_vote_barrier(now)) =>
+            {
+                return Ok(false);
+            }
             _ => {}
         }
         let leader = match msg {
