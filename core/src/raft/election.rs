@@ -4,7 +4,9 @@
 //! without bumping its term; only if a majority says yes does it run a real election. A node
 //! cut off from the cluster therefore never inflates its term and cannot disrupt a healthy
 //! leader when it comes back. With `check_quorum`, a node that heard from a live leader less
-//! than an election timeout ago refuses (pre-)votes altogether (leader stickiness).
+//! than an election timeout ago refuses (pre-)votes altogether (leader stickiness), and so does
+//! a node for an election timeout after it starts (the vote barrier, which keeps read leases
+//! safe across restarts); only a leadership transfer's vote request gets past both.
 
 use super::node::Node;
 use super::quorum::VoteResult;

@@ -7,7 +7,9 @@
 //! - [`append`](super::append): the follower's side of AppendEntries;
 //! - [`apply`](super::apply): applying committed entries and resolving proposals;
 //! - [`snapshot`](super::snapshot): compaction, InstallSnapshot and restart from a snapshot;
-//! - [`read`](super::read): ReadIndex reads.
+//! - [`read`](super::read): ReadIndex reads;
+//! - [`transfer`](super::transfer): leadership transfer (TimeoutNow);
+//! - [`lease`](super::lease): lease reads.
 //!
 //! Nothing that arrives in a message is trusted: a message that makes no sense is dropped, never
 //! unwrapped. Storage failures are the only errors ([`RaftError`]), and they are fatal.
