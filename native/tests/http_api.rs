@@ -28,14 +28,16 @@ async fn http_api_healthz() {
 #[tokio::test]
 async fn http_api_put_get_delete() {
     let t = TestServer::start().await;
+    // Every write answers the index it committed at (the leader's no-op is at 1).
     let put = t.send(PUT, "/kv/k1", Some(&put_body(1, "v1"))).await;
-    assert_eq!(put, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(put, (StatusCode::OK, json!({"ok": true, "index": 2})));
     let get = t.send(GET, "/kv/k1", None).await;
     assert_eq!(get, (StatusCode::OK, json!({"ok": true, "value": "v1"})));
 
-    // A retry of (c1, 1) with another value gets the stored reply and changes nothing.
+    // A retry of (c1, 1) with another value gets the stored reply and changes nothing (its
+    // index: one this node applied at or after the write).
     let retry = t.send(PUT, "/kv/k1", Some(&put_body(1, "other"))).await;
-    assert_eq!(retry, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(retry, (StatusCode::OK, json!({"ok": true, "index": 2})));
     assert_eq!(t.send(GET, "/kv/k1", None).await.1["value"], "v1");
 
     // Values may be empty.
@@ -44,7 +46,13 @@ async fn http_api_put_get_delete() {
 
     let del = json!({"client_id": "c1", "seq": 3}).to_string();
     let got = t.send(DELETE, "/kv/k1", Some(&del)).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "deleted": 1})));
+    assert_eq!(
+        got,
+        (
+            StatusCode::OK,
+            json!({"ok": true, "deleted": 1, "index": 4})
+        )
+    );
     assert_error(
         &t.send(GET, "/kv/k1", None).await,
         StatusCode::NOT_FOUND,
@@ -53,10 +61,16 @@ async fn http_api_put_get_delete() {
 
     let del = json!({"client_id": "c1", "seq": 4}).to_string();
     let got = t.send(DELETE, "/kv/k1", Some(&del)).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "deleted": 0})));
+    assert_eq!(
+        got,
+        (
+            StatusCode::OK,
+            json!({"ok": true, "deleted": 0, "index": 5})
+        )
+    );
 
-    // Both read policies are accepted.
-    for c in ["stale", "readindex"] {
+    // Every consistency is accepted.
+    for c in ["stale", "readindex", "lease"] {
         let got = t
             .send(GET, &format!("/kv/empty?consistency={c}"), None)
             .await;
@@ -70,7 +84,7 @@ async fn http_api_batch_endpoints() {
     let mput = json!({"client_id": "c1", "seq": 1, "entries": [
         {"key": "a", "value": "1"}, {"key": "b", "value": "2"}, {"key": "c", "value": "3"}]});
     let got = t.send(POST, "/kv/mput", Some(&mput.to_string())).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "index": 2})));
 
     let mget = json!({"keys": ["a", "b", "missing"]}).to_string();
     let got = t.send(POST, "/kv/mget", Some(&mget)).await;
@@ -84,7 +98,13 @@ async fn http_api_batch_endpoints() {
 
     let mdel = json!({"client_id": "c1", "seq": 2, "keys": ["a", "c", "missing"]});
     let got = t.send(POST, "/kv/mdelete", Some(&mdel.to_string())).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "deleted": 2})));
+    assert_eq!(
+        got,
+        (
+            StatusCode::OK,
+            json!({"ok": true, "deleted": 2, "index": 3})
+        )
+    );
 
     let got = t.send(POST, "/kv/mget", Some(&mget)).await;
     assert_eq!(got.1["values"], json!({"b": "2"}));
@@ -100,10 +120,12 @@ async fn http_api_cas() {
     };
     // "" matches a missing key.
     let got = t.send(POST, "/kv/cas", Some(&cas(1, "", "v1"))).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "index": 2})));
 
+    // A failed cas is in the log too: it answers its index.
     let got = t.send(POST, "/kv/cas", Some(&cas(2, "wrong", "v2"))).await;
     assert_error(&got, StatusCode::CONFLICT, "cas_failed");
+    assert_eq!(got.1["index"], 3);
     assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "v1");
 
     // A retry of the failed cas gets the same failure, even though it would now succeed.
@@ -111,7 +133,7 @@ async fn http_api_cas() {
     assert_error(&got, StatusCode::CONFLICT, "cas_failed");
 
     let got = t.send(POST, "/kv/cas", Some(&cas(3, "v1", "v2"))).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "index": 4})));
     assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "v2");
 }
 
@@ -168,7 +190,8 @@ async fn http_api_async_write_mode_op_result() {
         .as_str()
         .expect("op_id is a string")
         .to_string();
-    assert_eq!(await_op(&t, &op).await, json!({"ok": true}));
+    // The op's result carries the index the write committed at.
+    assert_eq!(await_op(&t, &op).await, json!({"ok": true, "index": 2}));
     assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "v1");
 
     // A semantic failure is the op's result, not the status of the write.
