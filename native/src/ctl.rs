@@ -48,8 +48,9 @@ pub struct Args {
     #[arg(long, global = true, default_value_t = 5000)]
     pub timeout_ms: u64,
     /// How long one request keeps retrying, in milliseconds, while no endpoint answers, the
-    /// cluster has no leader (as during a failover) or the leader is overloaded (waiting at
-    /// least its Retry-After); 0 tries each endpoint once.
+    /// cluster has no leader (as during a failover), the leader is overloaded (waiting at
+    /// least its Retry-After) or hands its leadership over, a read cannot be confirmed or
+    /// finds its node behind --min-index; 0 tries each endpoint once.
     #[arg(long, global = true, default_value_t = 5000)]
     pub retry_ms: u64,
     /// In async write mode, print the op id instead of waiting for the result.
