@@ -615,8 +615,8 @@ mod tests {
             let e = self.0.clone();
             Box::pin(async move { Err(e) })
         }
-        fn read_lease(&self) -> BoxFut<'_, Option<Index>> {
-            Box::pin(async { Ok(None) })
+        fn read_lease(&self) -> BoxFut<'_, Index> {
+            self.read_index()
         }
         fn applied_index(&self) -> BoxFut<'_, Index> {
             Box::pin(async { Ok(0) })

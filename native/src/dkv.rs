@@ -201,10 +201,7 @@ impl DistributedKv {
         }
         let index = match policy {
             ReadPolicy::Stale => return Ok(()),
-            ReadPolicy::Lease => match self.node.read_lease().await? {
-                Some(index) => index,
-                None => self.node.read_index().await?,
-            },
+            ReadPolicy::Lease => self.node.read_lease().await?,
             ReadPolicy::ReadIndex => self.node.read_index().await?,
         };
         if self.node.wait_applied(index, self.cfg.apply_wait).await? {
@@ -379,7 +376,7 @@ mod tests {
         leader: bool,
         proposed: Mutex<Vec<Command>>,
         read_index: Index,
-        /// What `read_lease` answers: the lease's read index, or no lease.
+        /// The lease's read index, or no lease (a lease read then takes a read index).
         lease: Option<Index>,
         applied: watch::Sender<Index>,
         read_index_calls: AtomicU64,
@@ -425,9 +422,11 @@ mod tests {
             let i = self.read_index;
             Box::pin(async move { Ok(i) })
         }
-        fn read_lease(&self) -> BoxFut<'_, Option<Index>> {
-            let lease = self.lease;
-            Box::pin(async move { Ok(lease) })
+        fn read_lease(&self) -> BoxFut<'_, Index> {
+            match self.lease {
+                Some(index) => Box::pin(async move { Ok(index) }),
+                None => self.read_index(),
+            }
         }
         fn applied_index(&self) -> BoxFut<'_, Index> {
             let a = *self.applied.borrow();

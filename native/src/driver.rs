@@ -49,7 +49,6 @@ pub struct NodeView {
 
 type ProposeReply = oneshot::Sender<Result<ApplyResult, NodeError>>;
 type ReadReply = oneshot::Sender<Result<Index, NodeError>>;
-type LeaseReply = oneshot::Sender<Result<Option<Index>, NodeError>>;
 type TransferReply = oneshot::Sender<Result<TransferDone, NodeError>>;
 
 enum Request {
@@ -60,9 +59,9 @@ enum Request {
     ReadIndex {
         reply: ReadReply,
     },
-    /// A lease read: answered in the same turn with its read index, or `None` without a lease.
+    /// A lease read: answered in the same turn from the lease, or (without one) like ReadIndex.
     ReadLease {
-        reply: LeaseReply,
+        reply: ReadReply,
     },
     /// The applied index, taken between two turns: it covers every entry applied so far.
     Applied {
@@ -335,15 +334,13 @@ impl Driver {
                     let _ = reply.send(Err(self.refusal(e)?));
                 }
             },
-            Request::ReadIndex { reply } => match self.node.feed().read_index(now) {
-                Ok(id) => self.waiters.reading(id, reply),
-                Err(e) => {
-                    let _ = reply.send(Err(self.refusal(e)?));
+            Request::ReadIndex { reply } => self.read_index(now, reply)?,
+            Request::ReadLease { reply } => match self.node.read_lease(now) {
+                Some(index) => {
+                    let _ = reply.send(Ok(index));
                 }
+                None => self.read_index(now, reply)?,
             },
-            Request::ReadLease { reply } => {
-                let _ = reply.send(Ok(self.node.read_lease(now)));
-            }
             Request::Applied { reply } => {
                 let _ = reply.send(Ok(self.node.last_applied()));
             }
@@ -362,6 +359,17 @@ impl Driver {
                         let _ = reply.send(Err(NodeError::TransferRefused(e)));
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a ReadIndex read for `reply`, answered once confirmed and applied.
+    fn read_index(&mut self, now: u64, reply: ReadReply) -> Result<(), RaftError> {
+        match self.node.feed().read_index(now) {
+            Ok(id) => self.waiters.reading(id, reply),
+            Err(e) => {
+                let _ = reply.send(Err(self.refusal(e)?));
             }
         }
         Ok(())
@@ -616,7 +624,7 @@ impl RaftHandle for RaftNode {
         ))
     }
 
-    fn read_lease(&self) -> BoxFut<'_, Option<Index>> {
+    fn read_lease(&self) -> BoxFut<'_, Index> {
         Box::pin(self.request(
             |reply| Request::ReadLease { reply },
             |m| NodeError::Unavailable(m.into()),

@@ -27,9 +27,9 @@ pub trait RaftHandle: Send + Sync + 'static {
     fn leader_hint(&self) -> LeaderHint;
     /// A confirmed read index (leader only).
     fn read_index(&self) -> BoxFut<'_, Index>;
-    /// The read index of a lease read now, if this leader holds a lease (`None`: no lease,
-    /// read through [`read_index`](Self::read_index) instead).
-    fn read_lease(&self) -> BoxFut<'_, Option<Index>>;
+    /// The read index of a lease read (leader only): at once from this leader's lease if it
+    /// holds one now, else from a ReadIndex round, as [`read_index`](Self::read_index).
+    fn read_lease(&self) -> BoxFut<'_, Index>;
     /// The index the state machine has applied, at least as high as every entry whose effect a
     /// read of the state machine could have shown before the call.
     fn applied_index(&self) -> BoxFut<'_, Index>;
