@@ -345,7 +345,7 @@ impl Driver {
                 let _ = reply.send(Ok(self.node.last_applied()));
             }
             Request::TransferLeader { to, reply } => {
-                match transfer_leader(&mut self.node, now, to) {
+                match self.node.feed().transfer_leader(now, to) {
                     Ok(target) => {
                         tracing::info!(to = %target, "handing leadership over");
                         self.handing_over = true;
@@ -520,29 +520,6 @@ fn refusal(addrs: &BTreeMap<NodeId, String>, e: ProposeError) -> Result<NodeErro
         ))),
         ProposeError::Fatal(e) => Err(e),
     }
-}
-
-/// Starts handing `host`'s leadership to `to` ([`Node::transfer_leader`]).
-///
-/// That method takes the node mutably, and core's `Host` does not hand it out yet: its `Feed`
-/// has `step`, `tick`, `propose` and `read_index`, and its `Deref` is shared only. Until core
-/// has `Feed::transfer_leader`, this answers what the node's method answers in this core (a
-/// follower is told who leads; a leader has no candidate); then its body becomes
-/// `host.feed().transfer_leader(now, to)`.
-///
-/// [`Node::transfer_leader`]: raftkv_core::raft::Node::transfer_leader
-fn transfer_leader(
-    host: &mut Host<SharedSm>,
-    now: u64,
-    to: Option<NodeId>,
-) -> Result<NodeId, TransferError> {
-    let _ = (now, to);
-    if !host.is_leader() {
-        return Err(TransferError::NotLeader {
-            leader: host.leader_id().cloned(),
-        });
-    }
-    Err(TransferError::NoCandidate)
 }
 
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {

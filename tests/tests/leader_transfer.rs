@@ -1,13 +1,6 @@
 //! Leadership transfer, lease reads and planned restarts (issue 12) across three real kvserver
 //! processes: `POST /cluster/transfer-leader`, SIGTERM on a follower and on the leader, and a
 //! leader restart under writes. Every wait polls with a deadline.
-//!
-//! The tests marked `#[ignore = "needs core's leadership transfer ..."]` (or lease) exercise
-//! behaviour that core implements in `core/src/raft/transfer.rs` and `lease.rs`, stubs on this
-//! branch (and kvserver reaches `Node::transfer_leader` only once core's `Host` has a wrapper
-//! for it, see `driver::transfer_leader`). Run them after the merge with
-//! `cargo test -p raftkv-tests --test leader_transfer -- --include-ignored`, then drop the
-//! `ignore`s.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,7 +113,6 @@ async fn sigterm_on_the_leader_exits_0_and_the_others_lead_on() {
 }
 
 #[tokio::test]
-#[ignore = "needs core's leadership transfer (core/src/raft/transfer.rs) and Feed::transfer_leader"]
 async fn transfer_leader_hands_leadership_to_the_named_voter_then_to_the_one_core_picks() {
     let mut c = start(&FAST).await;
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
@@ -165,7 +157,6 @@ async fn transfer_leader_hands_leadership_to_the_named_voter_then_to_the_one_cor
 }
 
 #[tokio::test]
-#[ignore = "needs core's leadership transfer (core/src/raft/transfer.rs) and Feed::transfer_leader"]
 async fn sigterm_on_the_leader_hands_over_before_any_follower_could_time_out() {
     let mut c = start(&SLOW).await;
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
@@ -281,7 +272,6 @@ async fn writer(
 }
 
 #[tokio::test]
-#[ignore = "needs core's leadership transfer (core/src/raft/transfer.rs) and Feed::transfer_leader"]
 async fn a_planned_leader_restart_fails_no_write_of_a_client_that_retries_transferring() {
     let mut c = start(&FAST).await;
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
@@ -391,7 +381,6 @@ async fn kvctl_bench_verify_through_a_leader_restart_by_sigterm_has_no_errors() 
 }
 
 #[tokio::test]
-#[ignore = "needs core's lease reads (core/src/raft/lease.rs)"]
 async fn the_leader_holds_a_lease_and_serves_lease_reads_while_a_follower_redirects_them() {
     let mut cluster = start(&FAST).await;
     let leader = cluster.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
