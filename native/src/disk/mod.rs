@@ -106,6 +106,21 @@ pub(crate) fn tmp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.tmp"))
 }
 
+/// Decodes a file that is exactly one frame of JSON. Such files are only ever replaced
+/// atomically, so any damage is corruption of the medium, never a torn write, and is reported
+/// rather than papered over.
+pub(crate) fn read_json_frame<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    max_len: usize,
+) -> Result<T, StorageError> {
+    let (payload, used) = frame::decode(bytes, max_len).map_err(|e| corrupt(path, e))?;
+    if used != bytes.len() {
+        return Err(corrupt(path, "trailing bytes after the record"));
+    }
+    serde_json::from_slice(payload).map_err(|e| corrupt(path, e))
+}
+
 /// The content of `path`, or `None` when it does not exist.
 pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
     match fs::read(path) {
