@@ -14,7 +14,6 @@
 //! never the HTTP workers. A storage error stops the node (logged, never a panic): pending callers
 //! then learn that their outcome is unknown and new requests are refused.
 
-use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,8 +27,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::node_port::{BoxFut, NodeError, RaftHandle};
+use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
 use crate::transport::HttpTransport;
+
+mod conf;
+pub use conf::{ClusterInfo, ConfOutcome};
 
 /// The most inputs of one kind taken in one turn: bounds the latency of a turn under load.
 const MAX_BATCH: usize = 1024;
@@ -53,14 +56,16 @@ type ReadReply = oneshot::Sender<Result<Index, NodeError>>;
 enum Request {
     Propose { cmd: Command, reply: ProposeReply },
     ReadIndex { reply: ReadReply },
+    Member(conf::MemberRequest),
 }
 
 /// How the driver is set up.
 pub struct DriverConfig {
     /// The Raft configuration.
     pub raft: Config,
-    /// Client addresses of every member (for leader hints).
-    pub client_addrs: BTreeMap<NodeId, String>,
+    /// The address of every member (for leader hints; the transport shares it). The driver
+    /// keeps it in step with the configuration.
+    pub peers: Arc<PeerTable>,
     /// How long a proposal may wait for its outcome before the caller hears "unknown".
     pub propose_timeout: Duration,
 }
@@ -70,7 +75,7 @@ pub struct DriverConfig {
 pub struct RaftNode {
     reqs: mpsc::Sender<Request>,
     view: watch::Receiver<NodeView>,
-    client_addrs: Arc<BTreeMap<NodeId, String>>,
+    peers: Arc<PeerTable>,
     propose_timeout: Duration,
 }
 
@@ -146,7 +151,7 @@ pub fn start(
     });
     let (req_tx, req_rx) = mpsc::channel(REQUEST_QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
-    let client_addrs = Arc::new(cfg.client_addrs);
+    let peers = cfg.peers;
     let driver = Driver {
         node,
         started,
@@ -155,7 +160,8 @@ pub fn start(
         transport,
         view: view_tx,
         waiters: Waiters::default(),
-        client_addrs: Arc::clone(&client_addrs),
+        conf: conf::ConfWaiters::default(),
+        peers: Arc::clone(&peers),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -169,7 +175,7 @@ pub fn start(
         RaftNode {
             reqs: req_tx,
             view: view_rx,
-            client_addrs,
+            peers,
             propose_timeout: cfg.propose_timeout,
         },
         DriverThread {
@@ -189,7 +195,9 @@ struct Driver {
     view: watch::Sender<NodeView>,
     /// Callers waiting for their proposal's outcome or their read index.
     waiters: Waiters<ProposeReply, ReadReply>,
-    client_addrs: Arc<BTreeMap<NodeId, String>>,
+    /// Callers waiting for their configuration change to take effect.
+    conf: conf::ConfWaiters,
+    peers: Arc<PeerTable>,
 }
 
 /// Inputs taken in one turn.
@@ -283,6 +291,7 @@ impl Driver {
                         let _ = reply.send(Err(self.refusal(e)?));
                     }
                 },
+                Request::Member(req) => self.member_request(now, req)?,
             }
         }
         self.node.feed().tick(now)?;
@@ -311,7 +320,7 @@ impl Driver {
     fn refusal(&self, e: ProposeError) -> Result<NodeError, RaftError> {
         match e {
             ProposeError::NotLeader { leader } => {
-                Ok(NodeError::NotLeader(hint(&self.client_addrs, leader)))
+                Ok(NodeError::NotLeader(hint(&self.peers, leader)))
             }
             ProposeError::Overloaded {
                 uncommitted_bytes,
@@ -327,12 +336,13 @@ impl Driver {
     }
 
     fn on_event(&mut self, ev: Event) {
+        self.conf_event(&ev);
         for (reply, outcome) in self.waiters.proposals_settled(&ev) {
             let answer = match outcome {
                 Outcome::Applied(result) => Ok(result),
                 // Another leader's entry replaced it: it was not applied here and never will be.
                 Outcome::Lost => Err(NodeError::NotLeader(hint(
-                    &self.client_addrs,
+                    &self.peers,
                     self.node.leader_id().cloned(),
                 ))),
                 Outcome::Unknown => Err(NodeError::UnknownOutcome(
@@ -369,7 +379,7 @@ impl Driver {
             .leader_id()
             .filter(|l| *l != self.node.id())
             .cloned();
-        NodeError::NotLeader(hint(&self.client_addrs, leader))
+        NodeError::NotLeader(hint(&self.peers, leader))
     }
 
     fn fail_reads(&mut self) {
@@ -389,6 +399,7 @@ impl Driver {
         for r in self.waiters.drain_reads() {
             let _ = r.send(Err(NodeError::Unavailable("the node stopped".into())));
         }
+        self.fail_conf_waiters();
         self.view.send_modify(|v| v.stopped = true);
         self.reqs.close();
     }
@@ -401,9 +412,9 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-fn hint(addrs: &BTreeMap<NodeId, String>, leader: Option<NodeId>) -> LeaderHint {
+fn hint(peers: &PeerTable, leader: Option<NodeId>) -> LeaderHint {
     LeaderHint {
-        leader_addr: leader.as_ref().and_then(|l| addrs.get(l).cloned()),
+        leader_addr: leader.as_ref().and_then(|l| peers.get(l)),
         leader_id: leader,
     }
 }
@@ -414,9 +425,9 @@ impl RaftNode {
         self.view.borrow().clone()
     }
 
-    /// Client addresses of every member.
-    pub fn client_addrs(&self) -> &BTreeMap<NodeId, String> {
-        &self.client_addrs
+    /// The address of every member, as this node knows it.
+    pub fn peers(&self) -> &Arc<PeerTable> {
+        &self.peers
     }
 
     /// Waits until `pred` holds for the published view, or `timeout` passes; returns whether
@@ -462,7 +473,7 @@ impl RaftHandle for RaftNode {
 
     fn leader_hint(&self) -> LeaderHint {
         let leader = self.view.borrow().status.leader_id.clone();
-        hint(&self.client_addrs, leader)
+        hint(&self.peers, leader)
     }
 
     fn read_index(&self) -> BoxFut<'_, Index> {

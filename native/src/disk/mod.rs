@@ -10,6 +10,7 @@
 //! | `raft.log`  | a header frame (JSON: format, version, base index and term), then one frame per `LogEntry` as JSON | appends (fsync in `sync`); prefix compaction rewrites it via temp + rename |
 //! | `raft.lock` | empty; flock-ed while a `DiskLogStore` is open (one writer per data dir) | created once |
 //! | `snapshot`  | a frame with the `SnapshotMeta` as JSON, then a frame with the snapshot bytes | temp + fsync + rename + fsync dir |
+//! | `cluster`   | one frame: the stored configuration as JSON (bootstrap voters, member addresses; see [`crate::cluster_file`]) | temp + fsync + rename + fsync dir |
 //!
 //! Files named `*.tmp` are unfinished replacements: a crash may leave one behind, and opening
 //! the data dir deletes them. Only the log is ever written in place, and only by appending or by
