@@ -13,7 +13,7 @@
 //! Membership: [`membership_api`] serves `/cluster` (the configuration, and changes to it
 //! through the driver), [`peers`] is the address table the transport and leader hints share,
 //! [`cluster_file`] the configuration stored in the data dir, [`join`] how a joining node
-//! learns the members' addresses.
+//! learns the members' addresses, and [`ctl_member`] kvctl's `member` commands.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,6 +24,7 @@ pub mod client;
 pub mod cluster_file;
 pub mod config;
 pub mod ctl;
+pub mod ctl_member;
 pub mod disk;
 pub mod dkv;
 pub mod driver;
