@@ -1,13 +1,16 @@
 //! Helpers for raftkv's integration tests: real `kvserver` processes ([`cluster`]), a
 //! fault-injecting TCP proxy per directed link ([`proxy`]), an HTTP client that follows
-//! leader redirects ([`client`]), and deadline polling ([`wait`]).
+//! leader redirects ([`client`]), deadline polling ([`wait`]), and `kvctl bench --verify` as a
+//! background load ([`bench`]).
 
+pub mod bench;
 pub mod bin;
 pub mod client;
 pub mod cluster;
 pub mod proxy;
 pub mod wait;
 
+pub use bench::{Bench, BenchReport};
 pub use client::{KvClient, Reply};
 pub use cluster::{Cluster, ClusterConfig};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
