@@ -18,12 +18,15 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// The election timeout's upper bound the clusters run with (below), in milliseconds.
 const ELECTION_MAX_MS: u64 = 400;
 
-/// Three nodes with short timers, links through proxies.
-async fn start3() -> Cluster {
+/// Three nodes with short timers and `extra` arguments (nodes added later get them too),
+/// links through proxies.
+async fn start3(extra: &[&str]) -> Cluster {
     let mut cfg = ClusterConfig::new(3);
     cfg.extra_args = ["--election-timeout-ms", "200-400", "--heartbeat-ms", "40"]
-        .map(String::from)
-        .to_vec();
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
     Cluster::start(cfg).await.expect("cluster starts")
 }
 
@@ -145,8 +148,8 @@ async fn wait_caught_up(c: &Cluster, via: usize, id: &str, lag: u64) {
 /// Three nodes under a verifying bench that has already written through the leader: the
 /// cluster, the leader's position and the bench. The bench's endpoints are the three founding
 /// members; kvctl follows redirects to whichever member leads.
-async fn loaded_cluster() -> (Cluster, usize, Bench) {
-    let mut c = start3().await;
+async fn loaded_cluster(extra: &[&str]) -> (Cluster, usize, Bench) {
+    let mut c = start3(extra).await;
     let leader = c.wait_for_leader(TIMEOUT).await.unwrap();
     let bench = Bench::start(&endpoints(&c, &[0, 1, 2]), &[]).unwrap();
     wait_commits(&c, leader, 100).await;
@@ -159,12 +162,14 @@ async fn finish(bench: Bench) {
     assert!(r.acked_puts > 100, "{}", r.report);
 }
 
-/// 3 → 5: two nodes started with `--join` are added as learners, catch up and are promoted;
-/// every member then applies what the leader commits. One of them restarts without `--join`
-/// from the configuration its data dir stored, and catches up again.
+/// 3 → 5: two nodes started with `--join` are added as learners, catch up (through a snapshot:
+/// the leader compacts its log often) and are promoted; every member then applies what the
+/// leader commits. One of them restarts without `--join` from the configuration its data dir
+/// stored, and catches up again.
 #[tokio::test]
 async fn growing_three_to_five_under_load_loses_no_acknowledged_write() {
-    let (mut c, leader, bench) = loaded_cluster().await;
+    let compact = ["--snapshot-threshold", "50", "--snapshot-trailing", "0"];
+    let (mut c, leader, bench) = loaded_cluster(&compact).await;
     let follower = (leader + 1) % 3;
     for _ in 0..2 {
         let i = c.add_node().await.unwrap();
@@ -177,6 +182,14 @@ async fn growing_three_to_five_under_load_loses_no_acknowledged_write() {
         wait_caught_up(&c, follower, &id, 50).await;
         let v = member_until_done(&c, &[follower], &["promote", &id]).await;
         assert!(ids(&v, "voters").contains(&id), "{v}");
+    }
+    for i in [3, 4] {
+        let log = c.log_of(i);
+        assert!(
+            log.contains("state machine restored from a snapshot"),
+            "{} caught up without a snapshot; log:\n{log}",
+            c.id(i)
+        );
     }
     let v = cluster_view(&c, follower, "").await.unwrap();
     assert_eq!(ids(&v, "voters"), ["n1", "n2", "n3", "n4", "n5"], "{v}");
@@ -203,7 +216,7 @@ async fn growing_three_to_five_under_load_loses_no_acknowledged_write() {
 /// goes on with the new one, which holds the log.
 #[tokio::test]
 async fn replacing_a_voter_under_load_loses_no_acknowledged_write() {
-    let (mut c, leader, bench) = loaded_cluster().await;
+    let (mut c, leader, bench) = loaded_cluster(&[]).await;
     let (old, other) = ((leader + 1) % 3, (leader + 2) % 3);
     let new = c.add_node().await.unwrap();
     let (old_id, new_id, addr) = (
@@ -229,7 +242,7 @@ async fn replacing_a_voter_under_load_loses_no_acknowledged_write() {
 /// over, another member leads a later term without it, and the bench never loses a write.
 #[tokio::test]
 async fn removing_the_leader_under_load_hands_over_and_loses_no_acknowledged_write() {
-    let (mut c, old, bench) = loaded_cluster().await;
+    let (mut c, old, bench) = loaded_cluster(&[]).await;
     let old_id = c.id(old).to_string();
     let old_term = status_u64(&c, old, "term").await.unwrap();
     let follower = (old + 1) % 3;
@@ -253,7 +266,7 @@ async fn removing_the_leader_under_load_hands_over_and_loses_no_acknowledged_wri
 /// while it runs through several election timeouts.
 #[tokio::test]
 async fn a_removed_node_restarted_with_its_old_data_cannot_disrupt() {
-    let (mut c, leader, bench) = loaded_cluster().await;
+    let (mut c, leader, bench) = loaded_cluster(&[]).await;
     let (removed, other) = ((leader + 1) % 3, (leader + 2) % 3);
     let removed_id = c.id(removed).to_string();
     c.isolate(removed);
@@ -307,7 +320,7 @@ async fn a_removed_node_restarted_with_its_old_data_cannot_disrupt() {
 /// stored: it logs the mismatch, rejoins its cluster and applies what the leader commits.
 #[tokio::test]
 async fn a_restarted_node_uses_its_stored_configuration_over_a_wrong_peers() {
-    let (mut c, leader, bench) = loaded_cluster().await;
+    let (mut c, leader, bench) = loaded_cluster(&[]).await;
     let f = (leader + 1) % 3;
     c.stop(f, TIMEOUT).await.unwrap();
     let wrong = format!("{}={},n9=127.0.0.1:9", c.id(f), c.addr(f));
