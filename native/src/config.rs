@@ -39,7 +39,9 @@ pub const DEFAULT_SNAPSHOT_TRAILING: u64 = 1_000;
     version,
     about = "One raftkv node: a replicated key-value store served over HTTP.",
     after_help = "Without --peers the node is a single-node cluster of itself. \
-                  With --peers it serves the client API and the /raft/* routes on --addr."
+                  With --peers it serves the client API and the /raft/* routes on --addr. \
+                  With --join it waits until a running cluster's leader adds it. The data dir \
+                  keeps the configuration of the first start: later starts use it."
 )]
 pub struct Args {
     /// This node's id.
