@@ -181,7 +181,7 @@ impl ApiError {
     /// A node error for the request to `uri`. A `not_leader` with a known leader address
     /// becomes a 307 to the leader's same URL; with none known it is a 503 (a redirect without
     /// a Location would leave the client nowhere to go).
-    fn from_node(e: NodeError, uri: &Uri) -> Self {
+    pub(crate) fn from_node(e: NodeError, uri: &Uri) -> Self {
         let mut err = ApiError {
             status: status_for_node_error(&e),
             code: e.code(),
@@ -571,7 +571,7 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new("not_found", format!("no route for {method} {}", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         "method_not_allowed",
         format!("{method} is not allowed on {}", uri.path()),
@@ -674,7 +674,7 @@ mod tests {
             SharedSm::new(),
             DkvConfig {
                 id: NodeId::from("n1"),
-                peers: Vec::new(),
+                peers: Default::default(),
                 read_policy: ReadPolicy::Stale,
                 write_mode: WriteMode::Sync,
                 op_ttl: Duration::from_secs(60),

@@ -355,6 +355,19 @@ impl Client {
         self.request(Method::GET, &path, None).await
     }
 
+    /// `method path` with an optional JSON body, over the endpoints like every request
+    /// (redirects followed, transient failures retried): for the admin routes, such as
+    /// `/cluster`.
+    pub async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, ClientError> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.request(method, path, body).await
+    }
+
     /// Sends a write with the next `(client_id, seq)`. In async write mode it waits for the
     /// result unless told not to, so callers see the same reply in both modes.
     async fn write(

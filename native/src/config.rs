@@ -11,6 +11,8 @@ use raftkv_core::raft::Config;
 use raftkv_core::{NodeId, ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
+/// The default lag within which a learner may be promoted (core's default).
+pub const DEFAULT_PROMOTE_LAG: u64 = 100;
 /// The default limit on a request body: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The default byte budget of one AppendEntries' entries: 1 MiB (etcd's MaxSizePerMsg).
@@ -40,7 +42,9 @@ pub const DEFAULT_MIN_INDEX_TIMEOUT_MS: u64 = 5_000;
     version,
     about = "One raftkv node: a replicated key-value store served over HTTP.",
     after_help = "Without --peers the node is a single-node cluster of itself. \
-                  With --peers it serves the client API and the /raft/* routes on --addr."
+                  With --peers it serves the client API and the /raft/* routes on --addr. \
+                  With --join it waits until a running cluster's leader adds it. The data dir \
+                  keeps the configuration of the first start: later starts use it."
 )]
 pub struct Args {
     /// This node's id.
@@ -52,9 +56,19 @@ pub struct Args {
     /// Directory for durable state; created if missing. Default: ./data/<id>.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Cluster members as id=host:port, comma-separated, this node included.
+    /// Cluster members as id=host:port, comma-separated, this node included. Read on the
+    /// first start only: the data dir keeps the configuration from then on.
     #[arg(long, value_delimiter = ',')]
     pub peers: Vec<Peer>,
+    /// Join a running cluster instead: addresses (host:port, comma-separated) of members to
+    /// learn the others' addresses from. The node waits, never campaigning, until the leader
+    /// adds it (`kvctl member add-learner`).
+    #[arg(long, value_delimiter = ',', conflicts_with = "peers")]
+    pub join: Vec<String>,
+    /// A learner is promoted to voter only once it is within this many entries of the
+    /// leader's log (409 `not_caught_up` before).
+    #[arg(long, default_value_t = DEFAULT_PROMOTE_LAG)]
+    pub promote_lag: u64,
     /// How reads are served unless a request says otherwise (?consistency=): stale (local),
     /// readindex (linearizable: the leader confirms its leadership with a quorum) or lease
     /// (linearizable while clocks drift less than --lease-drift-ms: the leader answers from
@@ -173,8 +187,13 @@ pub struct ServerConfig {
     pub addr: String,
     /// Where durable state lives.
     pub data_dir: PathBuf,
-    /// Every member, this node included.
+    /// Every member, this node included, for the first start (empty: a single node, or
+    /// joining).
     pub peers: Vec<Peer>,
+    /// Addresses of members of a running cluster to join (empty: not joining).
+    pub join: Vec<String>,
+    /// How far behind the leader a learner may be and still be promoted, in entries.
+    pub promote_lag: u64,
     /// How reads are served by default.
     pub read_policy: ReadPolicy,
     /// The clock drift a read lease allows for, in milliseconds (below the election timeout
@@ -210,6 +229,8 @@ impl ServerConfig {
             addr: addr.to_string(),
             data_dir: data_dir.into(),
             peers: Vec::new(),
+            join: Vec::new(),
+            promote_lag: DEFAULT_PROMOTE_LAG,
             read_policy: ReadPolicy::ReadIndex,
             lease_drift_ms: default_lease_drift_ms(),
             min_index_timeout: Duration::from_millis(DEFAULT_MIN_INDEX_TIMEOUT_MS),
@@ -232,11 +253,12 @@ impl ServerConfig {
         JSON_WORST_EXPANSION * self.max_append_bytes.max(largest_entry) + ENTRY_WIRE_OVERHEAD
     }
 
-    /// The Raft node's configuration: every member of `peers` votes (this node alone without
-    /// `--peers`).
+    /// The Raft node's configuration as the command line gives it: every member of `peers`
+    /// votes (this node alone without `--peers`, nobody when joining). kvserver replaces the
+    /// voters with the stored configuration ([`crate::cluster_file`]) after the first start.
     pub fn raft_config(&self) -> Config {
         let mut voters: Vec<NodeId> = self.peers.iter().map(|p| p.id.clone()).collect();
-        if voters.is_empty() {
+        if voters.is_empty() && self.join.is_empty() {
             voters.push(self.id.clone());
         }
         voters.sort();
@@ -249,6 +271,7 @@ impl ServerConfig {
         raft.max_bytes_per_append = self.max_append_bytes;
         raft.max_uncommitted_bytes = self.max_uncommitted_bytes;
         raft.lease_drift_margin = self.lease_drift_ms;
+        raft.max_promote_lag = self.promote_lag;
         raft
     }
 }
@@ -306,11 +329,17 @@ impl TryFrom<Args> for ServerConfig {
                 a.election_timeout_ms.min
             )));
         }
+        let join: Vec<String> = a.join.iter().map(|j| j.trim().to_string()).collect();
+        if join.iter().any(String::is_empty) {
+            return invalid("--join lists an empty address");
+        }
         let data_dir = a
             .data_dir
             .unwrap_or_else(|| PathBuf::from("data").join(id.as_str()));
         let config = ServerConfig {
             peers: a.peers,
+            join,
+            promote_lag: a.promote_lag,
             id,
             addr: a.addr,
             data_dir,
@@ -495,5 +524,21 @@ mod tests {
         assert!(err.contains("--heartbeat-ms"), "{err}");
         assert!(parse(&["--peers", "n1"]).is_err());
         assert!(parse(&["--max-body-bytes", "0"]).is_err());
+    }
+
+    #[test]
+    fn a_joining_node_has_no_voters_and_cannot_also_bootstrap() {
+        let c = parse(&["--id", "n4", "--join", "127.0.0.1:7001, 127.0.0.1:7002"]).unwrap();
+        assert_eq!(c.join, ["127.0.0.1:7001", "127.0.0.1:7002"]);
+        assert!(c.raft_config().voters.is_empty());
+        assert!(parse(&["--join", "h:1", "--peers", "n1=h:1"]).is_err());
+        assert!(parse(&["--join", "h:1,"]).is_err());
+        assert_eq!(
+            parse(&[]).unwrap().raft_config().voters,
+            [NodeId::from("n1")]
+        );
+        let c = parse(&["--promote-lag", "7"]).unwrap();
+        assert_eq!(c.raft_config().max_promote_lag, 7);
+        assert_eq!(parse(&[]).unwrap().raft_config().max_promote_lag, 100);
     }
 }

@@ -122,6 +122,12 @@ pub enum Cmd {
         #[command(subcommand)]
         command: LeaderCmd,
     },
+    /// List or change the cluster's members: list, add-learner, promote, remove, replace.
+    Member {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::ctl_member::MemberCmd,
+    },
     /// Load-test the cluster: a put/get/cas mix from concurrent clients; progress on stderr
     /// each second, then throughput, latency percentiles and errors by kind.
     Bench(crate::bench::BenchArgs),
@@ -207,6 +213,7 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
 
     let out = match args.command {
         Cmd::Status => return status(&client, json).await,
+        Cmd::Member { cmd } => return crate::ctl_member::run(&mut client, cmd, json).await,
         Cmd::Bench(b) => {
             let endpoints = client.endpoints().to_vec();
             return crate::bench::run(endpoints, timeout, retry_for, b).await;
@@ -343,7 +350,7 @@ async fn status(client: &Client, json: bool) -> Result<String, ClientError> {
 }
 
 /// Left-aligned columns separated by two spaces.
-fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {

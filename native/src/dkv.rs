@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Peer;
 use crate::node_port::{NodeError, RaftHandle, TransferDone};
+use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
 
 /// How DistributedKV behaves.
@@ -28,8 +29,9 @@ use crate::shared_sm::SharedSm;
 pub struct DkvConfig {
     /// This node.
     pub id: NodeId,
-    /// Every member with its client address, this node included.
-    pub peers: Vec<Peer>,
+    /// Every member with its client address, this node included (it follows the
+    /// configuration as it changes).
+    pub peers: Arc<PeerTable>,
     /// The default read policy (a request may override it).
     pub read_policy: ReadPolicy,
     /// When writes are answered.
@@ -335,7 +337,7 @@ impl DistributedKv {
             ok: true,
             raft: self.node.status(),
             leader_addr: self.node.leader_hint().leader_addr,
-            peers: self.cfg.peers.clone(),
+            peers: self.cfg.peers.peers(),
             read_policy: self.cfg.read_policy,
             write_mode: self.cfg.write_mode,
             stopped: self.node.is_stopped(),
@@ -486,7 +488,7 @@ mod tests {
             sm,
             DkvConfig {
                 id: NodeId::from("n1"),
-                peers: Vec::new(),
+                peers: Default::default(),
                 read_policy: policy,
                 write_mode: WriteMode::Sync,
                 op_ttl: Duration::from_secs(60),

@@ -14,7 +14,6 @@
 //! never the HTTP workers. A storage error stops the node (logged, never a panic): pending callers
 //! then learn that their outcome is unknown and new requests are refused.
 
-use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,8 +27,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::node_port::{BoxFut, NodeError, RaftHandle, TransferDone};
+use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
 use crate::transport::HttpTransport;
+
+mod conf;
+pub use conf::{ClusterInfo, ConfOutcome};
 
 /// The most inputs of one kind taken in one turn: bounds the latency of a turn under load.
 const MAX_BATCH: usize = 1024;
@@ -71,14 +74,16 @@ enum Request {
         to: Option<NodeId>,
         reply: TransferReply,
     },
+    Member(conf::MemberRequest),
 }
 
 /// How the driver is set up.
 pub struct DriverConfig {
     /// The Raft configuration.
     pub raft: Config,
-    /// Client addresses of every member (for leader hints).
-    pub client_addrs: BTreeMap<NodeId, String>,
+    /// The address of every member (for leader hints; the transport shares it). The driver
+    /// keeps it in step with the configuration.
+    pub peers: Arc<PeerTable>,
     /// How long a proposal may wait for its outcome before the caller hears "unknown".
     pub propose_timeout: Duration,
     /// How long a leadership transfer may take before the caller hears "unknown".
@@ -90,7 +95,7 @@ pub struct DriverConfig {
 pub struct RaftNode {
     reqs: mpsc::Sender<Request>,
     view: watch::Receiver<NodeView>,
-    client_addrs: Arc<BTreeMap<NodeId, String>>,
+    peers: Arc<PeerTable>,
     propose_timeout: Duration,
     transfer_timeout: Duration,
 }
@@ -167,7 +172,7 @@ pub fn start(
     });
     let (req_tx, req_rx) = mpsc::channel(REQUEST_QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
-    let client_addrs = Arc::new(cfg.client_addrs);
+    let peers = cfg.peers;
     let driver = Driver {
         node,
         started,
@@ -178,7 +183,8 @@ pub fn start(
         waiters: Waiters::default(),
         transfers: Vec::new(),
         handing_over: false,
-        client_addrs: Arc::clone(&client_addrs),
+        conf: conf::ConfWaiters::default(),
+        peers: Arc::clone(&peers),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -192,7 +198,7 @@ pub fn start(
         RaftNode {
             reqs: req_tx,
             view: view_rx,
-            client_addrs,
+            peers,
             propose_timeout: cfg.propose_timeout,
             transfer_timeout: cfg.transfer_timeout,
         },
@@ -220,7 +226,9 @@ struct Driver {
     /// target was brought up to date first, so they normally commit) instead of being answered
     /// `unknown_outcome` at once.
     handing_over: bool,
-    client_addrs: Arc<BTreeMap<NodeId, String>>,
+    /// Callers waiting for their configuration change to take effect.
+    conf: conf::ConfWaiters,
+    peers: Arc<PeerTable>,
 }
 
 /// Inputs taken in one turn.
@@ -344,6 +352,7 @@ impl Driver {
             Request::Applied { reply } => {
                 let _ = reply.send(Ok(self.node.last_applied()));
             }
+            Request::Member(req) => self.member_request(now, req)?,
             Request::TransferLeader { to, reply } => {
                 match self.node.feed().transfer_leader(now, to) {
                     Ok(target) => {
@@ -352,7 +361,7 @@ impl Driver {
                         self.transfers.push((target, reply));
                     }
                     Err(TransferError::NotLeader { leader }) => {
-                        let hint = hint(&self.client_addrs, leader);
+                        let hint = hint(&self.peers, leader);
                         let _ = reply.send(Err(NodeError::NotLeader(hint)));
                     }
                     Err(e) => {
@@ -383,7 +392,7 @@ impl Driver {
         }
         let me = self.node.id();
         if let Some(leader) = self.node.leader_id().filter(|l| *l != me).cloned() {
-            let leader = hint(&self.client_addrs, Some(leader));
+            let leader = hint(&self.peers, Some(leader));
             for (to, reply) in self.transfers.drain(..) {
                 let done = TransferDone {
                     to,
@@ -412,10 +421,11 @@ impl Driver {
     }
 
     fn refusal(&self, e: ProposeError) -> Result<NodeError, RaftError> {
-        refusal(&self.client_addrs, e)
+        refusal(&self.peers, e)
     }
 
     fn on_event(&mut self, ev: Event) {
+        self.conf_event(&ev);
         let applied_at = match &ev {
             Event::ProposalApplied { index, .. } => Some(*index),
             _ => None,
@@ -428,7 +438,7 @@ impl Driver {
                 }),
                 // Another leader's entry replaced it: it was not applied here and never will be.
                 Outcome::Lost => Err(NodeError::NotLeader(hint(
-                    &self.client_addrs,
+                    &self.peers,
                     self.node.leader_id().cloned(),
                 ))),
                 Outcome::Unknown => Err(NodeError::UnknownOutcome(
@@ -471,7 +481,7 @@ impl Driver {
     /// no quorum confirmed this node's leadership in time.
     fn read_failed(&self) -> NodeError {
         match self.node.leader_id().filter(|l| *l != self.node.id()) {
-            Some(leader) => NodeError::NotLeader(hint(&self.client_addrs, Some(leader.clone()))),
+            Some(leader) => NodeError::NotLeader(hint(&self.peers, Some(leader.clone()))),
             None => NodeError::ReadTimeout(
                 "the read could not be confirmed: no quorum acknowledged this node's leadership \
                  in time, and no other leader is known; retry"
@@ -500,13 +510,14 @@ impl Driver {
         for (_, r) in self.transfers.drain(..) {
             let _ = r.send(Err(NodeError::Unavailable("the node stopped".into())));
         }
+        self.fail_conf_waiters();
         self.view.send_modify(|v| v.stopped = true);
         self.reqs.close();
     }
 }
 
 /// Maps a refused proposal or read to the caller's error; a fatal error stops the node.
-fn refusal(addrs: &BTreeMap<NodeId, String>, e: ProposeError) -> Result<NodeError, RaftError> {
+fn refusal(addrs: &PeerTable, e: ProposeError) -> Result<NodeError, RaftError> {
     match e {
         ProposeError::NotLeader { leader } => Ok(NodeError::NotLeader(hint(addrs, leader))),
         ProposeError::Overloaded {
@@ -529,9 +540,9 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-fn hint(addrs: &BTreeMap<NodeId, String>, leader: Option<NodeId>) -> LeaderHint {
+fn hint(peers: &PeerTable, leader: Option<NodeId>) -> LeaderHint {
     LeaderHint {
-        leader_addr: leader.as_ref().and_then(|l| addrs.get(l).cloned()),
+        leader_addr: leader.as_ref().and_then(|l| peers.get(l)),
         leader_id: leader,
     }
 }
@@ -542,9 +553,9 @@ impl RaftNode {
         self.view.borrow().clone()
     }
 
-    /// Client addresses of every member.
-    pub fn client_addrs(&self) -> &BTreeMap<NodeId, String> {
-        &self.client_addrs
+    /// The address of every member, as this node knows it.
+    pub fn peers(&self) -> &Arc<PeerTable> {
+        &self.peers
     }
 
     /// Waits until `pred` holds for the published view, or `timeout` passes; returns whether
@@ -590,7 +601,7 @@ impl RaftHandle for RaftNode {
 
     fn leader_hint(&self) -> LeaderHint {
         let leader = self.view.borrow().status.leader_id.clone();
-        hint(&self.client_addrs, leader)
+        hint(&self.peers, leader)
     }
 
     fn read_index(&self) -> BoxFut<'_, Index> {
@@ -664,7 +675,11 @@ mod tests {
 
     #[test]
     fn a_proposal_refused_while_transferring_is_a_transferring_error_not_overloaded() {
-        let addrs = BTreeMap::from([(NodeId::from("n2"), "127.0.0.1:2".to_string())]);
+        let addrs = PeerTable::new(
+            NodeId::from("n1"),
+            std::collections::BTreeMap::from([(NodeId::from("n2"), "127.0.0.1:2".to_string())]),
+            None,
+        );
         let got = refusal(
             &addrs,
             ProposeError::Transferring {

@@ -9,6 +9,11 @@
 //! results live in core's `OpCache`, on this process's monotonic clock.
 //! [`client`] is the HTTP client kvctl and the tests share; [`ctl`] is kvctl's command line and
 //! [`bench`] its load generator.
+//!
+//! Membership: [`membership_api`] serves `/cluster` (the configuration, and changes to it
+//! through the driver), [`peers`] is the address table the transport and leader hints share,
+//! [`cluster_file`] the configuration stored in the data dir, [`join`] how a joining node
+//! learns the members' addresses, and [`ctl_member`] kvctl's `member` commands.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,12 +21,17 @@
 pub mod api;
 pub mod bench;
 pub mod client;
+pub mod cluster_file;
 pub mod config;
 pub mod ctl;
+pub mod ctl_member;
 pub mod disk;
 pub mod dkv;
 pub mod driver;
+pub mod join;
+pub mod membership_api;
 pub mod node_port;
+pub mod peers;
 pub mod server;
 pub mod shared_sm;
 #[cfg(test)]

@@ -7,25 +7,26 @@
 //! voter ([`RunningServer::hand_over`]), so a planned restart costs the cluster no election
 //! timeout; then in-flight requests finish and the node stops.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use raftkv_core::NodeId;
 use raftkv_core::raft::{Role, StorageError};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::api;
-use crate::config::{Peer, ServerConfig};
-use crate::disk;
+use crate::config::ServerConfig;
 use crate::dkv::{DistributedKv, DkvConfig};
 use crate::driver::{self, DriverConfig, DriverThread, RaftNode, StartError};
 use crate::node_port::{NodeError, RaftHandle, TransferDone};
+use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
-use crate::transport::{self, HttpTransport, StaticPeers, TransportConfig, TransportError};
+use crate::transport::{self, HttpTransport, TransportConfig, TransportError};
+use crate::{cluster_file, disk, join, membership_api};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
 /// reports ready (it serves anyway afterwards; requests then wait for a leader themselves).
@@ -148,33 +149,29 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         source,
     })?;
     let stores = disk::open_stores(&config.data_dir)?;
-    // Without --peers the node is a cluster of itself, reachable at the address it bound.
-    let peers = if config.peers.is_empty() {
-        vec![Peer {
-            id: config.id.clone(),
-            addr: addr.to_string(),
-        }]
-    } else {
-        config.peers.clone()
-    };
-    let addrs: BTreeMap<_, _> = peers
-        .iter()
-        .map(|p| (p.id.clone(), p.addr.clone()))
-        .collect();
-    let raft = config.raft_config();
-    let single = addrs.len() == 1;
+    // What the node starts from: the stored configuration (written, fsynced, on the first
+    // start, before anything is served), which wins over --peers from then on.
+    let boot = cluster_file::prepare(&config, &addr.to_string())?;
+    let mut raft = config.raft_config();
+    raft.voters = boot.cluster.voters();
+    let joining = boot.cluster.bootstrap.is_empty();
+    let peers = Arc::new(PeerTable::new(
+        config.id.clone(),
+        boot.cluster.addrs,
+        Some(boot.store),
+    ));
 
     let sm = SharedSm::new();
     let (inbox_tx, inbox_rx) = mpsc::channel(driver::INBOX_QUEUE);
-    let transport = HttpTransport::new(
-        config.id.clone(),
-        StaticPeers(addrs.clone()),
-        TransportConfig::default(),
-    )?;
+    let resolver = {
+        let peers = Arc::clone(&peers);
+        move |id: &NodeId| peers.get(id)
+    };
+    let transport = HttpTransport::new(config.id.clone(), resolver, TransportConfig::default())?;
     let (node, driver) = driver::start(
         DriverConfig {
             raft,
-            client_addrs: addrs,
+            peers: Arc::clone(&peers),
             propose_timeout: PROPOSE_TIMEOUT,
             // Core abandons a transfer after an election timeout; the target's election
             // takes about one more.
@@ -185,22 +182,30 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         inbox_rx,
         transport,
     )?;
+    let leader_wait = Duration::from_millis(config.election_timeout_ms.max * 2);
     let service = DistributedKv::new(
         Arc::new(node.clone()),
         sm,
         DkvConfig {
             id: config.id.clone(),
-            peers,
+            peers: Arc::clone(&peers),
             read_policy: config.read_policy,
             write_mode: config.write_mode,
             op_ttl: config.op_ttl,
-            leader_wait: Duration::from_millis(config.election_timeout_ms.max * 2),
+            leader_wait,
             min_index_timeout: config.min_index_timeout,
             apply_wait: PROPOSE_TIMEOUT,
         },
     );
     let app = api::router(Arc::clone(&service), config.max_body_bytes)
+        .merge(membership_api::router(node.clone(), leader_wait))
         .merge(transport::router(Arc::new(inbox_tx)));
+    if joining && !config.join.is_empty() {
+        join::spawn(config.join.clone(), &peers);
+    }
+    // Alone in its configuration (as stored, or after the changes in its log).
+    let m = node.view().status.membership;
+    let single = m.voters.len() == 1 && m.voters.contains(&config.id) && !m.is_joint();
     if single {
         // A lone node elects itself after one election timeout and then applies its log: wait
         // for that before serving, so that reads right after start see every acknowledged

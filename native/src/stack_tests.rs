@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use crate::dkv::{DistributedKv, DkvConfig, WriteReply};
 use crate::driver::{DriverConfig, DriverThread, RaftNode, start};
 use crate::node_port::NodeError;
+use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
 use crate::transport::{HttpTransport, StaticPeers, TransportConfig};
 
@@ -112,12 +113,23 @@ async fn single_node_reads_never_see_a_write_before_its_fsync() {
 }
 
 fn single_node(stores: Stores) -> (RaftNode, DriverThread, Arc<DistributedKv>) {
+    single_node_with(stores, |_| {})
+}
+
+/// A lone node `n1` (at 127.0.0.1:1) with fast timers over `stores`, its configuration
+/// adjusted by `tune`, and the KV service over it.
+pub(crate) fn single_node_with(
+    stores: Stores,
+    tune: impl FnOnce(&mut Config),
+) -> (RaftNode, DriverThread, Arc<DistributedKv>) {
     let id = NodeId::from("n1");
     let addrs = BTreeMap::from([(id.clone(), "127.0.0.1:1".to_string())]);
+    let peers = Arc::new(PeerTable::new(id.clone(), addrs, None));
     let mut raft = Config::new(id.clone(), vec![id.clone()]);
     raft.election_timeout_min = 20;
     raft.election_timeout_max = 40;
     raft.heartbeat_interval = 10;
+    tune(&mut raft);
     let sm = SharedSm::new();
     let (_inbox_tx, inbox_rx) = mpsc::channel(8);
     let transport = HttpTransport::new(
@@ -128,7 +140,7 @@ fn single_node(stores: Stores) -> (RaftNode, DriverThread, Arc<DistributedKv>) {
     .unwrap();
     let cfg = DriverConfig {
         raft,
-        client_addrs: addrs,
+        peers: Arc::clone(&peers),
         propose_timeout: Duration::from_secs(5),
         transfer_timeout: Duration::from_secs(5),
     };
@@ -138,7 +150,7 @@ fn single_node(stores: Stores) -> (RaftNode, DriverThread, Arc<DistributedKv>) {
         sm,
         DkvConfig {
             id,
-            peers: Vec::new(),
+            peers,
             read_policy: ReadPolicy::ReadIndex,
             write_mode: WriteMode::Sync,
             op_ttl: Duration::from_secs(60),

@@ -620,3 +620,38 @@ async fn transfer_leader_on_a_single_node_answers_409_no_candidate() {
         StatusCode::OK
     );
 }
+
+/// The first start stores the configuration in the data dir; a restart with a `--peers` that
+/// names another (unreachable) member still starts from the stored one: this node alone, which
+/// elects itself and serves writes, instead of waiting for a quorum it cannot get.
+#[tokio::test]
+async fn http_api_restart_uses_the_stored_configuration_over_new_peers() {
+    let t = TestServer::start().await;
+    assert_eq!(
+        t.send(PUT, "/kv/a", Some(&put_body(1, "1"))).await.0,
+        StatusCode::OK
+    );
+    let TestServer { server, dir, .. } = t;
+    server.shutdown().await.expect("clean shutdown");
+    assert!(dir.path().join("data").join("cluster").is_file());
+
+    let mut c = kv_support::config(dir.path());
+    c.peers = vec![
+        "n1=127.0.0.1:1".parse().unwrap(),
+        "n2=127.0.0.1:2".parse().unwrap(),
+    ];
+    let server = raftkv_native::spawn(c).await.expect("restart");
+    let t = TestServer {
+        server,
+        dir,
+        http: kv_support::http_client(),
+    };
+    let (status, cluster) = t.send(GET, "/cluster", None).await;
+    assert_eq!(status, StatusCode::OK, "{cluster}");
+    assert_eq!(cluster["voters"], json!(["n1"]));
+    assert_eq!(cluster["leader_id"], "n1");
+    assert_eq!(
+        t.send(PUT, "/kv/a", Some(&put_body(2, "2"))).await.0,
+        StatusCode::OK
+    );
+}

@@ -159,6 +159,64 @@ async fn kvctl_errors_exit_nonzero_with_the_server_message() {
     assert_eq!(t.entries().len(), 1);
 }
 
+#[tokio::test]
+async fn kvctl_member_commands_print_the_configuration_and_the_refusals() {
+    let t = TestServer::start().await;
+    let ep = t.endpoint();
+    let list = kvctl(&ep, &["member", "list"]).await;
+    assert_ok(&list);
+    let out = stdout(&list);
+    assert!(
+        out.starts_with(&format!(
+            "leader n1 at {ep}, term 1\nvoters n1; learners none\n"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("ID  ADDR"), "{out}");
+
+    let add = kvctl(&ep, &["member", "add-learner", "n2", "127.0.0.1:9"]).await;
+    assert_ok(&add);
+    let out = stdout(&add);
+    assert!(
+        out.starts_with("added learner n2 at 127.0.0.1:9 (configuration entry "),
+        "{out}"
+    );
+    assert!(out.contains("voters n1; learners n2\n"), "{out}");
+
+    // Refusals exit 1 with the server's code and message; --json prints the body too.
+    for (args, code) in [
+        (
+            &["member", "promote", "n9"][..],
+            "unknown_node: unknown node n9",
+        ),
+        (&["member", "remove", "n1"], "last_voter"),
+        (
+            &["member", "add-learner", "n2", "127.0.0.1:9"],
+            "already_member",
+        ),
+        (
+            &["member", "add-learner", "n3", "no port"],
+            "bad_request: addr: expected host:port",
+        ),
+    ] {
+        let o = kvctl(&ep, args).await;
+        assert!(!o.status.success(), "{args:?}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains(&format!("kvctl: {code}")),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let json = kvctl(&ep, &["--json", "member", "list"]).await;
+    assert_ok(&json);
+    let body: Value = serde_json::from_str(&stdout(&json)).expect("--json prints JSON");
+    assert_eq!(
+        (&body["voters"], &body["learners"]),
+        (&json!(["n1"]), &json!(["n2"]))
+    );
+    assert_eq!(body["members"][1]["addr"], "127.0.0.1:9");
+}
+
 /// An address on which nothing listens: bind a port, then free it.
 fn dead_endpoint() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

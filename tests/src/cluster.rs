@@ -59,6 +59,33 @@ struct NodeProc {
     reserved: Option<TcpListener>,
 }
 
+impl NodeProc {
+    /// Node `id` at `addr` with its data dir and log under `root`, started with `--id`,
+    /// `--addr`, `--data-dir` and then `args`.
+    fn new(root: &Path, id: &str, addr: SocketAddr, args: Vec<String>) -> Self {
+        let data_dir = root.join(id);
+        let mut all = vec![
+            "--id".to_string(),
+            id.to_string(),
+            "--addr".to_string(),
+            addr.to_string(),
+            "--data-dir".to_string(),
+            data_dir.display().to_string(),
+        ];
+        all.extend(args);
+        NodeProc {
+            id: id.to_string(),
+            addr,
+            data_dir,
+            log: root.join(format!("{id}.log")),
+            args: all,
+            child: None,
+            exited: None,
+            reserved: None,
+        }
+    }
+}
+
 /// Running kvserver processes. Dropping it kills them (SIGKILL) and deletes the data dirs.
 #[derive(Debug)]
 pub struct Cluster {
@@ -67,6 +94,8 @@ pub struct Cluster {
     /// proxy(from → to), keyed by node positions.
     links: BTreeMap<(usize, usize), LinkProxy>,
     start_timeout: Duration,
+    /// The extra arguments every node gets, nodes added later included.
+    extra_args: Vec<String>,
     /// Holds every data dir and log; declared last so it is deleted after the processes die.
     root: TempDir,
 }
@@ -137,15 +166,7 @@ impl Cluster {
 
         let mut nodes = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let data_dir = root.path().join(id);
-            let mut args = vec![
-                "--id".to_string(),
-                id.clone(),
-                "--addr".to_string(),
-                addrs[i].to_string(),
-                "--data-dir".to_string(),
-                data_dir.display().to_string(),
-            ];
+            let mut args = Vec::new();
             if config.size > 1 {
                 args.push("--peers".to_string());
                 args.push(peers_arg(i, &ids, &addrs, |from, to| {
@@ -153,16 +174,7 @@ impl Cluster {
                 }));
             }
             args.extend(config.extra_args.iter().cloned());
-            nodes.push(NodeProc {
-                id: id.clone(),
-                addr: addrs[i],
-                data_dir,
-                log: root.path().join(format!("{id}.log")),
-                args,
-                child: None,
-                exited: None,
-                reserved: None,
-            });
+            nodes.push(NodeProc::new(root.path(), id, addrs[i], args));
         }
         for (node, reservation) in nodes.iter_mut().zip(reservations.drain(..)) {
             node.reserved = Some(reservation);
@@ -173,6 +185,7 @@ impl Cluster {
             nodes,
             links,
             start_timeout: config.start_timeout,
+            extra_args: config.extra_args.clone(),
             root,
         };
         for i in 0..config.size {
@@ -182,6 +195,43 @@ impl Cluster {
             cluster.wait_healthy(i).await?;
         }
         Ok(cluster)
+    }
+
+    /// Starts a new node `n{size+1}` that joins the running cluster (`--join` with every
+    /// node's address, no `--peers`, the cluster's extra arguments) and waits until it answers
+    /// `/healthz`; returns its position. Its links are not proxied. It is not a member until
+    /// the leader adds it.
+    pub async fn add_node(&mut self) -> Result<usize, String> {
+        let i = self.nodes.len();
+        let id = format!("n{}", i + 1);
+        let (addr, reservation) = reserve_addr()?;
+        let join: Vec<String> = self.nodes.iter().map(|n| n.addr.to_string()).collect();
+        let mut args = vec!["--join".to_string(), join.join(",")];
+        args.extend(self.extra_args.iter().cloned());
+        let mut node = NodeProc::new(self.root.path(), &id, addr, args);
+        node.reserved = Some(reservation);
+        self.nodes.push(node);
+        self.spawn(i)?;
+        self.wait_healthy(i).await?;
+        Ok(i)
+    }
+
+    /// Sets node `i`'s `flag` to `value` for its next start (replacing the flag's value, or
+    /// adding the flag), or removes the flag and its value with `None`.
+    pub fn set_arg(&mut self, i: usize, flag: &str, value: Option<&str>) {
+        let args = &mut self.nodes[i].args;
+        if let Some(pos) = args.iter().position(|a| a == flag) {
+            args.drain(pos..(pos + 2).min(args.len()));
+        }
+        if let Some(v) = value {
+            args.push(flag.to_string());
+            args.push(v.to_string());
+        }
+    }
+
+    /// The arguments node `i` starts with.
+    pub fn args(&self, i: usize) -> &[String] {
+        &self.node(i).args
     }
 
     /// Number of nodes.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use raftkv_core::raft::{HardState, StableStore, StorageError};
 
-use super::{atomic_write, corrupt, frame, prepare_dir, read_optional};
+use super::{atomic_write, frame, prepare_dir, read_json_frame, read_optional};
 
 /// The file name inside the data dir.
 pub const FILE: &str = "hardstate";
@@ -36,14 +36,10 @@ impl DiskStableStore {
 }
 
 /// Decodes the whole file; the file is only ever replaced atomically, so any damage is
-/// corruption of the medium, never a torn write, and must not be papered over (a lost vote
-/// could let this node vote twice in one term).
+/// corruption and must not be papered over (a lost vote could let this node vote twice in one
+/// term).
 fn decode(path: &Path, bytes: &[u8]) -> Result<HardState, StorageError> {
-    let (payload, used) = frame::decode(bytes, MAX_LEN).map_err(|e| corrupt(path, e))?;
-    if used != bytes.len() {
-        return Err(corrupt(path, "trailing bytes after the hard state"));
-    }
-    serde_json::from_slice(payload).map_err(|e| corrupt(path, e))
+    read_json_frame(path, bytes, MAX_LEN)
 }
 
 impl StableStore for DiskStableStore {

@@ -10,6 +10,7 @@
 //! | `raft.log`  | a header frame (JSON: format, version, base index and term), then one frame per `LogEntry` as JSON | appends (fsync in `sync`); prefix compaction rewrites it via temp + rename |
 //! | `raft.lock` | empty; flock-ed while a `DiskLogStore` is open (one writer per data dir) | created once |
 //! | `snapshot`  | a frame with the `SnapshotMeta` as JSON, then a frame with the snapshot bytes | temp + fsync + rename + fsync dir |
+//! | `cluster`   | one frame: the stored configuration as JSON (bootstrap voters, member addresses; see [`crate::cluster_file`]) | temp + fsync + rename + fsync dir |
 //!
 //! Files named `*.tmp` are unfinished replacements: a crash may leave one behind, and opening
 //! the data dir deletes them. Only the log is ever written in place, and only by appending or by
@@ -104,6 +105,21 @@ pub(crate) fn atomic_write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), S
 /// The temp file a replacement of `dir/name` is written to.
 pub(crate) fn tmp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.tmp"))
+}
+
+/// Decodes a file that is exactly one frame of JSON. Such files are only ever replaced
+/// atomically, so any damage is corruption of the medium, never a torn write, and is reported
+/// rather than papered over.
+pub(crate) fn read_json_frame<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    max_len: usize,
+) -> Result<T, StorageError> {
+    let (payload, used) = frame::decode(bytes, max_len).map_err(|e| corrupt(path, e))?;
+    if used != bytes.len() {
+        return Err(corrupt(path, "trailing bytes after the record"));
+    }
+    serde_json::from_slice(payload).map_err(|e| corrupt(path, e))
 }
 
 /// The content of `path`, or `None` when it does not exist.

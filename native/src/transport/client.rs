@@ -1,7 +1,7 @@
 //! Sending Raft messages: one bounded queue and one worker task per peer, so a dead or slow
 //! peer only ever delays (and then drops) its own messages, never another peer's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -181,6 +181,22 @@ impl HttpTransport {
             .iter()
             .map(|(id, q)| (id.clone(), q.counters.snapshot()))
             .collect()
+    }
+
+    /// Ends the workers of peers not in `keep` (members that left the configuration): their
+    /// queues are dropped, so each worker stops once it has sent what it already holds. A
+    /// later message to such a peer starts a new worker. Returns the peers dropped.
+    pub fn retain_peers(&mut self, keep: &BTreeSet<NodeId>) -> Vec<NodeId> {
+        let gone: Vec<NodeId> = self
+            .peers
+            .keys()
+            .filter(|id| !keep.contains(*id))
+            .cloned()
+            .collect();
+        for id in &gone {
+            self.peers.remove(id);
+        }
+        gone
     }
 
     /// The queue of `to`, starting its worker on first use.
