@@ -92,6 +92,7 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
             term: b % 6,
             vote_granted: c % 2 == 0,
             pre_vote: d % 2 == 0,
+            commit: (0, 0),
         }),
         4 => Message::InstallSnapshot(InstallSnapshot {
             term: b % 5,

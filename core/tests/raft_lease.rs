@@ -105,6 +105,7 @@ fn lease_runs_from_the_echoed_send_time_and_never_from_a_missing_or_forged_one()
         term: 2,
         vote_granted: true,
         pre_vote: false,
+        commit: (0, 0),
     };
     f.step(
         3,
@@ -437,6 +438,7 @@ fn follower_that_refuses_votes_takes_no_later_term_from_an_answer() {
             term,
             vote_granted: false,
             pre_vote: false,
+            commit: (0, 0),
         })
     };
     let rv = |term| {

@@ -148,14 +148,37 @@ impl<M: StateMachine> Node<M> {
         } else {
             self.term
         };
+        let commit = self.commit_hint();
         self.send(
             from,
             Message::RequestVoteResponse(RequestVoteResponse {
                 term,
                 vote_granted: grant,
                 pre_vote: m.pre_vote,
+                commit,
             }),
         );
+        Ok(())
+    }
+
+    /// The highest committed entry this node knows, as (index, term), for vote answers.
+    fn commit_hint(&self) -> (super::Index, super::Term) {
+        let index = self.commit_index;
+        match self.term_if_present(index) {
+            Ok(Some(term)) => (index, term),
+            _ => (0, 0),
+        }
+    }
+
+    /// A voter says (index, term) is committed: if our log holds that very entry, the prefix
+    /// up to it is the committed one (log matching) and counts as committed here too.
+    fn learn_commit(
+        &mut self,
+        (index, term): (super::Index, super::Term),
+    ) -> Result<(), RaftError> {
+        if index > self.commit_index && self.term_if_present(index)? == Some(term) {
+            self.advance_commit(index)?;
+        }
         Ok(())
     }
 
@@ -202,6 +225,7 @@ impl<M: StateMachine> Node<M> {
                 term: self.term,
                 vote_granted: false,
                 pre_vote,
+                commit: self.commit_hint(),
             }),
         );
     }
@@ -214,6 +238,15 @@ impl<M: StateMachine> Node<M> {
         from: &NodeId,
         m: RequestVoteResponse,
     ) -> Result<(), RaftError> {
+        if matches!(self.role, Role::PreCandidate | Role::Candidate) {
+            let before = self.commit_index;
+            self.learn_commit(m.commit)?;
+            if self.commit_index > before && !self.may_campaign()? {
+                // A configuration we did not know was committed: campaign again once it is in
+                // force, not with the one this election counts.
+                return self.become_follower(now, self.term, None);
+            }
+        }
         let current = match self.role {
             // A grant echoes the pre-vote term (ours + 1); a refusal carries the voter's term,
             // which `check_term` has already seen is not above ours.

@@ -37,6 +37,12 @@ pub struct Membership {
     /// Each member's address, as the host gave it (empty in the simulator).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub addrs: BTreeMap<NodeId, String>,
+    /// Nodes that were members and were removed (until added again). Their messages are
+    /// dropped; messages from nodes never heard of are not, since they may be members added
+    /// while this node was away (etcd keeps the same list). Invariant: disjoint from the
+    /// members.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub removed: BTreeSet<NodeId>,
 }
 
 impl Membership {
@@ -91,6 +97,7 @@ impl Membership {
         self.learners.is_disjoint(&self.voters)
             && self.learners.is_disjoint(&self.outgoing)
             && !self.voters.is_empty()
+            && self.removed.iter().all(|id| !self.is_member(id))
     }
 
     /// Asserts the invariants on the fields (debug builds).
@@ -98,6 +105,10 @@ impl Membership {
         debug_assert!(
             self.learners.is_disjoint(&self.voters) && self.learners.is_disjoint(&self.outgoing),
             "learners vote: {self:?}"
+        );
+        debug_assert!(
+            self.removed.iter().all(|id| !self.is_member(id)),
+            "a removed node is a member: {self:?}"
         );
         debug_assert!(
             self.is_empty() || !self.voters.is_empty(),

@@ -84,6 +84,12 @@ pub struct RequestVoteResponse {
     pub vote_granted: bool,
     /// Whether this answers a pre-vote.
     pub pre_vote: bool,
+    /// An entry the voter knows is committed (index, term; (0, 0) for none): a candidate whose
+    /// log holds that very entry may take it as committed. It lets a voter that missed its
+    /// leader's last commit (say, of the configuration that removed that leader) learn it
+    /// from any member, and campaign with the configuration that is really in force.
+    #[serde(default)]
+    pub commit: (Index, Term),
 }
 
 /// AppendEntries: replication and heartbeat.

@@ -284,7 +284,7 @@ impl<M: StateMachine> Node<M> {
         Ok(node)
     }
 
-    /// Handles a message from `from`. Messages from non-members, from itself, or carrying a
+    /// Handles a message from `from`. Messages from removed nodes, from itself, or carrying a
     /// term or index beyond any real cluster's reach (2^62) are dropped.
     pub fn step(
         &mut self,
@@ -293,15 +293,15 @@ impl<M: StateMachine> Node<M> {
         msg: Message<M::Command>,
     ) -> Result<(), RaftError> {
         self.now = self.now.max(now);
-        // A node without a configuration (joining) hears from anyone: the leader that added
-        // it, whose configuration reaches it with the log.
-        let joining = self.membership.is_empty();
-        // A leader that removed itself hands over with TimeoutNow after its removal took
-        // effect here too: from the leader we follow, that one message still counts.
+        // Messages from removed nodes are dropped, so they cannot disrupt the cluster. Nodes
+        // never heard of are heard: members added while this node was away (or, joining, the
+        // leader that added it), whose configuration reaches it with the log. A leader that
+        // removed itself hands over with TimeoutNow after its removal took effect here too:
+        // from the leader we follow, that one message still counts.
         let handover =
             matches!(msg, Message::TimeoutNow(_)) && self.leader_id.as_ref() == Some(from);
-        let known = joining || handover || self.is_member(from);
-        if from == &self.cfg.id || !known || !within_limits(&msg) {
+        let dropped = self.membership.removed.contains(from) && !handover;
+        if from == &self.cfg.id || dropped || !within_limits(&msg) {
             return Ok(());
         }
         if !self.check_term(now, from, &msg)? {
@@ -911,11 +911,6 @@ impl<M: StateMachine> Node<M> {
         ProposeError::NotLeader {
             leader: self.leader_id.clone(),
         }
-    }
-
-    /// Whether `id` is a member (messages from anyone else are dropped).
-    pub(super) fn is_member(&self, id: &NodeId) -> bool {
-        self.tracker.is_member(id)
     }
 
     /// Every member except this node.

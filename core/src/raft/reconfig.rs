@@ -110,6 +110,7 @@ impl<M: StateMachine> Node<M> {
                     if next.is_member(id) {
                         return Err(ConfChangeError::AlreadyMember { id: id.clone() });
                     }
+                    next.removed.remove(id);
                     if matches!(step, ConfStep::AddLearner { .. }) {
                         next.learners.insert(id.clone());
                     } else {
@@ -145,6 +146,8 @@ impl<M: StateMachine> Node<M> {
             next.addrs
                 .retain(|id, _| next.voters.contains(id) || next.learners.contains(id));
         }
+        let gone: Vec<NodeId> = cur.members().difference(&next.members()).cloned().collect();
+        next.removed.extend(gone);
         self.check_reachable(now, &next)?;
         Ok(next)
     }
@@ -267,6 +270,13 @@ impl<M: StateMachine> Node<M> {
         }
         let mut next = self.membership.clone();
         next.outgoing.clear();
+        let gone: Vec<NodeId> = self
+            .membership
+            .members()
+            .difference(&next.members())
+            .cloned()
+            .collect();
+        next.removed.extend(gone);
         next.addrs
             .retain(|id, _| next.voters.contains(id) || next.learners.contains(id));
         self.append_config(next)?;

@@ -211,6 +211,11 @@ impl<M: StateMachine> Node<M> {
         from: &NodeId,
         m: AppendEntriesResponse,
     ) -> Result<(), RaftError> {
+        // An answer that reaches a node no longer leading (it just stepped down on this very
+        // answer's term) must not make it send AppendEntries in a term it does not lead.
+        if self.leader.is_none() {
+            return Ok(());
+        }
         let seq = self.current_read_seq();
         let latest = self.now;
         let Some(pr) = self.tracker.progress_mut(from) else {

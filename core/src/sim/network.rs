@@ -576,6 +576,7 @@ mod tests {
                         term: 2,
                         vote_granted: true,
                         pre_vote: false,
+                        commit: (0, 0),
                     },
                 )),
                 duplicate_of: None,
