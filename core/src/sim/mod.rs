@@ -4,6 +4,7 @@
 //! - [`rng`]: the seeded ChaCha streams every random draw comes from, and FNV-1a hashing;
 //! - [`network`]: links (latency, loss, duplication), directed cuts, messages in flight;
 //! - [`queue`]: the (time, sequence)-ordered event queue;
+//! - [`clock`]: each node's own clock (drift and forward jumps);
 //! - [`cluster`]: the nodes' host, stepped one event at a time and inspectable in between;
 //! - [`client`]: clients that retry with the same `(client_id, seq)`;
 //! - [`history`]: the clients' operation history (JSON lines);
@@ -22,6 +23,7 @@
 //! ```
 
 pub mod client;
+pub mod clock;
 pub mod cluster;
 pub mod fault;
 pub mod history;
@@ -35,6 +37,7 @@ pub mod schedule;
 pub mod trace;
 
 pub use client::{ClientConfig, ClientOp, Workload};
+pub use clock::NodeClock;
 pub use cluster::{ClientView, Cluster, NodeView, SimConfig, SimStats};
 pub use fault::Fault;
 pub use history::{History, HistoryOp, OpKind, OpStatus};

@@ -10,13 +10,17 @@
 //! design: unless [`Scenario::check_stale_reads`] is set, the linearizability check covers the
 //! writes and readindex reads only (see [`History::without_stale_reads`]), and stale reads must
 //! merely return a value some write produced (see [`History::invented_stale_reads`]).
+//!
+//! Half the seeds (`drift_chance`) give every node a clock of its own: a rate drawn from ±5%
+//! (`drift_max_ppm`) and up to three forward jumps of up to 10 ms, inside what
+//! `Config::lease_drift_margin` allows for (see [`clock`](super::clock)).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::client::Workload;
-use super::cluster::{Cluster, SimConfig, SimStats};
+use super::cluster::{Cluster, MAX_NODES, SimConfig, SimStats};
 use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Violation};
@@ -73,6 +77,17 @@ pub struct Scenario {
     /// left out of it, since they may return old values by design; they must still return a
     /// value some write produced.
     pub check_stale_reads: bool,
+    /// The share of seeds whose nodes' clocks drift (the others all read the global time).
+    pub drift_chance: f64,
+    /// The most a drifting clock is off the global rate, in parts per million: each node draws
+    /// its rate from `±drift_max_ppm`. The default, 5%, keeps any two clocks' disagreement about
+    /// a lease well inside `Config::lease_drift_margin`.
+    pub drift_max_ppm: i32,
+    /// The most forward clock jumps a drifting seed draws (each on a random node at a random
+    /// time before the healing).
+    pub clock_jumps_max: u64,
+    /// The longest forward jump, in ms.
+    pub clock_jump_max: Millis,
 }
 
 fn keep_config(_: &mut Config) {}
@@ -100,6 +115,10 @@ impl Default for Scenario {
             disk_latency_chance: 0.5,
             disk_latency_max: 20,
             check_stale_reads: false,
+            drift_chance: 0.5,
+            drift_max_ppm: 50_000,
+            clock_jumps_max: 3,
+            clock_jump_max: 10,
         }
     }
 }
@@ -123,6 +142,9 @@ pub struct RunPlan {
     pub snapshot_trailing: u64,
     /// How long the nodes' writes take (see [`SimConfig::disk_latency`]).
     pub disk_latency: (Millis, Millis),
+    /// Each node slot's clock rate (see [`SimConfig::clock_ppm`]); all 0 without drift. The
+    /// clock jumps are in `schedule`.
+    pub clock_ppm: Vec<i32>,
 }
 
 impl Scenario {
@@ -162,6 +184,8 @@ impl Scenario {
             false => (0, 0),
             true => (0, rng.range(1, self.disk_latency_max.max(1))),
         };
+        let mut schedule = schedule;
+        let clock_ppm = self.draw_clocks(&mut rng, nodes, &mut schedule);
         RunPlan {
             seed,
             nodes,
@@ -171,7 +195,33 @@ impl Scenario {
             snapshot_threshold,
             snapshot_trailing,
             disk_latency,
+            clock_ppm,
         }
+    }
+
+    /// Each node's clock rate, and forward jumps added to `schedule`: for a share of the seeds
+    /// (`drift_chance`) only.
+    fn draw_clocks(
+        &self,
+        rng: &mut SimRng,
+        nodes: usize,
+        schedule: &mut Vec<(Millis, Fault)>,
+    ) -> Vec<i32> {
+        if !rng.chance(self.drift_chance) {
+            return vec![0; MAX_NODES];
+        }
+        let max = u64::from(self.drift_max_ppm.unsigned_abs());
+        let ppm = (0..MAX_NODES)
+            .map(|_| (rng.range(0, 2 * max) as i64 - max as i64) as i32)
+            .collect();
+        for _ in 0..rng.range(0, self.clock_jumps_max) {
+            let at = rng.range(0, self.faults.fault_end.saturating_sub(1));
+            let node = rng.index(nodes);
+            let ms = rng.range(1, self.clock_jump_max.max(1));
+            schedule.push((at, Fault::ClockJump { node, ms }));
+        }
+        schedule.sort_by_key(|(t, _)| *t);
+        ppm
     }
 
     /// Builds the cluster of `plan` with its faults scheduled and workloads set, at time 0.
@@ -182,6 +232,7 @@ impl Scenario {
         cfg.trace = trace;
         cfg.check_commit_rule = self.check_commit_rule;
         cfg.disk_latency = plan.disk_latency;
+        cfg.clock_ppm = plan.clock_ppm.clone();
         let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
         raft.snapshot_threshold = plan.snapshot_threshold;
         raft.snapshot_trailing = plan.snapshot_trailing;
@@ -256,6 +307,16 @@ impl Scenario {
                 snapshot_threshold: plan.snapshot_threshold,
                 snapshot_trailing: plan.snapshot_trailing,
                 slow_disk: plan.disk_latency.1 > 0,
+                drift_ppm: plan.clock_ppm[..plan.nodes.min(plan.clock_ppm.len())]
+                    .iter()
+                    .map(|p| p.unsigned_abs())
+                    .max()
+                    .unwrap_or(0),
+                clock_jumps: plan
+                    .schedule
+                    .iter()
+                    .filter(|(_, f)| matches!(f, Fault::ClockJump { .. }))
+                    .count() as u64,
             }),
             Err(v) => Err((v, Some(c))),
         }
@@ -376,6 +437,10 @@ pub struct RunReport {
     pub snapshot_trailing: u64,
     /// Whether the seed's writes took time to become durable.
     pub slow_disk: bool,
+    /// The largest clock rate offset among the seed's nodes, in ppm (0: no drift).
+    pub drift_ppm: u32,
+    /// Forward clock jumps in the seed's schedule.
+    pub clock_jumps: u64,
 }
 
 /// A failed run: the seed, what broke, and the end of the trace.

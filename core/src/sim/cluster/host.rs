@@ -8,7 +8,7 @@ use crate::sim::invariants::LogChange;
 
 impl Cluster {
     pub(super) fn handle_request(&mut self, i: usize, req: ClientRequest) -> Result<(), Violation> {
-        let now = self.now;
+        let now = self.local_now(i);
         let client_id = crate::sim::network::client_name(req.client);
         let waiter = Waiter {
             client: req.client,
@@ -293,13 +293,15 @@ impl Cluster {
         }
     }
 
+    /// Schedules node `i`'s timer for its `deadline` (its own time), in global time.
     pub(super) fn schedule_node_timer(&mut self, i: usize, deadline: Millis, ticked: bool) {
+        let n = &mut self.nodes[i];
+        let deadline = n.clock.global(self.now, deadline);
         if deadline == Millis::MAX {
             return;
         }
         let earliest = if ticked { self.now + 1 } else { self.now };
         let at = deadline.max(earliest);
-        let n = &mut self.nodes[i];
         if n.timer_at == Some(at) {
             return;
         }
@@ -442,7 +444,7 @@ impl Cluster {
     }
 
     pub(super) fn start_node(&mut self, i: usize) -> Result<(), Violation> {
-        let now = self.now;
+        let now = self.local_now(i);
         let seed = self.cfg.seed;
         let mut cfg = self.cfg.raft.clone();
         let n = &mut self.nodes[i];
