@@ -16,9 +16,11 @@ mod view;
 pub use view::{ClientView, NodeView};
 
 use super::client::{
-    Answer, Client, ClientConfig, ClientOp, ClientReply, ClientRequest, Effect, Workload,
+    Answer, Client, ClientConfig, ClientOp, ClientReply, ClientRequest, Effect, ReadOptions,
+    Workload,
 };
 use super::clock::NodeClock;
+use super::committed_reads::CommittedLog;
 use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Invariants, Violation};
@@ -118,6 +120,10 @@ pub struct SimStats {
     pub writes_lost: u64,
     /// Readys a killed node had made durable without sending the messages that waited.
     pub writes_unsent: u64,
+    /// Reads a leader served on its lease (without a confirmation round).
+    pub lease_reads: u64,
+    /// Reads that had to wait for the serving node to apply their floor (read-your-writes).
+    pub reads_waited: u64,
 }
 
 /// A node's life.
@@ -136,10 +142,25 @@ struct Waiter {
     attempt: u32,
 }
 
+/// A client's read waiting at a node.
+#[derive(Clone, Debug)]
+struct ReadWaiter {
+    waiter: Waiter,
+    /// The key read.
+    key: String,
+    /// The node serves the read only once it applied this index (the client's own write, or
+    /// a lease read's read index).
+    floor: Index,
+    /// Served on a lease (counted in [`SimStats::lease_reads`]).
+    lease: bool,
+}
+
 struct SimNode {
     id: NodeId,
-    /// Clients waiting for a proposal, and for a read (of a key).
-    waiters: Waiters<Waiter, (Waiter, String)>,
+    /// Clients waiting for a proposal, and for a ReadIndex read.
+    waiters: Waiters<Waiter, ReadWaiter>,
+    /// Reads waiting for the node to apply their floor, with when they give up (global time).
+    floor_reads: Vec<(ReadWaiter, Millis)>,
     state: NodeState,
     incarnation: u32,
     timer_generation: u64,
@@ -174,6 +195,9 @@ pub struct Cluster {
     outbox: Vec<(NodeId, Message)>,
     /// Disk latency and crash-survival draws.
     disk: SimRng,
+    /// Every committed entry, recorded when a node first applies it (what served reads are
+    /// checked against: [`committed_reads`](super::committed_reads)).
+    committed: CommittedLog,
 }
 
 impl Cluster {
@@ -208,6 +232,7 @@ impl Cluster {
             failure: None,
             outbox: Vec::new(),
             disk: SimRng::new(cfg.seed, Stream::Disk),
+            committed: CommittedLog::new(),
             cfg,
         };
         for (i, id) in voters.into_iter().enumerate() {
@@ -222,6 +247,7 @@ impl Cluster {
                 writes: VecDeque::new(),
                 write_generation: 0,
                 waiters: Waiters::default(),
+                floor_reads: Vec::new(),
                 snapshot_index: 0,
                 starting: false,
                 clock,
@@ -536,6 +562,17 @@ impl Cluster {
         }
     }
 
+    /// Has client `i` read `key` under `policy` (after what it is doing now), served as `opts`
+    /// says: at a chosen node first (a follower, say), and read-your-writes (the serving node
+    /// waits until it applied the client's last acknowledged write).
+    pub fn submit_read(&mut self, i: usize, key: &str, policy: ReadPolicy, opts: ReadOptions) {
+        let now = self.now;
+        if let Some(c) = self.clients.get_mut(i) {
+            let fx = c.submit_read(now, key, policy, opts);
+            self.client_effects(i, fx);
+        }
+    }
+
     /// Points client `i` at node `node` for its next attempt.
     pub fn set_client_target(&mut self, i: usize, node: usize) {
         if let Some(c) = self.clients.get_mut(i) {
@@ -565,6 +602,11 @@ impl Cluster {
     /// The client history so far.
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// The committed log as the nodes applied it (see [`CommittedLog`]).
+    pub fn committed_log(&self) -> &CommittedLog {
+        &self.committed
     }
 
     // ----- internals -----

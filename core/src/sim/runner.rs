@@ -10,6 +10,11 @@
 //! design: unless [`Scenario::check_stale_reads`] is set, the linearizability check covers the
 //! writes and readindex reads only (see [`History::without_stale_reads`]), and stale reads must
 //! merely return a value some write produced (see [`History::invented_stale_reads`]).
+//! Every read — stale, read-your-writes, readindex, lease — must also return the committed
+//! log's value at the serving node's applied index (see [`committed_reads`]). A share of the
+//! other clients (`lease_read_chance`) read on the leader's lease; a share of the reads go to a
+//! random node first (`Workload::follower_reads`), and half the stale reads wait for the
+//! client's own last write (`Workload::own_writes_reads`).
 //!
 //! Half the seeds (`drift_chance`) give every node a clock of its own: a rate drawn from ±5%
 //! (`drift_max_ppm`) and up to three forward jumps of up to 10 ms, inside what
@@ -21,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::Workload;
 use super::cluster::{Cluster, MAX_NODES, SimConfig, SimStats};
+use super::committed_reads;
 use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Violation};
@@ -69,6 +75,9 @@ pub struct Scenario {
     pub snapshot_threshold_max: u64,
     /// The chance that a client reads stale instead of with `workload.read_policy`.
     pub stale_read_chance: f64,
+    /// The chance that a client that does not read stale reads on the leader's lease
+    /// ([`ReadPolicy::Lease`]) instead of with `workload.read_policy`.
+    pub lease_read_chance: f64,
     /// The share of seeds whose writes take time (the others are durable at once).
     pub disk_latency_chance: f64,
     /// The longest write a seed with disk latency draws.
@@ -112,6 +121,7 @@ impl Default for Scenario {
             snapshot_threshold_min: 3,
             snapshot_threshold_max: 20,
             stale_read_chance: 0.25,
+            lease_read_chance: 0.4,
             disk_latency_chance: 0.5,
             disk_latency_max: 20,
             check_stale_reads: false,
@@ -186,6 +196,12 @@ impl Scenario {
         };
         let mut schedule = schedule;
         let clock_ppm = self.draw_clocks(&mut rng, nodes, &mut schedule);
+        let mut workloads: Vec<Workload> = workloads;
+        for w in &mut workloads {
+            if rng.chance(self.lease_read_chance) && w.read_policy != ReadPolicy::Stale {
+                w.read_policy = ReadPolicy::Lease;
+            }
+        }
         RunPlan {
             seed,
             nodes,
@@ -399,6 +415,16 @@ impl Scenario {
                     detail,
                 });
             }
+        }
+        // Every read served from a node's state machine, stale ones included, against the
+        // committed log at the node's applied index.
+        if let Err(e) = committed_reads::check(c.history(), c.committed_log()) {
+            return Err(Violation {
+                invariant: Invariant::CommittedReads,
+                time: c.now(),
+                nodes: Vec::new(),
+                detail: e.to_string(),
+            });
         }
         Ok(())
     }
