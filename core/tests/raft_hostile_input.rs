@@ -95,6 +95,7 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
             leader_id: id("n2"),
             last_included_index: c,
             last_included_term: d % 5,
+            membership: Default::default(),
             data: if e % 2 == 0 {
                 b"{not json".to_vec()
             } else {
@@ -157,6 +158,7 @@ fn hostile_snapshot_at_an_absurd_index_is_dropped() {
         leader_id: id("n2"),
         last_included_index: u64::MAX,
         last_included_term: 1,
+        membership: Default::default(),
         data: KvStateMachine::new().snapshot(),
     });
     f.step(1, &id("n2"), is, &mut out).unwrap();

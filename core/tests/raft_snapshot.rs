@@ -40,9 +40,14 @@ fn snapshot_at_the_threshold_replaces_the_log_prefix_it_covers() {
     // The stored snapshot is the state machine at that index.
     let sm_bytes = n.state_machine().snapshot();
     c.crash(&leader);
-    let (meta, data) = c.crashed[&leader].snapshot.load().unwrap().unwrap();
-    assert_eq!(meta.last_included_index, 10);
-    assert_eq!(data, sm_bytes);
+    let snap = c.crashed[&leader].snapshot.load().unwrap().unwrap();
+    assert_eq!(snap.meta.last_included_index, 10);
+    assert_eq!(snap.data, sm_bytes);
+    assert_eq!(
+        snap.membership.voters.len(),
+        3,
+        "the snapshot carries the configuration"
+    );
     // Below the threshold nothing is taken.
     let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = 50);
     let leader = c.elect();
@@ -163,6 +168,7 @@ fn snapshot_msg(index: u64, term: u64, sm: &KvStateMachine) -> Message {
         leader_id: id("n2"),
         last_included_index: index,
         last_included_term: term,
+        membership: Default::default(),
         data: sm.snapshot(),
     })
 }
@@ -210,6 +216,7 @@ fn install_snapshot_keeps_a_matching_suffix_and_discards_a_conflicting_log() {
         leader_id: id("n2"),
         last_included_index: 5,
         last_included_term: 3,
+        membership: Default::default(),
         data: b"garbage".to_vec(),
     });
     f.step(1, &id("n2"), bad, &mut out).unwrap();

@@ -4,7 +4,7 @@
 use raftkv_core::kvraft::Payload;
 use raftkv_core::kvraft::{LogEntry, MemLogStore};
 use raftkv_core::raft::{
-    HardState, LogStore, MemSnapshotStore, MemStableStore, SnapshotMeta, SnapshotStore,
+    HardState, LogStore, MemSnapshotStore, MemStableStore, Membership, SnapshotMeta, SnapshotStore,
     StableStore, StorageError,
 };
 use raftkv_core::types::{Command, NodeId};
@@ -96,6 +96,7 @@ fn mem_stable_store_term_vote() {
     let hs = HardState {
         term: 5,
         voted_for: Some(NodeId::from("n2")),
+        commit: 0,
     };
     s.set_hard_state(&hs).unwrap();
     assert_eq!(s.hard_state(), Ok(hs));
@@ -104,6 +105,7 @@ fn mem_stable_store_term_vote() {
     s.set_hard_state(&HardState {
         term: 6,
         voted_for: None,
+        commit: 0,
     })
     .unwrap();
     assert_eq!(s.voted_for(), Ok(None));
@@ -118,15 +120,21 @@ fn snapshot_store_save_load() {
         last_included_index: 7,
         last_included_term: 2,
     };
-    s.save(meta, b"first").unwrap();
-    assert_eq!(s.load(), Ok(Some((meta, b"first".to_vec()))));
+    s.save(meta, &Membership::default(), b"first").unwrap();
+    assert_eq!(
+        s.load().unwrap().map(|x| (x.meta, x.data)),
+        Some((meta, b"first".to_vec()))
+    );
     // A later save replaces it.
     let meta2 = SnapshotMeta {
         last_included_index: 9,
         last_included_term: 3,
     };
-    s.save(meta2, b"second").unwrap();
-    assert_eq!(s.load(), Ok(Some((meta2, b"second".to_vec()))));
+    s.save(meta2, &Membership::default(), b"second").unwrap();
+    assert_eq!(
+        s.load().unwrap().map(|x| (x.meta, x.data)),
+        Some((meta2, b"second".to_vec()))
+    );
 }
 
 #[wasm_bindgen_test(unsupported = test)]

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use raftkv_core::kvraft::{LogEntry, MemLogStore};
 use raftkv_core::raft::{
-    HardState, LogStore, MemSnapshotStore, MemStableStore, SnapshotMeta, SnapshotStore,
-    StableStore, StorageError,
+    HardState, LogStore, MemSnapshotStore, MemStableStore, Membership, SnapshotMeta, SnapshotStore,
+    StableStore, StorageError, StoredSnapshot,
 };
 use raftkv_core::types::{Command, NodeId};
 use raftkv_native::disk::{self, DiskLogStore, DiskSnapshotStore, DiskStableStore};
@@ -322,6 +322,7 @@ fn check_stable_contract(store: &mut dyn StableStore) {
     let hs = HardState {
         term: 3,
         voted_for: Some(NodeId::from("n2")),
+        commit: 7,
     };
     store.set_hard_state(&hs).unwrap();
     store.sync().unwrap();
@@ -340,6 +341,7 @@ fn hard_state_round_trip_and_atomic_replace() {
     let hs = HardState {
         term: 4,
         voted_for: None,
+        commit: 0,
     };
     store.set_hard_state(&hs).unwrap();
     assert_eq!(
@@ -370,6 +372,14 @@ fn hard_state_round_trip_and_atomic_replace() {
     ));
 }
 
+fn stored(meta: SnapshotMeta, membership: Membership, data: &[u8]) -> StoredSnapshot {
+    StoredSnapshot {
+        meta,
+        membership,
+        data: data.to_vec(),
+    }
+}
+
 fn check_snapshot_contract(store: &mut dyn SnapshotStore) {
     assert_eq!(store.load(), Ok(None));
     let meta = SnapshotMeta {
@@ -377,14 +387,20 @@ fn check_snapshot_contract(store: &mut dyn SnapshotStore) {
         last_included_term: 2,
     };
     let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-    store.save(meta, &data).unwrap();
-    assert_eq!(store.load(), Ok(Some((meta, data))));
+    let mut conf = Membership::with_voters(["n1".into(), "n2".into()]);
+    conf.learners.insert("n3".into());
+    conf.addrs.insert("n3".into(), "127.0.0.1:7003".into());
+    store.save(meta, &conf, &data).unwrap();
+    assert_eq!(store.load(), Ok(Some(stored(meta, conf, &data))));
     let meta2 = SnapshotMeta {
         last_included_index: 20,
         last_included_term: 3,
     };
-    store.save(meta2, b"").unwrap();
-    assert_eq!(store.load(), Ok(Some((meta2, vec![]))));
+    store.save(meta2, &Membership::default(), b"").unwrap();
+    assert_eq!(
+        store.load(),
+        Ok(Some(stored(meta2, Membership::default(), b"")))
+    );
 }
 
 #[test]
@@ -397,10 +413,16 @@ fn snapshot_store_save_load() {
         last_included_term: 3,
     };
     let store = DiskSnapshotStore::open(dir.path()).unwrap();
-    assert_eq!(store.load(), Ok(Some((meta, vec![]))), "survives reopen");
+    assert_eq!(
+        store.load(),
+        Ok(Some(stored(meta, Membership::default(), b""))),
+        "survives reopen"
+    );
 
     let mut store = DiskSnapshotStore::open(dir.path()).unwrap();
-    store.save(meta, b"{\"kv\":{}}").unwrap();
+    store
+        .save(meta, &Membership::default(), b"{\"kv\":{}}")
+        .unwrap();
     let path = dir.path().join(disk::snapshot::FILE);
     let mut bytes = fs::read(&path).unwrap();
     let last = bytes.len() - 1;
@@ -450,6 +472,7 @@ fn open_stores_creates_missing_dir_and_survives_reopen() {
             .set_hard_state(&HardState {
                 term: 2,
                 voted_for: Some("n1".into()),
+                commit: 0,
             })
             .unwrap();
         stores.log.append(&entries(1, 4, 2)).unwrap();
@@ -461,6 +484,7 @@ fn open_stores_creates_missing_dir_and_survives_reopen() {
                     last_included_index: 1,
                     last_included_term: 2,
                 },
+                &Membership::default(),
                 b"snap",
             )
             .unwrap();
@@ -470,12 +494,13 @@ fn open_stores_creates_missing_dir_and_survives_reopen() {
     assert_eq!(stores.log.read_range(1, 4), Ok(entries(1, 4, 2)));
     assert_eq!(
         stores.snapshot.load(),
-        Ok(Some((
+        Ok(Some(stored(
             SnapshotMeta {
                 last_included_index: 1,
                 last_included_term: 2
             },
-            b"snap".to_vec()
+            Membership::default(),
+            b"snap"
         )))
     );
 }

@@ -66,6 +66,13 @@ impl<M: StateMachine> Node<M> {
         }
         self.uncommitted.clear();
         self.uncommitted_bytes = 0;
+        // Configuration entries already in the log take effect before this leader proposes
+        // a change of its own (docs/membership.md).
+        self.pending_conf_index = self.last_index();
+        #[cfg(feature = "protocol-breaks")]
+        if self.cfg.breaks.conf_change_before_term_commit {
+            self.pending_conf_index = 0;
+        }
         self.set_role(Role::Leader);
         self.set_leader(Some(self.cfg.id.clone()), now);
         self.append_local(Payload::Noop, 0)?;

@@ -18,10 +18,11 @@
 
 use std::collections::BTreeMap;
 
+use super::membership::{ConfChange, ConfChangeError};
 use super::node::{InitialState, Node, Proposal, ProposeError, RaftError};
 use super::{
-    Config, Event, Index, LogStore, MemLogStore, Message, Millis, ReadId, Ready, SnapshotMeta,
-    Stores, Term, Transport,
+    Config, Event, Index, LogStore, MemLogStore, Message, Millis, Payload, ReadId, Ready,
+    SnapshotMeta, Stores, Term, Transport,
 };
 use crate::state_machine::StateMachine;
 use crate::types::NodeId;
@@ -53,8 +54,8 @@ impl<M: StateMachine> Host<M> {
     ) -> Result<Self, RaftError> {
         let hard_state = stores.stable.hard_state()?;
         let snapshot = stores.snapshot.load()?;
-        if let Some((_, data)) = &snapshot {
-            sm.restore(data)
+        if let Some(snap) = &snapshot {
+            sm.restore(&snap.data)
                 .map_err(|e| RaftError::Corrupt(format!("stored snapshot: {e}")))?;
         }
         let log = load_log(stores.log.as_ref())?;
@@ -116,6 +117,19 @@ impl<M: StateMachine> Host<M> {
         out: &mut impl Transport<M::Command>,
     ) -> Result<Proposal, ProposeError> {
         let p = self.feed().propose(now, cmd)?;
+        self.process(out)?;
+        Ok(p)
+    }
+
+    /// Proposes a configuration change (see [`Node::propose_conf_change`]); its outcome
+    /// comes as [`Event::ConfChangeApplied`] or [`Event::ProposalLost`].
+    pub fn propose_conf_change(
+        &mut self,
+        now: Millis,
+        change: ConfChange,
+        out: &mut impl Transport<M::Command>,
+    ) -> Result<Proposal, ConfChangeError> {
+        let p = self.feed().propose_conf_change(now, change)?;
         self.process(out)?;
         Ok(p)
     }
@@ -208,13 +222,17 @@ impl<M: StateMachine> Host<M> {
                 continue; // Covered by a snapshot installed meanwhile.
             }
             debug_assert_eq!(entry.index, applied + 1, "entries apply in order");
-            let result = entry.payload.command().map(|c| self.sm.apply(c));
+            let applied_as = match &entry.payload {
+                Payload::Command(c) => AppliedAs::Command(self.sm.apply(c)),
+                Payload::Config(_) => AppliedAs::Config,
+                Payload::Noop => AppliedAs::Noop,
+            };
             applied = entry.index;
             self.events.push(Event::Applied {
                 index: entry.index,
                 term: entry.term,
             });
-            self.settle(entry.index, entry.term, result);
+            self.settle(entry.index, entry.term, applied_as);
         }
         debug_assert!(
             self.proposals
@@ -228,16 +246,17 @@ impl<M: StateMachine> Host<M> {
 
     /// The entry at `index`, of `term`, was applied: the proposal made there, if any, took
     /// effect only if it is that very entry (same index and term).
-    fn settle(&mut self, index: Index, term: Term, result: Option<M::Reply>) {
+    fn settle(&mut self, index: Index, term: Term, applied: AppliedAs<M::Reply>) {
         let Some(proposed_term) = self.proposals.remove(&index) else {
             return;
         };
-        let event = match result {
-            Some(result) if proposed_term == term => Event::ProposalApplied {
+        let event = match applied {
+            AppliedAs::Command(result) if proposed_term == term => Event::ProposalApplied {
                 index,
                 term,
                 result,
             },
+            AppliedAs::Config if proposed_term == term => Event::ConfChangeApplied { index, term },
             _ => Event::ProposalLost {
                 index,
                 term: proposed_term,
@@ -313,6 +332,17 @@ impl<M: StateMachine> Feed<'_, M> {
         Ok(p)
     }
 
+    /// A configuration change; the host settles its outcome like a proposal's.
+    pub fn propose_conf_change(
+        self,
+        now: Millis,
+        change: ConfChange,
+    ) -> Result<Proposal, ConfChangeError> {
+        let p = self.host.node.propose_conf_change(now, change)?;
+        self.host.proposals.insert(p.index, p.term);
+        Ok(p)
+    }
+
     /// A linearizable read.
     pub fn read_index(self, now: Millis) -> Result<ReadId, ProposeError> {
         self.host.node.read_index(now)
@@ -327,6 +357,16 @@ impl<M: StateMachine> std::ops::Deref for Host<M> {
     }
 }
 
+/// What applying one entry did.
+enum AppliedAs<R> {
+    /// A command, with the state machine's answer.
+    Command(R),
+    /// A configuration entry (it took effect in the node when it was handed out).
+    Config,
+    /// The no-op.
+    Noop,
+}
+
 /// Writes a Ready's durable part to `stores` in the order the Ready's doc gives, then syncs:
 /// term and vote, the snapshot (before the log is cut behind it), the truncation, the new base,
 /// the new entries.
@@ -335,7 +375,7 @@ fn persist_to<C, R>(stores: &mut Stores<C>, rd: &Ready<C, R>) -> Result<(), Raft
         stores.stable.set_hard_state(hs)?;
     }
     if let Some(s) = &rd.snapshot {
-        stores.snapshot.save(s.meta, &s.data)?;
+        stores.snapshot.save(s.meta, &s.membership, &s.data)?;
     }
     if let Some(from) = rd.truncate_from {
         stores.log.delete_from(from)?;

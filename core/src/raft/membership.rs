@@ -85,6 +85,14 @@ impl Membership {
         self.voters.is_empty() && self.outgoing.is_empty() && self.learners.is_empty()
     }
 
+    /// Whether the invariants on the fields hold: what a configuration from the wire must
+    /// satisfy before a node adopts it.
+    pub fn is_valid(&self) -> bool {
+        self.learners.is_disjoint(&self.voters)
+            && self.learners.is_disjoint(&self.outgoing)
+            && !self.voters.is_empty()
+    }
+
     /// Asserts the invariants on the fields (debug builds).
     pub fn check(&self) {
         debug_assert!(
@@ -177,8 +185,7 @@ impl ConfChange {
 }
 
 /// Why a configuration change was refused. Nothing was appended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfChangeError {
     /// Only the leader changes the configuration.
     #[error("not the leader (leader: {leader:?})")]
@@ -228,4 +235,25 @@ pub enum ConfChangeError {
     /// The change has no step, or steps that contradict each other.
     #[error("invalid change: {0}")]
     Invalid(String),
+    /// Storage failed: the node cannot go on.
+    #[error(transparent)]
+    Fatal(#[from] super::RaftError),
+}
+
+impl ConfChangeError {
+    /// The machine-readable name of the refusal (`err_code` in kvserver's answers).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfChangeError::NotLeader { .. } => "not_leader",
+            ConfChangeError::InProgress { .. } => "change_in_progress",
+            ConfChangeError::Transferring => "transferring",
+            ConfChangeError::UnknownNode { .. } => "unknown_node",
+            ConfChangeError::AlreadyMember { .. } => "already_member",
+            ConfChangeError::LastVoter => "last_voter",
+            ConfChangeError::NotCaughtUp { .. } => "not_caught_up",
+            ConfChangeError::NoQuorum => "no_quorum",
+            ConfChangeError::Invalid(_) => "invalid_change",
+            ConfChangeError::Fatal(_) => "internal",
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Index, LogEntry, Term};
+use super::{Index, LogEntry, Membership, Term};
 use crate::types::NodeId;
 
 /// A message between two nodes. The sender is known to the transport, not carried here.
@@ -132,6 +132,10 @@ pub struct InstallSnapshot {
     pub last_included_index: Index,
     /// The term of that index.
     pub last_included_term: Term,
+    /// The configuration at the snapshot's last index (empty from senders that predate
+    /// membership changes).
+    #[serde(default)]
+    pub membership: Membership,
     /// The state machine's snapshot bytes; opaque to Raft.
     pub data: Vec<u8>,
 }

@@ -51,7 +51,7 @@ pub use read::ReadId;
 pub use ready::{Ready, ReadySnapshot};
 pub use storage::{
     HardState, LogEntry, LogStore, MemLogStore, MemSnapshotStore, MemStableStore, Payload,
-    SnapshotMeta, SnapshotStore, StableStore, StorageError, Stores,
+    SnapshotMeta, SnapshotStore, StableStore, StorageError, StoredSnapshot, Stores,
 };
 pub use waiters::{Outcome, Waiters};
 

@@ -25,7 +25,7 @@ use super::replication::{LeaderState, Send};
 use super::tracker::Tracker;
 use super::{
     Config, Event, HardState, Index, LogEntry, LogStore, MemLogStore, Message, Millis, Payload,
-    Role, SnapshotMeta, Status, StorageError, Term,
+    Role, SnapshotMeta, Status, StorageError, StoredSnapshot, Term,
 };
 use crate::state_machine::StateMachine;
 use crate::types::NodeId;
@@ -127,7 +127,7 @@ pub struct InitialState<C> {
     /// The durable log (every entry after its base).
     pub log: MemLogStore<C>,
     /// The latest durable snapshot, if any; the host has restored it into its state machine.
-    pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    pub snapshot: Option<StoredSnapshot>,
 }
 
 impl<C> Default for InitialState<C> {
@@ -188,8 +188,17 @@ pub struct Node<M: StateMachine> {
     /// is a (pre-)candidate.
     pub(super) votes: BTreeMap<NodeId, bool>,
     /// The configuration in force (see `reconfig`). Invariant: the tracker's voters and
-    /// learners are this configuration's.
+    /// learners are this configuration's, and it is the last of `confs`.
     pub(super) membership: Membership,
+    /// The configurations that took effect here, by the index of their entry, oldest first:
+    /// the first is the one at the snapshot (or the one the node was created with, at 0).
+    /// Invariant: not empty, indices increasing, none past `applying`; only the last at or
+    /// below the snapshot index is kept of those.
+    pub(super) confs: Vec<(Index, Membership)>,
+    /// Leader only: the index of the last configuration entry in its log. No change is
+    /// proposed until `applying` reaches it (one change at a time); set to the last index on
+    /// election, so changes from earlier terms take effect first.
+    pub(super) pending_conf_index: Index,
     /// The members and, while leading, their progress: every quorum decision goes through it.
     pub(super) tracker: Tracker,
     /// Replication and read state, present only while leading.
@@ -244,7 +253,9 @@ impl<M: StateMachine> Node<M> {
             election_deadline: now,
             last_leader_contact: None,
             votes: BTreeMap::new(),
+            confs: vec![(0, membership.clone())],
             membership,
+            pending_conf_index: 0,
             tracker,
             leader: None,
             uncommitted: VecDeque::new(),
@@ -256,6 +267,10 @@ impl<M: StateMachine> Node<M> {
             _sm: PhantomData,
         };
         node.restore_from(init.snapshot)?;
+        // Entries known committed before the restart are handed out again in the first
+        // Ready, configuration entries among them, before the node may campaign.
+        let commit = init.hard_state.commit.min(node.last_index());
+        node.commit_index = node.commit_index.max(commit);
         node.reset_election_timer(now);
         node.check_invariants();
         Ok(node)
@@ -270,7 +285,10 @@ impl<M: StateMachine> Node<M> {
         msg: Message<M::Command>,
     ) -> Result<(), RaftError> {
         self.now = self.now.max(now);
-        if from == &self.cfg.id || !self.is_member(from) || !within_limits(&msg) {
+        // A node without a configuration (joining) hears from anyone: the leader that added
+        // it, whose configuration reaches it with the log.
+        let joining = self.membership.is_empty();
+        if from == &self.cfg.id || !(joining || self.is_member(from)) || !within_limits(&msg) {
             return Ok(());
         }
         if !self.check_term(now, from, &msg)? {
@@ -298,7 +316,12 @@ impl<M: StateMachine> Node<M> {
             Role::Leader => self.tick_leader(now)?,
             Role::Follower | Role::PreCandidate | Role::Candidate => {
                 if now >= self.election_deadline {
-                    self.campaign(now)?;
+                    if self.may_campaign()? {
+                        self.campaign(now)?;
+                    } else {
+                        // Learners, removed and joining nodes never campaign.
+                        self.reset_election_timer(now);
+                    }
                 }
             }
         }
@@ -363,10 +386,12 @@ impl<M: StateMachine> Node<M> {
             let hi = hi.min(self.applying + APPLY_BATCH);
             let entries = self.log.read_range(lo, hi + 1)?;
             self.applying = hi;
+            self.take_effect(&entries)?;
             entries
         } else {
             Vec::new()
         };
+        self.maybe_leave_joint()?;
         let p = std::mem::take(&mut self.pending);
         debug_assert!(
             p.entries.windows(2).all(|w| w[1].index == w[0].index + 1),
@@ -430,10 +455,12 @@ impl<M: StateMachine> Node<M> {
         let data = Arc::new(data);
         self.pending.snapshot = Some(super::ReadySnapshot {
             meta,
+            membership: self.membership_at(index),
             data: Arc::clone(&data),
             install: false,
         });
         self.snapshot = meta;
+        self.trim_confs(index);
         self.snapshot_data = Some(data);
         self.compact_behind(meta)?;
         self.check_invariants();
@@ -586,11 +613,13 @@ impl<M: StateMachine> Node<M> {
             return HardState {
                 term: self.term,
                 voted_for: None,
+                commit: self.next_committed_hi(),
             };
         }
         HardState {
             term: self.term,
             voted_for: self.voted_for.clone(),
+            commit: self.next_committed_hi(),
         }
     }
 
@@ -622,6 +651,20 @@ impl<M: StateMachine> Node<M> {
             "election timer of {timer} ms outside the configured range"
         );
         self.tracker.check();
+        self.membership.check();
+        debug_assert!(
+            self.confs.last().map(|(_, m)| m) == Some(&self.membership)
+                && self.confs.windows(2).all(|w| w[0].0 < w[1].0)
+                && self.confs.last().is_some_and(|(i, _)| *i <= self.applying),
+            "configuration history out of order: {:?}",
+            self.confs
+        );
+        debug_assert_eq!(
+            self.tracker.voters(),
+            &self.membership.joint_config(),
+            "the tracker counts the configuration in force"
+        );
+        debug_assert_eq!(self.tracker.learners(), &self.membership.learners);
         debug_assert_eq!(
             self.uncommitted_bytes,
             self.uncommitted.iter().map(|(_, b)| b).sum::<u64>()
@@ -929,13 +972,20 @@ impl<M: StateMachine> Node<M> {
 /// from pinning the node at a term it can never leave.
 const LIMIT: u64 = 1 << 62;
 
-/// Whether a message's term and the indices the node stores stay below [`LIMIT`].
+/// Whether a message's term and the indices the node stores stay below [`LIMIT`], and the
+/// configurations it carries are well formed (a node would adopt them as they are).
 fn within_limits<C>(msg: &Message<C>) -> bool {
     let indices_ok = match msg {
         Message::AppendEntries(m) => {
-            m.prev_log_index < LIMIT && m.entries.last().is_none_or(|e| e.index < LIMIT)
+            m.prev_log_index < LIMIT
+                && m.entries.last().is_none_or(|e| e.index < LIMIT)
+                && m.entries
+                    .iter()
+                    .all(|e| e.payload.config().is_none_or(Membership::is_valid))
         }
-        Message::InstallSnapshot(m) => m.last_included_index < LIMIT,
+        Message::InstallSnapshot(m) => {
+            m.last_included_index < LIMIT && (m.membership.is_empty() || m.membership.is_valid())
+        }
         _ => true,
     };
     msg.term() < LIMIT && indices_ok

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::{Event, HardState, Index, LogEntry, Message, SnapshotMeta, Term};
+use super::{Event, HardState, Index, LogEntry, Membership, Message, SnapshotMeta, Term};
 use crate::types::NodeId;
 
 /// A snapshot the host must save before it writes the log: one this node took (the host gave
@@ -17,6 +17,8 @@ use crate::types::NodeId;
 pub struct ReadySnapshot {
     /// What it covers.
     pub meta: SnapshotMeta,
+    /// The configuration at its last index.
+    pub membership: Membership,
     /// The state machine's bytes.
     pub data: Arc<Vec<u8>>,
     /// Received from the leader: restore it into the state machine once it is saved.

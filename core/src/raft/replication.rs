@@ -178,6 +178,7 @@ impl<M: StateMachine> Node<M> {
             ));
         };
         let meta = self.snapshot;
+        let membership = self.membership_at(meta.last_included_index);
         let Some(pr) = self.tracker.progress_mut(peer) else {
             return Ok(());
         };
@@ -187,6 +188,7 @@ impl<M: StateMachine> Node<M> {
             leader_id: self.cfg.id.clone(),
             last_included_index: meta.last_included_index,
             last_included_term: meta.last_included_term,
+            membership,
             data: data.as_ref().clone(),
         };
         self.send(peer, Message::InstallSnapshot(msg));

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::node::Node;
 use super::{
-    Event, Index, InstallSnapshot, InstallSnapshotResponse, LogStore, Message, Millis, NodeId,
-    RaftError, ReadySnapshot, Role, SnapshotMeta,
+    Event, Index, InstallSnapshot, InstallSnapshotResponse, LogStore, Membership, Message, Millis,
+    NodeId, RaftError, ReadySnapshot, Role, SnapshotMeta, StoredSnapshot,
 };
 use crate::state_machine::StateMachine;
 
@@ -20,9 +20,14 @@ impl<M: StateMachine> Node<M> {
     /// log is applied as the node learns that it is committed.
     pub(super) fn restore_from(
         &mut self,
-        snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+        snapshot: Option<StoredSnapshot>,
     ) -> Result<(), RaftError> {
-        let Some((meta, data)) = snapshot else {
+        let Some(StoredSnapshot {
+            meta,
+            membership,
+            data,
+        }) = snapshot
+        else {
             if self.log.base().last_included_index > 0 {
                 return Err(RaftError::Corrupt(
                     "the log is compacted but there is no snapshot".into(),
@@ -36,7 +41,7 @@ impl<M: StateMachine> Node<M> {
                 meta.last_included_index
             )));
         }
-        self.adopt_snapshot(meta, Arc::new(data))?;
+        self.adopt_snapshot(meta, membership, Arc::new(data))?;
         self.applied = meta.last_included_index;
         Ok(())
     }
@@ -98,10 +103,11 @@ impl<M: StateMachine> Node<M> {
         let data = Arc::new(m.data);
         self.pending.snapshot = Some(ReadySnapshot {
             meta,
+            membership: m.membership.clone(),
             data: Arc::clone(&data),
             install: true,
         });
-        self.adopt_snapshot(meta, data)?;
+        self.adopt_snapshot(meta, m.membership, data)?;
         self.pending.events.push(Event::Committed {
             index: meta.last_included_index,
         });
@@ -110,12 +116,26 @@ impl<M: StateMachine> Node<M> {
 
     /// Takes `meta` as this node's snapshot (loaded at start or received from the leader):
     /// the log is aligned with it, and everything up to it counts as committed and applied.
-    fn adopt_snapshot(&mut self, meta: SnapshotMeta, data: Arc<Vec<u8>>) -> Result<(), RaftError> {
+    /// A snapshot without a configuration (from before membership changes) leaves the one in
+    /// force as it is.
+    fn adopt_snapshot(
+        &mut self,
+        meta: SnapshotMeta,
+        membership: Membership,
+        data: Arc<Vec<u8>>,
+    ) -> Result<(), RaftError> {
         self.align_log_with_snapshot(meta)?;
         self.snapshot = meta;
         self.snapshot_data = Some(data);
         self.commit_index = self.commit_index.max(meta.last_included_index);
         self.applying = self.applying.max(meta.last_included_index);
+        if !membership.is_empty() {
+            // Everything the snapshot covers took effect, its configuration included.
+            self.confs.clear();
+            self.switch_to(meta.last_included_index, membership)?;
+        } else {
+            self.trim_confs(meta.last_included_index);
+        }
         self.pending.events.push(Event::SnapshotRestored {
             index: meta.last_included_index,
             term: meta.last_included_term,

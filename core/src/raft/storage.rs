@@ -100,6 +100,11 @@ pub struct HardState {
     pub term: Term,
     /// Whom it voted for in `term`, if anyone.
     pub voted_for: Option<NodeId>,
+    /// An index known committed whose entries were durable here when this was written (0 in
+    /// data dirs from before it existed). A restart hands those entries out again at once, so
+    /// a configuration committed in the log takes effect before the node may campaign.
+    #[serde(default)]
+    pub commit: Index,
 }
 
 /// Describes a snapshot: it covers every entry up to and including `last_included_index`.
@@ -178,12 +183,30 @@ pub trait LogStore<C>: Send {
     }
 }
 
+/// A snapshot as stored: what it covers, the configuration in force at its last index, and
+/// the state machine's bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// What it covers.
+    pub meta: SnapshotMeta,
+    /// The configuration at `meta.last_included_index` (empty in snapshots from before
+    /// membership changes: the node then keeps the configuration it was created with).
+    pub membership: Membership,
+    /// The state machine's bytes.
+    pub data: Vec<u8>,
+}
+
 /// The latest snapshot.
 pub trait SnapshotStore: Send {
     /// Replaces the stored snapshot. Durable when it returns.
-    fn save(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<(), StorageError>;
+    fn save(
+        &mut self,
+        meta: SnapshotMeta,
+        membership: &Membership,
+        data: &[u8],
+    ) -> Result<(), StorageError>;
     /// The stored snapshot, if any.
-    fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError>;
+    fn load(&self) -> Result<Option<StoredSnapshot>, StorageError>;
 }
 
 /// The three stores a host writes a node's durable state to. Handed back by
@@ -235,7 +258,7 @@ impl<C> Default for MemLogStore<C> {
 /// In-memory [`SnapshotStore`].
 #[derive(Clone, Debug, Default)]
 pub struct MemSnapshotStore {
-    latest: Option<(SnapshotMeta, Vec<u8>)>,
+    latest: Option<StoredSnapshot>,
 }
 
 impl StableStore for MemStableStore {
@@ -364,12 +387,21 @@ impl<C: Clone + Send> LogStore<C> for MemLogStore<C> {
 }
 
 impl SnapshotStore for MemSnapshotStore {
-    fn save(&mut self, meta: SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
-        self.latest = Some((meta, data.to_vec()));
+    fn save(
+        &mut self,
+        meta: SnapshotMeta,
+        membership: &Membership,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        self.latest = Some(StoredSnapshot {
+            meta,
+            membership: membership.clone(),
+            data: data.to_vec(),
+        });
         Ok(())
     }
 
-    fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError> {
+    fn load(&self) -> Result<Option<StoredSnapshot>, StorageError> {
         Ok(self.latest.clone())
     }
 }

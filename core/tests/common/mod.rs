@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 pub mod fixtures;
+pub mod members;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -50,6 +51,7 @@ pub fn stores_with_log(term: Term, terms: &[Term]) -> Stores {
         .set_hard_state(&HardState {
             term,
             voted_for: None,
+            commit: 0,
         })
         .unwrap();
     let mut log = MemLogStore::default();
@@ -149,12 +151,12 @@ impl Cluster {
     }
 
     /// Moves the events `n` emitted into `self.events`.
-    fn collect(&mut self, n: &NodeId) {
+    pub(crate) fn collect(&mut self, n: &NodeId) {
         let evs = self.nodes.get_mut(n).unwrap().take_events();
         self.events.entry(n.clone()).or_default().extend(evs);
     }
 
-    fn enqueue(&mut self, from: &NodeId, out: Vec<(NodeId, Message)>) {
+    pub(crate) fn enqueue(&mut self, from: &NodeId, out: Vec<(NodeId, Message)>) {
         for (to, msg) in out {
             self.queue.push_back((from.clone(), to, msg));
         }

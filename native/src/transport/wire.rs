@@ -9,8 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use raftkv_core::kvraft::{AppendEntries, Message};
 use raftkv_core::raft::{
-    AppendEntriesResponse, Index, InstallSnapshot, InstallSnapshotResponse, RequestVote,
-    RequestVoteResponse, Term, TimeoutNow,
+    AppendEntriesResponse, Index, InstallSnapshot, InstallSnapshotResponse, Membership,
+    RequestVote, RequestVoteResponse, Term, TimeoutNow,
 };
 use raftkv_core::types::NodeId;
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,9 @@ pub struct WireInstallSnapshot {
     pub last_included_index: Index,
     /// The term of that index.
     pub last_included_term: Term,
+    /// The configuration at the snapshot's last index.
+    #[serde(default)]
+    pub membership: Membership,
     /// The snapshot bytes, base64 on the wire.
     #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,
@@ -81,6 +84,7 @@ impl From<Message> for WireMessage {
                 leader_id: m.leader_id,
                 last_included_index: m.last_included_index,
                 last_included_term: m.last_included_term,
+                membership: m.membership,
                 data: m.data,
             }),
             Message::InstallSnapshotResponse(m) => WireMessage::InstallSnapshotResponse(m),
@@ -101,6 +105,7 @@ impl From<WireMessage> for Message {
                 leader_id: m.leader_id,
                 last_included_index: m.last_included_index,
                 last_included_term: m.last_included_term,
+                membership: m.membership,
                 data: m.data,
             }),
             WireMessage::InstallSnapshotResponse(m) => Message::InstallSnapshotResponse(m),

@@ -19,10 +19,10 @@ use crate::types::NodeId;
 /// Members and their progress.
 #[derive(Clone, Debug)]
 pub struct Tracker {
-    /// Who votes. Invariant: not empty.
+    /// Who votes. Invariant: not empty, unless the node has no configuration yet (it joins
+    /// a running cluster) and then there are no learners either.
     voters: JointConfig,
-    /// Who receives the log without voting (empty until membership changes land).
-    /// Invariant: disjoint from `voters`.
+    /// Who receives the log without voting. Invariant: disjoint from `voters`.
     learners: BTreeSet<NodeId>,
     /// One entry per member (voters and learners), reset when this node becomes leader.
     /// Meaningful only while leading. Invariant: keys are exactly the members.
@@ -32,15 +32,42 @@ pub struct Tracker {
 impl Tracker {
     /// A tracker for a plain configuration of `voters`, with fresh progress.
     pub fn new(voters: JointConfig, learners: BTreeSet<NodeId>) -> Self {
-        debug_assert!(!voters.ids().is_empty(), "a configuration needs a voter");
-        debug_assert!(voters.ids().is_disjoint(&learners));
         let mut t = Tracker {
             voters,
             learners,
             progress: BTreeMap::new(),
         };
         t.reset_progress(1, 0, Inflights::new(1, 0));
+        t.check();
         t
+    }
+
+    /// Switches to a new configuration. Members that stay keep their progress; new ones get
+    /// `fresh` (a leader sends them entries from its log's end and backs off from there).
+    pub fn set_config(
+        &mut self,
+        voters: JointConfig,
+        learners: BTreeSet<NodeId>,
+        fresh: impl Fn() -> Progress,
+    ) {
+        let mut progress = std::mem::take(&mut self.progress);
+        self.progress = voters
+            .ids()
+            .into_iter()
+            .chain(learners.iter().cloned())
+            .map(|id| {
+                let pr = progress.remove(&id).unwrap_or_else(&fresh);
+                (id, pr)
+            })
+            .collect();
+        self.voters = voters;
+        self.learners = learners;
+        self.check();
+    }
+
+    /// The learners.
+    pub fn learners(&self) -> &BTreeSet<NodeId> {
+        &self.learners
     }
 
     /// The voters.
@@ -80,7 +107,7 @@ impl Tracker {
     /// Asserts the invariants on the fields (debug builds).
     pub fn check(&self) {
         debug_assert!(
-            !self.voters.ids().is_empty(),
+            !self.voters.ids().is_empty() || self.learners.is_empty(),
             "a configuration needs a voter"
         );
         debug_assert!(self.voters.ids().is_disjoint(&self.learners));
