@@ -6,7 +6,7 @@
 # killed for a failover demo can be started again by hand.
 #   SKIP_BUILD=1       use the binaries already built
 #   DATA_DIR=path      where the nodes keep their data (default ./data/cluster)
-#   KVSERVER_ARGS="…"  extra arguments for every node (e.g. "--read-policy readindex")
+#   KVSERVER_ARGS="…"  extra arguments for every node (e.g. "--read-policy lease")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

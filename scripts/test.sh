@@ -24,7 +24,7 @@ step "cargo test --workspace"
 cargo test --workspace
 
 step "protocol breaks: the simulator must catch each deliberate violation"
-cargo test -p raftkv-core --features protocol-breaks --test sim_breaks --test raft_election --test raft_replication --test raft_membership
+cargo test -p raftkv-core --features protocol-breaks --lib --test sim_breaks --test raft_election --test raft_replication --test raft_lease --test raft_membership
 
 step "simulator histories through an independent checker (scripts/check_history.py)"
 python3 -m unittest scripts/test_check_history.py

@@ -289,6 +289,11 @@ pub struct ApplyResult {
     /// A human-readable explanation of the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub err_msg: Option<String>,
+    /// The log index the write was committed at, in a host's answer to a write (a read with
+    /// this as its minimum index sees the write, on any node). The state machine never sets
+    /// it, so its dedupe table and snapshots do not hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
 }
 
 impl ApplyResult {

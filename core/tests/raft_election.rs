@@ -56,6 +56,7 @@ fn a_higher_term_forces_step_down_and_a_stale_leader_is_refused() {
         conflict_index: None,
         conflict_term: None,
         read_seq: 0,
+        sent_at: 0,
     });
     node.step(now, &other, stale, &mut out).unwrap();
     assert_eq!(node.role(), Role::Follower);
@@ -107,12 +108,14 @@ fn vote_is_persisted_before_it_is_granted_and_granted_once_per_term() {
             last_log_index: 0,
             last_log_term: 0,
             pre_vote: false,
+            transfer: false,
         })
     };
-    f.step(1, &id("n2"), rv("n2"), &mut out).unwrap();
+    f.step(VOTES_FROM, &id("n2"), rv("n2"), &mut out).unwrap();
     assert!(matches!(&out[0].1, Message::RequestVoteResponse(r) if r.vote_granted && r.term == 3));
     out.clear();
-    f.step(2, &id("n3"), rv("n3"), &mut out).unwrap();
+    f.step(VOTES_FROM + 1, &id("n3"), rv("n3"), &mut out)
+        .unwrap();
     assert!(matches!(&out[0].1, Message::RequestVoteResponse(r) if !r.vote_granted));
 
     // After a restart the durable vote still binds.
@@ -120,7 +123,8 @@ fn vote_is_persisted_before_it_is_granted_and_granted_once_per_term() {
     assert_eq!(stores.stable.voted_for().unwrap(), Some(id("n2")));
     let mut f = lone_follower_with(stores);
     out.clear();
-    f.step(3, &id("n3"), rv("n3"), &mut out).unwrap();
+    f.step(VOTES_FROM + 2, &id("n3"), rv("n3"), &mut out)
+        .unwrap();
     assert!(matches!(&out[0].1, Message::RequestVoteResponse(r) if !r.vote_granted));
 }
 
@@ -143,8 +147,9 @@ fn vote_denied_to_a_candidate_with_a_less_complete_log() {
             last_log_index: last_index,
             last_log_term: last_term,
             pre_vote: false,
+            transfer: false,
         };
-        f.step(1, &id(cand), Message::RequestVote(rv), &mut out)
+        f.step(VOTES_FROM, &id(cand), Message::RequestVote(rv), &mut out)
             .unwrap();
         let Message::RequestVoteResponse(r) = &out[0].1 else {
             panic!("{out:?}")
@@ -233,6 +238,7 @@ fn leader_stickiness_followers_ignore_votes_while_the_leader_is_alive() {
         last_log_index: 100,
         last_log_term: term,
         pre_vote: false,
+        transfer: false,
     };
     let mut out = Vec::new();
     let now = c.now;
@@ -313,6 +319,7 @@ fn vote_breaks_do_what_they_say() {
             last_log_index: last.0,
             last_log_term: last.1,
             pre_vote: false,
+            transfer: false,
         })
     };
     let granted = |out: &[(NodeId, Message)]| matches!(out.last(), Some((_, Message::RequestVoteResponse(r))) if r.vote_granted);
@@ -325,16 +332,19 @@ fn vote_breaks_do_what_they_say() {
     // forget_to_persist_vote: after a restart the node votes again in the same term.
     let mut n = with(Stores::in_memory(), |b| b.forget_to_persist_vote = true);
     let mut out = Vec::new();
-    n.step(1, &id("n2"), rv("n2", 3, (0, 0)), &mut out).unwrap();
+    n.step(VOTES_FROM, &id("n2"), rv("n2", 3, (0, 0)), &mut out)
+        .unwrap();
     assert!(granted(&out));
     let mut n = with(n.into_stores(), |b| b.forget_to_persist_vote = true);
-    n.step(2, &id("n3"), rv("n3", 3, (0, 0)), &mut out).unwrap();
+    n.step(VOTES_FROM, &id("n3"), rv("n3", 3, (0, 0)), &mut out)
+        .unwrap();
     assert!(granted(&out), "voted twice in term 3");
 
     // skip_log_completeness_check: a candidate missing entries gets the vote.
     let mut n = with(stores_with_log(2, &[1, 2]), |b| {
         b.skip_log_completeness_check = true
     });
-    n.step(1, &id("n2"), rv("n2", 3, (1, 1)), &mut out).unwrap();
+    n.step(VOTES_FROM, &id("n2"), rv("n2", 3, (1, 1)), &mut out)
+        .unwrap();
     assert!(granted(&out));
 }

@@ -12,7 +12,7 @@ use raftkv_core::KvStateMachine;
 use raftkv_core::kvraft::{AppendEntries, LogEntry, Message, Stores};
 use raftkv_core::raft::{
     AppendEntriesResponse, Host, InstallSnapshot, InstallSnapshotResponse, RequestVote,
-    RequestVoteResponse,
+    RequestVoteResponse, TimeoutNow,
 };
 use raftkv_core::types::Command;
 use rand::{Rng, SeedableRng};
@@ -60,7 +60,7 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
     let entries: Vec<LogEntry> = (0..(e % 4))
         .map(|i| entry(b.wrapping_add(i + (d % 2)), c.min(a), None))
         .collect();
-    match a % 6 {
+    match a % 7 {
         0 => Message::AppendEntries(AppendEntries {
             term: a % 5,
             leader_id: id("n2"),
@@ -69,6 +69,7 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
             entries,
             leader_commit: d,
             read_seq: e,
+            sent_at: c,
         }),
         1 => Message::AppendEntriesResponse(AppendEntriesResponse {
             term: b % 5,
@@ -77,6 +78,7 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
             conflict_index: Some(e),
             conflict_term: (c % 3 == 0).then_some(a),
             read_seq: b,
+            sent_at: d,
         }),
         2 => Message::RequestVote(RequestVote {
             term: b % 6,
@@ -84,6 +86,7 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
             last_log_index: d,
             last_log_term: e,
             pre_vote: a % 4 == 2,
+            transfer: e % 3 == 0,
         }),
         3 => Message::RequestVoteResponse(RequestVoteResponse {
             term: b % 6,
@@ -102,16 +105,21 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
                 KvStateMachine::new().snapshot()
             },
         }),
-        _ => Message::InstallSnapshotResponse(InstallSnapshotResponse {
+        5 => Message::InstallSnapshotResponse(InstallSnapshotResponse {
             term: b % 5,
             last_included_index: c,
+        }),
+        _ => Message::TimeoutNow(TimeoutNow {
+            term: b % 5,
+            leader_id: if c % 2 == 0 { id("n2") } else { id("n3") },
         }),
     }
 }
 
 /// Outside the paper's model (Raft §2: non-Byzantine peers): under thousands of nonsense
-/// messages a leader and its followers never panic and keep `snapshot_index <= applied <=
-/// commit <= last_index` (Figure 2's commitIndex and lastApplied, §7's snapshot).
+/// messages (and transfers to members, strangers and themselves) a leader and its followers
+/// never panic and keep `snapshot_index <= applied <= commit <= last_index` (Figure 2's
+/// commitIndex and lastApplied, §7's snapshot).
 #[wasm_bindgen_test(unsupported = test)]
 fn no_panic_on_hostile_messages() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
@@ -143,6 +151,15 @@ fn no_panic_on_hostile_messages() {
                 .find(|n| n.is_leader())
                 .map(|n| n.propose(round, Command::put("x", "y"), &mut out));
         }
+        if round % 97 == 0 {
+            let to = senders[rng.random_range(0..senders.len())].clone();
+            for n in c.nodes.values_mut() {
+                n.transfer_leader(round, Some(to.clone()), &mut out)
+                    .unwrap()
+                    .ok();
+                assert_sane(n);
+            }
+        }
         out.clear();
     }
 }
@@ -171,6 +188,7 @@ fn hostile_snapshot_at_an_absurd_index_is_dropped() {
         last_log_index: 0,
         last_log_term: 0,
         pre_vote: false,
+        transfer: false,
     });
     f.step(2, &id("n2"), rv, &mut out).unwrap();
     assert_eq!(f.term(), 0);

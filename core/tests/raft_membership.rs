@@ -118,6 +118,7 @@ fn a_learner_never_campaigns_but_answers_vote_requests() {
         last_log_index: 0,
         last_log_term: 0,
         pre_vote: true,
+        transfer: false,
     });
     let mut out = Vec::new();
     let now = c.now;
@@ -285,8 +286,15 @@ fn a_leader_that_removes_itself_steps_down_and_the_rest_elect_a_leader() {
     c.change(&leader, ConfChange::remove(id(&leader))).unwrap();
     let ok = c.advance_until(1_000, |c| c.node(&id(&leader)).role() != Role::Leader);
     assert!(ok, "the removed leader steps down");
+    let stepped_down = c.now;
     let ok = c.advance_until(3_000, |c| c.leader().is_some_and(|l| l.as_str() != leader));
     assert!(ok, "the remaining voters elect a leader");
+    // Handed over with TimeoutNow: sooner than any election timeout (100 ms here) could fire.
+    assert!(
+        c.now - stepped_down < 100,
+        "took {} ms",
+        c.now - stepped_down
+    );
     let term = c.node(&id(&leader)).term();
     let new = c.leader().unwrap();
     c.advance(1_000);

@@ -175,6 +175,7 @@ fn deposed_leader_never_answers_a_read() {
         conflict_index: None,
         conflict_term: None,
         read_seq: u64::MAX,
+        sent_at: 0,
     });
     c.queue.push_back((follower, leader.clone(), higher));
     c.deliver_all();

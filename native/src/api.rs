@@ -4,10 +4,12 @@
 //!
 //! Handlers parse and check the request, call [`DistributedKv`], and hand its answer to [`reply`].
 //! Every failure, including axum's own rejections (bad JSON, oversize body, unknown route,
-//! wrong method), leaves as `{"ok":false,"err_code":..,"err_msg":..}`. A write or readindex read
-//! at a follower is a 307 to the leader's same URL (503 `not_leader` while no leader is known);
-//! a write whose outcome is unknown is a 503 `unknown_outcome`; a write the leader refuses while
-//! too many uncommitted bytes are pending is a 503 `overloaded` with `Retry-After`.
+//! wrong method), leaves as `{"ok":false,"err_code":..,"err_msg":..}`. A write, a linearizable
+//! read or a leadership transfer at a follower is a 307 to the leader's same URL (503
+//! `not_leader` while no leader is known); a write whose outcome is unknown is a 503
+//! `unknown_outcome`; a write the leader refuses while too many uncommitted bytes are pending is
+//! a 503 `overloaded`, and one it refuses while handing its leadership over a 503
+//! `transferring`, both with `Retry-After`. Every write the log took answers its `index`.
 
 use std::sync::Arc;
 
@@ -20,15 +22,16 @@ use axum::extract::{
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get};
-use raftkv_core::{ApplyResult, Command, Entry, LeaderHint, OpId, OpType, ReadPolicy};
+use axum::routing::{MethodRouter, any, get, post};
+use raftkv_core::raft::TransferError;
+use raftkv_core::{ApplyResult, Command, Entry, LeaderHint, NodeId, OpId, OpType, ReadPolicy};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use crate::dkv::{DistributedKv, WriteReply};
-use crate::node_port::NodeError;
+use crate::dkv::{DistributedKv, ReadOptions, WriteReply};
+use crate::node_port::{NodeError, TransferDone};
 
 /// Shared state of every handler.
 type Svc = State<Arc<DistributedKv>>;
@@ -49,6 +52,7 @@ pub fn router(svc: Arc<DistributedKv>, max_body_bytes: usize) -> Router {
         // 400 that says what is wrong rather than a 404.
         .route("/kv/", any(empty_key))
         .route("/ops/{op_id}", get(op_result))
+        .route("/cluster/transfer-leader", post(transfer_leader))
         .fallback(not_found)
         // Must follow every route: it applies to the routes added so far.
         .method_not_allowed_fallback(method_not_allowed)
@@ -89,6 +93,9 @@ pub fn write_error(status: StatusCode, code: &str, msg: &str) -> Response {
 /// The seconds an `overloaded` answer asks the client to wait (`Retry-After`): about what a
 /// leader needs to commit what is pending.
 pub const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
+/// The seconds a `transferring` answer asks the client to wait (`Retry-After`, whole seconds):
+/// a transfer ends within an election timeout, so this is the least the header can say.
+pub const TRANSFERRING_RETRY_AFTER_SECS: u64 = 1;
 
 /// The status an `err_code` of an [`ApplyResult`] or of this module's own errors travels with.
 /// A [`NodeError`]'s status comes from the error itself ([`status_for_node_error`]).
@@ -103,17 +110,29 @@ fn status_for_code(code: &str) -> StatusCode {
     }
 }
 
-/// The status a [`NodeError`] travels with. Every refusal but a malformed request is a 503:
-/// `not_leader` from a follower that knows no leader address to redirect to (with one it is a
-/// 307, see [`ApiError::from_node`]), `unknown_outcome` when the write's fate is unknown,
-/// `unavailable` once the node stopped, `overloaded` while the leader sheds load.
+/// The status a [`NodeError`] travels with. A malformed request is a 400 and a transfer the
+/// cluster's configuration rules out (the target is not a voter, there is no other voter) a
+/// 409; every other refusal is a 503, worth retrying: `not_leader` from a follower that knows
+/// no leader address to redirect to (with one it is a 307, see [`ApiError::from_node`]),
+/// `unknown_outcome` when the write's fate is unknown, `unavailable` once the node stopped,
+/// `overloaded` while the leader sheds load, `transferring` while it hands over,
+/// `read_timeout` when no quorum confirmed a read, `not_caught_up` when this node has not
+/// applied a read's `min_index`, `transfer_abandoned` when the target did not take over.
 fn status_for_node_error(e: &NodeError) -> StatusCode {
     match e {
         NodeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        NodeError::TransferRefused(TransferError::NotVoter { .. } | TransferError::NoCandidate) => {
+            StatusCode::CONFLICT
+        }
         NodeError::NotLeader(_)
         | NodeError::UnknownOutcome(_)
         | NodeError::Unavailable(_)
-        | NodeError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+        | NodeError::Overloaded(_)
+        | NodeError::Transferring(_)
+        | NodeError::ReadTimeout(_)
+        | NodeError::NotCaughtUp(_)
+        | NodeError::TransferRefused(TransferError::NotLeader { .. })
+        | NodeError::TransferAbandoned(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -183,7 +202,17 @@ impl ApiError {
                 err.msg = m;
                 err.retry_after = Some(OVERLOADED_RETRY_AFTER_SECS);
             }
-            NodeError::BadRequest(m) | NodeError::UnknownOutcome(m) | NodeError::Unavailable(m) => {
+            NodeError::Transferring(m) => {
+                err.msg = m;
+                err.retry_after = Some(TRANSFERRING_RETRY_AFTER_SECS);
+            }
+            NodeError::TransferRefused(e) => err.msg = e.to_string(),
+            NodeError::BadRequest(m)
+            | NodeError::UnknownOutcome(m)
+            | NodeError::Unavailable(m)
+            | NodeError::ReadTimeout(m)
+            | NodeError::NotCaughtUp(m)
+            | NodeError::TransferAbandoned(m) => {
                 err.msg = m;
             }
         }
@@ -236,20 +265,44 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    "payload_too_large",
-                    "request body is larger than the server's limit",
-                )
-            } else {
-                ApiError::bad_request(format!("cannot read request body: {e}"))
-            }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        let bytes = body_bytes(req, state).await?;
+        decode_json(&bytes).map(JsonBody)
     }
+}
+
+/// Like [`JsonBody`], but an empty body (or only whitespace) is `T::default()`: for requests
+/// whose fields are all optional, so `curl -X POST` without `-d` works.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        decode_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// The request body within the limit: 413 `payload_too_large` over it.
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                "payload_too_large",
+                "request body is larger than the server's limit",
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read request body: {e}"))
+        }
+    })
+}
+
+fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// The key of a `/kv/{key}` request, percent-decoded; never empty.
@@ -323,9 +376,18 @@ struct MDeleteBody {
     keys: Vec<String>,
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct TransferBody {
+    /// The voter to hand over to; absent: the one core picks.
+    to: Option<String>,
+}
+
 #[derive(serde::Deserialize)]
 struct ReadParams {
     consistency: Option<String>,
+    min_index: Option<u64>,
+    wait_ms: Option<u64>,
 }
 
 /// Builds a command for `op`, checking the client identity the API requires (the state machine
@@ -375,16 +437,23 @@ async fn status(State(svc): Svc) -> Response {
     write_json(StatusCode::OK, &svc.status())
 }
 
-/// The `?consistency=` override of a read, if any.
-fn consistency(
+/// A read's query: `?consistency=stale|readindex|lease` (default: the server's read policy),
+/// `?min_index=N` (answer once this node applied N) and `?wait_ms=T` (wait at most T ms for
+/// it, within the server's bound).
+fn read_options(
     params: Result<Query<ReadParams>, QueryRejection>,
-) -> Result<Option<ReadPolicy>, ApiError> {
+) -> Result<ReadOptions, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    params
+    let consistency = params
         .consistency
         .map(|c| c.parse::<ReadPolicy>())
         .transpose()
-        .map_err(|e| ApiError::bad_request(format!("consistency: {e}")))
+        .map_err(|e| ApiError::bad_request(format!("consistency: {e}")))?;
+    Ok(ReadOptions {
+        consistency,
+        min_index: params.min_index,
+        wait: params.wait_ms.map(std::time::Duration::from_millis),
+    })
 }
 
 async fn get_key(
@@ -393,8 +462,8 @@ async fn get_key(
     Key(key): Key,
     params: Result<Query<ReadParams>, QueryRejection>,
 ) -> ApiResult {
-    let consistency = consistency(params)?;
-    let got = svc.get(&key, consistency).await;
+    let opts = read_options(params)?;
+    let got = svc.get(&key, opts).await;
     Ok(reply(got.map_err(|e| ApiError::from_node(e, &uri))?))
 }
 
@@ -435,8 +504,8 @@ async fn mget(
     params: Result<Query<ReadParams>, QueryRejection>,
     JsonBody(b): JsonBody<MGetBody>,
 ) -> ApiResult {
-    let consistency = consistency(params)?;
-    let got = svc.mget(&b.keys, consistency).await;
+    let opts = read_options(params)?;
+    let got = svc.mget(&b.keys, opts).await;
     Ok(reply(got.map_err(|e| ApiError::from_node(e, &uri))?))
 }
 
@@ -469,6 +538,29 @@ async fn op_result(
             format!("op {id} is unknown or its result has expired"),
         )),
     }
+}
+
+/// Hands the leader's leadership over, answering once this node knows the new leader:
+/// `{"ok":true,"to":..,"leader_id":..,"leader_addr":..}`.
+async fn transfer_leader(
+    State(svc): Svc,
+    uri: Uri,
+    OptionalJsonBody(b): OptionalJsonBody<TransferBody>,
+) -> ApiResult {
+    let to = b.to.map(NodeId::from);
+    let TransferDone { to, leader } = svc
+        .transfer_leader(to)
+        .await
+        .map_err(|e| ApiError::from_node(e, &uri))?;
+    Ok(write_json(
+        StatusCode::OK,
+        &json!({
+            "ok": true,
+            "to": to,
+            "leader_id": leader.leader_id,
+            "leader_addr": leader.leader_addr,
+        }),
+    ))
 }
 
 async fn empty_key() -> ApiError {
@@ -520,13 +612,24 @@ mod tests {
             }
         }
         fn read_index(&self) -> BoxFut<'_, Index> {
+            let e = self.0.clone();
+            Box::pin(async move { Err(e) })
+        }
+        fn read_lease(&self) -> BoxFut<'_, Index> {
+            self.read_index()
+        }
+        fn applied_index(&self) -> BoxFut<'_, Index> {
             Box::pin(async { Ok(0) })
         }
-        fn wait_applied(&self, _index: Index) -> BoxFut<'_, ()> {
-            Box::pin(async { Ok(()) })
+        fn wait_applied(&self, _index: Index, _timeout: Duration) -> BoxFut<'_, bool> {
+            Box::pin(async { Ok(true) })
         }
         fn wait_for_leader(&self, _timeout: Duration) -> BoxFut<'_, ()> {
             Box::pin(async { Ok(()) })
+        }
+        fn transfer_leader(&self, _to: Option<NodeId>) -> BoxFut<'_, TransferDone> {
+            let e = self.0.clone();
+            Box::pin(async move { Err(e) })
         }
         fn status(&self) -> Status {
             Status {
@@ -555,6 +658,17 @@ mod tests {
     /// The answer to a `PUT /kv/a` at a leader that refuses it with `e`: status, the
     /// `Retry-After` and `Location` headers, and the JSON body.
     async fn refused_put(e: NodeError) -> (StatusCode, Option<String>, Option<String>, Value) {
+        let req = axum::http::Request::put("/kv/a")
+            .body(Body::from(r#"{"client_id":"c","seq":1,"value":"v"}"#))
+            .unwrap();
+        refused(e, req).await
+    }
+
+    /// The answer to `req` at a leader that refuses every proposal, read and transfer with `e`.
+    async fn refused(
+        e: NodeError,
+        req: axum::http::Request<Body>,
+    ) -> (StatusCode, Option<String>, Option<String>, Value) {
         let dkv = DistributedKv::new(
             Arc::new(RefusingLeader(e)),
             SharedSm::new(),
@@ -565,11 +679,10 @@ mod tests {
                 write_mode: WriteMode::Sync,
                 op_ttl: Duration::from_secs(60),
                 leader_wait: Duration::from_millis(10),
+                min_index_timeout: Duration::from_millis(10),
+                apply_wait: Duration::from_millis(10),
             },
         );
-        let req = axum::http::Request::put("/kv/a")
-            .body(Body::from(r#"{"client_id":"c","seq":1,"value":"v"}"#))
-            .unwrap();
         let resp = router(dkv, 1 << 20).oneshot(req).await.unwrap();
         let header = |name| {
             resp.headers()
@@ -586,18 +699,64 @@ mod tests {
         (status, retry_after, location, body)
     }
 
+    /// An overloaded leader, and one handing its leadership over (`transferring`).
     #[tokio::test]
-    async fn an_overloaded_leader_answers_503_with_retry_after() {
-        let got = refused_put(NodeError::Overloaded("too many uncommitted bytes".into())).await;
+    async fn a_leader_refusing_writes_for_now_answers_503_with_retry_after() {
+        let cases = [
+            NodeError::Overloaded("too many uncommitted bytes".into()),
+            NodeError::Transferring("leadership is moving to n2".into()),
+        ];
+        for e in cases {
+            let (code, msg) = (e.code(), e.to_string());
+            assert_eq!(
+                refused_put(e).await,
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some("1".to_string()),
+                    None,
+                    json!({"ok": false, "err_code": code, "err_msg": msg}),
+                )
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_the_leader_could_not_confirm_answers_503_read_timeout() {
+        let req = axum::http::Request::get("/kv/a?consistency=readindex")
+            .body(Body::empty())
+            .unwrap();
+        let (status, retry_after, _, body) =
+            refused(NodeError::ReadTimeout("no quorum in time".into()), req).await;
         assert_eq!(
-            got,
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some("1".to_string()),
-                None,
-                json!({"ok": false, "err_code": "overloaded", "err_msg": "too many uncommitted bytes"}),
-            )
+            (status, retry_after),
+            (StatusCode::SERVICE_UNAVAILABLE, None)
         );
+        assert_eq!(body["err_code"], "read_timeout", "{body}");
+    }
+
+    #[tokio::test]
+    async fn transfer_refusals_answer_409_and_bad_bodies_400() {
+        let post = |body: &'static str| {
+            axum::http::Request::post("/cluster/transfer-leader")
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let no_one = NodeError::TransferRefused(TransferError::NoCandidate);
+        let (status, _, _, body) = refused(no_one.clone(), post("")).await;
+        assert_eq!(
+            (status, &body["err_code"]),
+            (StatusCode::CONFLICT, &json!("no_candidate"))
+        );
+        let (status, _, _, body) = refused(no_one.clone(), post(r#"{"to":"n2"}"#)).await;
+        assert_eq!(
+            (status, &body["err_code"]),
+            (StatusCode::CONFLICT, &json!("no_candidate"))
+        );
+        for bad in [r#"{"to":5}"#, r#"{"to":""}"#, r#"{"too":"n2"}"#, "nonsense"] {
+            let (status, _, _, body) = refused(no_one.clone(), post(bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+            assert_eq!(body["err_code"], "bad_request", "{bad}");
+        }
     }
 
     #[tokio::test]
@@ -632,10 +791,36 @@ mod tests {
                 NodeError::Overloaded("busy".into()),
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
+            (
+                NodeError::Transferring("moving to n2".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                NodeError::ReadTimeout("no quorum".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                NodeError::NotCaughtUp("behind".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                NodeError::TransferRefused(TransferError::NotVoter {
+                    id: NodeId::from("n9"),
+                }),
+                StatusCode::CONFLICT,
+            ),
+            (
+                NodeError::TransferRefused(TransferError::NoCandidate),
+                StatusCode::CONFLICT,
+            ),
+            (
+                NodeError::TransferAbandoned("n2 did not take over".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
         ];
         for (e, want) in cases {
             let code = e.code();
-            let overloaded = matches!(e, NodeError::Overloaded(_));
+            let overloaded = matches!(e, NodeError::Overloaded(_) | NodeError::Transferring(_));
             let (status, retry_after, location, body) = refused_put(e).await;
             assert_eq!(status, want, "{code}");
             assert_eq!(body["ok"], false, "{code}");

@@ -44,9 +44,10 @@ pub struct BenchArgs {
     /// Run exactly this many operations in total.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Read policy for gets (default: the server's).
-    #[arg(long)]
-    pub consistency: Option<ReadPolicy>,
+    /// How gets read: stale, readindex or lease (the --verify read-back and the re-read of a
+    /// CAS key after an error are readindex whatever this says).
+    #[arg(long, default_value = "readindex")]
+    pub consistency: ReadPolicy,
     /// Give each worker keys of its own and, after the run, read every key back and fail if an
     /// acknowledged put is missing (see the module docs). Meant for runs with faults, such as
     /// killing the leader mid-run.
@@ -469,7 +470,7 @@ impl Worker {
                 let n = self.rng.below(self.args.keys);
                 let key = self.key(n);
                 self.client
-                    .get(&key, self.args.consistency)
+                    .get(&key, Some(self.args.consistency))
                     .await
                     .map(|_| ())
             }
@@ -548,14 +549,16 @@ fn render(args: &BenchArgs, endpoints: &[String], elapsed: Duration, mut s: Work
     let m = args.mix;
     let _ = writeln!(
         out,
-        "bench: {} endpoint(s), concurrency {}, mix put={} get={} cas={}, {} keys, {} B values",
+        "bench: {} endpoint(s), concurrency {}, mix put={} get={} cas={}, {} keys, {} B values, \
+         {} gets",
         endpoints.len(),
         args.concurrency,
         m.put,
         m.get,
         m.cas,
         args.keys,
-        args.value_size
+        args.value_size,
+        args.consistency
     );
     let answered = s.latencies.len() as u64;
     let _ = writeln!(

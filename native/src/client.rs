@@ -11,14 +11,20 @@
 //! retry window; each round re-sends the same bytes, so a write is still applied at most once.
 //! A leader shedding load (503 `overloaded`) is retried the same way, except that the round ends
 //! there (the other endpoints would send the request back to that leader) and the pause is at
-//! least the reply's `Retry-After`.
+//! least the reply's `Retry-After`. A leader handing its leadership over (503 `transferring`)
+//! ends the round too, but is asked again after the client's own short pause: a transfer takes
+//! about an election timeout, far less than the whole second `Retry-After` can say. A read the
+//! leader could not confirm (`read_timeout`) or a node behind a read's `min_index`
+//! (`not_caught_up`) moves on to the next endpoint, like `not_leader`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use raftkv_core::{Entry, ReadPolicy};
+use raftkv_core::{Entry, NodeId, ReadPolicy};
 use reqwest::header::{LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
+
+use crate::dkv::ReadOptions;
 
 /// How many 307 hops one request follows before giving up.
 pub const MAX_REDIRECTS: usize = 5;
@@ -64,8 +70,9 @@ pub enum ClientError {
 
 impl ClientError {
     /// Whether another round may succeed where this one failed, with the same request bytes:
-    /// no endpoint answered, the cluster is between leaders, or the leader sheds load.
-    /// Everything else (a 4xx, a failed cas, a redirect loop) would fail the same way again.
+    /// no endpoint answered, the cluster is between leaders, the leader sheds load or hands
+    /// its leadership over, a read could not be confirmed or found its node behind. Everything
+    /// else (a 4xx, a failed cas, a redirect loop) would fail the same way again.
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Unreachable(_) => true,
@@ -73,7 +80,13 @@ impl ClientError {
                 *status == 503
                     && matches!(
                         code.as_str(),
-                        "not_leader" | "unknown_outcome" | "unavailable" | "overloaded"
+                        "not_leader"
+                            | "unknown_outcome"
+                            | "unavailable"
+                            | "overloaded"
+                            | "transferring"
+                            | "read_timeout"
+                            | "not_caught_up"
                     )
             }
             _ => false,
@@ -83,7 +96,17 @@ impl ClientError {
     /// Whether the leader refused the request for now because it has too much pending: asking
     /// the other endpoints would only lead back to it.
     pub fn is_overloaded(&self) -> bool {
-        matches!(self, ClientError::Server { status: 503, code, .. } if code == "overloaded")
+        self.has_code("overloaded")
+    }
+
+    /// Whether the leader refused the request while it hands its leadership over: the other
+    /// endpoints would send it back to this leader until the new one is known.
+    pub fn is_transferring(&self) -> bool {
+        self.has_code("transferring")
+    }
+
+    fn has_code(&self, want: &str) -> bool {
+        matches!(self, ClientError::Server { status: 503, code, .. } if code == want)
     }
 
     /// How long the server asked to wait before a retry, if it said.
@@ -116,6 +139,11 @@ impl Reply {
     pub fn deleted(&self) -> Option<u64> {
         self.body.get("deleted").and_then(Value::as_u64)
     }
+
+    /// The `index` a write was committed at: a read with it as `min_index` sees the write.
+    pub fn index(&self) -> Option<u64> {
+        self.body.get("index").and_then(Value::as_u64)
+    }
 }
 
 /// A client of one cluster, with its own `(client_id, seq)` sequence.
@@ -132,6 +160,8 @@ pub struct Client {
     no_wait: bool,
     /// How long a request keeps retrying transient failures ([`ClientError::is_transient`]).
     retry_for: Duration,
+    /// The per-request timeout: a read's wait for its `min_index` stays within it.
+    timeout: Duration,
 }
 
 impl Client {
@@ -171,6 +201,7 @@ impl Client {
             op_wait: Duration::from_secs(10),
             no_wait: false,
             retry_for: Duration::ZERO,
+            timeout,
         })
     }
 
@@ -209,17 +240,39 @@ impl Client {
         &self.endpoints
     }
 
-    /// `GET /kv/{key}`.
+    /// `GET /kv/{key}`, at `consistency` (`None`: the server's read policy).
     pub async fn get(
         &mut self,
         key: &str,
         consistency: Option<ReadPolicy>,
     ) -> Result<Reply, ClientError> {
-        let mut path = key_path(key)?;
-        if let Some(c) = consistency {
-            path.push_str(&format!("?consistency={c}"));
-        }
+        self.get_with(key, consistency.into()).await
+    }
+
+    /// `GET /kv/{key}` as `opts` say. A read with a `min_index` asks the server to wait for it
+    /// no longer than three quarters of this client's request timeout, so that a node behind
+    /// answers `not_caught_up` (and the next endpoint is tried) before the request times out.
+    pub async fn get_with(&mut self, key: &str, opts: ReadOptions) -> Result<Reply, ClientError> {
+        let path = format!("{}{}", key_path(key)?, self.read_query(opts));
         self.request(Method::GET, &path, None).await
+    }
+
+    /// The query string of a read as `opts` say (empty for the defaults).
+    fn read_query(&self, opts: ReadOptions) -> String {
+        let mut params = Vec::new();
+        if let Some(c) = opts.consistency {
+            params.push(format!("consistency={c}"));
+        }
+        if let Some(n) = opts.min_index {
+            params.push(format!("min_index={n}"));
+            let wait = opts.wait.unwrap_or(self.timeout * 3 / 4);
+            params.push(format!("wait_ms={}", wait.as_millis()));
+        }
+        if params.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", params.join("&"))
+        }
     }
 
     /// `PUT /kv/{key}`.
@@ -246,10 +299,11 @@ impl Client {
         self.write(Method::POST, "/kv/cas", body).await
     }
 
-    /// `POST /kv/mget`.
-    pub async fn mget(&mut self, keys: &[String]) -> Result<Reply, ClientError> {
+    /// `POST /kv/mget`, read as `opts` say.
+    pub async fn mget(&mut self, keys: &[String], opts: ReadOptions) -> Result<Reply, ClientError> {
         let body = json!({ "keys": keys }).to_string().into_bytes();
-        self.request(Method::POST, "/kv/mget", Some(body)).await
+        let path = format!("/kv/mget{}", self.read_query(opts));
+        self.request(Method::POST, &path, Some(body)).await
     }
 
     /// `POST /kv/mput`.
@@ -261,6 +315,20 @@ impl Client {
     /// `POST /kv/mdelete`.
     pub async fn mdelete(&mut self, keys: &[String]) -> Result<Reply, ClientError> {
         self.write(Method::POST, "/kv/mdelete", json!({ "keys": keys }))
+            .await
+    }
+
+    /// `POST /cluster/transfer-leader`: hands the leader's leadership to `to` (`None`: the
+    /// voter the leader picks) and answers once the node asked knows the new leader. One round
+    /// over the endpoints (following the redirect to the leader), never retried later: a second
+    /// transfer after a first that worked but whose answer was lost would move leadership again.
+    pub async fn transfer_leader(&mut self, to: Option<&NodeId>) -> Result<Reply, ClientError> {
+        let body = match to {
+            Some(id) => json!({ "to": id }),
+            None => json!({}),
+        };
+        let body = body.to_string().into_bytes();
+        self.round(&Method::POST, "/cluster/transfer-leader", Some(&body))
             .await
     }
 
@@ -345,8 +413,12 @@ impl Client {
         loop {
             match self.round(&method, path, body.as_deref()).await {
                 Err(e) if e.is_transient() => {
-                    // A server that said when to come back is not asked again sooner.
-                    let wait = e.retry_after().map_or(pause, |r| r.max(pause));
+                    // A server that said when to come back is not asked again sooner; but a
+                    // transfer ends well within the whole second its Retry-After says.
+                    let wait = match e.retry_after() {
+                        Some(r) if !e.is_transferring() => r.max(pause),
+                        _ => pause,
+                    };
                     if Instant::now() + wait >= deadline {
                         return Err(e);
                     }
@@ -359,8 +431,9 @@ impl Client {
     }
 
     /// One round: each endpoint in turn from the preferred one, following 307s, moving on after
-    /// a transport error or a transient 503; returns the first final answer, an `overloaded`
-    /// leader's answer, or the last transient failure when every endpoint gave one.
+    /// a transport error or a transient 503; returns the first final answer, an `overloaded` or
+    /// `transferring` leader's answer, or the last transient failure when every endpoint gave
+    /// one.
     async fn round(
         &mut self,
         method: &Method,
@@ -393,7 +466,9 @@ impl Client {
                         // The connection broke mid-reply, or this node is between leaders or
                         // unsure of the outcome: the write may or may not have been applied,
                         // and the retry's (client_id, seq) makes either case safe.
-                        Err(e) if e.is_transient() && !e.is_overloaded() => {
+                        Err(e)
+                            if e.is_transient() && !e.is_overloaded() && !e.is_transferring() =>
+                        {
                             last_err = e;
                             break;
                         }
@@ -610,6 +685,41 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn transferring_read_timeout_and_not_caught_up_are_retried() {
+        let server = |code: &str| ClientError::Server {
+            status: 503,
+            code: code.into(),
+            msg: String::new(),
+            body: String::new(),
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        let moving = server("transferring");
+        assert!(moving.is_transient() && moving.is_transferring() && !moving.is_overloaded());
+        for code in ["read_timeout", "not_caught_up"] {
+            let e = server(code);
+            assert!(e.is_transient() && !e.is_transferring(), "{code}");
+        }
+        for code in ["transfer_abandoned", "no_candidate", "not_voter"] {
+            assert!(!server(code).is_transient(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_min_index_read_asks_for_a_wait_within_the_request_timeout() {
+        let c = Client::new(vec!["h:1".into()], "c".into(), 1, Duration::from_secs(4)).unwrap();
+        assert_eq!(c.read_query(ReadOptions::default()), "");
+        let opts = ReadOptions {
+            consistency: Some(ReadPolicy::Lease),
+            min_index: Some(7),
+            wait: None,
+        };
+        assert_eq!(
+            c.read_query(opts),
+            "?consistency=lease&min_index=7&wait_ms=3000"
+        );
     }
 
     #[test]

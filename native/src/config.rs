@@ -29,6 +29,9 @@ pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 10_000;
 /// Entries kept behind each snapshot by default: a follower up to this far behind catches up
 /// with appends rather than a whole snapshot.
 pub const DEFAULT_SNAPSHOT_TRAILING: u64 = 1_000;
+/// How long a read waits by default for its `min_index` to be applied before it is answered
+/// `not_caught_up`.
+pub const DEFAULT_MIN_INDEX_TIMEOUT_MS: u64 = 5_000;
 
 /// kvserver's command line, as documented in ARCHITECTURE.md ("kvserver command line").
 #[derive(Debug, Clone, Parser)]
@@ -52,9 +55,21 @@ pub struct Args {
     /// Cluster members as id=host:port, comma-separated, this node included.
     #[arg(long, value_delimiter = ',')]
     pub peers: Vec<Peer>,
-    /// How reads are served: stale (local) or readindex (linearizable).
-    #[arg(long, default_value = "stale")]
+    /// How reads are served unless a request says otherwise (?consistency=): stale (local),
+    /// readindex (linearizable: the leader confirms its leadership with a quorum) or lease
+    /// (linearizable while clocks drift less than --lease-drift-ms: the leader answers from
+    /// its lease, without a quorum round, and falls back to readindex without one).
+    #[arg(long, default_value = "readindex")]
     pub read_policy: ReadPolicy,
+    /// The clock drift a leader's read lease allows for, in milliseconds: a lease lasts the
+    /// election timeout min minus this from the heartbeat round that granted it. Must be below
+    /// the election timeout min. Default: core's (30 ms).
+    #[arg(long)]
+    pub lease_drift_ms: Option<u64>,
+    /// The longest a read with ?min_index= waits for this node to apply that index before it
+    /// is answered 503 not_caught_up, in milliseconds (a request may ask for less: ?wait_ms=).
+    #[arg(long, default_value_t = DEFAULT_MIN_INDEX_TIMEOUT_MS)]
+    pub min_index_timeout_ms: u64,
     /// When writes are answered: sync (once applied) or async (at once, with an op id).
     #[arg(long, default_value = "sync")]
     pub write_mode: WriteMode,
@@ -162,6 +177,11 @@ pub struct ServerConfig {
     pub peers: Vec<Peer>,
     /// How reads are served by default.
     pub read_policy: ReadPolicy,
+    /// The clock drift a read lease allows for, in milliseconds (below the election timeout
+    /// min).
+    pub lease_drift_ms: u64,
+    /// The longest a read waits for its `min_index`.
+    pub min_index_timeout: Duration,
     /// When writes are answered.
     pub write_mode: WriteMode,
     /// Entries applied between snapshots; 0 disables snapshots.
@@ -190,7 +210,9 @@ impl ServerConfig {
             addr: addr.to_string(),
             data_dir: data_dir.into(),
             peers: Vec::new(),
-            read_policy: ReadPolicy::Stale,
+            read_policy: ReadPolicy::ReadIndex,
+            lease_drift_ms: default_lease_drift_ms(),
+            min_index_timeout: Duration::from_millis(DEFAULT_MIN_INDEX_TIMEOUT_MS),
             write_mode: WriteMode::Sync,
             snapshot_threshold: DEFAULT_SNAPSHOT_THRESHOLD,
             snapshot_trailing: DEFAULT_SNAPSHOT_TRAILING,
@@ -226,8 +248,14 @@ impl ServerConfig {
         raft.snapshot_trailing = self.snapshot_trailing;
         raft.max_bytes_per_append = self.max_append_bytes;
         raft.max_uncommitted_bytes = self.max_uncommitted_bytes;
+        raft.lease_drift_margin = self.lease_drift_ms;
         raft
     }
+}
+
+/// Core's default lease drift margin.
+fn default_lease_drift_ms() -> u64 {
+    Config::new(NodeId::default(), Vec::new()).lease_drift_margin
 }
 
 impl TryFrom<Args> for ServerConfig {
@@ -262,6 +290,22 @@ impl TryFrom<Args> for ServerConfig {
         if a.op_ttl_secs == 0 {
             return invalid("--op-ttl-secs must be above 0");
         }
+        if a.min_index_timeout_ms == 0 {
+            return invalid("--min-index-timeout-ms must be above 0");
+        }
+        // A lease must outlast its drift margin, or it would never serve a read.
+        let lease_drift_ms = a.lease_drift_ms.unwrap_or_else(default_lease_drift_ms);
+        if lease_drift_ms >= a.election_timeout_ms.min {
+            let given = match a.lease_drift_ms {
+                Some(_) => "",
+                None => " (its default)",
+            };
+            return Err(ConfigError::Invalid(format!(
+                "--lease-drift-ms {lease_drift_ms}{given} must be below the election timeout \
+                 min ({} ms, --election-timeout-ms)",
+                a.election_timeout_ms.min
+            )));
+        }
         let data_dir = a
             .data_dir
             .unwrap_or_else(|| PathBuf::from("data").join(id.as_str()));
@@ -271,6 +315,8 @@ impl TryFrom<Args> for ServerConfig {
             addr: a.addr,
             data_dir,
             read_policy: a.read_policy,
+            lease_drift_ms,
+            min_index_timeout: Duration::from_millis(a.min_index_timeout_ms),
             write_mode: a.write_mode,
             snapshot_threshold: a.snapshot_threshold,
             snapshot_trailing: a.snapshot_trailing,
@@ -321,8 +367,11 @@ mod tests {
         assert_eq!(c.id, NodeId::from("n1"));
         assert_eq!(c.addr, "127.0.0.1:7001");
         assert_eq!(c.data_dir, PathBuf::from("data/n1"));
-        assert_eq!(c.read_policy, ReadPolicy::Stale);
+        // Linearizable by default, like etcd.
+        assert_eq!(c.read_policy, ReadPolicy::ReadIndex);
         assert_eq!(c.write_mode, WriteMode::Sync);
+        assert_eq!(c.min_index_timeout, Duration::from_secs(5));
+        assert_eq!(c.raft_config().lease_drift_margin, default_lease_drift_ms());
         assert_eq!(c.max_body_bytes, 1 << 20);
         assert_eq!(c.op_ttl, Duration::from_secs(60));
         assert_eq!(c.snapshot_threshold, 10_000);
@@ -341,7 +390,11 @@ mod tests {
             "--peers",
             "n2=127.0.0.1:7002",
             "--read-policy",
-            "readindex",
+            "lease",
+            "--lease-drift-ms",
+            "50",
+            "--min-index-timeout-ms",
+            "750",
             "--write-mode",
             "async",
             "--snapshot-threshold",
@@ -357,7 +410,9 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.id, NodeId::from("n2"));
-        assert_eq!(c.read_policy, ReadPolicy::ReadIndex);
+        assert_eq!(c.read_policy, ReadPolicy::Lease);
+        assert_eq!(c.raft_config().lease_drift_margin, 50);
+        assert_eq!(c.min_index_timeout, Duration::from_millis(750));
         assert_eq!(c.write_mode, WriteMode::Async);
         assert_eq!(c.election_timeout_ms, TimeoutRange { min: 200, max: 400 });
         assert_eq!(c.heartbeat_ms, 20);
@@ -397,6 +452,31 @@ mod tests {
         assert!(err.contains("must list this node (n1)"), "{err}");
         let err = parse(&["--peers", "n1=127.0.0.1:7001,n1=127.0.0.1:7002"]).unwrap_err();
         assert!(err.contains("more than once"), "{err}");
+    }
+
+    #[test]
+    fn the_lease_drift_margin_must_be_below_the_election_timeout_min() {
+        let err = parse(&["--lease-drift-ms", "150"]).unwrap_err();
+        assert!(
+            err.contains("--lease-drift-ms 150 must be below the election timeout min (150 ms"),
+            "{err}"
+        );
+        assert!(parse(&["--lease-drift-ms", "149"]).is_ok());
+        assert!(parse(&["--lease-drift-ms", "0"]).is_ok());
+        // Short election timeouts need a smaller margin than the default, and are told so.
+        let err = parse(&["--election-timeout-ms", "20-40", "--heartbeat-ms", "5"]).unwrap_err();
+        assert!(err.contains("(its default) must be below"), "{err}");
+        let c = parse(&[
+            "--election-timeout-ms",
+            "20-40",
+            "--heartbeat-ms",
+            "5",
+            "--lease-drift-ms",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(c.raft_config().lease_drift_margin, 5);
+        assert!(parse(&["--min-index-timeout-ms", "0"]).is_err());
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! kvctl's command line: parse, call [`Client`], print.
 //!
 //! Readable output by default (get prints the value alone); `--json` prints the server's JSON
-//! body instead. Errors go to stderr as `kvctl: err_code: err_msg` with exit code 1.
+//! body instead (a write's carries the `index` it committed at, for `get --min-index`). Errors
+//! go to stderr as `kvctl: err_code: err_msg` with exit code 1.
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use raftkv_core::{Entry, ReadPolicy};
+use raftkv_core::{Entry, NodeId, ReadPolicy};
 use serde_json::Value;
 
 use crate::client::{Client, ClientError, Reply};
+use crate::dkv::ReadOptions;
 
 /// kvctl's command line.
 #[derive(Debug, Parser)]
@@ -46,8 +48,9 @@ pub struct Args {
     #[arg(long, global = true, default_value_t = 5000)]
     pub timeout_ms: u64,
     /// How long one request keeps retrying, in milliseconds, while no endpoint answers, the
-    /// cluster has no leader (as during a failover) or the leader is overloaded (waiting at
-    /// least its Retry-After); 0 tries each endpoint once.
+    /// cluster has no leader (as during a failover), the leader is overloaded (waiting at
+    /// least its Retry-After) or hands its leadership over, a read cannot be confirmed or
+    /// finds its node behind --min-index; 0 tries each endpoint once.
     #[arg(long, global = true, default_value_t = 5000)]
     pub retry_ms: u64,
     /// In async write mode, print the op id instead of waiting for the result.
@@ -65,9 +68,9 @@ pub enum Cmd {
     Get {
         /// The key.
         key: String,
-        /// Read policy for this read: stale or readindex.
-        #[arg(long)]
-        consistency: Option<ReadPolicy>,
+        /// How to read.
+        #[command(flatten)]
+        read: ReadArgs,
     },
     /// Set KEY to VALUE.
     Put {
@@ -95,6 +98,9 @@ pub enum Cmd {
         /// The keys.
         #[arg(required = true)]
         keys: Vec<String>,
+        /// How to read.
+        #[command(flatten)]
+        read: ReadArgs,
     },
     /// Set several keys at once: KEY=VALUE...
     Mput {
@@ -110,9 +116,49 @@ pub enum Cmd {
     },
     /// Show each endpoint's status.
     Status,
+    /// Leadership.
+    Leader {
+        /// What to do.
+        #[command(subcommand)]
+        command: LeaderCmd,
+    },
     /// Load-test the cluster: a put/get/cas mix from concurrent clients; progress on stderr
     /// each second, then throughput, latency percentiles and errors by kind.
     Bench(crate::bench::BenchArgs),
+}
+
+/// `kvctl leader` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LeaderCmd {
+    /// Hand leadership to voter ID (default: the one the leader picks, the most caught up);
+    /// prints the new leader once the node asked knows it.
+    Transfer {
+        /// The voter to hand over to.
+        id: Option<String>,
+    },
+}
+
+/// How a read is served.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadArgs {
+    /// stale (the node's own state), readindex (linearizable: the leader confirms it still
+    /// leads) or lease (linearizable from the leader's lease, falling back to readindex).
+    #[arg(long, default_value = "readindex")]
+    pub consistency: ReadPolicy,
+    /// Answer only once the node has applied this index (a write's "index", see --json): the
+    /// read then sees that write, on any node, even a stale read at a follower.
+    #[arg(long)]
+    pub min_index: Option<u64>,
+}
+
+impl ReadArgs {
+    fn options(&self) -> ReadOptions {
+        ReadOptions {
+            consistency: Some(self.consistency),
+            min_index: self.min_index,
+            wait: None,
+        }
+    }
 }
 
 /// Runs kvctl with the process's arguments.
@@ -165,16 +211,28 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
             let endpoints = client.endpoints().to_vec();
             return crate::bench::run(endpoints, timeout, retry_for, b).await;
         }
-        Cmd::Get { key, consistency } => {
-            let r = client.get(&key, consistency).await?;
+        Cmd::Leader {
+            command: LeaderCmd::Transfer { id },
+        } => {
+            let to = id.map(NodeId::from);
+            let r = client.transfer_leader(to.as_ref()).await?;
+            if json {
+                raw(r)
+            } else {
+                let field = |name| r.body.get(name).and_then(Value::as_str).unwrap_or("?");
+                format!("{} leads ({})\n", field("leader_id"), field("leader_addr"))
+            }
+        }
+        Cmd::Get { key, read } => {
+            let r = client.get_with(&key, read.options()).await?;
             if json {
                 raw(r)
             } else {
                 format!("{}\n", r.value().unwrap_or_default())
             }
         }
-        Cmd::Mget { keys } => {
-            let r = client.mget(&keys).await?;
+        Cmd::Mget { keys, read } => {
+            let r = client.mget(&keys, read.options()).await?;
             if json {
                 raw(r)
             } else {
@@ -345,5 +403,36 @@ mod tests {
         assert_eq!(a.seq, Some(7));
         assert_eq!(a.client_id.as_deref(), Some("c"));
         assert!(Args::try_parse_from(["kvctl", "get", "k", "--consistency", "quorum"]).is_err());
+    }
+
+    #[test]
+    fn reads_are_readindex_unless_told_otherwise() {
+        let read = |args: &[&str]| match Args::try_parse_from(args).unwrap().command {
+            Cmd::Get { read, .. } | Cmd::Mget { read, .. } => read.options(),
+            other => panic!("{other:?}"),
+        };
+        let plain = read(&["kvctl", "get", "k"]);
+        assert_eq!(plain.consistency, Some(ReadPolicy::ReadIndex));
+        assert_eq!(plain.min_index, None);
+        let lease = read(&[
+            "kvctl",
+            "get",
+            "k",
+            "--consistency",
+            "lease",
+            "--min-index",
+            "9",
+        ]);
+        assert_eq!(
+            (lease.consistency, lease.min_index),
+            (Some(ReadPolicy::Lease), Some(9))
+        );
+        let m = read(&["kvctl", "mget", "a", "b", "--consistency", "stale"]);
+        assert_eq!(m.consistency, Some(ReadPolicy::Stale));
+        let a = Args::try_parse_from(["kvctl", "leader", "transfer", "n2"]).unwrap();
+        assert!(matches!(
+            a.command,
+            Cmd::Leader { command: LeaderCmd::Transfer { id: Some(id) } } if id == "n2"
+        ));
     }
 }

@@ -1,22 +1,26 @@
 //! DistributedKV: the only thing the HTTP layer talks to.
 //!
 //! Writes propose through a small [`RaftHandle`], the port in [`crate::node_port`] (so this layer
-//! is tested with a fake, without Raft) and are answered once applied (sync mode) or at once with an op id (async mode). Reads
-//! obey the read policy: `stale` reads the local state machine; `readindex` asks the leader for
-//! a read index, waits until it is applied here, then reads.
+//! is tested with a fake, without Raft) and are answered once applied (sync mode), with the log
+//! index they committed at, or at once with an op id (async mode). Reads obey their consistency
+//! (the request's, else the server's read policy): `stale` reads the local state machine;
+//! `readindex` asks the leader for a read index, waits until it is applied here, then reads;
+//! `lease` does the same with the index of the leader's lease when it holds one (no round
+//! trip to a quorum) and falls back to `readindex` when it does not. A read with a minimum
+//! index first waits, on any node, until that index is applied here (read-your-writes).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use raftkv_core::raft::Status;
+use raftkv_core::raft::{Index, Status};
 use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId, OpCache, OpId, OpResult};
 use raftkv_core::{ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Peer;
-use crate::node_port::{NodeError, RaftHandle};
+use crate::node_port::{NodeError, RaftHandle, TransferDone};
 use crate::shared_sm::SharedSm;
 
 /// How DistributedKV behaves.
@@ -35,6 +39,32 @@ pub struct DkvConfig {
     /// How long a request waits for a leader to be known (during an election) before it is
     /// answered `not_leader`.
     pub leader_wait: Duration,
+    /// The longest a read waits for its `min_index` to be applied here before it is answered
+    /// `not_caught_up` (a request may ask for less).
+    pub min_index_timeout: Duration,
+    /// How long a linearizable read waits for its read index to be applied here.
+    pub apply_wait: Duration,
+}
+
+/// How one read is served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// The consistency asked for; `None`: the server's read policy.
+    pub consistency: Option<ReadPolicy>,
+    /// Answer only once this node has applied this index (a write's `index`), whatever the
+    /// consistency: read-your-writes on any node.
+    pub min_index: Option<Index>,
+    /// The longest to wait for `min_index`, if less than the server's bound.
+    pub wait: Option<Duration>,
+}
+
+impl From<Option<ReadPolicy>> for ReadOptions {
+    fn from(consistency: Option<ReadPolicy>) -> Self {
+        ReadOptions {
+            consistency,
+            ..ReadOptions::default()
+        }
+    }
 }
 
 /// How a write was answered.
@@ -110,16 +140,16 @@ impl DistributedKv {
         self.node.leader_hint()
     }
 
-    /// Reads `key` under `consistency` (default: the configured policy).
+    /// Reads `key` as `opts` say (a bare `Option<ReadPolicy>` is just a consistency).
     pub async fn get(
         &self,
         key: &str,
-        consistency: Option<ReadPolicy>,
+        opts: impl Into<ReadOptions>,
     ) -> Result<ApplyResult, NodeError> {
         if key.is_empty() {
             return Err(NodeError::BadRequest("key must not be empty".into()));
         }
-        self.read_barrier(consistency).await?;
+        self.read_barrier(opts.into()).await?;
         let sm = self.sm.read();
         // Checked under the guard: a node that stopped mid-turn may hold state that is not
         // durable.
@@ -137,7 +167,7 @@ impl DistributedKv {
     pub async fn mget(
         &self,
         keys: &[String],
-        consistency: Option<ReadPolicy>,
+        opts: impl Into<ReadOptions>,
     ) -> Result<ApplyResult, NodeError> {
         if keys.is_empty() {
             return Err(NodeError::BadRequest("keys must not be empty".into()));
@@ -147,7 +177,7 @@ impl DistributedKv {
                 "keys must not contain an empty key".into(),
             ));
         }
-        self.read_barrier(consistency).await?;
+        self.read_barrier(opts.into()).await?;
         let sm = self.sm.read();
         self.check_running()?;
         Ok(ApplyResult {
@@ -156,20 +186,47 @@ impl DistributedKv {
         })
     }
 
-    /// For a readindex read: waits until the state machine has applied a read index the
-    /// leader confirmed. Nothing to wait for a stale read.
-    async fn read_barrier(&self, consistency: Option<ReadPolicy>) -> Result<(), NodeError> {
+    /// Waits until the state machine may answer a read of `opts`: a linearizable read goes to
+    /// the leader (a follower redirects it before waiting for anything), then every read waits
+    /// for its `min_index`, then a linearizable one for the index the leader confirmed (lease
+    /// or ReadIndex round). A stale read without a minimum index waits for nothing.
+    async fn read_barrier(&self, opts: ReadOptions) -> Result<(), NodeError> {
         self.check_running()?;
-        match consistency.unwrap_or(self.cfg.read_policy) {
-            ReadPolicy::Stale => Ok(()),
-            // Lease reads fall back to ReadIndex until the node serves them.
-            ReadPolicy::ReadIndex | ReadPolicy::Lease => {
-                self.ensure_leader().await?;
-                let index = self.node.read_index().await?;
-                self.node.wait_applied(index).await?;
-                Ok(())
-            }
+        let policy = opts.consistency.unwrap_or(self.cfg.read_policy);
+        if policy != ReadPolicy::Stale {
+            self.ensure_leader().await?;
         }
+        if let Some(min) = opts.min_index {
+            self.wait_min_index(min, opts.wait).await?;
+        }
+        let index = match policy {
+            ReadPolicy::Stale => return Ok(()),
+            ReadPolicy::Lease => self.node.read_lease().await?,
+            ReadPolicy::ReadIndex => self.node.read_index().await?,
+        };
+        if self.node.wait_applied(index, self.cfg.apply_wait).await? {
+            Ok(())
+        } else {
+            Err(NodeError::Unavailable(format!(
+                "timed out waiting for read index {index} to be applied here"
+            )))
+        }
+    }
+
+    /// Waits until this node applied `min`, for up to `wait` (at most the configured bound).
+    async fn wait_min_index(&self, min: Index, wait: Option<Duration>) -> Result<(), NodeError> {
+        let wait = wait.map_or(self.cfg.min_index_timeout, |w| {
+            w.min(self.cfg.min_index_timeout)
+        });
+        if self.node.wait_applied(min, wait).await? {
+            return Ok(());
+        }
+        let applied = self.node.status().last_applied;
+        Err(NodeError::NotCaughtUp(format!(
+            "this node applied index {applied}, not min_index {min}, within {} ms; retry \
+             later or at another node",
+            wait.as_millis()
+        )))
     }
 
     fn check_running(&self) -> Result<(), NodeError> {
@@ -203,7 +260,13 @@ impl DistributedKv {
         self.check_running()?;
         self.ensure_leader().await?;
         if let Some(r) = self.dedupe_reply(&cmd) {
-            return Ok(WriteReply::Done(r));
+            // The write was applied at an index this node has applied since: a read with the
+            // applied index as its minimum sees it.
+            let index = self.node.applied_index().await?;
+            return Ok(WriteReply::Done(ApplyResult {
+                index: Some(index),
+                ..r
+            }));
         }
         match self.cfg.write_mode {
             WriteMode::Sync => Ok(WriteReply::Done(self.node.propose(cmd).await?)),
@@ -224,6 +287,24 @@ impl DistributedKv {
                 Ok(WriteReply::Accepted(id))
             }
         }
+    }
+
+    /// Hands this leader's leadership to `to` (`None`: the voter core picks, the most caught
+    /// up) and resolves once this node knows the new leader. A follower refuses with the leader
+    /// hint (the API redirects); asking the leader to hand over to itself is done at once.
+    pub async fn transfer_leader(&self, to: Option<NodeId>) -> Result<TransferDone, NodeError> {
+        if to.as_ref().is_some_and(|id| id.as_str().is_empty()) {
+            return Err(NodeError::BadRequest("to must not be empty".into()));
+        }
+        self.check_running()?;
+        self.ensure_leader().await?;
+        if to.as_ref() == Some(&self.cfg.id) {
+            return Ok(TransferDone {
+                to: self.cfg.id.clone(),
+                leader: self.node.leader_hint(),
+            });
+        }
+        self.node.transfer_leader(to).await
     }
 
     /// A retry of an applied (client_id, seq) changes nothing: answer it from the dedupe table
@@ -287,27 +368,23 @@ mod tests {
     use serde_json::json;
     use tokio::sync::watch;
 
-    /// A fake node: applies proposals straight to the state machine when it leads, records
-    /// them, and serves a read index that the test controls.
+    /// A fake node: applies proposals straight to the state machine when it leads (each at
+    /// the next index), records them, and serves a read index and a lease that the test
+    /// controls.
     struct FakeNode {
         sm: SharedSm,
         leader: bool,
         proposed: Mutex<Vec<Command>>,
         read_index: Index,
+        /// The lease's read index, or no lease (a lease read then takes a read index).
+        lease: Option<Index>,
         applied: watch::Sender<Index>,
         read_index_calls: AtomicU64,
     }
 
     impl FakeNode {
         fn new(sm: SharedSm, leader: bool) -> Arc<Self> {
-            Arc::new(FakeNode {
-                sm,
-                leader,
-                proposed: Mutex::new(Vec::new()),
-                read_index: 0,
-                applied: watch::channel(0).0,
-                read_index_calls: AtomicU64::new(0),
-            })
+            Arc::new(fake(sm, leader))
         }
     }
 
@@ -316,7 +393,12 @@ mod tests {
             Box::pin(async move {
                 lock(&self.proposed).push(cmd.clone());
                 let mut sm = self.sm.clone();
-                Ok(sm.apply(&cmd))
+                let result = sm.apply(&cmd);
+                self.applied.send_modify(|a| *a += 1);
+                Ok(ApplyResult {
+                    index: Some(*self.applied.borrow()),
+                    ..result
+                })
             })
         }
         fn is_leader(&self) -> bool {
@@ -340,17 +422,35 @@ mod tests {
             let i = self.read_index;
             Box::pin(async move { Ok(i) })
         }
-        fn wait_applied(&self, index: Index) -> BoxFut<'_, ()> {
+        fn read_lease(&self) -> BoxFut<'_, Index> {
+            match self.lease {
+                Some(index) => Box::pin(async move { Ok(index) }),
+                None => self.read_index(),
+            }
+        }
+        fn applied_index(&self) -> BoxFut<'_, Index> {
+            let a = *self.applied.borrow();
+            Box::pin(async move { Ok(a) })
+        }
+        fn wait_applied(&self, index: Index, timeout: Duration) -> BoxFut<'_, bool> {
             let mut rx = self.applied.subscribe();
             Box::pin(async move {
-                rx.wait_for(|a| *a >= index)
-                    .await
-                    .map(|_| ())
-                    .map_err(|_| NodeError::Unavailable("gone".into()))
+                match tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)).await {
+                    Ok(Ok(_)) => Ok(true),
+                    Ok(Err(_)) => Err(NodeError::Unavailable("gone".into())),
+                    Err(_) => Ok(false),
+                }
             })
         }
         fn wait_for_leader(&self, _timeout: Duration) -> BoxFut<'_, ()> {
             Box::pin(async { Ok(()) })
+        }
+        fn transfer_leader(&self, _to: Option<NodeId>) -> BoxFut<'_, TransferDone> {
+            Box::pin(async {
+                Err(NodeError::TransferRefused(
+                    raftkv_core::raft::TransferError::NoCandidate,
+                ))
+            })
         }
         fn status(&self) -> Status {
             Status {
@@ -391,8 +491,23 @@ mod tests {
                 write_mode: WriteMode::Sync,
                 op_ttl: Duration::from_secs(60),
                 leader_wait: Duration::from_millis(10),
+                min_index_timeout: Duration::from_secs(5),
+                apply_wait: Duration::from_secs(5),
             },
         )
+    }
+
+    /// A [`FakeNode`] by value, for struct updates.
+    fn fake(sm: SharedSm, leader: bool) -> FakeNode {
+        FakeNode {
+            sm,
+            leader,
+            proposed: Mutex::new(Vec::new()),
+            read_index: 0,
+            lease: None,
+            applied: watch::channel(0).0,
+            read_index_calls: AtomicU64::new(0),
+        }
     }
 
     fn put(k: &str, v: &str, seq: u64) -> Command {
@@ -436,7 +551,10 @@ mod tests {
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
         assert_eq!(
             d.write(put("a", "1", 1)).await,
-            Ok(WriteReply::Done(ApplyResult::ok()))
+            Ok(WriteReply::Done(ApplyResult {
+                index: Some(1),
+                ..ApplyResult::ok()
+            }))
         );
         d.write(Command::delete("a").with_client("c1", 2))
             .await
@@ -515,30 +633,123 @@ mod tests {
     async fn a_readindex_read_waits_until_its_read_index_is_applied() {
         let sm = SharedSm::new();
         let node = Arc::new(FakeNode {
-            sm: sm.clone(),
-            leader: true,
-            proposed: Mutex::new(Vec::new()),
             read_index: 5,
             applied: watch::channel(4).0,
-            read_index_calls: AtomicU64::new(0),
+            ..fake(sm.clone(), true)
         });
         let d = dkv(Arc::clone(&node), sm.clone(), ReadPolicy::ReadIndex);
-        let read = tokio::spawn({
-            let d = Arc::clone(&d);
-            async move { d.get("a", None).await }
-        });
-        // The read cannot finish while index 5 is not applied; yield until it is parked.
+        let got = answered_once_applied(&node, &sm, 5, async move { d.get("a", None).await });
+        assert_eq!(got.await.unwrap().value.as_deref(), Some("5"));
+    }
+
+    /// Runs `read`, checks that it waits while `index` is not applied, then applies a put of
+    /// `a` = `index` as entry `index` and returns the read's answer.
+    async fn answered_once_applied(
+        node: &FakeNode,
+        sm: &SharedSm,
+        index: Index,
+        read: impl Future<Output = Result<ApplyResult, NodeError>> + Send + 'static,
+    ) -> Result<ApplyResult, NodeError> {
+        let read = tokio::spawn(read);
+        // Yield until the read is parked on the index.
         for _ in 0..50 {
             tokio::task::yield_now().await;
         }
         assert!(
             !read.is_finished(),
-            "read answered before its index applied"
+            "read answered before index {index} applied"
         );
-        // Entry 5 (the write) is applied: the read sees it.
-        sm.write().apply(&put("a", "5", 1));
-        node.applied.send_replace(5);
-        let got = read.await.unwrap().unwrap();
-        assert_eq!(got.value.as_deref(), Some("5"));
+        sm.write().apply(&put("a", &index.to_string(), 1));
+        node.applied.send_replace(index);
+        read.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_retried_write_answers_an_index_at_or_past_the_one_it_committed_at() {
+        let sm = SharedSm::new();
+        let node = FakeNode::new(sm.clone(), true);
+        let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
+        let first = d.write(put("a", "1", 1)).await.unwrap();
+        d.write(put("b", "2", 2)).await.unwrap();
+        assert_eq!(
+            first,
+            WriteReply::Done(ApplyResult {
+                index: Some(1),
+                ..ApplyResult::ok()
+            })
+        );
+        // Answered from the dedupe table: not proposed again, and its index (the applied one)
+        // is one a read with it as min_index sees the write at.
+        let retry = d.write(put("a", "1", 1)).await.unwrap();
+        assert_eq!(
+            retry,
+            WriteReply::Done(ApplyResult {
+                index: Some(2),
+                ..ApplyResult::ok()
+            })
+        );
+        assert_eq!(lock(&node.proposed).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_lease_read_with_a_lease_waits_for_its_index_and_asks_no_read_index() {
+        let sm = SharedSm::new();
+        let node = Arc::new(FakeNode {
+            lease: Some(3),
+            applied: watch::channel(2).0,
+            ..fake(sm.clone(), true)
+        });
+        let d = dkv(Arc::clone(&node), sm.clone(), ReadPolicy::ReadIndex);
+        let read = async move { d.get("a", Some(ReadPolicy::Lease)).await };
+        let got = answered_once_applied(&node, &sm, 3, read).await;
+        assert_eq!(got.unwrap().value.as_deref(), Some("3"));
+        assert_eq!(node.read_index_calls.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lease_read_without_a_lease_falls_back_to_a_read_index_round() {
+        let sm = SharedSm::new();
+        let node = FakeNode::new(sm.clone(), true);
+        sm.write().apply(&put("a", "1", 1));
+        let d = dkv(Arc::clone(&node), sm, ReadPolicy::Lease);
+        assert_eq!(d.get("a", None).await.unwrap().value.as_deref(), Some("1"));
+        assert_eq!(node.read_index_calls.load(Ordering::Relaxed), 1);
+        // At a follower a lease read is a linearizable read: it goes to the leader.
+        let sm = SharedSm::new();
+        let follower = dkv(FakeNode::new(sm.clone(), false), sm, ReadPolicy::Stale);
+        assert!(matches!(
+            follower.get("a", Some(ReadPolicy::Lease)).await,
+            Err(NodeError::NotLeader(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn min_index_makes_a_stale_read_at_a_follower_wait_until_it_applied_that_index() {
+        let sm = SharedSm::new();
+        let node = FakeNode::new(sm.clone(), false);
+        let d = dkv(Arc::clone(&node), sm.clone(), ReadPolicy::Stale);
+        let opts = ReadOptions {
+            min_index: Some(1),
+            ..ReadOptions::default()
+        };
+        let read = {
+            let d = Arc::clone(&d);
+            async move { d.get("a", opts).await }
+        };
+        let got = answered_once_applied(&node, &sm, 1, read).await;
+        assert_eq!(got.unwrap().value.as_deref(), Some("1"));
+
+        // An index this node will not reach in time: not_caught_up after the wait asked for.
+        let far = ReadOptions {
+            min_index: Some(100),
+            wait: Some(Duration::from_millis(20)),
+            ..ReadOptions::default()
+        };
+        let t0 = Instant::now();
+        let got = d.get("a", far).await;
+        assert!(matches!(got, Err(NodeError::NotCaughtUp(_))), "{got:?}");
+        assert!(t0.elapsed() >= Duration::from_millis(20));
+        let m = d.mget(&["a".into()], far).await;
+        assert!(matches!(m, Err(NodeError::NotCaughtUp(_))), "{m:?}");
     }
 }

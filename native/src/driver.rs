@@ -21,13 +21,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use raftkv_core::kvraft::{Event, Message, Stores};
 use raftkv_core::raft::{
-    Config, Host, Index, Outcome, ProposeError, RaftError, Role, Status, Waiters,
+    Config, Host, Index, Outcome, ProposeError, RaftError, Role, Status, TransferError, Waiters,
 };
 use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::node_port::{BoxFut, NodeError, RaftHandle};
+use crate::node_port::{BoxFut, NodeError, RaftHandle, TransferDone};
 use crate::shared_sm::SharedSm;
 use crate::transport::HttpTransport;
 
@@ -49,10 +49,28 @@ pub struct NodeView {
 
 type ProposeReply = oneshot::Sender<Result<ApplyResult, NodeError>>;
 type ReadReply = oneshot::Sender<Result<Index, NodeError>>;
+type TransferReply = oneshot::Sender<Result<TransferDone, NodeError>>;
 
 enum Request {
-    Propose { cmd: Command, reply: ProposeReply },
-    ReadIndex { reply: ReadReply },
+    Propose {
+        cmd: Command,
+        reply: ProposeReply,
+    },
+    ReadIndex {
+        reply: ReadReply,
+    },
+    /// A lease read: answered in the same turn from the lease, or (without one) like ReadIndex.
+    ReadLease {
+        reply: ReadReply,
+    },
+    /// The applied index, taken between two turns: it covers every entry applied so far.
+    Applied {
+        reply: ReadReply,
+    },
+    TransferLeader {
+        to: Option<NodeId>,
+        reply: TransferReply,
+    },
 }
 
 /// How the driver is set up.
@@ -63,6 +81,8 @@ pub struct DriverConfig {
     pub client_addrs: BTreeMap<NodeId, String>,
     /// How long a proposal may wait for its outcome before the caller hears "unknown".
     pub propose_timeout: Duration,
+    /// How long a leadership transfer may take before the caller hears "unknown".
+    pub transfer_timeout: Duration,
 }
 
 /// The handle to a running driver. Cheap to clone.
@@ -72,6 +92,7 @@ pub struct RaftNode {
     view: watch::Receiver<NodeView>,
     client_addrs: Arc<BTreeMap<NodeId, String>>,
     propose_timeout: Duration,
+    transfer_timeout: Duration,
 }
 
 /// A running driver thread; stop it with [`DriverThread::stop`].
@@ -155,6 +176,8 @@ pub fn start(
         transport,
         view: view_tx,
         waiters: Waiters::default(),
+        transfers: Vec::new(),
+        handing_over: false,
         client_addrs: Arc::clone(&client_addrs),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -171,6 +194,7 @@ pub fn start(
             view: view_rx,
             client_addrs,
             propose_timeout: cfg.propose_timeout,
+            transfer_timeout: cfg.transfer_timeout,
         },
         DriverThread {
             stop: Some(stop_tx),
@@ -189,6 +213,13 @@ struct Driver {
     view: watch::Sender<NodeView>,
     /// Callers waiting for their proposal's outcome or their read index.
     waiters: Waiters<ProposeReply, ReadReply>,
+    /// Callers waiting for the leadership transfer they started to complete, with its target.
+    transfers: Vec<(NodeId, TransferReply)>,
+    /// This leader started handing its leadership over. When it then steps down, its pending
+    /// proposals are left for the host to settle as the new leader's log reaches it (the
+    /// target was brought up to date first, so they normally commit) instead of being answered
+    /// `unknown_outcome` at once.
+    handing_over: bool,
     client_addrs: Arc<BTreeMap<NodeId, String>>,
 }
 
@@ -267,23 +298,8 @@ impl Driver {
         for (from, msg) in batch.msgs {
             self.node.feed().step(now, &from, msg)?;
         }
-        // Refusals need no persistence and go at once; accepted proposals and reads are
-        // answered from events.
         for req in batch.reqs {
-            match req {
-                Request::Propose { cmd, reply } => match self.node.feed().propose(now, cmd) {
-                    Ok(p) => self.waiters.proposed(p, reply),
-                    Err(e) => {
-                        let _ = reply.send(Err(self.refusal(e)?));
-                    }
-                },
-                Request::ReadIndex { reply } => match self.node.feed().read_index(now) {
-                    Ok(id) => self.waiters.reading(id, reply),
-                    Err(e) => {
-                        let _ = reply.send(Err(self.refusal(e)?));
-                    }
-                },
-            }
+            self.request(now, req)?;
         }
         self.node.feed().tick(now)?;
         self.node.process(&mut self.transport)?;
@@ -304,32 +320,112 @@ impl Driver {
         for r in self.waiters.reads_applied(applied) {
             let _ = r.send(Ok(applied));
         }
+        self.settle_transfers();
         Ok(())
     }
 
-    /// Maps a refused proposal or read to the caller's error; a fatal error stops the node.
-    fn refusal(&self, e: ProposeError) -> Result<NodeError, RaftError> {
-        match e {
-            ProposeError::NotLeader { leader } => {
-                Ok(NodeError::NotLeader(hint(&self.client_addrs, leader)))
+    /// Takes one request. Refusals need no persistence and go at once; accepted proposals,
+    /// reads and transfers are answered from events (or the state they leave).
+    fn request(&mut self, now: u64, req: Request) -> Result<(), RaftError> {
+        match req {
+            Request::Propose { cmd, reply } => match self.node.feed().propose(now, cmd) {
+                Ok(p) => self.waiters.proposed(p, reply),
+                Err(e) => {
+                    let _ = reply.send(Err(self.refusal(e)?));
+                }
+            },
+            Request::ReadIndex { reply } => self.read_index(now, reply)?,
+            Request::ReadLease { reply } => match self.node.read_lease(now) {
+                Some(index) => {
+                    let _ = reply.send(Ok(index));
+                }
+                None => self.read_index(now, reply)?,
+            },
+            Request::Applied { reply } => {
+                let _ = reply.send(Ok(self.node.last_applied()));
             }
-            ProposeError::Overloaded {
-                uncommitted_bytes,
-                cap,
-            } => Ok(NodeError::Overloaded(format!(
-                "{uncommitted_bytes} bytes of writes wait for a quorum (cap {cap})"
-            ))),
-            ProposeError::Transferring { to } => Ok(NodeError::Overloaded(format!(
-                "transferring leadership to {to}"
-            ))),
-            ProposeError::Fatal(e) => Err(e),
+            Request::TransferLeader { to, reply } => {
+                match transfer_leader(&mut self.node, now, to) {
+                    Ok(target) => {
+                        tracing::info!(to = %target, "handing leadership over");
+                        self.handing_over = true;
+                        self.transfers.push((target, reply));
+                    }
+                    Err(TransferError::NotLeader { leader }) => {
+                        let hint = hint(&self.client_addrs, leader);
+                        let _ = reply.send(Err(NodeError::NotLeader(hint)));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NodeError::TransferRefused(e)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a ReadIndex read for `reply`, answered once confirmed and applied.
+    fn read_index(&mut self, now: u64, reply: ReadReply) -> Result<(), RaftError> {
+        match self.node.feed().read_index(now) {
+            Ok(id) => self.waiters.reading(id, reply),
+            Err(e) => {
+                let _ = reply.send(Err(self.refusal(e)?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers the transfers that completed: this node knows another leader. (Abandoned ones
+    /// are answered on `TransferAbandoned`.)
+    fn settle_transfers(&mut self) {
+        if self.transfers.is_empty() {
+            return;
+        }
+        let me = self.node.id();
+        if let Some(leader) = self.node.leader_id().filter(|l| *l != me).cloned() {
+            let leader = hint(&self.client_addrs, Some(leader));
+            for (to, reply) in self.transfers.drain(..) {
+                let done = TransferDone {
+                    to,
+                    leader: leader.clone(),
+                };
+                let _ = reply.send(Ok(done));
+            }
         }
     }
 
+    /// The transfer to `to` ended without it taking over; this node leads on and takes
+    /// proposals again.
+    fn transfer_abandoned(&mut self, to: &NodeId) {
+        tracing::warn!(%to, "leadership transfer abandoned: the target did not take over");
+        self.handing_over = false;
+        let me = self.node.id().clone();
+        let (ended, pending) = std::mem::take(&mut self.transfers)
+            .into_iter()
+            .partition(|(target, _)| target == to);
+        self.transfers = pending;
+        for (_, reply) in ended {
+            let _ = reply.send(Err(NodeError::TransferAbandoned(format!(
+                "{to} did not take over within an election timeout; {me} still leads"
+            ))));
+        }
+    }
+
+    fn refusal(&self, e: ProposeError) -> Result<NodeError, RaftError> {
+        refusal(&self.client_addrs, e)
+    }
+
     fn on_event(&mut self, ev: Event) {
+        let applied_at = match &ev {
+            Event::ProposalApplied { index, .. } => Some(*index),
+            _ => None,
+        };
         for (reply, outcome) in self.waiters.proposals_settled(&ev) {
             let answer = match outcome {
-                Outcome::Applied(result) => Ok(result),
+                Outcome::Applied(result) => Ok(ApplyResult {
+                    index: applied_at,
+                    ..result
+                }),
                 // Another leader's entry replaced it: it was not applied here and never will be.
                 Outcome::Lost => Err(NodeError::NotLeader(hint(
                     &self.client_addrs,
@@ -346,15 +442,23 @@ impl Driver {
         }
         match ev {
             Event::RoleChanged { role, .. } if role != Role::Leader => {
-                // Leadership lost: a pending proposal may still be committed by the next leader,
-                // or not. Say so rather than guess.
-                for r in self.waiters.drain_proposals() {
-                    let _ = r.send(Err(NodeError::UnknownOutcome(
-                        "leadership lost before the write was applied".into(),
-                    )));
+                if std::mem::take(&mut self.handing_over) {
+                    // Handed over: the pending proposals are in the new leader's log, which
+                    // commits them; they settle here as that log reaches this node (or time
+                    // out for their caller).
+                } else {
+                    // Leadership lost: a pending proposal may still be committed by the next
+                    // leader, or not. Say so rather than guess.
+                    for r in self.waiters.drain_proposals() {
+                        let _ = r.send(Err(NodeError::UnknownOutcome(
+                            "leadership lost before the write was applied".into(),
+                        )));
+                    }
                 }
                 self.fail_reads();
             }
+            Event::TransferStarted { to } => tracing::info!(%to, "leadership transfer started"),
+            Event::TransferAbandoned { to } => self.transfer_abandoned(&to),
             Event::SnapshotRestored { index, term } => {
                 // Rare and worth an operator's notice: a follower too far behind for the log.
                 tracing::info!(index, term, "state machine restored from a snapshot");
@@ -363,13 +467,17 @@ impl Driver {
         }
     }
 
+    /// Why a read this leader took cannot be served: another leader is known (go there), or
+    /// no quorum confirmed this node's leadership in time.
     fn read_failed(&self) -> NodeError {
-        let leader = self
-            .node
-            .leader_id()
-            .filter(|l| *l != self.node.id())
-            .cloned();
-        NodeError::NotLeader(hint(&self.client_addrs, leader))
+        match self.node.leader_id().filter(|l| *l != self.node.id()) {
+            Some(leader) => NodeError::NotLeader(hint(&self.client_addrs, Some(leader.clone()))),
+            None => NodeError::ReadTimeout(
+                "the read could not be confirmed: no quorum acknowledged this node's leadership \
+                 in time, and no other leader is known; retry"
+                    .into(),
+            ),
+        }
     }
 
     fn fail_reads(&mut self) {
@@ -389,9 +497,52 @@ impl Driver {
         for r in self.waiters.drain_reads() {
             let _ = r.send(Err(NodeError::Unavailable("the node stopped".into())));
         }
+        for (_, r) in self.transfers.drain(..) {
+            let _ = r.send(Err(NodeError::Unavailable("the node stopped".into())));
+        }
         self.view.send_modify(|v| v.stopped = true);
         self.reqs.close();
     }
+}
+
+/// Maps a refused proposal or read to the caller's error; a fatal error stops the node.
+fn refusal(addrs: &BTreeMap<NodeId, String>, e: ProposeError) -> Result<NodeError, RaftError> {
+    match e {
+        ProposeError::NotLeader { leader } => Ok(NodeError::NotLeader(hint(addrs, leader))),
+        ProposeError::Overloaded {
+            uncommitted_bytes,
+            cap,
+        } => Ok(NodeError::Overloaded(format!(
+            "{uncommitted_bytes} bytes of writes wait for a quorum (cap {cap})"
+        ))),
+        ProposeError::Transferring { to } => Ok(NodeError::Transferring(format!(
+            "leadership is moving to {to}; retry shortly"
+        ))),
+        ProposeError::Fatal(e) => Err(e),
+    }
+}
+
+/// Starts handing `host`'s leadership to `to` ([`Node::transfer_leader`]).
+///
+/// That method takes the node mutably, and core's `Host` does not hand it out yet: its `Feed`
+/// has `step`, `tick`, `propose` and `read_index`, and its `Deref` is shared only. Until core
+/// has `Feed::transfer_leader`, this answers what the node's method answers in this core (a
+/// follower is told who leads; a leader has no candidate); then its body becomes
+/// `host.feed().transfer_leader(now, to)`.
+///
+/// [`Node::transfer_leader`]: raftkv_core::raft::Node::transfer_leader
+fn transfer_leader(
+    host: &mut Host<SharedSm>,
+    now: u64,
+    to: Option<NodeId>,
+) -> Result<NodeId, TransferError> {
+    let _ = (now, to);
+    if !host.is_leader() {
+        return Err(TransferError::NotLeader {
+            leader: host.leader_id().cloned(),
+        });
+    }
+    Err(TransferError::NoCandidate)
 }
 
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
@@ -473,22 +624,44 @@ impl RaftHandle for RaftNode {
         ))
     }
 
-    fn wait_applied(&self, index: Index) -> BoxFut<'_, ()> {
+    fn read_lease(&self) -> BoxFut<'_, Index> {
+        Box::pin(self.request(
+            |reply| Request::ReadLease { reply },
+            |m| NodeError::Unavailable(m.into()),
+            self.propose_timeout,
+        ))
+    }
+
+    fn applied_index(&self) -> BoxFut<'_, Index> {
+        Box::pin(self.request(
+            |reply| Request::Applied { reply },
+            |m| NodeError::Unavailable(m.into()),
+            self.propose_timeout,
+        ))
+    }
+
+    fn wait_applied(&self, index: Index, timeout: Duration) -> BoxFut<'_, bool> {
         Box::pin(async move {
             let mut rx = self.view.clone();
             let res = tokio::time::timeout(
-                self.propose_timeout,
+                timeout,
                 rx.wait_for(|v| v.stopped || v.status.last_applied >= index),
             )
             .await;
             match res {
-                Ok(Ok(v)) if !v.stopped => Ok(()),
+                Ok(Ok(v)) if !v.stopped => Ok(true),
                 Ok(_) => Err(NodeError::Unavailable("the raft node stopped".into())),
-                Err(_) => Err(NodeError::Unavailable(
-                    "timed out waiting for the read index to be applied".into(),
-                )),
+                Err(_) => Ok(false),
             }
         })
+    }
+
+    fn transfer_leader(&self, to: Option<NodeId>) -> BoxFut<'_, TransferDone> {
+        Box::pin(self.request(
+            |reply| Request::TransferLeader { to, reply },
+            |m| NodeError::UnknownOutcome(format!("leadership transfer: {m}")),
+            self.transfer_timeout,
+        ))
     }
 
     fn wait_for_leader(&self, timeout: Duration) -> BoxFut<'_, ()> {
@@ -505,5 +678,37 @@ impl RaftHandle for RaftNode {
 
     fn is_stopped(&self) -> bool {
         self.view.borrow().stopped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proposal_refused_while_transferring_is_a_transferring_error_not_overloaded() {
+        let addrs = BTreeMap::from([(NodeId::from("n2"), "127.0.0.1:2".to_string())]);
+        let got = refusal(
+            &addrs,
+            ProposeError::Transferring {
+                to: NodeId::from("n2"),
+            },
+        );
+        assert_eq!(
+            got,
+            Ok(NodeError::Transferring(
+                "leadership is moving to n2; retry shortly".into()
+            ))
+        );
+        let got = refusal(
+            &addrs,
+            ProposeError::NotLeader {
+                leader: Some(NodeId::from("n2")),
+            },
+        );
+        assert!(
+            matches!(&got, Ok(NodeError::NotLeader(h)) if h.leader_addr.as_deref() == Some("127.0.0.1:2")),
+            "{got:?}"
+        );
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! [`spawn`] starts a server on the current tokio runtime and returns its bound address and a
 //! handle to stop it, which is what tests use; [`run`] adds waiting for SIGINT/SIGTERM, which is
-//! what the binary uses.
+//! what the binary uses. On that signal a leader first hands its leadership to the most caught-up
+//! voter ([`RunningServer::hand_over`]), so a planned restart costs the cluster no election
+//! timeout; then in-flight requests finish and the node stops.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -20,7 +22,8 @@ use crate::api;
 use crate::config::{Peer, ServerConfig};
 use crate::disk;
 use crate::dkv::{DistributedKv, DkvConfig};
-use crate::driver::{self, DriverConfig, DriverThread, StartError};
+use crate::driver::{self, DriverConfig, DriverThread, RaftNode, StartError};
+use crate::node_port::{NodeError, RaftHandle, TransferDone};
 use crate::shared_sm::SharedSm;
 use crate::transport::{self, HttpTransport, StaticPeers, TransportConfig, TransportError};
 
@@ -29,6 +32,9 @@ use crate::transport::{self, HttpTransport, StaticPeers, TransportConfig, Transp
 const SINGLE_NODE_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a write waits for its outcome before the client hears `unknown_outcome`.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a node that handed its leadership over waits, before it stops, to apply its whole
+/// log (so the writes it accepted as leader are answered rather than cut off).
+const HAND_OVER_APPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why kvserver could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,7 @@ pub enum ServerError {
 pub struct RunningServer {
     addr: SocketAddr,
     service: Arc<DistributedKv>,
+    node: RaftNode,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<io::Result<()>>,
     driver: DriverThread,
@@ -75,6 +82,27 @@ impl RunningServer {
         &self.service
     }
 
+    /// If this node leads, hands its leadership to the voter core picks (the most caught up)
+    /// and waits until this node knows the new leader and has applied its whole log, so that
+    /// the writes it accepted are answered. Bounded: the transfer by the driver's transfer
+    /// timeout, the apply by [`HAND_OVER_APPLY_TIMEOUT`]. A follower has nothing to hand over.
+    /// Meanwhile the node serves on: refused writes say `transferring`, then redirect.
+    pub async fn hand_over(&self) -> HandOver {
+        if !self.node.is_leader() {
+            return HandOver::NotLeader;
+        }
+        let done = match self.service.transfer_leader(None).await {
+            Ok(done) => done,
+            Err(e) => return HandOver::Failed(e),
+        };
+        let last = self.node.view().status.last_log_index;
+        let applied = self
+            .node
+            .wait_for(HAND_OVER_APPLY_TIMEOUT, |v| v.status.last_applied >= last)
+            .await;
+        HandOver::Done { done, applied }
+    }
+
     /// Stops accepting connections, lets in-flight requests finish, stops the Raft node (its
     /// stores are released when this returns) and waits until the server has stopped.
     pub async fn shutdown(self) -> Result<(), ServerError> {
@@ -87,6 +115,23 @@ impl RunningServer {
         self.driver.stop().await;
         served
     }
+}
+
+/// How [`RunningServer::hand_over`] went.
+#[derive(Debug)]
+pub enum HandOver {
+    /// This node did not lead: nothing to hand over.
+    NotLeader,
+    /// Another leader took over; `applied` says whether this node then applied its whole log
+    /// in time.
+    Done {
+        /// The transfer.
+        done: TransferDone,
+        /// This node applied its whole log afterwards.
+        applied: bool,
+    },
+    /// The transfer did not happen (no other voter, the target did not take over, a timeout).
+    Failed(NodeError),
 }
 
 /// Binds `config.addr`, opens the data dir, starts the Raft node's driver and serves the client
@@ -131,6 +176,9 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             raft,
             client_addrs: addrs,
             propose_timeout: PROPOSE_TIMEOUT,
+            // Core abandons a transfer after an election timeout; the target's election
+            // takes about one more.
+            transfer_timeout: Duration::from_millis((4 * config.election_timeout_ms.max).max(1000)),
         },
         stores,
         sm.clone(),
@@ -147,6 +195,8 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             write_mode: config.write_mode,
             op_ttl: config.op_ttl,
             leader_wait: Duration::from_millis(config.election_timeout_ms.max * 2),
+            min_index_timeout: config.min_index_timeout,
+            apply_wait: PROPOSE_TIMEOUT,
         },
     );
     let app = api::router(Arc::clone(&service), config.max_body_bytes)
@@ -186,16 +236,34 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     Ok(RunningServer {
         addr,
         service,
+        node,
         shutdown,
         task,
         driver,
     })
 }
 
-/// Runs a server until SIGINT or SIGTERM, then shuts it down gracefully.
+/// Runs a server until SIGINT or SIGTERM, then shuts it down gracefully: a leader hands its
+/// leadership over first (a second signal skips the wait), then in-flight requests finish.
 pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let server = spawn(config).await?;
     shutdown_signal().await;
+    tokio::select! {
+        h = server.hand_over() => match h {
+            HandOver::NotLeader => {}
+            HandOver::Done { done, applied } => tracing::info!(
+                to = %done.to,
+                leader = ?done.leader.leader_id,
+                applied_all = applied,
+                "handed leadership over"
+            ),
+            HandOver::Failed(e) => tracing::warn!(
+                error = %e,
+                "could not hand leadership over; stopping anyway (the others elect a leader)"
+            ),
+        },
+        () = shutdown_signal() => tracing::warn!("second signal: not waiting for the hand-over"),
+    }
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await?;
     tracing::info!("stopped");

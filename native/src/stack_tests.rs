@@ -130,6 +130,7 @@ fn single_node(stores: Stores) -> (RaftNode, DriverThread, Arc<DistributedKv>) {
         raft,
         client_addrs: addrs,
         propose_timeout: Duration::from_secs(5),
+        transfer_timeout: Duration::from_secs(5),
     };
     let (node, thread) = start(cfg, stores, sm.clone(), inbox_rx, transport).unwrap();
     let dkv = DistributedKv::new(
@@ -142,6 +143,8 @@ fn single_node(stores: Stores) -> (RaftNode, DriverThread, Arc<DistributedKv>) {
             write_mode: WriteMode::Sync,
             op_ttl: Duration::from_secs(60),
             leader_wait: Duration::from_secs(5),
+            min_index_timeout: Duration::from_secs(5),
+            apply_wait: Duration::from_secs(5),
         },
     );
     (node, thread, dkv)
@@ -154,7 +157,14 @@ async fn driver_answers_writes_after_apply_and_reads_through_read_index() {
         .write(Command::put("a", "1").with_client("c", 1))
         .await
         .unwrap();
-    assert_eq!(r, WriteReply::Done(ApplyResult::ok()));
+    // Its index: after the leader's no-op at 1.
+    assert_eq!(
+        r,
+        WriteReply::Done(ApplyResult {
+            index: Some(2),
+            ..ApplyResult::ok()
+        })
+    );
     // The reply came after apply: the published status already covers it.
     let s = node.view().status;
     assert_eq!(s.role, Role::Leader);

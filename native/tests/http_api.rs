@@ -28,14 +28,16 @@ async fn http_api_healthz() {
 #[tokio::test]
 async fn http_api_put_get_delete() {
     let t = TestServer::start().await;
+    // Every write answers the index it committed at (the leader's no-op is at 1).
     let put = t.send(PUT, "/kv/k1", Some(&put_body(1, "v1"))).await;
-    assert_eq!(put, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(put, (StatusCode::OK, json!({"ok": true, "index": 2})));
     let get = t.send(GET, "/kv/k1", None).await;
     assert_eq!(get, (StatusCode::OK, json!({"ok": true, "value": "v1"})));
 
-    // A retry of (c1, 1) with another value gets the stored reply and changes nothing.
+    // A retry of (c1, 1) with another value gets the stored reply and changes nothing (its
+    // index: one this node applied at or after the write).
     let retry = t.send(PUT, "/kv/k1", Some(&put_body(1, "other"))).await;
-    assert_eq!(retry, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(retry, (StatusCode::OK, json!({"ok": true, "index": 2})));
     assert_eq!(t.send(GET, "/kv/k1", None).await.1["value"], "v1");
 
     // Values may be empty.
@@ -44,7 +46,13 @@ async fn http_api_put_get_delete() {
 
     let del = json!({"client_id": "c1", "seq": 3}).to_string();
     let got = t.send(DELETE, "/kv/k1", Some(&del)).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "deleted": 1})));
+    assert_eq!(
+        got,
+        (
+            StatusCode::OK,
+            json!({"ok": true, "deleted": 1, "index": 4})
+        )
+    );
     assert_error(
         &t.send(GET, "/kv/k1", None).await,
         StatusCode::NOT_FOUND,
@@ -53,10 +61,16 @@ async fn http_api_put_get_delete() {
 
     let del = json!({"client_id": "c1", "seq": 4}).to_string();
     let got = t.send(DELETE, "/kv/k1", Some(&del)).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "deleted": 0})));
+    assert_eq!(
+        got,
+        (
+            StatusCode::OK,
+            json!({"ok": true, "deleted": 0, "index": 5})
+        )
+    );
 
-    // Both read policies are accepted.
-    for c in ["stale", "readindex"] {
+    // Every consistency is accepted.
+    for c in ["stale", "readindex", "lease"] {
         let got = t
             .send(GET, &format!("/kv/empty?consistency={c}"), None)
             .await;
@@ -70,7 +84,7 @@ async fn http_api_batch_endpoints() {
     let mput = json!({"client_id": "c1", "seq": 1, "entries": [
         {"key": "a", "value": "1"}, {"key": "b", "value": "2"}, {"key": "c", "value": "3"}]});
     let got = t.send(POST, "/kv/mput", Some(&mput.to_string())).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "index": 2})));
 
     let mget = json!({"keys": ["a", "b", "missing"]}).to_string();
     let got = t.send(POST, "/kv/mget", Some(&mget)).await;
@@ -84,7 +98,13 @@ async fn http_api_batch_endpoints() {
 
     let mdel = json!({"client_id": "c1", "seq": 2, "keys": ["a", "c", "missing"]});
     let got = t.send(POST, "/kv/mdelete", Some(&mdel.to_string())).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "deleted": 2})));
+    assert_eq!(
+        got,
+        (
+            StatusCode::OK,
+            json!({"ok": true, "deleted": 2, "index": 3})
+        )
+    );
 
     let got = t.send(POST, "/kv/mget", Some(&mget)).await;
     assert_eq!(got.1["values"], json!({"b": "2"}));
@@ -100,10 +120,12 @@ async fn http_api_cas() {
     };
     // "" matches a missing key.
     let got = t.send(POST, "/kv/cas", Some(&cas(1, "", "v1"))).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "index": 2})));
 
+    // A failed cas is in the log too: it answers its index.
     let got = t.send(POST, "/kv/cas", Some(&cas(2, "wrong", "v2"))).await;
     assert_error(&got, StatusCode::CONFLICT, "cas_failed");
+    assert_eq!(got.1["index"], 3);
     assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "v1");
 
     // A retry of the failed cas gets the same failure, even though it would now succeed.
@@ -111,7 +133,7 @@ async fn http_api_cas() {
     assert_error(&got, StatusCode::CONFLICT, "cas_failed");
 
     let got = t.send(POST, "/kv/cas", Some(&cas(3, "v1", "v2"))).await;
-    assert_eq!(got, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "index": 4})));
     assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "v2");
 }
 
@@ -168,7 +190,8 @@ async fn http_api_async_write_mode_op_result() {
         .as_str()
         .expect("op_id is a string")
         .to_string();
-    assert_eq!(await_op(&t, &op).await, json!({"ok": true}));
+    // The op's result carries the index the write committed at.
+    assert_eq!(await_op(&t, &op).await, json!({"ok": true, "index": 2}));
     assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "v1");
 
     // A semantic failure is the op's result, not the status of the write.
@@ -467,4 +490,133 @@ async fn http_api_restart_keeps_acknowledged_writes() {
         StatusCode::OK
     );
     assert_eq!(t.send(GET, "/kv/a", None).await.1["value"], "1b");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read consistency, write indexes, min_index and leadership transfer on one node.
+
+#[tokio::test]
+async fn every_write_route_answers_the_index_it_committed_at() {
+    let t = TestServer::start().await;
+    let writes = [
+        (PUT, "/kv/a", put_body(1, "1")),
+        (
+            DELETE,
+            "/kv/a",
+            json!({"client_id": "c1", "seq": 2}).to_string(),
+        ),
+        (
+            POST,
+            "/kv/cas",
+            json!({"client_id": "c1", "seq": 3, "key": "b", "expected": "", "value": "2"})
+                .to_string(),
+        ),
+        (
+            POST,
+            "/kv/mput",
+            json!({"client_id": "c1", "seq": 4, "entries": [{"key": "c", "value": "3"}]})
+                .to_string(),
+        ),
+        (
+            POST,
+            "/kv/mdelete",
+            json!({"client_id": "c1", "seq": 5, "keys": ["c"]}).to_string(),
+        ),
+    ];
+    let mut last = t.applied();
+    for (method, path, body) in writes {
+        let (s, reply) = t.send(method.clone(), path, Some(&body)).await;
+        assert_eq!(s, StatusCode::OK, "{method} {path}: {reply}");
+        // One entry each, right after the one before; applied by the time it is answered.
+        assert_eq!(reply["index"], last + 1, "{method} {path}: {reply}");
+        last += 1;
+        assert!(t.applied() >= last);
+    }
+}
+
+#[tokio::test]
+async fn a_lease_read_without_a_lease_falls_back_to_readindex_and_is_answered() {
+    // With core's lease stub the leader never holds a lease: the read takes a ReadIndex round.
+    // With the real core a lone leader holds one; either way the read is answered with the
+    // acknowledged write.
+    let t = TestServer::start().await;
+    t.send(PUT, "/kv/a", Some(&put_body(1, "1"))).await;
+    let got = t.send(GET, "/kv/a?consistency=lease", None).await;
+    assert_eq!(got, (StatusCode::OK, json!({"ok": true, "value": "1"})));
+    let mget = json!({"keys": ["a"]}).to_string();
+    let got = t
+        .send(POST, "/kv/mget?consistency=lease", Some(&mget))
+        .await;
+    assert_eq!(got.1["values"], json!({"a": "1"}));
+    // A kvserver whose policy is lease serves plain reads the same way.
+    let t = TestServer::start_with(|c| c.read_policy = raftkv_core::ReadPolicy::Lease).await;
+    t.send(PUT, "/kv/a", Some(&put_body(1, "2"))).await;
+    assert_eq!(t.send(GET, "/kv/a", None).await.1["value"], "2");
+    assert_eq!(t.send(GET, "/status", None).await.1["read_policy"], "lease");
+}
+
+#[tokio::test]
+async fn min_index_past_what_will_ever_apply_answers_503_not_caught_up_within_the_timeout() {
+    let bound = Duration::from_millis(300);
+    let t = TestServer::start_with(|c| c.min_index_timeout = bound).await;
+    let w = t.send(PUT, "/kv/a", Some(&put_body(1, "1"))).await;
+    let index = w.1["index"].as_u64().expect("index");
+    // The write's own index: answered at once.
+    let path = format!("/kv/a?min_index={index}");
+    assert_eq!(t.send(GET, &path, None).await.1["value"], "1");
+    // An index nobody will write, with no wait asked for and with more than the bound asked
+    // for: not_caught_up after the server's bound, not later.
+    for path in [
+        "/kv/a?min_index=1000000".to_string(),
+        "/kv/a?consistency=stale&min_index=1000000&wait_ms=60000".to_string(),
+    ] {
+        let started = Instant::now();
+        let got = t.send(GET, &path, None).await;
+        let took = started.elapsed();
+        assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "not_caught_up");
+        assert!(took >= bound && took < bound * 10, "{path}: {took:?}");
+    }
+    let got = t
+        .send(GET, "/kv/a?min_index=1000000&wait_ms=10", None)
+        .await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "not_caught_up");
+    for bad in [
+        "/kv/a?min_index=abc",
+        "/kv/a?min_index=-1",
+        "/kv/a?wait_ms=x",
+    ] {
+        assert_error(
+            &t.send(GET, bad, None).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+}
+
+#[tokio::test]
+async fn transfer_leader_on_a_single_node_answers_409_no_candidate() {
+    // A lone voter has nobody to hand over to (the stub and the real core agree).
+    let t = TestServer::start().await;
+    let got = t.send(POST, "/cluster/transfer-leader", None).await;
+    assert_error(&got, StatusCode::CONFLICT, "no_candidate");
+    // Handing over to itself is done already.
+    let got = t
+        .send(POST, "/cluster/transfer-leader", Some(r#"{"to":"n1"}"#))
+        .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(
+        (&got.1["to"], &got.1["leader_id"]),
+        (&json!("n1"), &json!("n1"))
+    );
+    let got = t
+        .send(POST, "/cluster/transfer-leader", Some(r#"{"to":7}"#))
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "bad_request");
+    let got = t.send(GET, "/cluster/transfer-leader", None).await;
+    assert_error(&got, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    // Still the leader, still taking writes.
+    assert_eq!(
+        t.send(PUT, "/kv/a", Some(&put_body(1, "1"))).await.0,
+        StatusCode::OK
+    );
 }

@@ -229,6 +229,19 @@ async fn refusing_node(
     (addr, seen)
 }
 
+/// Asserts that every body a stand-in node got carries client `client_id` and `seq`: the
+/// retries re-sent the same write.
+#[track_caller]
+fn assert_same_write(bodies: &[Bytes], client_id: &str, seq: u64) {
+    for b in bodies {
+        let body: Value = serde_json::from_slice(b).expect("JSON body");
+        assert_eq!(
+            (&body["client_id"], &body["seq"]),
+            (&json!(client_id), &json!(seq))
+        );
+    }
+}
+
 #[tokio::test]
 async fn kvctl_retries_through_an_election_with_the_same_seq() {
     let (node, seen) = electing_node(3).await;
@@ -241,13 +254,7 @@ async fn kvctl_retries_through_an_election_with_the_same_seq() {
     assert_eq!(stdout(&put), "OK\n");
     let bodies = seen.lock().expect("lock").clone();
     assert_eq!(bodies.len(), 4, "three leaderless answers, then the write");
-    for b in &bodies {
-        let body: Value = serde_json::from_slice(b).expect("JSON body");
-        assert_eq!(
-            (&body["client_id"], &body["seq"]),
-            (&json!("ann"), &json!(9))
-        );
-    }
+    assert_same_write(&bodies, "ann", 9);
 
     // With retries off, the first leaderless answer is final.
     let (node, seen) = electing_node(3).await;
@@ -273,13 +280,7 @@ async fn kvctl_waits_out_an_overloaded_leader_for_its_retry_after() {
     );
     let bodies = seen.lock().expect("lock").clone();
     assert_eq!(bodies.len(), 2, "one overloaded answer, then the write");
-    for b in &bodies {
-        let body: Value = serde_json::from_slice(b).expect("JSON body");
-        assert_eq!(
-            (&body["client_id"], &body["seq"]),
-            (&json!("ann"), &json!(4))
-        );
-    }
+    assert_same_write(&bodies, "ann", 4);
 
     // A Retry-After beyond the retry window: the overloaded answer is final at once.
     let (node, seen) = refusing_node(1, "overloaded", Some("1")).await;
@@ -388,6 +389,25 @@ async fn kvctl_bench_runs_a_counted_mix_and_reports() {
     // The puts are in the store.
     assert!(t.entries().keys().any(|k| k.starts_with("bench-")));
 
+    // Gets read at readindex unless told otherwise; each consistency is answered.
+    assert!(report.contains("readindex gets"), "{report}");
+    for c in ["stale", "lease"] {
+        let args = [
+            "bench",
+            "--count",
+            "40",
+            "--mix",
+            "get=1",
+            "--consistency",
+            c,
+        ];
+        let out = kvctl(&t.endpoint(), &args).await;
+        assert_ok(&out);
+        let report = stdout(&out);
+        assert!(report.contains(&format!("{c} gets")), "{report}");
+        assert!(report.contains("errors: none"), "{report}");
+    }
+
     let bad = kvctl(&t.endpoint(), &["bench", "--mix", "scan=1"]).await;
     assert!(!bad.status.success());
 }
@@ -440,4 +460,93 @@ async fn kvctl_bench_verify_reads_every_acknowledged_put_back() {
     let err = stderr(&out);
     assert!(err.contains("last acknowledged"), "{err}");
     assert!(!err.contains("lost 0,"), "{err}");
+}
+
+#[tokio::test]
+async fn kvctl_json_writes_print_their_index_and_get_min_index_reads_at_it() {
+    let t = TestServer::start().await;
+    let ep = t.endpoint();
+    let put = kvctl(&ep, &["--json", "put", "k", "v"]).await;
+    assert_ok(&put);
+    let body: Value = serde_json::from_str(&stdout(&put)).expect("--json prints JSON");
+    let index = body["index"].as_u64().expect("the write's index");
+    assert_eq!(body, json!({"ok": true, "index": index}));
+    let cas = kvctl(&ep, &["--json", "cas", "k", "v", "w"]).await;
+    let body: Value = serde_json::from_str(&stdout(&cas)).expect("JSON");
+    assert_eq!(body["index"], index + 1);
+    let at = (index + 1).to_string();
+    for consistency in ["stale", "readindex", "lease"] {
+        let get = kvctl(
+            &ep,
+            &["get", "k", "--consistency", consistency, "--min-index", &at],
+        )
+        .await;
+        assert_ok(&get);
+        assert_eq!(stdout(&get), "w\n", "{consistency}");
+    }
+    let mget = kvctl(&ep, &["mget", "k", "--min-index", &at]).await;
+    assert_eq!(stdout(&mget), "k = w\n");
+    // An index that will not be applied: the server's not_caught_up, within kvctl's timeout.
+    let far = kvctl(
+        &ep,
+        &[
+            "--retry-ms",
+            "0",
+            "--timeout-ms",
+            "1000",
+            "get",
+            "k",
+            "--min-index",
+            "999999",
+        ],
+    )
+    .await;
+    assert!(!far.status.success());
+    assert!(stderr(&far).contains("not_caught_up"), "{}", stderr(&far));
+}
+
+#[tokio::test]
+async fn kvctl_retries_a_transferring_leader_with_the_same_seq_without_waiting_whole_seconds() {
+    let (node, seen) = refusing_node(3, "transferring", Some("1")).await;
+    let started = std::time::Instant::now();
+    let put = kvctl(
+        &node,
+        &["put", "k", "v", "--client-id", "ann", "--seq", "5"],
+    )
+    .await;
+    assert_ok(&put);
+    // Three refusals, each retried after kvctl's own short pause, not the Retry-After second.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let bodies = seen.lock().expect("lock").clone();
+    assert_eq!(
+        bodies.len(),
+        4,
+        "three transferring answers, then the write"
+    );
+    assert_same_write(&bodies, "ann", 5);
+    // Without a retry window the refusal is final.
+    let (node, _) = refusing_node(1, "transferring", Some("1")).await;
+    let put = kvctl(&node, &["--retry-ms", "0", "put", "k", "v"]).await;
+    assert!(!put.status.success());
+    assert!(stderr(&put).contains("transferring"), "{}", stderr(&put));
+}
+
+#[tokio::test]
+async fn kvctl_leader_transfer_reports_the_refusal_or_the_leader() {
+    let t = TestServer::start().await;
+    let ep = t.endpoint();
+    // One voter: nobody to hand over to.
+    let out = kvctl(&ep, &["leader", "transfer"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no_candidate"), "{}", stderr(&out));
+    let out = kvctl(&ep, &["leader", "transfer", "n1"]).await;
+    assert_ok(&out);
+    assert_eq!(stdout(&out), format!("n1 leads ({ep})\n"));
+    let out = kvctl(&ep, &["--json", "leader", "transfer", "n1"]).await;
+    let body: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(body["leader_id"], "n1");
 }

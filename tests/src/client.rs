@@ -152,10 +152,12 @@ impl KvClient {
         self.request(method, path, Some(fields)).await
     }
 
-    /// `GET /kv/{key}`: `Some(value)` on 200, `None` on 404, an error otherwise.
+    /// `GET /kv/{key}?consistency=stale`, the node's own state (kvserver's default is a
+    /// readindex read, which a follower would send to the leader): `Some(value)` on 200,
+    /// `None` on 404, an error otherwise.
     pub async fn get(&self, key: &str) -> Result<Option<String>, String> {
         let r = self
-            .request(Method::GET, &format!("/kv/{key}"), None)
+            .request(Method::GET, &format!("/kv/{key}?consistency=stale"), None)
             .await?;
         match r.status {
             200 => r.body["value"]

@@ -355,11 +355,16 @@ impl Cluster {
     /// Stops node `i` gracefully (SIGTERM) and waits for it to exit; kills it (SIGKILL) and
     /// fails if it has not exited within `timeout`.
     pub async fn stop(&mut self, i: usize, timeout: Duration) -> Result<ExitStatus, String> {
-        let id = self.id(i).to_string();
+        self.terminate(i)?;
+        self.wait_exit(i, timeout).await
+    }
+
+    /// Sends node `i` SIGTERM and returns at once (see [`Cluster::wait_exit`]).
+    pub fn terminate(&mut self, i: usize) -> Result<(), String> {
         if !self.is_running(i) {
             return Err(self.not_running(i));
         }
-        let Some(child) = self.nodes[i].child.as_mut() else {
+        let Some(child) = self.nodes[i].child.as_ref() else {
             return Err(self.not_running(i));
         };
         let pid = child.id().to_string();
@@ -370,6 +375,16 @@ impl Cluster {
         if !sent.success() {
             return Err(format!("kill -TERM {pid} failed: {sent}"));
         }
+        Ok(())
+    }
+
+    /// Waits for node `i`'s process to exit (after [`Cluster::terminate`]); kills it (SIGKILL)
+    /// and fails if it has not exited within `timeout`.
+    pub async fn wait_exit(&mut self, i: usize, timeout: Duration) -> Result<ExitStatus, String> {
+        let id = self.id(i).to_string();
+        let Some(child) = self.nodes[i].child.as_mut() else {
+            return Err(self.not_running(i));
+        };
         let res = poll_until(&format!("{id} to exit after SIGTERM"), timeout, || {
             let r = child.try_wait().map_err(|e| e.to_string());
             async move { r }

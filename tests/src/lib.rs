@@ -1,7 +1,9 @@
 //! Helpers for raftkv's integration tests: real `kvserver` processes ([`cluster`]), a
 //! fault-injecting TCP proxy per directed link ([`proxy`]), an HTTP client that follows
-//! leader redirects ([`client`]), and deadline polling ([`wait`]).
+//! leader redirects ([`client`]), deadline polling ([`wait`]) and `kvctl bench` as a child
+//! process ([`bench`]).
 
+pub mod bench;
 pub mod bin;
 pub mod client;
 pub mod cluster;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use raftkv_tests::bench::{Bench, VERIFY_UNDER_FAULTS};
 use raftkv_tests::wait::poll_until;
 use raftkv_tests::{Cluster, ClusterConfig, KvClient, Reply};
 use reqwest::Method;
@@ -582,30 +583,19 @@ async fn kvctl_bench_verify_under_leader_kill9_loses_no_acknowledged_write() {
     let leader = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
     let endpoints: Vec<String> = (0..3).map(|i| c.addr(i).to_string()).collect();
     let start_commit = commit_index(&c, leader).await.unwrap();
-    let kvctl = raftkv_tests::bin::kvctl().unwrap();
-    let bench = tokio::process::Command::new(kvctl)
-        .args(["--endpoints", &endpoints.join(","), "--timeout-ms", "2000"])
-        .args([
-            "--retry-ms",
-            "10000",
-            "bench",
-            "--verify",
-            "--concurrency",
-            "8",
-        ])
-        .args([
-            "--mix",
-            "put=90,get=10",
-            "--keys",
-            "50",
-            "--duration",
-            "300",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let more = [
+        "--concurrency",
+        "8",
+        "--mix",
+        "put=90,get=10",
+        "--keys",
+        "50",
+    ];
+    let bench = Bench::start(
+        &endpoints,
+        &[&VERIFY_UNDER_FAULTS[..], &more, &["--duration", "300"]].concat(),
+    )
+    .unwrap();
     let at_kill = poll_until("bench writes before the crash", CONVERGE_TIMEOUT, || {
         let f = commit_index(&c, leader);
         async move { Ok(f.await.ok().filter(|&ci| ci >= start_commit + 200)) }
@@ -622,19 +612,9 @@ async fn kvctl_bench_verify_under_leader_kill9_loses_no_acknowledged_write() {
     .await
     .unwrap();
     // Ctrl-C: the bench stops, reads everything back and reports.
-    let pid = bench.id().unwrap().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let out = tokio::time::timeout(Duration::from_secs(120), bench.wait_with_output())
-        .await
-        .expect("the bench ends after SIGINT")
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bench failed:\n{report}\n{err}");
+    let out = bench.interrupt(Duration::from_secs(120)).await.unwrap();
+    let report = out.report;
+    assert!(out.success, "bench failed:\n{report}\n{}", out.stderr);
     eprintln!("{report}");
     assert!(report.contains("lost 0, unreadable 0"), "{report}");
     let verify = report.lines().find(|l| l.starts_with("verify: ")).unwrap();

@@ -23,9 +23,10 @@ impl<M: StateMachine> Node<M> {
         if m.leader_id != *from || !self.accept_leader(now, from)? {
             return Ok(());
         }
-        let read_seq = m.read_seq;
+        let (read_seq, sent_at) = (m.read_seq, m.sent_at);
         if let Some(mut resp) = self.append_from_leader(m)? {
             resp.read_seq = read_seq;
+            resp.sent_at = sent_at;
             self.send(from, Message::AppendEntriesResponse(resp));
         }
         Ok(())
@@ -146,6 +147,7 @@ impl<M: StateMachine> Node<M> {
             conflict_index: None,
             conflict_term: None,
             read_seq: 0,
+            sent_at: 0,
         }
     }
 
@@ -161,6 +163,7 @@ impl<M: StateMachine> Node<M> {
             conflict_index: Some(conflict_index),
             conflict_term,
             read_seq: 0,
+            sent_at: 0,
         }
     }
 }

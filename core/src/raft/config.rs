@@ -46,8 +46,10 @@ pub struct Config {
     /// snapshot (etcd's "catch-up entries"). 0 compacts right up to the snapshot.
     pub snapshot_trailing: u64,
     /// Lease reads last `election_timeout_min` minus this from the send time of the last
-    /// heartbeat round a quorum acknowledged: room for clocks that run at different rates.
-    /// A lease shorter than this margin is never served (reads fall back to ReadIndex).
+    /// heartbeat round a quorum acknowledged: room for clocks that run at different rates
+    /// (the default 30 of 150 ms lets a follower's clock run up to 1.25 times as fast as the
+    /// leader's). A margin of `election_timeout_min` or more leaves no lease: none is served
+    /// (reads fall back to ReadIndex).
     pub lease_drift_margin: Millis,
     /// A learner is promoted only once its match index is within this many entries of the
     /// leader's last index.

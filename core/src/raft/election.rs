@@ -4,7 +4,9 @@
 //! without bumping its term; only if a majority says yes does it run a real election. A node
 //! cut off from the cluster therefore never inflates its term and cannot disrupt a healthy
 //! leader when it comes back. With `check_quorum`, a node that heard from a live leader less
-//! than an election timeout ago refuses (pre-)votes altogether (leader stickiness).
+//! than an election timeout ago refuses (pre-)votes altogether (leader stickiness), and so does
+//! a node for an election timeout after it starts (the vote barrier, which keeps read leases
+//! safe across restarts); only a leadership transfer's vote request gets past both.
 
 use super::node::Node;
 use super::quorum::VoteResult;
@@ -19,7 +21,7 @@ impl<M: StateMachine> Node<M> {
         if self.cfg.pre_vote {
             self.become_pre_candidate(now)
         } else {
-            self.become_candidate(now)
+            self.become_candidate(now, false)
         }
     }
 
@@ -28,13 +30,18 @@ impl<M: StateMachine> Node<M> {
         self.set_leader(None, now);
         self.set_role(Role::PreCandidate);
         self.start_poll(now);
-        self.request_votes(true)?;
+        self.request_votes(true, false)?;
         self.count_votes(now)
     }
 
     /// Starts a real election: a new term, a vote for itself, both durable before any request
-    /// leaves.
-    fn become_candidate(&mut self, now: Millis) -> Result<(), RaftError> {
+    /// leaves. With `transfer` (TimeoutNow from the leader) the requests say so, and voters
+    /// skip leader stickiness for them.
+    pub(super) fn become_candidate(
+        &mut self,
+        now: Millis,
+        transfer: bool,
+    ) -> Result<(), RaftError> {
         let Some(term) = self.term.checked_add(1) else {
             // Terms are exhausted; nothing sensible is left to do but stay a follower.
             return Ok(());
@@ -45,7 +52,7 @@ impl<M: StateMachine> Node<M> {
         self.set_leader(None, now);
         self.set_role(Role::Candidate);
         self.start_poll(now);
-        self.request_votes(false)?;
+        self.request_votes(false, transfer)?;
         self.count_votes(now)
     }
 
@@ -62,6 +69,7 @@ impl<M: StateMachine> Node<M> {
         if let Some(pr) = self.tracker.progress_mut(&me) {
             // The leader is always in touch with itself, and has durably what it persisted.
             pr.last_ack = Millis::MAX;
+            pr.lease_ack = Millis::MAX;
             pr.maybe_update(persisted);
         }
         self.uncommitted.clear();
@@ -89,8 +97,8 @@ impl<M: StateMachine> Node<M> {
         self.reset_election_timer(now);
     }
 
-    /// Sends a (pre-)vote request to every peer.
-    fn request_votes(&mut self, pre_vote: bool) -> Result<(), RaftError> {
+    /// Sends a (pre-)vote request to every peer (`transfer`: see [`RequestVote::transfer`]).
+    fn request_votes(&mut self, pre_vote: bool, transfer: bool) -> Result<(), RaftError> {
         let req = RequestVote {
             // A pre-vote asks about the term the node would campaign in.
             term: if pre_vote {
@@ -102,6 +110,7 @@ impl<M: StateMachine> Node<M> {
             last_log_index: self.last_index(),
             last_log_term: self.last_term()?,
             pre_vote,
+            transfer,
         };
         for peer in self.peers() {
             self.send(&peer, Message::RequestVote(req.clone()));
@@ -112,7 +121,7 @@ impl<M: StateMachine> Node<M> {
     /// Counts the ballots and moves on when the outcome is decided.
     fn count_votes(&mut self, now: Millis) -> Result<(), RaftError> {
         match self.tracker.vote_result(&self.votes) {
-            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(now),
+            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(now, false),
             VoteResult::Won if self.role == Role::Candidate => self.become_leader(now),
             // Lost: go back to following; the timer will try again, unless a leader shows up.
             VoteResult::Lost => self.become_follower(now, self.term, None),
@@ -220,6 +229,20 @@ impl<M: StateMachine> Node<M> {
         // The first answer counts: a duplicated message cannot change a ballot.
         self.votes.entry(from.clone()).or_insert(m.vote_granted);
         self.count_votes(now)
+    }
+
+    /// The restart barrier (only with check-quorum): for `election_timeout_min` after it
+    /// started, a node refuses (pre-)votes in later terms, except a transfer's. It may have
+    /// answered a leader just before it stopped, and forgot when: without the barrier it would
+    /// help elect another leader while that leader's read lease still runs. Elections are
+    /// delayed by at most one timeout (a cluster that starts together campaigns only after
+    /// its first timeout anyway).
+    pub(super) fn in_vote_barrier(&self, now: Millis) -> bool {
+        self.cfg.check_quorum
+            && now
+                < self
+                    .started_at
+                    .saturating_add(self.cfg.election_timeout_min)
     }
 
     /// Whether this node believes a leader is alive in its term (only with check-quorum): the

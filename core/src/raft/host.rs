@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use super::membership::{ConfChange, ConfChangeError};
-use super::node::{InitialState, Node, Proposal, ProposeError, RaftError};
+use super::node::{InitialState, Node, Proposal, ProposeError, RaftError, TransferError};
 use super::{
     Config, Event, Index, LogStore, MemLogStore, Message, Millis, Payload, ReadId, Ready,
     SnapshotMeta, Stores, Term, Transport,
@@ -143,6 +143,27 @@ impl<M: StateMachine> Host<M> {
         let id = self.feed().read_index(now)?;
         self.process(out)?;
         Ok(id)
+    }
+
+    /// A lease read at `now` (see [`Node::read_lease`]): the read index if this leader holds
+    /// a valid lease, to answer once `last_applied() >= index`; `None`: use
+    /// [`read_index`](Self::read_index). Nothing to process: a lease read sends nothing.
+    pub fn read_lease(&self, now: Millis) -> Option<Index> {
+        self.node.read_lease(now)
+    }
+
+    /// Hands leadership to `to` (see [`Node::transfer_leader`]) and processes what follows
+    /// (TimeoutNow, or what the target lacks). The outer error is fatal (storage failed while
+    /// processing), the inner one a refusal.
+    pub fn transfer_leader(
+        &mut self,
+        now: Millis,
+        to: Option<NodeId>,
+        out: &mut impl Transport<M::Command>,
+    ) -> Result<Result<NodeId, TransferError>, RaftError> {
+        let r = self.feed().transfer_leader(now, to);
+        self.process(out)?;
+        Ok(r)
     }
 
     /// Snapshots the state machine now, whatever the threshold, and compacts the log behind
@@ -346,6 +367,16 @@ impl<M: StateMachine> Feed<'_, M> {
     /// A linearizable read.
     pub fn read_index(self, now: Millis) -> Result<ReadId, ProposeError> {
         self.host.node.read_index(now)
+    }
+
+    /// A lease read (see [`Node::read_lease`]).
+    pub fn read_lease(self, now: Millis) -> Option<Index> {
+        self.host.node.read_lease(now)
+    }
+
+    /// A leadership transfer (see [`Node::transfer_leader`]).
+    pub fn transfer_leader(self, now: Millis, to: Option<NodeId>) -> Result<NodeId, TransferError> {
+        self.host.node.transfer_leader(now, to)
     }
 }
 

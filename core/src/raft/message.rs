@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Index, LogEntry, Membership, Term};
+use super::{Index, LogEntry, Membership, Millis, Term};
 use crate::types::NodeId;
 
 /// A message between two nodes. The sender is known to the transport, not carried here.
@@ -68,6 +68,11 @@ pub struct RequestVote {
     pub last_log_term: Term,
     /// A pre-vote asks "would you vote for me?" and changes no state on the receiver.
     pub pre_vote: bool,
+    /// The candidate campaigns because the leader of its previous term sent it TimeoutNow
+    /// (leadership transfer): voters skip leader stickiness and the restart barrier for this
+    /// request only. Never set on a pre-vote (a pre-vote that claims it is treated as plain).
+    #[serde(default)]
+    pub transfer: bool,
 }
 
 /// The answer to a RequestVote.
@@ -101,6 +106,11 @@ pub struct AppendEntries<C> {
     /// 0 when no read was ever requested.
     #[serde(default)]
     pub read_seq: u64,
+    /// The leader's clock when it built this message; the follower echoes it, and the send
+    /// time a quorum echoed starts the leader's read lease. 0 from a sender that predates the
+    /// field, which starts no lease.
+    #[serde(default)]
+    pub sent_at: Millis,
 }
 
 /// The answer to an AppendEntries.
@@ -119,6 +129,9 @@ pub struct AppendEntriesResponse {
     /// The `read_seq` of the AppendEntries this answers (0 when answering an older term).
     #[serde(default)]
     pub read_seq: u64,
+    /// The `sent_at` of the AppendEntries this answers (0 when answering an older term).
+    #[serde(default)]
+    pub sent_at: Millis,
 }
 
 /// InstallSnapshot, sent whole (the snapshot is small enough for one message).

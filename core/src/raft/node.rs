@@ -7,7 +7,9 @@
 //! - [`append`](super::append): the follower's side of AppendEntries;
 //! - [`apply`](super::apply): applying committed entries and resolving proposals;
 //! - [`snapshot`](super::snapshot): compaction, InstallSnapshot and restart from a snapshot;
-//! - [`read`](super::read): ReadIndex reads.
+//! - [`read`](super::read): ReadIndex reads;
+//! - [`transfer`](super::transfer): leadership transfer (TimeoutNow);
+//! - [`lease`](super::lease): lease reads.
 //!
 //! Nothing that arrives in a message is trusted: a message that makes no sense is dropped, never
 //! unwrapped. Storage failures are the only errors ([`RaftError`]), and they are fatal.
@@ -80,8 +82,9 @@ pub enum TransferError {
         /// The leader this node knows of.
         leader: Option<NodeId>,
     },
-    /// The target is not a voter (unknown, or a learner).
-    #[error("{id} is not a voter")]
+    /// The target is not a voter other than this leader (unknown, a learner, or the leader
+    /// itself).
+    #[error("{id} is not a voter other than the leader")]
     NotVoter {
         /// The target.
         id: NodeId,
@@ -184,6 +187,10 @@ pub struct Node<M: StateMachine> {
     /// When this node last heard from the leader of its term: while that is less than an
     /// election timeout ago, (with check-quorum) it refuses to help anyone unseat the leader.
     pub(super) last_leader_contact: Option<Millis>,
+    /// When this node started (`Node::new`'s `now`): it may have heard a leader just before
+    /// it stopped, so (with check-quorum) it refuses (pre-)votes in later terms for an
+    /// election timeout from here (see `in_vote_barrier`). Invariant: <= `now`.
+    pub(super) started_at: Millis,
     /// Votes received in the current (pre-)election; `true` is granted. Empty unless the node
     /// is a (pre-)candidate.
     pub(super) votes: BTreeMap<NodeId, bool>,
@@ -252,6 +259,7 @@ impl<M: StateMachine> Node<M> {
             election_timer_start: now,
             election_deadline: now,
             last_leader_contact: None,
+            started_at: now,
             votes: BTreeMap::new(),
             confs: vec![(0, membership.clone())],
             membership,
@@ -288,7 +296,12 @@ impl<M: StateMachine> Node<M> {
         // A node without a configuration (joining) hears from anyone: the leader that added
         // it, whose configuration reaches it with the log.
         let joining = self.membership.is_empty();
-        if from == &self.cfg.id || !(joining || self.is_member(from)) || !within_limits(&msg) {
+        // A leader that removed itself hands over with TimeoutNow after its removal took
+        // effect here too: from the leader we follow, that one message still counts.
+        let handover =
+            matches!(msg, Message::TimeoutNow(_)) && self.leader_id.as_ref() == Some(from);
+        let known = joining || handover || self.is_member(from);
+        if from == &self.cfg.id || !known || !within_limits(&msg) {
             return Ok(());
         }
         if !self.check_term(now, from, &msg)? {
@@ -331,11 +344,15 @@ impl<M: StateMachine> Node<M> {
 
     /// Proposes a client command. Only a leader accepts; the outcome comes as an event once
     /// the host applied it. Refused with [`ProposeError::Overloaded`] while the entries that
-    /// wait for a quorum already take `max_uncommitted_bytes`.
+    /// wait for a quorum already take `max_uncommitted_bytes`, and with
+    /// [`ProposeError::Transferring`] while a leadership transfer is pending.
     pub fn propose(&mut self, now: Millis, cmd: M::Command) -> Result<Proposal, ProposeError> {
         self.now = self.now.max(now);
         if self.role != Role::Leader {
             return Err(self.not_leader());
+        }
+        if let Some(to) = self.transfer_target() {
+            return Err(ProposeError::Transferring { to: to.clone() });
         }
         let size = M::command_size(&cmd);
         let cap = self.cfg.max_uncommitted_bytes;
@@ -479,6 +496,9 @@ impl<M: StateMachine> Node<M> {
                 }
                 if let Some(r) = ls.reads.next_deadline() {
                     d = d.min(r);
+                }
+                if let Some(t) = self.transfer_deadline() {
+                    d = d.min(t);
                 }
                 d
             }
@@ -644,6 +664,7 @@ impl<M: StateMachine> Node<M> {
         );
         debug_assert!(self.log.base().last_included_index <= snap);
         debug_assert!(self.persisted <= self.last_index());
+        debug_assert!(self.started_at <= self.now);
         let timer = self.election_deadline - self.election_timer_start;
         debug_assert!(
             self.election_deadline == Millis::MAX
@@ -671,13 +692,29 @@ impl<M: StateMachine> Node<M> {
         );
         if let Some(ls) = &self.leader {
             ls.reads.check();
-            for id in self.tracker.peers_of(&self.cfg.id) {
+            if let Some(t) = &ls.transfer {
+                debug_assert!(t.to != self.cfg.id, "a transfer to the leader itself");
+            }
+            let me = &self.cfg.id;
+            debug_assert!(
+                self.tracker
+                    .progress(me)
+                    .is_none_or(|p| p.lease_ack == Millis::MAX),
+                "the leader always acknowledges itself"
+            );
+            for id in self.tracker.peers_of(me) {
                 if let Some(pr) = self.tracker.progress(&id) {
                     debug_assert!(
                         pr.next_index <= self.last_index() + 1,
                         "{id}: next {} past the log's end {}",
                         pr.next_index,
                         self.last_index()
+                    );
+                    debug_assert!(
+                        pr.lease_ack <= self.now,
+                        "{id}: lease ack {} after the latest time {}",
+                        pr.lease_ack,
+                        self.now
                     );
                 }
             }
@@ -712,8 +749,12 @@ impl<M: StateMachine> Node<M> {
         match msg {
             Message::RequestVote(m) => {
                 // Leader stickiness: while we hear from a live leader, nobody unseats it, and a
-                // node that rejoins from a partition cannot disrupt the cluster.
-                if self.in_leader_lease(now) {
+                // node that rejoins from a partition cannot disrupt the cluster. A candidate the
+                // leader itself sent TimeoutNow is the exception (a pre-vote never is).
+                // A node that just started may have heard a leader just before it stopped: it
+                // keeps the same distance (the vote barrier), so leases stay safe.
+                let transfer = m.transfer && !m.pre_vote;
+                if !transfer && (self.in_leader_lease(now) || self.in_vote_barrier(now)) {
                     self.deny_vote(from, m.pre_vote);
                     return Ok(false);
                 }
@@ -724,6 +765,18 @@ impl<M: StateMachine> Node<M> {
             }
             // A granted pre-vote echoes the term we would campaign in, not a term anyone is in.
             Message::RequestVoteResponse(m) if m.pre_vote && m.vote_granted => return Ok(true),
+            // A follower that refuses votes (stickiness, the vote barrier) takes no later term
+            // from an answer to an old request of its own: that would forget the leader and let
+            // it vote in that term at once, while a lease may count on it. It learns the term
+            // from whoever wins.
+            Message::RequestVoteResponse(_)
+            | Message::AppendEntriesResponse(_)
+            | Message::InstallSnapshotResponse(_)
+                if self.role == Role::Follower
+                    && (self.in_leader_lease(now) || self.in_vote_barrier(now)) =>
+            {
+                return Ok(false);
+            }
             _ => {}
         }
         let leader = match msg {
@@ -750,6 +803,7 @@ impl<M: StateMachine> Node<M> {
                     conflict_index: None,
                     conflict_term: None,
                     read_seq: 0,
+                    sent_at: 0,
                 })
             }
             Message::InstallSnapshot(_) => {

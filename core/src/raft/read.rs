@@ -165,7 +165,7 @@ impl<M: StateMachine> Node<M> {
 
     /// Whether the entry at the commit index is of the current term (for a leader: its no-op
     /// or later is committed, so its commit index is as high as any earlier leader's).
-    fn committed_in_current_term(&self) -> Result<bool, super::RaftError> {
+    pub(super) fn committed_in_current_term(&self) -> Result<bool, super::RaftError> {
         Ok(self.term_at(self.commit_index)? == self.term)
     }
 }

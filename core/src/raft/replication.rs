@@ -17,6 +17,11 @@ pub(super) struct LeaderState {
     pub(super) heartbeat_deadline: Millis,
     /// ReadIndex bookkeeping.
     pub(super) reads: super::read::ReadState,
+    /// A leadership transfer under way, if any (see `transfer`).
+    pub(super) transfer: Option<super::transfer::Transfer>,
+    /// This leader sent TimeoutNow in its term: its read lease is off for the rest of the
+    /// term, even once the transfer is abandoned. Never goes back to false.
+    pub(super) timeout_now_sent: bool,
 }
 
 impl LeaderState {
@@ -25,17 +30,20 @@ impl LeaderState {
         LeaderState {
             heartbeat_deadline: now.saturating_add(cfg.heartbeat_interval),
             reads: super::read::ReadState::default(),
+            transfer: None,
+            timeout_now_sent: false,
         }
     }
 }
 
 impl<M: StateMachine> Node<M> {
     /// The leader's timer: check-quorum first (a leader cut off from a majority steps down),
-    /// then reads that waited too long, then heartbeats.
+    /// then a transfer past its deadline, then reads that waited too long, then heartbeats.
     pub(super) fn tick_leader(&mut self, now: Millis) -> Result<(), RaftError> {
         if self.cfg.check_quorum && !self.in_leader_lease(now) {
             return self.become_follower(now, self.term, None);
         }
+        self.tick_transfer(now);
         self.expire_reads(now);
         let due = self
             .leader
@@ -145,6 +153,7 @@ impl<M: StateMachine> Node<M> {
             entries,
             leader_commit: self.commit_index,
             read_seq: self.current_read_seq(),
+            sent_at: now,
         };
         self.send(peer, Message::AppendEntries(msg));
         Ok(())
@@ -203,11 +212,14 @@ impl<M: StateMachine> Node<M> {
         m: AppendEntriesResponse,
     ) -> Result<(), RaftError> {
         let seq = self.current_read_seq();
+        let latest = self.now;
         let Some(pr) = self.tracker.progress_mut(from) else {
             return Ok(());
         };
         pr.last_ack = now;
         pr.read_ack = pr.read_ack.max(m.read_seq.min(seq));
+        // No message of ours was sent later than our latest time: a larger echo is forged.
+        pr.lease_ack = pr.lease_ack.max(m.sent_at.min(latest));
         if m.success {
             self.on_append_success(from, m.match_index)?;
         } else {
@@ -232,6 +244,8 @@ impl<M: StateMachine> Node<M> {
             _ => pr.become_replicate(),
         }
         self.maybe_commit()?;
+        // A transfer target that now has our whole log is told to campaign.
+        self.maybe_send_timeout_now(from);
         // What comes next goes out when the host takes the Ready: one message for every
         // answer and proposal of this turn.
         self.flush = true;

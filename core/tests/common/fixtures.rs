@@ -9,6 +9,10 @@ use raftkv_core::types::{Command, NodeId};
 
 use super::{id, ids, test_config};
 
+/// When a node started at time 0 first grants a vote in a later term: its restart barrier
+/// (`election_timeout_min` of [`test_config`], with check-quorum) is over.
+pub const VOTES_FROM: u64 = 100;
+
 /// A lone follower `n1` of a 3-node cluster {n1, n2, n3}, fresh stores, at time 0.
 pub fn lone_follower() -> Host<KvStateMachine> {
     lone_follower_with(Stores::in_memory())
@@ -31,6 +35,7 @@ pub fn append(term: u64, prev: (u64, u64), entries: Vec<LogEntry>, commit: u64) 
         entries,
         leader_commit: commit,
         read_seq: 0,
+        sent_at: 0,
     })
 }
 

@@ -1,12 +1,16 @@
 //! Shared by the HTTP API and kvctl tests: an in-process single-node kvserver on 127.0.0.1:0
-//! with its own temporary data dir, and a raw HTTP helper that returns status and JSON body.
+//! with its own temporary data dir, an in-process cluster of several, and a raw HTTP helper
+//! that returns status and JSON body.
 
 #![allow(dead_code)] // each test crate uses a different subset
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use raftkv_core::WriteMode;
+use raftkv_core::raft::Role;
+use raftkv_core::{NodeId, WriteMode};
+use raftkv_native::config::{Peer, TimeoutRange};
 use raftkv_native::{RunningServer, ServerConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -66,15 +70,7 @@ impl TestServer {
         path: &str,
         body: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base()));
-        if let Some(b) = body {
-            req = req.body(b.to_string());
-        }
-        let resp = req.send().await.expect("request is sent");
-        let status = resp.status();
-        let text = resp.text().await.expect("body is read");
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("body of a {status} is not JSON ({e}): {text:?}"));
+        let (status, json, _) = send(&self.http, &self.endpoint(), method, path, body).await;
         (status, json)
     }
 
@@ -86,6 +82,138 @@ impl TestServer {
     /// The number of writes applied so far.
     pub fn applied(&self) -> u64 {
         self.server.service().status().raft.last_applied
+    }
+}
+
+/// Sends `method path` to `endpoint` with an optional raw body; returns the status, the body
+/// parsed as JSON (panicking if it is not JSON: every reply of the API must be) and the
+/// `Location` header.
+pub async fn send(
+    http: &reqwest::Client,
+    endpoint: &str,
+    method: Method,
+    path: &str,
+    body: Option<&str>,
+) -> (StatusCode, Value, Option<String>) {
+    let mut req = http.request(method, format!("http://{endpoint}{path}"));
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().await.expect("request is sent");
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    let text = resp.text().await.expect("body is read");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("body of a {status} is not JSON ({e}): {text:?}"));
+    (status, json, location)
+}
+
+/// An in-process cluster of kvservers on loopback ports, n1..nN, each with its own data dir
+/// under one temporary directory.
+pub struct TestCluster {
+    /// The running servers; `None` once stopped.
+    pub nodes: Vec<Option<RunningServer>>,
+    /// Each node's address, `host:port`.
+    pub addrs: Vec<String>,
+    pub dir: TempDir,
+    pub http: reqwest::Client,
+}
+
+impl TestCluster {
+    /// `n` nodes with election timeouts of `election_ms` (heartbeats a tenth of its min) and
+    /// whatever else `tweak` sets.
+    pub async fn start(
+        n: usize,
+        election_ms: TimeoutRange,
+        tweak: impl Fn(&mut ServerConfig),
+    ) -> TestCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Free ports, held until just before each node binds its own.
+        let reserved: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let addrs: Vec<String> = reserved
+            .iter()
+            .map(|l| l.local_addr().expect("addr").to_string())
+            .collect();
+        let peers: Vec<Peer> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Peer {
+                id: NodeId(format!("n{}", i + 1)),
+                addr: a.clone(),
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, l) in reserved.into_iter().enumerate() {
+            let mut c = ServerConfig::single_node(
+                &format!("n{}", i + 1),
+                &addrs[i],
+                dir.path().join(format!("n{}", i + 1)),
+            );
+            c.peers = peers.clone();
+            c.election_timeout_ms = election_ms;
+            c.heartbeat_ms = (election_ms.min / 10).max(1);
+            tweak(&mut c);
+            drop(l);
+            nodes.push(Some(raftkv_native::spawn(c).await.expect("node starts")));
+        }
+        TestCluster {
+            nodes,
+            addrs,
+            dir,
+            http: http_client(),
+        }
+    }
+
+    /// The node every running node agrees leads (polled until `timeout`).
+    pub async fn leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let statuses: Vec<_> = self
+                .nodes
+                .iter()
+                .flatten()
+                .map(|n| n.service().status().raft)
+                .collect();
+            if let Some(l) = statuses.iter().find(|s| s.role == Role::Leader)
+                && statuses.iter().all(|s| s.leader_id.as_ref() == Some(&l.id))
+            {
+                let i = self.addrs.len();
+                return (0..i)
+                    .find(|&i| format!("n{}", i + 1) == l.id.as_str())
+                    .expect("a member leads");
+            }
+            assert!(Instant::now() < deadline, "no agreed leader: {statuses:#?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The running server `i`.
+    pub fn node(&self, i: usize) -> &RunningServer {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// Sends a request to node `i`, without following redirects: status, JSON body, Location.
+    pub async fn send(
+        &self,
+        i: usize,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, Value, Option<String>) {
+        send(&self.http, &self.addrs[i], method, path, body).await
+    }
+
+    /// Stops node `i` (gracefully: in-flight requests finish, its stores are released).
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(n) = self.nodes[i].take() {
+            n.shutdown().await.expect("clean stop");
+        }
     }
 }
 

@@ -150,6 +150,15 @@ impl Tracker {
             .committed_index(|id| self.progress.get(id).map(|p| p.last_ack))
     }
 
+    /// The latest send time such that a quorum of voters (in both halves of a joint
+    /// configuration) answered an AppendEntries sent at or after it: the start of the leader's
+    /// read lease. 0 while no quorum answered one; `Millis::MAX` when the leader alone is a
+    /// quorum.
+    pub fn lease_start(&self) -> Millis {
+        self.voters
+            .committed_index(|id| self.progress.get(id).map(|p| p.lease_ack))
+    }
+
     /// Counts ballots (`true` granted).
     pub fn vote_result(&self, votes: &BTreeMap<NodeId, bool>) -> VoteResult {
         self.voters.vote_result(votes)
@@ -191,5 +200,34 @@ mod tests {
         let mut lone = lone;
         lone.progress_mut(&NodeId::from("n1")).unwrap().last_ack = Millis::MAX;
         assert_eq!(lone.quorum_active_since(), Millis::MAX);
+    }
+
+    #[test]
+    fn tracker_lease_start_is_the_send_time_a_quorum_of_each_half_answered() {
+        let mut t = tracker(3);
+        for (id, at) in [("n1", Millis::MAX), ("n2", 50), ("n3", 0)] {
+            t.progress_mut(&NodeId::from(id)).unwrap().lease_ack = at;
+        }
+        assert_eq!(t.lease_start(), 50);
+        t.progress_mut(&NodeId::from("n2")).unwrap().lease_ack = 0;
+        assert_eq!(t.lease_start(), 0, "the leader alone is no quorum of three");
+
+        // Joint: n1 leads {n1, n2, n3} -> {n3, n4, n5}; both halves need a majority.
+        let ids = |s: &str| s.split(' ').map(NodeId::from).collect::<Vec<_>>();
+        let mut t = Tracker::new(
+            JointConfig::joint(ids("n3 n4 n5"), ids("n1 n2 n3")),
+            BTreeSet::new(),
+        );
+        for (id, at) in [
+            ("n1", Millis::MAX),
+            ("n2", 90),
+            ("n3", 10),
+            ("n4", 70),
+            ("n5", 0),
+        ] {
+            t.progress_mut(&NodeId::from(id)).unwrap().lease_ack = at;
+        }
+        // The outgoing half reached 90, the incoming one only 10.
+        assert_eq!(t.lease_start(), 10);
     }
 }

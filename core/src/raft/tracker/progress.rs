@@ -66,6 +66,11 @@ pub struct Progress {
     pub last_ack: Millis,
     /// The highest ReadIndex round the member acknowledged.
     pub read_ack: u64,
+    /// The latest send time (the leader's clock) of an AppendEntries the member answered in
+    /// this term: the lease runs from the quorum's value. 0 before any answer (no lease);
+    /// `Millis::MAX` for the leader itself, like `last_ack`. Invariant: for every other member
+    /// at most the leader's latest time.
+    pub lease_ack: Millis,
 }
 
 impl Progress {
@@ -81,6 +86,7 @@ impl Progress {
             inflights,
             last_ack: now,
             read_ack: 0,
+            lease_ack: 0,
         }
     }
 
