@@ -10,14 +10,19 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+mod churn;
 mod host;
 mod view;
 
+pub use churn::{MAX_STARTED_NODES, MAX_VOTERS, membership_summary};
 pub use view::{ClientView, NodeView};
 
 use super::client::{
-    Answer, Client, ClientConfig, ClientOp, ClientReply, ClientRequest, Effect, Workload,
+    Answer, Client, ClientConfig, ClientOp, ClientReply, ClientRequest, Effect, ReadOptions,
+    Workload,
 };
+use super::clock::NodeClock;
+use super::committed_reads::CommittedLog;
 use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Invariants, Violation};
@@ -62,6 +67,20 @@ pub struct SimConfig {
     /// killed meanwhile loses the writes not done yet (or keeps a drawn prefix of them
     /// without having sent what waited for them). (0, 0): writes are durable at once.
     pub disk_latency: (Millis, Millis),
+    /// Each node's clock rate, in parts per million off the global clock, by node index
+    /// (nodes past the end, and nodes added later past it, run at the global rate). See
+    /// [`clock`](super::clock).
+    pub clock_ppm: Vec<i32>,
+    /// How long the nemesis keeps trying a membership change or transfer that is refused
+    /// for now (in progress, not caught up, no leader...).
+    pub churn_patience: Millis,
+    /// The nemesis starts no membership change or transfer from this time on, and gives up
+    /// those still pending (the faults end).
+    pub churn_until: Millis,
+    /// The chance that a node that just won an election is asked for a change of one voter
+    /// right away (promote a learner or remove a voter): before an entry of its term is
+    /// committed, which core must refuse (Ongaro's single-server change bug otherwise).
+    pub churn_on_election: f64,
 }
 
 impl SimConfig {
@@ -83,6 +102,10 @@ impl SimConfig {
             trace: TraceMode::Full,
             check_commit_rule: true,
             disk_latency: (0, 0),
+            clock_ppm: Vec::new(),
+            churn_patience: 2_000,
+            churn_until: Millis::MAX,
+            churn_on_election: 0.0,
         }
     }
 }
@@ -112,6 +135,22 @@ pub struct SimStats {
     pub writes_lost: u64,
     /// Readys a killed node had made durable without sending the messages that waited.
     pub writes_unsent: u64,
+    /// Reads a leader served on its lease (without a confirmation round).
+    pub lease_reads: u64,
+    /// Reads that had to wait for the serving node to apply their floor (read-your-writes).
+    pub reads_waited: u64,
+    /// Nodes started after the cluster was built (joining nodes).
+    pub nodes_added: u64,
+    /// Configuration changes proposed (accepted by a leader).
+    pub conf_changes_proposed: u64,
+    /// Configuration changes applied (as their leader saw them take effect).
+    pub conf_changes_applied: u64,
+    /// Of those, changes that entered a joint configuration.
+    pub joint_entered: u64,
+    /// Leadership transfers a leader started.
+    pub transfers_started: u64,
+    /// Transfers whose target became leader.
+    pub transfers_completed: u64,
 }
 
 /// A node's life.
@@ -130,10 +169,25 @@ struct Waiter {
     attempt: u32,
 }
 
+/// A client's read waiting at a node.
+#[derive(Clone, Debug)]
+struct ReadWaiter {
+    waiter: Waiter,
+    /// The key read.
+    key: String,
+    /// The node serves the read only once it applied this index (the client's own write, or
+    /// a lease read's read index).
+    floor: Index,
+    /// Served on a lease (counted in [`SimStats::lease_reads`]).
+    lease: bool,
+}
+
 struct SimNode {
     id: NodeId,
-    /// Clients waiting for a proposal, and for a read (of a key).
-    waiters: Waiters<Waiter, (Waiter, String)>,
+    /// Clients waiting for a proposal, and for a ReadIndex read.
+    waiters: Waiters<Waiter, ReadWaiter>,
+    /// Reads waiting for the node to apply their floor, with when they give up (global time).
+    floor_reads: Vec<(ReadWaiter, Millis)>,
     state: NodeState,
     incarnation: u32,
     timer_generation: u64,
@@ -146,6 +200,35 @@ struct SimNode {
     snapshot_index: Index,
     /// Set while the node is being started: a snapshot restored now was loaded from its stores.
     starting: bool,
+    /// The node's own clock: every time the node is given is read from it.
+    clock: NodeClock,
+    /// Started after the cluster was built: it (re)starts with no configuration of its own
+    /// (`Config.voters` empty) and learns one from the leader.
+    joined: bool,
+}
+
+impl SimNode {
+    /// Node `i`, down with empty stores, its clock set at global time `now` to the rate
+    /// `cfg` gives it; `joined`: started after the cluster was built.
+    fn new(cfg: &SimConfig, i: usize, now: Millis, joined: bool) -> Self {
+        let mut clock = NodeClock::new();
+        clock.set_rate(now, cfg.clock_ppm.get(i).copied().unwrap_or(0));
+        SimNode {
+            id: NodeId(node_name(i)),
+            state: NodeState::Down(Stores::in_memory()),
+            incarnation: 0,
+            timer_generation: 0,
+            timer_at: None,
+            writes: VecDeque::new(),
+            write_generation: 0,
+            waiters: Waiters::default(),
+            floor_reads: Vec::new(),
+            snapshot_index: 0,
+            starting: false,
+            clock,
+            joined,
+        }
+    }
 }
 
 /// The simulated cluster.
@@ -166,6 +249,11 @@ pub struct Cluster {
     outbox: Vec<(NodeId, Message)>,
     /// Disk latency and crash-survival draws.
     disk: SimRng,
+    /// Every committed entry, recorded when a node first applies it (what served reads are
+    /// checked against: [`committed_reads`](super::committed_reads)).
+    committed: CommittedLog,
+    /// The membership nemesis: its pending changes and its draws.
+    churn: churn::Churn,
 }
 
 impl Cluster {
@@ -200,21 +288,13 @@ impl Cluster {
             failure: None,
             outbox: Vec::new(),
             disk: SimRng::new(cfg.seed, Stream::Disk),
+            committed: CommittedLog::new(),
+            churn: churn::Churn::new(cfg.seed),
             cfg,
         };
-        for id in voters {
-            c.nodes.push(SimNode {
-                id,
-                state: NodeState::Down(Stores::in_memory()),
-                incarnation: 0,
-                timer_generation: 0,
-                timer_at: None,
-                writes: VecDeque::new(),
-                write_generation: 0,
-                waiters: Waiters::default(),
-                snapshot_index: 0,
-                starting: false,
-            });
+        for i in 0..voters.len() {
+            let node = SimNode::new(&c.cfg, i, 0, false);
+            c.nodes.push(node);
         }
         for i in 0..c.nodes.len() {
             c.start_node(i)?;
@@ -383,7 +463,27 @@ impl Cluster {
                 }
             }
             Fault::ResetLinks => self.net.set_all_links(self.cfg.node_link),
-            Fault::Kill { .. } | Fault::Restart { .. } => {}
+            Fault::ClockRate { node, ppm } if *node < n => {
+                let now = self.now;
+                self.nodes[*node].clock.set_rate(now, *ppm);
+                self.clock_changed(*node);
+            }
+            Fault::ClockJump { node, ms } if *node < n => {
+                let now = self.now;
+                self.nodes[*node].clock.jump(now, *ms);
+                self.clock_changed(*node);
+            }
+            Fault::AddNode { .. }
+            | Fault::Promote
+            | Fault::RemoveVoter
+            | Fault::RemoveLeader
+            | Fault::RemoveLearner
+            | Fault::ReplaceVoter
+            | Fault::TransferLeader => self.churn_fault(fault)?,
+            Fault::Kill { .. }
+            | Fault::Restart { .. }
+            | Fault::ClockRate { .. }
+            | Fault::ClockJump { .. } => {}
         }
         Ok(())
     }
@@ -416,6 +516,57 @@ impl Cluster {
     /// Restores every link.
     pub fn heal_all(&mut self) -> Result<(), Violation> {
         self.apply_fault(&Fault::HealAll)
+    }
+
+    // ----- clocks -----
+
+    /// Node `i`'s clock runs `ppm` parts per million off the global clock from now on
+    /// (positive: fast; clamped to ±50%). Traced as a fault. Errors for an unknown node.
+    pub fn set_clock_drift(&mut self, i: usize, ppm: i32) -> Result<(), String> {
+        self.known_node(i)?;
+        self.apply_fault(&Fault::ClockRate { node: i, ppm })
+            .map_err(|v| v.to_string())
+    }
+
+    /// Node `i`'s clock jumps `ms` forward now (an NTP step, a VM resumed): its timers that
+    /// fall in the skipped stretch fire at once. Traced as a fault. Errors for an unknown node.
+    pub fn jump_clock(&mut self, i: usize, ms: Millis) -> Result<(), String> {
+        self.known_node(i)?;
+        self.apply_fault(&Fault::ClockJump { node: i, ms })
+            .map_err(|v| v.to_string())
+    }
+
+    /// Node `i`'s clock (its rate and jumps so far).
+    pub fn clock(&self, i: usize) -> Option<NodeClock> {
+        self.nodes.get(i).map(|n| n.clock)
+    }
+
+    /// The time node `i` sees now (the global time for an unknown node).
+    pub fn local_now(&self, i: usize) -> Millis {
+        self.nodes
+            .get(i)
+            .map_or(self.now, |n| n.clock.local(self.now))
+    }
+
+    fn known_node(&self, i: usize) -> Result<(), String> {
+        if i < self.nodes.len() {
+            Ok(())
+        } else {
+            Err(format!(
+                "no node {} (the cluster has {})",
+                node_name(i),
+                self.nodes.len()
+            ))
+        }
+    }
+
+    /// After node `i`'s clock changed: its timer, set for its own time, moves in global time.
+    fn clock_changed(&mut self, i: usize) {
+        if let Some(deadline) = self.node(i).map(|h| h.next_deadline()) {
+            self.nodes[i].timer_generation += 1;
+            self.nodes[i].timer_at = None;
+            self.schedule_node_timer(i, deadline, false);
+        }
     }
 
     /// The network, for reading link settings and cuts.
@@ -461,6 +612,17 @@ impl Cluster {
         }
     }
 
+    /// Has client `i` read `key` under `policy` (after what it is doing now), served as `opts`
+    /// says: at a chosen node first (a follower, say), and read-your-writes (the serving node
+    /// waits until it applied the client's last acknowledged write).
+    pub fn submit_read(&mut self, i: usize, key: &str, policy: ReadPolicy, opts: ReadOptions) {
+        let now = self.now;
+        if let Some(c) = self.clients.get_mut(i) {
+            let fx = c.submit_read(now, key, policy, opts);
+            self.client_effects(i, fx);
+        }
+    }
+
     /// Points client `i` at node `node` for its next attempt.
     pub fn set_client_target(&mut self, i: usize, node: usize) {
         if let Some(c) = self.clients.get_mut(i) {
@@ -492,6 +654,11 @@ impl Cluster {
         &self.history
     }
 
+    /// The committed log as the nodes applied it (see [`CommittedLog`]).
+    pub fn committed_log(&self) -> &CommittedLog {
+        &self.committed
+    }
+
     // ----- internals -----
 
     /// Returns whether the action did anything (stale timers and lost messages do not count).
@@ -510,7 +677,7 @@ impl Cluster {
                 }
                 n.timer_at = None;
                 self.stats.ticks += 1;
-                let now = self.now;
+                let now = self.local_now(node);
                 self.call_node(node, |host| host.feed().tick(now))?;
                 self.after_node_call(node, true)?;
                 Ok(true)
@@ -533,6 +700,7 @@ impl Cluster {
                 Ok(true)
             }
             Action::Fault(f) => self.apply_fault(&f).map(|()| true),
+            Action::Churn { intent } => self.churn_try(intent),
         }
     }
 
@@ -566,7 +734,7 @@ impl Cluster {
                     return Ok(());
                 };
                 let from = NodeId(node_name(from));
-                let now = self.now;
+                let now = self.local_now(i);
                 self.call_node(i, |host| host.feed().step(now, &from, msg))?;
                 self.after_node_call(i, false)
             }

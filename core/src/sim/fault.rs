@@ -81,6 +81,42 @@ pub enum Fault {
     },
     /// Put every node link back to the configured behaviour (loss, duplication, latency).
     ResetLinks,
+    /// From now on a node's clock runs `ppm` parts per million off the global clock
+    /// (positive: fast). See [`clock`](super::clock).
+    ClockRate {
+        /// The node's index.
+        node: usize,
+        /// The rate offset, clamped to ±50%.
+        ppm: i32,
+    },
+    /// A node's clock jumps forward.
+    ClockJump {
+        /// The node's index.
+        node: usize,
+        /// By how many ms.
+        ms: Millis,
+    },
+    /// Start a fresh node (empty stores, no configuration: it waits for the leader) and have
+    /// the leader add it as a learner; with `promote`, then make it a voter once it caught up.
+    /// Membership faults are retried (a refusal such as "in progress" or "not caught up" is
+    /// tried again a little later) for a while, and resolved at each try: which node leads,
+    /// which members there are.
+    AddNode {
+        /// Promote it to voter after adding it.
+        promote: bool,
+    },
+    /// Promote a random learner to voter.
+    Promote,
+    /// Remove a random voter other than the leader.
+    RemoveVoter,
+    /// Remove the leader (it hands over and steps down).
+    RemoveLeader,
+    /// Remove a random learner.
+    RemoveLearner,
+    /// Replace a random voter by a fresh node, through a joint configuration.
+    ReplaceVoter,
+    /// Hand leadership to a random other voter.
+    TransferLeader,
 }
 
 impl fmt::Display for Fault {
@@ -120,6 +156,18 @@ impl fmt::Display for Fault {
                 max,
             } => write!(f, "latency all {min}..{max}"),
             Fault::ResetLinks => f.write_str("reset_links"),
+            Fault::ClockRate { node, ppm } => {
+                write!(f, "clock_rate {} {ppm:+}ppm", node_name(*node))
+            }
+            Fault::ClockJump { node, ms } => write!(f, "clock_jump {} +{ms}ms", node_name(*node)),
+            Fault::AddNode { promote: false } => f.write_str("add_learner"),
+            Fault::AddNode { promote: true } => f.write_str("add_voter"),
+            Fault::Promote => f.write_str("promote"),
+            Fault::RemoveVoter => f.write_str("remove_voter"),
+            Fault::RemoveLeader => f.write_str("remove_leader"),
+            Fault::RemoveLearner => f.write_str("remove_learner"),
+            Fault::ReplaceVoter => f.write_str("replace_voter"),
+            Fault::TransferLeader => f.write_str("transfer_leader"),
         }
     }
 }
