@@ -238,7 +238,9 @@ impl<M: StateMachine> Node<M> {
         from: &NodeId,
         m: RequestVoteResponse,
     ) -> Result<(), RaftError> {
-        if matches!(self.role, Role::PreCandidate | Role::Candidate) {
+        // Learnt in the pre-vote round only: a candidate may win in this very step, and a
+        // leader's commit index moves only by its own rule.
+        if self.role == Role::PreCandidate {
             let before = self.commit_index;
             self.learn_commit(m.commit)?;
             if self.commit_index > before && !self.may_campaign()? {
