@@ -427,6 +427,9 @@ fn lease_scenario(configure: fn(&mut Config), drift_ppm: i32) -> Scenario {
 /// leader whose clock runs slow still serves lease reads after the others, on fast clocks,
 /// elected a new leader and committed writes (the linearizability check fails).
 #[wasm_bindgen_test(unsupported = test)]
+#[ignore = "the random schedule served 61,911 lease reads in 2,000 seeds without a stale one once \
+            the log-matching bug it used to hit first (seed 1938) was fixed; the directed \
+            a_lease_without_the_drift_margin_serves_a_deposed_leaders_stale_read catches the break"]
 fn lease_reads_without_the_drift_margin_are_caught_under_drift() {
     expect_caught(
         "lease_reads_without_the_drift_margin_are_caught_under_drift",
@@ -462,3 +465,92 @@ fn lease_reads_with_drift_inside_the_margin_stay_linearizable() {
 
 /// Seeds the clean lease test runs.
 const LEASE_CLEAN_SEEDS: u64 = 300;
+
+/// The deposed-leader schedule, directed: the leader's clock runs `leader_ppm` off and the
+/// others' `others_ppm`; it is cut off from the other nodes (clients still reach it), the
+/// others elect a leader and commit a write, then a lease read goes to the old leader. Returns
+/// the history, or `None` when the schedule did not play out (no new leader in time, say).
+fn deposed_leader_lease_read(
+    seed: u64,
+    breaks: bool,
+    leader_ppm: i32,
+    others_ppm: i32,
+) -> Option<raftkv_core::sim::History> {
+    use raftkv_core::sim::{ClientOp, Cluster, SimConfig};
+    let mut cfg = SimConfig::new(seed, 3);
+    cfg.clients = 2;
+    cfg.raft.breaks.lease_without_drift_margin = breaks;
+    let mut c = Cluster::new(cfg).ok()?;
+    c.run_while_not(5_000, |c| c.leader().is_some()).ok()?;
+    let old = c.leader()?;
+    for i in 0..3 {
+        let ppm = if i == old { leader_ppm } else { others_ppm };
+        c.set_clock_drift(i, ppm).ok()?;
+    }
+    let put = |v: &str| ClientOp::Put {
+        key: "k".into(),
+        value: v.into(),
+    };
+    c.set_client_target(0, old);
+    c.submit(0, put("v1"));
+    let t = c.now() + 5_000;
+    c.run_while_not(t, |c| c.clients_done()).ok()?;
+    c.isolate(old).ok()?;
+    let t = c.now() + 5_000;
+    if !c
+        .run_while_not(t, |c| c.leader().is_some_and(|l| l != old))
+        .ok()?
+    {
+        return None;
+    }
+    let new = c.leader()?;
+    c.set_client_target(0, new);
+    c.submit(0, put("v2"));
+    let t = c.now() + 5_000;
+    c.run_while_not(t, |c| c.clients_done()).ok()?;
+    c.run_for(1).ok()?;
+    c.set_client_target(1, old);
+    c.submit(
+        1,
+        ClientOp::Get {
+            key: "k".into(),
+            policy: raftkv_core::ReadPolicy::Lease,
+        },
+    );
+    let t = c.now() + 10_000;
+    c.run_while_not(t, |c| c.clients_done()).ok()?;
+    Some(c.history().clone())
+}
+
+/// Directed form of the lease break: the old leader's clock runs 40% slow and the others'
+/// 40% fast, far beyond the 30 ms margin. Without the margin the old leader still holds its
+/// lease when a lease read reaches it after the new leader committed a write, and the
+/// linearizability check fails within a bounded number of seeds; with the margin, under
+/// drift inside it (±5%), the same schedule never serves a stale read.
+#[wasm_bindgen_test(unsupported = test)]
+fn a_lease_without_the_drift_margin_serves_a_deposed_leaders_stale_read() {
+    use raftkv_core::sim::linearizability;
+    let mut caught = None;
+    for seed in 0..200 {
+        let Some(h) = deposed_leader_lease_read(seed, true, -400_000, 400_000) else {
+            continue;
+        };
+        if linearizability::check(&h).is_err() {
+            caught = Some(seed);
+            break;
+        }
+    }
+    let Some(seed) = caught else {
+        panic!("the lease break went unnoticed in 200 seeds of the directed schedule");
+    };
+    println!("lease break caught at directed seed {seed}");
+    for seed in 0..50 {
+        if let Some(h) = deposed_leader_lease_read(seed, false, -50_000, 50_000) {
+            assert!(
+                linearizability::check(&h).is_ok(),
+                "seed {seed}: a stale lease read with drift inside the margin:\n{}",
+                h.to_jsonl()
+            );
+        }
+    }
+}

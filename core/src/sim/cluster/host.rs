@@ -567,6 +567,17 @@ impl Cluster {
         let rng_seed = mix_seed(seed, i as u64, u64::from(n.incarnation));
         match Host::new(cfg, stores, KvStateMachine::new(), rng_seed, now) {
             Ok(host) => {
+                // A restart re-applies what its hard state says was committed, inside
+                // Host::new: those entries are applied entries too.
+                let base = host.log().base().last_included_index;
+                let applied = host.last_applied();
+                if applied > base
+                    && let Ok(entries) = host.log().read_range(base + 1, applied + 1)
+                {
+                    for e in &entries {
+                        self.committed.record(e);
+                    }
+                }
                 n.state = NodeState::Up(Box::new(host));
                 n.incarnation += 1;
                 n.starting = true;
