@@ -9,21 +9,32 @@ that the history files stand on their own, and to cross-check the Rust checker.
 
     python3 scripts/check_history.py history.jsonl [more.jsonl ...]
 
-Exit status 0: every file is well formed and linearizable; 1: a file is not linearizable;
-2: a file is malformed. Stale reads (`"stale": true`) are left out, as the Rust checker does:
-they may return old values by design.
+Exit status 0: every file is well formed and linearizable; 1: a file is not linearizable (or
+a read-your-writes read was served below its min_index); 2: a file is malformed. Stale reads
+(`"stale": true`) are left out, as the Rust checker does: they may return old values by design.
+
+The simulator's lines also say where each operation landed: `index` (an answered write's log
+index), `node` and `applied` (the node that served a read and its applied index then), and
+`min_index` (a read-your-writes read's floor). This script checks what it can without the
+committed log, which only the simulator has: a read with a `min_index` was served at
+`applied >= min_index`. (Whether the value was the committed one at `applied` is
+core/src/sim/committed_reads.rs's check, run by the simulator.)
 """
 
 import json
 import sys
 
 FIELDS = {"client", "op", "key", "value", "expected", "new", "result", "invoke", "complete",
-          "status", "stale"}
+          "status", "stale", "index", "node", "applied", "min_index"}
 INF = float("inf")
 
 
 class Malformed(Exception):
     pass
+
+
+def is_index(x):
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 def need(cond, line_no, what):
@@ -74,6 +85,18 @@ def parse(path):
                 need(not {"expected", "new", "result"} & set(o), n, f"{op} carries cas fields")
             need("stale" not in o or (op == "get" and o["stale"] is True), n,
                  "stale is only for gets, and only true")
+            if "index" in o:
+                need(op != "get" and o["status"] == "ok", n, "index is only for answered writes")
+                need(is_index(o["index"]) and o["index"] >= 1, n, "index is not a log index")
+            for field in ("node", "applied"):
+                if field in o:
+                    need(op == "get" and o["status"] == "ok", n,
+                         f"{field} is only for answered gets")
+            need("node" not in o or isinstance(o["node"], str), n, "node is not a string")
+            need("applied" not in o or is_index(o["applied"]), n, "applied is not a log index")
+            if "min_index" in o:
+                need(op == "get", n, "min_index is only for gets")
+                need(is_index(o["min_index"]), n, "min_index is not a log index")
             ops.append(o)
     return ops
 
@@ -123,7 +146,13 @@ def linearizable(ops):
     return False
 
 
+def below_min_index(ops):
+    """Reads served before the node applied the client's own write."""
+    return [o for o in ops if "applied" in o and "min_index" in o and o["applied"] < o["min_index"]]
+
+
 def check(path):
+    """(operations, keys, keys not linearizable, reads below their min_index) of `path`."""
     ops = parse(path)
     by_key = {}
     for o in ops:
@@ -135,19 +164,22 @@ def check(path):
         complete = o["complete"] if answered else INF
         by_key.setdefault(o["key"], []).append((o["invoke"], complete, o, answered))
     bad = [k for k, v in sorted(by_key.items()) if not linearizable(v)]
-    return len(ops), len(by_key), bad
+    return len(ops), len(by_key), bad, below_min_index(ops)
 
 
 def main(paths):
     status = 0
     for p in paths:
         try:
-            n, keys, bad = check(p)
+            n, keys, bad, early = check(p)
         except Malformed as e:
             print(f"{p}: malformed: {e}")
             return 2
         if bad:
             print(f"{p}: NOT linearizable: keys {bad} ({n} operations)")
+            status = 1
+        elif early:
+            print(f"{p}: a read-your-writes read was served below its min_index: {early[0]}")
             status = 1
         else:
             print(f"{p}: {n} operations on {keys} keys, linearizable")

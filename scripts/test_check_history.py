@@ -22,13 +22,17 @@ def op(client, kind, key, invoke, complete, status="ok", **fields):
 
 
 class CheckHistory(unittest.TestCase):
-    def verdict(self, ops):
+    def checked(self, ops):
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
             f.write("".join(json.dumps(o) + "\n" for o in ops))
         try:
-            return check_history.check(f.name)[2] == []
+            return check_history.check(f.name)
         finally:
             os.unlink(f.name)
+
+    def verdict(self, ops):
+        _, _, bad, early = self.checked(ops)
+        return bad == [] and early == []
 
     def test_sequential_and_overlapping_histories_pass(self):
         self.assertTrue(self.verdict([
@@ -90,10 +94,30 @@ class CheckHistory(unittest.TestCase):
             op("c2", "get", "k", 80, 90, value="b"),
         ]))
 
+    def test_where_operations_landed_is_accepted_and_read_your_writes_is_checked(self):
+        self.assertTrue(self.verdict([
+            op("c1", "put", "k", 0, 10, value="a", index=3),
+            op("c2", "get", "k", 12, 14, value="a", node="n2", applied=3),
+            op("c1", "get", "k", 20, 30, value="a", stale=True, node="n3", applied=4,
+               min_index=3),
+            op("c1", "cas", "k", 40, 50, expected="a", new="b", result="ok", index=6),
+        ]))
+        # Served at applied index 2, before the client's own write at 3 was there.
+        self.assertFalse(self.verdict([
+            op("c1", "put", "k", 0, 10, value="a", index=3),
+            op("c1", "get", "k", 20, 30, value=None, stale=True, node="n3", applied=2,
+               min_index=3),
+        ]))
+
     def test_malformed_lines_are_refused(self):
         for bad in ['{"client":"c1"}', '{"client":"c1","op":"scan","key":"k","invoke":0,'
                     '"complete":1,"status":"ok"}', "not json",
-                    json.dumps(op("c1", "put", "k", 5, 1, value="a"))]:
+                    json.dumps(op("c1", "put", "k", 5, 1, value="a")),
+                    json.dumps(op("c1", "get", "k", 0, 1, value="a", index=3)),
+                    json.dumps(op("c1", "put", "k", 0, 1, value="a", applied=3)),
+                    json.dumps(op("c1", "get", "k", 0, 1, value="a", min_index=-1)),
+                    json.dumps(op("c1", "get", "k", 0, None, status="unknown", value=None,
+                                  node="n1"))]:
             with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
                 f.write(bad + "\n")
             try:

@@ -90,6 +90,10 @@ async fn client_loop(
             complete: None,
             status: OpStatus::Unknown,
             stale: false,
+            index: None,
+            node: None,
+            applied: None,
+            min_index: None,
         };
         if n.is_multiple_of(3) {
             let path = format!("/kv/{key}?consistency=readindex");

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::history::{HistoryOp, OpStatus};
-use super::network::{client_name, node_index};
+use super::network::{client_name, node_index, node_name};
 use super::rng::{SimRng, Stream};
-use crate::raft::Millis;
+use crate::raft::{Index, Millis};
 use crate::types::{ApplyResult, Command, NodeId, ReadPolicy};
 
 /// An operation a client performs.
@@ -90,6 +90,18 @@ impl ClientOp {
     }
 }
 
+/// Where and how a read is served, besides its [`ReadPolicy`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadOptions {
+    /// The node the first attempt goes to (a follower, say), instead of the node the client
+    /// believes leads. Retries go where the answers point, as for any operation.
+    pub node: Option<usize>,
+    /// Read-your-writes: the serving node answers only once it has applied the client's own
+    /// last acknowledged write (its index is the read's `min_index`), waiting a bounded time
+    /// for it.
+    pub own_writes: bool,
+}
+
 /// A client's request to a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientRequest {
@@ -101,18 +113,24 @@ pub struct ClientRequest {
     pub attempt: u32,
     /// The operation.
     pub op: ClientOp,
+    /// A read-your-writes read: serve it only once the serving node applied this index.
+    pub min_index: Option<Index>,
 }
 
 impl ClientRequest {
     /// A one-line summary.
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "{}#{} try{} {}",
             client_name(self.client),
             self.seq,
             self.attempt,
             self.op.summary()
-        )
+        );
+        if let Some(m) = self.min_index {
+            s.push_str(&format!(" min_index={m}"));
+        }
+        s
     }
 }
 
@@ -120,9 +138,19 @@ impl ClientRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// The write was applied with this result.
-    Applied(ApplyResult),
-    /// The read returned this value (`None`: key missing).
-    Value(Option<String>),
+    Applied {
+        /// What the state machine answered.
+        result: ApplyResult,
+        /// The index of the entry whose applying answered it.
+        index: Index,
+    },
+    /// The read returned this value.
+    Value {
+        /// The value (`None`: key missing).
+        value: Option<String>,
+        /// The serving node's applied index when it read it.
+        applied: Index,
+    },
     /// The node does not lead; it names the leader it knows of.
     NotLeader {
         /// The leader hint.
@@ -138,13 +166,21 @@ impl Answer {
     /// A short text form.
     pub fn summary(&self) -> String {
         match self {
-            Answer::Applied(r) if r.ok => match r.deleted {
-                Some(n) => format!("ok deleted={n}"),
-                None => "ok".to_string(),
+            Answer::Applied { result: r, index } if r.ok => match r.deleted {
+                Some(n) => format!("ok deleted={n} at {index}"),
+                None => format!("ok at {index}"),
             },
-            Answer::Applied(r) => format!("err {}", r.err_code.as_deref().unwrap_or("?")),
-            Answer::Value(Some(v)) => format!("value {v:?}"),
-            Answer::Value(None) => "value none".to_string(),
+            Answer::Applied { result: r, index } => {
+                format!("err {} at {index}", r.err_code.as_deref().unwrap_or("?"))
+            }
+            Answer::Value {
+                value: Some(v),
+                applied,
+            } => format!("value {v:?} at {applied}"),
+            Answer::Value {
+                value: None,
+                applied,
+            } => format!("value none at {applied}"),
             Answer::NotLeader { leader: Some(l) } => format!("not_leader leader={l}"),
             Answer::NotLeader { leader: None } => "not_leader leader=?".to_string(),
             Answer::Lost => "lost".to_string(),
@@ -222,6 +258,11 @@ pub struct Workload {
     pub mix: [u64; 4],
     /// How reads are served.
     pub read_policy: ReadPolicy,
+    /// The chance that a read's first attempt goes to a random node (a follower, often)
+    /// rather than to the node the client believes leads.
+    pub follower_reads: f64,
+    /// The chance that a stale read is a read-your-writes read (see [`ReadOptions`]).
+    pub own_writes_reads: f64,
 }
 
 impl Default for Workload {
@@ -233,8 +274,22 @@ impl Default for Workload {
             think_max: 300,
             mix: [4, 3, 1, 2],
             read_policy: ReadPolicy::ReadIndex,
+            follower_reads: 0.3,
+            own_writes_reads: 0.5,
         }
     }
+}
+
+/// How an answered operation ended.
+enum Done {
+    /// A write, applied at `index` with `result`.
+    Write { result: ApplyResult, index: Index },
+    /// A read of `value`, served by `node` at its applied index `applied`.
+    Read {
+        value: Option<String>,
+        node: usize,
+        applied: Index,
+    },
 }
 
 /// Something the cluster must do for a client.
@@ -298,6 +353,11 @@ pub struct PendingOp {
     pub state: AttemptState,
     /// Whether some attempt may have taken effect (sent without a refusal coming back).
     pub maybe_applied: bool,
+    /// A read-your-writes read: the client's last acknowledged write index when it began.
+    pub min_index: Option<Index>,
+    /// The node the first attempt goes to, when the operation chose one (taken by the first
+    /// send).
+    pub pin: Option<usize>,
 }
 
 /// One simulated client.
@@ -311,13 +371,16 @@ pub struct Client {
     next_seq: u64,
     leader_guess: usize,
     pending: Option<PendingOp>,
-    queue: VecDeque<ClientOp>,
+    queue: VecDeque<(ClientOp, ReadOptions)>,
     workload: Option<Workload>,
     /// Operations the workload has yet to start.
     remaining: u32,
     /// The last value seen per key, so cas can guess a matching `expected`.
     seen: BTreeMap<String, String>,
     completed: u64,
+    /// The highest log index at which one of this client's writes was acknowledged: what a
+    /// read-your-writes read waits for.
+    last_write_index: Index,
 }
 
 impl Client {
@@ -339,6 +402,7 @@ impl Client {
             remaining: 0,
             seen: BTreeMap::new(),
             completed: 0,
+            last_write_index: 0,
         }
     }
 
@@ -356,7 +420,27 @@ impl Client {
 
     /// Queues an operation; starts it at once if the client is idle.
     pub fn submit(&mut self, now: Millis, op: ClientOp) -> Vec<Effect> {
-        self.queue.push_back(op);
+        self.submit_with(now, op, ReadOptions::default())
+    }
+
+    /// Queues a read of `key` under `policy`, served as `opts` says; starts it at once if the
+    /// client is idle.
+    pub fn submit_read(
+        &mut self,
+        now: Millis,
+        key: &str,
+        policy: ReadPolicy,
+        opts: ReadOptions,
+    ) -> Vec<Effect> {
+        let op = ClientOp::Get {
+            key: key.to_string(),
+            policy,
+        };
+        self.submit_with(now, op, opts)
+    }
+
+    fn submit_with(&mut self, now: Millis, op: ClientOp, opts: ReadOptions) -> Vec<Effect> {
+        self.queue.push_back((op, opts));
         if self.pending.is_none() {
             self.start_next(now)
         } else {
@@ -379,6 +463,16 @@ impl Client {
         if node < self.nodes {
             self.leader_guess = node;
         }
+    }
+
+    /// The cluster has `nodes` nodes now (nodes were added): retries cycle through them all.
+    pub fn set_node_count(&mut self, nodes: usize) {
+        self.nodes = nodes.max(1);
+    }
+
+    /// The highest log index at which one of this client's writes was acknowledged.
+    pub fn last_write_index(&self) -> Index {
+        self.last_write_index
     }
 
     /// The operation in progress.
@@ -430,13 +524,20 @@ impl Client {
         match &reply.answer {
             // An answer to any attempt of this operation is its answer: retries share one seq,
             // so the dedupe table gives every copy the same result.
-            Answer::Applied(result) => {
-                let result = result.clone();
-                self.finish(now, OpStatus::Ok, Some(&result), None)
+            Answer::Applied { result, index } => {
+                let done = Done::Write {
+                    result: result.clone(),
+                    index: *index,
+                };
+                self.finish(now, done)
             }
-            Answer::Value(v) => {
-                let v = v.clone();
-                self.finish(now, OpStatus::Ok, None, Some(v))
+            Answer::Value { value, applied } => {
+                let done = Done::Read {
+                    value: value.clone(),
+                    node: reply.node,
+                    applied: *applied,
+                };
+                self.finish(now, done)
             }
             // A refusal only matters for the attempt we are waiting on.
             _ if !current => Vec::new(),
@@ -492,7 +593,7 @@ impl Client {
     }
 
     fn start_next(&mut self, now: Millis) -> Vec<Effect> {
-        let op = match self.queue.pop_front() {
+        let (op, opts) = match self.queue.pop_front() {
             Some(op) => op,
             None if self.remaining > 0 => {
                 self.remaining -= 1;
@@ -502,27 +603,32 @@ impl Client {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
+        let read = !op.is_write();
+        let pin = opts.node.filter(|n| read && *n < self.nodes);
         self.pending = Some(PendingOp {
             seq,
             op: op.clone(),
             invoke: now,
             attempt: 0,
-            target: self.leader_guess,
+            target: pin.unwrap_or(self.leader_guess),
             state: AttemptState::Backoff { until: now },
             maybe_applied: false,
+            min_index: (read && opts.own_writes).then_some(self.last_write_index),
+            pin,
         });
         let mut fx = vec![Effect::Invoked { seq, op }];
         fx.extend(self.send_attempt(now));
         fx
     }
 
-    fn draw_op(&mut self) -> ClientOp {
+    fn draw_op(&mut self) -> (ClientOp, ReadOptions) {
         let Some(w) = self.workload.as_ref() else {
             // Unreachable: `remaining` is only set with a workload. A harmless read keeps going.
-            return ClientOp::Get {
+            let op = ClientOp::Get {
                 key: "k".into(),
                 policy: ReadPolicy::Stale,
             };
+            return (op, ReadOptions::default());
         };
         let key = w
             .keys
@@ -532,11 +638,20 @@ impl Client {
         let kind = self.rng.weighted(&w.mix);
         // Unique values let a history checker tell every write apart.
         let value = format!("{}-{}", self.id, self.next_seq);
-        match kind {
-            1 => ClientOp::Get {
-                key,
-                policy: w.read_policy,
-            },
+        let op = match kind {
+            1 => {
+                let node = self
+                    .rng
+                    .chance(w.follower_reads)
+                    .then(|| self.rng.index(self.nodes));
+                let own_writes =
+                    w.read_policy == ReadPolicy::Stale && self.rng.chance(w.own_writes_reads);
+                let op = ClientOp::Get {
+                    key,
+                    policy: w.read_policy,
+                };
+                return (op, ReadOptions { node, own_writes });
+            }
             2 => ClientOp::Delete { key },
             3 => {
                 // Mostly the last value seen (likely to match), sometimes "" (matches a missing
@@ -553,7 +668,8 @@ impl Client {
                 }
             }
             _ => ClientOp::Put { key, value },
-        }
+        };
+        (op, ReadOptions::default())
     }
 
     fn retry(&mut self, now: Millis) -> Vec<Effect> {
@@ -601,7 +717,7 @@ impl Client {
             return Vec::new();
         };
         p.attempt += 1;
-        p.target = self.leader_guess;
+        p.target = p.pin.take().unwrap_or(self.leader_guess);
         let deadline = now + self.cfg.request_timeout;
         p.state = AttemptState::Waiting { deadline };
         vec![
@@ -612,25 +728,53 @@ impl Client {
                     seq: p.seq,
                     attempt: p.attempt,
                     op: p.op.clone(),
+                    min_index: p.min_index,
                 },
             },
             Effect::WakeAt(deadline),
         ]
     }
 
-    fn finish(
-        &mut self,
-        now: Millis,
-        status: OpStatus,
-        result: Option<&ApplyResult>,
-        read: Option<Option<String>>,
-    ) -> Vec<Effect> {
+    fn finish(&mut self, now: Millis, done: Done) -> Vec<Effect> {
         let Some(p) = self.pending.take() else {
             return Vec::new();
         };
         self.completed += 1;
-        self.leader_guess = p.target;
-        let rec = HistoryOp::from_op(&self.id, &p.op, p.invoke, Some(now), status, result, read);
+        // A stale read proves nothing about who leads.
+        let stale = matches!(
+            p.op,
+            ClientOp::Get {
+                policy: ReadPolicy::Stale,
+                ..
+            }
+        );
+        if !stale {
+            self.leader_guess = p.target;
+        }
+        let (result, read) = match &done {
+            Done::Write { result, .. } => (Some(result), None),
+            Done::Read { value, .. } => (None, Some(value.clone())),
+        };
+        let mut rec = HistoryOp::from_op(
+            &self.id,
+            &p.op,
+            p.invoke,
+            Some(now),
+            OpStatus::Ok,
+            result,
+            read,
+        );
+        match &done {
+            Done::Write { index, .. } => {
+                rec.index = Some(*index);
+                self.last_write_index = self.last_write_index.max(*index);
+            }
+            Done::Read { node, applied, .. } => {
+                rec.node = Some(node_name(*node));
+                rec.applied = Some(*applied);
+                rec.min_index = p.min_index;
+            }
+        }
         // Remember what this client saw, for cas.
         match (&p.op, &rec.value) {
             (ClientOp::Put { key, value }, _) => {

@@ -16,8 +16,11 @@ mod view;
 pub use view::{ClientView, NodeView};
 
 use super::client::{
-    Answer, Client, ClientConfig, ClientOp, ClientReply, ClientRequest, Effect, Workload,
+    Answer, Client, ClientConfig, ClientOp, ClientReply, ClientRequest, Effect, ReadOptions,
+    Workload,
 };
+use super::clock::NodeClock;
+use super::committed_reads::CommittedLog;
 use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Invariants, Violation};
@@ -62,6 +65,10 @@ pub struct SimConfig {
     /// killed meanwhile loses the writes not done yet (or keeps a drawn prefix of them
     /// without having sent what waited for them). (0, 0): writes are durable at once.
     pub disk_latency: (Millis, Millis),
+    /// Each node's clock rate, in parts per million off the global clock, by node index
+    /// (nodes past the end, and nodes added later past it, run at the global rate). See
+    /// [`clock`](super::clock).
+    pub clock_ppm: Vec<i32>,
 }
 
 impl SimConfig {
@@ -83,6 +90,7 @@ impl SimConfig {
             trace: TraceMode::Full,
             check_commit_rule: true,
             disk_latency: (0, 0),
+            clock_ppm: Vec::new(),
         }
     }
 }
@@ -112,6 +120,10 @@ pub struct SimStats {
     pub writes_lost: u64,
     /// Readys a killed node had made durable without sending the messages that waited.
     pub writes_unsent: u64,
+    /// Reads a leader served on its lease (without a confirmation round).
+    pub lease_reads: u64,
+    /// Reads that had to wait for the serving node to apply their floor (read-your-writes).
+    pub reads_waited: u64,
 }
 
 /// A node's life.
@@ -130,10 +142,25 @@ struct Waiter {
     attempt: u32,
 }
 
+/// A client's read waiting at a node.
+#[derive(Clone, Debug)]
+struct ReadWaiter {
+    waiter: Waiter,
+    /// The key read.
+    key: String,
+    /// The node serves the read only once it applied this index (the client's own write, or
+    /// a lease read's read index).
+    floor: Index,
+    /// Served on a lease (counted in [`SimStats::lease_reads`]).
+    lease: bool,
+}
+
 struct SimNode {
     id: NodeId,
-    /// Clients waiting for a proposal, and for a read (of a key).
-    waiters: Waiters<Waiter, (Waiter, String)>,
+    /// Clients waiting for a proposal, and for a ReadIndex read.
+    waiters: Waiters<Waiter, ReadWaiter>,
+    /// Reads waiting for the node to apply their floor, with when they give up (global time).
+    floor_reads: Vec<(ReadWaiter, Millis)>,
     state: NodeState,
     incarnation: u32,
     timer_generation: u64,
@@ -146,6 +173,8 @@ struct SimNode {
     snapshot_index: Index,
     /// Set while the node is being started: a snapshot restored now was loaded from its stores.
     starting: bool,
+    /// The node's own clock: every time the node is given is read from it.
+    clock: NodeClock,
 }
 
 /// The simulated cluster.
@@ -166,6 +195,9 @@ pub struct Cluster {
     outbox: Vec<(NodeId, Message)>,
     /// Disk latency and crash-survival draws.
     disk: SimRng,
+    /// Every committed entry, recorded when a node first applies it (what served reads are
+    /// checked against: [`committed_reads`](super::committed_reads)).
+    committed: CommittedLog,
 }
 
 impl Cluster {
@@ -200,9 +232,12 @@ impl Cluster {
             failure: None,
             outbox: Vec::new(),
             disk: SimRng::new(cfg.seed, Stream::Disk),
+            committed: CommittedLog::new(),
             cfg,
         };
-        for id in voters {
+        for (i, id) in voters.into_iter().enumerate() {
+            let mut clock = NodeClock::new();
+            clock.set_rate(0, c.cfg.clock_ppm.get(i).copied().unwrap_or(0));
             c.nodes.push(SimNode {
                 id,
                 state: NodeState::Down(Stores::in_memory()),
@@ -212,8 +247,10 @@ impl Cluster {
                 writes: VecDeque::new(),
                 write_generation: 0,
                 waiters: Waiters::default(),
+                floor_reads: Vec::new(),
                 snapshot_index: 0,
                 starting: false,
+                clock,
             });
         }
         for i in 0..c.nodes.len() {
@@ -383,7 +420,20 @@ impl Cluster {
                 }
             }
             Fault::ResetLinks => self.net.set_all_links(self.cfg.node_link),
-            Fault::Kill { .. } | Fault::Restart { .. } => {}
+            Fault::ClockRate { node, ppm } if *node < n => {
+                let now = self.now;
+                self.nodes[*node].clock.set_rate(now, *ppm);
+                self.clock_changed(*node);
+            }
+            Fault::ClockJump { node, ms } if *node < n => {
+                let now = self.now;
+                self.nodes[*node].clock.jump(now, *ms);
+                self.clock_changed(*node);
+            }
+            Fault::Kill { .. }
+            | Fault::Restart { .. }
+            | Fault::ClockRate { .. }
+            | Fault::ClockJump { .. } => {}
         }
         Ok(())
     }
@@ -416,6 +466,57 @@ impl Cluster {
     /// Restores every link.
     pub fn heal_all(&mut self) -> Result<(), Violation> {
         self.apply_fault(&Fault::HealAll)
+    }
+
+    // ----- clocks -----
+
+    /// Node `i`'s clock runs `ppm` parts per million off the global clock from now on
+    /// (positive: fast; clamped to ±50%). Traced as a fault. Errors for an unknown node.
+    pub fn set_clock_drift(&mut self, i: usize, ppm: i32) -> Result<(), String> {
+        self.known_node(i)?;
+        self.apply_fault(&Fault::ClockRate { node: i, ppm })
+            .map_err(|v| v.to_string())
+    }
+
+    /// Node `i`'s clock jumps `ms` forward now (an NTP step, a VM resumed): its timers that
+    /// fall in the skipped stretch fire at once. Traced as a fault. Errors for an unknown node.
+    pub fn jump_clock(&mut self, i: usize, ms: Millis) -> Result<(), String> {
+        self.known_node(i)?;
+        self.apply_fault(&Fault::ClockJump { node: i, ms })
+            .map_err(|v| v.to_string())
+    }
+
+    /// Node `i`'s clock (its rate and jumps so far).
+    pub fn clock(&self, i: usize) -> Option<NodeClock> {
+        self.nodes.get(i).map(|n| n.clock)
+    }
+
+    /// The time node `i` sees now (the global time for an unknown node).
+    pub fn local_now(&self, i: usize) -> Millis {
+        self.nodes
+            .get(i)
+            .map_or(self.now, |n| n.clock.local(self.now))
+    }
+
+    fn known_node(&self, i: usize) -> Result<(), String> {
+        if i < self.nodes.len() {
+            Ok(())
+        } else {
+            Err(format!(
+                "no node {} (the cluster has {})",
+                node_name(i),
+                self.nodes.len()
+            ))
+        }
+    }
+
+    /// After node `i`'s clock changed: its timer, set for its own time, moves in global time.
+    fn clock_changed(&mut self, i: usize) {
+        if let Some(deadline) = self.node(i).map(|h| h.next_deadline()) {
+            self.nodes[i].timer_generation += 1;
+            self.nodes[i].timer_at = None;
+            self.schedule_node_timer(i, deadline, false);
+        }
     }
 
     /// The network, for reading link settings and cuts.
@@ -461,6 +562,17 @@ impl Cluster {
         }
     }
 
+    /// Has client `i` read `key` under `policy` (after what it is doing now), served as `opts`
+    /// says: at a chosen node first (a follower, say), and read-your-writes (the serving node
+    /// waits until it applied the client's last acknowledged write).
+    pub fn submit_read(&mut self, i: usize, key: &str, policy: ReadPolicy, opts: ReadOptions) {
+        let now = self.now;
+        if let Some(c) = self.clients.get_mut(i) {
+            let fx = c.submit_read(now, key, policy, opts);
+            self.client_effects(i, fx);
+        }
+    }
+
     /// Points client `i` at node `node` for its next attempt.
     pub fn set_client_target(&mut self, i: usize, node: usize) {
         if let Some(c) = self.clients.get_mut(i) {
@@ -492,6 +604,11 @@ impl Cluster {
         &self.history
     }
 
+    /// The committed log as the nodes applied it (see [`CommittedLog`]).
+    pub fn committed_log(&self) -> &CommittedLog {
+        &self.committed
+    }
+
     // ----- internals -----
 
     /// Returns whether the action did anything (stale timers and lost messages do not count).
@@ -510,7 +627,7 @@ impl Cluster {
                 }
                 n.timer_at = None;
                 self.stats.ticks += 1;
-                let now = self.now;
+                let now = self.local_now(node);
                 self.call_node(node, |host| host.feed().tick(now))?;
                 self.after_node_call(node, true)?;
                 Ok(true)
@@ -566,7 +683,7 @@ impl Cluster {
                     return Ok(());
                 };
                 let from = NodeId(node_name(from));
-                let now = self.now;
+                let now = self.local_now(i);
                 self.call_node(i, |host| host.feed().step(now, &from, msg))?;
                 self.after_node_call(i, false)
             }

@@ -81,6 +81,21 @@ pub enum Fault {
     },
     /// Put every node link back to the configured behaviour (loss, duplication, latency).
     ResetLinks,
+    /// From now on a node's clock runs `ppm` parts per million off the global clock
+    /// (positive: fast). See [`clock`](super::clock).
+    ClockRate {
+        /// The node's index.
+        node: usize,
+        /// The rate offset, clamped to ±50%.
+        ppm: i32,
+    },
+    /// A node's clock jumps forward.
+    ClockJump {
+        /// The node's index.
+        node: usize,
+        /// By how many ms.
+        ms: Millis,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -120,6 +135,10 @@ impl fmt::Display for Fault {
                 max,
             } => write!(f, "latency all {min}..{max}"),
             Fault::ResetLinks => f.write_str("reset_links"),
+            Fault::ClockRate { node, ppm } => {
+                write!(f, "clock_rate {} {ppm:+}ppm", node_name(*node))
+            }
+            Fault::ClockJump { node, ms } => write!(f, "clock_jump {} +{ms}ms", node_name(*node)),
         }
     }
 }

@@ -17,21 +17,29 @@
 //! | `invoke` | integer | when the client started the operation (simulated ms) |
 //! | `complete` | integer or null | when the answer arrived; `null` without an answer |
 //! | `status` | string | `"ok"` (answered), `"fail"` (surely not applied) or `"unknown"` (no answer; it may or may not have taken effect) |
-//! | `stale` | bool | get only, present (`true`) when the read was served stale — from the serving node's state machine, without confirming leadership — so it need not be linearizable; absent for readindex reads and writes |
+//! | `stale` | bool | get only, present (`true`) when the read was served stale — from the serving node's state machine, without confirming leadership — so it need not be linearizable; absent for readindex and lease reads and writes |
+//! | `index` | integer | put, delete and cas, when answered (`"ok"`) by the simulator: the log index of the entry whose applying answered it (for a retried write that the dedupe table answered, the retry's entry); absent otherwise |
+//! | `node` | string | get, when answered by the simulator: the node that served it, e.g. `"n2"` |
+//! | `applied` | integer | get, when answered by the simulator: the serving node's applied index when it answered; the value read must be the key's value after the committed log's entries up to it (checked by `committed_reads`) |
+//! | `min_index` | integer | get, present for a read-your-writes read: the index of the client's own last acknowledged write before the read (0 if none); the serving node waited until `applied >= min_index` |
+//!
+//! `index`, `node`, `applied` and `min_index` are optional: histories written elsewhere (the
+//! real-cluster test) have none of them, and the checkers skip what they need them for.
 //!
 //! Example:
 //!
 //! ```text
-//! {"client":"c1","op":"put","key":"k1","value":"c1-1","invoke":12,"complete":30,"status":"ok"}
-//! {"client":"c2","op":"get","key":"k1","value":null,"invoke":14,"complete":25,"status":"ok"}
-//! {"client":"c2","op":"cas","key":"k1","expected":"c1-1","new":"c2-2","result":"failed","invoke":40,"complete":61,"status":"ok"}
+//! {"client":"c1","op":"put","key":"k1","value":"c1-1","invoke":12,"complete":30,"status":"ok","index":3}
+//! {"client":"c2","op":"get","key":"k1","value":null,"invoke":14,"complete":25,"status":"ok","node":"n1","applied":2}
+//! {"client":"c1","op":"get","key":"k1","value":"c1-1","invoke":31,"complete":44,"status":"ok","stale":true,"node":"n3","applied":3,"min_index":3}
+//! {"client":"c2","op":"cas","key":"k1","expected":"c1-1","new":"c2-2","result":"failed","invoke":40,"complete":61,"status":"ok","index":5}
 //! {"client":"c1","op":"delete","key":"k2","invoke":50,"complete":null,"status":"unknown"}
 //! ```
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::client::ClientOp;
-use crate::raft::Millis;
+use crate::raft::{Index, Millis};
 use crate::types::{ApplyResult, ReadPolicy};
 
 /// The kind of a recorded operation.
@@ -106,6 +114,18 @@ pub struct HistoryOp {
     /// [`History::without_stale_reads`] leaves it out of what the checker must linearize.
     #[serde(default, skip_serializing_if = "is_false")]
     pub stale: bool,
+    /// An answered write: the log index of the entry that answered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<Index>,
+    /// An answered get: the node that served it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// An answered get: the serving node's applied index when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Index>,
+    /// A read-your-writes get: the client's last acknowledged write index before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_index: Option<Index>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -141,6 +161,10 @@ impl HistoryOp {
             complete,
             status,
             stale: false,
+            index: None,
+            node: None,
+            applied: None,
+            min_index: None,
         };
         match op {
             ClientOp::Put { value, .. } => rec.value = Some(Some(value.clone())),
@@ -269,7 +293,7 @@ mod tests {
 
     #[wasm_bindgen_test(unsupported = test)]
     fn json_lines_follow_the_documented_format() {
-        let put = HistoryOp::from_op(
+        let mut put = HistoryOp::from_op(
             "c1",
             &ClientOp::Put {
                 key: "k1".into(),
@@ -284,6 +308,11 @@ mod tests {
         assert_eq!(
             put.to_json_line(),
             r#"{"client":"c1","op":"put","key":"k1","value":"c1-1","invoke":12,"complete":30,"status":"ok"}"#
+        );
+        put.index = Some(3);
+        assert_eq!(
+            put.to_json_line(),
+            r#"{"client":"c1","op":"put","key":"k1","value":"c1-1","invoke":12,"complete":30,"status":"ok","index":3}"#
         );
         let get = HistoryOp::from_op(
             "c2",
@@ -300,6 +329,14 @@ mod tests {
         assert_eq!(
             get.to_json_line(),
             r#"{"client":"c2","op":"get","key":"k1","value":null,"invoke":14,"complete":25,"status":"ok","stale":true}"#
+        );
+        let mut ryw = get.clone();
+        ryw.node = Some("n3".into());
+        ryw.applied = Some(4);
+        ryw.min_index = Some(3);
+        assert_eq!(
+            ryw.to_json_line(),
+            r#"{"client":"c2","op":"get","key":"k1","value":null,"invoke":14,"complete":25,"status":"ok","stale":true,"node":"n3","applied":4,"min_index":3}"#
         );
         let fresh = HistoryOp::from_op(
             "c2",
@@ -348,13 +385,14 @@ mod tests {
             r#"{"client":"c1","op":"delete","key":"k2","invoke":50,"complete":null,"status":"unknown"}"#
         );
         let h = History {
-            ops: vec![put, get, cas, del],
+            ops: vec![put, get, cas, del, ryw],
         };
         let back = History::from_jsonl(&h.to_jsonl()).expect("parses");
         assert_eq!(back, h);
         assert_eq!(back.ops[1].value, Some(None));
         assert_eq!(back.ops[3].value, None);
-        assert_eq!(h.counts(), (3, 0, 1));
+        assert_eq!(back.ops[4].min_index, Some(3));
+        assert_eq!(h.counts(), (4, 0, 1));
     }
 
     #[wasm_bindgen_test(unsupported = test)]

@@ -82,6 +82,10 @@ pub enum Invariant {
     Liveness,
     /// The client history has no linearization.
     Linearizability,
+    /// A read served from a node's state machine did not return the committed log's value at
+    /// the node's applied index, or was served below its `min_index` (see
+    /// [`committed_reads`](super::committed_reads)).
+    CommittedReads,
 }
 
 impl Invariant {
@@ -98,6 +102,7 @@ impl Invariant {
             Invariant::NodeError => "node error",
             Invariant::Liveness => "liveness",
             Invariant::Linearizability => "linearizability",
+            Invariant::CommittedReads => "committed reads",
         }
     }
 }

@@ -390,6 +390,10 @@ mod tests {
                 OpStatus::Unknown
             },
             stale: false,
+            index: None,
+            node: None,
+            applied: None,
+            min_index: None,
         }
     }
     fn put(c: &str, v: &str, i: Millis, r: Millis) -> HistoryOp {

@@ -4,10 +4,13 @@
 //! - [`rng`]: the seeded ChaCha streams every random draw comes from, and FNV-1a hashing;
 //! - [`network`]: links (latency, loss, duplication), directed cuts, messages in flight;
 //! - [`queue`]: the (time, sequence)-ordered event queue;
+//! - [`clock`]: each node's own clock (drift and forward jumps);
 //! - [`cluster`]: the nodes' host, stepped one event at a time and inspectable in between;
 //! - [`client`]: clients that retry with the same `(client_id, seq)`;
 //! - [`history`]: the clients' operation history (JSON lines);
 //! - [`linearizability`]: a per-key linearizability checker for such histories;
+//! - [`committed_reads`]: each read served from a node's state machine against the committed
+//!   log at the node's applied index (stale and read-your-writes reads too);
 //! - [`trace`]: the event trace with a stable text form and hash;
 //! - [`invariants`]: Raft's safety properties, checked after every event;
 //! - [`fault`], [`schedule`]: faults and randomized fault schedules;
@@ -22,7 +25,9 @@
 //! ```
 
 pub mod client;
+pub mod clock;
 pub mod cluster;
+pub mod committed_reads;
 pub mod fault;
 pub mod history;
 pub mod invariants;
@@ -34,8 +39,10 @@ pub mod runner;
 pub mod schedule;
 pub mod trace;
 
-pub use client::{ClientConfig, ClientOp, Workload};
+pub use client::{ClientConfig, ClientOp, ReadOptions, Workload};
+pub use clock::NodeClock;
 pub use cluster::{ClientView, Cluster, NodeView, SimConfig, SimStats};
+pub use committed_reads::{CommittedLog, ReadError};
 pub use fault::Fault;
 pub use history::{History, HistoryOp, OpKind, OpStatus};
 pub use invariants::{Invariant, Invariants, LogChange, Violation};

@@ -10,13 +10,23 @@
 //! design: unless [`Scenario::check_stale_reads`] is set, the linearizability check covers the
 //! writes and readindex reads only (see [`History::without_stale_reads`]), and stale reads must
 //! merely return a value some write produced (see [`History::invented_stale_reads`]).
+//! Every read — stale, read-your-writes, readindex, lease — must also return the committed
+//! log's value at the serving node's applied index (see [`committed_reads`]). A share of the
+//! other clients (`lease_read_chance`) read on the leader's lease; a share of the reads go to a
+//! random node first (`Workload::follower_reads`), and half the stale reads wait for the
+//! client's own last write (`Workload::own_writes_reads`).
+//!
+//! Half the seeds (`drift_chance`) give every node a clock of its own: a rate drawn from ±5%
+//! (`drift_max_ppm`) and up to three forward jumps of up to 10 ms, inside what
+//! `Config::lease_drift_margin` allows for (see [`clock`](super::clock)).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::client::Workload;
-use super::cluster::{Cluster, SimConfig, SimStats};
+use super::cluster::{Cluster, MAX_NODES, SimConfig, SimStats};
+use super::committed_reads;
 use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Violation};
@@ -65,6 +75,9 @@ pub struct Scenario {
     pub snapshot_threshold_max: u64,
     /// The chance that a client reads stale instead of with `workload.read_policy`.
     pub stale_read_chance: f64,
+    /// The chance that a client that does not read stale reads on the leader's lease
+    /// ([`ReadPolicy::Lease`]) instead of with `workload.read_policy`.
+    pub lease_read_chance: f64,
     /// The share of seeds whose writes take time (the others are durable at once).
     pub disk_latency_chance: f64,
     /// The longest write a seed with disk latency draws.
@@ -73,6 +86,17 @@ pub struct Scenario {
     /// left out of it, since they may return old values by design; they must still return a
     /// value some write produced.
     pub check_stale_reads: bool,
+    /// The share of seeds whose nodes' clocks drift (the others all read the global time).
+    pub drift_chance: f64,
+    /// The most a drifting clock is off the global rate, in parts per million: each node draws
+    /// its rate from `±drift_max_ppm`. The default, 5%, keeps any two clocks' disagreement about
+    /// a lease well inside `Config::lease_drift_margin`.
+    pub drift_max_ppm: i32,
+    /// The most forward clock jumps a drifting seed draws (each on a random node at a random
+    /// time before the healing).
+    pub clock_jumps_max: u64,
+    /// The longest forward jump, in ms.
+    pub clock_jump_max: Millis,
 }
 
 fn keep_config(_: &mut Config) {}
@@ -97,9 +121,14 @@ impl Default for Scenario {
             snapshot_threshold_min: 3,
             snapshot_threshold_max: 20,
             stale_read_chance: 0.25,
+            lease_read_chance: 0.4,
             disk_latency_chance: 0.5,
             disk_latency_max: 20,
             check_stale_reads: false,
+            drift_chance: 0.5,
+            drift_max_ppm: 50_000,
+            clock_jumps_max: 3,
+            clock_jump_max: 10,
         }
     }
 }
@@ -123,6 +152,9 @@ pub struct RunPlan {
     pub snapshot_trailing: u64,
     /// How long the nodes' writes take (see [`SimConfig::disk_latency`]).
     pub disk_latency: (Millis, Millis),
+    /// Each node slot's clock rate (see [`SimConfig::clock_ppm`]); all 0 without drift. The
+    /// clock jumps are in `schedule`.
+    pub clock_ppm: Vec<i32>,
 }
 
 impl Scenario {
@@ -162,6 +194,14 @@ impl Scenario {
             false => (0, 0),
             true => (0, rng.range(1, self.disk_latency_max.max(1))),
         };
+        let mut schedule = schedule;
+        let clock_ppm = self.draw_clocks(&mut rng, nodes, &mut schedule);
+        let mut workloads: Vec<Workload> = workloads;
+        for w in &mut workloads {
+            if rng.chance(self.lease_read_chance) && w.read_policy != ReadPolicy::Stale {
+                w.read_policy = ReadPolicy::Lease;
+            }
+        }
         RunPlan {
             seed,
             nodes,
@@ -171,7 +211,33 @@ impl Scenario {
             snapshot_threshold,
             snapshot_trailing,
             disk_latency,
+            clock_ppm,
         }
+    }
+
+    /// Each node's clock rate, and forward jumps added to `schedule`: for a share of the seeds
+    /// (`drift_chance`) only.
+    fn draw_clocks(
+        &self,
+        rng: &mut SimRng,
+        nodes: usize,
+        schedule: &mut Vec<(Millis, Fault)>,
+    ) -> Vec<i32> {
+        if !rng.chance(self.drift_chance) {
+            return vec![0; MAX_NODES];
+        }
+        let max = u64::from(self.drift_max_ppm.unsigned_abs());
+        let ppm = (0..MAX_NODES)
+            .map(|_| (rng.range(0, 2 * max) as i64 - max as i64) as i32)
+            .collect();
+        for _ in 0..rng.range(0, self.clock_jumps_max) {
+            let at = rng.range(0, self.faults.fault_end.saturating_sub(1));
+            let node = rng.index(nodes);
+            let ms = rng.range(1, self.clock_jump_max.max(1));
+            schedule.push((at, Fault::ClockJump { node, ms }));
+        }
+        schedule.sort_by_key(|(t, _)| *t);
+        ppm
     }
 
     /// Builds the cluster of `plan` with its faults scheduled and workloads set, at time 0.
@@ -182,6 +248,7 @@ impl Scenario {
         cfg.trace = trace;
         cfg.check_commit_rule = self.check_commit_rule;
         cfg.disk_latency = plan.disk_latency;
+        cfg.clock_ppm = plan.clock_ppm.clone();
         let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
         raft.snapshot_threshold = plan.snapshot_threshold;
         raft.snapshot_trailing = plan.snapshot_trailing;
@@ -256,6 +323,16 @@ impl Scenario {
                 snapshot_threshold: plan.snapshot_threshold,
                 snapshot_trailing: plan.snapshot_trailing,
                 slow_disk: plan.disk_latency.1 > 0,
+                drift_ppm: plan.clock_ppm[..plan.nodes.min(plan.clock_ppm.len())]
+                    .iter()
+                    .map(|p| p.unsigned_abs())
+                    .max()
+                    .unwrap_or(0),
+                clock_jumps: plan
+                    .schedule
+                    .iter()
+                    .filter(|(_, f)| matches!(f, Fault::ClockJump { .. }))
+                    .count() as u64,
             }),
             Err(v) => Err((v, Some(c))),
         }
@@ -339,6 +416,16 @@ impl Scenario {
                 });
             }
         }
+        // Every read served from a node's state machine, stale ones included, against the
+        // committed log at the node's applied index.
+        if let Err(e) = committed_reads::check(c.history(), c.committed_log()) {
+            return Err(Violation {
+                invariant: Invariant::CommittedReads,
+                time: c.now(),
+                nodes: Vec::new(),
+                detail: e.to_string(),
+            });
+        }
         Ok(())
     }
 }
@@ -376,6 +463,10 @@ pub struct RunReport {
     pub snapshot_trailing: u64,
     /// Whether the seed's writes took time to become durable.
     pub slow_disk: bool,
+    /// The largest clock rate offset among the seed's nodes, in ppm (0: no drift).
+    pub drift_ppm: u32,
+    /// Forward clock jumps in the seed's schedule.
+    pub clock_jumps: u64,
 }
 
 /// A failed run: the seed, what broke, and the end of the trace.

@@ -6,9 +6,14 @@ use super::*;
 use crate::raft::Outcome;
 use crate::sim::invariants::LogChange;
 
+/// How long a node lets a read wait for its floor (a read-your-writes read whose write it has
+/// not applied yet) before it answers "unavailable", in global ms: under the clients' request
+/// timeout, so the client hears the refusal and moves on.
+pub const FLOOR_WAIT: Millis = 300;
+
 impl Cluster {
     pub(super) fn handle_request(&mut self, i: usize, req: ClientRequest) -> Result<(), Violation> {
-        let now = self.now;
+        let now = self.local_now(i);
         let client_id = crate::sim::network::client_name(req.client);
         let waiter = Waiter {
             client: req.client,
@@ -35,31 +40,35 @@ impl Cluster {
                 self.after_node_call(i, false)?;
                 answer
             }
-            (ClientOp::Get { key, policy }, None) => match policy {
-                ReadPolicy::Stale => Some(Answer::Value(
-                    self.node(i).and_then(|n| n.state_machine().get(key)),
-                )),
-                // Lease reads fall back to ReadIndex until the simulator draws them.
-                ReadPolicy::ReadIndex | ReadPolicy::Lease => {
-                    let r = self.call_node(i, |host| Ok(host.feed().read_index(now)))?;
-                    let answer = match r {
-                        Some(Ok(id)) => {
-                            self.nodes[i].waiters.reading(id, (waiter, key.clone()));
-                            None
-                        }
-                        Some(Err(ProposeError::NotLeader { leader })) => {
-                            Some(Answer::NotLeader { leader })
-                        }
-                        Some(Err(
-                            ProposeError::Overloaded { .. } | ProposeError::Transferring { .. },
-                        )) => Some(Answer::Unavailable),
-                        Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
-                        None => None,
-                    };
-                    self.after_node_call(i, false)?;
-                    answer
+            (ClientOp::Get { key, policy }, None) => {
+                let read = ReadWaiter {
+                    waiter,
+                    key: key.clone(),
+                    floor: req.min_index.unwrap_or(0),
+                    lease: false,
+                };
+                let lease = match policy {
+                    ReadPolicy::Lease => self.node(i).and_then(|h| h.read_lease(now)),
+                    _ => None,
+                };
+                match (policy, lease) {
+                    (ReadPolicy::Stale, _) => {
+                        self.serve_when_applied(i, read, 0);
+                        None
+                    }
+                    // A valid lease: the read index without a confirmation round.
+                    (ReadPolicy::Lease, Some(index)) => {
+                        let read = ReadWaiter {
+                            lease: true,
+                            ..read
+                        };
+                        self.serve_when_applied(i, read, index);
+                        None
+                    }
+                    // No lease: a lease read falls back to ReadIndex.
+                    _ => self.read_index(i, read)?,
                 }
-            },
+            }
             // A write always has a command.
             (_, None) => None,
         };
@@ -67,6 +76,58 @@ impl Cluster {
             self.reply(i, req.client, req.seq, req.attempt, answer);
         }
         Ok(())
+    }
+
+    /// Starts a ReadIndex read at node `i`; the refusal to answer at once, if any.
+    fn read_index(&mut self, i: usize, read: ReadWaiter) -> Result<Option<Answer>, Violation> {
+        let now = self.local_now(i);
+        let r = self.call_node(i, |host| Ok(host.feed().read_index(now)))?;
+        let answer = match r {
+            Some(Ok(id)) => {
+                self.nodes[i].waiters.reading(id, read);
+                None
+            }
+            Some(Err(ProposeError::NotLeader { leader })) => Some(Answer::NotLeader { leader }),
+            Some(Err(ProposeError::Overloaded { .. } | ProposeError::Transferring { .. })) => {
+                Some(Answer::Unavailable)
+            }
+            Some(Err(ProposeError::Fatal(e))) => return Err(self.node_error(i, &e)),
+            None => None,
+        };
+        self.after_node_call(i, false)?;
+        Ok(answer)
+    }
+
+    /// Serves `read` at node `i` from its state machine once it has applied both `index` and
+    /// the read's own floor; waits (bounded by [`FLOOR_WAIT`]) until then.
+    fn serve_when_applied(&mut self, i: usize, read: ReadWaiter, index: Index) {
+        let read = ReadWaiter {
+            floor: read.floor.max(index),
+            ..read
+        };
+        let applied = self.node(i).map_or(0, |h| h.last_applied());
+        if applied >= read.floor {
+            self.serve_read(i, read);
+        } else {
+            self.stats.reads_waited += 1;
+            let until = self.now + FLOOR_WAIT;
+            self.nodes[i].floor_reads.push((read, until));
+        }
+    }
+
+    /// Answers `read` from node `i`'s state machine now.
+    fn serve_read(&mut self, i: usize, read: ReadWaiter) {
+        let Some(host) = self.node(i) else {
+            return;
+        };
+        debug_assert!(host.last_applied() >= read.floor, "served below its floor");
+        let answer = Answer::Value {
+            value: host.state_machine().get(&read.key),
+            applied: host.last_applied(),
+        };
+        self.stats.lease_reads += u64::from(read.lease);
+        let w = read.waiter;
+        self.reply(i, w.client, w.seq, w.attempt, answer);
     }
 
     pub(super) fn reply(
@@ -159,6 +220,9 @@ impl Cluster {
 
     /// Persists `rd` at node `i`, then sends what waited for it and applies.
     fn complete(&mut self, i: usize, rd: Ready) -> Result<(), Violation> {
+        for e in &rd.committed {
+            self.committed.record(e);
+        }
         let mut out = std::mem::take(&mut self.outbox);
         let r = self.call_node(i, |host| {
             host.persist(&rd)?;
@@ -273,33 +337,49 @@ impl Cluster {
         }
     }
 
-    /// Answers the confirmed reads whose index node `i` has applied.
+    /// Answers the confirmed reads whose index node `i` has applied, and the reads waiting
+    /// for their floor that it has reached; refuses those that waited too long.
     pub(super) fn answer_reads(&mut self, i: usize) {
+        let now = self.now;
         let n = &mut self.nodes[i];
         let NodeState::Up(host) = &n.state else {
             return;
         };
-        if n.waiters.no_reads() {
+        let applied = host.last_applied();
+        let confirmed = match n.waiters.no_reads() {
+            true => Vec::new(),
+            false => n.waiters.reads_applied(applied),
+        };
+        for read in confirmed {
+            self.serve_when_applied(i, read, 0);
+        }
+        if self.nodes[i].floor_reads.is_empty() {
             return;
         }
-        let answers: Vec<(Waiter, Option<String>)> = n
-            .waiters
-            .reads_applied(host.last_applied())
-            .into_iter()
-            .map(|(w, key)| (w, host.state_machine().get(&key)))
-            .collect();
-        for (w, v) in answers {
-            self.reply(i, w.client, w.seq, w.attempt, Answer::Value(v));
+        let waiting = std::mem::take(&mut self.nodes[i].floor_reads);
+        let mut still = Vec::new();
+        for (read, until) in waiting {
+            if applied >= read.floor {
+                self.serve_read(i, read);
+            } else if now >= until {
+                let w = read.waiter;
+                self.reply(i, w.client, w.seq, w.attempt, Answer::Unavailable);
+            } else {
+                still.push((read, until));
+            }
         }
+        self.nodes[i].floor_reads = still;
     }
 
+    /// Schedules node `i`'s timer for its `deadline` (its own time), in global time.
     pub(super) fn schedule_node_timer(&mut self, i: usize, deadline: Millis, ticked: bool) {
+        let n = &mut self.nodes[i];
+        let deadline = n.clock.global(self.now, deadline);
         if deadline == Millis::MAX {
             return;
         }
         let earliest = if ticked { self.now + 1 } else { self.now };
         let at = deadline.max(earliest);
-        let n = &mut self.nodes[i];
         if n.timer_at == Some(at) {
             return;
         }
@@ -373,16 +453,21 @@ impl Cluster {
             | Event::ReadReady { .. } => {
                 // Lost: replaced by another leader's entry. Unknown: covered by a snapshot
                 // before it was applied here. Either way the client retries with the same seq.
+                let index = match &ev {
+                    Event::ProposalApplied { index, .. } => *index,
+                    _ => 0,
+                };
                 for (w, outcome) in self.nodes[i].waiters.proposals_settled(&ev) {
                     let answer = match outcome {
-                        Outcome::Applied(result) => Answer::Applied(result),
+                        Outcome::Applied(result) => Answer::Applied { result, index },
                         Outcome::Lost | Outcome::Unknown => Answer::Lost,
                     };
                     self.reply(i, w.client, w.seq, w.attempt, answer);
                 }
             }
             Event::ReadFailed { .. } => {
-                if let Some((w, _)) = self.nodes[i].waiters.read_failed(&ev) {
+                if let Some(read) = self.nodes[i].waiters.read_failed(&ev) {
+                    let w = read.waiter;
                     self.reply(i, w.client, w.seq, w.attempt, Answer::Unavailable);
                 }
             }
@@ -435,6 +520,7 @@ impl Cluster {
         n.timer_generation += 1;
         n.timer_at = None;
         n.waiters = Waiters::default();
+        n.floor_reads.clear();
         for m in self.net.drop_to(Endpoint::Node(i)) {
             self.dropped(&m, DropReason::Killed);
         }
@@ -442,7 +528,7 @@ impl Cluster {
     }
 
     pub(super) fn start_node(&mut self, i: usize) -> Result<(), Violation> {
-        let now = self.now;
+        let now = self.local_now(i);
         let seed = self.cfg.seed;
         let mut cfg = self.cfg.raft.clone();
         let n = &mut self.nodes[i];

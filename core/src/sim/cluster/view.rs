@@ -24,6 +24,11 @@ pub struct NodeView {
     pub log: Vec<LogEntry>,
     /// Its state machine's contents, while up.
     pub kv: BTreeMap<String, String>,
+    /// The time its own clock shows now: the times in `status` (election timer, lease) are on
+    /// this clock; `next_tick` is in global time.
+    pub clock: Millis,
+    /// How fast its clock runs against the global one, in parts per million.
+    pub drift_ppm: i32,
 }
 
 /// A client as the playground shows it.
@@ -96,6 +101,8 @@ impl Cluster {
             kv: node
                 .map(|x| x.state_machine().entries())
                 .unwrap_or_default(),
+            clock: n.clock.local(self.now),
+            drift_ppm: n.clock.ppm(),
         })
     }
 
