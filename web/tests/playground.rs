@@ -70,7 +70,7 @@ fn a_put_reaches_every_live_node() {
     let mut pg = playground(5, 3);
     run_until(&mut pg, 5_000, |s| leader(s).is_some());
     pg.kill("n5").unwrap();
-    let id = pg.put("x".into(), "42".into()).unwrap();
+    let id = pg.put("x".into(), "42".into(), None).unwrap();
     let st = run_until(&mut pg, 5_000, |s| {
         s.nodes
             .iter()
@@ -92,7 +92,7 @@ fn bad_arguments_are_errors_not_panics() {
     assert!(pg.cut("n1", "x").is_err());
     assert!(pg.set_loss(2.0).is_err());
     assert!(pg.set_latency(50.0, 10.0).is_err());
-    assert!(pg.get("k".into(), "fast").is_err());
+    assert!(pg.get("k".into(), "fast", None).is_err());
     assert!(pg.advance(-1.0).is_err());
     assert!(Playground::new(js_sys_object(12, 1)).is_err());
     assert_eq!(raftkv_web::take_panic_message(), None);
@@ -106,18 +106,53 @@ fn same_seed_and_actions_give_the_same_state() {
     let run = || {
         let mut pg = playground(5, 99);
         pg.advance(700.0).unwrap();
-        pg.put("a".into(), "1".into()).unwrap();
+        pg.put("a".into(), "1".into(), None).unwrap();
         pg.advance(35.0).unwrap();
         pg.cut_both("n1", "n2").unwrap();
         pg.kill("n3").unwrap();
         pg.set_loss(0.1).unwrap();
         pg.advance(900.0).unwrap();
         pg.restart("n3").unwrap();
-        pg.get("a".into(), "readindex").unwrap();
+        pg.get("a".into(), "readindex", None).unwrap();
         pg.advance(1000.0).unwrap();
         pg.snapshot()
     };
     let (a, b) = (run(), run());
     assert!(a.events > 0);
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+#[wasm_bindgen_test]
+fn reads_take_a_consistency_and_a_node() {
+    let mut pg = playground(3, 5);
+    let st = run_until(&mut pg, 5_000, |s| leader(s).is_some());
+    let l = leader(&st).unwrap();
+    let f = st.nodes.iter().find(|n| n.id != l).unwrap().id.clone();
+    pg.put("k".into(), "v".into(), Some(String::new())).unwrap();
+    run_until(&mut pg, 5_000, |s| s.ops[0].status == "ok");
+    let lease = pg.get("k".into(), "lease", None).unwrap();
+    let stale = pg.get("k".into(), "stale", Some(f.clone())).unwrap();
+    let st = run_until(&mut pg, 5_000, |s| {
+        s.ops.iter().all(|o| o.status != "pending")
+    });
+    let op = |id: u32| st.ops.iter().find(|o| o.id == u64::from(id)).unwrap();
+    assert_eq!(op(lease).mode.as_deref(), Some("lease"));
+    assert_eq!(op(lease).result.as_deref(), Some("value=\"v\""));
+    assert_eq!(op(stale).node.as_deref(), Some(&*f));
+    assert!(pg.get("k".into(), "lease", Some("n7".into())).is_err());
+}
+
+#[wasm_bindgen_test]
+fn clocks_drift_and_jump() {
+    let mut pg = playground(3, 2);
+    pg.set_clock_drift("n1", 50_000.0).unwrap();
+    pg.advance(1_000.0).unwrap();
+    pg.jump_clock("n2", 300.0).unwrap();
+    let st = pg.snapshot();
+    assert_eq!(st.nodes[0].drift_ppm, 50_000);
+    assert_eq!(st.nodes[0].clock, 1_050);
+    assert_eq!(st.nodes[1].clock, 1_300);
+    assert_eq!(st.nodes[2].clock, 1_000);
+    assert!(pg.set_clock_drift("n1", 1e9).is_err());
+    assert!(pg.jump_clock("n1", -5.0).is_err());
 }
