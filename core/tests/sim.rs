@@ -15,6 +15,11 @@
 //! of the clients read stale: those reads are left out of the linearizability check (which
 //! covers writes and readindex reads) but must return a value some write produced.
 //!
+//! Half the seeds run on drifting clocks, 40% of the non-stale readers read on the leader's
+//! lease, and half the seeds churn: nodes join, are promoted and removed, voters are replaced
+//! through joint configurations, leadership is transferred, and new leaders are asked for a
+//! change at once. The summary counts all of it, and fails if any of it never happens.
+//!
 //! The same tests run in wasm (`wasm-pack test --node core`) with fewer seeds and no
 //! environment.
 
@@ -45,7 +50,7 @@ const PINNED_HASH: u64 = 0xf703_984f_ab09_9b83;
 /// that code too.
 const SNAPSHOT_PINNED_SEED: u64 = 43;
 /// FNV-1a 64 of [`SNAPSHOT_PINNED_SEED`]'s full trace under `Scenario::default()`.
-const SNAPSHOT_PINNED_HASH: u64 = 0xced2_bd0d_3c55_a9c8;
+const SNAPSHOT_PINNED_HASH: u64 = 0x6d32_6462_b45f_1238;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn env(name: &str) -> Option<String> {
@@ -121,7 +126,9 @@ fn randomized_seeds_stay_safe_and_live() {
         println!(
             "seed {seed}: {} nodes, {} clients, {}/{} ops ok, {} events, {} messages ({} dropped), \
              ended at {} ms, leader {}, trace {} events hash {:016x}; snapshot threshold {}: \
-             {} taken, {} installed, {} loaded; clocks drift up to {} ppm, {} jumps",
+             {} taken, {} installed, {} loaded; clocks drift up to {} ppm, {} jumps; churn {}: \
+             {} nodes added, {} changes applied ({} joint), {} transfers completed, final \
+             voters {} learners {}; {} lease reads",
             r.nodes,
             r.clients,
             r.ops_ok,
@@ -138,7 +145,15 @@ fn randomized_seeds_stay_safe_and_live() {
             r.stats.snapshots_installed,
             r.stats.snapshots_loaded,
             r.drift_ppm,
-            r.clock_jumps
+            r.clock_jumps,
+            r.churn,
+            r.stats.nodes_added,
+            r.stats.conf_changes_applied,
+            r.stats.joint_entered,
+            r.stats.transfers_completed,
+            r.final_voters,
+            r.final_learners,
+            r.stats.lease_reads
         );
         assert_eq!(r.ops_ok, r.ops_planned, "every operation is answered");
         return;
@@ -164,6 +179,11 @@ fn randomized_seeds_stay_safe_and_live() {
     let (mut slow_disk_seeds, mut writes_lost, mut writes_unsent) = (0u64, 0u64, 0u64);
     // Seeds whose nodes' clocks drift, and the forward jumps of their clocks.
     let (mut drift_seeds, mut clock_jumps) = (0u64, 0u64);
+    // Membership churn: seeds that churn, nodes added, changes proposed and applied, joint
+    // configurations entered, transfers started and completed, and the final voter counts.
+    let (mut churn_seeds, mut added, mut proposed, mut applied) = (0u64, 0u64, 0u64, 0u64);
+    let (mut joint, mut transfers, mut transferred) = (0u64, 0u64, 0u64);
+    let mut final_voters = [0u64; 10];
     for seed in 0..count {
         let r = run_seed(&scenario, seed);
         assert_eq!(
@@ -194,6 +214,14 @@ fn randomized_seeds_stay_safe_and_live() {
         writes_unsent += r.stats.writes_unsent;
         reads_waited += r.stats.reads_waited;
         lease_reads += r.stats.lease_reads;
+        churn_seeds += u64::from(r.churn);
+        added += r.stats.nodes_added;
+        proposed += r.stats.conf_changes_proposed;
+        applied += r.stats.conf_changes_applied;
+        joint += r.stats.joint_entered;
+        transfers += r.stats.transfers_started;
+        transferred += r.stats.transfers_completed;
+        final_voters[r.final_voters.min(9)] += 1;
         drift_seeds += u64::from(r.drift_ppm > 0);
         clock_jumps += r.clock_jumps;
         across_heal += r
@@ -216,8 +244,12 @@ fn randomized_seeds_stay_safe_and_live() {
          {taken} taken, {installed} installed from a leader, {loaded} loaded on restart; \
          {slow_disk_seeds} seeds with slow writes: {writes_lost} writes lost to a kill before \
          they were durable, {writes_unsent} durable but killed before their messages left; \
-         {drift_seeds} seeds with drifting clocks ({clock_jumps} forward jumps)",
-        &sizes[1..]
+         {drift_seeds} seeds with drifting clocks ({clock_jumps} forward jumps); \
+         {churn_seeds} seeds with membership churn: {added} nodes added, {proposed} changes \
+         accepted, {applied} applied, {joint} joint configurations entered, {transfers} \
+         transfers started, {transferred} completed; final voters {:?}",
+        &sizes[1..],
+        &final_voters[1..]
     );
     // The suite did its work: every seed ran, clients did something, faults bit, and the size
     // mix is the intended one (mostly 3 and 5 nodes).
@@ -257,6 +289,19 @@ fn randomized_seeds_stay_safe_and_live() {
         assert!(
             ryw_reads > 0 && reads_waited > 0,
             "read-your-writes reads: {ryw_reads}, waited: {reads_waited}"
+        );
+        assert!(lease_reads > 0, "no read was served on a lease");
+        // Membership churn happens: nodes join, changes (joint ones too) take effect,
+        // transfers complete, and configurations end both larger and smaller than they began.
+        assert!(
+            churn_seeds > 0 && churn_seeds < count && added > 0 && applied > 0,
+            "churn: {churn_seeds} seeds, {added} nodes added, {applied} changes applied"
+        );
+        assert!(joint > 0, "no joint configuration was ever entered");
+        assert!(transferred > 0, "no leadership transfer ever completed");
+        assert!(
+            final_voters[1] > 0 && final_voters[6..].iter().sum::<u64>() > 0,
+            "final voters {final_voters:?}"
         );
         assert!(
             drift_seeds > 0 && drift_seeds < count && clock_jumps > 0,
@@ -701,4 +746,134 @@ fn a_read_your_writes_read_at_a_lagging_follower_waits_for_the_write() {
         committed_reads::check(&wrong, c.committed_log()),
         Err(ReadError::WrongValue { .. })
     ));
+}
+
+/// Runs `c` until `done` holds, within 5 s.
+fn settle(c: &mut Cluster, what: &str, done: impl FnMut(&Cluster) -> bool) {
+    let t = c.now() + 5_000;
+    match c.run_while_not(t, done) {
+        Ok(true) => {}
+        Ok(false) => panic!(
+            "{what}: did not happen in time; configuration {:?}\n{}",
+            c.membership(),
+            c.trace().tail(40)
+        ),
+        Err(v) => panic!("{what}: {v}"),
+    }
+}
+
+/// Asks `f` (a change at the leader) until the leader accepts it, within 5 s: refusals such
+/// as "in progress" (the leader's own entry not committed yet) or "not caught up" pass.
+fn until_accepted(c: &mut Cluster, what: &str, f: impl Fn(&mut Cluster) -> Result<u64, String>) {
+    let t = c.now() + 5_000;
+    while let Err(e) = f(c) {
+        assert!(c.now() < t, "{what}: {e}");
+        c.run_for(20).unwrap_or_else(|v| panic!("{v}"));
+    }
+}
+
+/// Whether every running member's configuration has `voters` as voters (and is not joint).
+fn voters_are(c: &Cluster, voters: &[usize]) -> bool {
+    let want: Vec<String> = voters.iter().map(|i| format!("n{}", i + 1)).collect();
+    voters.iter().all(|i| {
+        c.node(*i).is_some_and(|h| {
+            let m = h.membership();
+            !m.is_joint() && m.voters.iter().map(|v| v.0.clone()).collect::<Vec<_>>() == want
+        })
+    })
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn nodes_join_get_promoted_and_the_cluster_shrinks_back_while_removed_nodes_run_on() {
+    let mut cfg = SimConfig::new(21, 3);
+    cfg.clients = 1;
+    let mut c = Cluster::new(cfg).unwrap_or_else(|v| panic!("{v}"));
+    settle(&mut c, "first election", |c| c.leader().is_some());
+    // n4 joins with no configuration, becomes a learner, catches up and is promoted.
+    let n4 = c.add_node().unwrap_or_else(|v| panic!("{v}"));
+    assert_eq!(n4, 3);
+    assert!(c.node(n4).is_some_and(|h| h.membership().is_empty()));
+    until_accepted(&mut c, "add n4", |c| c.add_learner(3));
+    settle(&mut c, "n4 is a learner", |c| {
+        c.node(3)
+            .is_some_and(|h| h.membership().is_learner(&"n4".into()))
+    });
+    until_accepted(&mut c, "promote n4", |c| c.promote(3));
+    settle(&mut c, "four voters", |c| voters_are(c, &[0, 1, 2, 3]));
+    // Replace a voter by n5 (a joint configuration, left on its own), then remove the leader.
+    let n5 = c.add_node().unwrap_or_else(|v| panic!("{v}"));
+    let leader = c.leader().unwrap_or_else(|| unreachable!());
+    let old = (0..3)
+        .find(|i| *i != leader)
+        .unwrap_or_else(|| unreachable!());
+    until_accepted(&mut c, "replace", |c| c.replace(old, n5));
+    let mut after: Vec<usize> = vec![0, 1, 2, 3, 4];
+    after.retain(|i| *i != old);
+    settle(&mut c, "replaced", |c| voters_are(c, &after));
+    until_accepted(&mut c, "remove the leader", |c| c.remove(leader));
+    after.retain(|i| *i != leader);
+    settle(&mut c, "the leader removed, another leads", |c| {
+        voters_are(c, &after) && c.leader().is_some_and(|l| l != leader)
+    });
+    // The removed nodes run on without disrupting: writes still go through.
+    assert!(c.is_up(old) && c.is_up(leader));
+    c.set_client_target(0, c.leader().unwrap_or_else(|| unreachable!()));
+    for v in ["a", "b"] {
+        c.submit(
+            0,
+            ClientOp::Put {
+                key: "k".into(),
+                value: v.into(),
+            },
+        );
+    }
+    settle(&mut c, "writes", |c| c.clients_done());
+    c.run_for(2_000).unwrap_or_else(|v| panic!("{v}"));
+    assert!(voters_are(&c, &after), "{:?}", c.membership());
+    let st = c.stats();
+    assert!(
+        st.nodes_added == 2 && st.conf_changes_applied >= 4 && st.joint_entered >= 1,
+        "{st:?}"
+    );
+    assert!(c.failure().is_none());
+}
+
+/// n3 is down while n4 joins and is promoted and n1 and n2 leave: when it comes back, the only
+/// other voter, n4, is a node n3 has never heard of. n3 must still hear from it (vote for it,
+/// then follow it), or the cluster never has a leader again.
+#[wasm_bindgen_test(unsupported = test)]
+#[ignore = "core bug: a member drops messages from nodes outside its (stale) configuration, so it \
+            never learns of a newer one (found by the churn sweep, seed 2)"]
+fn a_member_that_missed_the_leaders_addition_still_hears_from_it() {
+    let mut cfg = SimConfig::new(22, 3);
+    cfg.clients = 1;
+    let mut c = Cluster::new(cfg).unwrap_or_else(|v| panic!("{v}"));
+    settle(&mut c, "first election", |c| c.leader().is_some());
+    let leader = c.leader().unwrap_or_else(|| unreachable!());
+    let down = (leader + 2) % 3;
+    let other = (leader + 1) % 3;
+    c.kill(down).unwrap_or_else(|v| panic!("{v}"));
+    let n4 = c.add_node().unwrap_or_else(|v| panic!("{v}"));
+    until_accepted(&mut c, "add n4", |c| c.add_learner(n4));
+    settle(&mut c, "n4 is a learner", |c| {
+        c.membership().is_some_and(|m| m.is_learner(&"n4".into()))
+    });
+    until_accepted(&mut c, "promote n4", |c| c.promote(3));
+    settle(&mut c, "four voters", |c| {
+        c.membership().is_some_and(|m| m.voters.len() == 4)
+    });
+    until_accepted(&mut c, "remove the other", |c| c.remove(other));
+    settle(&mut c, "three voters", |c| {
+        c.membership().is_some_and(|m| m.voters.len() == 3)
+    });
+    until_accepted(&mut c, "remove the leader", |c| c.remove(leader));
+    settle(&mut c, "two voters", |c| {
+        c.node(3).is_some_and(|h| h.membership().voters.len() == 2)
+    });
+    c.restart(down).unwrap_or_else(|v| panic!("{v}"));
+    settle(&mut c, "a leader of n3 and n4, n3 caught up", |c| {
+        c.leader().is_some_and(|l| l == down || l == 3)
+            && c.node(down)
+                .is_some_and(|h| h.membership().voters.len() == 2)
+    });
 }

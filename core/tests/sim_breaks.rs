@@ -8,7 +8,8 @@
 
 use raftkv_core::raft::Config;
 use raftkv_core::sim::{
-    FaultProfile, FaultWeights, Invariant, LinkConfig, RunFailure, Scenario, TraceMode,
+    ChurnProfile, ChurnWeights, FaultProfile, FaultWeights, Invariant, LinkConfig, RunFailure,
+    Scenario, TraceMode,
 };
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -314,3 +315,150 @@ fn counting_the_leaders_own_entry_before_it_is_durable_is_caught() {
         ],
     );
 }
+
+fn conf_change_early(c: &mut Config) {
+    c.breaks.conf_change_before_term_commit = true;
+}
+
+/// Ongaro's single-server change bug (2015): a new leader changes the configuration before an
+/// entry of its term committed, computing the change from the configuration in force while a
+/// change of an earlier term waits in its log; the two changes together move two voters, and
+/// the old and new configurations' quorums need not overlap. The schedule: small clusters
+/// that grow and shrink one voter at a time, every new leader asked for a change of one voter
+/// at once, and leaders killed or cut off soon after, so that changes are often still in
+/// flight when the next leader takes over.
+#[wasm_bindgen_test(unsupported = test)]
+fn changing_the_configuration_before_the_terms_first_commit_is_caught() {
+    let mut scenario = Scenario {
+        configure: conf_change_early,
+        size_weights: [0, 0, 2, 2, 1, 0, 0, 0, 0],
+        churn: ChurnProfile {
+            chance: 1.0,
+            gap_min: 30,
+            gap_max: 150,
+            weights: ChurnWeights {
+                add_learner: 3,
+                add_voter: 3,
+                promote: 3,
+                remove_voter: 4,
+                remove_leader: 1,
+                remove_learner: 0,
+                replace: 0,
+                transfer: 1,
+            },
+            patience: 1_000,
+            on_election: 1.0,
+        },
+        ..churn()
+    };
+    scenario.faults.weights = FaultWeights {
+        partition: 3,
+        one_way: 1,
+        isolate: 2,
+        kill: 2,
+        loss: 1,
+        duplicate: 0,
+        latency: 1,
+        leader: 6,
+        lag: 0,
+    };
+    expect_caught(
+        "changing_the_configuration_before_the_terms_first_commit_is_caught",
+        &scenario,
+        &[
+            Invariant::ElectionSafety,
+            Invariant::LogMatching,
+            Invariant::LeaderCompleteness,
+            Invariant::StateMachineSafety,
+            Invariant::Linearizability,
+            Invariant::CommittedReads,
+        ],
+    );
+}
+
+fn lease_without_margin(c: &mut Config) {
+    c.breaks.lease_without_drift_margin = true;
+}
+
+/// Lease reads only, on 3 nodes whose clocks run up to `drift_ppm` off, and faults
+/// that mostly cut the leader off while clients still reach it: the deposed leader answers
+/// lease reads until its lease ends by its own clock, while the others, on faster clocks,
+/// have elected a leader that takes writes.
+fn lease_scenario(configure: fn(&mut Config), drift_ppm: i32) -> Scenario {
+    let mut s = Scenario {
+        configure,
+        size_weights: [0, 0, 1, 0, 0, 0, 0, 0, 0],
+        clients_min: 3,
+        clients_max: 4,
+        ops_min: 20,
+        ops_max: 40,
+        stale_read_chance: 0.0,
+        lease_read_chance: 1.0,
+        drift_chance: 1.0,
+        drift_max_ppm: drift_ppm,
+        churn: ChurnProfile {
+            chance: 0.0,
+            ..ChurnProfile::default()
+        },
+        ..churn()
+    };
+    s.workload.think_min = 1;
+    s.workload.think_max = 30;
+    s.workload.follower_reads = 0.0;
+    // Clients give up on a cut-off leader fast, so some reach the new one while the old
+    // one's lease still runs.
+    s.client.request_timeout = 40;
+    s.faults.weights = FaultWeights {
+        partition: 2,
+        one_way: 0,
+        isolate: 0,
+        kill: 0,
+        loss: 0,
+        duplicate: 0,
+        latency: 0,
+        leader: 8,
+        lag: 0,
+    };
+    s.faults.duration_min = 300;
+    s
+}
+
+/// Leases that last the whole election timeout, with no room for clocks that disagree: a
+/// leader whose clock runs slow still serves lease reads after the others, on fast clocks,
+/// elected a new leader and committed writes (the linearizability check fails).
+#[wasm_bindgen_test(unsupported = test)]
+fn lease_reads_without_the_drift_margin_are_caught_under_drift() {
+    expect_caught(
+        "lease_reads_without_the_drift_margin_are_caught_under_drift",
+        &lease_scenario(lease_without_margin, 400_000),
+        &[Invariant::Linearizability],
+    );
+}
+
+/// The same schedule with the margin kept and clocks within ±5% (the default sweep's drift,
+/// well inside `lease_drift_margin`): no lease read is ever stale.
+#[wasm_bindgen_test(unsupported = test)]
+fn lease_reads_with_drift_inside_the_margin_stay_linearizable() {
+    let scenario = lease_scenario(|_| {}, 50_000);
+    let seeds = match env_seed() {
+        Some(s) => s..s + 1,
+        None => 0..LEASE_CLEAN_SEEDS,
+    };
+    let mut lease_reads = 0;
+    for seed in seeds {
+        match scenario.run(seed) {
+            Ok(r) => lease_reads += r.stats.lease_reads,
+            Err(f) => panic!(
+                "{f}\nreplay: {}",
+                replay_command(
+                    "lease_reads_with_drift_inside_the_margin_stay_linearizable",
+                    seed
+                )
+            ),
+        }
+    }
+    assert!(lease_reads > 0, "no read was served on a lease");
+}
+
+/// Seeds the clean lease test runs.
+const LEASE_CLEAN_SEEDS: u64 = 300;

@@ -370,6 +370,10 @@ pub struct Client {
     rng: SimRng,
     next_seq: u64,
     leader_guess: usize,
+    /// Where the client goes next without a hint: it steps through every node in turn, and
+    /// hints do not move it, so stale hints (removed nodes naming each other) cannot keep an
+    /// operation cycling among a few nodes. Invariant: `< nodes`.
+    rotation: usize,
     pending: Option<PendingOp>,
     queue: VecDeque<(ClientOp, ReadOptions)>,
     workload: Option<Workload>,
@@ -396,6 +400,7 @@ impl Client {
             rng,
             next_seq: 1,
             leader_guess,
+            rotation: leader_guess,
             pending: None,
             queue: VecDeque::new(),
             workload: None,
@@ -468,6 +473,14 @@ impl Client {
     /// The cluster has `nodes` nodes now (nodes were added): retries cycle through them all.
     pub fn set_node_count(&mut self, nodes: usize) {
         self.nodes = nodes.max(1);
+        self.rotation %= self.nodes;
+    }
+
+    /// The next node in turn.
+    fn rotate(&mut self) -> usize {
+        self.rotation = (self.rotation + 1) % self.nodes;
+        debug_assert!(self.rotation < self.nodes);
+        self.rotation
     }
 
     /// The highest log index at which one of this client's writes was acknowledged.
@@ -502,7 +515,7 @@ impl Client {
                 if p.op.is_write() {
                     p.maybe_applied = true;
                 }
-                self.leader_guess = (p.target + 1) % self.nodes;
+                self.leader_guess = self.rotate();
                 self.retry(now)
             }
             AttemptState::Backoff { until } if now >= until => self.send_attempt(now),
@@ -553,7 +566,7 @@ impl Client {
                         self.send_retry_now(now)
                     }
                     _ => {
-                        self.leader_guess = (reply.node + 1) % self.nodes;
+                        self.leader_guess = self.rotate();
                         self.retry(now)
                     }
                 }
@@ -561,11 +574,11 @@ impl Client {
             Answer::Lost => {
                 // The entry was replaced, but a duplicate copy of the request may still commit.
                 p.maybe_applied = true;
-                self.leader_guess = (reply.node + 1) % self.nodes;
+                self.leader_guess = self.rotate();
                 self.retry(now)
             }
             Answer::Unavailable => {
-                self.leader_guess = (reply.node + 1) % self.nodes;
+                self.leader_guess = self.rotate();
                 self.retry(now)
             }
         }
@@ -750,6 +763,7 @@ impl Client {
         );
         if !stale {
             self.leader_guess = p.target;
+            self.rotation = p.target;
         }
         let (result, read) = match &done {
             Done::Write { result, .. } => (Some(result), None),

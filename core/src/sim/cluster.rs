@@ -10,9 +10,11 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+mod churn;
 mod host;
 mod view;
 
+pub use churn::{MAX_STARTED_NODES, MAX_VOTERS, membership_summary};
 pub use view::{ClientView, NodeView};
 
 use super::client::{
@@ -69,6 +71,16 @@ pub struct SimConfig {
     /// (nodes past the end, and nodes added later past it, run at the global rate). See
     /// [`clock`](super::clock).
     pub clock_ppm: Vec<i32>,
+    /// How long the nemesis keeps trying a membership change or transfer that is refused
+    /// for now (in progress, not caught up, no leader...).
+    pub churn_patience: Millis,
+    /// The nemesis starts no membership change or transfer from this time on, and gives up
+    /// those still pending (the faults end).
+    pub churn_until: Millis,
+    /// The chance that a node that just won an election is asked for a change of one voter
+    /// right away (promote a learner or remove a voter): before an entry of its term is
+    /// committed, which core must refuse (Ongaro's single-server change bug otherwise).
+    pub churn_on_election: f64,
 }
 
 impl SimConfig {
@@ -91,6 +103,9 @@ impl SimConfig {
             check_commit_rule: true,
             disk_latency: (0, 0),
             clock_ppm: Vec::new(),
+            churn_patience: 2_000,
+            churn_until: Millis::MAX,
+            churn_on_election: 0.0,
         }
     }
 }
@@ -124,6 +139,18 @@ pub struct SimStats {
     pub lease_reads: u64,
     /// Reads that had to wait for the serving node to apply their floor (read-your-writes).
     pub reads_waited: u64,
+    /// Nodes started after the cluster was built (joining nodes).
+    pub nodes_added: u64,
+    /// Configuration changes proposed (accepted by a leader).
+    pub conf_changes_proposed: u64,
+    /// Configuration changes applied (as their leader saw them take effect).
+    pub conf_changes_applied: u64,
+    /// Of those, changes that entered a joint configuration.
+    pub joint_entered: u64,
+    /// Leadership transfers a leader started.
+    pub transfers_started: u64,
+    /// Transfers whose target became leader.
+    pub transfers_completed: u64,
 }
 
 /// A node's life.
@@ -175,6 +202,33 @@ struct SimNode {
     starting: bool,
     /// The node's own clock: every time the node is given is read from it.
     clock: NodeClock,
+    /// Started after the cluster was built: it (re)starts with no configuration of its own
+    /// (`Config.voters` empty) and learns one from the leader.
+    joined: bool,
+}
+
+impl SimNode {
+    /// Node `i`, down with empty stores, its clock set at global time `now` to the rate
+    /// `cfg` gives it; `joined`: started after the cluster was built.
+    fn new(cfg: &SimConfig, i: usize, now: Millis, joined: bool) -> Self {
+        let mut clock = NodeClock::new();
+        clock.set_rate(now, cfg.clock_ppm.get(i).copied().unwrap_or(0));
+        SimNode {
+            id: NodeId(node_name(i)),
+            state: NodeState::Down(Stores::in_memory()),
+            incarnation: 0,
+            timer_generation: 0,
+            timer_at: None,
+            writes: VecDeque::new(),
+            write_generation: 0,
+            waiters: Waiters::default(),
+            floor_reads: Vec::new(),
+            snapshot_index: 0,
+            starting: false,
+            clock,
+            joined,
+        }
+    }
 }
 
 /// The simulated cluster.
@@ -198,6 +252,8 @@ pub struct Cluster {
     /// Every committed entry, recorded when a node first applies it (what served reads are
     /// checked against: [`committed_reads`](super::committed_reads)).
     committed: CommittedLog,
+    /// The membership nemesis: its pending changes and its draws.
+    churn: churn::Churn,
 }
 
 impl Cluster {
@@ -233,25 +289,12 @@ impl Cluster {
             outbox: Vec::new(),
             disk: SimRng::new(cfg.seed, Stream::Disk),
             committed: CommittedLog::new(),
+            churn: churn::Churn::new(cfg.seed),
             cfg,
         };
-        for (i, id) in voters.into_iter().enumerate() {
-            let mut clock = NodeClock::new();
-            clock.set_rate(0, c.cfg.clock_ppm.get(i).copied().unwrap_or(0));
-            c.nodes.push(SimNode {
-                id,
-                state: NodeState::Down(Stores::in_memory()),
-                incarnation: 0,
-                timer_generation: 0,
-                timer_at: None,
-                writes: VecDeque::new(),
-                write_generation: 0,
-                waiters: Waiters::default(),
-                floor_reads: Vec::new(),
-                snapshot_index: 0,
-                starting: false,
-                clock,
-            });
+        for i in 0..voters.len() {
+            let node = SimNode::new(&c.cfg, i, 0, false);
+            c.nodes.push(node);
         }
         for i in 0..c.nodes.len() {
             c.start_node(i)?;
@@ -430,6 +473,13 @@ impl Cluster {
                 self.nodes[*node].clock.jump(now, *ms);
                 self.clock_changed(*node);
             }
+            Fault::AddNode { .. }
+            | Fault::Promote
+            | Fault::RemoveVoter
+            | Fault::RemoveLeader
+            | Fault::RemoveLearner
+            | Fault::ReplaceVoter
+            | Fault::TransferLeader => self.churn_fault(fault)?,
             Fault::Kill { .. }
             | Fault::Restart { .. }
             | Fault::ClockRate { .. }
@@ -650,6 +700,7 @@ impl Cluster {
                 Ok(true)
             }
             Action::Fault(f) => self.apply_fault(&f).map(|()| true),
+            Action::Churn { intent } => self.churn_try(intent),
         }
     }
 

@@ -96,6 +96,27 @@ pub enum Fault {
         /// By how many ms.
         ms: Millis,
     },
+    /// Start a fresh node (empty stores, no configuration: it waits for the leader) and have
+    /// the leader add it as a learner; with `promote`, then make it a voter once it caught up.
+    /// Membership faults are retried (a refusal such as "in progress" or "not caught up" is
+    /// tried again a little later) for a while, and resolved at each try: which node leads,
+    /// which members there are.
+    AddNode {
+        /// Promote it to voter after adding it.
+        promote: bool,
+    },
+    /// Promote a random learner to voter.
+    Promote,
+    /// Remove a random voter other than the leader.
+    RemoveVoter,
+    /// Remove the leader (it hands over and steps down).
+    RemoveLeader,
+    /// Remove a random learner.
+    RemoveLearner,
+    /// Replace a random voter by a fresh node, through a joint configuration.
+    ReplaceVoter,
+    /// Hand leadership to a random other voter.
+    TransferLeader,
 }
 
 impl fmt::Display for Fault {
@@ -139,6 +160,14 @@ impl fmt::Display for Fault {
                 write!(f, "clock_rate {} {ppm:+}ppm", node_name(*node))
             }
             Fault::ClockJump { node, ms } => write!(f, "clock_jump {} +{ms}ms", node_name(*node)),
+            Fault::AddNode { promote: false } => f.write_str("add_learner"),
+            Fault::AddNode { promote: true } => f.write_str("add_voter"),
+            Fault::Promote => f.write_str("promote"),
+            Fault::RemoveVoter => f.write_str("remove_voter"),
+            Fault::RemoveLeader => f.write_str("remove_leader"),
+            Fault::RemoveLearner => f.write_str("remove_learner"),
+            Fault::ReplaceVoter => f.write_str("replace_voter"),
+            Fault::TransferLeader => f.write_str("transfer_leader"),
         }
     }
 }

@@ -50,5 +50,5 @@ pub use linearizability::LinError;
 pub use network::{InFlightView, LinkConfig};
 pub use rng::{Fnv1a, SimRng, Stream};
 pub use runner::{RunFailure, RunPlan, RunReport, Scenario};
-pub use schedule::{FaultProfile, FaultWeights};
+pub use schedule::{ChurnProfile, ChurnWeights, FaultProfile, FaultWeights};
 pub use trace::{Trace, TraceEvent, TraceKind, TraceMode};

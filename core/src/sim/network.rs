@@ -222,6 +222,9 @@ pub enum DropReason {
     NodeDown,
     /// It was in flight to a node that was killed.
     Killed,
+    /// Its receiver does not exist in the simulation (a configuration named a node nobody
+    /// started).
+    UnknownNode,
 }
 
 impl DropReason {
@@ -232,6 +235,7 @@ impl DropReason {
             DropReason::Lost => "lost",
             DropReason::NodeDown => "node_down",
             DropReason::Killed => "killed",
+            DropReason::UnknownNode => "unknown_node",
         }
     }
 }
@@ -278,6 +282,23 @@ impl Network {
             in_flight: BTreeMap::new(),
             next_id: 1,
         }
+    }
+
+    /// Adds a node (index `nodes()`, before the call) whose links behave as `link`; links of
+    /// the others keep their settings and cuts.
+    pub fn add_node(&mut self, link: LinkConfig) {
+        let (old, new) = (self.nodes, self.nodes + 1);
+        let mut links = vec![link; new * new];
+        let mut cut = vec![false; new * new];
+        for a in 0..old {
+            for b in 0..old {
+                links[a * new + b] = self.links[a * old + b];
+                cut[a * new + b] = self.cut[a * old + b];
+            }
+        }
+        self.links = links;
+        self.cut = cut;
+        self.nodes = new;
     }
 
     fn slot(&self, from: usize, to: usize) -> Option<usize> {

@@ -37,6 +37,12 @@ pub enum Action {
     },
     /// A fault is injected (or healed).
     Fault(Fault),
+    /// A membership change or transfer the nemesis is after is tried (again), if it is still
+    /// pending.
+    Churn {
+        /// The pending change's id.
+        intent: u64,
+    },
 }
 
 /// A scheduled action.

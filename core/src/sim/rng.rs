@@ -25,6 +25,8 @@ pub enum Stream {
     Client(u32),
     /// How long each node's writes take to become durable, and which survive a crash.
     Disk,
+    /// The membership nemesis: which member a change picks, when a refused one is retried.
+    Churn,
 }
 
 impl Stream {
@@ -35,6 +37,7 @@ impl Stream {
             Stream::Nodes => 3,
             Stream::Client(i) => 1_000 + u64::from(i),
             Stream::Disk => 4,
+            Stream::Churn => 5,
         }
     }
 }

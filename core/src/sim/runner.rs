@@ -16,6 +16,10 @@
 //! random node first (`Workload::follower_reads`), and half the stale reads wait for the
 //! client's own last write (`Workload::own_writes_reads`).
 //!
+//! Half the seeds (`churn.chance`) add membership faults to the schedule (see
+//! [`ChurnProfile`]); liveness then asks the members of the final configuration to converge,
+//! while removed nodes (still running) may lag.
+//!
 //! Half the seeds (`drift_chance`) give every node a clock of its own: a rate drawn from ±5%
 //! (`drift_max_ppm`) and up to three forward jumps of up to 10 ms, inside what
 //! `Config::lease_drift_margin` allows for (see [`clock`](super::clock)).
@@ -24,18 +28,19 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::client::Workload;
+use super::client::{ClientConfig, Workload};
+use super::cluster::membership_summary;
 use super::cluster::{Cluster, MAX_NODES, SimConfig, SimStats};
 use super::committed_reads;
 use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Violation};
 use super::linearizability;
-use super::network::{LinkConfig, node_name};
+use super::network::{LinkConfig, node_index, node_name};
 use super::rng::{SimRng, Stream};
-use super::schedule::{FaultProfile, random_schedule};
+use super::schedule::{ChurnProfile, FaultProfile, random_churn, random_schedule};
 use super::trace::TraceMode;
-use crate::raft::{Config, Millis};
+use crate::raft::{Config, Index, Millis};
 use crate::types::{NodeId, ReadPolicy};
 
 /// What a randomized run looks like; the seed fills in the details.
@@ -97,6 +102,10 @@ pub struct Scenario {
     pub clock_jumps_max: u64,
     /// The longest forward jump, in ms.
     pub clock_jump_max: Millis,
+    /// Membership churn and leadership transfers.
+    pub churn: ChurnProfile,
+    /// The clients' timeouts and backoff.
+    pub client: ClientConfig,
 }
 
 fn keep_config(_: &mut Config) {}
@@ -129,6 +138,8 @@ impl Default for Scenario {
             drift_max_ppm: 50_000,
             clock_jumps_max: 3,
             clock_jump_max: 10,
+            churn: ChurnProfile::default(),
+            client: ClientConfig::default(),
         }
     }
 }
@@ -155,6 +166,9 @@ pub struct RunPlan {
     /// Each node slot's clock rate (see [`SimConfig::clock_ppm`]); all 0 without drift. The
     /// clock jumps are in `schedule`.
     pub clock_ppm: Vec<i32>,
+    /// Whether the seed churns: membership faults in `schedule`, and changes asked of new
+    /// leaders (see [`ChurnProfile::on_election`]).
+    pub churn: bool,
 }
 
 impl Scenario {
@@ -202,6 +216,11 @@ impl Scenario {
                 w.read_policy = ReadPolicy::Lease;
             }
         }
+        let churn = rng.chance(self.churn.chance);
+        if churn {
+            schedule.extend(random_churn(&mut rng, &self.churn, self.faults.fault_end));
+            schedule.sort_by_key(|(t, _)| *t);
+        }
         RunPlan {
             seed,
             nodes,
@@ -212,6 +231,7 @@ impl Scenario {
             snapshot_trailing,
             disk_latency,
             clock_ppm,
+            churn,
         }
     }
 
@@ -244,11 +264,19 @@ impl Scenario {
     pub fn build(&self, plan: &RunPlan, trace: TraceMode) -> Result<Cluster, Violation> {
         let mut cfg = SimConfig::new(plan.seed, plan.nodes);
         cfg.clients = plan.workloads.len();
+        cfg.client = self.client;
         cfg.node_link = self.node_link;
         cfg.trace = trace;
         cfg.check_commit_rule = self.check_commit_rule;
         cfg.disk_latency = plan.disk_latency;
         cfg.clock_ppm = plan.clock_ppm.clone();
+        cfg.churn_patience = self.churn.patience;
+        cfg.churn_until = plan.fault_end;
+        cfg.churn_on_election = if plan.churn {
+            self.churn.on_election
+        } else {
+            0.0
+        };
         let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
         raft.snapshot_threshold = plan.snapshot_threshold;
         raft.snapshot_trailing = plan.snapshot_trailing;
@@ -333,6 +361,10 @@ impl Scenario {
                     .iter()
                     .filter(|(_, f)| matches!(f, Fault::ClockJump { .. }))
                     .count() as u64,
+                churn: plan.churn,
+                final_voters: c.membership().map_or(0, |m| m.voters.len()),
+                final_learners: c.membership().map_or(0, |m| m.learners.len()),
+                final_nodes: c.node_count(),
             }),
             Err(v) => Err((v, Some(c))),
         }
@@ -366,16 +398,21 @@ impl Scenario {
                 ),
             });
         }
-        // Every node catches up with the leader's commit index.
+        // The final configuration settles (no joint one left) and every member catches up
+        // with the leader's commit index; removed nodes and nodes never added may lag.
         let caught_up = |c: &Cluster| {
-            let Some(commit) = c.leader().and_then(|l| c.status(l)).map(|s| s.commit_index) else {
+            let Some((commit, members)) = final_members(c) else {
                 return false;
             };
-            (0..c.node_count()).all(|i| c.status(i).is_some_and(|s| s.last_applied == commit))
+            members
+                .iter()
+                .all(|i| c.status(*i).is_some_and(|s| s.last_applied == commit))
         };
         let deadline = c.now() + 5_000;
         if !c.run_while_not(deadline, caught_up)? {
+            let members = final_members(c).map(|(_, m)| m);
             let applied: Vec<String> = (0..c.node_count())
+                .filter(|i| members.as_ref().is_none_or(|m| m.contains(i)))
                 .map(|i| match c.status(i) {
                     Some(s) => format!("{}:{}/{}", node_name(i), s.last_applied, s.commit_index),
                     None => format!("{}:down", node_name(i)),
@@ -386,8 +423,10 @@ impl Scenario {
                 time: c.now(),
                 nodes: (0..c.node_count()).map(node_name).collect(),
                 detail: format!(
-                    "nodes did not catch up with leader {}: applied/commit {}",
+                    "members did not catch up with leader {} (configuration {}): applied/commit {}",
                     c.leader().map_or("none".to_string(), node_name),
+                    c.membership()
+                        .map_or("none".to_string(), |m| membership_summary(&m)),
                     applied.join(" ")
                 ),
             });
@@ -430,6 +469,24 @@ impl Scenario {
     }
 }
 
+/// The leader's commit index and the members of the configuration in force at the leader,
+/// once there is a leader whose configuration is not joint.
+fn final_members(c: &Cluster) -> Option<(Index, Vec<usize>)> {
+    let leader = c.leader()?;
+    let host = c.node(leader)?;
+    let m = host.membership();
+    if m.is_joint() {
+        return None;
+    }
+    let members = m
+        .members()
+        .iter()
+        .filter_map(node_index)
+        .filter(|i| *i < c.node_count())
+        .collect();
+    Some((host.commit_index(), members))
+}
+
 /// What a successful run did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -467,6 +524,14 @@ pub struct RunReport {
     pub drift_ppm: u32,
     /// Forward clock jumps in the seed's schedule.
     pub clock_jumps: u64,
+    /// Whether the seed churned (membership faults and changes asked of new leaders).
+    pub churn: bool,
+    /// Voters of the final configuration.
+    pub final_voters: usize,
+    /// Learners of the final configuration.
+    pub final_learners: usize,
+    /// Nodes at the end, removed and never-added ones included.
+    pub final_nodes: usize,
 }
 
 /// A failed run: the seed, what broke, and the end of the trace.

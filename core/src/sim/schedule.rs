@@ -96,6 +96,99 @@ impl Default for FaultProfile {
     }
 }
 
+/// Relative weights of the membership faults (see [`Fault::AddNode`] and the ones after it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChurnWeights {
+    /// Start a node and add it as a learner.
+    pub add_learner: u64,
+    /// Start a node, add it as a learner and promote it once it caught up.
+    pub add_voter: u64,
+    /// Promote a learner.
+    pub promote: u64,
+    /// Remove a voter other than the leader.
+    pub remove_voter: u64,
+    /// Remove the leader.
+    pub remove_leader: u64,
+    /// Remove a learner.
+    pub remove_learner: u64,
+    /// Replace a voter by a fresh node (a joint configuration).
+    pub replace: u64,
+    /// Hand leadership to another voter.
+    pub transfer: u64,
+}
+
+/// How membership churn and leadership transfers are drawn.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChurnProfile {
+    /// The share of seeds with churn.
+    pub chance: f64,
+    /// The least gap between two membership faults.
+    pub gap_min: Millis,
+    /// The greatest such gap.
+    pub gap_max: Millis,
+    /// The kinds' weights.
+    pub weights: ChurnWeights,
+    /// How long a refused change is retried (see `SimConfig::churn_patience`).
+    pub patience: Millis,
+    /// In seeds with churn, the chance that a newly elected leader is asked for a change of
+    /// one voter at once (see `SimConfig::churn_on_election`).
+    pub on_election: f64,
+}
+
+impl Default for ChurnProfile {
+    fn default() -> Self {
+        ChurnProfile {
+            chance: 0.5,
+            gap_min: 100,
+            gap_max: 600,
+            weights: ChurnWeights {
+                add_learner: 2,
+                add_voter: 4,
+                promote: 1,
+                remove_voter: 3,
+                remove_leader: 1,
+                remove_learner: 1,
+                replace: 2,
+                transfer: 3,
+            },
+            patience: 2_000,
+            on_election: 0.2,
+        }
+    }
+}
+
+/// Draws membership faults in `[0, fault_end)`, sorted by time.
+pub fn random_churn(rng: &mut SimRng, p: &ChurnProfile, fault_end: Millis) -> Vec<(Millis, Fault)> {
+    let w = &p.weights;
+    let weights = [
+        w.add_learner,
+        w.add_voter,
+        w.promote,
+        w.remove_voter,
+        w.remove_leader,
+        w.remove_learner,
+        w.replace,
+        w.transfer,
+    ];
+    let mut out = Vec::new();
+    let mut t = rng.range(p.gap_min, p.gap_max);
+    while t < fault_end {
+        let fault = match rng.weighted(&weights) {
+            0 => Fault::AddNode { promote: false },
+            1 => Fault::AddNode { promote: true },
+            2 => Fault::Promote,
+            3 => Fault::RemoveVoter,
+            4 => Fault::RemoveLeader,
+            5 => Fault::RemoveLearner,
+            6 => Fault::ReplaceVoter,
+            _ => Fault::TransferLeader,
+        };
+        out.push((t, fault));
+        t += rng.range(p.gap_min.max(1), p.gap_max.max(1));
+    }
+    out
+}
+
 /// Draws a schedule for `nodes` nodes: timed faults, each lasting fault followed by its
 /// healing, then the healing phase at `fault_end`. Sorted by time (stable: equal times keep
 /// their drawing order).

@@ -135,6 +135,23 @@ pub enum TraceKind {
         /// What, e.g. `kill n2` or `cut n1->n3`.
         fault: String,
     },
+    /// A membership change or leadership transfer was asked of a node, or a node joined:
+    /// what, and how it went.
+    Conf {
+        /// The node (the leader asked, or the node that joined).
+        node: String,
+        /// What happened, e.g. `promote n6: accepted at 14` or `transfer to n2: started`.
+        what: String,
+    },
+    /// A configuration took effect on a node.
+    Membership {
+        /// The node.
+        node: String,
+        /// The configuration entry's index (the snapshot's, for one that came with it).
+        index: Index,
+        /// The configuration, e.g. `n1 n2 n4 (joint with n1 n2 n3) learners n6`.
+        config: String,
+    },
 }
 
 /// One event of a trace.
@@ -216,6 +233,12 @@ impl fmt::Display for TraceEvent {
                 status,
             } => write!(f, "complete {client}#{seq} {}", status_name(*status)),
             TraceKind::Fault { fault } => write!(f, "fault {fault}"),
+            TraceKind::Conf { node, what } => write!(f, "conf {node} {what}"),
+            TraceKind::Membership {
+                node,
+                index,
+                config,
+            } => write!(f, "membership {node} {index} {config}"),
         }
     }
 }

@@ -283,14 +283,30 @@ impl Cluster {
         // node's messages.
         let mut out = std::mem::take(&mut self.outbox);
         for (to, msg) in out.drain(..) {
-            match node_index(&to).filter(|t| *t < self.nodes.len()) {
-                Some(t) => self.send(Endpoint::Node(i), Endpoint::Node(t), Payload::Raft(msg)),
+            match node_index(&to) {
+                Some(t) if t < self.nodes.len() => {
+                    self.send(Endpoint::Node(i), Endpoint::Node(t), Payload::Raft(msg))
+                }
+                // A configuration may name a node nobody started (the playground's raw
+                // changes): like a machine that is not there, it never answers.
+                Some(t) => self.dropped(
+                    &InFlight {
+                        id: 0,
+                        from: Endpoint::Node(i),
+                        to: Endpoint::Node(t),
+                        sent_at: now,
+                        deliver_at: now,
+                        payload: Payload::Raft(msg),
+                        duplicate_of: None,
+                    },
+                    DropReason::UnknownNode,
+                ),
                 None => {
                     return Err(Violation {
                         invariant: Invariant::NodeError,
                         time: self.now,
                         nodes: vec![node_name(i)],
-                        detail: format!("sent a message to unknown node {to}"),
+                        detail: format!("sent a message to {to}, which is no simulated node"),
                     });
                 }
             }
@@ -400,6 +416,9 @@ impl Cluster {
         let name = || node_name(i);
         match ev {
             Event::RoleChanged { role, term } => {
+                if role == crate::raft::Role::Leader {
+                    self.churn_elected(i);
+                }
                 if self.trace.enabled() {
                     self.trace.record(
                         now,
@@ -491,11 +510,10 @@ impl Cluster {
                     );
                 }
             }
-            // Membership and transfers are traced by the simulator's churn (not yet drawn).
             Event::MembershipChanged { .. }
             | Event::ConfChangeApplied { .. }
             | Event::TransferStarted { .. }
-            | Event::TransferAbandoned { .. } => {}
+            | Event::TransferAbandoned { .. } => self.churn_event(i, &ev),
         }
         Ok(())
     }
@@ -539,7 +557,12 @@ impl Cluster {
             return Ok(());
         };
         cfg.id = n.id.clone();
-        cfg.voters = self.voters.clone();
+        // A node added later has no configuration of its own: the leader's reaches it.
+        cfg.voters = if n.joined {
+            Vec::new()
+        } else {
+            self.voters.clone()
+        };
         let restarted = n.incarnation > 0;
         let rng_seed = mix_seed(seed, i as u64, u64::from(n.incarnation));
         match Host::new(cfg, stores, KvStateMachine::new(), rng_seed, now) {
