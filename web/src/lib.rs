@@ -8,6 +8,9 @@
 //! - faults: `kill`, `restart`, `cut`, `heal`, `cut_both`, `heal_both`, `isolate`, `heal_all`,
 //!   `set_loss`, `set_latency`;
 //! - clocks: `set_clock_drift(id, ppm)`, `jump_clock(id, ms)`;
+//! - membership (asked of the leader; see [`membership`]): `add_node()` (a fresh joining node,
+//!   its id), `add_learner(id)`, `promote(id)`, `remove(id)`, `replace(old, new)` (each the
+//!   index of its configuration entry), `transfer_leader(to)` (the leader asked);
 //! - client operations, each returning its op id and sent first to an optional node (the
 //!   leader without one): `put`, `get` (stale, readindex or lease), `delete`, `cas`;
 //! - `state()`: a plain object (maps as objects, numbers below 2^53) the page draws.
@@ -17,6 +20,7 @@
 //! its text so the page can show it.
 
 pub mod contract;
+pub mod membership;
 pub mod session;
 pub mod view;
 
@@ -185,6 +189,45 @@ impl Playground {
     /// Node `id`'s clock jumps `ms` (1..=60000) forward now.
     pub fn jump_clock(&mut self, id: &str, ms: f64) -> Result<(), JsError> {
         self.session.jump_clock(id, ms).map_err(js_err)
+    }
+
+    /// Starts a fresh node with empty stores and no configuration (at most 9 nodes in all);
+    /// returns its id.
+    pub fn add_node(&mut self) -> Result<String, JsError> {
+        self.session.add_node().map_err(js_err)
+    }
+
+    /// Asks the leader to add node `id` as a learner; returns its configuration entry's index.
+    pub fn add_learner(&mut self, id: &str) -> Result<f64, JsError> {
+        self.session
+            .add_learner(id)
+            .map(|i| i as f64)
+            .map_err(js_err)
+    }
+
+    /// Asks the leader to make learner `id` a voter; returns its configuration entry's index.
+    pub fn promote(&mut self, id: &str) -> Result<f64, JsError> {
+        self.session.promote(id).map(|i| i as f64).map_err(js_err)
+    }
+
+    /// Asks the leader to remove member `id` (the leader too); returns its configuration
+    /// entry's index.
+    pub fn remove(&mut self, id: &str) -> Result<f64, JsError> {
+        self.session.remove(id).map(|i| i as f64).map_err(js_err)
+    }
+
+    /// Asks the leader to replace voter `old` by node `new` in one joint change; returns its
+    /// configuration entry's index.
+    pub fn replace(&mut self, old: &str, new: &str) -> Result<f64, JsError> {
+        self.session
+            .replace(old, new)
+            .map(|i| i as f64)
+            .map_err(js_err)
+    }
+
+    /// Asks the leader to hand its leadership to voter `to`; returns the leader asked.
+    pub fn transfer_leader(&mut self, to: &str) -> Result<String, JsError> {
+        self.session.transfer_leader(to).map_err(js_err)
     }
 
     /// Writes `key = value`, sent first to `node` (the leader when absent or `""`); returns

@@ -582,6 +582,15 @@ fn readable(kind: &TraceKind) -> Option<(Option<String>, String)> {
             None,
             format!("op #{} ends: {}", op_id(client), serde_name(status)),
         ),
+        TraceKind::Conf { node, what } => (Some(node.clone()), what.clone()),
+        TraceKind::Membership {
+            node,
+            index,
+            config,
+        } => (
+            Some(node.clone()),
+            format!("configuration of #{index} in force: {config}"),
+        ),
         TraceKind::Fault { fault } => match fault.split_once(' ') {
             Some(("kill", n)) => (Some(n.to_string()), "crashed (killed)".to_string()),
             Some(("restart", n)) => (Some(n.to_string()), "restarted from its stores".to_string()),

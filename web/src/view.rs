@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use raftkv_core::kvraft::LogEntry;
 use raftkv_core::raft::{Membership, Role};
-use raftkv_core::sim::cluster::MAX_NODES;
+use raftkv_core::sim::cluster::{MAX_NODES, membership_summary};
 use raftkv_core::sim::history::CasResult;
 use raftkv_core::sim::network::{Endpoint, node_name};
 use raftkv_core::sim::{ClientOp, HistoryOp, LinError, OpStatus, linearizability};
@@ -61,7 +61,7 @@ pub fn state(s: &mut Session) -> State {
                 member: member(s, shown.as_ref().map(|(_, m)| m), i).to_string(),
                 config: st
                     .as_ref()
-                    .map_or(String::new(), |s| summary(&s.membership)),
+                    .map_or(String::new(), |s| membership_summary(&s.membership)),
                 transfer_to: st
                     .as_ref()
                     .and_then(|s| s.transfer_to.as_ref().map(|v| v.0.clone())),
@@ -146,20 +146,6 @@ fn member(s: &Session, m: Option<&Membership>, i: usize) -> &'static str {
         _ if s.ever_member.get(i).copied().unwrap_or(false) => "removed",
         _ => "joining",
     }
-}
-
-/// A configuration in one line: `n1 n2 n4 (joint with n1 n2 n3) learners n6`.
-pub fn summary(m: &Membership) -> String {
-    let names =
-        |set: &BTreeSet<NodeId>| set.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" ");
-    let mut out = names(&m.voters);
-    if m.is_joint() {
-        out.push_str(&format!(" (joint with {})", names(&m.outgoing)));
-    }
-    if !m.learners.is_empty() {
-        out.push_str(&format!(" learners {}", names(&m.learners)));
-    }
-    out
 }
 
 fn role_name(r: Role) -> &'static str {

@@ -5,7 +5,7 @@
 
 use raftkv_web::Playground;
 use raftkv_web::contract::State;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsError, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 fn playground(nodes: u32, seed: u64) -> Playground {
@@ -156,4 +156,67 @@ fn clocks_drift_and_jump() {
     assert_eq!(st.nodes[2].clock, st.now);
     assert!(pg.set_clock_drift("n1", 1e9).is_err());
     assert!(pg.jump_clock("n1", -5.0).is_err());
+}
+
+fn member(st: &State, id: &str) -> String {
+    st.nodes.iter().find(|n| n.id == id).unwrap().member.clone()
+}
+
+/// A 3-node playground whose leader committed an entry of its term (it takes changes then).
+fn settled(seed: u64) -> Playground {
+    let mut pg = playground(3, seed);
+    pg.put("a".into(), "1".into(), None).unwrap();
+    run_until(&mut pg, 5_000, |s| s.ops[0].status == "ok");
+    pg
+}
+
+/// Asks `f` again every 20 ms while it is refused, for at most `max_ms`.
+fn retry<T>(
+    pg: &mut Playground,
+    max_ms: u64,
+    mut f: impl FnMut(&mut Playground) -> Result<T, JsError>,
+) -> T {
+    let end = pg.now() as u64 + max_ms;
+    loop {
+        match f(pg) {
+            Ok(x) => return x,
+            Err(_) if (pg.now() as u64) < end => {
+                pg.advance(20.0).unwrap();
+            }
+            Err(e) => panic!("still refused after {max_ms} ms: {:?}", JsValue::from(e)),
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+fn membership_changes_through_the_bindings() {
+    let mut pg = settled(3);
+    let id = pg.add_node().unwrap();
+    assert_eq!(id, "n4");
+    assert_eq!(pg.node_ids(), ["n1", "n2", "n3", "n4"]);
+    assert_eq!(member(&pg.snapshot(), "n4"), "joining");
+    assert!(pg.promote("n4").is_err(), "not a learner yet");
+    assert!(pg.add_learner("n4").unwrap() > 0.0);
+    run_until(&mut pg, 2_000, |s| member(s, "n4") == "learner");
+    retry(&mut pg, 3_000, |pg| pg.promote("n4"));
+    let st = run_until(&mut pg, 2_000, |s| member(s, "n4") == "voter");
+    assert_eq!(st.membership.voters, ["n1", "n2", "n3", "n4"]);
+    // Leadership to n4, then n4 replaced by a fresh node: a joint configuration on the way.
+    assert_eq!(pg.transfer_leader("n4").unwrap(), leader(&st).unwrap());
+    let st = run_until(&mut pg, 3_000, |s| leader(s).as_deref() == Some("n4"));
+    assert_eq!(leader(&st).as_deref(), Some("n4"));
+    let fresh = pg.add_node().unwrap();
+    retry(&mut pg, 2_000, |pg| pg.replace("n4", &fresh));
+    let st = run_until(&mut pg, 2_000, |s| s.membership.joint);
+    assert!(st.membership.joint, "{:?}", st.membership);
+    let st = run_until(&mut pg, 5_000, |s| {
+        !s.membership.joint && member(s, "n4") == "removed" && leader(s).is_some_and(|l| l != "n4")
+    });
+    assert!(st.membership.voters.contains(&fresh), "{:?}", st.membership);
+    assert!(st.violations.is_empty(), "{:?}", st.violations);
+    // Errors are JS errors with readable text, not panics.
+    assert!(pg.remove("n7").is_err());
+    assert!(pg.replace("n1", "n1").is_err());
+    assert!(pg.transfer_leader("n9").is_err());
+    assert_eq!(raftkv_web::take_panic_message(), None);
 }

@@ -4,16 +4,14 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use raftkv_core::sim::ClientOp;
-use raftkv_web::contract::{Options, SeedValue, State};
+use raftkv_web::contract::{Options, State};
 use raftkv_web::session::Session;
 
+mod support;
+use support::{leader, run_until, session_of};
+
 fn session(seed: u64) -> Session {
-    Session::new(Options {
-        nodes: 5,
-        seed: Some(SeedValue::Text(seed.to_string())),
-        ..Options::default()
-    })
-    .unwrap()
+    session_of(5, seed)
 }
 
 type Action = fn(&mut Session);
@@ -144,25 +142,6 @@ fn dropped_messages_are_shown_for_a_moment_even_when_they_never_flew() {
         st.drops
     );
     assert!(st.drops.len() <= 200);
-}
-
-/// Advances in 10 ms steps until `pred` holds, for at most `max_ms` of simulated time.
-fn run_until(s: &mut Session, max_ms: u64, pred: impl Fn(&State) -> bool) -> State {
-    let end = s.now() + max_ms;
-    loop {
-        let st = raftkv_web::view::state(s);
-        if pred(&st) || st.now >= end {
-            return st;
-        }
-        s.advance(10.0).unwrap();
-    }
-}
-
-fn leader(st: &State) -> Option<String> {
-    st.nodes
-        .iter()
-        .find(|n| n.alive && n.role == "leader")
-        .map(|n| n.id.clone())
 }
 
 fn get(s: &mut Session, key: &str, mode: &str, to: Option<&str>) -> u64 {
