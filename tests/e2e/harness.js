@@ -84,7 +84,9 @@ export async function waitFor(p, pred, arg, what, { timeout = 20_000 } = {}) {
     }, [pred.toString(), arg], { timeout });
   } catch (e) {
     const st = await state(p).catch(() => null);
-    throw new Error(`timed out waiting for ${what} (sim time ${st?.now} ms): ${e.message}`);
+    const link = p.url();
+    const tail = (st?.trace ?? []).slice(-25).map((l) => `  ${l.at} ${l.node ?? "-"} ${l.text}`).join("\n");
+    throw new Error(`timed out waiting for ${what} (sim time ${st?.now} ms): ${e.message}\nrun: ${link}\nlast trace lines:\n${tail}`);
   }
   return state(p);
 }
