@@ -104,7 +104,16 @@ export const SCENARIOS = {
     runner.advanceTo(runner.now() + 60);
     const fresh = runner.act("add_node");
     runner.advanceTo(runner.now() + 30);
-    const idx = runner.act("replace", l.id, fresh);
+    // Refused for now (a change still in progress, say)? Ask again a little later.
+    let idx = null;
+    for (let tries = 0; idx == null; tries++) {
+      try {
+        idx = runner.act("replace", l.id, fresh);
+      } catch (e) {
+        if (tries >= 20 || leaderOf(runner.state())?.id !== l.id) throw e;
+        runner.advanceTo(runner.now() + 25);
+      }
+    }
     return `${fresh} joined with empty stores, and leader ${l.id} proposed replacing itself by ${fresh} in one joint change (entry ${idx}). ` +
       `Watch the joint configuration (old / new badges) take effect while ${fresh} catches up, then ${l.id} leave it, step down and hand over with TimeoutNow (diamond): a new leader takes over and ${l.id} is greyed out.`;
   },
