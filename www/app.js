@@ -3,6 +3,7 @@
 import init, * as wasm from "./pkg/raftkv_web.js";
 import { Runner, SimCrash } from "./runner.js";
 import { Ring } from "./ring.js";
+import { Members } from "./members.js";
 import { drawKv, drawLogs, drawOps, drawTrace } from "./panels.js";
 import { encodeRun, decodeRun } from "./share.js";
 import { SCENARIOS } from "./scenarios.js";
@@ -17,11 +18,14 @@ const ui = {
   logs: $("#logs"), kv: $("#kv"), ops: $("#ops"), trace: $("#trace"), verdict: $("#verdict"),
   statusline: $("#statusline"), legend: $("#legend"),
   form: $("#client-form"), op: $("#op"), key: $("#op-key"), value: $("#op-value"),
-  expected: $("#op-expected"), mode: $("#op-mode"),
+  expected: $("#op-expected"), mode: $("#op-mode"), opNode: $("#op-node"),
+  clickMode: $("#click-mode"), addNode: $("#add-node"), jointBadge: $("#joint-badge"),
+  members: $("#members"), configLine: $("#config-line"), jumpMs: $("#jump-ms"),
 };
 
 let runner = null;
 let ring = null;
+let members = null;
 let playing = false;
 let speed = 1 / 20;
 let lastFrame = null;
@@ -61,7 +65,13 @@ function safely(f) {
     return f();
   } catch (e) {
     if (e instanceof SimCrash) showCrash(e.message);
-    else { console.error(e); toast(e?.message ?? String(e), "error"); }
+    else {
+      // The simulator's refusals (an Error with a readable message) are for the person; a
+      // fault in the page's own code is logged as one too.
+      if (e instanceof TypeError || e instanceof ReferenceError || e instanceof RangeError) console.error(e);
+      else console.warn(e?.message ?? e);
+      toast(e?.message ?? String(e), "error");
+    }
     return undefined;
   }
 }
@@ -97,7 +107,7 @@ function startRun(spec, { play = spec.t == null } = {}) {
     ui.nodes.value = String(spec.nodes);
     ui.seed.value = spec.seed;
     runner.reset(spec);
-    ring.layout(runner.guard((pg) => pg.node_ids()));
+    relayout(runner.guard((pg) => pg.node_ids()));
     lastPanels.key = "";
     updateHash();
     draw(true);
@@ -116,11 +126,65 @@ function leader() {
   return runner.state().nodes.find((n) => n.alive && n.role === "leader") ?? null;
 }
 
+/** Lays the ring, the Members rows and the console's node choice out for these node ids. */
+function relayout(ids) {
+  ring.layout(ids);
+  members.layout(ids);
+  const keep = ui.opNode.value;
+  ui.opNode.replaceChildren(new Option("→ leader", ""), ...ids.map((id) => new Option(`→ ${id}`, id)));
+  ui.opNode.value = ids.includes(keep) ? keep : "";
+}
+
+/** What a click on a node does in each "Click a node to" mode: the line its tooltip ends with. */
+const CLICK_HINTS = {
+  kill: (n) => `click to ${n.alive ? "kill" : "restart"}`,
+  transfer: (n) => `click to hand ${n.id} the leadership`,
+  add_learner: (n) => `click to add ${n.id} as a learner`,
+  promote: (n) => `click to promote ${n.id}`,
+  remove: (n) => `click to remove ${n.id}`,
+  replace: (n) => `click to replace ${n.id} by a new node`,
+};
+
 function onNode(id) {
-  safely(() => {
-    const n = runner.state().nodes.find((x) => x.id === id);
-    act(n.alive ? "kill" : "restart", id);
-  });
+  const mode = ui.clickMode.value;
+  if (mode === "kill") {
+    safely(() => {
+      const n = runner.state().nodes.find((x) => x.id === id);
+      act(n.alive ? "kill" : "restart", id);
+    });
+  } else {
+    changeNode(mode, id);
+  }
+}
+
+/** A fresh node joins (no configuration of its own yet); returns its id. */
+function addNode() {
+  const id = act("add_node");
+  if (id) toast(`${id} started with empty stores. Add it as a learner, or replace a voter by it.`);
+  return id;
+}
+
+/**
+ * Asks the leader for a membership change or a transfer involving node `id`: transfer,
+ * add_learner, promote, remove, or replace (by a joining node, or a fresh one). A refusal
+ * shows as a toast.
+ */
+function changeNode(what, id) {
+  let r;
+  if (what === "transfer") {
+    r = act("transfer_leader", id);
+    if (r) toast(`${r} hands its leadership to ${id}: it sends TimeoutNow once ${id} has its whole log.`);
+  } else if (what === "replace") {
+    const spare = safely(() => runner.state().nodes.find((n) => n.alive && n.member === "joining" && n.id !== id));
+    const fresh = spare?.id ?? act("add_node");
+    if (!fresh) return;
+    r = act("replace", id, fresh);
+    if (r != null) toast(`Replacing ${id} by ${fresh} through a joint configuration (entry ${r}): watch the old and new voter sets.`);
+  } else {
+    r = act(what, id);
+    const done = { add_learner: `${id} becomes a learner`, promote: `${id} becomes a voter`, remove: `${id} leaves` };
+    if (r != null) toast(`${done[what] ?? what} once entry ${r} commits.`);
+  }
 }
 
 function onLink(a, b, oneWay) {
@@ -148,7 +212,7 @@ function wire() {
     ui.scenario.value = "";
     if (!name) return;
     const msg = safely(() => SCENARIOS[name](runner, ui.seed.value.trim() || "1"));
-    safely(() => ring.layout(runner.guard((pg) => pg.node_ids())));
+    safely(() => relayout(runner.guard((pg) => pg.node_ids())));
     ui.nodes.value = String(runner.spec.nodes);
     ui.seed.value = runner.spec.seed;
     setPlaying(false);
@@ -166,6 +230,12 @@ function wire() {
     }
   };
   ui.helpBtn.onclick = () => ui.help.showModal();
+  ui.addNode.onclick = () => addNode();
+  ui.clickMode.onchange = () => {
+    const mode = ui.clickMode.value;
+    ring.clickHint = CLICK_HINTS[mode];
+    ring.svg.dataset.clickMode = mode;
+  };
   ui.op.onchange = () => {
     const op = ui.op.value;
     ui.value.hidden = op === "get" || op === "delete";
@@ -176,10 +246,11 @@ function wire() {
     ev.preventDefault();
     const op = ui.op.value, key = ui.key.value;
     if (!key) { toast("A key is required.", "error"); return; }
-    if (op === "put") act("put", key, ui.value.value);
-    else if (op === "get") act("get", key, ui.mode.value);
-    else if (op === "delete") act("delete", key);
-    else act("cas", key, ui.expected.value, ui.value.value);
+    const to = ui.opNode.value;
+    if (op === "put") act("put", key, ui.value.value, to);
+    else if (op === "get") act("get", key, ui.mode.value, to);
+    else if (op === "delete") act("delete", key, to);
+    else act("cas", key, ui.expected.value, ui.value.value, to);
   };
   document.addEventListener("keydown", (ev) => {
     if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement || ev.ctrlKey || ev.metaKey || ev.altKey) return;
@@ -211,7 +282,10 @@ function drawLegend() {
     `<span><i class="dot" style="background:${k.color}"></i>${k.name}</span>`).join("");
   ui.legend.innerHTML = `<div>${roles}</div><div>${kinds}` +
     `<span><i class="dot hollow"></i>reply</span><span><i class="dot drop"></i>will be dropped</span><span><i class="xmark">✕</i>dropped</span>` +
-    `<span><i class="bar cutbar"></i>cut link</span><span><i class="bar arcbar"></i>election timer</span></div>`;
+    `<span><i class="bar cutbar"></i>cut link</span><span><i class="bar arcbar"></i>election timer</span></div>` +
+    `<div><span><i class="dot learner"></i>learner (L)</span><span><i class="dot joining"></i>joining (+)</span>` +
+    `<span><i class="dot removed"></i>removed (−)</span><span><i class="pill old">old</i><i class="pill new">new</i>joint halves</span>` +
+    `<span><i class="dot target"></i>transfer target</span></div>`;
 }
 
 // ---- drawing ----
@@ -220,7 +294,10 @@ function draw(force = false) {
   if (!runner?.pg || runner.crashed) return;
   safely(() => {
     const st = runner.state();
-    ring.draw(st, runner.now() + runner.frac);
+    const ids = st.nodes.map((n) => n.id);
+    if (!ring.hasLayout(ids)) { relayout(ids); force = true; }
+    const t = runner.now() + runner.frac;
+    ring.draw(st, t);
     const now = performance.now();
     const key = `${st.events}/${st.ops.length}/${st.nodes.map((n) => n.alive).join()}`;
     if (force || (key !== lastPanels.key && now - lastPanels.at > 120)) {
@@ -229,10 +306,13 @@ function draw(force = false) {
       drawKv(ui.kv, st);
       drawOps(ui.ops, st);
       drawTrace(ui.trace, ui.verdict, st);
+      members.draw(st, t);
+      ui.jointBadge.hidden = !st.membership.joint;
       const l = st.nodes.find((n) => n.alive && n.role === "leader");
       const alive = st.nodes.filter((n) => n.alive).length;
       ui.statusline.innerHTML = `<span>seed <b>${st.seed}</b></span><span>leader <b>${l ? `${l.id} (term ${l.term})` : "none"}</b></span>` +
-        `<span>alive <b>${alive}/${st.nodes.length}</b></span><span>cut links <b>${st.links.filter((x) => x.cut).length}</b></span>` +
+        `<span>alive <b>${alive}/${st.nodes.length}</b></span><span>voters <b>${st.membership.voters.length}${st.membership.joint ? ` (joint with ${st.membership.outgoing.length})` : ""}</b></span>` +
+        `${st.membership.learners.length ? `<span>learners <b>${st.membership.learners.length}</b></span>` : ""}<span>cut links <b>${st.links.filter((x) => x.cut).length}</b></span>` +
         `<span>loss <b>${Math.round(st.net.loss * 100)}%</b></span><span>latency <b>${st.net.latency_min}–${st.net.latency_max} ms</b></span>`;
     }
   });
@@ -255,6 +335,14 @@ async function main() {
   }
   runner = new Runner(wasm);
   ring = new Ring($("#ring"), { onNode, onLink });
+  members = new Members(ui.members, ui.configLine, {
+    onChange: changeNode,
+    onDrift: (id, pct) => {
+      if (!Number.isFinite(pct)) { toast("The drift is a number of %, e.g. 5 or -2.5.", "error"); return; }
+      act("set_clock_drift", id, Math.round(pct * 1e4));
+    },
+    onJump: (id) => act("jump_clock", id, Math.round(Number(ui.jumpMs.value))),
+  });
   drawLegend();
   setSpeedFromSlider();
   wire();

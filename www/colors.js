@@ -25,6 +25,7 @@ export const KIND_FAMILIES = {
   request_vote: { color: "#f2b134", name: "request vote" },
   pre_vote: { color: "#d9d36a", name: "pre-vote" },
   install_snapshot: { color: "#c678dd", name: "install snapshot" },
+  timeout_now: { color: "#ff6ad5", name: "timeout now (hand-over)" },
 };
 
 /** The family of a message kind and whether it is a response. */

@@ -17,7 +17,8 @@ export function drawLogs(root, st) {
   for (const n of st.nodes) {
     const byIdx = new Map(n.log.map((e) => [e.index, e]));
     const role = n.alive ? n.role : "dead";
-    html += `<div class="logrow${n.alive ? "" : " dead"}"><span class="who"><i style="background:${ROLE_COLORS[role]}"></i>${esc(n.id)}</span>`;
+    const mark = { learner: "ᴸ", joining: "⁺", removed: "⁻" }[n.member] ?? "";
+    html += `<div class="logrow${n.alive ? "" : " dead"} m-${esc(n.member ?? "voter")}"><span class="who" title="${esc(n.member ?? "")}"><i style="background:${ROLE_COLORS[role]}"></i>${esc(n.id)}${mark}</span>`;
     for (let i = first; i < first + LOG_COLS; i++) {
       const e = byIdx.get(i);
       const commitMark = i === n.commit_index ? " commit" : "";
@@ -73,7 +74,7 @@ export function drawOps(root, st) {
     if (o.mode) req += ` (${o.mode})`;
     const took = o.completed_at != null ? `${o.completed_at - o.invoked_at} ms` : "";
     return `<li class="op ${o.status}" data-op="${o.id}"><span class="opid">#${o.id}</span>` +
-      `<span class="req">${esc(req)}</span><span class="via">${o.node ? "@" + esc(o.node) : ""}</span>` +
+      `<span class="req">${esc(req)}</span><span class="via" title="${o.target ? `sent to ${esc(o.target)}; ` : ""}served by ${esc(o.node ?? "–")}">${o.target ? `→${esc(o.target)} ` : ""}${o.node ? "@" + esc(o.node) : ""}</span>` +
       `<span class="rep">${o.status === "pending" ? "…" : esc(o.result ?? o.status)}</span><span class="took">${took}</span></li>`;
   }).join("");
 }

@@ -1,6 +1,10 @@
 // The cluster drawn as a ring (SVG): nodes coloured by role with their term and election-timer
 // arc, a line per link (one side per direction, red and dashed when cut), and messages moving
 // from sender to receiver, placed by interpolating between their send and delivery times.
+// Membership: learners hollow and dashed with an "L" badge, joining nodes dotted with "+",
+// removed nodes greyed with "−"; in a joint configuration each voter carries "old", "new" or
+// "old+new" and the outgoing-only ones a dashed amber halo; a transfer's target a green halo
+// and a dashed arrow from the leader.
 
 import { ROLE_COLORS, kindInfo } from "./colors.js";
 
@@ -32,6 +36,13 @@ export class Ring {
     this.clock = svg.querySelector("#clock");
     this.clockSub = svg.querySelector("#clock-sub");
     this.ids = [];
+    /** (node) => the line the tooltip ends with: what a click does now. */
+    this.clickHint = (n) => `click to ${n.alive ? "kill" : "restart"}`;
+  }
+
+  /** Whether the ring is laid out for exactly these node ids. */
+  hasLayout(ids) {
+    return ids.length === this.ids.length && ids.every((id, i) => id === this.ids[i]);
   }
 
   /** Builds the static elements for these node ids. */
@@ -83,12 +94,16 @@ export class Ring {
       const name = el("text", { class: "name", y: -3, "text-anchor": "middle" }, g);
       name.textContent = id;
       const term = el("text", { class: "term", y: 13, "text-anchor": "middle" }, g);
+      const halo = el("circle", { class: "halo", r: r + 13 }, g);
       const cross = el("path", { class: "cross", d: `M${-r * 0.55},${-r * 0.55} L${r * 0.55},${r * 0.55} M${r * 0.55},${-r * 0.55} L${-r * 0.55},${r * 0.55}` }, g);
       const info = el("text", { class: "info", x: 0, y: p.y < -R * 0.9 ? -(r + 15) : r + 24, "text-anchor": "middle" }, g);
+      const badge = el("g", { class: "badge", transform: `translate(${(r * 0.78).toFixed(1)} ${(-r * 0.78).toFixed(1)})` }, g);
+      const badgeBox = el("rect", { rx: 8, ry: 8, height: 16, y: -8 }, badge);
+      const badgeText = el("text", { y: 4, "text-anchor": "middle" }, badge);
       const title = el("title", {}, g);
       g.addEventListener("click", () => this.handlers.onNode(id));
       g.addEventListener("keydown", (ev) => { if (ev.key === "Enter") this.handlers.onNode(id); });
-      this.nodeEls.set(id, { g, arc, body, term, cross, info, title, C });
+      this.nodeEls.set(id, { g, arc, body, term, cross, halo, info, title, badge, badgeBox, badgeText, badgeKey: null, C });
     }
   }
 
@@ -116,25 +131,62 @@ export class Ring {
       const line = this.dirLines.get(`${l.from}>${l.to}`);
       if (line) line.classList.toggle("cut", l.cut);
     }
+    const joint = !!st.membership?.joint;
+    const targets = new Map();
     for (const n of st.nodes) {
       const e = this.nodeEls.get(n.id);
       if (!e) continue;
       const role = n.alive ? n.role : "dead";
+      const member = n.member ?? "voter";
       e.g.dataset.role = role;
+      e.g.dataset.member = member;
       e.g.classList.toggle("dead", !n.alive);
+      e.g.classList.toggle("learner", member === "learner");
+      e.g.classList.toggle("joining", member === "joining");
+      e.g.classList.toggle("removed", member === "removed");
+      e.g.classList.toggle("outgoing", member === "outgoing");
       e.body.setAttribute("fill", ROLE_COLORS[role] ?? "#888");
+      e.g.style.setProperty("--c", ROLE_COLORS[role] ?? "#888");
       e.term.textContent = `term ${n.term}`;
+      // The node's times are on its own clock: read it at `t`.
+      const local = localTime(n, st.now, t);
       const span = n.timer_deadline - n.timer_start;
       let frac = 0;
-      if (n.alive && span > 0) frac = Math.min(1, Math.max(0, (n.timer_deadline - t) / span));
+      if (n.alive && span > 0) frac = Math.min(1, Math.max(0, (n.timer_deadline - local) / span));
       e.arc.setAttribute("stroke-dasharray", `${(frac * e.C).toFixed(1)} ${e.C.toFixed(1)}`);
       e.arc.classList.toggle("leader", n.role === "leader");
-      e.info.textContent = n.alive ? `log ${n.last_log_index} · commit ${n.commit_index}` : "crashed";
-      e.title.textContent = `${n.id}: ${n.alive ? n.role : "crashed"}, term ${n.term}, voted for ${n.voted_for ?? "–"}, ` +
+      const lease = n.alive && n.lease_until != null && n.lease_until > local ? ` · lease ${Math.ceil(n.lease_until - local)}` : "";
+      const drift = n.drift_ppm ? ` · ⏱${n.drift_ppm > 0 ? "+" : "−"}${fmtPct(Math.abs(n.drift_ppm))}` : "";
+      e.info.textContent = n.alive ? `log ${n.last_log_index} · commit ${n.commit_index}${lease}${drift}` : `crashed${drift}`;
+      const badge = memberBadge(member, n.id, st.membership);
+      if (badge !== e.badgeKey) {
+        e.badgeKey = badge;
+        e.badge.style.display = badge ? "" : "none";
+        e.badgeText.textContent = badge ?? "";
+        const w = Math.max(16, 6.5 * (badge?.length ?? 0) + 8);
+        e.badgeBox.setAttribute("width", w);
+        e.badgeBox.setAttribute("x", -w / 2);
+        e.badge.setAttribute("class", `badge b-${(badge ?? "").replace(/[^a-zA-Z]/g, "") || "x"}`);
+      }
+      e.halo.classList.toggle("out", joint && member === "outgoing");
+      if (n.alive && n.role === "leader" && n.transfer_to) targets.set(n.transfer_to, n.id);
+      e.title.textContent = `${n.id}: ${n.alive ? n.role : "crashed"} (${MEMBER_NAMES[member] ?? member}), term ${n.term}, voted for ${n.voted_for ?? "–"}, ` +
         `leader ${n.leader_id ?? "–"}\nlog ${n.last_log_index}, commit ${n.commit_index}, applied ${n.last_applied}, ` +
-        `snapshot ${n.snapshot_index}\nclick to ${n.alive ? "kill" : "restart"}`;
+        `snapshot ${n.snapshot_index}\nits configuration: ${n.config || "none yet"}` +
+        `\nclock ${Math.floor(local)} ms (${n.drift_ppm ? `${n.drift_ppm > 0 ? "+" : ""}${n.drift_ppm} ppm` : "no drift"})` +
+        `${n.transfer_to ? `\nhanding leadership to ${n.transfer_to}` : ""}\n${this.clickHint(n)}`;
     }
+    for (const [id, e] of this.nodeEls) e.halo.classList.toggle("target", targets.has(id));
     let html = "";
+    for (const [to, from] of targets) {
+      if (!this.pos.has(to) || !this.pos.has(from)) continue;
+      const s = this.segment(from, to, 6);
+      const mx = (s.x1 + s.x2) / 2, my = (s.y1 + s.y2) / 2;
+      // Bow the arrow towards the centre so it does not hide the link.
+      const cx = mx * 0.75, cy = my * 0.75;
+      html += `<path class="transfer" d="M${s.x1.toFixed(1)} ${s.y1.toFixed(1)}Q${cx.toFixed(1)} ${cy.toFixed(1)} ${s.x2.toFixed(1)} ${s.y2.toFixed(1)}" marker-end="url(#arrow-transfer)">` +
+        `<title>${esc(from)} is handing its leadership to ${esc(to)}</title></path>`;
+    }
     for (const m of st.messages) {
       if (!this.pos.has(m.from) || !this.pos.has(m.to)) continue;
       const span = Math.max(1e-9, m.deliver_at - m.sent_at);
@@ -142,12 +194,19 @@ export class Ring {
       const s = this.segment(m.from, m.to, 0);
       const x = s.x1 + (s.x2 - s.x1) * p, y = s.y1 + (s.y2 - s.y1) * p;
       const k = kindInfo(m.kind);
-      const heartbeat = m.kind === "append_entries" && /\+0\b/.test(m.summary);
-      const r = heartbeat ? 4.5 : 6.5;
       const op = m.dropped ? Math.max(0.15, 1 - p * 1.4) : 1;
       const fill = k.response ? "#10151c" : k.color;
-      html += `<circle class="msg${m.dropped ? " dropped" : ""}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" ` +
-        `fill="${fill}" stroke="${m.dropped ? "#ef5b5b" : k.color}" opacity="${op.toFixed(2)}"><title>${esc(m.from)} → ${esc(m.to)}: ${esc(m.summary)}${m.dropped ? " (will be dropped)" : ""}</title></circle>`;
+      const tip = `<title>${esc(m.from)} → ${esc(m.to)}: ${esc(m.summary)}${m.dropped ? " (will be dropped)" : ""}</title>`;
+      const common = `fill="${fill}" stroke="${m.dropped ? "#ef5b5b" : k.color}" opacity="${op.toFixed(2)}"`;
+      if (m.kind === "timeout_now") {
+        // The leader's hand-over: a large diamond of its own colour.
+        const d = 9;
+        html += `<path class="msg timeout-now${m.dropped ? " dropped" : ""}" d="M${x.toFixed(1)} ${(y - d).toFixed(1)}l${d} ${d}l${-d} ${d}l${-d} ${-d}z" ${common}>${tip}</path>`;
+        continue;
+      }
+      const heartbeat = m.kind === "append_entries" && /\+0\b/.test(m.summary);
+      const r = heartbeat ? 4.5 : 6.5;
+      html += `<circle class="msg${m.dropped ? " dropped" : ""}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" ${common}>${tip}</circle>`;
     }
     // Dropped messages: a red cross that fades out. One dropped as it was sent (lost, or sent
     // over a cut link) never flew, so it is marked just off its sender; one that died on the
@@ -167,6 +226,35 @@ export class Ring {
     this.clock.textContent = `${Math.floor(t).toLocaleString("en-US")} ms`;
     this.clockSub.textContent = `${st.events.toLocaleString("en-US")} events · ${st.messages.length} in flight`;
   }
+}
+
+/** What a node's place in the configuration is called (NodeState.member). */
+export const MEMBER_NAMES = {
+  voter: "voter", incoming: "voter of the new configuration only", outgoing: "voter of the old configuration only",
+  learner: "learner", joining: "joining, not a member yet", removed: "removed",
+};
+
+/** The badge a node carries: L, +, −, or in a joint configuration old / new / old+new. */
+function memberBadge(member, id, m) {
+  if (member === "learner") return "L";
+  if (member === "joining") return "+";
+  if (member === "removed") return "−";
+  if (!m?.joint) return null;
+  if (member === "incoming") return "new";
+  if (member === "outgoing") return "old";
+  return "old+new";
+}
+
+/** Node `n`'s clock at simulated time `t`, from its reading `n.clock` at `now`. */
+export function localTime(n, now, t) {
+  if (n.clock == null) return t;
+  return n.clock + (t - now) * (1 + (n.drift_ppm ?? 0) / 1e6);
+}
+
+/** A drift in ppm as a short percentage: 50000 -> "5%", 2500 -> "0.25%". */
+export function fmtPct(ppm) {
+  const p = ppm / 1e4;
+  return `${Number(p.toFixed(p >= 10 ? 0 : p >= 1 ? 1 : 2))}%`;
 }
 
 export function esc(s) {

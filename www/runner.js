@@ -2,12 +2,19 @@
 // simulated time and event count, recorded actions are replayed at the same point, and real
 // time is turned into whole simulated milliseconds (the fraction is kept for smooth drawing).
 
-/** Methods a recorded action may name, with how many arguments each takes. */
+/**
+ * Methods a recorded action may name, with how many arguments each takes. The client's
+ * operations take the node to send to last ("" for the leader; links recorded before it had
+ * one leave it out).
+ */
 export const ACTIONS = {
   kill: 1, restart: 1, cut: 2, heal: 2, cut_both: 2, heal_both: 2, isolate: 1, heal_all: 0,
-  set_loss: 1, set_latency: 2, put: 2, get: 2, delete: 1, cas: 3,
+  set_loss: 1, set_latency: 2, put: 3, get: 3, delete: 2, cas: 4,
+  add_node: 0, add_learner: 1, promote: 1, remove: 1, replace: 2, transfer_leader: 1,
+  set_clock_drift: 2, jump_clock: 2,
 };
-const NUMERIC = new Set(["set_loss", "set_latency"]);
+/** The arguments that are numbers, by action (the rest are strings). */
+const NUMERIC = { set_loss: [0], set_latency: [0, 1], set_clock_drift: [1], jump_clock: [1] };
 
 /** Raised when the simulator panicked (or otherwise trapped): the instance is unusable. */
 export class SimCrash extends Error {}
@@ -84,7 +91,7 @@ export class Runner {
     while (this.pending.length && this.pending[0].t <= t) {
       const a = this.pending.shift();
       this.guard((pg) => pg.run_to(a.t, a.ev));
-      this.apply(a);
+      this.replay(a);
     }
     const now = this.now();
     if (t > now) this.guard((pg) => pg.advance(t - now));
@@ -97,7 +104,7 @@ export class Runner {
     const next = this.pending[0];
     if (next && next.ev <= this.guard((pg) => pg.events())) {
       this.guard((pg) => pg.run_to(next.t, next.ev));
-      this.apply(this.pending.shift());
+      this.replay(this.pending.shift());
       this.cache = null;
       return true;
     }
@@ -110,17 +117,31 @@ export class Runner {
   act(name, ...args) {
     if (!(name in ACTIONS)) throw new Error(`unknown action ${name}`);
     const a = { t: this.now(), ev: this.guard((pg) => pg.events()), name, args: args.map(String) };
-    const r = this.apply(a);
     this.pending = []; // a new action forks the run: the rest of a replayed link no longer applies
-    return r;
+    return this.apply(a);
   }
 
+  /**
+   * Applies and records `a`. It is recorded even when refused (a membership change the leader
+   * turned down, say): the attempt left its trace in the run, so a replay makes it too.
+   */
   apply(a) {
-    const args = NUMERIC.has(a.name) ? a.args.map(Number) : a.args;
-    const r = this.guard((pg) => pg[a.name](...args));
+    const num = NUMERIC[a.name] ?? [];
+    const args = a.args.map((x, i) => (num.includes(i) ? Number(x) : x));
+    const f = this.pg?.[a.name];
+    if (typeof f !== "function" || !(a.name in ACTIONS)) throw new Error(`this build cannot ${a.name}`);
     this.spec.actions.push(a);
     this.cache = null;
-    return r;
+    return this.guard((pg) => f.apply(pg, args));
+  }
+
+  /** Applies a recorded action again: a refusal is what happened then too, not an error now. */
+  replay(a) {
+    try {
+      this.apply(a);
+    } catch (e) {
+      if (e instanceof SimCrash) throw e;
+    }
   }
 
   /** The state, cached until the next change. */

@@ -47,10 +47,26 @@
  * @property {() => void} heal_all
  * @property {(p: number) => void} set_loss
  * @property {(min: number, max: number) => void} set_latency
- * @property {(key: string, value: string) => number} put          returns the op id
- * @property {(key: string, mode: "stale"|"readindex") => number} get
- * @property {(key: string) => number} delete
- * @property {(key: string, expected: string, value: string) => number} cas
+ * @property {(id: string, ppm: number) => void} set_clock_drift  the node's clock runs ppm
+ *                                                    (whole, within ±500000) off simulated time
+ * @property {(id: string, ms: number) => void} jump_clock  its clock jumps ms (1..=60000) forward
+ * @property {() => string} add_node                  a fresh node with empty stores and no
+ *                                                    configuration (at most 9 nodes); its id
+ * @property {(id: string) => number} add_learner     asks the leader; returns the index of the
+ *                                                    configuration entry (effective once committed)
+ * @property {(id: string) => number} promote         learner -> voter (refused until caught up)
+ * @property {(id: string) => number} remove          a voter (the leader too) or a learner
+ * @property {(old: string, fresh: string) => number} replace  voter old by a non-member, one
+ *                                                    joint change
+ * @property {(to: string) => string} transfer_leader asks the leader to hand over to voter `to`;
+ *                                                    returns the leader asked
+ *   Membership calls throw a readable Error when refused: "cannot promote n4: n4 is not caught
+ *   up: ...", "cannot remove n2: a configuration change is in progress (entry 9)", ...
+ * @property {(key: string, value: string, node?: string) => number} put   returns the op id;
+ *   every client op goes first to `node` ("" or absent: the leader)
+ * @property {(key: string, mode: "stale"|"readindex"|"lease", node?: string) => number} get
+ * @property {(key: string, node?: string) => number} delete
+ * @property {(key: string, expected: string, value: string, node?: string) => number} cas
  * @property {() => PlaygroundState} state
  */
 
@@ -68,6 +84,18 @@
  * @property {HistoryVerdict} history
  * @property {string[]} violations            invariant violations seen (empty when all is well)
  * @property {{loss: number, latency_min: number, latency_max: number}} net
+ * @property {MembershipState} membership     the configuration the page shows
+ * @property {number} max_nodes               add_node refuses past this many nodes (9)
+ */
+
+/**
+ * The leader's configuration (without a leader, that of the running node that applied the most).
+ * @typedef {object} MembershipState
+ * @property {string[]} voters     who votes (the incoming half while joint)
+ * @property {string[]} outgoing   the outgoing voters of a joint configuration; empty otherwise
+ * @property {string[]} learners
+ * @property {boolean} joint
+ * @property {string|null} from    the node whose view this is
  */
 
 /**
@@ -86,6 +114,13 @@
  * @property {number} timer_deadline
  * @property {LogEntryState[]} log            the last `log_len` entries, index ascending
  * @property {Object<string,string>} kv      the node's applied state machine
+ * @property {"voter"|"incoming"|"outgoing"|"learner"|"joining"|"removed"} member  its place in
+ *   `membership`: incoming/outgoing are voters of one half of a joint configuration only
+ * @property {string} config                  its own view of the configuration, one line
+ * @property {string|null} transfer_to        a leader handing over: to whom
+ * @property {number|null} lease_until        a leader with a read lease: until when (its clock)
+ * @property {number} clock                   its own clock now: timer_* and lease_until are on it
+ * @property {number} drift_ppm               how fast that clock runs off simulated time (+: fast)
  */
 
 /** @typedef {{index: number, term: number, summary: string}} LogEntryState */
@@ -97,7 +132,7 @@
  * @property {string} to
  * @property {string} kind   request_vote | request_vote_response | pre_vote | pre_vote_response |
  *                           append_entries | append_entries_response | install_snapshot |
- *                           install_snapshot_response
+ *                           install_snapshot_response | timeout_now
  * @property {number} sent_at
  * @property {number} deliver_at
  * @property {boolean} dropped  the network will drop it (loss, or a link cut while in flight)
@@ -131,8 +166,12 @@
  * @property {string} key
  * @property {string} [value]
  * @property {string} [expected]
- * @property {string} [mode]      get: stale | readindex
- * @property {string|null} node   the node serving it (the one the client sent to last)
+ * @property {string} [mode]      get: stale | readindex | lease
+ * @property {string} [target]    the node the console sent it to first (absent: the leader)
+ * @property {string|null} node   the node serving it (a get's server once answered; otherwise
+ *                                the one the client sent to last)
+ * @property {number} [index]     answered write: its log index; answered get: the server's
+ *                                applied index
  * @property {"pending"|"ok"|"failed"} status
  * @property {string} [result]    the reply, one line (e.g. `value="v1"`, `not_found`, `cas_failed`)
  * @property {number} invoked_at

@@ -10,90 +10,32 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import * as h from "./harness.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "../..");
-const SHOT = path.join(here, "artifacts", "playground.png");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(root, "target");
-const BIN = process.env.PLAYGROUND_BIN ?? path.join(TARGET, "debug", "playground");
-const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run"];
-
-let server, url, browser, page;
-const errors = [];
-
-/** Starts the playground binary on a free port; resolves to its URL. */
-function startServer() {
-  assert.ok(existsSync(BIN), `no playground binary at ${BIN} (cargo build -p raftkv-native --bin playground)`);
-  assert.ok(existsSync(path.join(root, "www/pkg/raftkv_web.js")), "no www/pkg: build the wasm package first");
-  server = spawn(BIN, ["--addr", "127.0.0.1:0", "--dir", path.join(root, "www")], { stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    server.stdout.on("data", (d) => {
-      out += d;
-      const m = /(http:\/\/\S+\/)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    server.on("exit", (code) => reject(new Error(`playground exited (${code}) before serving: ${out}`)));
-  });
-}
+const SHOT = path.join(h.ARTIFACTS, "playground.png");
+const env = h.environment();
+const errors = env.errors;
+let page;
 
 before(async () => {
-  url = await startServer();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  await env.start();
+  page = await env.newPage();
 });
 
-after(async () => {
-  await browser?.close();
-  server?.kill();
-});
+after(() => env.stop());
 
-/** The page's state, read through its test hook. */
-const state = (p = page) => p.evaluate(() => window.raftkv.runner.state());
-const leaders = (st) => st.nodes.filter((n) => n.alive && n.role === "leader").map((n) => n.id);
-
-/**
- * Waits (inside the page, re-checking every animation frame) until `pred(state, arg)` holds;
- * `pred` is sent as source, so it may use only its arguments. Returns the state then.
- */
-async function waitFor(pred, arg, what, { p = page, timeout = 20_000 } = {}) {
-  try {
-    await p.waitForFunction(([src, a]) => {
-      const st = window.raftkv.runner?.state();
-      return !!st && new Function(`return (${src})`)()(st, a);
-    }, [pred.toString(), arg], { timeout });
-  } catch (e) {
-    const st = await state(p).catch(() => null);
-    throw new Error(`timed out waiting for ${what} (sim time ${st?.now} ms): ${e.message}`);
-  }
-  return state(p);
-}
-
-/** Clicks the play/pause button until the page is in the wanted mode. */
-async function setPlaying(on, p = page) {
-  if ((await p.evaluate(() => window.raftkv.playing)) !== on) await p.click("#play");
-  assert.equal(await p.evaluate(() => window.raftkv.playing), on);
-}
-
-async function setSpeed(v, p = page) {
-  await p.evaluate((x) => {
-    const s = document.querySelector("#speed");
-    s.value = String(x);
-    s.dispatchEvent(new Event("input"));
-  }, v);
-}
+// The harness's helpers, on this file's main page unless told otherwise.
+const state = (p = page) => h.state(p);
+const leaders = h.leaders;
+const waitFor = (pred, arg, what, { p = page, timeout } = {}) => h.waitFor(p, pred, arg, what, { timeout });
+const setPlaying = (on, p = page) => h.setPlaying(p, on);
+const setSpeed = (v, p = page) => h.setSpeed(p, v);
+const url = () => env.url;
 
 test("the playground runs a cluster you can poke at", async (t) => {
-  await page.goto(`${url}#n=5&seed=7`);
+  await page.goto(`${url()}#n=5&seed=7`);
   await page.waitForSelector("body[data-ready]");
   assert.equal(await page.locator("#banner").isHidden(), true, "no crash banner on load");
   assert.equal(await page.evaluate(() => typeof window.raftkv.runner.mod.Playground), "function");
@@ -203,8 +145,7 @@ test("the playground runs a cluster you can poke at", async (t) => {
     assert.match(shared, /#n=5&seed=7&t=\d+&a=/);
     console.log(`# shared link: ${shared.length} chars, t=${here1.now} ms, ${here1.events} events, ${here1.ops.length} ops`);
 
-    const other = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    other.on("pageerror", (e) => errors.push(e.message));
+    const other = await env.newPage();
     await other.goto(shared);
     await other.waitForSelector("body[data-ready]");
     const there = await state(other);
@@ -235,17 +176,11 @@ test("the playground runs a cluster you can poke at", async (t) => {
   assert.deepEqual(errors, [], "no page errors");
 });
 
-/** Picks preset `name` from the scenario menu; returns the state it leaves the paused run in. */
-async function pickScenario(p, name) {
-  await p.selectOption("#scenario", name);
-  assert.equal(await p.evaluate(() => window.raftkv.playing), false, "a preset leaves the run paused");
-  return state(p);
-}
+const pickScenario = h.pickScenario;
 
 test("the preset scenarios do what they say", async (t) => {
-  const p = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  p.on("pageerror", (e) => errors.push(e.message));
-  await p.goto(`${url}#n=5&seed=3`);
+  const p = await env.newPage();
+  await p.goto(`${url()}#n=5&seed=3`);
   await p.waitForSelector("body[data-ready]");
   await setSpeed(0, p);
 

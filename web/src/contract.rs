@@ -118,6 +118,28 @@ pub struct State {
     pub violations: Vec<String>,
     /// The network's settings.
     pub net: NetState,
+    /// The configuration the page shows (see [`MembershipState`]).
+    pub membership: MembershipState,
+    /// The most nodes a run may hold (the ring draws at most this many): `add_node` refuses
+    /// past it.
+    pub max_nodes: u32,
+}
+
+/// The cluster's configuration as the page shows it: the leader's, or without a leader the
+/// one of the running node that applied the most (a configuration takes effect when applied,
+/// so it knows the latest), or with nothing running, of the node last seen so.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MembershipState {
+    /// Who votes (the incoming half while joint).
+    pub voters: Vec<String>,
+    /// The outgoing voters of a joint configuration; empty otherwise.
+    pub outgoing: Vec<String>,
+    /// Members that receive the log but do not vote.
+    pub learners: Vec<String>,
+    /// Whether a joint configuration is in force (`outgoing` not empty).
+    pub joint: bool,
+    /// The node whose view this is (none before any node ran).
+    pub from: Option<String>,
 }
 
 /// One node. Its Raft fields come from core's `Status` but are listed here rather than
@@ -154,6 +176,22 @@ pub struct NodeState {
     pub log: Vec<LogEntryState>,
     /// Its applied key/value state.
     pub kv: BTreeMap<String, String>,
+    /// Its place in the configuration the page shows ([`State::membership`]): `voter` (in
+    /// both halves while joint), `incoming` / `outgoing` (in one half of a joint
+    /// configuration), `learner`, `joining` (started, never a member yet) or `removed` (was a
+    /// member, no longer is; it keeps running, ignored).
+    pub member: String,
+    /// Its own view of the configuration, one line (`""` while it has none).
+    pub config: String,
+    /// The voter it is handing its leadership to (a leader with a transfer pending).
+    pub transfer_to: Option<String>,
+    /// While it leads with a read lease: until when, on its own clock.
+    pub lease_until: Option<u64>,
+    /// The time its own clock shows: `timer_start`, `timer_deadline` and `lease_until` are on
+    /// it.
+    pub clock: u64,
+    /// How fast its clock runs against simulated time, in parts per million (+: fast).
+    pub drift_ppm: i32,
 }
 
 /// One log entry.
@@ -238,11 +276,19 @@ pub struct OpState {
     /// The expected value (cas).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
-    /// stale | readindex (get).
+    /// stale | readindex | lease (get).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
-    /// The node serving it.
+    /// The node it was sent to first, when the console chose one (otherwise the leader).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The node serving it: for an answered get the node that served it, otherwise the one
+    /// the client sent to last.
     pub node: Option<String>,
+    /// An answered write: the log index it committed at. An answered get: the serving node's
+    /// applied index when it read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
     /// pending | ok | failed.
     pub status: String,
     /// The reply, one line.

@@ -7,7 +7,12 @@
 //! - driving: `now()`, `events()`, `step()`, `advance(ms)`, `run_to(t, events)`;
 //! - faults: `kill`, `restart`, `cut`, `heal`, `cut_both`, `heal_both`, `isolate`, `heal_all`,
 //!   `set_loss`, `set_latency`;
-//! - client operations, each returning its op id: `put`, `get`, `delete`, `cas`;
+//! - clocks: `set_clock_drift(id, ppm)`, `jump_clock(id, ms)`;
+//! - membership (asked of the leader; see [`membership`]): `add_node()` (a fresh joining node,
+//!   its id), `add_learner(id)`, `promote(id)`, `remove(id)`, `replace(old, new)` (each the
+//!   index of its configuration entry), `transfer_leader(to)` (the leader asked);
+//! - client operations, each returning its op id and sent first to an optional node (the
+//!   leader without one): `put`, `get` (stale, readindex or lease), `delete`, `cas`;
 //! - `state()`: a plain object (maps as objects, numbers below 2^53) the page draws.
 //!
 //! Bad input (an unknown node id, a loss outside 0..1, ...) throws an `Error` with a readable
@@ -15,6 +20,7 @@
 //! its text so the page can show it.
 
 pub mod contract;
+pub mod membership;
 pub mod session;
 pub mod view;
 
@@ -174,29 +180,94 @@ impl Playground {
         self.session.set_latency(min, max).map_err(js_err)
     }
 
-    /// Writes `key = value`; returns the op id.
-    pub fn put(&mut self, key: String, value: String) -> Result<u32, JsError> {
-        self.submit(ClientOp::Put { key, value })
+    /// Node `id`'s clock runs `ppm` parts per million off simulated time from now on (+: fast;
+    /// a whole number within ±500000).
+    pub fn set_clock_drift(&mut self, id: &str, ppm: f64) -> Result<(), JsError> {
+        self.session.set_clock_drift(id, ppm).map_err(js_err)
     }
 
-    /// Reads `key` with `mode` `"stale"` or `"readindex"`; returns the op id.
-    pub fn get(&mut self, key: String, mode: &str) -> Result<u32, JsError> {
+    /// Node `id`'s clock jumps `ms` (1..=60000) forward now.
+    pub fn jump_clock(&mut self, id: &str, ms: f64) -> Result<(), JsError> {
+        self.session.jump_clock(id, ms).map_err(js_err)
+    }
+
+    /// Starts a fresh node with empty stores and no configuration (at most 9 nodes in all);
+    /// returns its id.
+    pub fn add_node(&mut self) -> Result<String, JsError> {
+        self.session.add_node().map_err(js_err)
+    }
+
+    /// Asks the leader to add node `id` as a learner; returns its configuration entry's index.
+    pub fn add_learner(&mut self, id: &str) -> Result<f64, JsError> {
+        self.session
+            .add_learner(id)
+            .map(|i| i as f64)
+            .map_err(js_err)
+    }
+
+    /// Asks the leader to make learner `id` a voter; returns its configuration entry's index.
+    pub fn promote(&mut self, id: &str) -> Result<f64, JsError> {
+        self.session.promote(id).map(|i| i as f64).map_err(js_err)
+    }
+
+    /// Asks the leader to remove member `id` (the leader too); returns its configuration
+    /// entry's index.
+    pub fn remove(&mut self, id: &str) -> Result<f64, JsError> {
+        self.session.remove(id).map(|i| i as f64).map_err(js_err)
+    }
+
+    /// Asks the leader to replace voter `old` by node `new` in one joint change; returns its
+    /// configuration entry's index.
+    pub fn replace(&mut self, old: &str, new: &str) -> Result<f64, JsError> {
+        self.session
+            .replace(old, new)
+            .map(|i| i as f64)
+            .map_err(js_err)
+    }
+
+    /// Asks the leader to hand its leadership to voter `to`; returns the leader asked.
+    pub fn transfer_leader(&mut self, to: &str) -> Result<String, JsError> {
+        self.session.transfer_leader(to).map_err(js_err)
+    }
+
+    /// Writes `key = value`, sent first to `node` (the leader when absent or `""`); returns
+    /// the op id.
+    pub fn put(
+        &mut self,
+        key: String,
+        value: String,
+        node: Option<String>,
+    ) -> Result<u32, JsError> {
+        self.submit(ClientOp::Put { key, value }, node)
+    }
+
+    /// Reads `key` with `mode` `"stale"`, `"readindex"` or `"lease"`, sent first to `node`;
+    /// returns the op id.
+    pub fn get(&mut self, key: String, mode: &str, node: Option<String>) -> Result<u32, JsError> {
         let policy = Session::read_policy(mode).map_err(js_err)?;
-        self.submit(ClientOp::Get { key, policy })
+        self.submit(ClientOp::Get { key, policy }, node)
     }
 
-    /// Removes `key`; returns the op id.
-    pub fn delete(&mut self, key: String) -> Result<u32, JsError> {
-        self.submit(ClientOp::Delete { key })
+    /// Removes `key`, sent first to `node`; returns the op id.
+    pub fn delete(&mut self, key: String, node: Option<String>) -> Result<u32, JsError> {
+        self.submit(ClientOp::Delete { key }, node)
     }
 
-    /// Sets `key` to `value` if it holds `expected` ("" matches a missing key); returns the op id.
-    pub fn cas(&mut self, key: String, expected: String, value: String) -> Result<u32, JsError> {
-        self.submit(ClientOp::Cas {
+    /// Sets `key` to `value` if it holds `expected` ("" matches a missing key), sent first to
+    /// `node`; returns the op id.
+    pub fn cas(
+        &mut self,
+        key: String,
+        expected: String,
+        value: String,
+        node: Option<String>,
+    ) -> Result<u32, JsError> {
+        let op = ClientOp::Cas {
             key,
             expected,
             new: value,
-        })
+        };
+        self.submit(op, node)
     }
 
     /// The state the page draws (see `PlaygroundState` in `www/types.js`).
@@ -208,8 +279,11 @@ impl Playground {
 }
 
 impl Playground {
-    fn submit(&mut self, op: ClientOp) -> Result<u32, JsError> {
-        self.session.submit(op).map(|id| id as u32).map_err(js_err)
+    fn submit(&mut self, op: ClientOp, node: Option<String>) -> Result<u32, JsError> {
+        self.session
+            .submit(op, node.as_deref())
+            .map(|id| id as u32)
+            .map_err(js_err)
     }
 
     /// The state as a Rust value (what `state()` serializes), for Rust-side tests.

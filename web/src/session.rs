@@ -6,14 +6,20 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use raftkv_core::ReadPolicy;
-use raftkv_core::raft::{Config, Status};
+use raftkv_core::raft::{Config, Membership, Role, Status};
+use raftkv_core::sim::clock::MAX_DRIFT_PPM;
 use raftkv_core::sim::network::{Endpoint, node_name};
-use raftkv_core::sim::{ClientOp, Cluster, Fault, LinkConfig, SimConfig, TraceKind, TraceMode};
+use raftkv_core::sim::{
+    ClientOp, Cluster, Fault, LinkConfig, ReadOptions, SimConfig, TraceKind, TraceMode,
+};
 
 use crate::contract::{DROP_SHOW_MS, DropState, HistoryVerdict, Options, TraceLine, whole};
 
 /// The most drops [`Session::drops`] keeps, whatever the loss rate: enough to draw, bounded.
 const MAX_DROPS: usize = 200;
+
+/// The longest clock jump [`Session::jump_clock`] takes, ms.
+pub const MAX_JUMP_MS: u64 = 60_000;
 
 /// One operation the page issued. Each runs on its own simulated client, so operations overlap
 /// like requests from independent users; the op id is the client's number (`c<id>`).
@@ -25,6 +31,8 @@ pub struct OpRecord {
     pub client: usize,
     /// What it does.
     pub op: ClientOp,
+    /// The node it was sent to first, when the page chose one (otherwise the leader).
+    pub target: Option<usize>,
     /// When it was issued.
     pub invoked_at: u64,
     /// Its entry in the cluster's history, once it ended.
@@ -50,12 +58,15 @@ pub struct Session {
     pub seed: u64,
     /// Every operation issued, by id - 1.
     pub ops: Vec<OpRecord>,
-    /// Per directed link, row-major (`from * n + to`).
+    /// Per directed link, row-major (`from * n + to`, `n` the node count: see [`Session::link`]).
     pub links: Vec<LinkCount>,
     /// The last `opts.trace_len` readable trace lines.
     pub trace: VecDeque<TraceLine>,
     /// Each node's status when last seen running (what a dead node shows).
     pub last_status: Vec<Option<Status>>,
+    /// Whether each node was ever seen a member of the configuration the page shows: one that
+    /// no longer is was removed, one that never was is still joining.
+    pub ever_member: Vec<bool>,
     /// The last linearizability verdict and the history length it covered.
     pub verdict: Option<(usize, HistoryVerdict)>,
     /// Recent node-to-node drops, oldest first (see [`DROP_SHOW_MS`]).
@@ -113,6 +124,7 @@ impl Session {
             links: vec![LinkCount::default(); n * n],
             trace: VecDeque::new(),
             last_status: vec![None; n],
+            ever_member: vec![true; n],
             verdict: None,
             drops: VecDeque::new(),
             flying: BTreeSet::new(),
@@ -173,6 +185,12 @@ impl Session {
         }
         self.sync();
         Ok(())
+    }
+
+    /// The counters of the directed link `from -> to`.
+    pub fn link(&self, from: usize, to: usize) -> LinkCount {
+        let n = self.cluster.node_count();
+        self.links.get(from * n + to).copied().unwrap_or_default()
     }
 
     /// The index of node `id` (`n1`..`nN`).
@@ -269,14 +287,16 @@ impl Session {
         })
     }
 
-    /// Issues an operation on a fresh client aimed at the current leader (or a random node when
-    /// none leads); returns its op id.
-    pub fn submit(&mut self, op: ClientOp) -> Result<u64, String> {
+    /// Issues an operation on a fresh client, sent first to node `to` when given, otherwise
+    /// to the current leader (or a random node when none leads); returns its op id. A node
+    /// that does not lead answers with the leader it knows of, and the client follows.
+    pub fn submit(&mut self, op: ClientOp, to: Option<&str>) -> Result<u64, String> {
         if op.key().is_empty() {
             return Err("a key is required".to_string());
         }
+        let target = self.target(to)?;
         let client = self.cluster.add_client();
-        if let Some(l) = self.cluster.leader() {
+        if let Some(l) = target.or(self.cluster.leader()) {
             self.cluster.set_client_target(client, l);
         }
         let id = self.ops.len() as u64 + 1;
@@ -284,27 +304,90 @@ impl Session {
             id,
             client,
             op: op.clone(),
+            target,
             invoked_at: self.now(),
             done: None,
         });
-        self.cluster.submit(client, op);
+        match op {
+            ClientOp::Get { key, policy } => {
+                let opts = ReadOptions {
+                    node: target,
+                    own_writes: false,
+                };
+                self.cluster.submit_read(client, &key, policy, opts);
+            }
+            op => self.cluster.submit(client, op),
+        }
         self.sync();
         Ok(id)
     }
 
-    /// Parses a read mode: `stale` or `readindex`.
+    /// The node an operation is sent to: `None` or `""` for the leader.
+    fn target(&self, to: Option<&str>) -> Result<Option<usize>, String> {
+        to.filter(|t| !t.is_empty())
+            .map(|t| self.node(t))
+            .transpose()
+    }
+
+    /// Parses a read mode: `stale`, `readindex` or `lease`.
     pub fn read_policy(mode: &str) -> Result<ReadPolicy, String> {
-        match mode {
-            "stale" => Ok(ReadPolicy::Stale),
-            "readindex" => Ok(ReadPolicy::ReadIndex),
-            _ => Err(format!(
-                r#"mode must be "stale" or "readindex", got {mode:?}"#
-            )),
+        mode.parse().map_err(|_| {
+            format!(r#"read mode must be "stale", "readindex" or "lease", got {mode:?}"#)
+        })
+    }
+
+    // ----- clocks -----
+
+    /// Node `id`'s clock runs `ppm` parts per million off simulated time from now on (+: fast),
+    /// within ±500000 (±50%).
+    pub fn set_clock_drift(&mut self, id: &str, ppm: f64) -> Result<(), String> {
+        let i = self.node(id)?;
+        let max = f64::from(MAX_DRIFT_PPM);
+        if !(ppm.is_finite() && ppm.fract() == 0.0 && ppm.abs() <= max) {
+            return Err(format!(
+                "clock drift must be a whole number of ppm within ±{MAX_DRIFT_PPM} (±50%), got {ppm}"
+            ));
         }
+        let r = self.cluster.set_clock_drift(i, ppm as i32);
+        self.sync();
+        r
+    }
+
+    /// Node `id`'s clock jumps `ms` (1..=60000) forward now: its timers in the skipped
+    /// stretch fire at once.
+    pub fn jump_clock(&mut self, id: &str, ms: f64) -> Result<(), String> {
+        let i = self.node(id)?;
+        if !(ms.is_finite() && ms.fract() == 0.0 && (1.0..=MAX_JUMP_MS as f64).contains(&ms)) {
+            return Err(format!(
+                "a clock jump must be a whole number of ms within 1..={MAX_JUMP_MS}, got {ms}"
+            ));
+        }
+        let r = self.cluster.jump_clock(i, ms as u64);
+        self.sync();
+        r
+    }
+
+    /// After nodes were added: every per-node table grows, link counters keep their values.
+    fn grow(&mut self) {
+        let n = self.cluster.node_count();
+        let old = self.last_status.len();
+        if n <= old {
+            return;
+        }
+        let mut links = vec![LinkCount::default(); n * n];
+        for a in 0..old {
+            for b in 0..old {
+                links[a * n + b] = self.links[a * old + b];
+            }
+        }
+        self.links = links;
+        self.last_status.resize(n, None);
+        self.ever_member.resize(n, false);
     }
 
     /// Catches up with what the cluster did: link counters, trace lines, finished ops, statuses.
-    fn sync(&mut self) {
+    pub(crate) fn sync(&mut self) {
+        self.grow();
         let n = self.cluster.node_count();
         // Each event is read once, here, and then dropped: the cluster keeps only the trace's
         // running hash, so a page left open does not keep every event ever simulated.
@@ -382,6 +465,40 @@ impl Session {
                 self.last_status[i] = Some(s);
             }
         }
+        if let Some((_, m)) = self.shown_membership() {
+            for id in m.members() {
+                if let Some(i) = node_of(id.as_str(), n) {
+                    self.ever_member[i] = true;
+                }
+            }
+        }
+    }
+
+    /// The configuration the page shows and the node it comes from: the leader's; without a
+    /// leader, that of the running node that applied the most (a configuration takes effect
+    /// when applied, so it knows the latest); with none running, of the node last seen so.
+    pub fn shown_membership(&self) -> Option<(usize, Membership)> {
+        let pick = |statuses: Vec<(usize, &Status)>| {
+            statuses
+                .into_iter()
+                .filter(|(_, s)| !s.membership.is_empty())
+                .max_by_key(|(i, s)| {
+                    (
+                        s.role == Role::Leader,
+                        s.last_applied,
+                        s.term,
+                        std::cmp::Reverse(*i),
+                    )
+                })
+                .map(|(i, s)| (i, s.membership.clone()))
+        };
+        let seen = |up: bool| {
+            (0..self.last_status.len())
+                .filter(|i| !up || self.cluster.is_up(*i))
+                .filter_map(|i| self.last_status[i].as_ref().map(|s| (i, s)))
+                .collect::<Vec<_>>()
+        };
+        pick(seen(true)).or_else(|| pick(seen(false)))
     }
 }
 
@@ -428,7 +545,6 @@ pub fn doomed(c: &Cluster, from: usize, to: usize) -> bool {
 
 /// The trace events worth a line in the page's trace panel (messages are drawn, not listed).
 fn readable(kind: &TraceKind) -> Option<(Option<String>, String)> {
-    use raftkv_core::raft::Role;
     let op_id = |client: &str| client.strip_prefix('c').unwrap_or(client).to_string();
     Some(match kind {
         TraceKind::Role { node, role, term } => {
@@ -466,9 +582,26 @@ fn readable(kind: &TraceKind) -> Option<(Option<String>, String)> {
             None,
             format!("op #{} ends: {}", op_id(client), serde_name(status)),
         ),
+        TraceKind::Conf { node, what } => (Some(node.clone()), what.clone()),
+        TraceKind::Membership {
+            node,
+            index,
+            config,
+        } => (
+            Some(node.clone()),
+            format!("configuration of #{index} in force: {config}"),
+        ),
         TraceKind::Fault { fault } => match fault.split_once(' ') {
             Some(("kill", n)) => (Some(n.to_string()), "crashed (killed)".to_string()),
             Some(("restart", n)) => (Some(n.to_string()), "restarted from its stores".to_string()),
+            Some(("clock_rate", rest)) => match rest.split_once(' ') {
+                Some((n, ppm)) => (Some(n.to_string()), format!("its clock now runs {ppm} off")),
+                None => (None, fault.clone()),
+            },
+            Some(("clock_jump", rest)) => match rest.split_once(' ') {
+                Some((n, ms)) => (Some(n.to_string()), format!("its clock jumps {ms} forward")),
+                None => (None, fault.clone()),
+            },
             _ => (None, fault.clone()),
         },
         _ => return None,

@@ -1,27 +1,38 @@
 //! From the simulator's views to the contract's [`State`]: what `Playground::state()` returns.
 
-use raftkv_core::OpType;
+use std::collections::BTreeSet;
+
 use raftkv_core::kvraft::LogEntry;
-use raftkv_core::raft::Role;
+use raftkv_core::raft::{Membership, Role};
+use raftkv_core::sim::cluster::{MAX_NODES, membership_summary};
 use raftkv_core::sim::history::CasResult;
 use raftkv_core::sim::network::{Endpoint, node_name};
 use raftkv_core::sim::{ClientOp, HistoryOp, LinError, OpStatus, linearizability};
+use raftkv_core::{NodeId, OpType};
 
 use crate::contract::{
-    HistoryVerdict, LinkState, LogEntryState, MessageState, NetState, NodeState, OpState, State,
+    HistoryVerdict, LinkState, LogEntryState, MembershipState, MessageState, NetState, NodeState,
+    OpState, State,
 };
 use crate::session::{OpRecord, Session, doomed};
 
 /// The whole state the page draws.
 pub fn state(s: &mut Session) -> State {
     let history = verdict(s);
+    let shown = s.shown_membership();
     let c = &s.cluster;
     let n = c.node_count();
     let log_len = s.opts.log_len as usize;
     let nodes = (0..n)
         .map(|i| {
             let view = c.node_view(i);
-            let st = c.status(i).or_else(|| s.last_status[i].clone());
+            let st = view
+                .as_ref()
+                .and_then(|v| v.status.clone())
+                .or_else(|| s.last_status[i].clone());
+            let (clock, drift_ppm) = view
+                .as_ref()
+                .map_or((c.now(), 0), |v| (v.clock, v.drift_ppm));
             let mut log = view.as_ref().map(|v| v.log.as_slice()).unwrap_or_default();
             if log.len() > log_len {
                 log = &log[log.len() - log_len..];
@@ -47,6 +58,16 @@ pub fn state(s: &mut Session) -> State {
                 timer_start: st.as_ref().map_or(0, |s| s.election_timer_start),
                 timer_deadline: st.as_ref().map_or(0, |s| s.election_deadline),
                 log: log.iter().map(entry).collect(),
+                member: member(s, shown.as_ref().map(|(_, m)| m), i).to_string(),
+                config: st
+                    .as_ref()
+                    .map_or(String::new(), |s| membership_summary(&s.membership)),
+                transfer_to: st
+                    .as_ref()
+                    .and_then(|s| s.transfer_to.as_ref().map(|v| v.0.clone())),
+                lease_until: st.as_ref().and_then(|s| s.lease_until),
+                clock,
+                drift_ppm,
                 kv: view.map(|v| v.kv).unwrap_or_default(),
             }
         })
@@ -71,7 +92,7 @@ pub fn state(s: &mut Session) -> State {
     let mut links = Vec::with_capacity(n * (n - 1));
     for a in 0..n {
         for b in (0..n).filter(|b| *b != a) {
-            let k = s.links[a * n + b];
+            let k = s.link(a, b);
             links.push(LinkState {
                 from: node_name(a),
                 to: node_name(b),
@@ -100,6 +121,30 @@ pub fn state(s: &mut Session) -> State {
             latency_min: link.latency_min,
             latency_max: link.latency_max,
         },
+        membership: shown.map_or_else(MembershipState::default, |(i, m)| {
+            let names = |set: &BTreeSet<NodeId>| set.iter().map(|x| x.0.clone()).collect();
+            MembershipState {
+                voters: names(&m.voters),
+                outgoing: names(&m.outgoing),
+                learners: names(&m.learners),
+                joint: m.is_joint(),
+                from: Some(node_name(i)),
+            }
+        }),
+        max_nodes: MAX_NODES as u32,
+    }
+}
+
+/// Node `i`'s place in configuration `m` (see `NodeState::member`).
+fn member(s: &Session, m: Option<&Membership>, i: usize) -> &'static str {
+    let id = NodeId(node_name(i));
+    match m {
+        Some(m) if m.voters.contains(&id) && (m.outgoing.contains(&id) || !m.is_joint()) => "voter",
+        Some(m) if m.voters.contains(&id) => "incoming",
+        Some(m) if m.outgoing.contains(&id) => "outgoing",
+        Some(m) if m.learners.contains(&id) => "learner",
+        _ if s.ever_member.get(i).copied().unwrap_or(false) => "removed",
+        _ => "joining",
     }
 }
 
@@ -135,6 +180,7 @@ fn op_state(s: &Session, r: &OpRecord) -> OpState {
     let client = &c.clients()[r.client];
     let done: Option<&HistoryOp> = r.done.map(|k| &c.history().ops[k]);
     let node = match (done, client.pending()) {
+        (Some(h), _) if h.node.is_some() => h.node.clone(),
         (None, Some(p)) => Some(node_name(p.target)),
         (Some(_), _) => Some(node_name(client.leader_guess())),
         (None, None) => None,
@@ -172,7 +218,9 @@ fn op_state(s: &Session, r: &OpRecord) -> OpState {
         value,
         expected,
         mode,
+        target: r.target.map(node_name),
         node,
+        index: done.and_then(|h| h.index.or(h.applied)),
         status: status.to_string(),
         result,
         invoked_at: r.invoked_at,

@@ -4,16 +4,14 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use raftkv_core::sim::ClientOp;
-use raftkv_web::contract::{Options, SeedValue};
+use raftkv_web::contract::{Options, State};
 use raftkv_web::session::Session;
 
+mod support;
+use support::{leader, run_until, session_of};
+
 fn session(seed: u64) -> Session {
-    Session::new(Options {
-        nodes: 5,
-        seed: Some(SeedValue::Text(seed.to_string())),
-        ..Options::default()
-    })
-    .unwrap()
+    session_of(5, seed)
 }
 
 type Action = fn(&mut Session);
@@ -56,10 +54,13 @@ fn replaying_recorded_actions_with_run_to_gives_the_same_state() {
 }
 
 fn put(s: &mut Session, key: &str, value: &str) {
-    s.submit(ClientOp::Put {
-        key: key.into(),
-        value: value.into(),
-    })
+    s.submit(
+        ClientOp::Put {
+            key: key.into(),
+            value: value.into(),
+        },
+        None,
+    )
     .unwrap();
 }
 
@@ -141,4 +142,139 @@ fn dropped_messages_are_shown_for_a_moment_even_when_they_never_flew() {
         st.drops
     );
     assert!(st.drops.len() <= 200);
+}
+
+fn get(s: &mut Session, key: &str, mode: &str, to: Option<&str>) -> u64 {
+    let policy = Session::read_policy(mode).unwrap();
+    let op = ClientOp::Get {
+        key: key.into(),
+        policy,
+    };
+    s.submit(op, to).unwrap()
+}
+
+#[test]
+fn reads_choose_their_consistency_and_node() {
+    let mut s = session(21);
+    let st = run_until(&mut s, 5_000, |st| leader(st).is_some());
+    let l = leader(&st).unwrap();
+    let follower = st.nodes.iter().find(|n| n.id != l).unwrap().id.clone();
+    put(&mut s, "x", "1");
+    run_until(&mut s, 5_000, |st| {
+        st.nodes.iter().all(|n| n.kv.contains_key("x"))
+    });
+    // A stale read sent to a follower is served there, from its own state machine.
+    let stale = get(&mut s, "x", "stale", Some(&follower));
+    // A lease read (to the leader) and a readindex read sent to a follower (which redirects).
+    let lease = get(&mut s, "x", "lease", None);
+    let ri = get(&mut s, "x", "readindex", Some(&follower));
+    let done = |st: &State, id: u64| st.ops.iter().find(|o| o.id == id).unwrap().clone();
+    let st = run_until(&mut s, 5_000, |st| {
+        [stale, lease, ri]
+            .iter()
+            .all(|id| done(st, *id).status != "pending")
+    });
+    let (a, b, c) = (done(&st, stale), done(&st, lease), done(&st, ri));
+    assert_eq!(
+        (a.mode.as_deref(), a.node.as_deref()),
+        (Some("stale"), Some(&*follower))
+    );
+    assert_eq!(a.target.as_deref(), Some(&*follower));
+    assert_eq!(b.mode.as_deref(), Some("lease"));
+    assert_eq!(b.target, None);
+    for o in [&a, &b, &c] {
+        assert_eq!(
+            (o.status.as_str(), o.result.as_deref()),
+            ("ok", Some("value=\"1\"")),
+            "{o:?}"
+        );
+        assert!(o.index.is_some_and(|i| i > 0), "{o:?}");
+    }
+    assert_eq!(
+        c.node.as_deref(),
+        Some(&*l),
+        "readindex is served by the leader: {c:?}"
+    );
+    assert_eq!(st.history.linearizable, Some(true));
+    // A bad mode or node is a readable error, and nothing was issued.
+    let ops = st.ops.len();
+    assert!(
+        Session::read_policy("fast")
+            .unwrap_err()
+            .contains("\"lease\"")
+    );
+    let bad = ClientOp::Get {
+        key: "x".into(),
+        policy: raftkv_core::ReadPolicy::Stale,
+    };
+    assert!(
+        s.submit(bad, Some("n9"))
+            .unwrap_err()
+            .contains("unknown node")
+    );
+    assert_eq!(raftkv_web::view::state(&mut s).ops.len(), ops);
+}
+
+#[test]
+fn clocks_drift_and_jump_per_node() {
+    let mut s = session(4);
+    s.advance(500.0).unwrap();
+    s.set_clock_drift("n2", 100_000.0).unwrap();
+    s.set_clock_drift("n3", -200_000.0).unwrap();
+    let t0 = raftkv_web::view::state(&mut s);
+    s.advance(1_000.0).unwrap();
+    s.jump_clock("n4", 250.0).unwrap();
+    let st = raftkv_web::view::state(&mut s);
+    let node = |st: &State, id: &str| st.nodes.iter().find(|n| n.id == id).unwrap().clone();
+    let ran = |id: &str| node(&st, id).clock - node(&t0, id).clock;
+    assert_eq!(ran("n1"), 1_000);
+    assert_eq!(ran("n2"), 1_100);
+    assert_eq!(ran("n3"), 800);
+    assert_eq!(ran("n4"), 1_250);
+    assert_eq!(
+        (node(&st, "n2").drift_ppm, node(&st, "n3").drift_ppm),
+        (100_000, -200_000)
+    );
+    // Election timers are on each node's own clock.
+    for n in &st.nodes {
+        assert!(
+            n.timer_start <= n.clock,
+            "{}: timer {} clock {}",
+            n.id,
+            n.timer_start,
+            n.clock
+        );
+    }
+    assert!(
+        s.set_clock_drift("n2", 600_000.0)
+            .unwrap_err()
+            .contains("±500000")
+    );
+    assert!(s.set_clock_drift("n2", 1.5).is_err());
+    assert!(s.jump_clock("n2", 0.0).unwrap_err().contains("1..=60000"));
+    assert!(
+        s.jump_clock("n7", 5.0)
+            .unwrap_err()
+            .contains("unknown node")
+    );
+    assert!(st.violations.is_empty(), "{:?}", st.violations);
+}
+
+#[test]
+fn the_configuration_is_shown_with_each_nodes_place_in_it() {
+    let mut s = session(8);
+    let st = run_until(&mut s, 5_000, |st| leader(st).is_some());
+    let m = &st.membership;
+    assert_eq!(m.voters, ["n1", "n2", "n3", "n4", "n5"]);
+    assert!(m.outgoing.is_empty() && m.learners.is_empty() && !m.joint);
+    assert_eq!(m.from, leader(&st));
+    assert!(
+        st.nodes.iter().all(|n| n.member == "voter"),
+        "{:?}",
+        st.nodes
+    );
+    assert!(st.nodes.iter().all(|n| n.config == "n1 n2 n3 n4 n5"));
+    assert_eq!(st.max_nodes, 9);
+    let l = st.nodes.iter().find(|n| n.role == "leader").unwrap();
+    assert!(l.transfer_to.is_none());
 }

@@ -1,0 +1,114 @@
+// What the end-to-end tests share: the `playground` binary serving www/ on a free port, Debian's
+// headless Chromium through playwright-core, and helpers that read the page's state through its
+// test hook (window.raftkv) and wait on it with deadlines, never with fixed sleeps.
+//
+// PLAYGROUND_BIN overrides the binary's path; CHROMIUM the browser's.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const root = path.resolve(here, "../..");
+export const ARTIFACTS = path.join(here, "artifacts");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(root, "target");
+const BIN = process.env.PLAYGROUND_BIN ?? path.join(TARGET, "debug", "playground");
+const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+/** Starts the playground binary on a free port; resolves to `{server, url}`. */
+function startServer() {
+  assert.ok(existsSync(BIN), `no playground binary at ${BIN} (cargo build -p raftkv-native --bin playground)`);
+  assert.ok(existsSync(path.join(root, "www/pkg/raftkv_web.js")), "no www/pkg: build the wasm package first");
+  const server = spawn(BIN, ["--addr", "127.0.0.1:0", "--dir", path.join(root, "www")], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    server.stdout.on("data", (d) => {
+      out += d;
+      const m = /(http:\/\/\S+\/)/.exec(out);
+      if (m) resolve({ server, url: m[1] });
+    });
+    server.on("exit", (code) => reject(new Error(`playground exited (${code}) before serving: ${out}`)));
+  });
+}
+
+/**
+ * The server and a browser, for one test file: `await env.start()` in `before`, `env.stop()` in
+ * `after`. `env.page(hash)` opens a page on the playground, collects its errors in
+ * `env.errors`, and waits until it is ready.
+ */
+export function environment() {
+  const env = {
+    url: null, browser: null, server: null, errors: [],
+    async start() {
+      ({ server: env.server, url: env.url } = await startServer());
+      env.browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    },
+    async stop() {
+      await env.browser?.close();
+      env.server?.kill();
+    },
+    async newPage() {
+      const p = await env.browser.newPage({ viewport: { width: 1280, height: 800 } });
+      p.on("pageerror", (e) => env.errors.push(e.message));
+      p.on("console", (m) => { if (m.type() === "error") env.errors.push(m.text()); });
+      return p;
+    },
+    async page(hash) {
+      const p = await env.newPage();
+      await p.goto(`${env.url}${hash}`);
+      await p.waitForSelector("body[data-ready]");
+      return p;
+    },
+  };
+  return env;
+}
+
+/** The page's state, read through its test hook. */
+export const state = (p) => p.evaluate(() => window.raftkv.runner.state());
+export const leaders = (st) => st.nodes.filter((n) => n.alive && n.role === "leader").map((n) => n.id);
+
+/**
+ * Waits (inside the page, re-checking every animation frame) until `pred(state, arg)` holds;
+ * `pred` is sent as source, so it may use only its arguments. Returns the state then.
+ */
+export async function waitFor(p, pred, arg, what, { timeout = 20_000 } = {}) {
+  try {
+    await p.waitForFunction(([src, a]) => {
+      const st = window.raftkv.runner?.state();
+      return !!st && new Function(`return (${src})`)()(st, a);
+    }, [pred.toString(), arg], { timeout });
+  } catch (e) {
+    const st = await state(p).catch(() => null);
+    const link = p.url();
+    const tail = (st?.trace ?? []).slice(-25).map((l) => `  ${l.at} ${l.node ?? "-"} ${l.text}`).join("\n");
+    throw new Error(`timed out waiting for ${what} (sim time ${st?.now} ms): ${e.message}\nrun: ${link}\nlast trace lines:\n${tail}`);
+  }
+  return state(p);
+}
+
+/** Clicks the play/pause button until the page is in the wanted mode. */
+export async function setPlaying(p, on) {
+  if ((await p.evaluate(() => window.raftkv.playing)) !== on) await p.click("#play");
+  assert.equal(await p.evaluate(() => window.raftkv.playing), on);
+}
+
+/** Sets the speed slider (0: 1x, 1: 1/10x, 3: 1/1000x). */
+export async function setSpeed(p, v) {
+  await p.evaluate((x) => {
+    const s = document.querySelector("#speed");
+    s.value = String(x);
+    s.dispatchEvent(new Event("input"));
+  }, v);
+}
+
+/** Picks preset `name` from the scenario menu; returns the state it leaves the paused run in. */
+export async function pickScenario(p, name) {
+  await p.selectOption("#scenario", name);
+  assert.equal(await p.evaluate(() => window.raftkv.playing), false, "a preset leaves the run paused");
+  return state(p);
+}
