@@ -170,6 +170,28 @@ impl<M: StateMachine> Node<M> {
         }
     }
 
+    /// A pre-candidate hears from a voter (in any term) that (index, term) is committed. Learnt
+    /// in the pre-vote round only: a candidate may win in this very step, and a leader's commit
+    /// index moves only by its own rule. Returns whether the election was abandoned: it counts
+    /// a configuration that a committed entry replaced, and runs again once that one is in
+    /// force.
+    pub(super) fn heed_commit_hint(
+        &mut self,
+        now: Millis,
+        hint: (super::Index, super::Term),
+    ) -> Result<bool, RaftError> {
+        if self.role != Role::PreCandidate {
+            return Ok(false);
+        }
+        let before = self.commit_index;
+        self.learn_commit(hint)?;
+        if self.commit_index > before && !self.may_campaign()? {
+            self.become_follower(now, self.term, None)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// A voter says (index, term) is committed: if our log holds that very entry, the prefix
     /// up to it is the committed one (log matching) and counts as committed here too.
     fn learn_commit(
@@ -238,16 +260,8 @@ impl<M: StateMachine> Node<M> {
         from: &NodeId,
         m: RequestVoteResponse,
     ) -> Result<(), RaftError> {
-        // Learnt in the pre-vote round only: a candidate may win in this very step, and a
-        // leader's commit index moves only by its own rule.
-        if self.role == Role::PreCandidate {
-            let before = self.commit_index;
-            self.learn_commit(m.commit)?;
-            if self.commit_index > before && !self.may_campaign()? {
-                // A configuration we did not know was committed: campaign again once it is in
-                // force, not with the one this election counts.
-                return self.become_follower(now, self.term, None);
-            }
+        if self.heed_commit_hint(now, m.commit)? {
+            return Ok(());
         }
         let current = match self.role {
             // A grant echoes the pre-vote term (ours + 1); a refusal carries the voter's term,

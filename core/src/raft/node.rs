@@ -740,6 +740,10 @@ impl<M: StateMachine> Node<M> {
     ) -> Result<bool, RaftError> {
         let term = msg.term();
         if term < self.term {
+            // A voter behind us (a removed leader, say) still knows what it saw committed.
+            if let Message::RequestVoteResponse(m) = msg {
+                self.heed_commit_hint(now, m.commit)?;
+            }
             self.answer_stale(from, msg);
             return Ok(false);
         }
