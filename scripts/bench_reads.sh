@@ -47,7 +47,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for c in readindex lease stale; do
     printf 'round %s %-9s ' "$round" "$c"
     "$BIN/kvctl" --endpoints "$EPS" bench --concurrency "$CLIENTS" --duration "$DURATION" \
-      --mix get=1 --keys "$KEYS" --consistency "$c" | grep -E 'ops/s|p99' | tr '\n' ' '
+      --mix get=1 --keys "$KEYS" --consistency "$c" 2>/dev/null | grep -E '^(ops|latency)' | tr '\n' ' '
     echo
   done
   stop
