@@ -25,6 +25,19 @@ fn followers_of(leader: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// Elects a leader, then lets only votes through and crashes it: the next leader is elected
+/// but its no-op cannot commit. Returns that next leader.
+fn leader_whose_noop_cannot_commit(c: &mut Cluster) -> NodeId {
+    let leader = c.elect();
+    c.filter = Some(Box::new(|_, _, m| {
+        matches!(m, Message::RequestVote(_) | Message::RequestVoteResponse(_))
+    }));
+    c.crash(&leader);
+    let ok = c.advance_until(3_000, |c| c.leader().is_some());
+    assert!(ok, "no new leader");
+    c.leader().unwrap()
+}
+
 /// A three-node cluster with a leader whose no-op committed, and a fourth node `n4` that
 /// joined as a learner and caught up.
 fn three_and_a_learner() -> (Cluster, String) {
@@ -193,15 +206,7 @@ fn a_second_change_waits_for_the_first_to_take_effect() {
 #[wasm_bindgen_test(unsupported = test)]
 fn no_change_before_an_entry_of_the_leaders_term_commits() {
     let mut c = Cluster::new(3, |_| {});
-    let leader = c.elect().0;
-    // Only votes get through: the next leader's no-op cannot commit.
-    c.filter = Some(Box::new(|_, _, m| {
-        matches!(m, Message::RequestVote(_) | Message::RequestVoteResponse(_))
-    }));
-    c.crash(&id(&leader));
-    let ok = c.advance_until(3_000, |c| c.leader().is_some());
-    assert!(ok, "no new leader");
-    let new = c.leader().unwrap();
+    let new = leader_whose_noop_cannot_commit(&mut c);
     let refused = c.change(new.as_str(), ConfChange::add_learner(id("n9"), "a9"));
     assert!(
         matches!(refused, Err(ConfChangeError::InProgress { .. })),
@@ -465,14 +470,7 @@ fn three_and_a_learner_with(threshold: u64) -> (Cluster, String) {
 #[wasm_bindgen_test(unsupported = test)]
 fn the_break_lets_a_new_leader_change_before_its_term_commits() {
     let mut c = Cluster::new(3, |cfg| cfg.breaks.conf_change_before_term_commit = true);
-    let leader = c.elect().0;
-    c.filter = Some(Box::new(|_, _, m| {
-        matches!(m, Message::RequestVote(_) | Message::RequestVoteResponse(_))
-    }));
-    c.crash(&id(&leader));
-    let ok = c.advance_until(3_000, |c| c.leader().is_some());
-    assert!(ok, "no new leader");
-    let new = c.leader().unwrap();
+    let new = leader_whose_noop_cannot_commit(&mut c);
     c.change(new.as_str(), ConfChange::add_learner(id("n9"), "a9"))
         .unwrap();
 }
