@@ -16,9 +16,7 @@
 use super::membership::{ConfChange, ConfChangeError, ConfStep, Membership};
 use super::node::{Node, Proposal};
 use super::tracker::{Inflights, Progress};
-use super::{
-    Event, Index, LogEntry, Message, Millis, NodeId, Payload, RaftError, Role, TimeoutNow,
-};
+use super::{Event, Index, LogEntry, Millis, NodeId, Payload, RaftError, Role};
 use crate::state_machine::StateMachine;
 
 impl<M: StateMachine> Node<M> {
@@ -287,22 +285,8 @@ impl<M: StateMachine> Node<M> {
     /// caught-up voter right away, rather than leave the cluster an election timeout without
     /// a leader, and steps down.
     fn step_down_removed(&mut self) -> Result<(), RaftError> {
-        let best = self
-            .membership
-            .voters
-            .iter()
-            .filter_map(|id| {
-                self.tracker
-                    .progress(id)
-                    .map(|p| (p.match_index, id.clone()))
-            })
-            .max();
-        if let Some((_, to)) = best {
-            let msg = Message::TimeoutNow(TimeoutNow {
-                term: self.term,
-                leader_id: self.cfg.id.clone(),
-            });
-            self.send(&to, msg);
+        if let Ok(to) = self.most_caught_up_voter() {
+            self.send_timeout_now(&to);
         }
         let (now, term) = (self.now, self.term);
         self.become_follower(now, term, None)

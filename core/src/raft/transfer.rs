@@ -84,7 +84,7 @@ impl<M: StateMachine> Node<M> {
 
     /// The voter other than this leader whose log is longest (the first in id order among
     /// equals).
-    fn most_caught_up_voter(&self) -> Result<NodeId, TransferError> {
+    pub(super) fn most_caught_up_voter(&self) -> Result<NodeId, TransferError> {
         let mut best: Option<(NodeId, super::Index)> = None;
         for id in self.tracker.voters().ids() {
             if id == self.cfg.id {
@@ -113,6 +113,11 @@ impl<M: StateMachine> Node<M> {
             return;
         }
         ls.timeout_now_sent = true;
+        self.send_timeout_now(peer);
+    }
+
+    /// Tells `peer` to campaign now.
+    pub(super) fn send_timeout_now(&mut self, peer: &NodeId) {
         let msg = Message::TimeoutNow(TimeoutNow {
             term: self.term,
             leader_id: self.cfg.id.clone(),
