@@ -41,19 +41,7 @@ fn leader_whose_noop_cannot_commit(c: &mut Cluster) -> NodeId {
 /// A three-node cluster with a leader whose no-op committed, and a fourth node `n4` that
 /// joined as a learner and caught up.
 fn three_and_a_learner() -> (Cluster, String) {
-    let mut c = Cluster::new(3, |_| {});
-    let leader = c.elect().0;
-    c.join("n4");
-    c.change(&leader, ConfChange::add_learner(id("n4"), "a4"))
-        .unwrap();
-    let ok = c.advance_until(2_000, |c| {
-        c.nodes
-            .values()
-            .all(|n| n.membership().is_learner(&id("n4")))
-            && c.node(&id("n4")).last_applied() == c.node(&id(&leader)).last_applied()
-    });
-    assert!(ok, "the learner never caught up");
-    (c, leader)
+    three_and_a_learner_with(0)
 }
 
 /// Payloads keep their encoding: a command is the command, the no-op is `null`, and a
@@ -447,7 +435,7 @@ fn the_configuration_survives_a_restart_from_the_log_and_from_a_snapshot() {
     }
 }
 
-/// [`three_and_a_learner`] with a snapshot threshold.
+/// [`three_and_a_learner`] with a snapshot threshold (0: none) on every node.
 fn three_and_a_learner_with(threshold: u64) -> (Cluster, String) {
     let mut c = Cluster::new(3, |cfg| cfg.snapshot_threshold = threshold);
     let leader = c.elect().0;
@@ -459,8 +447,9 @@ fn three_and_a_learner_with(threshold: u64) -> (Cluster, String) {
         c.nodes
             .values()
             .all(|n| n.membership().is_learner(&id("n4")))
+            && c.node(&id("n4")).last_applied() == c.node(&id(&leader)).last_applied()
     });
-    assert!(ok);
+    assert!(ok, "the learner never caught up");
     (c, leader)
 }
 
