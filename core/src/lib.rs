@@ -9,13 +9,14 @@
 
 pub mod kvraft;
 pub mod kvsm;
+pub mod kvsnap;
 pub mod opcache;
 pub mod state_machine;
 pub mod types;
 
 pub use kvsm::KvStateMachine;
 pub use opcache::OpCache;
-pub use state_machine::{SnapshotError, StateMachine};
+pub use state_machine::{ApplyEntry, SmError, SnapshotError, SnapshotView, StateMachine};
 pub use types::*;
 pub mod raft;
 pub mod sim;

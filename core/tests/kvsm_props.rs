@@ -81,7 +81,13 @@ proptest! {
             replies.push(sm.apply(c));
         }
         let before = sm.clone();
-        for c in cmds.iter().filter(|c| !c.client_id.is_empty() && c.seq != 0) {
+        // Refused commands (seq above 1 before the client had a session) were not applied.
+        let applied = cmds.iter().zip(&replies).filter(|(c, r)| {
+            !c.client_id.is_empty()
+                && c.seq != 0
+                && r.err_code.as_deref() != Some("session_expired")
+        });
+        for (c, _) in applied {
             // The client's last recorded seq is >= this one, so this is a duplicate.
             let last = sm.last_seen(&c.client_id).unwrap();
             prop_assert!(last >= c.seq);
@@ -91,7 +97,11 @@ proptest! {
             let owner = cmds
                 .iter()
                 .zip(&replies)
-                .filter(|(o, _)| o.client_id == c.client_id && o.seq == last)
+                .filter(|(o, r)| {
+                    o.client_id == c.client_id
+                        && o.seq == last
+                        && r.err_code.as_deref() != Some("session_expired")
+                })
                 .map(|(_, r)| r)
                 .next()
                 .unwrap();

@@ -65,6 +65,7 @@ fn configuration_entries_have_a_shape_no_command_has() {
             index: 3,
             term: 2,
             payload,
+            time: 0,
         };
         let text = serde_json::to_string(&e).unwrap();
         assert_eq!(text, format!(r#"{{"index":3,"term":2,"cmd":{json}}}"#));

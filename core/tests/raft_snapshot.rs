@@ -8,10 +8,10 @@ mod common;
 
 use common::fixtures::*;
 use common::*;
-use raftkv_core::KvStateMachine;
 use raftkv_core::kvraft::{Event, Message};
 use raftkv_core::raft::InstallSnapshot;
 use raftkv_core::types::Command;
+use raftkv_core::{ApplyEntry, KvStateMachine, StateMachine};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 /// Raft §7 (log compaction, Figure 12): once enough entries are applied a node snapshots its
@@ -161,8 +161,18 @@ fn follower_behind_the_compacted_log_is_restored_by_install_snapshot() {
     );
 }
 
-/// An InstallSnapshot from leader `n2` in term 3 of `sm` at (`index`, `term`).
-fn snapshot_msg(index: u64, term: u64, sm: &KvStateMachine) -> Message {
+/// An InstallSnapshot from leader `n2` in term 3 at (`index`, `term`) of a state whose only
+/// command (at `index`) is `cmd`.
+fn snapshot_msg(index: u64, term: u64, cmd: &Command) -> Message {
+    let mut sm = KvStateMachine::new();
+    let entries: Vec<_> = (1..=index)
+        .map(|i| ApplyEntry {
+            index: i,
+            time: 0,
+            cmd: (i == index).then_some(cmd),
+        })
+        .collect();
+    sm.apply_batch(&entries).unwrap();
     Message::InstallSnapshot(InstallSnapshot {
         term: 3,
         leader_id: id("n2"),
@@ -179,13 +189,12 @@ fn snapshot_msg(index: u64, term: u64, sm: &KvStateMachine) -> Message {
 /// nothing.
 #[wasm_bindgen_test(unsupported = test)]
 fn install_snapshot_keeps_a_matching_suffix_and_discards_a_conflicting_log() {
-    let mut sm = KvStateMachine::new();
-    sm.apply(&Command::put("snap", "yes"));
+    let snap = Command::put("snap", "yes");
 
     // The follower holds the snapshot's last entry: entries after it stay.
     let mut f = lone_follower_with(stores_with_log(2, &[1, 1, 2, 2]));
     let mut out = Vec::new();
-    f.step(1, &id("n2"), snapshot_msg(2, 1, &sm), &mut out)
+    f.step(1, &id("n2"), snapshot_msg(2, 1, &snap), &mut out)
         .unwrap();
     assert!(matches!(&out[0].1, Message::InstallSnapshotResponse(r) if r.last_included_index == 2));
     assert_eq!(f.status().snapshot_index, 2);
@@ -196,7 +205,7 @@ fn install_snapshot_keeps_a_matching_suffix_and_discards_a_conflicting_log() {
     // The follower's log disagrees at the snapshot's index: all of it goes, and it resumes
     // right after the snapshot.
     let mut f = lone_follower_with(stores_with_log(2, &[1, 1, 2, 2]));
-    f.step(1, &id("n2"), snapshot_msg(3, 3, &sm), &mut out)
+    f.step(1, &id("n2"), snapshot_msg(3, 3, &snap), &mut out)
         .unwrap();
     assert_eq!(f.status().last_log_index, 3);
     assert_eq!(log_terms(f.log()), Vec::<u64>::new());

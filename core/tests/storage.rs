@@ -15,6 +15,7 @@ fn entry(index: u64, term: u64) -> LogEntry {
         index,
         term,
         payload: Payload::Command(Command::put(format!("k{index}"), "v")),
+        time: 0,
     }
 }
 

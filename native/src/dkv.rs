@@ -365,7 +365,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use crate::node_port::BoxFut;
-    use raftkv_core::StateMachine;
     use raftkv_core::raft::{Index, Role};
     use serde_json::json;
     use tokio::sync::watch;
@@ -394,8 +393,7 @@ mod tests {
         fn propose(&self, cmd: Command) -> BoxFut<'_, ApplyResult> {
             Box::pin(async move {
                 lock(&self.proposed).push(cmd.clone());
-                let mut sm = self.sm.clone();
-                let result = sm.apply(&cmd);
+                let result = self.sm.write().apply(&cmd);
                 self.applied.send_modify(|a| *a += 1);
                 Ok(ApplyResult {
                     index: Some(*self.applied.borrow()),

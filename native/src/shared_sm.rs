@@ -3,7 +3,12 @@
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use raftkv_core::{ApplyResult, Command, KvStateMachine, SnapshotError};
+use std::io::Read;
+
+use raftkv_core::raft::Index;
+use raftkv_core::{
+    ApplyEntry, ApplyResult, Command, KvStateMachine, SmError, SnapshotError, SnapshotView,
+};
 
 /// The KV state machine, shared between the driver and the KV service. The driver applies
 /// only entries that are durable on this node (the host loop applies after the fsync of the
@@ -47,17 +52,23 @@ impl raftkv_core::StateMachine for SharedSm {
     type Command = Command;
     type Reply = ApplyResult;
 
-    fn apply(&mut self, cmd: &Command) -> ApplyResult {
-        write_lock(&self.sm).apply(cmd)
+    fn apply_batch(
+        &mut self,
+        entries: &[ApplyEntry<'_, Command>],
+    ) -> Result<Vec<ApplyResult>, SmError> {
+        write_lock(&self.sm).apply_batch(entries)
     }
-    fn snapshot(&self) -> Vec<u8> {
-        read_lock(&self.sm).snapshot()
+    fn applied_index(&self) -> Index {
+        read_lock(&self.sm).applied_index()
     }
-    fn restore(&mut self, data: &[u8]) -> Result<(), SnapshotError> {
-        write_lock(&self.sm).restore(data)
+    fn snapshot_view(&self) -> Result<Box<dyn SnapshotView>, SmError> {
+        read_lock(&self.sm).snapshot_view()
     }
-    fn check_snapshot(data: &[u8]) -> Result<(), SnapshotError> {
-        <KvStateMachine as raftkv_core::StateMachine>::check_snapshot(data)
+    fn install(&mut self, index: Index, data: &mut dyn Read) -> Result<(), SnapshotError> {
+        write_lock(&self.sm).install(index, data)
+    }
+    fn check_snapshot(index: Index, data: &mut dyn Read) -> Result<(), SnapshotError> {
+        <KvStateMachine as raftkv_core::StateMachine>::check_snapshot(index, data)
     }
     fn command_size(cmd: &Command) -> u64 {
         cmd.size_bytes()

@@ -61,14 +61,14 @@ async fn kvctl_retried_seq_is_deduplicated() {
     let ep = t.endpoint();
     let first = kvctl(
         &ep,
-        &["put", "k", "v1", "--client-id", "alice", "--seq", "7"],
+        &["put", "k", "v1", "--client-id", "alice", "--seq", "1"],
     )
     .await;
     assert_ok(&first);
     // The same (client_id, seq) again, with another value: answered from the dedupe table.
     let retry = kvctl(
         &ep,
-        &["put", "k", "v2", "--client-id", "alice", "--seq", "7"],
+        &["put", "k", "v2", "--client-id", "alice", "--seq", "1"],
     )
     .await;
     assert_ok(&retry);
@@ -78,7 +78,7 @@ async fn kvctl_retried_seq_is_deduplicated() {
     // A new seq is a new write.
     let next = kvctl(
         &ep,
-        &["put", "k", "v3", "--client-id", "alice", "--seq", "8"],
+        &["put", "k", "v3", "--client-id", "alice", "--seq", "2"],
     )
     .await;
     assert_ok(&next);
@@ -229,7 +229,7 @@ fn dead_endpoint() -> String {
 async fn kvctl_fails_over_to_the_next_endpoint() {
     let t = TestServer::start().await;
     let eps = format!("{},{}", dead_endpoint(), t.endpoint());
-    assert_ok(&kvctl(&eps, &["put", "k", "v", "--client-id", "bob", "--seq", "3"]).await);
+    assert_ok(&kvctl(&eps, &["put", "k", "v", "--client-id", "bob", "--seq", "1"]).await);
     assert_eq!(stdout(&kvctl(&eps, &["get", "k"]).await), "v\n");
     // The write reached the server once, with the seq it was given.
     // (Entry 1 is the leader's no-op.)

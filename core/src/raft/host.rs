@@ -24,7 +24,7 @@ use super::{
     Config, Event, Index, LogStore, MemLogStore, Message, Millis, Payload, ReadId, Ready,
     SnapshotMeta, Stores, Term, Transport,
 };
-use crate::state_machine::StateMachine;
+use crate::state_machine::{ApplyEntry, StateMachine};
 use crate::types::NodeId;
 
 /// The Ready of a node over state machine `M`.
@@ -54,8 +54,12 @@ impl<M: StateMachine> Host<M> {
     ) -> Result<Self, RaftError> {
         let hard_state = stores.stable.hard_state()?;
         let snapshot = stores.snapshot.load()?;
-        if let Some(snap) = &snapshot {
-            sm.restore(&snap.data)
+        // A durable state machine resumes where it stopped; it needs the stored snapshot only
+        // if that is newer (one received from the leader whose install did not finish).
+        if let Some(snap) = &snapshot
+            && snap.meta.last_included_index > sm.applied_index()
+        {
+            sm.install(snap.meta.last_included_index, &mut snap.data.as_slice())
                 .map_err(|e| RaftError::Corrupt(format!("stored snapshot: {e}")))?;
         }
         let log = load_log(stores.log.as_ref())?;
@@ -63,6 +67,7 @@ impl<M: StateMachine> Host<M> {
             hard_state,
             log,
             snapshot,
+            applied: sm.applied_index(),
         };
         let node = Node::new(cfg, init, rng_seed, now)?;
         let mut host = Host {
@@ -172,10 +177,7 @@ impl<M: StateMachine> Host<M> {
         &mut self,
         out: &mut impl Transport<M::Command>,
     ) -> Result<(), RaftError> {
-        let applied = self.node.last_applied();
-        if applied > self.node.snapshot_index() {
-            self.node.snapshot_taken(applied, self.sm.snapshot())?;
-        }
+        self.take_snapshot()?;
         self.process(out)
     }
 
@@ -230,21 +232,44 @@ impl<M: StateMachine> Host<M> {
         for (to, msg) in rd.persisted_messages {
             out.send(&to, msg);
         }
-        let mut applied = self.node.last_applied();
+        // A durable state machine may already hold entries the node hands out again after a
+        // restart (they are re-handed so configurations take effect): those are skipped.
+        let mut applied = self.node.last_applied().max(self.sm.applied_index());
         if let Some(s) = rd.snapshot.as_ref().filter(|s| s.install) {
             // Checked before the node saw it: failing now means our own state is wrong.
             self.sm
-                .restore(&s.data)
+                .install(s.meta.last_included_index, &mut s.data.as_slice())
                 .map_err(|e| RaftError::Corrupt(format!("installing a snapshot: {e}")))?;
             applied = applied.max(s.meta.last_included_index);
         }
-        for entry in rd.committed {
-            if entry.index <= applied {
-                continue; // Covered by a snapshot installed meanwhile.
-            }
-            debug_assert_eq!(entry.index, applied + 1, "entries apply in order");
+        let fresh: Vec<_> = rd.committed.iter().filter(|e| e.index > applied).collect();
+        debug_assert!(
+            fresh.iter().zip(applied + 1..).all(|(e, i)| e.index == i),
+            "entries apply in order"
+        );
+        let batch: Vec<ApplyEntry<'_, M::Command>> = fresh
+            .iter()
+            .map(|e| ApplyEntry {
+                index: e.index,
+                time: e.time,
+                cmd: e.payload.command(),
+            })
+            .collect();
+        let mut replies = self
+            .sm
+            .apply_batch(&batch)
+            .map_err(|e| RaftError::StateMachine(e.0))?
+            .into_iter();
+        for entry in fresh {
             let applied_as = match &entry.payload {
-                Payload::Command(c) => AppliedAs::Command(self.sm.apply(c)),
+                Payload::Command(_) => match replies.next() {
+                    Some(r) => AppliedAs::Command(r),
+                    None => {
+                        return Err(RaftError::StateMachine(
+                            "apply_batch answered fewer replies than commands".into(),
+                        ));
+                    }
+                },
                 Payload::Config(_) => AppliedAs::Config,
                 Payload::Noop => AppliedAs::Noop,
             };
@@ -292,9 +317,30 @@ impl<M: StateMachine> Host<M> {
         let threshold = self.node.config().snapshot_threshold;
         let applied = self.node.last_applied();
         if threshold > 0 && applied.saturating_sub(self.node.snapshot_index()) >= threshold {
-            self.node.snapshot_taken(applied, self.sm.snapshot())?;
+            self.take_snapshot()?;
         }
         Ok(())
+    }
+
+    /// Snapshots the state machine at its applied index, if that is past the last snapshot.
+    fn take_snapshot(&mut self) -> Result<(), RaftError> {
+        let applied = self.node.last_applied();
+        if applied <= self.node.snapshot_index() {
+            return Ok(());
+        }
+        let view = self
+            .sm
+            .snapshot_view()
+            .map_err(|e| RaftError::StateMachine(e.0))?;
+        debug_assert_eq!(
+            view.index(),
+            applied,
+            "the state machine is at the node's applied index"
+        );
+        let mut data = Vec::new();
+        view.write_to(&mut data)
+            .map_err(|e| RaftError::StateMachine(e.0))?;
+        self.node.snapshot_taken(applied, data)
     }
 
     /// Events since the last call, oldest first.
@@ -334,7 +380,7 @@ impl<M: StateMachine> Feed<'_, M> {
     ) -> Result<(), RaftError> {
         if let Message::InstallSnapshot(m) = &msg
             && m.last_included_index > self.host.node.commit_index()
-            && M::check_snapshot(&m.data).is_err()
+            && M::check_snapshot(m.last_included_index, &mut m.data.as_slice()).is_err()
         {
             return Ok(());
         }

@@ -118,6 +118,10 @@ pub enum RaftError {
     /// The stored state is impossible (say, a snapshot the state machine cannot restore).
     #[error("corrupt state: {0}")]
     Corrupt(String),
+    /// The state machine's own storage failed (see
+    /// [`SmError`](crate::state_machine::SmError)): the host must stop.
+    #[error("state machine: {0}")]
+    StateMachine(String),
     /// The configuration breaks one of [`Config`]'s invariants; the node cannot start.
     #[error("invalid config: {0}")]
     InvalidConfig(String),
@@ -131,6 +135,10 @@ pub struct InitialState<C> {
     pub log: MemLogStore<C>,
     /// The latest durable snapshot, if any; the host has restored it into its state machine.
     pub snapshot: Option<StoredSnapshot>,
+    /// The state machine's applied index: every entry up to it is committed (a durable state
+    /// machine applied it before the restart). The host skips those when they are handed out
+    /// again; the node counts them committed.
+    pub applied: Index,
 }
 
 impl<C> Default for InitialState<C> {
@@ -139,6 +147,7 @@ impl<C> Default for InitialState<C> {
             hard_state: HardState::default(),
             log: MemLogStore::default(),
             snapshot: None,
+            applied: 0,
         }
     }
 }
@@ -279,6 +288,14 @@ impl<M: StateMachine> Node<M> {
         // Ready, configuration entries among them, before the node may campaign.
         let commit = init.hard_state.commit.min(node.last_index());
         node.commit_index = node.commit_index.max(commit);
+        if init.applied > node.last_index() {
+            return Err(RaftError::Corrupt(format!(
+                "the state machine applied up to {} but the log ends at {}",
+                init.applied,
+                node.last_index()
+            )));
+        }
+        node.commit_index = node.commit_index.max(init.applied);
         node.reset_election_timer(now);
         node.check_invariants();
         Ok(node)
@@ -977,6 +994,7 @@ impl<M: StateMachine> Node<M> {
             index,
             term: self.term,
             payload,
+            time: self.now,
         };
         self.log.append(std::slice::from_ref(&entry))?;
         self.pending.entries.push(entry);

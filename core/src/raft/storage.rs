@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::membership::Membership;
-use super::{Index, Term};
+use super::{Index, Millis, Term};
 use crate::types::NodeId;
 
 /// What a log entry carries: Raft's own entries, or a command of the state machine's own
@@ -91,6 +91,16 @@ pub struct LogEntry<C> {
     /// What it carries (`cmd` on the wire and on disk).
     #[serde(rename = "cmd")]
     pub payload: Payload<C>,
+    /// The clock reading of the leader that created it (its host's milliseconds). Every
+    /// replica applies the same readings, so what the state machine measures in them (client
+    /// sessions' idle time) comes out the same everywhere. 0 in logs from before it existed
+    /// (and then left out of the encoding).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub time: Millis,
+}
+
+fn is_zero(t: &Millis) -> bool {
+    *t == 0
 }
 
 /// The term and vote, written together so a crash never leaves a vote from another term.

@@ -20,6 +20,7 @@ pub fn entry(index: u64, term: u64) -> LogEntry {
         index,
         term,
         payload,
+        time: 0,
     }
 }
 

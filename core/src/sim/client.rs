@@ -109,6 +109,9 @@ pub struct ClientRequest {
     pub client: usize,
     /// The operation's sequence number (the same on every retry).
     pub seq: u64,
+    /// For a write, its seq in the client's session (writes only, from 1: the state machine
+    /// refuses a first write above 1 as from an expired session); 0 for a read.
+    pub write_seq: u64,
     /// Which attempt this is (1 for the first send).
     pub attempt: u32,
     /// The operation.
@@ -341,6 +344,8 @@ pub enum AttemptState {
 pub struct PendingOp {
     /// Its sequence number.
     pub seq: u64,
+    /// Its seq in the client's session (see [`ClientRequest::write_seq`]).
+    pub write_seq: u64,
     /// The operation.
     pub op: ClientOp,
     /// When it started.
@@ -369,6 +374,8 @@ pub struct Client {
     cfg: ClientConfig,
     rng: SimRng,
     next_seq: u64,
+    /// The last write seq handed out in the client's session.
+    last_write_seq: u64,
     leader_guess: usize,
     /// Where the client goes next without a hint: it steps through every node in turn, and
     /// hints do not move it, so stale hints (removed nodes naming each other) cannot keep an
@@ -399,6 +406,7 @@ impl Client {
             cfg,
             rng,
             next_seq: 1,
+            last_write_seq: 0,
             leader_guess,
             rotation: leader_guess,
             pending: None,
@@ -617,9 +625,16 @@ impl Client {
         let seq = self.next_seq;
         self.next_seq += 1;
         let read = !op.is_write();
+        let write_seq = if read {
+            0
+        } else {
+            self.last_write_seq += 1;
+            self.last_write_seq
+        };
         let pin = opts.node.filter(|n| read && *n < self.nodes);
         self.pending = Some(PendingOp {
             seq,
+            write_seq,
             op: op.clone(),
             invoke: now,
             attempt: 0,
@@ -739,6 +754,7 @@ impl Client {
                 req: ClientRequest {
                     client: self.index,
                     seq: p.seq,
+                    write_seq: p.write_seq,
                     attempt: p.attempt,
                     op: p.op.clone(),
                     min_index: p.min_index,

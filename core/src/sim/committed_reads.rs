@@ -237,6 +237,7 @@ mod tests {
             index,
             term: 1,
             payload,
+            time: 0,
         }
     }
 

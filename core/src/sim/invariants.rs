@@ -592,6 +592,7 @@ mod tests {
             index,
             term,
             payload: Payload::Command(Command::put(key, "v")),
+            time: 0,
         }
     }
 

@@ -49,6 +49,7 @@ pub fn entry(index: u64, term: u64, cmd: Option<Command>) -> LogEntry {
         index,
         term,
         payload,
+        time: 0,
     }
 }
 

@@ -64,6 +64,7 @@ pub fn stores_with_log(term: Term, terms: &[Term]) -> Stores {
                 index,
                 term: t,
                 payload: Payload::Command(cmd_for(index, t)),
+                time: 0,
             }
         })
         .collect();

@@ -20,7 +20,7 @@ impl Cluster {
             seq: req.seq,
             attempt: req.attempt,
         };
-        let answer = match (&req.op, req.op.command(&client_id, req.seq)) {
+        let answer = match (&req.op, req.op.command(&client_id, req.write_seq)) {
             (_, Some(cmd)) => {
                 let r = self.call_node(i, |host| Ok(host.feed().propose(now, cmd)))?;
                 let answer = match r {
