@@ -6,6 +6,8 @@
 #   bash scripts/bench_pair.sh OLD_BIN_DIR NEW_BIN_DIR
 # where each BIN_DIR holds release `kvserver` and `kvctl` (e.g. target/release).
 #   CLIENTS="1 16 64"  DURATION=10  ROUNDS=2  PORT_BASE=7101
+# ARGS_A / ARGS_B: extra kvserver flags for each side, e.g. to compare the engines of one build:
+#   ARGS_A="--engine memory" ARGS_B="--engine disk" bash scripts/bench_pair.sh target/release target/release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,8 @@ CLIENTS=${CLIENTS:-"1 16 64"}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 PORT_BASE=${PORT_BASE:-7101}
+ARGS_A=${ARGS_A:-}
+ARGS_B=${ARGS_B:-}
 WORK=$(mktemp -d)
 PIDS=()
 
@@ -27,15 +31,16 @@ stop_cluster() {
 }
 trap 'stop_cluster; rm -rf "$WORK"' EXIT INT TERM
 
-# Starts build $1's cluster with data under $2; returns once a node leads (bounded wait).
+# Starts build $1's cluster with data under $2 and extra flags $3; returns once a node leads
+# (bounded wait).
 start_cluster() {
-  local bin=$1 dir=$2 peers="" endpoints=""
+  local bin=$1 dir=$2 extra=$3 peers="" endpoints=""
   for i in 1 2 3; do
     peers+="${peers:+,}n$i=127.0.0.1:$((PORT_BASE + i))"
   done
   for i in 1 2 3; do
     "$bin/kvserver" --id "n$i" --addr "127.0.0.1:$((PORT_BASE + i))" --data-dir "$dir/n$i" \
-      --peers "$peers" >"$dir/n$i.log" 2>&1 &
+      --peers "$peers" $extra >"$dir/n$i.log" 2>&1 &
     PIDS+=($!)
   done
   for _ in $(seq 1 200); do
@@ -61,11 +66,12 @@ results="$WORK/results"
 for c in $CLIENTS; do
   for round in $(seq 1 "$ROUNDS"); do
     for side in A B; do
-      bin=$A
-      [ "$side" = B ] && bin=$B
+      bin=$A extra=$ARGS_A
+      [ "$side" = B ] && bin=$B extra=$ARGS_B
       dir="$WORK/$side-$c-$round"
       mkdir -p "$dir"
-      start_cluster "$bin" "$dir"
+      # shellcheck disable=SC2086 # extra flags are words on purpose
+      start_cluster "$bin" "$dir" "$extra"
       out=$("$bin/kvctl" --endpoints "$(endpoints)" bench --concurrency "$c" \
         --duration "$DURATION" --mix put=80,get=15,cas=5 --keys 1000 --value-size 100 2>/dev/null)
       stop_cluster
@@ -78,7 +84,7 @@ for c in $CLIENTS; do
   done
 done
 
-echo "median ops/s (A = $A, B = $B):"
+echo "median ops/s (A = $A $ARGS_A, B = $B $ARGS_B):"
 for c in $CLIENTS; do
   for side in A B; do
     med=$(awk -v s="$side" -v c="$c" '$1 == s && $2 == c {print $3}' "$results" | sort -n |

@@ -54,6 +54,9 @@ pub struct LinkProxy {
     state: watch::Sender<LinkState>,
     /// Connections accepted so far (for tests that want to see traffic).
     accepted: Arc<AtomicU64>,
+    /// Bytes forwarded from the connecting side to the target (requests: for a peer link,
+    /// the messages of the link's sender), so a test can see how much a transfer cost.
+    forwarded: Arc<AtomicU64>,
     accept_task: JoinHandle<()>,
 }
 
@@ -69,12 +72,20 @@ impl LinkProxy {
         let addr = listener.local_addr()?;
         let (state, rx) = watch::channel(LinkState::default());
         let accepted = Arc::new(AtomicU64::new(0));
-        let accept_task = tokio::spawn(accept_loop(listener, target, rx, accepted.clone()));
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let accept_task = tokio::spawn(accept_loop(
+            listener,
+            target,
+            rx,
+            accepted.clone(),
+            forwarded.clone(),
+        ));
         Ok(LinkProxy {
             addr,
             target,
             state,
             accepted,
+            forwarded,
             accept_task,
         })
     }
@@ -97,6 +108,11 @@ impl LinkProxy {
     /// Connections accepted so far.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Bytes forwarded so far from the connecting side to the target.
+    pub fn forwarded_bytes(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
     }
 
     /// Closes every connection, now and until [`heal`](Self::heal).
@@ -132,6 +148,7 @@ async fn accept_loop(
     target: SocketAddr,
     state: watch::Receiver<LinkState>,
     accepted: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
 ) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
@@ -144,7 +161,12 @@ async fn accept_loop(
             drop(inbound);
             continue;
         }
-        tokio::spawn(serve_connection(inbound, target, state.clone()));
+        tokio::spawn(serve_connection(
+            inbound,
+            target,
+            state.clone(),
+            forwarded.clone(),
+        ));
     }
 }
 
@@ -153,6 +175,7 @@ async fn serve_connection(
     inbound: TcpStream,
     target: SocketAddr,
     state: watch::Receiver<LinkState>,
+    forwarded: Arc<AtomicU64>,
 ) {
     let Ok(outbound) = TcpStream::connect(target).await else {
         // Target down: the client sees its connection closed, as it would without a proxy.
@@ -164,8 +187,8 @@ async fn serve_connection(
     let (out_read, out_write) = outbound.into_split();
     let both = async {
         tokio::join!(
-            pump(in_read, out_write, state.clone()),
-            pump(out_read, in_write, state.clone())
+            pump(in_read, out_write, state.clone(), Some(forwarded)),
+            pump(out_read, in_write, state.clone(), None)
         )
     };
     tokio::select! {
@@ -188,7 +211,12 @@ async fn until_cut(mut state: watch::Receiver<LinkState>) {
 }
 
 /// Copies one direction, applying the link's faults to every chunk.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: watch::Receiver<LinkState>) {
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    state: watch::Receiver<LinkState>,
+    counted: Option<Arc<AtomicU64>>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
@@ -209,6 +237,9 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: watch::Rec
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+        if let Some(c) = &counted {
+            c.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 }
