@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The big-state figures of the README, for a state of KEYS keys with VALUE_SIZE-byte values
+# (default 1,000,000 × 256 bytes) on a local 3-node cluster with the disk engine:
+#   1. an empty follower catches up through a streamed snapshot: time, and the peak RSS of the
+#      leader and the follower during the transfer above their RSS just before it;
+#   2. the snapshot's size on disk;
+#   3. restart to serving: a follower killed with SIGKILL and started again, until it answers a
+#      linearizable (readindex) read of the last key loaded; the same with the memory engine,
+#      for contrast, when MEMORY=1.
+#   bash scripts/bench_big_state.sh            (builds release binaries first)
+#   KEYS=1000000 VALUE_SIZE=256 PORT_BASE=7201 CHUNK_BYTES=1048576 MEMORY=1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KEYS=${KEYS:-1000000}
+VALUE_SIZE=${VALUE_SIZE:-256}
+PORT_BASE=${PORT_BASE:-7201}
+CHUNK_BYTES=${CHUNK_BYTES:-1048576}
+MEMORY=${MEMORY:-1}
+BIN=${BIN:-target/release}
+WORK=$(mktemp -d)
+declare -A PID
+
+cargo build --release -q -p raftkv-native --bin kvserver --bin kvctl
+
+stop_all() {
+  for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap 'stop_all; rm -rf "$WORK"' EXIT INT TERM
+
+addr() { echo "127.0.0.1:$((PORT_BASE + $1))"; }
+PEERS="n1=$(addr 1),n2=$(addr 2),n3=$(addr 3)"
+
+# start_node I ENGINE: starts node nI with the given engine (data in $WORK/nI).
+start_node() {
+  "$BIN/kvserver" --id "n$1" --addr "$(addr "$1")" --data-dir "$WORK/n$1" --peers "$PEERS" \
+    --engine "$2" --snapshot-threshold 200 --snapshot-trailing 20 \
+    --snapshot-chunk-bytes "$CHUNK_BYTES" >>"$WORK/n$1.log" 2>&1 &
+  PID[$1]=$!
+}
+
+status() { curl -fsS "http://$(addr "$1")/status" 2>/dev/null || true; }
+field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read() or '{}').get('$1', ''))"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
+
+# wait_for DESC CMD...: polls CMD every 20 ms for up to 600 s.
+wait_for() {
+  local desc=$1
+  shift
+  for _ in $(seq 1 30000); do
+    if "$@"; then return 0; fi
+    sleep 0.02
+  done
+  echo "timed out waiting for $desc (logs in $WORK)" >&2
+  exit 1
+}
+leads() { [ "$(status "$1" | field role)" = leader ]; }
+applied_at_least() { [ "$(status "$1" | field last_applied)" -ge "$2" ] 2>/dev/null; }
+last_key() { printf 'key-%07d' $((KEYS - 1)); }
+serves() {
+  curl -fsS "http://$(addr "$1")/kv/$(last_key)?consistency=readindex" >/dev/null 2>&1
+}
+
+start_node 1 disk
+start_node 2 disk
+wait_for "a leader" bash -c "curl -fsS http://$(addr 1)/status 2>/dev/null | grep -q '\"role\":\"leader\"' || curl -fsS http://$(addr 2)/status 2>/dev/null | grep -q '\"role\":\"leader\"'"
+leader=1
+leads 1 || leader=2
+echo "loading $KEYS keys of $VALUE_SIZE bytes through n$leader"
+python3 scripts/load_keys.py --endpoint "$(addr $leader)" --keys "$KEYS" --value-size "$VALUE_SIZE"
+commit=$(status $leader | field commit_index)
+wait_for "a snapshot at the leader" bash -c "[ \"\$(curl -fsS http://$(addr $leader)/status | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"snapshot_index\"])')\" -gt 0 ]"
+snap_bytes=$(du -cb "$WORK/n$leader"/snapshot* 2>/dev/null | tail -1 | cut -f1)
+echo "snapshot on disk at n$leader: $snap_bytes bytes ($(du -sh "$WORK/n$leader" | cut -f1) data dir)"
+
+# 1. An empty follower catches up through the snapshot.
+leader_before=$(rss_kib "${PID[$leader]}")
+t0=$(now)
+start_node 3 disk
+wait_for "n3 to answer" bash -c "curl -fsS http://$(addr 3)/healthz >/dev/null 2>&1"
+follower_before=$(rss_kib "${PID[3]}")
+leader_peak=$leader_before
+follower_peak=$follower_before
+until applied_at_least 3 "$commit"; do
+  l=$(rss_kib "${PID[$leader]}")
+  f=$(rss_kib "${PID[3]}")
+  [ "$l" -gt "$leader_peak" ] && leader_peak=$l
+  [ "$f" -gt "$follower_peak" ] && follower_peak=$f
+  if [ "$(elapsed "$t0" | cut -d. -f1)" -gt 600 ]; then echo "n3 did not catch up in 600 s" >&2; exit 1; fi
+  sleep 0.05
+done
+catch_up=$(elapsed "$t0")
+echo "empty follower caught up to index $commit in $catch_up s"
+echo "peak RSS during the transfer: leader +$(((leader_peak - leader_before) / 1024)) MiB (before $((leader_before / 1024)) MiB), follower +$(((follower_peak - follower_before) / 1024)) MiB (before $((follower_before / 1024)) MiB)"
+
+# 3. Restart to serving (disk engine): kill -9 a follower, start it again.
+victim=1
+[ "$leader" = 1 ] && victim=2
+kill -9 "${PID[$victim]}"
+wait "${PID[$victim]}" 2>/dev/null || true
+t0=$(now)
+start_node "$victim" disk
+wait_for "n$victim to serve" serves "$victim"
+echo "disk engine: restart of n$victim to serving a readindex read: $(elapsed "$t0") s"
+
+if [ "$MEMORY" = 1 ]; then
+  # The memory engine rebuilds its state from the stored snapshot and the log: the same node's
+  # data dir again, with a fresh copy restarted under the memory engine.
+  kill -9 "${PID[3]}"
+  wait "${PID[3]}" 2>/dev/null || true
+  rm -rf "$WORK/n3"
+  start_node 3 memory
+  wait_for "n3 (memory) to catch up" applied_at_least 3 "$commit"
+  kill -9 "${PID[3]}"
+  wait "${PID[3]}" 2>/dev/null || true
+  t0=$(now)
+  start_node 3 memory
+  wait_for "n3 (memory) to serve" serves 3
+  echo "memory engine: restart of n3 to serving a readindex read: $(elapsed "$t0") s"
+fi
