@@ -19,6 +19,12 @@ index), `node` and `applied` (the node that served a read and its applied index 
 committed log, which only the simulator has: a read with a `min_index` was served at
 `applied >= min_index`. (Whether the value was the committed one at `applied` is
 core/src/sim/committed_reads.rs's check, run by the simulator.)
+
+A write refused with `session_expired` (its session was dropped: idle past the ttl or over the
+cap) is recorded `fail` when no attempt of it can have applied, and `unknown` when an earlier
+attempt may have (before the session went); both are read here as for any other write, as the
+Rust checker does: `fail` never happened, `unknown` may have happened once, at any time after
+its invocation.
 """
 
 import json

@@ -34,6 +34,28 @@ class CheckHistory(unittest.TestCase):
         _, _, bad, early = self.checked(ops)
         return bad == [] and early == []
 
+    def test_session_expired_writes_are_failed_or_unknown(self):
+        # A write refused with session_expired on its only attempt is recorded "fail": it
+        # never happened, so reading its value is a violation.
+        failed = op("c1", "put", "k", 0, None, status="fail", value="a")
+        self.assertFalse(self.verdict([
+            failed,
+            op("c2", "get", "k", 10, 20, value="a"),
+        ]))
+        self.assertTrue(self.verdict([failed, op("c2", "get", "k", 10, 20, value=None)]))
+        # Refused after an attempt that timed out (and may have applied before the session
+        # expired): "unknown", so the value may or may not be seen.
+        unknown = op("c1", "put", "k", 0, None, status="unknown", value="a")
+        for seen in ("a", None):
+            self.assertTrue(self.verdict([unknown, op("c2", "get", "k", 10, 20, value=seen)]))
+        # The client's next session (the simulator names its ops by the client, c1, whatever
+        # the session) goes on as usual.
+        self.assertTrue(self.verdict([
+            unknown,
+            op("c1", "put", "k", 30, 40, value="b"),
+            op("c2", "get", "k", 50, 60, value="b"),
+        ]))
+
     def test_sequential_and_overlapping_histories_pass(self):
         self.assertTrue(self.verdict([
             op("c1", "put", "k", 0, 10, value="a"),

@@ -28,7 +28,7 @@ pub const SESSION_EXPIRED: &str = "session_expired";
 
 /// How long client sessions live and how many are kept. Every replica must use the same
 /// limits (they decide which sessions an entry expires).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionLimits {
     /// A session idle for longer than this, in log time, is dropped; 0: never.
     pub ttl: Millis,
@@ -220,7 +220,38 @@ pub struct KvStateMachine {
     /// differ, so entry times can go back; the log time never does.
     log_time: Millis,
     limits: SessionLimits,
+    /// A deliberate break: sessions expire by this clock (the host's own) instead of the log's.
+    #[cfg(feature = "protocol-breaks")]
+    local_clock: Option<LocalClock>,
 }
+
+/// The host's clock reading, shared with the host, for the `protocol-breaks` switch
+/// [`KvStateMachine::expire_by_local_clock`]: every replica then expires sessions by its own
+/// clock, at its own index.
+#[cfg(feature = "protocol-breaks")]
+#[derive(Clone, Debug, Default)]
+pub struct LocalClock(pub std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+#[cfg(feature = "protocol-breaks")]
+impl LocalClock {
+    /// Sets the reading.
+    pub fn set(&self, now: Millis) {
+        self.0.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn get(&self) -> Millis {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(feature = "protocol-breaks")]
+impl PartialEq for LocalClock {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+#[cfg(feature = "protocol-breaks")]
+impl Eq for LocalClock {}
 
 impl KvStateMachine {
     /// An empty store whose sessions never expire.
@@ -234,6 +265,19 @@ impl KvStateMachine {
             limits,
             ..Self::default()
         }
+    }
+
+    /// The session limits.
+    pub fn limits(&self) -> SessionLimits {
+        self.limits
+    }
+
+    /// Breaks the store on purpose (`protocol-breaks` only): sessions expire by `clock`, the
+    /// host's own clock, instead of the log time, so replicas disagree about which sessions
+    /// an entry expires.
+    #[cfg(feature = "protocol-breaks")]
+    pub fn expire_by_local_clock(&mut self, clock: LocalClock) {
+        self.local_clock = Some(clock);
     }
 
     /// Applies `cmd` at the current log time, outside the log (tests, and the playground's
@@ -250,8 +294,14 @@ impl KvStateMachine {
         debug_assert!(index > self.applied, "entries apply once, in order");
         self.applied = index;
         self.log_time = self.log_time.max(time);
+        #[cfg_attr(not(feature = "protocol-breaks"), allow(unused_mut))]
+        let mut now = self.log_time;
+        #[cfg(feature = "protocol-breaks")]
+        if let Some(c) = &self.local_clock {
+            now = c.get();
+        }
         // The in-memory backend never fails.
-        let _ = expire_sessions(&mut self.state, &self.limits, self.log_time);
+        let _ = expire_sessions(&mut self.state, &self.limits, now);
         match cmd {
             Some(c) => self.apply(c),
             None => ApplyResult::ok(),

@@ -554,3 +554,24 @@ fn a_lease_without_the_drift_margin_serves_a_deposed_leaders_stale_read() {
         }
     }
 }
+
+#[wasm_bindgen_test(unsupported = test)]
+fn session_expiry_by_local_clock_is_caught() {
+    // Every seed expires sessions by a short ttl; nodes apply the same index at different
+    // times of their own clocks, so their session tables part.
+    let scenario = Scenario {
+        session_expiry_by_local_clock: true,
+        session_weights: [0, 1, 0, 0],
+        trace: TraceMode::Off,
+        ..Scenario::default()
+    };
+    expect_caught(
+        "session_expiry_by_local_clock_is_caught",
+        &scenario,
+        &[
+            Invariant::SessionExpiry,
+            Invariant::Linearizability,
+            Invariant::CommittedReads,
+        ],
+    );
+}

@@ -103,7 +103,7 @@ fn status_for_code(code: &str) -> StatusCode {
     match code {
         "bad_request" => StatusCode::BAD_REQUEST,
         "not_found" => StatusCode::NOT_FOUND,
-        "cas_failed" => StatusCode::CONFLICT,
+        "cas_failed" | raftkv_core::kvsm::SESSION_EXPIRED => StatusCode::CONFLICT,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
         "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -218,6 +218,7 @@ fn error_kind(e: &ClientError) -> String {
         ClientError::BadReply(_) => "bad_reply".into(),
         ClientError::Usage(_) => "usage".into(),
         ClientError::OpTimeout(_) => "op_timeout".into(),
+        ClientError::SessionLost(_) => "session_expired_unknown".into(),
     }
 }
 
@@ -455,7 +456,8 @@ impl Worker {
                         w.acked = Some(value);
                         w.maybe.clear();
                     }
-                    // Refused before reaching the log: it surely did not land.
+                    // Refused before reaching the log: it surely did not land. (A session_expired
+                    // refusal after an attempt that may have applied is a SessionLost: maybe.)
                     Err(ClientError::Server { status, .. }) if (400..500).contains(status) => {}
                     Err(_) => w.maybe.push(value),
                 }

@@ -16,6 +16,13 @@
 //! about an election timeout, far less than the whole second `Retry-After` can say. A read the
 //! leader could not confirm (`read_timeout`) or a node behind a read's `min_index`
 //! (`not_caught_up`) moves on to the next endpoint, like `not_leader`.
+//!
+//! A write refused with 409 `session_expired` comes from a session the servers no longer know
+//! (it idled past `--session-ttl`, or was dropped over `--max-sessions`): nothing was applied by
+//! that attempt. If no earlier attempt of the write can have applied, the client starts a new
+//! session as its [`SessionRenewal`] says (a new id, or seq 1 under the same id) and sends the
+//! write again; otherwise the write's outcome is unknown and it fails with
+//! [`ClientError::SessionLost`], not retried.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +32,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
 use crate::dkv::ReadOptions;
+use raftkv_core::kvsm::SESSION_EXPIRED;
 
 /// How many 307 hops one request follows before giving up.
 pub const MAX_REDIRECTS: usize = 5;
@@ -66,6 +74,22 @@ pub enum ClientError {
     /// An async write did not become ready in time.
     #[error("op {0} was not ready in time")]
     OpTimeout(String),
+    /// A write was refused as from an expired session after an earlier attempt of it that may
+    /// have applied: its outcome is unknown, and it was not retried.
+    #[error("session_expired: {0}")]
+    SessionLost(String),
+}
+
+/// What a [`Client`] does when a write is refused as from an expired session and no earlier
+/// attempt of it can have applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionRenewal {
+    /// Give up: the refusal is the write's error.
+    Never,
+    /// Start a session under a new random id, from seq 1, and send the write again.
+    NewId,
+    /// Start the session again under the same id, from seq 1, and send the write again.
+    SameId,
 }
 
 impl ClientError {
@@ -103,6 +127,12 @@ impl ClientError {
     /// endpoints would send it back to this leader until the new one is known.
     pub fn is_transferring(&self) -> bool {
         self.has_code("transferring")
+    }
+
+    /// Whether the server refused a write as from a session it no longer knows (409
+    /// `session_expired`): that attempt applied nothing.
+    pub fn is_session_expired(&self) -> bool {
+        matches!(self, ClientError::Server { code, .. } if code == SESSION_EXPIRED)
     }
 
     fn has_code(&self, want: &str) -> bool {
@@ -162,6 +192,11 @@ pub struct Client {
     retry_for: Duration,
     /// The per-request timeout: a read's wait for its `min_index` stays within it.
     timeout: Duration,
+    /// What to do on `session_expired`.
+    renewal: SessionRenewal,
+    /// Whether an attempt of the current request may have taken effect without an answer
+    /// (a transport error, `unknown_outcome`).
+    uncertain: bool,
 }
 
 impl Client {
@@ -202,7 +237,14 @@ impl Client {
             no_wait: false,
             retry_for: Duration::ZERO,
             timeout,
+            renewal: SessionRenewal::NewId,
+            uncertain: false,
         })
+    }
+
+    /// What to do when a write is refused as from an expired session (default: a new id).
+    pub fn set_session_renewal(&mut self, renewal: SessionRenewal) {
+        self.renewal = renewal;
     }
 
     /// A client id unlikely to collide with another invocation's: pid and wall-clock nanos.
@@ -376,21 +418,48 @@ impl Client {
         path: &str,
         mut body: Value,
     ) -> Result<Reply, ClientError> {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert("client_id".into(), json!(self.client_id));
-            obj.insert("seq".into(), json!(seq));
-        }
-        let reply = self
-            .request(method, path, Some(body.to_string().into_bytes()))
-            .await?;
-        match reply.body.get("op_id").and_then(Value::as_str) {
-            Some(op_id) if reply.status == 202 && !self.no_wait => {
-                let op_id = op_id.to_string();
-                self.wait_for_op(&op_id).await
+        let mut renewed = false;
+        loop {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("client_id".into(), json!(self.client_id));
+                obj.insert("seq".into(), json!(seq));
             }
-            _ => Ok(reply),
+            self.uncertain = false;
+            let reply = self
+                .request(method.clone(), path, Some(body.to_string().into_bytes()))
+                .await;
+            let reply = match reply {
+                Ok(r) => match r.body.get("op_id").and_then(Value::as_str) {
+                    Some(op_id) if r.status == 202 && !self.no_wait => {
+                        let op_id = op_id.to_string();
+                        self.wait_for_op(&op_id).await
+                    }
+                    _ => Ok(r),
+                },
+                Err(e) => Err(e),
+            };
+            match reply {
+                Err(e) if e.is_session_expired() => {
+                    if self.uncertain {
+                        return Err(ClientError::SessionLost(format!(
+                            "client {:?} seq {seq}: the session expired after an attempt that                              may have applied; the write's outcome is unknown",
+                            self.client_id
+                        )));
+                    }
+                    // This attempt applied nothing, and no other one can have.
+                    match self.renewal {
+                        _ if renewed => return Err(e),
+                        SessionRenewal::Never => return Err(e),
+                        SessionRenewal::NewId => self.client_id = Client::random_client_id(),
+                        SessionRenewal::SameId => {}
+                    }
+                    self.next_seq = 1;
+                    renewed = true;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -469,6 +538,8 @@ impl Client {
                 let resp = match req.send().await {
                     Ok(resp) => resp,
                     Err(e) => {
+                        // The request may have reached the server.
+                        self.uncertain |= body.is_some() && !e.is_connect();
                         last_err = ClientError::Unreachable(format!("{url}: {e}"));
                         break;
                     }
@@ -482,6 +553,9 @@ impl Client {
                         Err(e)
                             if e.is_transient() && !e.is_overloaded() && !e.is_transferring() =>
                         {
+                            self.uncertain |= matches!(e, ClientError::Unreachable(_))
+                                || e.has_code("unknown_outcome")
+                                || e.has_code("unavailable");
                             last_err = e;
                             break;
                         }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
+use raftkv_core::kvsm::SessionLimits;
 use raftkv_core::opcache::DEFAULT_TTL_MS;
 use raftkv_core::raft::Config;
 use raftkv_core::{NodeId, ReadPolicy, WriteMode};
@@ -34,6 +35,31 @@ pub const DEFAULT_SNAPSHOT_TRAILING: u64 = 1_000;
 /// How long a read waits by default for its `min_index` to be applied before it is answered
 /// `not_caught_up`.
 pub const DEFAULT_MIN_INDEX_TIMEOUT_MS: u64 = 5_000;
+/// How long an idle client session lives, by default: an hour.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3_600);
+/// The most client sessions kept, by default.
+pub const DEFAULT_MAX_SESSIONS: u64 = 100_000;
+
+/// Parses a duration: a number with a unit (`ms`, `s`, `m`, `h`, `d`), e.g. `1h`, `90s`,
+/// `500ms`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 1h, 90s or 500ms"))?;
+    let ms = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use ms, s, m, h or d)")),
+    };
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
 
 /// kvserver's command line, as documented in ARCHITECTURE.md ("kvserver command line").
 #[derive(Debug, Clone, Parser)]
@@ -114,6 +140,15 @@ pub struct Args {
     /// refused with 503 `overloaded` (0: no cap).
     #[arg(long, default_value_t = DEFAULT_MAX_UNCOMMITTED_BYTES)]
     pub max_uncommitted_bytes: u64,
+    /// A client session idle this long, in log time (the leaders' clocks), is dropped; its
+    /// later writes get 409 `session_expired`. A duration such as 1h, 90s or 500ms; 0: never.
+    /// Every node of a cluster must use the same value.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+    /// The most client sessions kept (the least recently active go first); 0: no cap. Every
+    /// node of a cluster must use the same value.
+    #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
+    pub max_sessions: u64,
 }
 
 /// One cluster member: its id and client address.
@@ -219,6 +254,8 @@ pub struct ServerConfig {
     pub max_append_bytes: u64,
     /// The cap on uncommitted bytes at the leader (0: none).
     pub max_uncommitted_bytes: u64,
+    /// Client session limits (the same on every node).
+    pub session_limits: SessionLimits,
 }
 
 impl ServerConfig {
@@ -243,6 +280,10 @@ impl ServerConfig {
             op_ttl: Duration::from_millis(DEFAULT_TTL_MS),
             max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
             max_uncommitted_bytes: DEFAULT_MAX_UNCOMMITTED_BYTES,
+            session_limits: SessionLimits {
+                ttl: DEFAULT_SESSION_TTL.as_millis() as u64,
+                max: DEFAULT_MAX_SESSIONS,
+            },
         }
     }
 
@@ -355,6 +396,10 @@ impl TryFrom<Args> for ServerConfig {
             op_ttl: Duration::from_secs(a.op_ttl_secs),
             max_append_bytes: a.max_append_bytes,
             max_uncommitted_bytes: a.max_uncommitted_bytes,
+            session_limits: SessionLimits {
+                ttl: u64::try_from(a.session_ttl.as_millis()).unwrap_or(u64::MAX),
+                max: a.max_sessions,
+            },
         };
         // Every AppendEntries must fit the peers' body limit, or a follower refuses it forever.
         let largest = config.largest_append_bytes();
@@ -388,6 +433,41 @@ mod tests {
         let a = Args::try_parse_from(std::iter::once("kvserver").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
         ServerConfig::try_from(a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn session_limits_parse_as_durations_and_counts() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.session_limits.ttl, 3_600_000);
+        assert_eq!(c.session_limits.max, 100_000);
+        let c = parse(&["--session-ttl", "90s", "--max-sessions", "5"]).unwrap();
+        assert_eq!(
+            c.session_limits,
+            SessionLimits {
+                ttl: 90_000,
+                max: 5
+            }
+        );
+        for (text, ms) in [
+            ("500ms", 500),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("7", 7_000),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse(&["--session-ttl", "0"]).unwrap().session_limits.ttl,
+            0
+        );
+        for bad in ["", "h", "1 fortnight", "-1s", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse(&["--session-ttl", "soon"]).is_err());
     }
 
     #[test]

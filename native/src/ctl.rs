@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use raftkv_core::{Entry, NodeId, ReadPolicy};
 use serde_json::Value;
 
-use crate::client::{Client, ClientError, Reply};
+use crate::client::{Client, ClientError, Reply, SessionRenewal};
 use crate::dkv::ReadOptions;
 
 /// kvctl's command line.
@@ -22,7 +22,11 @@ use crate::dkv::ReadOptions;
     about = "Command-line client for raftkv.",
     after_help = "Writes carry (client_id, seq). Without --client-id a random id is used and seq \
                   starts at 1. With --client-id but no --seq, seq is the wall clock in \
-                  microseconds so successive invocations keep increasing. Repeating a write with \
+                  microseconds so successive invocations keep increasing; when the servers have \
+                  no session for that id (it expired, or the id is new) the write is refused \
+                  with session_expired and sent again at seq 1, which starts the session. An \
+                  explicit --seq above 1 for an unknown session is refused (nothing is written). \
+                  Repeating a write with \
                   the same --client-id and --seq is answered from the server's dedupe table and \
                   changes nothing."
 )]
@@ -198,22 +202,56 @@ pub fn main() -> ExitCode {
 
 /// Carries out `args` and returns what to print.
 pub async fn run(args: Args) -> Result<String, ClientError> {
-    let (client_id, seq) = match (args.client_id, args.seq) {
-        (Some(id), Some(seq)) => (id, seq),
-        (Some(id), None) => (id, now_micros()),
-        (None, seq) => (Client::random_client_id(), seq.unwrap_or(1)),
+    // A session the servers do not know (expired, or a new id) takes seq 1 only: without an
+    // explicit --seq the client starts it again (seq 1 under the same --client-id, or a new
+    // random id); an explicit --seq above 1 is refused with a message.
+    let explicit_seq = args.seq.filter(|s| *s > 1);
+    let (client_id, seq, renewal) = match (args.client_id, args.seq) {
+        (Some(id), Some(seq)) => (id, seq, SessionRenewal::Never),
+        (Some(id), None) => (id, now_micros(), SessionRenewal::SameId),
+        (None, Some(seq)) => (Client::random_client_id(), seq, SessionRenewal::Never),
+        (None, None) => (Client::random_client_id(), 1, SessionRenewal::NewId),
     };
     let timeout = Duration::from_millis(args.timeout_ms);
     let retry_for = Duration::from_millis(args.retry_ms);
-    let mut client = Client::new(args.endpoints, client_id, seq, timeout)?;
-    client.set_no_wait(args.no_wait);
+    let mut client = Client::new(args.endpoints, client_id.clone(), seq, timeout)?;
+    client.set_session_renewal(renewal);
+    match run_with(
+        &mut client,
+        args.command,
+        args.json,
+        timeout,
+        retry_for,
+        args.no_wait,
+    )
+    .await
+    {
+        Err(e) if e.is_session_expired() && explicit_seq.is_some() => {
+            Err(ClientError::Usage(format!(
+                "session_expired: the servers have no session for client {client_id:?} (it \
+                 expired or never started), so --seq {seq} was refused and nothing was written; \
+                 a session starts at --seq 1 (or leave --seq out)"
+            )))
+        }
+        other => other,
+    }
+}
+
+async fn run_with(
+    client: &mut Client,
+    command: Cmd,
+    json: bool,
+    timeout: Duration,
+    retry_for: Duration,
+    no_wait: bool,
+) -> Result<String, ClientError> {
+    client.set_no_wait(no_wait);
     client.set_retry_for(retry_for);
-    let json = args.json;
     let raw = |r: Reply| format!("{}\n", r.raw);
 
-    let out = match args.command {
-        Cmd::Status => return status(&client, json).await,
-        Cmd::Member { cmd } => return crate::ctl_member::run(&mut client, cmd, json).await,
+    let out = match command {
+        Cmd::Status => return status(client, json).await,
+        Cmd::Member { cmd } => return crate::ctl_member::run(client, cmd, json).await,
         Cmd::Bench(b) => {
             let endpoints = client.endpoints().to_vec();
             return crate::bench::run(endpoints, timeout, retry_for, b).await;

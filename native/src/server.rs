@@ -161,7 +161,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(boot.store),
     ));
 
-    let sm = SharedSm::new();
+    let sm = SharedSm::with_limits(config.session_limits);
     let (inbox_tx, inbox_rx) = mpsc::channel(driver::INBOX_QUEUE);
     let resolver = {
         let peers = Arc::clone(&peers);

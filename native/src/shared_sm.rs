@@ -35,6 +35,13 @@ impl SharedSm {
         SharedSm::default()
     }
 
+    /// An empty state machine whose client sessions expire under `limits`.
+    pub fn with_limits(limits: raftkv_core::kvsm::SessionLimits) -> Self {
+        SharedSm {
+            sm: Arc::new(RwLock::new(KvStateMachine::with_limits(limits))),
+        }
+    }
+
     /// Read access for clients.
     pub fn read(&self) -> RwLockReadGuard<'_, KvStateMachine> {
         read_lock(&self.sm)

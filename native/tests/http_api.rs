@@ -655,3 +655,46 @@ async fn http_api_restart_uses_the_stored_configuration_over_new_peers() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn http_api_a_write_above_seq_1_from_an_unknown_session_is_a_409() {
+    let t = TestServer::start().await;
+    let body = json!({"client_id": "fresh", "seq": 5, "value": "v"}).to_string();
+    let got = t.send(PUT, "/kv/k", Some(&body)).await;
+    assert_error(&got, StatusCode::CONFLICT, "session_expired");
+    assert_eq!(got.1["ok"], false);
+    assert!(t.entries().is_empty(), "nothing applied");
+    // Seq 1 starts the session; then the client goes on from there.
+    let first = json!({"client_id": "fresh", "seq": 1, "value": "v1"}).to_string();
+    assert_eq!(t.send(PUT, "/kv/k", Some(&first)).await.0, StatusCode::OK);
+    let again = json!({"client_id": "fresh", "seq": 5, "value": "v5"}).to_string();
+    assert_eq!(t.send(PUT, "/kv/k", Some(&again)).await.0, StatusCode::OK);
+    assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "v5");
+}
+
+#[tokio::test]
+async fn http_api_an_idle_session_expires_in_log_time() {
+    let t = TestServer::start_with(|c| c.session_limits.ttl = 300).await;
+    let put = |client: &str, seq: u64, v: &str| {
+        json!({"client_id": client, "seq": seq, "value": v}).to_string()
+    };
+    assert_eq!(
+        t.send(PUT, "/kv/k", Some(&put("idle", 1, "a"))).await.0,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Another client's write moves the log time past the idle session's ttl.
+    assert_eq!(
+        t.send(PUT, "/kv/other", Some(&put("busy", 1, "x"))).await.0,
+        StatusCode::OK
+    );
+    let got = t.send(PUT, "/kv/k", Some(&put("idle", 2, "b"))).await;
+    assert_error(&got, StatusCode::CONFLICT, "session_expired");
+    assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "a");
+    // A new session's first write goes through.
+    assert_eq!(
+        t.send(PUT, "/kv/k", Some(&put("idle.2", 1, "c"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "c");
+}

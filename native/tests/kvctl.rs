@@ -608,3 +608,57 @@ async fn kvctl_leader_transfer_reports_the_refusal_or_the_leader() {
     let body: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(body["leader_id"], "n1");
 }
+
+#[tokio::test]
+async fn kvctl_starts_a_new_session_when_the_servers_forgot_it() {
+    let t = TestServer::start_with(|c| c.session_limits.ttl = 300).await;
+    let ep = t.endpoint();
+    // A new --client-id without --seq: the clock seq is refused, seq 1 starts the session.
+    assert_ok(&kvctl(&ep, &["put", "k", "v1", "--client-id", "bob"]).await);
+    assert_eq!(stdout(&kvctl(&ep, &["get", "k"]).await), "v1\n");
+    // The session idles past the ttl (another write moves the log time on) and is dropped;
+    // kvctl starts it again.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_ok(&kvctl(&ep, &["put", "other", "x"]).await);
+    assert_ok(&kvctl(&ep, &["put", "k", "v2", "--client-id", "bob"]).await);
+    assert_eq!(stdout(&kvctl(&ep, &["get", "k"]).await), "v2\n");
+    // An explicit --seq above 1 for an unknown session is refused with a clear message.
+    let out = kvctl(
+        &ep,
+        &["put", "k", "v3", "--client-id", "carol", "--seq", "5"],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("session_expired"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--seq 1"), "{}", stderr(&out));
+    assert_eq!(stdout(&kvctl(&ep, &["get", "k"]).await), "v2\n");
+}
+
+#[tokio::test]
+async fn kvctl_bench_recovers_from_sessions_dropped_over_the_cap() {
+    // One session kept for four workers: each one's next write finds its session gone.
+    let t = TestServer::start_with(|c| c.session_limits.max = 1).await;
+    let out = kvctl(
+        &t.endpoint(),
+        &[
+            "bench",
+            "--concurrency",
+            "4",
+            "--count",
+            "100",
+            "--mix",
+            "put=100",
+            "--keys",
+            "5",
+            "--value-size",
+            "8",
+            "--verify",
+        ],
+    )
+    .await;
+    assert_ok(&out);
+    let report = stdout(&out);
+    assert!(report.contains("ops: 100 in"), "{report}");
+    assert!(report.contains("errors: none"), "{report}");
+    assert!(report.contains("lost 0"), "{report}");
+}

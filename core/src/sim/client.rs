@@ -2,6 +2,16 @@
 //! believes leads, follows leader hints, and retries on loss or timeout with the same
 //! `(client_id, seq)` so the state machine's dedupe table applies a write at most once.
 //!
+//! Sessions: a client's writes are numbered in its session, from 1. Seq 1 is special: the
+//! store starts a session for it whatever it knew, so a retried seq 1 whose session expired in
+//! between would apply twice. So a session's seq 1 is a registration that writes nothing
+//! ([`register_command`]), sent before the session's first write; the client's own writes
+//! start at seq 2, and a retry of one of them after its session expired is refused
+//! (`session_expired`). On that refusal the operation ends — failed when no attempt of it can
+//! have applied, unknown otherwise (an earlier attempt may have applied before the session
+//! expired) — and the client starts a new session under a new id: `c3`, then `c3.2`, `c3.3`...
+//! The history and the trace name the client (`c3`) whatever its session.
+//!
 //! A client is a small state machine with no access to the cluster: its methods return
 //! [`Effect`]s (send this, wake me at, an operation started or ended) that the cluster carries
 //! out. That keeps it testable on its own and lets the playground drive clients by hand.
@@ -13,8 +23,23 @@ use serde::{Deserialize, Serialize};
 use super::history::{HistoryOp, OpStatus};
 use super::network::{client_name, node_index, node_name};
 use super::rng::{SimRng, Stream};
+use crate::kvsm::SESSION_EXPIRED;
 use crate::raft::{Index, Millis};
 use crate::types::{ApplyResult, Command, NodeId, ReadPolicy};
+
+/// The id of client `index`'s session `session` (0-based): `c3`, then `c3.2`, `c3.3`...
+pub fn session_id(index: usize, session: u32) -> String {
+    match session {
+        0 => client_name(index),
+        s => format!("{}.{}", client_name(index), s + 1),
+    }
+}
+
+/// The command that registers session `client_id`: seq 1, writing nothing (an empty batch,
+/// refused as a bad request, which still starts the session), so applying it twice is harmless.
+pub fn register_command(client_id: &str) -> Command {
+    Command::new(crate::types::OpType::BatchPut).with_client(client_id, 1)
+}
 
 /// An operation a client performs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +137,10 @@ pub struct ClientRequest {
     /// For a write, its seq in the client's session (writes only, from 1: the state machine
     /// refuses a first write above 1 as from an expired session); 0 for a read.
     pub write_seq: u64,
+    /// The client's session (0-based; see [`session_id`]).
+    pub session: u32,
+    /// This attempt registers the session ([`register_command`]) instead of running `op`.
+    pub register: bool,
     /// Which attempt this is (1 for the first send).
     pub attempt: u32,
     /// The operation.
@@ -121,6 +150,11 @@ pub struct ClientRequest {
 }
 
 impl ClientRequest {
+    /// The client id the command carries: the session's.
+    pub fn session_id(&self) -> String {
+        session_id(self.client, self.session)
+    }
+
     /// A one-line summary.
     pub fn summary(&self) -> String {
         let mut s = format!(
@@ -130,6 +164,12 @@ impl ClientRequest {
             self.attempt,
             self.op.summary()
         );
+        if self.session > 0 {
+            s.push_str(&format!(" session={}", self.session_id()));
+        }
+        if self.register {
+            s.push_str(" register");
+        }
         if let Some(m) = self.min_index {
             s.push_str(&format!(" min_index={m}"));
         }
@@ -363,6 +403,13 @@ pub struct PendingOp {
     /// The node the first attempt goes to, when the operation chose one (taken by the first
     /// send).
     pub pin: Option<usize>,
+    /// A write waiting for its session's registration: attempts register until one is
+    /// answered, then `op` itself goes.
+    #[serde(default)]
+    pub registering: bool,
+    /// The last attempt that was a registration (0: none).
+    #[serde(default)]
+    pub last_register_attempt: u32,
 }
 
 /// One simulated client.
@@ -374,8 +421,14 @@ pub struct Client {
     cfg: ClientConfig,
     rng: SimRng,
     next_seq: u64,
-    /// The last write seq handed out in the client's session.
+    /// The last write seq handed out in the client's session (1: the registration).
     last_write_seq: u64,
+    /// The client's session (0-based; see [`session_id`]).
+    session: u32,
+    /// Whether the session's registration was answered.
+    registered: bool,
+    /// Writes refused as from an expired session since the cluster last asked.
+    refused: u32,
     leader_guess: usize,
     /// Where the client goes next without a hint: it steps through every node in turn, and
     /// hints do not move it, so stale hints (removed nodes naming each other) cannot keep an
@@ -406,7 +459,10 @@ impl Client {
             cfg,
             rng,
             next_seq: 1,
-            last_write_seq: 0,
+            last_write_seq: 1,
+            session: 0,
+            registered: false,
+            refused: 0,
             leader_guess,
             rotation: leader_guess,
             pending: None,
@@ -466,6 +522,16 @@ impl Client {
         &self.id
     }
 
+    /// The client id of its current session, e.g. `c1` or `c1.2`.
+    pub fn session_id(&self) -> String {
+        session_id(self.index, self.session)
+    }
+
+    /// How many writes were refused as from an expired session since the last call.
+    pub fn take_refused(&mut self) -> u32 {
+        std::mem::take(&mut self.refused)
+    }
+
     /// The node the client believes leads.
     pub fn leader_guess(&self) -> usize {
         self.leader_guess
@@ -520,7 +586,7 @@ impl Client {
             AttemptState::Waiting { deadline } if now >= deadline => {
                 // No answer: the request or its reply may be lost, or the node is down or
                 // partitioned. The write may have been applied; try elsewhere.
-                if p.op.is_write() {
+                if p.op.is_write() && !p.registering {
                     p.maybe_applied = true;
                 }
                 self.leader_guess = self.rotate();
@@ -545,6 +611,23 @@ impl Client {
         match &reply.answer {
             // An answer to any attempt of this operation is its answer: retries share one seq,
             // so the dedupe table gives every copy the same result.
+            // The registration's answer: now the write itself goes. A late answer to an
+            // earlier registration attempt is ignored.
+            Answer::Applied { .. } if reply.attempt <= p.last_register_attempt => {
+                if !p.registering {
+                    return Vec::new();
+                }
+                p.registering = false;
+                self.registered = true;
+                self.send_attempt(now)
+            }
+            // The session expired: this attempt did not apply. If no other attempt can have,
+            // the write surely did not happen; otherwise its outcome is unknown.
+            Answer::Applied { result, .. }
+                if result.err_code.as_deref() == Some(SESSION_EXPIRED) =>
+            {
+                self.session_expired(now)
+            }
             Answer::Applied { result, index } => {
                 let done = Done::Write {
                     result: result.clone(),
@@ -581,7 +664,9 @@ impl Client {
             }
             Answer::Lost => {
                 // The entry was replaced, but a duplicate copy of the request may still commit.
-                p.maybe_applied = true;
+                if !p.registering {
+                    p.maybe_applied = true;
+                }
                 self.leader_guess = self.rotate();
                 self.retry(now)
             }
@@ -643,6 +728,8 @@ impl Client {
             maybe_applied: false,
             min_index: (read && opts.own_writes).then_some(self.last_write_index),
             pin,
+            registering: !read && !self.registered,
+            last_register_attempt: 0,
         });
         let mut fx = vec![Effect::Invoked { seq, op }];
         fx.extend(self.send_attempt(now));
@@ -745,6 +832,9 @@ impl Client {
             return Vec::new();
         };
         p.attempt += 1;
+        if p.registering {
+            p.last_register_attempt = p.attempt;
+        }
         p.target = p.pin.take().unwrap_or(self.leader_guess);
         let deadline = now + self.cfg.request_timeout;
         p.state = AttemptState::Waiting { deadline };
@@ -754,7 +844,9 @@ impl Client {
                 req: ClientRequest {
                     client: self.index,
                     seq: p.seq,
-                    write_seq: p.write_seq,
+                    write_seq: if p.registering { 1 } else { p.write_seq },
+                    session: self.session,
+                    register: p.registering,
                     attempt: p.attempt,
                     op: p.op.clone(),
                     min_index: p.min_index,
@@ -762,6 +854,30 @@ impl Client {
             },
             Effect::WakeAt(deadline),
         ]
+    }
+
+    /// The pending write was refused as from an expired session: it ends (failed, or unknown
+    /// if an earlier attempt may have applied) and the client starts a new session.
+    fn session_expired(&mut self, now: Millis) -> Vec<Effect> {
+        let Some(p) = self.pending.take() else {
+            return Vec::new();
+        };
+        self.completed += 1;
+        self.refused += 1;
+        self.session += 1;
+        self.registered = false;
+        self.last_write_seq = 1;
+        let status = if p.maybe_applied {
+            OpStatus::Unknown
+        } else {
+            OpStatus::Fail
+        };
+        let mut fx = vec![Effect::Completed {
+            seq: p.seq,
+            record: HistoryOp::from_op(&self.id, &p.op, p.invoke, None, status, None, None),
+        }];
+        fx.extend(self.after_op(now));
+        fx
     }
 
     fn finish(&mut self, now: Millis, done: Done) -> Vec<Effect> {

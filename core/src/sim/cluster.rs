@@ -32,9 +32,10 @@ use super::network::{
 };
 use super::queue::{Action, EventQueue};
 use super::rng::{SimRng, Stream, mix_seed};
+use super::session_tables::SessionTables;
 use super::trace::{Trace, TraceEvent, TraceKind, TraceMode};
 use crate::kvraft::{Event, Host, LogEntry, Message, Ready, Stores};
-use crate::kvsm::KvStateMachine;
+use crate::kvsm::{KvStateMachine, SessionLimits};
 use crate::raft::{Config, Index, Millis, ProposeError, RaftError, Status, Waiters};
 use crate::types::{NodeId, ReadPolicy};
 
@@ -81,6 +82,11 @@ pub struct SimConfig {
     /// right away (promote a learner or remove a voter): before an entry of its term is
     /// committed, which core must refuse (Ongaro's single-server change bug otherwise).
     pub churn_on_election: f64,
+    /// Every node's client session limits (see [`SessionLimits`]).
+    pub session_limits: SessionLimits,
+    /// A deliberate break: nodes expire sessions by their own clock instead of the log's.
+    #[cfg(feature = "protocol-breaks")]
+    pub session_expiry_by_local_clock: bool,
 }
 
 impl SimConfig {
@@ -106,6 +112,9 @@ impl SimConfig {
             churn_patience: 2_000,
             churn_until: Millis::MAX,
             churn_on_election: 0.0,
+            session_limits: SessionLimits::default(),
+            #[cfg(feature = "protocol-breaks")]
+            session_expiry_by_local_clock: false,
         }
     }
 }
@@ -151,6 +160,13 @@ pub struct SimStats {
     pub transfers_started: u64,
     /// Transfers whose target became leader.
     pub transfers_completed: u64,
+    /// Client sessions the state machines dropped (idle past the ttl, or over the cap), as
+    /// the most advanced node saw them go.
+    pub sessions_expired: u64,
+    /// Writes refused as from an expired session (`session_expired`): their client recorded
+    /// them failed (or unknown, when an earlier attempt may have applied) and started a new
+    /// session.
+    pub session_refusals: u64,
 }
 
 /// A node's life.
@@ -205,6 +221,10 @@ struct SimNode {
     /// Started after the cluster was built: it (re)starts with no configuration of its own
     /// (`Config.voters` empty) and learns one from the leader.
     joined: bool,
+    /// The node's clock as its state machine reads it under the `session_expiry_by_local_clock`
+    /// break.
+    #[cfg(feature = "protocol-breaks")]
+    local_clock: crate::kvsm::LocalClock,
 }
 
 impl SimNode {
@@ -227,6 +247,8 @@ impl SimNode {
             starting: false,
             clock,
             joined,
+            #[cfg(feature = "protocol-breaks")]
+            local_clock: Default::default(),
         }
     }
 }
@@ -254,6 +276,8 @@ pub struct Cluster {
     committed: CommittedLog,
     /// The membership nemesis: its pending changes and its draws.
     churn: churn::Churn,
+    /// The session tables per applied index (see [`session_tables`](super::session_tables)).
+    sessions: SessionTables,
 }
 
 impl Cluster {
@@ -290,6 +314,7 @@ impl Cluster {
             disk: SimRng::new(cfg.seed, Stream::Disk),
             committed: CommittedLog::new(),
             churn: churn::Churn::new(cfg.seed),
+            sessions: SessionTables::new(),
             cfg,
         };
         for i in 0..voters.len() {
@@ -866,6 +891,7 @@ impl Cluster {
                 }
                 Effect::Completed { seq, record } => {
                     self.stats.ops_completed += 1;
+                    self.stats.session_refusals += u64::from(self.clients[c].take_refused());
                     if self.trace.enabled() {
                         self.trace.record(
                             self.now,

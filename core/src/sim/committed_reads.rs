@@ -11,15 +11,19 @@
 //! invariant checker separately makes sure no node applies a different one there.
 //!
 //! The committed log is replayed on a model of the key-value store written for this checker
-//! (put, delete, cas, batch put and delete, with the per-client dedupe of `(client_id, seq)`),
-//! not on the store itself, so a store that served the wrong value is not its own judge.
+//! (put, delete, cas, batch put and delete, with the per-client dedupe of `(client_id, seq)`
+//! and the session limits: sessions idle longer than the ttl in log time, then the oldest over
+//! the cap, go before each entry, and a write above seq 1 from an unknown session changes
+//! nothing), not on the store itself, so a store that served the wrong value is not its own
+//! judge.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use super::history::{History, HistoryOp, OpKind, OpStatus};
 use crate::kvraft::{LogEntry, Payload};
-use crate::raft::{Index, Term};
+use crate::kvsm::SessionLimits;
+use crate::raft::{Index, Millis, Term};
 use crate::types::{Command, OpType};
 
 /// The committed entries, as the nodes applied them: index `i` at position `i - 1`.
@@ -28,6 +32,8 @@ pub struct CommittedLog {
     /// Invariant: `entries[k]`, when present, is the entry of index `k + 1`; an absent one was
     /// never applied by any node individually (which a served read then cannot rely on).
     entries: Vec<Option<(Term, Payload)>>,
+    /// Each recorded entry's time (the leader's clock when proposed), by the same position.
+    times: Vec<Millis>,
 }
 
 impl CommittedLog {
@@ -44,9 +50,11 @@ impl CommittedLog {
         };
         if slot >= self.entries.len() {
             self.entries.resize(slot + 1, None);
+            self.times.resize(slot + 1, 0);
         }
         if self.entries[slot].is_none() {
             self.entries[slot] = Some((e.term, e.payload.clone()));
+            self.times[slot] = e.time;
         }
     }
 
@@ -59,6 +67,46 @@ impl CommittedLog {
     pub fn get(&self, index: Index) -> Option<(Term, &Payload)> {
         let slot = index.checked_sub(1)? as usize;
         self.entries.get(slot)?.as_ref().map(|(t, p)| (*t, p))
+    }
+
+    /// The time of the entry recorded at `index` (0 if none).
+    pub fn time_at(&self, index: Index) -> Millis {
+        index
+            .checked_sub(1)
+            .and_then(|k| self.times.get(k as usize).copied())
+            .unwrap_or(0)
+    }
+}
+
+/// The model's client sessions: `client_id -> (last seq, last time)`.
+#[derive(Default)]
+struct Sessions {
+    limits: SessionLimits,
+    by_id: BTreeMap<String, (u64, Millis)>,
+    log_time: Millis,
+}
+
+impl Sessions {
+    /// Before the entry of time `time`: the log time moves forward, and the sessions idle for
+    /// longer than the ttl go, then the least recently active (by time, then id) over the cap.
+    fn expire(&mut self, time: Millis) {
+        self.log_time = self.log_time.max(time);
+        let (now, ttl) = (self.log_time, self.limits.ttl);
+        if ttl > 0 {
+            self.by_id.retain(|_, (_, t)| now.saturating_sub(*t) <= ttl);
+        }
+        let max = self.limits.max as usize;
+        if max > 0 && self.by_id.len() > max {
+            let mut by_age: Vec<(Millis, String)> = self
+                .by_id
+                .iter()
+                .map(|(id, (_, t))| (*t, id.clone()))
+                .collect();
+            by_age.sort();
+            for (_, id) in by_age.into_iter().take(self.by_id.len() - max) {
+                self.by_id.remove(&id);
+            }
+        }
     }
 }
 
@@ -119,17 +167,21 @@ struct Timeline {
 }
 
 impl Timeline {
-    fn replay(log: &CommittedLog) -> Self {
+    fn replay(log: &CommittedLog, limits: SessionLimits) -> Self {
         let mut kv: BTreeMap<String, String> = BTreeMap::new();
-        let mut dedupe: BTreeMap<String, u64> = BTreeMap::new();
+        let mut sessions = Sessions {
+            limits,
+            ..Sessions::default()
+        };
         let mut by_key: BTreeMap<String, Vec<(Index, Option<String>)>> = BTreeMap::new();
         let mut index = 0;
         while let Some((_, payload)) = log.get(index + 1) {
             index += 1;
+            sessions.expire(log.time_at(index));
             let Payload::Command(cmd) = payload else {
                 continue;
             };
-            for (key, value) in model_apply(&mut kv, &mut dedupe, cmd) {
+            for (key, value) in model_apply(&mut kv, &mut sessions, cmd) {
                 by_key.entry(key).or_default().push((index, value));
             }
         }
@@ -150,18 +202,19 @@ impl Timeline {
 /// Applies `cmd` to the model; returns the keys it changed with their new values.
 fn model_apply(
     kv: &mut BTreeMap<String, String>,
-    dedupe: &mut BTreeMap<String, u64>,
+    sessions: &mut Sessions,
     cmd: &Command,
 ) -> Vec<(String, Option<String>)> {
     let tracked = !cmd.client_id.is_empty() && cmd.seq != 0;
     if tracked {
-        if dedupe
-            .get(&cmd.client_id)
-            .is_some_and(|last| *last >= cmd.seq)
-        {
-            return Vec::new();
+        match sessions.by_id.get(&cmd.client_id) {
+            Some((last, _)) if *last >= cmd.seq => return Vec::new(),
+            // An unknown session's write above seq 1 is refused (session_expired).
+            None if cmd.seq > 1 => return Vec::new(),
+            _ => {}
         }
-        dedupe.insert(cmd.client_id.clone(), cmd.seq);
+        let now = sessions.log_time;
+        sessions.by_id.insert(cmd.client_id.clone(), (cmd.seq, now));
     }
     if cmd.validate().is_err() {
         return Vec::new();
@@ -193,9 +246,19 @@ fn model_apply(
 }
 
 /// Checks every answered read of `history` that says where it was served (`applied`) against
-/// `log`; reads without that (from another history writer) are skipped.
+/// `log`; reads without that (from another history writer) are skipped. Sessions never
+/// expire (see [`check_with_limits`]).
 pub fn check(history: &History, log: &CommittedLog) -> Result<(), ReadError> {
-    let timeline = Timeline::replay(log);
+    check_with_limits(history, log, SessionLimits::default())
+}
+
+/// [`check`] for a store whose sessions expire under `limits`.
+pub fn check_with_limits(
+    history: &History,
+    log: &CommittedLog,
+    limits: SessionLimits,
+) -> Result<(), ReadError> {
+    let timeline = Timeline::replay(log, limits);
     for op in &history.ops {
         if op.op != OpKind::Get || op.status != OpStatus::Ok {
             continue;

@@ -86,6 +86,9 @@ pub enum Invariant {
     /// the node's applied index, or was served below its `min_index` (see
     /// [`committed_reads`](super::committed_reads)).
     CommittedReads,
+    /// Two nodes hold different client sessions at the same applied index (see
+    /// [`session_tables`](super::session_tables)).
+    SessionExpiry,
 }
 
 impl Invariant {
@@ -103,6 +106,7 @@ impl Invariant {
             Invariant::Liveness => "liveness",
             Invariant::Linearizability => "linearizability",
             Invariant::CommittedReads => "committed reads",
+            Invariant::SessionExpiry => "session expiry",
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`linearizability`]: a per-key linearizability checker for such histories;
 //! - [`committed_reads`]: each read served from a node's state machine against the committed
 //!   log at the node's applied index (stale and read-your-writes reads too);
+//! - [`session_tables`]: every replica holds the same client sessions at each applied index;
 //! - [`trace`]: the event trace with a stable text form and hash;
 //! - [`invariants`]: Raft's safety properties, checked after every event;
 //! - [`fault`], [`schedule`]: faults and randomized fault schedules;
@@ -37,6 +38,7 @@ pub mod queue;
 pub mod rng;
 pub mod runner;
 pub mod schedule;
+pub mod session_tables;
 pub mod trace;
 
 pub use client::{ClientConfig, ClientOp, ReadOptions, Workload};

@@ -23,6 +23,12 @@
 //! Half the seeds (`drift_chance`) give every node a clock of its own: a rate drawn from ±5%
 //! (`drift_max_ppm`) and up to three forward jumps of up to 10 ms, inside what
 //! `Config::lease_drift_margin` allows for (see [`clock`](super::clock)).
+//!
+//! Each seed draws its client session limits (`session_weights`): none, a short ttl (a few
+//! hundred ms to a few s of log time), a small cap (1 to 8 sessions), or both, so sessions
+//! expire often: clients then see `session_expired` and start new sessions, the reads are
+//! checked against a model that expires the same sessions, and every replica must hold the
+//! same sessions at each applied index (see [`session_tables`](super::session_tables)).
 
 use std::fmt;
 
@@ -40,6 +46,7 @@ use super::network::{LinkConfig, node_index, node_name};
 use super::rng::{SimRng, Stream};
 use super::schedule::{ChurnProfile, FaultProfile, random_churn, random_schedule};
 use super::trace::TraceMode;
+use crate::kvsm::SessionLimits;
 use crate::raft::{Config, Index, Millis};
 use crate::types::{NodeId, ReadPolicy};
 
@@ -106,6 +113,17 @@ pub struct Scenario {
     pub churn: ChurnProfile,
     /// The clients' timeouts and backoff.
     pub client: ClientConfig,
+    /// Relative weights of a seed's session limits: none, a ttl only, a cap only, both.
+    pub session_weights: [u64; 4],
+    /// The shortest session ttl a seed draws, in ms of log time.
+    pub session_ttl_min: Millis,
+    /// The longest.
+    pub session_ttl_max: Millis,
+    /// The greatest session cap a seed draws (the least is 1).
+    pub session_max_max: u64,
+    /// A deliberate break: nodes expire sessions by their own clock instead of the log's.
+    #[cfg(feature = "protocol-breaks")]
+    pub session_expiry_by_local_clock: bool,
 }
 
 fn keep_config(_: &mut Config) {}
@@ -140,6 +158,12 @@ impl Default for Scenario {
             clock_jump_max: 10,
             churn: ChurnProfile::default(),
             client: ClientConfig::default(),
+            session_weights: [1, 1, 1, 1],
+            session_ttl_min: 200,
+            session_ttl_max: 3_000,
+            session_max_max: 8,
+            #[cfg(feature = "protocol-breaks")]
+            session_expiry_by_local_clock: false,
         }
     }
 }
@@ -169,6 +193,8 @@ pub struct RunPlan {
     /// Whether the seed churns: membership faults in `schedule`, and changes asked of new
     /// leaders (see [`ChurnProfile::on_election`]).
     pub churn: bool,
+    /// Every node's client session limits.
+    pub session_limits: SessionLimits,
 }
 
 impl Scenario {
@@ -221,6 +247,25 @@ impl Scenario {
             schedule.extend(random_churn(&mut rng, &self.churn, self.faults.fault_end));
             schedule.sort_by_key(|(t, _)| *t);
         }
+        // Drawn last, like the others before it.
+        let (ttl, max) = match rng.weighted(&self.session_weights) {
+            0 => (false, false),
+            1 => (true, false),
+            2 => (false, true),
+            _ => (true, true),
+        };
+        let session_limits = SessionLimits {
+            ttl: if ttl {
+                rng.range(self.session_ttl_min, self.session_ttl_max)
+            } else {
+                0
+            },
+            max: if max {
+                rng.range(1, self.session_max_max.max(1))
+            } else {
+                0
+            },
+        };
         RunPlan {
             seed,
             nodes,
@@ -232,6 +277,7 @@ impl Scenario {
             disk_latency,
             clock_ppm,
             churn,
+            session_limits,
         }
     }
 
@@ -277,6 +323,11 @@ impl Scenario {
         } else {
             0.0
         };
+        cfg.session_limits = plan.session_limits;
+        #[cfg(feature = "protocol-breaks")]
+        {
+            cfg.session_expiry_by_local_clock = self.session_expiry_by_local_clock;
+        }
         let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
         raft.snapshot_threshold = plan.snapshot_threshold;
         raft.snapshot_trailing = plan.snapshot_trailing;
@@ -365,6 +416,7 @@ impl Scenario {
                 final_voters: c.membership().map_or(0, |m| m.voters.len()),
                 final_learners: c.membership().map_or(0, |m| m.learners.len()),
                 final_nodes: c.node_count(),
+                session_limits: plan.session_limits,
             }),
             Err(v) => Err((v, Some(c))),
         }
@@ -457,7 +509,9 @@ impl Scenario {
         }
         // Every read served from a node's state machine, stale ones included, against the
         // committed log at the node's applied index.
-        if let Err(e) = committed_reads::check(c.history(), c.committed_log()) {
+        if let Err(e) =
+            committed_reads::check_with_limits(c.history(), c.committed_log(), plan.session_limits)
+        {
             return Err(Violation {
                 invariant: Invariant::CommittedReads,
                 time: c.now(),
@@ -532,6 +586,8 @@ pub struct RunReport {
     pub final_learners: usize,
     /// Nodes at the end, removed and never-added ones included.
     pub final_nodes: usize,
+    /// The session limits the seed drew.
+    pub session_limits: SessionLimits,
 }
 
 /// A failed run: the seed, what broke, and the end of the trace.

@@ -14,13 +14,17 @@ pub const FLOOR_WAIT: Millis = 300;
 impl Cluster {
     pub(super) fn handle_request(&mut self, i: usize, req: ClientRequest) -> Result<(), Violation> {
         let now = self.local_now(i);
-        let client_id = crate::sim::network::client_name(req.client);
+        let client_id = req.session_id();
         let waiter = Waiter {
             client: req.client,
             seq: req.seq,
             attempt: req.attempt,
         };
-        let answer = match (&req.op, req.op.command(&client_id, req.write_seq)) {
+        let cmd = match req.register {
+            true => Some(crate::sim::client::register_command(&client_id)),
+            false => req.op.command(&client_id, req.write_seq),
+        };
+        let answer = match (&req.op, cmd) {
             (_, Some(cmd)) => {
                 let r = self.call_node(i, |host| Ok(host.feed().propose(now, cmd)))?;
                 let answer = match r {
@@ -166,6 +170,10 @@ impl Cluster {
         i: usize,
         f: impl FnOnce(&mut Host) -> Result<R, RaftError>,
     ) -> Result<Option<R>, Violation> {
+        #[cfg(feature = "protocol-breaks")]
+        if let Some(n) = self.nodes.get(i) {
+            n.local_clock.set(n.clock.local(self.now));
+        }
         let r = match self.nodes.get_mut(i).map(|n| &mut n.state) {
             Some(NodeState::Up(host)) => Some(f(host)),
             _ => None,
@@ -319,6 +327,9 @@ impl Cluster {
             NodeState::Up(host) => {
                 let st = host.status();
                 self.invariants.observe(now, i, &st, host.log())?;
+                let sm = host.state_machine();
+                let applied = crate::state_machine::StateMachine::applied_index(sm);
+                self.sessions.observe(now, i, applied, sm)?;
                 (host.next_deadline(), st.snapshot_index)
             }
             _ => return Ok(()),
@@ -565,7 +576,14 @@ impl Cluster {
         };
         let restarted = n.incarnation > 0;
         let rng_seed = mix_seed(seed, i as u64, u64::from(n.incarnation));
-        match Host::new(cfg, stores, KvStateMachine::new(), rng_seed, now) {
+        #[cfg_attr(not(feature = "protocol-breaks"), allow(unused_mut))]
+        let mut sm = KvStateMachine::with_limits(self.cfg.session_limits);
+        #[cfg(feature = "protocol-breaks")]
+        if self.cfg.session_expiry_by_local_clock {
+            n.local_clock.set(now);
+            sm.expire_by_local_clock(n.local_clock.clone());
+        }
+        match Host::new(cfg, stores, sm, rng_seed, now) {
             Ok(host) => {
                 // A restart re-applies what its hard state says was committed, inside
                 // Host::new: those entries are applied entries too.

@@ -144,7 +144,15 @@ impl Cluster {
 
     /// The counters.
     pub fn stats(&self) -> SimStats {
-        self.stats
+        SimStats {
+            sessions_expired: self.sessions.expired(),
+            ..self.stats
+        }
+    }
+
+    /// Every node's client session limits.
+    pub fn session_limits(&self) -> crate::kvsm::SessionLimits {
+        self.cfg.session_limits
     }
 
     /// The invariant checker (for instance, the leaders of each term so far).
