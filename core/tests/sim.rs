@@ -184,6 +184,11 @@ fn randomized_seeds_stay_safe_and_live() {
     let (mut churn_seeds, mut added, mut proposed, mut applied) = (0u64, 0u64, 0u64, 0u64);
     let (mut joint, mut transfers, mut transferred) = (0u64, 0u64, 0u64);
     let mut final_voters = [0u64; 10];
+    // Chunked snapshot transfers: chunks sent, transfers completed, resumed at the follower's
+    // offset, receptions restarted (or refused), transfers abandoned.
+    let (mut chunks, mut completed, mut resumed, mut restarted, mut abandoned) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut multi_chunk_seeds = 0u64;
     for seed in 0..count {
         let r = run_seed(&scenario, seed);
         assert_eq!(
@@ -209,6 +214,15 @@ fn randomized_seeds_stay_safe_and_live() {
         taken += r.stats.snapshots_taken;
         installed += r.stats.snapshots_installed;
         loaded += r.stats.snapshots_loaded;
+        chunks += r.stats.snapshot_chunks_sent;
+        completed += r.stats.snapshot_transfers_completed;
+        resumed += r.stats.snapshot_transfers_resumed;
+        restarted += r.stats.snapshot_transfers_restarted;
+        abandoned += r.stats.snapshot_transfers_abandoned;
+        multi_chunk_seeds += u64::from(
+            r.stats.snapshot_transfers_completed > 0
+                && r.stats.snapshot_chunks_sent > r.stats.snapshot_transfers_completed,
+        );
         slow_disk_seeds += u64::from(r.slow_disk);
         writes_lost += r.stats.writes_lost;
         writes_unsent += r.stats.writes_unsent;
@@ -242,6 +256,9 @@ fn randomized_seeds_stay_safe_and_live() {
          {delivered} messages delivered, {dropped} dropped; cluster sizes {:?}; \
          {snapshot_seeds} seeds with snapshots ({trailing_seeds} keeping trailing entries): \
          {taken} taken, {installed} installed from a leader, {loaded} loaded on restart; \
+         snapshot chunks: {chunks} sent, {completed} transfers completed ({multi_chunk_seeds} \
+         seeds with multi-chunk installs), {resumed} resumed at the follower's offset, \
+         {restarted} receptions restarted or refused, {abandoned} transfers abandoned; \
          {slow_disk_seeds} seeds with slow writes: {writes_lost} writes lost to a kill before \
          they were durable, {writes_unsent} durable but killed before their messages left; \
          {drift_seeds} seeds with drifting clocks ({clock_jumps} forward jumps); \
@@ -285,6 +302,10 @@ fn randomized_seeds_stay_safe_and_live() {
             "no lagging follower ever installed a snapshot"
         );
         assert!(loaded > 0, "no restarted node ever loaded a snapshot");
+        assert!(
+            multi_chunk_seeds > 0 && completed > 0 && chunks > completed,
+            "snapshots never crossed in several chunks: {chunks} chunks, {completed} transfers"
+        );
         assert!(stale_reads > 0, "no stale read was ever answered");
         assert!(
             ryw_reads > 0 && reads_waited > 0,

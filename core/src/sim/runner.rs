@@ -169,6 +169,10 @@ pub struct RunPlan {
     /// Whether the seed churns: membership faults in `schedule`, and changes asked of new
     /// leaders (see [`ChurnProfile::on_election`]).
     pub churn: bool,
+    /// Snapshot chunk bytes, chunks in flight and chunk timeout (see
+    /// `Config::snapshot_chunk_size` and the rest): small chunks, so that a snapshot crosses
+    /// the faulty network in many messages.
+    pub snapshot_chunks: (u64, usize, Millis),
 }
 
 impl Scenario {
@@ -221,6 +225,12 @@ impl Scenario {
             schedule.extend(random_churn(&mut rng, &self.churn, self.faults.fault_end));
             schedule.sort_by_key(|(t, _)| *t);
         }
+        // Drawn last, for the same reason as above.
+        let snapshot_chunks = (
+            rng.range(64, 512),
+            rng.range(1, 4) as usize,
+            rng.range(60, 600),
+        );
         RunPlan {
             seed,
             nodes,
@@ -232,6 +242,7 @@ impl Scenario {
             disk_latency,
             clock_ppm,
             churn,
+            snapshot_chunks,
         }
     }
 
@@ -280,6 +291,11 @@ impl Scenario {
         let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
         raft.snapshot_threshold = plan.snapshot_threshold;
         raft.snapshot_trailing = plan.snapshot_trailing;
+        (
+            raft.snapshot_chunk_size,
+            raft.snapshot_window,
+            raft.snapshot_chunk_timeout,
+        ) = plan.snapshot_chunks;
         // `configure` has the last word (a test may pin the threshold, say).
         (self.configure)(&mut raft);
         cfg.raft = raft;
