@@ -94,21 +94,32 @@ fn hostile_message(rng: &mut ChaCha8Rng) -> Message {
             pre_vote: d % 2 == 0,
             commit: (0, 0),
         }),
-        4 => Message::InstallSnapshot(InstallSnapshot {
-            term: b % 5,
-            leader_id: id("n2"),
-            last_included_index: c,
-            last_included_term: d % 5,
-            membership: Default::default(),
-            data: if e % 2 == 0 {
-                b"{not json".to_vec()
-            } else {
-                KvStateMachine::new().snapshot()
-            },
-        }),
+        4 => {
+            let mut m = InstallSnapshot::whole(
+                b % 5,
+                id("n2"),
+                c,
+                d % 5,
+                Default::default(),
+                if e % 2 == 0 {
+                    b"{not json".to_vec()
+                } else {
+                    KvStateMachine::new().snapshot()
+                },
+            );
+            // Now and then a chunk that claims to be elsewhere in a larger snapshot.
+            if a % 3 == 1 {
+                m.offset = e % 7;
+                m.size = m.size.saturating_add(d % 11);
+                m.done = e % 2 == 0;
+            }
+            Message::InstallSnapshot(m)
+        }
         5 => Message::InstallSnapshotResponse(InstallSnapshotResponse {
             term: b % 5,
             last_included_index: c,
+            offset: d,
+            done: a % 2 == 0,
         }),
         _ => Message::TimeoutNow(TimeoutNow {
             term: b % 5,
@@ -171,14 +182,14 @@ fn no_panic_on_hostile_messages() {
 fn hostile_snapshot_at_an_absurd_index_is_dropped() {
     let mut f = lone_follower();
     let mut out = Vec::new();
-    let is = Message::InstallSnapshot(InstallSnapshot {
-        term: 1,
-        leader_id: id("n2"),
-        last_included_index: u64::MAX,
-        last_included_term: 1,
-        membership: Default::default(),
-        data: KvStateMachine::new().snapshot(),
-    });
+    let is = Message::InstallSnapshot(InstallSnapshot::whole(
+        1,
+        id("n2"),
+        u64::MAX,
+        1,
+        Default::default(),
+        KvStateMachine::new().snapshot(),
+    ));
     f.step(1, &id("n2"), is, &mut out).unwrap();
     assert_eq!(f.status().snapshot_index, 0);
     assert!(out.is_empty());

@@ -173,14 +173,14 @@ fn snapshot_msg(index: u64, term: u64, cmd: &Command) -> Message {
         })
         .collect();
     sm.apply_batch(&entries).unwrap();
-    Message::InstallSnapshot(InstallSnapshot {
-        term: 3,
-        leader_id: id("n2"),
-        last_included_index: index,
-        last_included_term: term,
-        membership: Default::default(),
-        data: sm.snapshot(),
-    })
+    Message::InstallSnapshot(InstallSnapshot::whole(
+        3,
+        id("n2"),
+        index,
+        term,
+        Default::default(),
+        sm.snapshot(),
+    ))
 }
 
 /// Raft §7, Figure 13 (InstallSnapshot receiver, rules 6 and 7): a follower holding the
@@ -217,19 +217,23 @@ fn install_snapshot_keeps_a_matching_suffix_and_discards_a_conflicting_log() {
     assert_eq!(f.state_machine().get("next").as_deref(), Some("1"));
     assert_eq!(f.state_machine().get("snap").as_deref(), Some("yes"));
 
-    // Bytes the state machine cannot restore change nothing and get no answer.
+    // Bytes the state machine cannot restore change nothing: the leader is told to start
+    // over (offset 0, not installed).
     let mut f = lone_follower_with(stores_with_log(2, &[1, 1]));
     out.clear();
-    let bad = Message::InstallSnapshot(InstallSnapshot {
-        term: 3,
-        leader_id: id("n2"),
-        last_included_index: 5,
-        last_included_term: 3,
-        membership: Default::default(),
-        data: b"garbage".to_vec(),
-    });
+    let bad = Message::InstallSnapshot(InstallSnapshot::whole(
+        3,
+        id("n2"),
+        5,
+        3,
+        Default::default(),
+        b"garbage".to_vec(),
+    ));
     f.step(1, &id("n2"), bad, &mut out).unwrap();
-    assert!(out.is_empty());
+    assert!(
+        matches!(&out[..], [(_, Message::InstallSnapshotResponse(r))] if r.offset == 0 && !r.done),
+        "{out:?}"
+    );
     assert_eq!(f.status().snapshot_index, 0);
     assert_eq!(log_terms(f.log()), vec![1, 1]);
 }

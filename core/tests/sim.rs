@@ -50,7 +50,7 @@ const PINNED_HASH: u64 = 0x47c9_f5bc_f5c8_d003;
 /// that code too.
 const SNAPSHOT_PINNED_SEED: u64 = 43;
 /// FNV-1a 64 of [`SNAPSHOT_PINNED_SEED`]'s full trace under `Scenario::default()`.
-const SNAPSHOT_PINNED_HASH: u64 = 0x23b1_5e57_db36_cb66;
+const SNAPSHOT_PINNED_HASH: u64 = 0x3310_d769_8d74_a6c7;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn env(name: &str) -> Option<String> {
@@ -196,6 +196,11 @@ fn randomized_seeds_stay_safe_and_live() {
     // refused as from an expired session (and of those, the ones whose outcome is unknown).
     let (mut ttl_seeds, mut cap_seeds, mut expired, mut refused) = (0u64, 0u64, 0u64, 0u64);
     let mut refused_unknown = 0u64;
+    // Chunked snapshot transfers: chunks sent, transfers completed, resumed at the follower's
+    // offset, receptions restarted (or refused), transfers abandoned.
+    let (mut chunks, mut completed, mut resumed, mut restarted, mut abandoned) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut multi_chunk_seeds = 0u64;
     for seed in 0..count {
         let r = run_seed(&scenario, seed);
         assert_eq!(
@@ -232,6 +237,15 @@ fn randomized_seeds_stay_safe_and_live() {
         taken += r.stats.snapshots_taken;
         installed += r.stats.snapshots_installed;
         loaded += r.stats.snapshots_loaded;
+        chunks += r.stats.snapshot_chunks_sent;
+        completed += r.stats.snapshot_transfers_completed;
+        resumed += r.stats.snapshot_transfers_resumed;
+        restarted += r.stats.snapshot_transfers_restarted;
+        abandoned += r.stats.snapshot_transfers_abandoned;
+        multi_chunk_seeds += u64::from(
+            r.stats.snapshot_transfers_completed > 0
+                && r.stats.snapshot_chunks_sent > r.stats.snapshot_transfers_completed,
+        );
         slow_disk_seeds += u64::from(r.slow_disk);
         writes_lost += r.stats.writes_lost;
         writes_unsent += r.stats.writes_unsent;
@@ -265,6 +279,9 @@ fn randomized_seeds_stay_safe_and_live() {
          {delivered} messages delivered, {dropped} dropped; cluster sizes {:?}; \
          {snapshot_seeds} seeds with snapshots ({trailing_seeds} keeping trailing entries): \
          {taken} taken, {installed} installed from a leader, {loaded} loaded on restart; \
+         snapshot chunks: {chunks} sent, {completed} transfers completed ({multi_chunk_seeds} \
+         seeds with multi-chunk installs), {resumed} resumed at the follower's offset, \
+         {restarted} receptions restarted or refused, {abandoned} transfers abandoned; \
          {slow_disk_seeds} seeds with slow writes: {writes_lost} writes lost to a kill before \
          they were durable, {writes_unsent} durable but killed before their messages left; \
          {drift_seeds} seeds with drifting clocks ({clock_jumps} forward jumps); \
@@ -311,6 +328,10 @@ fn randomized_seeds_stay_safe_and_live() {
             "no lagging follower ever installed a snapshot"
         );
         assert!(loaded > 0, "no restarted node ever loaded a snapshot");
+        assert!(
+            multi_chunk_seeds > 0 && completed > 0 && chunks > completed,
+            "snapshots never crossed in several chunks: {chunks} chunks, {completed} transfers"
+        );
         assert!(stale_reads > 0, "no stale read was ever answered");
         assert!(
             ryw_reads > 0 && reads_waited > 0,

@@ -18,6 +18,8 @@ pub const DEFAULT_PROMOTE_LAG: u64 = 100;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The default byte budget of one AppendEntries' entries: 1 MiB (etcd's MaxSizePerMsg).
 pub const DEFAULT_MAX_APPEND_BYTES: u64 = 1024 * 1024;
+/// Default `--snapshot-chunk-bytes`: 1 MiB.
+pub const DEFAULT_SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
 /// The default cap on the bytes of entries a leader keeps waiting for a quorum: 64 MiB.
 pub const DEFAULT_MAX_UNCOMMITTED_BYTES: u64 = 64 * 1024 * 1024;
 /// What an entry adds on the wire besides its request body: the key (in the URL, up to
@@ -120,6 +122,10 @@ pub struct Args {
     /// with ordinary appends instead of a whole snapshot; 0 compacts up to the snapshot.
     #[arg(long, default_value_t = DEFAULT_SNAPSHOT_TRAILING)]
     pub snapshot_trailing: u64,
+    /// The most snapshot bytes one InstallSnapshot chunk carries (a snapshot crosses to a
+    /// follower in chunks of this size, a few in flight at a time).
+    #[arg(long, default_value_t = DEFAULT_SNAPSHOT_CHUNK_BYTES)]
+    pub snapshot_chunk_bytes: u64,
     /// Election timeout range in milliseconds, as MIN-MAX.
     #[arg(long, default_value = "150-300")]
     pub election_timeout_ms: TimeoutRange,
@@ -242,6 +248,8 @@ pub struct ServerConfig {
     pub snapshot_threshold: u64,
     /// Entries kept in the log behind each snapshot.
     pub snapshot_trailing: u64,
+    /// Snapshot bytes per InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: u64,
     /// Election timeout range.
     pub election_timeout_ms: TimeoutRange,
     /// Heartbeat interval.
@@ -274,6 +282,7 @@ impl ServerConfig {
             write_mode: WriteMode::Sync,
             snapshot_threshold: DEFAULT_SNAPSHOT_THRESHOLD,
             snapshot_trailing: DEFAULT_SNAPSHOT_TRAILING,
+            snapshot_chunk_bytes: DEFAULT_SNAPSHOT_CHUNK_BYTES,
             election_timeout_ms: TimeoutRange { min: 150, max: 300 },
             heartbeat_ms: 50,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -309,6 +318,7 @@ impl ServerConfig {
         raft.heartbeat_interval = self.heartbeat_ms;
         raft.snapshot_threshold = self.snapshot_threshold;
         raft.snapshot_trailing = self.snapshot_trailing;
+        raft.snapshot_chunk_size = self.snapshot_chunk_bytes;
         raft.max_bytes_per_append = self.max_append_bytes;
         raft.max_uncommitted_bytes = self.max_uncommitted_bytes;
         raft.lease_drift_margin = self.lease_drift_ms;
@@ -390,6 +400,7 @@ impl TryFrom<Args> for ServerConfig {
             write_mode: a.write_mode,
             snapshot_threshold: a.snapshot_threshold,
             snapshot_trailing: a.snapshot_trailing,
+            snapshot_chunk_bytes: a.snapshot_chunk_bytes,
             election_timeout_ms: a.election_timeout_ms,
             heartbeat_ms: a.heartbeat_ms,
             max_body_bytes: a.max_body_bytes,
@@ -414,6 +425,15 @@ impl TryFrom<Args> for ServerConfig {
         }
         if a.max_append_bytes == 0 {
             return invalid("--max-append-bytes must be above 0");
+        }
+        // A chunk travels as base64 (4 bytes for 3) in a JSON envelope.
+        let chunk_wire = config.snapshot_chunk_bytes.saturating_mul(4).div_ceil(3) + 64 * 1024;
+        if config.snapshot_chunk_bytes == 0 || chunk_wire > limit {
+            return Err(ConfigError::Invalid(format!(
+                "--snapshot-chunk-bytes {} must be above 0 and travel in the {limit}-byte limit \
+                 of peer messages (about {chunk_wire} bytes on the wire)",
+                config.snapshot_chunk_bytes
+            )));
         }
         // Whatever else core requires of the node's configuration (the one check core, kvserver
         // and the web bindings share), refused now rather than when the node starts.

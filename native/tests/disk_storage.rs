@@ -6,8 +6,8 @@ use std::path::Path;
 
 use raftkv_core::kvraft::{LogEntry, MemLogStore};
 use raftkv_core::raft::{
-    HardState, LogStore, MemSnapshotStore, MemStableStore, Membership, SnapshotMeta, SnapshotStore,
-    StableStore, StorageError, StoredSnapshot,
+    HardState, LogStore, MemSnapshotStore, MemStableStore, Membership, SnapshotInfo, SnapshotMeta,
+    SnapshotStore, StableStore, StorageError, StoredSnapshot,
 };
 use raftkv_core::types::{Command, NodeId};
 use raftkv_native::disk::{self, DiskLogStore, DiskSnapshotStore, DiskStableStore};
@@ -391,7 +391,7 @@ fn check_snapshot_contract(store: &mut dyn SnapshotStore) {
     conf.learners.insert("n3".into());
     conf.addrs.insert("n3".into(), "127.0.0.1:7003".into());
     store.save(meta, &conf, &data).unwrap();
-    assert_eq!(store.load(), Ok(Some(stored(meta, conf, &data))));
+    assert_eq!(store.load(), Ok(Some(stored(meta, conf.clone(), &data))));
     let meta2 = SnapshotMeta {
         last_included_index: 20,
         last_included_term: 3,
@@ -401,23 +401,131 @@ fn check_snapshot_contract(store: &mut dyn SnapshotStore) {
         store.load(),
         Ok(Some(stored(meta2, Membership::default(), b"")))
     );
+    check_chunked_snapshot_contract(store, &conf, &data);
+}
+
+/// Range reads of the stored snapshot, and a reception chunk by chunk: nothing changes until
+/// it is finished; an aborted or mismatched one leaves the stored snapshot as it was.
+fn check_chunked_snapshot_contract(store: &mut dyn SnapshotStore, conf: &Membership, data: &[u8]) {
+    let meta = SnapshotMeta {
+        last_included_index: 30,
+        last_included_term: 4,
+    };
+    store.save(meta, conf, data).unwrap();
+    let info = store.info().unwrap().unwrap();
+    assert_eq!(
+        info,
+        SnapshotInfo {
+            meta,
+            membership: conf.clone(),
+            size: data.len() as u64,
+            checksum: crc32fast::hash(data),
+        }
+    );
+    assert_eq!(store.read_chunk(0, 100).unwrap(), &data[..100]);
+    assert_eq!(
+        store.read_chunk(950, 100).unwrap(),
+        &data[950..],
+        "short at the end"
+    );
+    assert_eq!(store.read_chunk(1000, 10).unwrap(), b"");
+    assert!(store.read_chunk(1001, 10).is_err(), "past the end");
+
+    // A reception: chunks append; the stored snapshot stays until it is finished.
+    let new: Vec<u8> = (0..700u32).map(|i| (i * 7) as u8).collect();
+    let new_info = SnapshotInfo {
+        meta: SnapshotMeta {
+            last_included_index: 40,
+            last_included_term: 5,
+        },
+        membership: Membership::default(),
+        size: new.len() as u64,
+        checksum: crc32fast::hash(&new),
+    };
+    store.begin_receive(&new_info).unwrap();
+    store.append_chunk(&new[..300]).unwrap();
+    assert_eq!(store.read_received(100, 50).unwrap(), &new[100..150]);
+    assert_eq!(
+        store.info().unwrap().unwrap(),
+        info,
+        "unchanged while receiving"
+    );
+    assert!(
+        store.append_chunk(&[0; 401]).is_err(),
+        "a chunk past the announced size"
+    );
+    store.append_chunk(&new[300..]).unwrap();
+    assert_eq!(store.finish_receive().unwrap(), new_info);
+    assert_eq!(store.info().unwrap().unwrap(), new_info);
+    assert_eq!(store.load().unwrap().unwrap().data, new);
+
+    // Aborted, or bytes that do not match the checksum: nothing replaced.
+    store.begin_receive(&info).unwrap();
+    store.append_chunk(&data[..10]).unwrap();
+    store.abort_receive().unwrap();
+    assert!(store.finish_receive().is_err());
+    let mut bad = info.clone();
+    bad.size = 3;
+    store.begin_receive(&bad).unwrap();
+    store.append_chunk(b"abc").unwrap();
+    assert!(store.finish_receive().is_err());
+    assert_eq!(store.info().unwrap().unwrap(), new_info);
+}
+
+/// A kill in the middle of a reception (or of writing a snapshot) leaves the previous
+/// snapshot: reopening discards the temp files.
+#[test]
+fn a_reception_cut_by_a_restart_leaves_the_previous_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = SnapshotMeta {
+        last_included_index: 7,
+        last_included_term: 2,
+    };
+    let mut store = DiskSnapshotStore::open(dir.path()).unwrap();
+    store
+        .save(meta, &Membership::default(), b"old bytes")
+        .unwrap();
+    let info = SnapshotInfo {
+        meta: SnapshotMeta {
+            last_included_index: 9,
+            last_included_term: 2,
+        },
+        membership: Membership::default(),
+        size: 9,
+        checksum: crc32fast::hash(b"new bytes"),
+    };
+    store.begin_receive(&info).unwrap();
+    store.append_chunk(b"new").unwrap();
+    let _writer = store.create(info.meta, &Membership::default()).unwrap();
+    // The process dies here (the store is dropped without finishing either).
+    drop(store);
+    let store = DiskSnapshotStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.load().unwrap(),
+        Some(stored(meta, Membership::default(), b"old bytes"))
+    );
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
 fn snapshot_store_save_load() {
     check_snapshot_contract(&mut MemSnapshotStore::default());
     let dir = tempfile::tempdir().unwrap();
-    check_snapshot_contract(&mut DiskSnapshotStore::open(dir.path()).unwrap());
+    let mut disk = DiskSnapshotStore::open(dir.path()).unwrap();
+    check_snapshot_contract(&mut disk);
+    let last = disk.load().unwrap();
+    drop(disk);
     let meta = SnapshotMeta {
         last_included_index: 20,
         last_included_term: 3,
     };
     let store = DiskSnapshotStore::open(dir.path()).unwrap();
-    assert_eq!(
-        store.load(),
-        Ok(Some(stored(meta, Membership::default(), b""))),
-        "survives reopen"
-    );
+    assert_eq!(store.load(), Ok(last), "survives reopen");
 
     let mut store = DiskSnapshotStore::open(dir.path()).unwrap();
     store

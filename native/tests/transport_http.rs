@@ -244,6 +244,7 @@ async fn transport_http_dead_peer_does_not_delay_live_peer() {
             queue_capacity: 4,
             request_timeout: Duration::from_millis(timeout_ms),
             connect_timeout: Duration::from_millis(timeout_ms),
+            slowest_link_bytes_per_sec: 0,
         },
     );
     // Flood the dead peers first: with one shared queue the live peer's message would wait

@@ -54,6 +54,14 @@ pub struct Config {
     /// A learner is promoted only once its match index is within this many entries of the
     /// leader's last index.
     pub max_promote_lag: u64,
+    /// The most snapshot bytes one InstallSnapshot carries. Invariant: at least 1.
+    pub snapshot_chunk_size: u64,
+    /// The most InstallSnapshot chunks in flight to one follower: a snapshot transfer holds at
+    /// most `snapshot_window * snapshot_chunk_size` bytes in messages. Invariant: at least 1.
+    pub snapshot_window: usize,
+    /// A chunk unanswered for this long is sent again, from the last acknowledged offset.
+    /// Invariant: at least 1.
+    pub snapshot_chunk_timeout: Millis,
     /// Deliberate protocol violations, to prove the simulator's checks can fail.
     #[cfg(feature = "protocol-breaks")]
     pub breaks: ProtocolBreaks,
@@ -79,6 +87,9 @@ impl Config {
             snapshot_trailing: 0,
             lease_drift_margin: 30,
             max_promote_lag: 100,
+            snapshot_chunk_size: 1 << 20,
+            snapshot_window: 4,
+            snapshot_chunk_timeout: 1000,
             #[cfg(feature = "protocol-breaks")]
             breaks: ProtocolBreaks::default(),
         }
@@ -114,7 +125,25 @@ impl Config {
         if self.max_inflight_msgs == 0 {
             return bad("max_inflight_msgs must be at least 1".into());
         }
+        if self.snapshot_chunk_size == 0 {
+            return bad("snapshot_chunk_size must be at least 1".into());
+        }
+        if self.snapshot_window == 0 {
+            return bad("snapshot_window must be at least 1".into());
+        }
+        if self.snapshot_chunk_timeout == 0 {
+            return bad("snapshot_chunk_timeout must be at least 1 ms".into());
+        }
         Ok(())
+    }
+
+    /// How long a snapshot transfer may go without an answer from its follower before the
+    /// leader gives it up (back to probing) and stops keeping its snapshot for it: a few
+    /// election timeouts, and a few chunk timeouts, whichever is longer.
+    pub fn snapshot_abandon_after(&self) -> Millis {
+        self.election_timeout_max
+            .saturating_mul(4)
+            .max(self.snapshot_chunk_timeout.saturating_mul(3))
     }
 
     /// The timing rule alone: `0 < heartbeat < election_timeout_min <= election_timeout_max`.
@@ -162,4 +191,8 @@ pub struct ProtocolBreaks {
     pub conf_change_before_term_commit: bool,
     /// Serve lease reads for the whole `election_timeout_min`, ignoring `lease_drift_margin`.
     pub lease_without_drift_margin: bool,
+    /// A snapshot receiver takes a chunk at whatever offset it claims (appending it to what it
+    /// has) instead of only the one that continues its bytes, and skips the checksum: a lost or
+    /// reordered chunk then installs a corrupt snapshot.
+    pub snapshot_chunk_any_offset: bool,
 }

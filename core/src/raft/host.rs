@@ -22,9 +22,10 @@ use super::membership::{ConfChange, ConfChangeError};
 use super::node::{InitialState, Node, Proposal, ProposeError, RaftError, TransferError};
 use super::{
     Config, Event, Index, LogStore, MemLogStore, Message, Millis, Payload, ReadId, Ready,
-    SnapshotMeta, Stores, Term, Transport,
+    ReceiveOp, SnapshotInfo, SnapshotMeta, SnapshotWriter, Source, Stores, Term, Transport,
+    WrittenSnapshot, snapshot_reader,
 };
-use crate::state_machine::{ApplyEntry, StateMachine};
+use crate::state_machine::{ApplyEntry, SnapshotView, StateMachine};
 use crate::types::NodeId;
 
 /// The Ready of a node over state machine `M`.
@@ -40,6 +41,37 @@ pub struct Host<M: StateMachine> {
     proposals: BTreeMap<Index, Term>,
     /// Events since the last `take_events`, oldest first.
     events: Vec<Event<M::Reply>>,
+    /// The host writes snapshots off its thread ([`Host::begin_snapshot`]): the threshold
+    /// no longer snapshots inline.
+    background_snapshots: bool,
+    /// A [`SnapshotJob`] was handed out and its result not yet given back.
+    snapshot_job_out: bool,
+}
+
+/// A snapshot of the state machine to write, possibly on another thread (see
+/// [`Host::begin_snapshot`]): a point-in-time view and the store's writer.
+pub struct SnapshotJob {
+    view: Box<dyn SnapshotView>,
+    writer: Box<dyn SnapshotWriter>,
+    index: Index,
+}
+
+impl SnapshotJob {
+    /// The applied index the snapshot is at.
+    pub fn index(&self) -> Index {
+        self.index
+    }
+
+    /// Writes the view into the store's writer and makes it durable; hand the result to
+    /// [`Host::snapshot_done`].
+    pub fn run(self) -> Result<WrittenSnapshot, RaftError> {
+        let SnapshotJob {
+            view, mut writer, ..
+        } = self;
+        view.write_to(&mut writer)
+            .map_err(|e| RaftError::StateMachine(e.0))?;
+        Ok(writer.finish()?)
+    }
 }
 
 impl<M: StateMachine> Host<M> {
@@ -53,13 +85,17 @@ impl<M: StateMachine> Host<M> {
         now: Millis,
     ) -> Result<Self, RaftError> {
         let hard_state = stores.stable.hard_state()?;
-        let snapshot = stores.snapshot.load()?;
+        let mut stores = stores;
+        // A reception cut by the stop is not durable state: the leader sends it again.
+        stores.snapshot.abort_receive()?;
+        let snapshot = stores.snapshot.info()?;
         // A durable state machine resumes where it stopped; it needs the stored snapshot only
         // if that is newer (one received from the leader whose install did not finish).
         if let Some(snap) = &snapshot
             && snap.meta.last_included_index > sm.applied_index()
         {
-            sm.install(snap.meta.last_included_index, &mut snap.data.as_slice())
+            let mut reader = snapshot_reader(stores.snapshot.as_ref(), snap.size, Source::Stored);
+            sm.install(snap.meta.last_included_index, &mut reader)
                 .map_err(|e| RaftError::Corrupt(format!("stored snapshot: {e}")))?;
         }
         let log = load_log(stores.log.as_ref())?;
@@ -76,6 +112,8 @@ impl<M: StateMachine> Host<M> {
             sm,
             proposals: BTreeMap::new(),
             events: Vec::new(),
+            background_snapshots: false,
+            snapshot_job_out: false,
         };
         // A snapshot saved but not yet cut behind (a crash between the two) is reconciled in
         // the first Ready; a follower sends nothing at start.
@@ -172,7 +210,9 @@ impl<M: StateMachine> Host<M> {
     }
 
     /// Snapshots the state machine now, whatever the threshold, and compacts the log behind
-    /// it (hosts may call this, e.g. before a planned shutdown).
+    /// it (hosts may call this, e.g. before a planned shutdown). Like the threshold, it waits
+    /// while a follower is receiving the current snapshot (see [`Node::snapshot_pinned`]) or
+    /// a [`SnapshotJob`] is out.
     pub fn create_snapshot(
         &mut self,
         out: &mut impl Transport<M::Command>,
@@ -202,6 +242,8 @@ impl<M: StateMachine> Host<M> {
             return Ok(None);
         }
         let mut rd = self.node.ready()?;
+        self.fill_chunks(&mut rd.messages)?;
+        self.fill_chunks(&mut rd.persisted_messages)?;
         self.events.append(&mut rd.events);
         if let Some(s) = rd.snapshot.as_ref().filter(|s| s.install) {
             let later = self.proposals.split_off(&(s.meta.last_included_index + 1));
@@ -236,9 +278,19 @@ impl<M: StateMachine> Host<M> {
         // restart (they are re-handed so configurations take effect): those are skipped.
         let mut applied = self.node.last_applied().max(self.sm.applied_index());
         if let Some(s) = rd.snapshot.as_ref().filter(|s| s.install) {
-            // Checked before the node saw it: failing now means our own state is wrong.
+            // Checked before the node adopted it: failing now means our own state is wrong.
+            let size = self
+                .stores
+                .snapshot
+                .info()?
+                .filter(|i| i.meta == s.meta)
+                .map(|i| i.size)
+                .ok_or_else(|| {
+                    RaftError::Corrupt("the snapshot to install is not the stored one".into())
+                })?;
+            let mut reader = snapshot_reader(self.stores.snapshot.as_ref(), size, Source::Stored);
             self.sm
-                .install(s.meta.last_included_index, &mut s.data.as_slice())
+                .install(s.meta.last_included_index, &mut reader)
                 .map_err(|e| RaftError::Corrupt(format!("installing a snapshot: {e}")))?;
             applied = applied.max(s.meta.last_included_index);
         }
@@ -312,21 +364,72 @@ impl<M: StateMachine> Host<M> {
     }
 
     /// Once `snapshot_threshold` entries were applied since the last snapshot, snapshots the
-    /// state machine (the next Ready saves it and compacts the log).
+    /// state machine (the next Ready compacts the log), unless snapshots are written off the
+    /// host's thread.
     fn maybe_snapshot(&mut self) -> Result<(), RaftError> {
-        let threshold = self.node.config().snapshot_threshold;
-        let applied = self.node.last_applied();
-        if threshold > 0 && applied.saturating_sub(self.node.snapshot_index()) >= threshold {
+        if !self.background_snapshots && self.snapshot_due() {
             self.take_snapshot()?;
         }
         Ok(())
     }
 
-    /// Snapshots the state machine at its applied index, if that is past the last snapshot.
-    fn take_snapshot(&mut self) -> Result<(), RaftError> {
+    /// Whether the threshold calls for a snapshot now.
+    fn snapshot_due(&self) -> bool {
+        let threshold = self.node.config().snapshot_threshold;
         let applied = self.node.last_applied();
-        if applied <= self.node.snapshot_index() {
-            return Ok(());
+        threshold > 0 && applied.saturating_sub(self.node.snapshot_index()) >= threshold
+    }
+
+    /// Snapshots the state machine at its applied index, inline, streaming it into the store.
+    fn take_snapshot(&mut self) -> Result<(), RaftError> {
+        if let Some(job) = self.snapshot_job()? {
+            let written = job.run();
+            self.snapshot_job_out = false;
+            self.commit_snapshot(written?)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the state machine snapshot itself off the host's thread from now on: the
+    /// threshold no longer snapshots inline; the host asks [`begin_snapshot`](Self::begin_snapshot)
+    /// after processing, runs the job where it likes and gives the result to
+    /// [`snapshot_done`](Self::snapshot_done).
+    pub fn set_background_snapshots(&mut self, on: bool) {
+        self.background_snapshots = on;
+    }
+
+    /// A snapshot to write, when the threshold calls for one, no job is out, and no follower
+    /// is receiving the current snapshot. The job holds a point-in-time view: entries applied
+    /// meanwhile are not in it.
+    pub fn begin_snapshot(&mut self) -> Result<Option<SnapshotJob>, RaftError> {
+        if !self.snapshot_due() {
+            return Ok(None);
+        }
+        self.snapshot_job()
+    }
+
+    /// A job's result: the written snapshot becomes the stored one and the node compacts its
+    /// log behind it (processed like any input), unless a newer snapshot arrived from the
+    /// leader meanwhile. An error is fatal, as an inline one would be.
+    pub fn snapshot_done(
+        &mut self,
+        result: Result<WrittenSnapshot, RaftError>,
+        out: &mut impl Transport<M::Command>,
+    ) -> Result<(), RaftError> {
+        self.snapshot_job_out = false;
+        self.commit_snapshot(result?)?;
+        self.process(out)
+    }
+
+    /// A job for a snapshot at the applied index, if that is past the last snapshot, no job is
+    /// out and the current snapshot is not being sent.
+    fn snapshot_job(&mut self) -> Result<Option<SnapshotJob>, RaftError> {
+        let applied = self.node.last_applied();
+        if applied <= self.node.snapshot_index()
+            || self.snapshot_job_out
+            || self.node.snapshot_pinned()
+        {
+            return Ok(None);
         }
         let view = self
             .sm
@@ -337,10 +440,98 @@ impl<M: StateMachine> Host<M> {
             applied,
             "the state machine is at the node's applied index"
         );
-        let mut data = Vec::new();
-        view.write_to(&mut data)
-            .map_err(|e| RaftError::StateMachine(e.0))?;
-        self.node.snapshot_taken(applied, data)
+        let meta = SnapshotMeta {
+            last_included_index: applied,
+            last_included_term: self.node.log().term_at(applied)?,
+        };
+        let membership = self.node.membership_at_index(applied);
+        let writer = self.stores.snapshot.create(meta, &membership)?;
+        self.snapshot_job_out = true;
+        Ok(Some(SnapshotJob {
+            view,
+            writer,
+            index: applied,
+        }))
+    }
+
+    /// Stores a written snapshot and tells the node, unless the node holds a newer one.
+    fn commit_snapshot(&mut self, written: WrittenSnapshot) -> Result<(), RaftError> {
+        if written.info.meta.last_included_index <= self.node.snapshot_index() {
+            return Ok(());
+        }
+        let info = written.info.clone();
+        self.stores.snapshot.commit(written)?;
+        self.node.snapshot_taken(info)
+    }
+
+    /// Fills the bytes of this node's outgoing snapshot chunks from the snapshot store (the
+    /// node leaves them empty). A chunk of a snapshot the store no longer holds is dropped:
+    /// the transfer starts over with the new one.
+    fn fill_chunks(
+        &mut self,
+        msgs: &mut Vec<(NodeId, Message<M::Command>)>,
+    ) -> Result<(), RaftError> {
+        if !msgs
+            .iter()
+            .any(|(_, m)| matches!(m, Message::InstallSnapshot(_)))
+        {
+            return Ok(());
+        }
+        let chunk = self.node.config().snapshot_chunk_size;
+        let stored = self.stores.snapshot.info()?.map(|i| i.meta);
+        let mut keep = Vec::with_capacity(msgs.len());
+        for (to, mut msg) in msgs.drain(..) {
+            if let Message::InstallSnapshot(m) = &mut msg {
+                let meta = SnapshotMeta {
+                    last_included_index: m.last_included_index,
+                    last_included_term: m.last_included_term,
+                };
+                if stored != Some(meta) {
+                    continue;
+                }
+                let len = chunk.min(m.size.saturating_sub(m.offset));
+                if m.data.is_empty() && len > 0 {
+                    m.data = self.stores.snapshot.read_chunk(m.offset, len)?;
+                }
+            }
+            keep.push((to, msg));
+        }
+        *msgs = keep;
+        Ok(())
+    }
+
+    /// Carries out what the node asked of the snapshot store for the chunks it took; a
+    /// complete snapshot is checked with the state machine, made the stored one, and handed
+    /// back to the node.
+    fn apply_receive_ops(&mut self) -> Result<(), RaftError> {
+        for op in self.node.take_receive_ops() {
+            match op {
+                ReceiveOp::Begin(info) => self.stores.snapshot.begin_receive(&info)?,
+                ReceiveOp::Append(data) => self.stores.snapshot.append_chunk(&data)?,
+                ReceiveOp::Abort => self.stores.snapshot.abort_receive()?,
+                ReceiveOp::Complete(info) => {
+                    let ok = self.check_received(&info);
+                    if ok {
+                        self.stores.snapshot.finish_receive()?;
+                    } else {
+                        self.stores.snapshot.abort_receive()?;
+                    }
+                    self.node.snapshot_received(ok)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the received bytes are a snapshot of our state machine at `info`'s index.
+    fn check_received(&self, info: &SnapshotInfo) -> bool {
+        #[cfg(feature = "protocol-breaks")]
+        if self.node.config().breaks.snapshot_chunk_any_offset {
+            return true;
+        }
+        let mut reader =
+            snapshot_reader(self.stores.snapshot.as_ref(), info.size, Source::Received);
+        M::check_snapshot(info.meta.last_included_index, &mut reader).is_ok()
     }
 
     /// Events since the last call, oldest first.
@@ -370,21 +561,21 @@ pub struct Feed<'a, M: StateMachine> {
 }
 
 impl<M: StateMachine> Feed<'_, M> {
-    /// A message from `from`. A snapshot whose bytes are not a snapshot of our state machine
-    /// is dropped before the node sees it, so garbage from the wire costs nothing.
+    /// A message from `from`. The chunks of a snapshot the node takes are written to the
+    /// snapshot store at once; a complete one is checked with the state machine before the
+    /// node adopts it, so garbage from the wire costs no state.
     pub fn step(
         self,
         now: Millis,
         from: &NodeId,
         msg: Message<M::Command>,
     ) -> Result<(), RaftError> {
-        if let Message::InstallSnapshot(m) = &msg
-            && m.last_included_index > self.host.node.commit_index()
-            && M::check_snapshot(m.last_included_index, &mut m.data.as_slice()).is_err()
-        {
-            return Ok(());
+        let chunk = matches!(msg, Message::InstallSnapshot(_));
+        self.host.node.step(now, from, msg)?;
+        if chunk {
+            self.host.apply_receive_ops()?;
         }
-        self.host.node.step(now, from, msg)
+        Ok(())
     }
 
     /// Timers up to `now`.
@@ -445,14 +636,12 @@ enum AppliedAs<R> {
 }
 
 /// Writes a Ready's durable part to `stores` in the order the Ready's doc gives, then syncs:
-/// term and vote, the snapshot (before the log is cut behind it), the truncation, the new base,
-/// the new entries.
+/// term and vote, the truncation, the new base, the new entries. The Ready's snapshot is
+/// already in the snapshot store (written when taken or received), before the log is cut
+/// behind it here.
 fn persist_to<C, R>(stores: &mut Stores<C>, rd: &Ready<C, R>) -> Result<(), RaftError> {
     if let Some(hs) = &rd.hard_state {
         stores.stable.set_hard_state(hs)?;
-    }
-    if let Some(s) = &rd.snapshot {
-        stores.snapshot.save(s.meta, &s.membership, &s.data)?;
     }
     if let Some(from) = rd.truncate_from {
         stores.log.delete_from(from)?;

@@ -140,7 +140,10 @@ pub struct AppendEntriesResponse {
     pub sent_at: Millis,
 }
 
-/// InstallSnapshot, sent whole (the snapshot is small enough for one message).
+/// InstallSnapshot: one chunk of the leader's snapshot, with what the snapshot is. A snapshot
+/// travels as chunks at increasing offsets; the receiver writes each one that continues what it
+/// has and answers with the offset it expects next, so lost, duplicated or reordered chunks
+/// cost a resend at most, and a transfer cut off resumes where the receiver stopped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallSnapshot {
     /// The leader's term.
@@ -155,8 +158,71 @@ pub struct InstallSnapshot {
     /// membership changes).
     #[serde(default)]
     pub membership: Membership,
-    /// The state machine's snapshot bytes; opaque to Raft.
+    /// The whole snapshot's size in bytes. Senders from before chunks sent the whole snapshot
+    /// in one message without it; 0 then means "as many as `data` has" (see
+    /// [`InstallSnapshot::total_size`]).
+    #[serde(default)]
+    pub size: u64,
+    /// CRC-32 of the whole snapshot's bytes (`None` from senders from before chunks: the
+    /// receiver computes it from the single chunk).
+    #[serde(default)]
+    pub checksum: Option<u32>,
+    /// Where this chunk's bytes start in the snapshot.
+    #[serde(default)]
+    pub offset: u64,
+    /// This chunk's bytes; opaque to Raft. A leader's node leaves them empty and its host
+    /// fills them from the stored snapshot as the message leaves (the node holds no bytes).
     pub data: Vec<u8>,
+    /// This is the last chunk: `offset + data.len() == size`. Old senders' single message is
+    /// the last one.
+    #[serde(default = "yes")]
+    pub done: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl InstallSnapshot {
+    /// A whole snapshot as one chunk (tests, and tools that send small snapshots).
+    pub fn whole(
+        term: Term,
+        leader_id: NodeId,
+        last_included_index: Index,
+        last_included_term: Term,
+        membership: Membership,
+        data: Vec<u8>,
+    ) -> Self {
+        InstallSnapshot {
+            term,
+            leader_id,
+            last_included_index,
+            last_included_term,
+            membership,
+            size: data.len() as u64,
+            checksum: Some(crc32fast::hash(&data)),
+            offset: 0,
+            data,
+            done: true,
+        }
+    }
+
+    /// The whole snapshot's size: `size`, or for a sender from before chunks (no size, one
+    /// message) the bytes it carries.
+    pub fn total_size(&self) -> u64 {
+        if self.size == 0 && self.offset == 0 && self.done {
+            self.data.len() as u64
+        } else {
+            self.size
+        }
+    }
+
+    /// The whole snapshot's checksum: `checksum`, or for a sender from before chunks that of
+    /// its single message's bytes.
+    pub fn total_checksum(&self) -> u32 {
+        self.checksum
+            .unwrap_or_else(|| crc32fast::hash(if self.offset == 0 { &self.data } else { &[] }))
+    }
 }
 
 /// The answer to an InstallSnapshot.
@@ -164,8 +230,15 @@ pub struct InstallSnapshot {
 pub struct InstallSnapshotResponse {
     /// The follower's term.
     pub term: Term,
-    /// The snapshot's last index, now matched by the follower (when terms agreed).
+    /// The snapshot's last index (0 when answering an older term).
     pub last_included_index: Index,
+    /// The next offset the follower expects: it holds every byte before it.
+    #[serde(default)]
+    pub offset: u64,
+    /// The follower installed the snapshot (or already had everything it covers): it now
+    /// matches `last_included_index`. Answers from before chunks always meant that.
+    #[serde(default = "yes")]
+    pub done: bool,
 }
 
 /// Leadership transfer: the leader, having brought the receiver up to date, tells it to start

@@ -38,7 +38,7 @@ mod transfer;
 
 pub use config::{Config, ConfigError};
 pub use event::{Event, Role, Status};
-pub use host::{Feed, Host};
+pub use host::{Feed, Host, SnapshotJob};
 pub use membership::{ConfChange, ConfChangeError, ConfStep, Membership};
 pub use message::{
     AppendEntries, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, Message,
@@ -49,10 +49,13 @@ pub use node::{
 };
 pub use read::ReadId;
 pub use ready::{Ready, ReadySnapshot};
+pub use snapshot::{ReceiveOp, SnapshotStats};
 pub use storage::{
     HardState, LogEntry, LogStore, MemLogStore, MemSnapshotStore, MemStableStore, Payload,
-    SnapshotMeta, SnapshotStore, StableStore, StorageError, StoredSnapshot, Stores,
+    SnapshotInfo, SnapshotMeta, SnapshotStore, SnapshotWriter, Source, StableStore, StorageError,
+    StoredSnapshot, Stores, WrittenSnapshot, chunk_of, snapshot_reader,
 };
+pub use tracker::SnapshotSend;
 pub use waiters::{Outcome, Waiters};
 
 use crate::types::NodeId;

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,7 +26,7 @@ use super::replication::{LeaderState, Send};
 use super::tracker::Tracker;
 use super::{
     Config, Event, HardState, Index, LogEntry, LogStore, MemLogStore, Message, Millis, Payload,
-    Role, SnapshotMeta, Status, StorageError, StoredSnapshot, Term,
+    Role, SnapshotInfo, SnapshotMeta, Status, StorageError, Term,
 };
 use crate::state_machine::StateMachine;
 use crate::types::NodeId;
@@ -133,8 +132,9 @@ pub struct InitialState<C> {
     pub hard_state: HardState,
     /// The durable log (every entry after its base).
     pub log: MemLogStore<C>,
-    /// The latest durable snapshot, if any; the host has restored it into its state machine.
-    pub snapshot: Option<StoredSnapshot>,
+    /// The latest durable snapshot's metadata, if any; the host has restored it into its
+    /// state machine.
+    pub snapshot: Option<SnapshotInfo>,
     /// The state machine's applied index: every entry up to it is committed (a durable state
     /// machine applied it before the restart). The host skips those when they are handed out
     /// again; the node counts them committed.
@@ -185,8 +185,17 @@ pub struct Node<M: StateMachine> {
     pub(super) persisted: Index,
     /// The latest snapshot this node holds. Invariant: its index >= the log's base.
     pub(super) snapshot: SnapshotMeta,
-    /// Its bytes, to send to followers that need compacted entries.
-    pub(super) snapshot_data: Option<Arc<Vec<u8>>>,
+    /// What the host's snapshot store holds of it (size, checksum, configuration): the node
+    /// holds no snapshot bytes; its host reads chunks from the store as they leave.
+    /// Invariant: `Some` with `snapshot`'s meta whenever `snapshot` is not the default.
+    pub(super) snapshot_info: Option<SnapshotInfo>,
+    /// The snapshot this follower is receiving, chunk by chunk, if any.
+    pub(super) incoming: Option<super::snapshot::Incoming>,
+    /// What the host must do with its snapshot store for the chunks stepped (see
+    /// `take_receive_ops`).
+    pub(super) receive_ops: Vec<super::snapshot::ReceiveOp>,
+    /// Counters of the snapshot protocol.
+    pub(super) snapshot_stats: super::snapshot::SnapshotStats,
 
     /// When the election timer was last reset.
     pub(super) election_timer_start: Millis,
@@ -264,7 +273,10 @@ impl<M: StateMachine> Node<M> {
             applied: 0,
             persisted,
             snapshot: SnapshotMeta::default(),
-            snapshot_data: None,
+            snapshot_info: None,
+            incoming: None,
+            receive_ops: Vec::new(),
+            snapshot_stats: Default::default(),
             election_timer_start: now,
             election_deadline: now,
             last_leader_contact: None,
@@ -475,10 +487,12 @@ impl<M: StateMachine> Node<M> {
         Ok(())
     }
 
-    /// The host snapshotted its state machine at `index` (which it applied): the node keeps
-    /// the bytes to send to followers, and the next Ready saves them and compacts the log
-    /// behind (less `snapshot_trailing` entries).
-    pub fn snapshot_taken(&mut self, index: Index, data: Vec<u8>) -> Result<(), RaftError> {
+    /// The host snapshotted its state machine at `info`'s index (which it applied) and stored
+    /// it: the node keeps its metadata to send it to followers, and the next Ready compacts
+    /// the log behind (less `snapshot_trailing` entries). Transfers of the previous snapshot
+    /// start over with this one.
+    pub fn snapshot_taken(&mut self, info: SnapshotInfo) -> Result<(), RaftError> {
+        let index = info.meta.last_included_index;
         if index <= self.snapshot.last_included_index || index > self.applied {
             return Ok(());
         }
@@ -486,19 +500,69 @@ impl<M: StateMachine> Node<M> {
             last_included_index: index,
             last_included_term: self.term_at(index)?,
         };
-        let data = Arc::new(data);
+        if meta != info.meta {
+            return Err(RaftError::Corrupt(format!(
+                "a snapshot taken at {index} of term {} but the log has term {}",
+                info.meta.last_included_term, meta.last_included_term
+            )));
+        }
         self.pending.snapshot = Some(super::ReadySnapshot {
             meta,
-            membership: self.membership_at(index),
-            data: Arc::clone(&data),
+            membership: info.membership.clone(),
             install: false,
         });
         self.snapshot = meta;
         self.trim_confs(index);
-        self.snapshot_data = Some(data);
+        self.snapshot_info = Some(info);
         self.compact_behind(meta)?;
         self.check_invariants();
         Ok(())
+    }
+
+    /// The configuration in force at `index` (at or after the snapshot): what a snapshot
+    /// taken there records.
+    pub fn membership_at_index(&self, index: Index) -> Membership {
+        self.membership_at(index)
+    }
+
+    /// What the snapshot store holds of this node's snapshot, if it has one.
+    pub fn snapshot_info(&self) -> Option<&SnapshotInfo> {
+        self.snapshot_info.as_ref()
+    }
+
+    /// Counters of the chunked snapshot protocol since this node started.
+    pub fn snapshot_stats(&self) -> super::snapshot::SnapshotStats {
+        self.snapshot_stats
+    }
+
+    /// This leader's snapshot transfers under way, by follower.
+    pub fn snapshot_transfers(&self) -> Vec<(NodeId, super::tracker::SnapshotSend)> {
+        if self.leader.is_none() {
+            return Vec::new();
+        }
+        self.peers()
+            .into_iter()
+            .filter_map(|id| {
+                let send = self.tracker.progress(&id)?.snapshot_send.clone()?;
+                Some((id, send))
+            })
+            .collect()
+    }
+
+    /// Whether a follower is receiving this leader's snapshot and answered within
+    /// [`Config::snapshot_abandon_after`]: the host then keeps the snapshot (takes no new one,
+    /// so the log is not compacted past what the transfer needs either; etcd#4055).
+    pub fn snapshot_pinned(&self) -> bool {
+        let abandon_after = self.cfg.snapshot_abandon_after();
+        self.leader.is_some()
+            && self.peers().iter().any(|id| {
+                self.tracker.progress(id).is_some_and(|pr| {
+                    pr.snapshot_send.is_some()
+                        && pr
+                            .snapshot_heard
+                            .is_some_and(|h| self.now.saturating_sub(h) < abandon_after)
+                })
+            })
     }
 
     /// When `tick` must next be called, at the latest.
@@ -831,6 +895,8 @@ impl<M: StateMachine> Node<M> {
                 Message::InstallSnapshotResponse(super::InstallSnapshotResponse {
                     term: self.term,
                     last_included_index: 0,
+                    offset: 0,
+                    done: false,
                 })
             }
             _ => return,
@@ -1055,7 +1121,10 @@ fn within_limits<C>(msg: &Message<C>) -> bool {
                     .all(|e| e.payload.config().is_none_or(Membership::is_valid))
         }
         Message::InstallSnapshot(m) => {
-            m.last_included_index < LIMIT && (m.membership.is_empty() || m.membership.is_valid())
+            m.last_included_index < LIMIT
+                && m.size < LIMIT
+                && m.offset < LIMIT
+                && (m.membership.is_empty() || m.membership.is_valid())
         }
         _ => true,
     };

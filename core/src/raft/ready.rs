@@ -5,22 +5,19 @@
 //! (Modelled on etcd-io/raft's `Ready` and tikv/raft-rs's `raw_node.rs`; the durability order
 //! is explained with a timeline in docs/durability.md.)
 
-use std::sync::Arc;
-
 use super::{Event, HardState, Index, LogEntry, Membership, Message, SnapshotMeta, Term};
 use crate::types::NodeId;
 
-/// A snapshot the host must save before it writes the log: one this node took (the host gave
-/// its bytes through [`Node::snapshot_taken`](super::Node::snapshot_taken)), or one received
-/// from the leader, which the host also restores into its state machine.
+/// A snapshot the node adopted, already in the host's snapshot store: one this node took (see
+/// [`Node::snapshot_taken`](super::Node::snapshot_taken)), or one received from the leader,
+/// which the host restores into its state machine (streaming it from the store). The log is
+/// cut behind it only in this Ready, after the store holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadySnapshot {
     /// What it covers.
     pub meta: SnapshotMeta,
     /// The configuration at its last index.
     pub membership: Membership,
-    /// The state machine's bytes.
-    pub data: Arc<Vec<u8>>,
     /// Received from the leader: restore it into the state machine once it is saved.
     pub install: bool,
 }

@@ -3,7 +3,7 @@
 //! commit rule.
 
 use super::node::Node;
-use super::tracker::ProgressState;
+use super::tracker::{ProgressState, SnapshotSend};
 use super::{
     AppendEntries, AppendEntriesResponse, Config, Index, InstallSnapshot, LogEntry, LogStore,
     Message, Millis, NodeId, RaftError, StorageError,
@@ -89,16 +89,22 @@ impl<M: StateMachine> Node<M> {
     ) -> Result<(), RaftError> {
         let heartbeat = why != Send::NewEntries;
         let last = self.last_index();
-        let resend_after = self.cfg.election_timeout_min;
         let Some(pr) = self.tracker.progress_mut(peer) else {
             return Ok(());
         };
         match pr.state {
-            ProgressState::Snapshot { sent_at, .. } if heartbeat => {
-                if now >= sent_at.saturating_add(resend_after) {
-                    self.send_snapshot(now, peer)
-                } else {
+            // The transfer goes on at its own pace (answers and chunk timeouts); the heartbeat
+            // keeps the follower with its leader meanwhile.
+            ProgressState::Snapshot { .. } if heartbeat => {
+                self.pump_snapshot(now, peer)?;
+                if self
+                    .tracker
+                    .progress(peer)
+                    .is_some_and(|p| matches!(p.state, ProgressState::Snapshot { .. }))
+                {
                     self.send_append(now, peer, false)
+                } else {
+                    Ok(())
                 }
             }
             // A window still full when the heartbeat timer fires: answers were lost (or the
@@ -179,28 +185,108 @@ impl<M: StateMachine> Node<M> {
         Ok((candidates[..fit].to_vec(), bytes))
     }
 
-    /// Sends the latest snapshot to a follower that needs compacted entries.
+    /// Starts sending the latest snapshot to a follower that needs compacted entries: its
+    /// first chunks go out at once, as many as the window holds.
     pub(super) fn send_snapshot(&mut self, now: Millis, peer: &NodeId) -> Result<(), RaftError> {
-        let Some(data) = self.snapshot_data.clone() else {
+        let Some(info) = self.snapshot_info.as_ref() else {
             return Err(RaftError::Corrupt(
                 "the log is compacted but there is no snapshot".into(),
             ));
         };
-        let meta = self.snapshot;
-        let membership = self.membership_at(meta.last_included_index);
+        let send = SnapshotSend {
+            index: info.meta.last_included_index,
+            term: info.meta.last_included_term,
+            size: info.size,
+            checksum: info.checksum,
+            acked: 0,
+            next: 0,
+            final_sent: false,
+            inflight: Default::default(),
+            rewound_to: None,
+            started: now,
+            chunks_sent: 0,
+            bytes_sent: 0,
+        };
         let Some(pr) = self.tracker.progress_mut(peer) else {
             return Ok(());
         };
-        pr.become_snapshot(meta.last_included_index, now);
-        let msg = InstallSnapshot {
-            term: self.term,
-            leader_id: self.cfg.id.clone(),
-            last_included_index: meta.last_included_index,
-            last_included_term: meta.last_included_term,
-            membership,
-            data: data.as_ref().clone(),
+        pr.become_snapshot(send, now);
+        self.pump_snapshot(now, peer)
+    }
+
+    /// Moves a follower's snapshot transfer on: gives it up after a long silence (back to
+    /// probing, which starts it again if the follower still needs it), restarts it when the
+    /// snapshot was replaced meanwhile, sends again from the acknowledged offset when the
+    /// oldest chunk in flight timed out, and fills the window with the next chunks.
+    pub(super) fn pump_snapshot(&mut self, now: Millis, peer: &NodeId) -> Result<(), RaftError> {
+        let abandon_after = self.cfg.snapshot_abandon_after();
+        let timeout = self.cfg.snapshot_chunk_timeout;
+        let window = self.cfg.snapshot_window;
+        let chunk = self.cfg.snapshot_chunk_size;
+        let current = self
+            .snapshot_info
+            .as_ref()
+            .map(|i| i.meta.last_included_index);
+        let Some(pr) = self.tracker.progress_mut(peer) else {
+            return Ok(());
         };
-        self.send(peer, Message::InstallSnapshot(msg));
+        let heard = pr.snapshot_heard.unwrap_or(now);
+        let Some(send) = pr.snapshot_send.as_mut() else {
+            return Ok(());
+        };
+        if now.saturating_sub(heard.max(send.started)) >= abandon_after {
+            pr.become_probe();
+            self.snapshot_stats.transfers_abandoned += 1;
+            return Ok(());
+        }
+        if current != Some(send.index) {
+            // A newer snapshot replaced the one being sent: send that one instead.
+            return self.send_snapshot(now, peer);
+        }
+        if send
+            .inflight
+            .front()
+            .is_some_and(|(_, _, at)| now >= at.saturating_add(timeout))
+        {
+            let acked = send.acked;
+            send.rewind(acked);
+        }
+        let mut chunks = Vec::new();
+        while send.inflight.len() < window && !send.final_sent {
+            let offset = send.next;
+            let len = chunk.min(send.size - offset);
+            let done = offset + len == send.size;
+            send.inflight.push_back((offset, len, now));
+            send.next += len;
+            send.final_sent = done;
+            send.chunks_sent += 1;
+            send.bytes_sent += len;
+            self.snapshot_stats.chunks_sent += 1;
+            self.snapshot_stats.bytes_sent += len;
+            chunks.push((offset, done));
+        }
+        send.check();
+        debug_assert!(
+            send.inflight_bytes() <= window as u64 * chunk,
+            "a snapshot transfer holds at most a window of chunks"
+        );
+        let (index, term, size, checksum) = (send.index, send.term, send.size, send.checksum);
+        for (offset, done) in chunks {
+            let msg = InstallSnapshot {
+                term: self.term,
+                leader_id: self.cfg.id.clone(),
+                last_included_index: index,
+                last_included_term: term,
+                membership: self.membership_at(index),
+                size,
+                checksum: Some(checksum),
+                offset,
+                // The host fills the bytes from its snapshot store as the message leaves.
+                data: Vec::new(),
+                done,
+            };
+            self.send(peer, Message::InstallSnapshot(msg));
+        }
         Ok(())
     }
 

@@ -4,6 +4,8 @@
 //! compaction the log has a base (the snapshot's last index and term) and holds entries
 //! base+1..=last_index.
 
+use std::io::Read;
+
 use serde::{Deserialize, Serialize};
 
 use super::membership::Membership;
@@ -206,17 +208,190 @@ pub struct StoredSnapshot {
     pub data: Vec<u8>,
 }
 
-/// The latest snapshot.
+/// What a store knows of a snapshot without its bytes: what the node keeps of its snapshot,
+/// and what an InstallSnapshot carries besides one chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// What it covers.
+    pub meta: SnapshotMeta,
+    /// The configuration at its last index (see [`StoredSnapshot::membership`]).
+    pub membership: Membership,
+    /// How many bytes the snapshot has.
+    pub size: u64,
+    /// CRC-32 (IEEE, `crc32fast`) of all of them.
+    pub checksum: u32,
+}
+
+/// A snapshot being written by the host's state machine (see [`SnapshotStore::create`]): its
+/// bytes go in through [`Write`], on any thread.
+pub trait SnapshotWriter: std::io::Write + Send {
+    /// Makes what was written durable, not yet the stored snapshot: hand the result to
+    /// [`SnapshotStore::commit`].
+    fn finish(self: Box<Self>) -> Result<WrittenSnapshot, StorageError>;
+}
+
+/// A snapshot written in full and durable, waiting for [`SnapshotStore::commit`].
+pub struct WrittenSnapshot {
+    /// What it is.
+    pub info: SnapshotInfo,
+    /// Where the store that made the writer put it (its own business: a buffer, a file
+    /// name); a store only commits tokens of its own kind.
+    pub token: Box<dyn std::any::Any + Send>,
+}
+
+impl std::fmt::Debug for WrittenSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrittenSnapshot")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The latest snapshot, read by byte range (a leader sends it chunk by chunk), and the one
+/// being received from a leader, written chunk by chunk beside it. The stored snapshot is only
+/// ever replaced whole and atomically ([`commit`](Self::commit),
+/// [`finish_receive`](Self::finish_receive)), so a crash leaves either the old or the new one;
+/// a reception in progress is not durable state and a restart discards it.
 pub trait SnapshotStore: Send {
-    /// Replaces the stored snapshot. Durable when it returns.
+    /// The stored snapshot's metadata, if there is one.
+    fn info(&self) -> Result<Option<SnapshotInfo>, StorageError>;
+    /// Bytes `offset..offset + len` of the stored snapshot (fewer at its end). An error when
+    /// there is no snapshot or `offset` is past its end.
+    fn read_chunk(&self, offset: u64, len: u64) -> Result<Vec<u8>, StorageError>;
+    /// A writer for a new snapshot covering `meta`. The stored snapshot stays as it is until
+    /// the written one is committed.
+    fn create(
+        &self,
+        meta: SnapshotMeta,
+        membership: &Membership,
+    ) -> Result<Box<dyn SnapshotWriter>, StorageError>;
+    /// Makes a snapshot written through [`create`](Self::create) the stored one, atomically.
+    /// Durable when it returns.
+    fn commit(&mut self, written: WrittenSnapshot) -> Result<(), StorageError>;
+    /// Starts receiving the snapshot `info` describes, discarding any reception in progress.
+    fn begin_receive(&mut self, info: &SnapshotInfo) -> Result<(), StorageError>;
+    /// Appends the next bytes of the reception in progress. Durable when it returns (the
+    /// node acknowledges the chunk once the Ready after it is).
+    fn append_chunk(&mut self, data: &[u8]) -> Result<(), StorageError>;
+    /// Bytes `offset..offset + len` received so far (to check the snapshot before adopting
+    /// it).
+    fn read_received(&self, offset: u64, len: u64) -> Result<Vec<u8>, StorageError>;
+    /// Makes the received snapshot the stored one, atomically, once all of it arrived with
+    /// the size and checksum announced; an error (and nothing replaced) otherwise.
+    fn finish_receive(&mut self) -> Result<SnapshotInfo, StorageError>;
+    /// Discards the reception in progress, if any.
+    fn abort_receive(&mut self) -> Result<(), StorageError>;
+
+    /// Replaces the stored snapshot with `data`. Durable when it returns.
     fn save(
         &mut self,
         meta: SnapshotMeta,
         membership: &Membership,
         data: &[u8],
-    ) -> Result<(), StorageError>;
-    /// The stored snapshot, if any.
-    fn load(&self) -> Result<Option<StoredSnapshot>, StorageError>;
+    ) -> Result<(), StorageError> {
+        let mut w = self.create(meta, membership)?;
+        std::io::Write::write_all(&mut w, data).map_err(|e| StorageError::Io(e.to_string()))?;
+        let written = w.finish()?;
+        self.commit(written)
+    }
+    /// The stored snapshot, bytes and all, if any (tests and small tools; hosts stream it).
+    fn load(&self) -> Result<Option<StoredSnapshot>, StorageError> {
+        let Some(info) = self.info()? else {
+            return Ok(None);
+        };
+        let mut data = Vec::new();
+        snapshot_reader(self, info.size, Source::Stored)
+            .read_to_end(&mut data)
+            .map_err(|e| StorageError::Io(e.to_string()))?;
+        Ok(Some(StoredSnapshot {
+            meta: info.meta,
+            membership: info.membership,
+            data,
+        }))
+    }
+}
+
+/// Which snapshot of a store a [`snapshot_reader`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The stored snapshot.
+    Stored,
+    /// The one being received.
+    Received,
+}
+
+/// How many bytes a [`snapshot_reader`] asks its store for at a time.
+const READ_PIECE: u64 = 256 * 1024;
+
+/// Reads the first `size` bytes of one of `store`'s snapshots as a stream, a piece at a time,
+/// so restoring or checking a snapshot never holds all of it.
+pub fn snapshot_reader<S: SnapshotStore + ?Sized>(
+    store: &S,
+    size: u64,
+    source: Source,
+) -> impl Read + '_ {
+    SnapshotReader {
+        store,
+        source,
+        offset: 0,
+        size,
+        buf: Vec::new(),
+        pos: 0,
+    }
+}
+
+struct SnapshotReader<'a, S: ?Sized> {
+    store: &'a S,
+    source: Source,
+    /// The next offset to fetch from the store.
+    offset: u64,
+    size: u64,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already read. Invariant: `pos <= buf.len()`.
+    pos: usize,
+}
+
+impl<S: SnapshotStore + ?Sized> Read for SnapshotReader<'_, S> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.buf.len() {
+            if self.offset >= self.size {
+                return Ok(0);
+            }
+            let len = READ_PIECE.min(self.size - self.offset);
+            let piece = match self.source {
+                Source::Stored => self.store.read_chunk(self.offset, len),
+                Source::Received => self.store.read_received(self.offset, len),
+            }
+            .map_err(std::io::Error::other)?;
+            if piece.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the snapshot ends before its size",
+                ));
+            }
+            self.offset += piece.len() as u64;
+            self.buf = piece;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        debug_assert!(self.pos <= self.buf.len());
+        Ok(n)
+    }
+}
+
+/// Bytes `offset..offset + len` of `data` (fewer at its end), or an error past its end: the
+/// range read every store answers, here over bytes in memory.
+pub fn chunk_of(data: &[u8], offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
+    let size = data.len() as u64;
+    if offset > size {
+        return Err(StorageError::Io(format!(
+            "snapshot offset {offset} past its end ({size} bytes)"
+        )));
+    }
+    let end = offset.saturating_add(len).min(size);
+    Ok(data[offset as usize..end as usize].to_vec())
 }
 
 /// The three stores a host writes a node's durable state to. Handed back by
@@ -268,7 +443,48 @@ impl<C> Default for MemLogStore<C> {
 /// In-memory [`SnapshotStore`].
 #[derive(Clone, Debug, Default)]
 pub struct MemSnapshotStore {
-    latest: Option<StoredSnapshot>,
+    /// The stored snapshot and its checksum.
+    latest: Option<(StoredSnapshot, u32)>,
+    /// The reception in progress: what it announced, and the bytes so far. Invariant: no more
+    /// bytes than announced.
+    receiving: Option<(SnapshotInfo, Vec<u8>)>,
+}
+
+/// [`MemSnapshotStore`]'s writer: the bytes in a buffer.
+struct MemSnapshotWriter {
+    meta: SnapshotMeta,
+    membership: Membership,
+    data: Vec<u8>,
+}
+
+impl std::io::Write for MemSnapshotWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.data.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SnapshotWriter for MemSnapshotWriter {
+    fn finish(self: Box<Self>) -> Result<WrittenSnapshot, StorageError> {
+        let info = SnapshotInfo {
+            meta: self.meta,
+            membership: self.membership.clone(),
+            size: self.data.len() as u64,
+            checksum: crc32fast::hash(&self.data),
+        };
+        let snap = StoredSnapshot {
+            meta: self.meta,
+            membership: self.membership,
+            data: self.data,
+        };
+        Ok(WrittenSnapshot {
+            info,
+            token: Box::new(snap),
+        })
+    }
 }
 
 impl StableStore for MemStableStore {
@@ -397,21 +613,91 @@ impl<C: Clone + Send> LogStore<C> for MemLogStore<C> {
 }
 
 impl SnapshotStore for MemSnapshotStore {
-    fn save(
-        &mut self,
+    fn info(&self) -> Result<Option<SnapshotInfo>, StorageError> {
+        Ok(self.latest.as_ref().map(|(s, checksum)| SnapshotInfo {
+            meta: s.meta,
+            membership: s.membership.clone(),
+            size: s.data.len() as u64,
+            checksum: *checksum,
+        }))
+    }
+
+    fn read_chunk(&self, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
+        match &self.latest {
+            Some((s, _)) => chunk_of(&s.data, offset, len),
+            None => Err(StorageError::Io("no snapshot stored".into())),
+        }
+    }
+
+    fn create(
+        &self,
         meta: SnapshotMeta,
         membership: &Membership,
-        data: &[u8],
-    ) -> Result<(), StorageError> {
-        self.latest = Some(StoredSnapshot {
+    ) -> Result<Box<dyn SnapshotWriter>, StorageError> {
+        Ok(Box::new(MemSnapshotWriter {
             meta,
             membership: membership.clone(),
-            data: data.to_vec(),
-        });
+            data: Vec::new(),
+        }))
+    }
+
+    fn commit(&mut self, written: WrittenSnapshot) -> Result<(), StorageError> {
+        let snap = written
+            .token
+            .downcast::<StoredSnapshot>()
+            .map_err(|_| StorageError::Io("not a snapshot written by this store".into()))?;
+        self.latest = Some((*snap, written.info.checksum));
         Ok(())
     }
 
-    fn load(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        Ok(self.latest.clone())
+    fn begin_receive(&mut self, info: &SnapshotInfo) -> Result<(), StorageError> {
+        self.receiving = Some((info.clone(), Vec::new()));
+        Ok(())
+    }
+
+    fn append_chunk(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let Some((info, buf)) = self.receiving.as_mut() else {
+            return Err(StorageError::Io("no snapshot reception in progress".into()));
+        };
+        if buf.len() as u64 + data.len() as u64 > info.size {
+            return Err(StorageError::Io(format!(
+                "a chunk runs past the announced {} bytes",
+                info.size
+            )));
+        }
+        buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn read_received(&self, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
+        match &self.receiving {
+            Some((_, buf)) => chunk_of(buf, offset, len),
+            None => Err(StorageError::Io("no snapshot reception in progress".into())),
+        }
+    }
+
+    fn finish_receive(&mut self) -> Result<SnapshotInfo, StorageError> {
+        let Some((info, data)) = self.receiving.take() else {
+            return Err(StorageError::Io("no snapshot reception in progress".into()));
+        };
+        if data.len() as u64 != info.size || crc32fast::hash(&data) != info.checksum {
+            return Err(StorageError::Io(
+                "the received snapshot does not match its size and checksum".into(),
+            ));
+        }
+        self.latest = Some((
+            StoredSnapshot {
+                meta: info.meta,
+                membership: info.membership.clone(),
+                data,
+            },
+            info.checksum,
+        ));
+        Ok(info)
+    }
+
+    fn abort_receive(&mut self) -> Result<(), StorageError> {
+        self.receiving = None;
+        Ok(())
     }
 }

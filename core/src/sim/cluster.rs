@@ -140,6 +140,22 @@ pub struct SimStats {
     pub snapshots_installed: u64,
     /// Snapshots restarted nodes loaded from their stores.
     pub snapshots_loaded: u64,
+    /// InstallSnapshot chunks leaders sent (before the network's faults).
+    #[serde(default)]
+    pub snapshot_chunks_sent: u64,
+    /// Snapshot transfers a follower completed (received whole, checked and installed).
+    #[serde(default)]
+    pub snapshot_transfers_completed: u64,
+    /// Transfers a leader resumed at a follower's offset past its own (the follower had the
+    /// bytes from an earlier try).
+    #[serde(default)]
+    pub snapshot_transfers_resumed: u64,
+    /// Receptions a follower discarded half way (another snapshot came) or refused at the end.
+    #[serde(default)]
+    pub snapshot_transfers_restarted: u64,
+    /// Transfers a leader gave up after a long silence.
+    #[serde(default)]
+    pub snapshot_transfers_abandoned: u64,
     /// Readys whose writes were still in flight when their node was killed: lost.
     pub writes_lost: u64,
     /// Readys a killed node had made durable without sending the messages that waited.
@@ -214,6 +230,9 @@ struct SimNode {
     write_generation: u64,
     /// The snapshot index last seen in the node's status (to count snapshots it takes).
     snapshot_index: Index,
+    /// The node's snapshot counters at the end of the last call (reset on restart): the
+    /// cluster adds what each call added.
+    snapshot_counters: crate::raft::SnapshotStats,
     /// Set while the node is being started: a snapshot restored now was loaded from its stores.
     starting: bool,
     /// The node's own clock: every time the node is given is read from it.
@@ -244,6 +263,7 @@ impl SimNode {
             waiters: Waiters::default(),
             floor_reads: Vec::new(),
             snapshot_index: 0,
+            snapshot_counters: Default::default(),
             starting: false,
             clock,
             joined,

@@ -143,15 +143,30 @@ pub fn raft_summary(m: &Message) -> String {
             r.conflict_index.map_or("-".to_string(), |i| i.to_string()),
             r.conflict_term.map_or("-".to_string(), |t| t.to_string())
         ),
-        Message::InstallSnapshot(s) => format!(
-            "t{} upto={}/{} bytes={}",
-            s.term,
-            s.last_included_index,
-            s.last_included_term,
-            s.data.len()
-        ),
+        Message::InstallSnapshot(s) => {
+            // "chunk 3/7": which of the snapshot's chunks it is, counted in chunks of its own
+            // size (every chunk but the last has the full size; the last says so).
+            let len = s.data.len() as u64;
+            let size = s.total_size();
+            let place = if s.done {
+                format!("last chunk, {len} of {size} bytes")
+            } else {
+                let len = len.max(1);
+                format!("chunk {}/{}", s.offset / len + 1, size.div_ceil(len))
+            };
+            format!(
+                "t{} upto={}/{} {place}",
+                s.term, s.last_included_index, s.last_included_term
+            )
+        }
+        Message::InstallSnapshotResponse(r) if r.done => {
+            format!("t{} upto={} installed", r.term, r.last_included_index)
+        }
         Message::InstallSnapshotResponse(r) => {
-            format!("t{} upto={}", r.term, r.last_included_index)
+            format!(
+                "t{} upto={} have {}",
+                r.term, r.last_included_index, r.offset
+            )
         }
         Message::TimeoutNow(t) => format!("t{} from={}", t.term, t.leader_id),
     }

@@ -195,6 +195,10 @@ pub struct RunPlan {
     pub churn: bool,
     /// Every node's client session limits.
     pub session_limits: SessionLimits,
+    /// Snapshot chunk bytes, chunks in flight and chunk timeout (see
+    /// `Config::snapshot_chunk_size` and the rest): small chunks, so that a snapshot crosses
+    /// the faulty network in many messages.
+    pub snapshot_chunks: (u64, usize, Millis),
 }
 
 impl Scenario {
@@ -266,6 +270,12 @@ impl Scenario {
                 0
             },
         };
+        // Drawn last, for the same reason as above.
+        let snapshot_chunks = (
+            rng.range(64, 512),
+            rng.range(1, 4) as usize,
+            rng.range(60, 600),
+        );
         RunPlan {
             seed,
             nodes,
@@ -278,6 +288,7 @@ impl Scenario {
             clock_ppm,
             churn,
             session_limits,
+            snapshot_chunks,
         }
     }
 
@@ -331,6 +342,11 @@ impl Scenario {
         let mut raft = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
         raft.snapshot_threshold = plan.snapshot_threshold;
         raft.snapshot_trailing = plan.snapshot_trailing;
+        (
+            raft.snapshot_chunk_size,
+            raft.snapshot_window,
+            raft.snapshot_chunk_timeout,
+        ) = plan.snapshot_chunks;
         // `configure` has the last word (a test may pin the threshold, say).
         (self.configure)(&mut raft);
         cfg.raft = raft;

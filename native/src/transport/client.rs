@@ -51,6 +51,11 @@ pub struct TransportConfig {
     pub request_timeout: Duration,
     /// The TCP connect timeout.
     pub connect_timeout: Duration,
+    /// The slowest link a large message is given time for: a body of `n` bytes may take
+    /// `request_timeout + n / slowest_link_bytes_per_sec` seconds, so a 1 MiB snapshot chunk
+    /// is not cut off on a slow link and then sent again forever (etcd#16377). 0: no
+    /// allowance.
+    pub slowest_link_bytes_per_sec: u64,
 }
 
 impl Default for TransportConfig {
@@ -59,6 +64,7 @@ impl Default for TransportConfig {
             queue_capacity: 256,
             request_timeout: Duration::from_millis(1000),
             connect_timeout: Duration::from_millis(500),
+            slowest_link_bytes_per_sec: 256 * 1024,
         }
     }
 }
@@ -123,6 +129,7 @@ struct Shared {
     from: NodeId,
     client: reqwest::Client,
     resolver: Arc<dyn PeerResolver>,
+    config: TransportConfig,
 }
 
 /// Core's [`Transport`] over HTTP. `send` never blocks: it puts the message in the peer's queue
@@ -160,6 +167,7 @@ impl HttpTransport {
                 from,
                 client,
                 resolver: Arc::new(resolver),
+                config: config.clone(),
             }),
             config,
             runtime,
@@ -243,6 +251,16 @@ fn base_url(addr: &str) -> String {
     }
 }
 
+/// The timeout of a request whose body has `len` bytes: the configured one, plus the time the
+/// slowest link allowed for takes to carry the body.
+pub fn request_timeout(config: &TransportConfig, len: usize) -> Duration {
+    let extra = match config.slowest_link_bytes_per_sec {
+        0 => Duration::ZERO,
+        rate => Duration::from_secs_f64(len as f64 / rate as f64),
+    };
+    config.request_timeout + extra
+}
+
 /// One peer's worker: POSTs its queued messages in order until the queue's sender is gone.
 async fn run_peer(
     to: NodeId,
@@ -265,9 +283,11 @@ async fn run_peer(
                 continue;
             }
         };
+        let timeout = request_timeout(&shared.config, body.len());
         let res = shared
             .client
             .post(&url)
+            .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()

@@ -18,8 +18,9 @@ use super::{
 /// The router's state: where messages go.
 type Inbox = State<Arc<dyn RaftInbox>>;
 
-/// The largest body the Raft routes accept: a whole snapshot travels in one message, and
-/// base64 adds a third.
+/// The largest body the Raft routes accept: an AppendEntries at its byte budget, or a snapshot
+/// chunk (base64 adds a third); kvserver checks that its `--max-append-bytes` and
+/// `--snapshot-chunk-bytes` fit.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The three Raft routes, handing every well-formed message to `inbox`. Merge it into the

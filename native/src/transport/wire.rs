@@ -67,9 +67,25 @@ pub struct WireInstallSnapshot {
     /// The configuration at the snapshot's last index.
     #[serde(default)]
     pub membership: Membership,
-    /// The snapshot bytes, base64 on the wire.
+    /// The whole snapshot's size (see [`InstallSnapshot::size`]).
+    #[serde(default)]
+    pub size: u64,
+    /// CRC-32 of the whole snapshot (see [`InstallSnapshot::checksum`]).
+    #[serde(default)]
+    pub checksum: Option<u32>,
+    /// Where this chunk starts in the snapshot.
+    #[serde(default)]
+    pub offset: u64,
+    /// This chunk's bytes, base64 on the wire.
     #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,
+    /// The last chunk (peers from before chunks sent one message: the last).
+    #[serde(default = "yes")]
+    pub done: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl From<Message> for WireMessage {
@@ -85,7 +101,11 @@ impl From<Message> for WireMessage {
                 last_included_index: m.last_included_index,
                 last_included_term: m.last_included_term,
                 membership: m.membership,
+                size: m.size,
+                checksum: m.checksum,
+                offset: m.offset,
                 data: m.data,
+                done: m.done,
             }),
             Message::InstallSnapshotResponse(m) => WireMessage::InstallSnapshotResponse(m),
             Message::TimeoutNow(m) => WireMessage::TimeoutNow(m),
@@ -106,7 +126,11 @@ impl From<WireMessage> for Message {
                 last_included_index: m.last_included_index,
                 last_included_term: m.last_included_term,
                 membership: m.membership,
+                size: m.size,
+                checksum: m.checksum,
+                offset: m.offset,
                 data: m.data,
+                done: m.done,
             }),
             WireMessage::InstallSnapshotResponse(m) => Message::InstallSnapshotResponse(m),
             WireMessage::TimeoutNow(m) => Message::TimeoutNow(m),

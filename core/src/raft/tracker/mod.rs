@@ -10,7 +10,7 @@ pub mod progress;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use inflights::Inflights;
-pub use progress::{Progress, ProgressState};
+pub use progress::{Progress, ProgressState, SnapshotSend};
 
 use super::quorum::{JointConfig, VoteResult};
 use super::{Index, Millis};

@@ -26,12 +26,13 @@ pub enum ProgressState {
     Probe,
     /// Stream entries optimistically.
     Replicate,
-    /// A snapshot covering `index` went out at `sent_at`; it is resent after an election
-    /// timeout without an answer. Rejections of heartbeats are expected meanwhile.
+    /// A snapshot covering `index` is being sent since `sent_at`, chunk by chunk (the
+    /// transfer is [`Progress::snapshot_send`]). Rejections of heartbeats are expected
+    /// meanwhile.
     Snapshot {
         /// The snapshot's last index.
         index: Index,
-        /// When it was sent.
+        /// When its transfer started.
         sent_at: Millis,
     },
 }
@@ -71,6 +72,83 @@ pub struct Progress {
     /// `Millis::MAX` for the leader itself, like `last_ack`. Invariant: for every other member
     /// at most the leader's latest time.
     pub lease_ack: Millis,
+    /// In Snapshot: the transfer. Invariant: `Some` exactly in Snapshot state.
+    pub snapshot_send: Option<SnapshotSend>,
+    /// When the member last answered a snapshot chunk in this term (or, before any answer, when
+    /// the first transfer to it started): a transfer whose member has been silent longer than
+    /// [`Config::snapshot_abandon_after`](crate::raft::Config::snapshot_abandon_after) no
+    /// longer keeps the leader from replacing its snapshot.
+    pub snapshot_heard: Option<Millis>,
+}
+
+/// One snapshot transfer to one follower: the leader's side of the chunk protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSend {
+    /// The snapshot's last index and term.
+    pub index: Index,
+    /// Its term.
+    pub term: crate::raft::Term,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its CRC-32.
+    pub checksum: u32,
+    /// The follower holds every byte before this.
+    pub acked: u64,
+    /// The next byte to send. Invariant: `acked <= next <= size`.
+    pub next: u64,
+    /// The chunk ending at `size` (the one marked done) went out since the last rewind.
+    pub final_sent: bool,
+    /// Chunks sent and not acknowledged: (offset, length, when sent), by offset. Invariant: at
+    /// most the window, contiguous from `acked` (or later, after the follower jumped ahead) up
+    /// to `next`.
+    pub inflight: std::collections::VecDeque<(u64, u64, Millis)>,
+    /// The offset the last fast rewind went back to (one per offset: several chunks past a
+    /// lost one each draw the same answer, and only the first sends the window again).
+    pub rewound_to: Option<u64>,
+    /// When the transfer started.
+    pub started: Millis,
+    /// Chunks sent (for tests and statistics).
+    pub chunks_sent: u64,
+    /// Bytes sent (for tests and statistics).
+    pub bytes_sent: u64,
+}
+
+impl SnapshotSend {
+    /// Bytes in chunks sent and not acknowledged.
+    pub fn inflight_bytes(&self) -> u64 {
+        self.inflight.iter().map(|(_, len, _)| len).sum()
+    }
+
+    /// Sends again from `offset` (the follower holds everything before it): what is in flight
+    /// is forgotten; answers to it are still taken.
+    pub fn rewind(&mut self, offset: u64) {
+        debug_assert!(offset <= self.size);
+        self.acked = offset;
+        self.next = offset;
+        self.final_sent = false;
+        self.inflight.clear();
+    }
+
+    /// The follower holds every byte before `offset` (its answer): chunks up to it leave the
+    /// window; an offset past what we sent (it had them from an earlier transfer) moves the
+    /// next chunk there.
+    pub fn acknowledge(&mut self, offset: u64) {
+        debug_assert!(offset <= self.size);
+        self.acked = self.acked.max(offset);
+        self.inflight.retain(|(o, len, _)| o + len > offset);
+        if self.next < self.acked {
+            self.rewind(self.acked);
+        }
+        self.check();
+    }
+
+    /// Asserts the invariants documented on the fields.
+    pub fn check(&self) {
+        debug_assert!(
+            self.acked <= self.next && self.next <= self.size,
+            "snapshot transfer offsets out of order: {self:?}"
+        );
+    }
 }
 
 impl Progress {
@@ -87,6 +165,8 @@ impl Progress {
             last_ack: now,
             read_ack: 0,
             lease_ack: 0,
+            snapshot_send: None,
+            snapshot_heard: None,
         }
     }
 
@@ -94,6 +174,7 @@ impl Progress {
     /// drained): the next message goes right after the known match point or `next_index`.
     pub fn become_probe(&mut self) {
         self.state = ProgressState::Probe;
+        self.snapshot_send = None;
         self.probe_sent = false;
         self.inflights.reset();
         self.check();
@@ -103,6 +184,7 @@ impl Progress {
     pub fn become_replicate(&mut self) {
         if self.state != ProgressState::Replicate {
             self.state = ProgressState::Replicate;
+            self.snapshot_send = None;
             self.inflights.reset();
         }
         self.next_index = self.next_index.max(self.match_index + 1);
@@ -111,11 +193,14 @@ impl Progress {
 
     /// A snapshot covering `index` was sent at `now`: as if it arrived, heartbeats meanwhile
     /// probe right after it.
-    pub fn become_snapshot(&mut self, index: Index, now: Millis) {
+    pub fn become_snapshot(&mut self, send: SnapshotSend, now: Millis) {
+        let index = send.index;
         self.state = ProgressState::Snapshot {
             index,
             sent_at: now,
         };
+        self.snapshot_heard.get_or_insert(now);
+        self.snapshot_send = Some(send);
         self.probe_sent = false;
         self.inflights.reset();
         self.next_index = self.next_index.max(index + 1);
@@ -182,12 +267,34 @@ impl Progress {
             self.match_index < self.next_index,
             "progress invariant match < next broken: {self:?}"
         );
+        debug_assert_eq!(
+            self.snapshot_send.is_some(),
+            matches!(self.state, ProgressState::Snapshot { .. }),
+            "a transfer exactly in Snapshot state"
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn send(index: Index) -> SnapshotSend {
+        SnapshotSend {
+            index,
+            term: 1,
+            size: 10,
+            checksum: 0,
+            acked: 0,
+            next: 0,
+            final_sent: false,
+            inflight: Default::default(),
+            rewound_to: None,
+            started: 7,
+            chunks_sent: 0,
+            bytes_sent: 0,
+        }
+    }
 
     fn fresh(next: Index) -> Progress {
         Progress::new(next, 0, Inflights::new(2, 0))
@@ -231,7 +338,7 @@ mod tests {
     #[test]
     fn snapshot_pauses_and_ignores_rejections_until_answered() {
         let mut p = fresh(5);
-        p.become_snapshot(100, 7);
+        p.become_snapshot(send(100), 7);
         assert!(p.is_paused());
         assert_eq!(p.next_index, 101);
         assert!(!p.maybe_decrease_to(3, 200));

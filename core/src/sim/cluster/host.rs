@@ -323,20 +323,44 @@ impl Cluster {
 
         self.answer_reads(i);
 
-        let (deadline, snapshot) = match &self.nodes[i].state {
+        let (deadline, snapshot, counters) = match &self.nodes[i].state {
             NodeState::Up(host) => {
                 let st = host.status();
                 self.invariants.observe(now, i, &st, host.log())?;
                 let sm = host.state_machine();
                 let applied = crate::state_machine::StateMachine::applied_index(sm);
                 self.sessions.observe(now, i, applied, sm)?;
-                (host.next_deadline(), st.snapshot_index)
+                (
+                    host.next_deadline(),
+                    st.snapshot_index,
+                    host.snapshot_stats(),
+                )
             }
             _ => return Ok(()),
         };
         self.count_snapshot_taken(i, snapshot, restored);
+        self.count_snapshot_chunks(i, counters);
         self.schedule_node_timer(i, deadline, ticked);
         Ok(())
+    }
+
+    /// Adds what node `i`'s snapshot counters gained in the call just made.
+    fn count_snapshot_chunks(&mut self, i: usize, now: crate::raft::SnapshotStats) {
+        let before = std::mem::replace(&mut self.nodes[i].snapshot_counters, now);
+        let st = &mut self.stats;
+        st.snapshot_chunks_sent += now.chunks_sent.saturating_sub(before.chunks_sent);
+        st.snapshot_transfers_completed += now
+            .receptions_completed
+            .saturating_sub(before.receptions_completed);
+        st.snapshot_transfers_resumed += now
+            .transfers_resumed
+            .saturating_sub(before.transfers_resumed);
+        st.snapshot_transfers_restarted += now
+            .receptions_restarted
+            .saturating_sub(before.receptions_restarted);
+        st.snapshot_transfers_abandoned += now
+            .transfers_abandoned
+            .saturating_sub(before.transfers_abandoned);
     }
 
     /// Counts (and traces) a snapshot node `i` took in the call just made: its snapshot index
@@ -601,6 +625,7 @@ impl Cluster {
                 n.starting = true;
                 // A snapshot loaded at start was taken (or installed) before: not a new one.
                 n.snapshot_index = 0;
+                n.snapshot_counters = Default::default();
             }
             Err(e) => return Err(self.node_error(i, &e)),
         }
