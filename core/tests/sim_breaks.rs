@@ -308,6 +308,10 @@ fn counting_the_leaders_own_entry_before_it_is_durable_is_caught() {
         "counting_the_leaders_own_entry_before_it_is_durable_is_caught",
         &scenario,
         &[
+            // A leader that crashes before its entry was durable comes back without it, and
+            // may hold another entry at the same index and term (seed 20 since the clients
+            // register their sessions).
+            Invariant::LogMatching,
             Invariant::LeaderCompleteness,
             Invariant::StateMachineSafety,
             Invariant::Linearizability,
@@ -372,6 +376,10 @@ fn changing_the_configuration_before_the_terms_first_commit_is_caught() {
             Invariant::StateMachineSafety,
             Invariant::Linearizability,
             Invariant::CommittedReads,
+            // Changes piled up by new leaders can leave no quorum able to elect anyone: seed 8
+            // (since the clients register their sessions) ends leaderless with 16 nodes, and
+            // passes without the break.
+            Invariant::Liveness,
         ],
     );
 }
