@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use raftkv_core::kvraft::{Event, Message, Stores};
 use raftkv_core::raft::{
     Config, Host, Index, Outcome, ProposeError, RaftError, Role, Status, TransferError, Waiters,
+    WrittenSnapshot,
 };
 use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -165,7 +166,11 @@ pub fn start(
 ) -> Result<(RaftNode, DriverThread), StartError> {
     let started = Instant::now();
     let seed = rng_seed(&cfg.raft.id);
-    let node = Host::new(cfg.raft, stores, sm, seed, 0)?;
+    let mut node = Host::new(cfg.raft, stores, sm, seed, 0)?;
+    // A snapshot of a large state takes seconds to write: it is written on its own thread so
+    // heartbeats and appends go on meanwhile.
+    node.set_background_snapshots(true);
+    let (snapshots_tx, snapshots_rx) = mpsc::unbounded_channel();
     let (view_tx, view_rx) = watch::channel(NodeView {
         status: node.status(),
         stopped: false,
@@ -185,6 +190,8 @@ pub fn start(
         handing_over: false,
         conf: conf::ConfWaiters::default(),
         peers: Arc::clone(&peers),
+        snapshots_tx,
+        snapshots_rx,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -229,6 +236,9 @@ struct Driver {
     /// Callers waiting for their configuration change to take effect.
     conf: conf::ConfWaiters,
     peers: Arc<PeerTable>,
+    /// Where the thread writing a snapshot sends its result (see `Host::begin_snapshot`).
+    snapshots_tx: mpsc::UnboundedSender<Result<WrittenSnapshot, RaftError>>,
+    snapshots_rx: mpsc::UnboundedReceiver<Result<WrittenSnapshot, RaftError>>,
 }
 
 /// Inputs taken in one turn.
@@ -236,6 +246,8 @@ struct Driver {
 struct Batch {
     msgs: Vec<(NodeId, Message)>,
     reqs: Vec<Request>,
+    /// A snapshot written off the driver's thread, to store and compact behind.
+    snapshot: Option<Result<WrittenSnapshot, RaftError>>,
 }
 
 impl Driver {
@@ -259,6 +271,7 @@ impl Driver {
                     Some(m) => batch.msgs.push(m),
                     None => self.inbox = None,
                 },
+                Some(done) = self.snapshots_rx.recv() => batch.snapshot = Some(done),
                 () = tokio::time::sleep_until(deadline) => {}
             }
             self.drain(&mut batch);
@@ -303,6 +316,9 @@ impl Driver {
     /// applied, which happens only after they are durable here.
     fn feed(&mut self, batch: Batch) -> Result<(), RaftError> {
         let now = self.now();
+        if let Some(done) = batch.snapshot {
+            self.node.snapshot_done(done, &mut self.transport)?;
+        }
         for (from, msg) in batch.msgs {
             self.node.feed().step(now, &from, msg)?;
         }
@@ -311,6 +327,22 @@ impl Driver {
         }
         self.node.feed().tick(now)?;
         self.node.process(&mut self.transport)?;
+        if let Some(job) = self.node.begin_snapshot()? {
+            let tx = self.snapshots_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("raft-snapshot".into())
+                .spawn(move || {
+                    // The driver may be gone by then: the written temp file is discarded at
+                    // the next start.
+                    let _ = tx.send(job.run());
+                });
+            if let Err(e) = spawned {
+                self.node.snapshot_done(
+                    Err(RaftError::StateMachine(e.to_string())),
+                    &mut self.transport,
+                )?;
+            }
+        }
         // Publish the status before answering, so a caller that got its reply sees at least
         // the state that reply came from.
         let status = self.node.status();

@@ -330,10 +330,17 @@ async fn leave_a_follower_behind(c: &mut Cluster) -> (usize, u64, Writer) {
 #[tokio::test]
 async fn lagging_follower_behind_the_compacted_log_catches_up_through_a_snapshot() {
     // No trailing entries: the leader's log starts right after its snapshot, so the lagging node
-    // can only catch up through InstallSnapshot.
+    // can only catch up through InstallSnapshot, here in many small chunks.
     let mut c = start(
         3,
-        &["--snapshot-threshold", "20", "--snapshot-trailing", "0"],
+        &[
+            "--snapshot-threshold",
+            "20",
+            "--snapshot-trailing",
+            "0",
+            "--snapshot-chunk-bytes",
+            "256",
+        ],
     )
     .await;
     // The leader compacted its log past what the lagging node has.

@@ -7,14 +7,15 @@
 //! | Probe | Replicate | an AppendEntries is accepted |
 //! | Replicate | Probe | a rejection, or the window is still full when the heartbeat fires |
 //! | any | Snapshot | the entry before `next_index` was compacted: the snapshot is sent |
-//! | Snapshot | Probe | the snapshot is answered |
+//! | Snapshot | Probe | the snapshot is installed, or the follower was silent for `Config::snapshot_abandon_after` |
 //! | Snapshot | Replicate | an AppendEntries is accepted at or past the snapshot's index |
 //!
 //! - **Probe**: where the follower's log stops matching ours is unknown. One AppendEntries at
 //!   a time; the next waits for its answer (or the next heartbeat).
 //! - **Replicate**: the follower matches `match_index`. Entries stream, `next_index` moving as
 //!   they are sent, within the [`Inflights`] window.
-//! - **Snapshot**: the follower needs entries we compacted; a snapshot is on its way.
+//! - **Snapshot**: the follower needs entries we compacted; a snapshot is on its way, chunk by
+//!   chunk ([`SnapshotSend`]).
 
 use super::inflights::Inflights;
 use crate::raft::{Index, Millis};
