@@ -11,6 +11,8 @@ use raftkv_core::raft::Config;
 use raftkv_core::{NodeId, ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::EngineKind;
+
 /// The default lag within which a learner may be promoted (core's default).
 pub const DEFAULT_PROMOTE_LAG: u64 = 100;
 /// The default limit on a request body: 1 MiB.
@@ -114,6 +116,11 @@ pub struct Args {
     /// refused with 503 `overloaded` (0: no cap).
     #[arg(long, default_value_t = DEFAULT_MAX_UNCOMMITTED_BYTES)]
     pub max_uncommitted_bytes: u64,
+    /// Where the KV state lives: disk (a redb database in the data dir; a restart replays
+    /// only the log after what it persisted) or memory (rebuilt from the snapshot and the log
+    /// at every start).
+    #[arg(long, default_value = "disk")]
+    pub engine: EngineKind,
 }
 
 /// One cluster member: its id and client address.
@@ -219,6 +226,8 @@ pub struct ServerConfig {
     pub max_append_bytes: u64,
     /// The cap on uncommitted bytes at the leader (0: none).
     pub max_uncommitted_bytes: u64,
+    /// The storage engine of the KV state.
+    pub engine: EngineKind,
 }
 
 impl ServerConfig {
@@ -243,6 +252,7 @@ impl ServerConfig {
             op_ttl: Duration::from_millis(DEFAULT_TTL_MS),
             max_append_bytes: DEFAULT_MAX_APPEND_BYTES,
             max_uncommitted_bytes: DEFAULT_MAX_UNCOMMITTED_BYTES,
+            engine: EngineKind::default(),
         }
     }
 
@@ -355,6 +365,7 @@ impl TryFrom<Args> for ServerConfig {
             op_ttl: Duration::from_secs(a.op_ttl_secs),
             max_append_bytes: a.max_append_bytes,
             max_uncommitted_bytes: a.max_uncommitted_bytes,
+            engine: a.engine,
         };
         // Every AppendEntries must fit the peers' body limit, or a follower refuses it forever.
         let largest = config.largest_append_bytes();

@@ -152,11 +152,11 @@ impl DistributedKv {
             return Err(NodeError::BadRequest("key must not be empty".into()));
         }
         self.read_barrier(opts.into()).await?;
-        let sm = self.sm.read();
-        // Checked under the guard: a node that stopped mid-turn may hold state that is not
+        let value = self.sm.engine().get(key).map_err(storage_failed)?;
+        // Checked after reading: a node that stopped mid-turn may hold state that is not
         // durable.
         self.check_running()?;
-        Ok(match sm.get(key) {
+        Ok(match value {
             Some(v) => ApplyResult {
                 value: Some(v),
                 ..ApplyResult::ok()
@@ -180,10 +180,10 @@ impl DistributedKv {
             ));
         }
         self.read_barrier(opts.into()).await?;
-        let sm = self.sm.read();
+        let values = self.sm.engine().mget(keys).map_err(storage_failed)?;
         self.check_running()?;
         Ok(ApplyResult {
-            values: Some(sm.mget(keys)),
+            values: Some(values),
             ..ApplyResult::ok()
         })
     }
@@ -315,10 +315,11 @@ impl DistributedKv {
         if cmd.client_id.is_empty() || cmd.seq == 0 {
             return None;
         }
-        let mut sm = self.sm.write();
-        // apply() of an already-applied (client_id, seq) is pure: it returns the stored reply
-        // before touching any state, so calling it outside the log is safe.
-        (sm.last_seen(&cmd.client_id) >= Some(cmd.seq)).then(|| sm.apply(cmd))
+        // Applying an already-applied (client_id, seq) returns the session's last reply,
+        // unchanged, before touching any state: reading it here is the same answer. A storage
+        // error just skips the fast path (the log dedupes too).
+        let s = self.sm.engine().session(&cmd.client_id).ok().flatten()?;
+        (s.last_seq >= cmd.seq).then_some(s.last_reply)
     }
 
     /// The state of async op `id` now, or `None` if unknown or expired.
@@ -347,8 +348,13 @@ impl DistributedKv {
     /// A copy of every key and value (tests use it to check that a refused request changed
     /// nothing).
     pub fn entries(&self) -> BTreeMap<String, String> {
-        self.sm.read().entries()
+        self.sm.engine().entries().unwrap_or_default()
     }
+}
+
+/// The engine failed to read: the node cannot serve the read (503).
+fn storage_failed(e: raftkv_core::SmError) -> NodeError {
+    NodeError::Unavailable(format!("reading the state: {e}"))
 }
 
 /// `d` in whole milliseconds, saturating (core's op cache counts time in milliseconds).
@@ -393,7 +399,7 @@ mod tests {
         fn propose(&self, cmd: Command) -> BoxFut<'_, ApplyResult> {
             Box::pin(async move {
                 lock(&self.proposed).push(cmd.clone());
-                let result = self.sm.write().apply(&cmd);
+                let result = self.sm.engine().apply_unlogged(&cmd).unwrap();
                 self.applied.send_modify(|a| *a += 1);
                 Ok(ApplyResult {
                     index: Some(*self.applied.borrow()),
@@ -592,7 +598,7 @@ mod tests {
         let sm = SharedSm::new();
         // A follower serves stale reads from whatever its state machine holds.
         let node = FakeNode::new(sm.clone(), false);
-        sm.write().apply(&put("a", "1", 1));
+        sm.engine().apply_unlogged(&put("a", "1", 1)).unwrap();
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
         assert_eq!(d.get("a", None).await.unwrap().value.as_deref(), Some("1"));
         assert_eq!(
@@ -659,7 +665,9 @@ mod tests {
             !read.is_finished(),
             "read answered before index {index} applied"
         );
-        sm.write().apply(&put("a", &index.to_string(), 1));
+        sm.engine()
+            .apply_unlogged(&put("a", &index.to_string(), 1))
+            .unwrap();
         node.applied.send_replace(index);
         read.await.unwrap()
     }
@@ -710,7 +718,7 @@ mod tests {
     async fn a_lease_read_without_a_lease_falls_back_to_a_read_index_round() {
         let sm = SharedSm::new();
         let node = FakeNode::new(sm.clone(), true);
-        sm.write().apply(&put("a", "1", 1));
+        sm.engine().apply_unlogged(&put("a", "1", 1)).unwrap();
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Lease);
         assert_eq!(d.get("a", None).await.unwrap().value.as_deref(), Some("1"));
         assert_eq!(node.read_index_calls.load(Ordering::Relaxed), 1);

@@ -28,6 +28,7 @@ pub mod ctl_member;
 pub mod disk;
 pub mod dkv;
 pub mod driver;
+pub mod engine;
 pub mod join;
 pub mod membership_api;
 pub mod node_port;

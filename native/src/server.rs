@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raftkv_core::NodeId;
+use raftkv_core::kvsm::SessionLimits;
 use raftkv_core::raft::{Role, StorageError};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -26,7 +27,7 @@ use crate::node_port::{NodeError, RaftHandle, TransferDone};
 use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
 use crate::transport::{self, HttpTransport, TransportConfig, TransportError};
-use crate::{cluster_file, disk, join, membership_api};
+use crate::{cluster_file, disk, engine, join, membership_api};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
 /// reports ready (it serves anyway afterwards; requests then wait for a leader themselves).
@@ -161,7 +162,9 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(boot.store),
     ));
 
-    let sm = SharedSm::new();
+    // Opened after the stores, whose lock makes this process the data dir's only user.
+    let engine = engine::open(config.engine, &config.data_dir, SessionLimits::default())?;
+    let sm = SharedSm::with_engine(engine);
     let (inbox_tx, inbox_rx) = mpsc::channel(driver::INBOX_QUEUE);
     let resolver = {
         let peers = Arc::clone(&peers);
@@ -235,6 +238,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         data_dir = %config.data_dir.display(),
         read_policy = %config.read_policy,
         write_mode = %config.write_mode,
+        engine = %config.engine,
         members = service.status().peers.len(),
         "kvserver listening"
     );
