@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use raftkv_core::raft::{Index, Status};
-use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId, OpCache, OpId, OpResult};
+use raftkv_core::{ApplyResult, Command, Entry, LeaderHint, NodeId, OpCache, OpId, OpResult};
 use raftkv_core::{ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +67,39 @@ impl From<Option<ReadPolicy>> for ReadOptions {
             ..ReadOptions::default()
         }
     }
+}
+
+/// The default number of keys a range read answers per page.
+pub const DEFAULT_RANGE_LIMIT: usize = 100;
+/// The most keys a range read answers per page.
+pub const MAX_RANGE_LIMIT: usize = 10_000;
+
+/// Which keys a range read covers: from `start` (inclusive) to `end` (exclusive; `None`: the
+/// last key), only those beginning with `prefix` if set, at most `limit` of them per page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangeQuery {
+    /// The first key to answer (a continuation token resumes here).
+    pub start: String,
+    /// The first key not to answer.
+    pub end: Option<String>,
+    /// Only keys with this prefix (`start` is at or after it).
+    pub prefix: Option<String>,
+    /// The most keys in the page.
+    pub limit: usize,
+}
+
+/// One page of a range read, as `GET /kv?…` answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangePage {
+    /// Always true.
+    pub ok: bool,
+    /// The keys and values, in key order.
+    pub kvs: Vec<Entry>,
+    /// More keys follow: ask again with `continue=` [`next`](Self::next).
+    pub more: bool,
+    /// The key the next page starts at, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// How a write was answered.
@@ -185,6 +218,45 @@ impl DistributedKv {
         Ok(ApplyResult {
             values: Some(values),
             ..ApplyResult::ok()
+        })
+    }
+
+    /// Reads the keys of `q` in order, a page at a time, at the consistency `opts` say (the
+    /// same barrier as [`get`](Self::get)); the page is read at one point in time.
+    pub async fn range(
+        &self,
+        q: &RangeQuery,
+        opts: impl Into<ReadOptions>,
+    ) -> Result<RangePage, NodeError> {
+        if q.limit == 0 || q.limit > MAX_RANGE_LIMIT {
+            return Err(NodeError::BadRequest(format!(
+                "limit must be between 1 and {MAX_RANGE_LIMIT}"
+            )));
+        }
+        self.read_barrier(opts.into()).await?;
+        // One more than asked: whether there is more, and where the next page starts.
+        let mut kvs = self
+            .sm
+            .engine()
+            .range(&q.start, q.end.as_deref(), q.limit + 1)
+            .map_err(storage_failed)?;
+        self.check_running()?;
+        if let Some(p) = &q.prefix {
+            // The keys with a prefix are contiguous from it: stop at the first without.
+            if let Some(cut) = kvs.iter().position(|(k, _)| !k.starts_with(p.as_str())) {
+                kvs.truncate(cut);
+            }
+        }
+        let next = (kvs.len() > q.limit).then(|| kvs[q.limit].0.clone());
+        kvs.truncate(q.limit);
+        Ok(RangePage {
+            ok: true,
+            kvs: kvs
+                .into_iter()
+                .map(|(key, value)| Entry { key, value })
+                .collect(),
+            more: next.is_some(),
+            next,
         })
     }
 
