@@ -51,6 +51,7 @@ pub fn router(svc: Arc<DistributedKv>, max_body_bytes: usize) -> Router {
         .route("/kv/mdelete", key_methods().post(mdelete))
         .route("/kv/{*key}", key_methods())
         .route("/kv", get(range))
+        .route("/snapshot", get(snapshot))
         // The wildcard needs at least one character; name the empty key's path so it gets a
         // 400 that says what is wrong rather than a 404.
         .route("/kv/", any(empty_key))
@@ -529,6 +530,27 @@ async fn range(
         .await
         .map_err(|e| ApiError::from_node(e, &uri))?;
     Ok(write_json(StatusCode::OK, &page))
+}
+
+/// `GET /snapshot`: the leader's whole state, streamed in the snapshot format, with its index
+/// in the [`INDEX_HEADER`](crate::backup::INDEX_HEADER) header.
+async fn snapshot(State(svc): Svc, uri: Uri) -> ApiResult {
+    let view = svc
+        .snapshot_view()
+        .await
+        .map_err(|e| ApiError::from_node(e, &uri))?;
+    let index = view.index();
+    let mut resp = Response::new(crate::backup::stream(view));
+    let headers = resp.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        crate::backup::INDEX_HEADER,
+        axum::http::HeaderValue::from(index),
+    );
+    Ok(resp)
 }
 
 async fn put_key(

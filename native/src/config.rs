@@ -121,6 +121,10 @@ pub struct Args {
     /// at every start).
     #[arg(long, default_value = "disk")]
     pub engine: EngineKind,
+    /// Seed the (missing or empty) data dir from this snapshot file (`kvctl snapshot save`)
+    /// for a new single-node cluster of this node, then start it.
+    #[arg(long, conflicts_with_all = ["peers", "join"])]
+    pub restore: Option<PathBuf>,
 }
 
 /// One cluster member: its id and client address.

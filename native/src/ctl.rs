@@ -139,6 +139,12 @@ pub enum Cmd {
     },
     /// Show each endpoint's status.
     Status,
+    /// Backups of the leader's state.
+    Snapshot {
+        /// What to do.
+        #[command(subcommand)]
+        command: SnapshotCmd,
+    },
     /// Leadership.
     Leader {
         /// What to do.
@@ -154,6 +160,18 @@ pub enum Cmd {
     /// Load-test the cluster: a put/get/cas mix from concurrent clients; progress on stderr
     /// each second, then throughput, latency percentiles and errors by kind.
     Bench(crate::bench::BenchArgs),
+}
+
+/// kvctl's `snapshot` commands.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCmd {
+    /// Save the leader's whole state (read after a readindex barrier) to FILE, in the
+    /// snapshot format `kvserver --restore` reads: written to FILE.part, checked, fsynced,
+    /// then renamed. Prints the index and the size.
+    Save {
+        /// Where to write it.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `kvctl leader` subcommands.
@@ -236,6 +254,24 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
 
     let out = match args.command {
         Cmd::Status => return status(&client, json).await,
+        Cmd::Snapshot {
+            command: SnapshotCmd::Save { file },
+        } => {
+            let saved = crate::backup::save(client.endpoints(), timeout, &file).await?;
+            return Ok(if json {
+                format!(
+                    "{}\n",
+                    serde_json::json!({"ok": true, "index": saved.index, "bytes": saved.bytes})
+                )
+            } else {
+                format!(
+                    "saved {} at index {} ({} bytes)\n",
+                    file.display(),
+                    saved.index,
+                    saved.bytes
+                )
+            });
+        }
         Cmd::Member { cmd } => return crate::ctl_member::run(&mut client, cmd, json).await,
         Cmd::Bench(b) => {
             let endpoints = client.endpoints().to_vec();

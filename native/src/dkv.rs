@@ -260,6 +260,17 @@ impl DistributedKv {
         })
     }
 
+    /// A point-in-time view of the whole state for a backup, taken on the leader after a
+    /// ReadIndex barrier: it holds every write acknowledged before the request (a follower
+    /// answers `not_leader`, like a write).
+    pub async fn snapshot_view(&self) -> Result<Box<dyn raftkv_core::SnapshotView>, NodeError> {
+        self.read_barrier(ReadOptions::from(Some(ReadPolicy::ReadIndex)))
+            .await?;
+        let view = self.sm.engine().snapshot_view().map_err(storage_failed)?;
+        self.check_running()?;
+        Ok(view)
+    }
+
     /// Waits until the state machine may answer a read of `opts`: a linearizable read goes to
     /// the leader (a follower redirects it before waiting for anything), then every read waits
     /// for its `min_index`, then a linearizable one for the index the leader confirmed (lease
