@@ -163,7 +163,12 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     ));
 
     // Opened after the stores, whose lock makes this process the data dir's only user.
-    let engine = engine::open(config.engine, &config.data_dir, SessionLimits::default())?;
+    let engine = engine::open(
+        config.engine,
+        &config.data_dir,
+        SessionLimits::default(),
+        config.engine_sync,
+    )?;
     let sm = SharedSm::with_engine(engine);
     let (inbox_tx, inbox_rx) = mpsc::channel(driver::INBOX_QUEUE);
     let resolver = {

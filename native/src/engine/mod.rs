@@ -17,6 +17,7 @@ use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use raftkv_core::kvsm::{Session, SessionLimits};
 use raftkv_core::raft::{Index, Millis, StorageError};
@@ -115,11 +116,13 @@ pub trait Engine: Send + Sync {
 }
 
 /// Opens the engine `kind` for the data dir `data_dir` (the disk engine's database file is
-/// [`disk::FILE`] in it, created if missing) with these session limits.
+/// [`disk::FILE`] in it, created if missing) with these session limits; the disk engine
+/// fsyncs a commit at least every `sync_every` (zero: every commit).
 pub fn open(
     kind: EngineKind,
     data_dir: &Path,
     limits: SessionLimits,
+    sync_every: Duration,
 ) -> Result<Arc<dyn Engine>, StorageError> {
     Ok(match kind {
         EngineKind::Memory => Arc::new(MemoryEngine::new(limits)),
@@ -127,6 +130,7 @@ pub fn open(
             &data_dir.join(disk::FILE),
             disk::DiskOptions {
                 limits,
+                durable_every: sync_every,
                 ..disk::DiskOptions::default()
             },
         )?),
