@@ -30,7 +30,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
-use crate::dkv::{DistributedKv, ReadOptions, WriteReply};
+use crate::dkv::{
+    DEFAULT_RANGE_LIMIT, DistributedKv, MAX_RANGE_LIMIT, RangeQuery, ReadOptions, WriteReply,
+};
 use crate::node_port::{NodeError, TransferDone};
 
 /// Shared state of every handler.
@@ -48,6 +50,8 @@ pub fn router(svc: Arc<DistributedKv>, max_body_bytes: usize) -> Router {
         .route("/kv/mput", key_methods().post(mput))
         .route("/kv/mdelete", key_methods().post(mdelete))
         .route("/kv/{*key}", key_methods())
+        .route("/kv", get(range))
+        .route("/snapshot", get(snapshot))
         // The wildcard needs at least one character; name the empty key's path so it gets a
         // 400 that says what is wrong rather than a 404.
         .route("/kv/", any(empty_key))
@@ -465,6 +469,88 @@ async fn get_key(
     let opts = read_options(params)?;
     let got = svc.get(&key, opts).await;
     Ok(reply(got.map_err(|e| ApiError::from_node(e, &uri))?))
+}
+
+/// The keys of a range read: `?prefix=P` or `?start=A&end=B` (either bound optional), with
+/// `?limit=N` and `?continue=<token>` (a page's `next`).
+#[derive(serde::Deserialize)]
+struct RangeParams {
+    prefix: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    limit: Option<usize>,
+    #[serde(rename = "continue")]
+    cont: Option<String>,
+}
+
+/// Builds the range a query asks for; refuses the combinations that mean nothing.
+fn range_query(p: RangeParams) -> Result<RangeQuery, ApiError> {
+    if p.prefix.is_some() && (p.start.is_some() || p.end.is_some()) {
+        return Err(ApiError::bad_request(
+            "prefix does not combine with start or end: ask for one or the other",
+        ));
+    }
+    let limit = p.limit.unwrap_or(DEFAULT_RANGE_LIMIT);
+    if limit == 0 || limit > MAX_RANGE_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_RANGE_LIMIT}"
+        )));
+    }
+    let from = p.prefix.clone().or(p.start).unwrap_or_default();
+    if let Some(end) = p.end.as_deref().filter(|e| *e <= from.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "end {end:?} must come after start {from:?}"
+        )));
+    }
+    // A token resumes at or after where the range starts (a token from before it means the
+    // start).
+    let start = match p.cont {
+        Some(c) if c > from => c,
+        _ => from,
+    };
+    Ok(RangeQuery {
+        start,
+        end: p.end,
+        prefix: p.prefix,
+        limit,
+    })
+}
+
+async fn range(
+    State(svc): Svc,
+    uri: Uri,
+    range: Result<Query<RangeParams>, QueryRejection>,
+    params: Result<Query<ReadParams>, QueryRejection>,
+) -> ApiResult {
+    let Query(range) = range.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let q = range_query(range)?;
+    let opts = read_options(params)?;
+    let page = svc
+        .range(&q, opts)
+        .await
+        .map_err(|e| ApiError::from_node(e, &uri))?;
+    Ok(write_json(StatusCode::OK, &page))
+}
+
+/// `GET /snapshot`: the leader's whole state, streamed in the snapshot format, with its index
+/// in the [`INDEX_HEADER`](crate::backup::INDEX_HEADER) header.
+async fn snapshot(State(svc): Svc, uri: Uri) -> ApiResult {
+    let view = svc
+        .snapshot_view()
+        .await
+        .map_err(|e| ApiError::from_node(e, &uri))?;
+    let index = view.index();
+    let mut resp = Response::new(crate::backup::stream(view));
+    let headers = resp.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        crate::backup::INDEX_HEADER,
+        axum::http::HeaderValue::from(index),
+    );
+    Ok(resp)
 }
 
 async fn put_key(

@@ -31,7 +31,7 @@ use reqwest::header::{LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
-use crate::dkv::ReadOptions;
+use crate::dkv::{RangeQuery, ReadOptions};
 use raftkv_core::kvsm::SESSION_EXPIRED;
 
 /// How many 307 hops one request follows before giving up.
@@ -315,6 +315,30 @@ impl Client {
         } else {
             format!("?{}", params.join("&"))
         }
+    }
+
+    /// `GET /kv?…`: one page of the keys `q` covers, read as `opts` say (`q.start` is where
+    /// the page begins: a previous page's `next`).
+    pub async fn range(&mut self, q: &RangeQuery, opts: ReadOptions) -> Result<Reply, ClientError> {
+        let mut params = vec![format!("limit={}", q.limit)];
+        match &q.prefix {
+            Some(p) => {
+                params.push(format!("prefix={}", encode_segment(p)));
+                if q.start.as_str() > p.as_str() {
+                    params.push(format!("continue={}", encode_segment(&q.start)));
+                }
+            }
+            None => params.push(format!("start={}", encode_segment(&q.start))),
+        }
+        if let Some(e) = &q.end {
+            params.push(format!("end={}", encode_segment(e)));
+        }
+        let read = self.read_query(opts);
+        if let Some(r) = read.strip_prefix('?') {
+            params.push(r.to_string());
+        }
+        let path = format!("/kv?{}", params.join("&"));
+        self.request(Method::GET, &path, None).await
     }
 
     /// `PUT /kv/{key}`.

@@ -12,6 +12,10 @@ use raftkv_core::raft::Config;
 use raftkv_core::{NodeId, ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::EngineKind;
+
+/// The disk engine fsyncs a commit at least this often by default, in milliseconds.
+pub const DEFAULT_ENGINE_SYNC_MS: u64 = 1000;
 /// The default lag within which a learner may be promoted (core's default).
 pub const DEFAULT_PROMOTE_LAG: u64 = 100;
 /// The default limit on a request body: 1 MiB.
@@ -155,6 +159,20 @@ pub struct Args {
     /// node of a cluster must use the same value.
     #[arg(long, default_value_t = DEFAULT_MAX_SESSIONS)]
     pub max_sessions: u64,
+    /// Where the KV state lives: disk (a redb database in the data dir; a restart replays
+    /// only the log after what it persisted) or memory (rebuilt from the snapshot and the log
+    /// at every start).
+    #[arg(long, default_value = "disk")]
+    pub engine: EngineKind,
+    /// With --engine disk: the longest time between two fsynced commits of the state
+    /// database, in milliseconds (the others are not fsynced: Raft's log is, and a crash
+    /// replays it from the last fsynced one); 0 fsyncs every applied batch.
+    #[arg(long, default_value_t = DEFAULT_ENGINE_SYNC_MS)]
+    pub engine_sync_ms: u64,
+    /// Seed the (missing or empty) data dir from this snapshot file (`kvctl snapshot save`)
+    /// for a new single-node cluster of this node, then start it.
+    #[arg(long, conflicts_with_all = ["peers", "join"])]
+    pub restore: Option<PathBuf>,
 }
 
 /// One cluster member: its id and client address.
@@ -264,6 +282,10 @@ pub struct ServerConfig {
     pub max_uncommitted_bytes: u64,
     /// Client session limits (the same on every node).
     pub session_limits: SessionLimits,
+    /// The storage engine of the KV state.
+    pub engine: EngineKind,
+    /// The disk engine's longest time between fsynced commits (zero: every commit).
+    pub engine_sync: Duration,
 }
 
 impl ServerConfig {
@@ -293,6 +315,8 @@ impl ServerConfig {
                 ttl: DEFAULT_SESSION_TTL.as_millis() as u64,
                 max: DEFAULT_MAX_SESSIONS,
             },
+            engine: EngineKind::default(),
+            engine_sync: Duration::from_millis(DEFAULT_ENGINE_SYNC_MS),
         }
     }
 
@@ -411,6 +435,8 @@ impl TryFrom<Args> for ServerConfig {
                 ttl: u64::try_from(a.session_ttl.as_millis()).unwrap_or(u64::MAX),
                 max: a.max_sessions,
             },
+            engine: a.engine,
+            engine_sync: Duration::from_millis(a.engine_sync_ms),
         };
         // Every AppendEntries must fit the peers' body limit, or a follower refuses it forever.
         let largest = config.largest_append_bytes();

@@ -12,7 +12,7 @@ use raftkv_core::{Entry, NodeId, ReadPolicy};
 use serde_json::Value;
 
 use crate::client::{Client, ClientError, Reply, SessionRenewal};
-use crate::dkv::ReadOptions;
+use crate::dkv::{DEFAULT_RANGE_LIMIT, RangePage, RangeQuery, ReadOptions};
 
 /// kvctl's command line.
 #[derive(Debug, Parser)]
@@ -70,8 +70,31 @@ pub struct Args {
 pub enum Cmd {
     /// Print the value of KEY.
     Get {
-        /// The key.
-        key: String,
+        /// The key (not with --prefix).
+        #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
+        key: Option<String>,
+        /// Print every key beginning with this prefix, and its value, in key order.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// With --prefix: print one page of at most this many keys (and where the next one
+        /// starts) instead of following the pages to the end.
+        #[arg(long, requires = "prefix")]
+        limit: Option<usize>,
+        /// How to read.
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Print the keys from START (inclusive) to END (exclusive; omitted: the last key) and
+    /// their values, in key order.
+    Scan {
+        /// The first key.
+        start: String,
+        /// The first key not to print.
+        end: Option<String>,
+        /// Print one page of at most this many keys (and where the next one starts) instead
+        /// of following the pages to the end.
+        #[arg(long)]
+        limit: Option<usize>,
         /// How to read.
         #[command(flatten)]
         read: ReadArgs,
@@ -120,6 +143,12 @@ pub enum Cmd {
     },
     /// Show each endpoint's status.
     Status,
+    /// Backups of the leader's state.
+    Snapshot {
+        /// What to do.
+        #[command(subcommand)]
+        command: SnapshotCmd,
+    },
     /// Leadership.
     Leader {
         /// What to do.
@@ -135,6 +164,18 @@ pub enum Cmd {
     /// Load-test the cluster: a put/get/cas mix from concurrent clients; progress on stderr
     /// each second, then throughput, latency percentiles and errors by kind.
     Bench(crate::bench::BenchArgs),
+}
+
+/// kvctl's `snapshot` commands.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCmd {
+    /// Save the leader's whole state (read after a readindex barrier) to FILE, in the
+    /// snapshot format `kvserver --restore` reads: written to FILE.part, checked, fsynced,
+    /// then renamed. Prints the index and the size.
+    Save {
+        /// Where to write it.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `kvctl leader` subcommands.
@@ -251,6 +292,24 @@ async fn run_with(
 
     let out = match command {
         Cmd::Status => return status(client, json).await,
+        Cmd::Snapshot {
+            command: SnapshotCmd::Save { file },
+        } => {
+            let saved = crate::backup::save(client.endpoints(), timeout, &file).await?;
+            return Ok(if json {
+                format!(
+                    "{}\n",
+                    serde_json::json!({"ok": true, "index": saved.index, "bytes": saved.bytes})
+                )
+            } else {
+                format!(
+                    "saved {} at index {} ({} bytes)\n",
+                    file.display(),
+                    saved.index,
+                    saved.bytes
+                )
+            });
+        }
         Cmd::Member { cmd } => return crate::ctl_member::run(client, cmd, json).await,
         Cmd::Bench(b) => {
             let endpoints = client.endpoints().to_vec();
@@ -268,7 +327,39 @@ async fn run_with(
                 format!("{} leads ({})\n", field("leader_id"), field("leader_addr"))
             }
         }
-        Cmd::Get { key, read } => {
+        Cmd::Get {
+            key: None,
+            prefix,
+            limit,
+            read,
+        } => {
+            let q = RangeQuery {
+                start: prefix.clone().unwrap_or_default(),
+                end: None,
+                prefix,
+                limit: limit.unwrap_or(DEFAULT_RANGE_LIMIT),
+            };
+            scan(client, q, limit.is_some(), read.options(), json).await?
+        }
+        Cmd::Scan {
+            start,
+            end,
+            limit,
+            read,
+        } => {
+            let q = RangeQuery {
+                start,
+                end,
+                prefix: None,
+                limit: limit.unwrap_or(DEFAULT_RANGE_LIMIT),
+            };
+            scan(client, q, limit.is_some(), read.options(), json).await?
+        }
+        Cmd::Get {
+            key: Some(key),
+            read,
+            ..
+        } => {
             let r = client.get_with(&key, read.options()).await?;
             if json {
                 raw(r)
@@ -310,6 +401,43 @@ async fn run_with(
 }
 
 /// Readable output of a write: `OK`, `deleted N`, or the op id of an unawaited async write.
+/// Prints the pages of `q`: only the first with `one_page` (and where the next starts), else
+/// every page, following the continuation tokens. `--json` prints each page's JSON, a line
+/// each.
+async fn scan(
+    client: &mut Client,
+    mut q: RangeQuery,
+    one_page: bool,
+    opts: ReadOptions,
+    json: bool,
+) -> Result<String, ClientError> {
+    let mut out = String::new();
+    loop {
+        let r = client.range(&q, opts).await?;
+        let page: RangePage = serde_json::from_value(r.body.clone()).map_err(|e| {
+            ClientError::Usage(format!("the server answered a range read oddly: {e}"))
+        })?;
+        if json {
+            out.push_str(&r.raw);
+            out.push('\n');
+        } else {
+            for kv in &page.kvs {
+                out.push_str(&format!("{} = {}\n", kv.key, kv.value));
+            }
+        }
+        match page.next {
+            Some(next) if !one_page => q.start = next,
+            Some(next) => {
+                if !json {
+                    out.push_str(&format!("(more: continue at {next:?})\n"));
+                }
+                return Ok(out);
+            }
+            None => return Ok(out),
+        }
+    }
+}
+
 fn written(r: Reply, json: bool) -> String {
     if json {
         return format!("{}\n", r.raw);

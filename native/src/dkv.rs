@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use raftkv_core::raft::{Index, Status};
-use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId, OpCache, OpId, OpResult};
+use raftkv_core::{ApplyResult, Command, Entry, LeaderHint, NodeId, OpCache, OpId, OpResult};
 use raftkv_core::{ReadPolicy, WriteMode};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +67,39 @@ impl From<Option<ReadPolicy>> for ReadOptions {
             ..ReadOptions::default()
         }
     }
+}
+
+/// The default number of keys a range read answers per page.
+pub const DEFAULT_RANGE_LIMIT: usize = 100;
+/// The most keys a range read answers per page.
+pub const MAX_RANGE_LIMIT: usize = 10_000;
+
+/// Which keys a range read covers: from `start` (inclusive) to `end` (exclusive; `None`: the
+/// last key), only those beginning with `prefix` if set, at most `limit` of them per page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangeQuery {
+    /// The first key to answer (a continuation token resumes here).
+    pub start: String,
+    /// The first key not to answer.
+    pub end: Option<String>,
+    /// Only keys with this prefix (`start` is at or after it).
+    pub prefix: Option<String>,
+    /// The most keys in the page.
+    pub limit: usize,
+}
+
+/// One page of a range read, as `GET /kv?…` answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangePage {
+    /// Always true.
+    pub ok: bool,
+    /// The keys and values, in key order.
+    pub kvs: Vec<Entry>,
+    /// More keys follow: ask again with `continue=` [`next`](Self::next).
+    pub more: bool,
+    /// The key the next page starts at, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// How a write was answered.
@@ -152,11 +185,11 @@ impl DistributedKv {
             return Err(NodeError::BadRequest("key must not be empty".into()));
         }
         self.read_barrier(opts.into()).await?;
-        let sm = self.sm.read();
-        // Checked under the guard: a node that stopped mid-turn may hold state that is not
+        let value = self.sm.engine().get(key).map_err(storage_failed)?;
+        // Checked after reading: a node that stopped mid-turn may hold state that is not
         // durable.
         self.check_running()?;
-        Ok(match sm.get(key) {
+        Ok(match value {
             Some(v) => ApplyResult {
                 value: Some(v),
                 ..ApplyResult::ok()
@@ -180,12 +213,62 @@ impl DistributedKv {
             ));
         }
         self.read_barrier(opts.into()).await?;
-        let sm = self.sm.read();
+        let values = self.sm.engine().mget(keys).map_err(storage_failed)?;
         self.check_running()?;
         Ok(ApplyResult {
-            values: Some(sm.mget(keys)),
+            values: Some(values),
             ..ApplyResult::ok()
         })
+    }
+
+    /// Reads the keys of `q` in order, a page at a time, at the consistency `opts` say (the
+    /// same barrier as [`get`](Self::get)); the page is read at one point in time.
+    pub async fn range(
+        &self,
+        q: &RangeQuery,
+        opts: impl Into<ReadOptions>,
+    ) -> Result<RangePage, NodeError> {
+        if q.limit == 0 || q.limit > MAX_RANGE_LIMIT {
+            return Err(NodeError::BadRequest(format!(
+                "limit must be between 1 and {MAX_RANGE_LIMIT}"
+            )));
+        }
+        self.read_barrier(opts.into()).await?;
+        // One more than asked: whether there is more, and where the next page starts.
+        let mut kvs = self
+            .sm
+            .engine()
+            .range(&q.start, q.end.as_deref(), q.limit + 1)
+            .map_err(storage_failed)?;
+        self.check_running()?;
+        if let Some(p) = &q.prefix {
+            // The keys with a prefix are contiguous from it: stop at the first without.
+            if let Some(cut) = kvs.iter().position(|(k, _)| !k.starts_with(p.as_str())) {
+                kvs.truncate(cut);
+            }
+        }
+        let next = (kvs.len() > q.limit).then(|| kvs[q.limit].0.clone());
+        kvs.truncate(q.limit);
+        Ok(RangePage {
+            ok: true,
+            kvs: kvs
+                .into_iter()
+                .map(|(key, value)| Entry { key, value })
+                .collect(),
+            more: next.is_some(),
+            next,
+        })
+    }
+
+    /// A point-in-time view of the whole state for a backup, taken on the leader after a
+    /// ReadIndex barrier: it holds every write acknowledged before the request (a follower
+    /// answers `not_leader`, like a write).
+    pub async fn snapshot_view(&self) -> Result<Box<dyn raftkv_core::SnapshotView>, NodeError> {
+        self.read_barrier(ReadOptions::from(Some(ReadPolicy::ReadIndex)))
+            .await?;
+        let view = self.sm.engine().snapshot_view().map_err(storage_failed)?;
+        self.check_running()?;
+        Ok(view)
     }
 
     /// Waits until the state machine may answer a read of `opts`: a linearizable read goes to
@@ -315,10 +398,11 @@ impl DistributedKv {
         if cmd.client_id.is_empty() || cmd.seq == 0 {
             return None;
         }
-        let mut sm = self.sm.write();
-        // apply() of an already-applied (client_id, seq) is pure: it returns the stored reply
-        // before touching any state, so calling it outside the log is safe.
-        (sm.last_seen(&cmd.client_id) >= Some(cmd.seq)).then(|| sm.apply(cmd))
+        // Applying an already-applied (client_id, seq) returns the session's last reply,
+        // unchanged, before touching any state: reading it here is the same answer. A storage
+        // error just skips the fast path (the log dedupes too).
+        let s = self.sm.engine().session(&cmd.client_id).ok().flatten()?;
+        (s.last_seq >= cmd.seq).then_some(s.last_reply)
     }
 
     /// The state of async op `id` now, or `None` if unknown or expired.
@@ -347,8 +431,13 @@ impl DistributedKv {
     /// A copy of every key and value (tests use it to check that a refused request changed
     /// nothing).
     pub fn entries(&self) -> BTreeMap<String, String> {
-        self.sm.read().entries()
+        self.sm.engine().entries().unwrap_or_default()
     }
+}
+
+/// The engine failed to read: the node cannot serve the read (503).
+fn storage_failed(e: raftkv_core::SmError) -> NodeError {
+    NodeError::Unavailable(format!("reading the state: {e}"))
 }
 
 /// `d` in whole milliseconds, saturating (core's op cache counts time in milliseconds).
@@ -393,7 +482,7 @@ mod tests {
         fn propose(&self, cmd: Command) -> BoxFut<'_, ApplyResult> {
             Box::pin(async move {
                 lock(&self.proposed).push(cmd.clone());
-                let result = self.sm.write().apply(&cmd);
+                let result = self.sm.engine().apply_unlogged(&cmd).unwrap();
                 self.applied.send_modify(|a| *a += 1);
                 Ok(ApplyResult {
                     index: Some(*self.applied.borrow()),
@@ -592,7 +681,7 @@ mod tests {
         let sm = SharedSm::new();
         // A follower serves stale reads from whatever its state machine holds.
         let node = FakeNode::new(sm.clone(), false);
-        sm.write().apply(&put("a", "1", 1));
+        sm.engine().apply_unlogged(&put("a", "1", 1)).unwrap();
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Stale);
         assert_eq!(d.get("a", None).await.unwrap().value.as_deref(), Some("1"));
         assert_eq!(
@@ -659,7 +748,9 @@ mod tests {
             !read.is_finished(),
             "read answered before index {index} applied"
         );
-        sm.write().apply(&put("a", &index.to_string(), 1));
+        sm.engine()
+            .apply_unlogged(&put("a", &index.to_string(), 1))
+            .unwrap();
         node.applied.send_replace(index);
         read.await.unwrap()
     }
@@ -710,7 +801,7 @@ mod tests {
     async fn a_lease_read_without_a_lease_falls_back_to_a_read_index_round() {
         let sm = SharedSm::new();
         let node = FakeNode::new(sm.clone(), true);
-        sm.write().apply(&put("a", "1", 1));
+        sm.engine().apply_unlogged(&put("a", "1", 1)).unwrap();
         let d = dkv(Arc::clone(&node), sm, ReadPolicy::Lease);
         assert_eq!(d.get("a", None).await.unwrap().value.as_deref(), Some("1"));
         assert_eq!(node.read_index_calls.load(Ordering::Relaxed), 1);

@@ -7,6 +7,8 @@
 //! [`disk`] (durable stores) and [`transport`] (Raft over HTTP). `dkv` and `driver` do not know
 //! each other: both see the port and the state machine they share ([`shared_sm`]). Async-op
 //! results live in core's `OpCache`, on this process's monotonic clock.
+//! The state machine they share is an [`engine`] (redb on disk by default, or in memory);
+//! [`backup`] streams it out (`GET /snapshot`) and seeds a new node from a saved copy.
 //! [`client`] is the HTTP client kvctl and the tests share; [`ctl`] is kvctl's command line and
 //! [`bench`] its load generator.
 //!
@@ -19,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod cluster_file;
@@ -28,6 +31,7 @@ pub mod ctl_member;
 pub mod disk;
 pub mod dkv;
 pub mod driver;
+pub mod engine;
 pub mod join;
 pub mod membership_api;
 pub mod node_port;

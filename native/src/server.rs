@@ -26,7 +26,7 @@ use crate::node_port::{NodeError, RaftHandle, TransferDone};
 use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
 use crate::transport::{self, HttpTransport, TransportConfig, TransportError};
-use crate::{cluster_file, disk, join, membership_api};
+use crate::{cluster_file, disk, engine, join, membership_api};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
 /// reports ready (it serves anyway afterwards; requests then wait for a leader themselves).
@@ -161,7 +161,14 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(boot.store),
     ));
 
-    let sm = SharedSm::with_limits(config.session_limits);
+    // Opened after the stores, whose lock makes this process the data dir's only user.
+    let engine = engine::open(
+        config.engine,
+        &config.data_dir,
+        config.session_limits,
+        config.engine_sync,
+    )?;
+    let sm = SharedSm::with_engine(engine);
     let (inbox_tx, inbox_rx) = mpsc::channel(driver::INBOX_QUEUE);
     let resolver = {
         let peers = Arc::clone(&peers);
@@ -235,6 +242,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         data_dir = %config.data_dir.display(),
         read_policy = %config.read_policy,
         write_mode = %config.write_mode,
+        engine = %config.engine,
         members = service.status().peers.len(),
         "kvserver listening"
     );

@@ -1,22 +1,32 @@
 //! The KV state machine, shared: the driver applies through it, the KV service reads it for
-//! stale reads (and for reads once a read index is applied).
+//! stale reads (and for reads once a read index is applied). It is a handle to the [`Engine`]
+//! kvserver runs with (see [`crate::engine`]).
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use std::io::Read;
 
+use raftkv_core::kvsm::SessionLimits;
 use raftkv_core::raft::Index;
 use raftkv_core::{
     ApplyEntry, ApplyResult, Command, KvStateMachine, SmError, SnapshotError, SnapshotView,
 };
 
+use crate::engine::{Engine, MemoryEngine};
+
 /// The KV state machine, shared between the driver and the KV service. The driver applies
 /// only entries that are durable on this node (the host loop applies after the fsync of the
 /// Ready that made them so), so a client never reads a write a crash could take back, on a
 /// single node too.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SharedSm {
-    sm: Arc<RwLock<KvStateMachine>>,
+    engine: Arc<dyn Engine>,
+}
+
+impl Default for SharedSm {
+    fn default() -> Self {
+        SharedSm::new()
+    }
 }
 
 /// Poisoning is ignored: apply never panics halfway through a command.
@@ -30,27 +40,19 @@ pub(crate) fn write_lock<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl SharedSm {
-    /// An empty state machine.
+    /// An empty in-memory state machine whose sessions never expire.
     pub fn new() -> Self {
-        SharedSm::default()
+        SharedSm::with_engine(Arc::new(MemoryEngine::new(SessionLimits::default())))
     }
 
-    /// An empty state machine whose client sessions expire under `limits`.
-    pub fn with_limits(limits: raftkv_core::kvsm::SessionLimits) -> Self {
-        SharedSm {
-            sm: Arc::new(RwLock::new(KvStateMachine::with_limits(limits))),
-        }
+    /// A handle to `engine`.
+    pub fn with_engine(engine: Arc<dyn Engine>) -> Self {
+        SharedSm { engine }
     }
 
-    /// Read access for clients.
-    pub fn read(&self) -> RwLockReadGuard<'_, KvStateMachine> {
-        read_lock(&self.sm)
-    }
-
-    /// Write access outside the log: only for the dedupe fast path, which changes nothing,
-    /// and for tests.
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, KvStateMachine> {
-        write_lock(&self.sm)
+    /// The engine, for reads.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
     }
 }
 
@@ -63,18 +65,19 @@ impl raftkv_core::StateMachine for SharedSm {
         &mut self,
         entries: &[ApplyEntry<'_, Command>],
     ) -> Result<Vec<ApplyResult>, SmError> {
-        write_lock(&self.sm).apply_batch(entries)
+        self.engine.apply_batch(entries)
     }
     fn applied_index(&self) -> Index {
-        read_lock(&self.sm).applied_index()
+        self.engine.applied_index()
     }
     fn snapshot_view(&self) -> Result<Box<dyn SnapshotView>, SmError> {
-        read_lock(&self.sm).snapshot_view()
+        self.engine.snapshot_view()
     }
     fn install(&mut self, index: Index, data: &mut dyn Read) -> Result<(), SnapshotError> {
-        write_lock(&self.sm).install(index, data)
+        self.engine.install(index, data)
     }
     fn check_snapshot(index: Index, data: &mut dyn Read) -> Result<(), SnapshotError> {
+        // Every engine reads the same format.
         <KvStateMachine as raftkv_core::StateMachine>::check_snapshot(index, data)
     }
     fn command_size(cmd: &Command) -> u64 {

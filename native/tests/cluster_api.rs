@@ -152,3 +152,35 @@ async fn a_transfer_leader_request_at_a_follower_is_redirected_to_the_leader() {
     // The follower did not start anything: the leader still leads.
     assert_eq!(c.leader(LEADER_TIMEOUT).await, leader);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_redirects_snapshot_downloads_and_serves_stale_range_reads_after_min_index() {
+    let c = TestCluster::start(3, ELECTION, |_| {}).await;
+    let leader = c.leader(LEADER_TIMEOUT).await;
+    let follower = (leader + 1) % 3;
+    let put = c
+        .send(leader, Method::PUT, "/kv/r1", Some(&put_body(1, "1")))
+        .await;
+    let index = index_of(&put);
+    // A backup is a leader's: a follower sends it there, like a write.
+    let (s, body, location) = c.send(follower, Method::GET, "/snapshot", None).await;
+    assert_eq!(s, StatusCode::TEMPORARY_REDIRECT, "{body}");
+    assert_eq!(body["err_code"], "not_leader");
+    let want = format!("http://{}/snapshot", c.addrs[leader]);
+    assert_eq!(location.as_deref(), Some(want.as_str()));
+    // A stale range read at the follower, once it applied the write, sees it.
+    let path = format!("/kv?prefix=r&consistency=stale&min_index={index}");
+    let (s, body, _) = c.send(follower, Method::GET, &path, None).await;
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::OK,
+            json!({"ok": true, "kvs": [{"key": "r1", "value": "1"}], "more": false})
+        )
+    );
+    // A linearizable one goes to the leader.
+    let (s, _, location) = c.send(follower, Method::GET, "/kv?prefix=r", None).await;
+    assert_eq!(s, StatusCode::TEMPORARY_REDIRECT);
+    let want = format!("http://{}/kv?prefix=r", c.addrs[leader]);
+    assert_eq!(location.as_deref(), Some(want.as_str()));
+}

@@ -352,7 +352,8 @@ async fn http_api_rejects_empty_keys() {
 #[tokio::test]
 async fn http_api_unknown_route_is_a_json_404() {
     rejected(GET, "/nope", None, StatusCode::NOT_FOUND, "not_found").await;
-    rejected(GET, "/kv", None, StatusCode::NOT_FOUND, "not_found").await;
+    // (`GET /kv` itself is the range read.)
+    rejected(GET, "/kvs", None, StatusCode::NOT_FOUND, "not_found").await;
     rejected(
         POST,
         "/kvx/y",
@@ -697,4 +698,98 @@ async fn http_api_an_idle_session_expires_in_log_time() {
         StatusCode::OK
     );
     assert_eq!(t.send(GET, "/kv/k", None).await.1["value"], "c");
+}
+
+/// Follows `path`'s pages (adding `&continue=` each time) and returns every key seen, in the
+/// order seen, and how many pages it took.
+async fn all_pages(t: &TestServer, path: &str) -> (Vec<String>, usize) {
+    let mut keys = Vec::new();
+    let mut pages = 0;
+    let mut next: Option<String> = None;
+    loop {
+        let p = match &next {
+            Some(n) => format!("{path}&continue={n}"),
+            None => path.to_string(),
+        };
+        let (status, body) = t.send(GET, &p, None).await;
+        assert_eq!(status, StatusCode::OK, "{p}: {body}");
+        pages += 1;
+        for kv in body["kvs"].as_array().unwrap() {
+            assert_eq!(
+                kv["value"].as_str().unwrap(),
+                format!("v-{}", kv["key"].as_str().unwrap())
+            );
+            keys.push(kv["key"].as_str().unwrap().to_string());
+        }
+        assert_eq!(body["more"], json!(body.get("next").is_some()));
+        match body.get("next").and_then(Value::as_str) {
+            Some(n) => next = Some(n.to_string()),
+            None => return (keys, pages),
+        }
+    }
+}
+
+#[tokio::test]
+async fn range_reads_page_through_a_prefix_and_a_range_each_key_once_in_order() {
+    let t = TestServer::start().await;
+    let mut entries = Vec::new();
+    for i in 0..25 {
+        for p in ["a", "b", "c"] {
+            let k = format!("{p}{i:02}");
+            entries.push(json!({"key": k, "value": format!("v-{k}")}));
+        }
+    }
+    let mput = json!({"client_id": "c1", "seq": 1, "entries": entries});
+    let got = t.send(POST, "/kv/mput", Some(&mput.to_string())).await;
+    assert_eq!(got.0, StatusCode::OK);
+
+    let want: Vec<String> = (0..25).map(|i| format!("b{i:02}")).collect();
+    for consistency in ["stale", "readindex", "lease"] {
+        let (keys, pages) = all_pages(
+            &t,
+            &format!("/kv?prefix=b&limit=7&consistency={consistency}"),
+        )
+        .await;
+        assert_eq!(keys, want, "{consistency}");
+        assert_eq!(pages, 4);
+    }
+    // A range across prefixes, end exclusive.
+    let (keys, pages) = all_pages(&t, "/kv?start=a20&end=b05&limit=3").await;
+    let want: Vec<String> = (20..25)
+        .map(|i| format!("a{i:02}"))
+        .chain((0..5).map(|i| format!("b{i:02}")))
+        .collect();
+    assert_eq!(keys, want);
+    assert_eq!(pages, 4);
+    // The whole store, default limit: one page.
+    let (keys, pages) = all_pages(&t, "/kv?min_index=1").await;
+    assert_eq!(keys.len(), 75);
+    assert_eq!(pages, 1);
+    // An empty prefix page.
+    let got = t.send(GET, "/kv?prefix=zz", None).await;
+    assert_eq!(
+        got,
+        (
+            StatusCode::OK,
+            json!({"ok": true, "kvs": [], "more": false})
+        )
+    );
+}
+
+#[tokio::test]
+async fn range_reads_refuse_meaningless_queries_with_400() {
+    let t = TestServer::start().await;
+    for bad in [
+        "/kv?prefix=a&start=b",
+        "/kv?prefix=a&end=b",
+        "/kv?start=b&end=a",
+        "/kv?start=a&end=a",
+        "/kv?limit=0",
+        "/kv?limit=10001",
+        "/kv?limit=many",
+        "/kv?consistency=quorum",
+    ] {
+        let got = t.send(GET, bad, None).await;
+        assert_error(&got, BAD, "bad_request");
+    }
 }

@@ -662,3 +662,38 @@ async fn kvctl_bench_recovers_from_sessions_dropped_over_the_cap() {
     assert!(report.contains("errors: none"), "{report}");
     assert!(report.contains("lost 0"), "{report}");
 }
+
+#[tokio::test]
+async fn kvctl_get_prefix_and_scan_follow_every_page_or_print_one() {
+    let t = TestServer::start().await;
+    let ep = t.endpoint();
+    // 250 keys: more than two pages of the default 100.
+    let mut args = vec!["mput".to_string()];
+    for i in 0..250 {
+        args.push(format!("p{i:03}=v{i}"));
+    }
+    args.push("q=x".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_ok(&kvctl(&ep, &args).await);
+
+    let one = kvctl(&ep, &["get", "--prefix", "p", "--limit", "3"]).await;
+    assert_ok(&one);
+    assert_eq!(
+        stdout(&one),
+        "p000 = v0\np001 = v1\np002 = v2\n(more: continue at \"p003\")\n"
+    );
+    let all = kvctl(&ep, &["get", "--prefix", "p"]).await;
+    assert_ok(&all);
+    let want: String = (0..250).map(|i| format!("p{i:03} = v{i}\n")).collect();
+    assert_eq!(stdout(&all), want);
+
+    let scan = kvctl(&ep, &["scan", "p248", "r"]).await;
+    assert_ok(&scan);
+    assert_eq!(stdout(&scan), "p248 = v248\np249 = v249\nq = x\n");
+    let json = kvctl(&ep, &["--json", "scan", "p", "--limit", "20"]).await;
+    assert_ok(&json);
+    let page: Value = serde_json::from_str(stdout(&json).trim()).unwrap();
+    assert_eq!(page["kvs"].as_array().unwrap().len(), 20);
+    assert_eq!(page["more"], json!(true));
+    assert_eq!(page["next"], json!("p020"));
+}

@@ -4,17 +4,33 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use raftkv_native::config::{Args, ServerConfig};
-use raftkv_native::server;
+use raftkv_native::{backup, server};
 
 fn main() -> ExitCode {
     server::init_tracing();
-    let config = match ServerConfig::try_from(Args::parse()) {
+    let args = Args::parse();
+    let restore = args.restore.clone();
+    let config = match ServerConfig::try_from(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kvserver: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(file) = restore {
+        match backup::restore(&config, &file) {
+            Ok(index) => tracing::info!(
+                file = %file.display(),
+                index,
+                data_dir = %config.data_dir.display(),
+                "restored the snapshot into a new single-node data dir"
+            ),
+            Err(e) => {
+                eprintln!("kvserver: --restore {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,0 +1,578 @@
+//! The on-disk engine: the KV state in a [redb](https://www.redb.org) database (`state.redb`
+//! in the data dir).
+//!
+//! Tables:
+//!
+//! | table              | key                    | value                            |
+//! |--------------------|------------------------|----------------------------------|
+//! | `kv`               | key                    | value                            |
+//! | `sessions`         | client id              | the [`Session`] as JSON          |
+//! | `sessions_by_time` | (last_time, client id) | () — the expiry order            |
+//! | `meta`             | `applied`, `log_time`, `installing` | u64                 |
+//!
+//! Every [`apply_batch`](Engine::apply_batch) is one write transaction holding the batch's
+//! keys, sessions and the new applied index and log time: after a crash the database holds
+//! some batch boundary, never half a batch, and [`applied_index`](Engine::applied_index) says
+//! which. Readers (HTTP, snapshot views) use read transactions: MVCC, so they see one commit
+//! and never wait for the applier, and a snapshot view is a point-in-time copy for free.
+//!
+//! Durability: by default commits are not fsynced ([`Durability::None`]) except one every
+//! [`DiskOptions::durable_every`] (and at close). Raft's log was fsynced before the entries
+//! were applied, so a crash only takes the engine back to an older, consistent commit (redb
+//! guarantees that for non-durable commits), and the host replays the log after it; the stored
+//! snapshot is always durable and is installed when it is newer than the engine.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use raftkv_core::kvsm::{Session, SessionLimits, apply_command, check_index, expire_sessions};
+use raftkv_core::kvsnap::{Decoder, Encoder, Header, Record};
+use raftkv_core::raft::{Index, Millis, StorageError};
+use raftkv_core::{
+    ApplyEntry, ApplyResult, Command, SmError, SnapshotError, SnapshotView, kvsm::KvBackend,
+};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    Table, TableDefinition, WriteTransaction,
+};
+
+use super::{Engine, EngineKind};
+
+/// The database file's name in the data dir.
+pub const FILE: &str = "state.redb";
+/// redb's page cache by default: bounds the engine's memory whatever the state's size (redb's
+/// own default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// At most this long between two fsynced commits by default: bounds how much a crash takes
+/// back (the log replays it) and how long freed pages wait to be reused (redb frees pages only
+/// in durable commits).
+pub const DEFAULT_DURABLE_EVERY: Duration = Duration::from_secs(1);
+/// A snapshot install commits every this many records, so its write transaction (whose dirty
+/// pages redb keeps in memory until commit) stays bounded whatever the snapshot's size.
+const INSTALL_BATCH_RECORDS: usize = 20_000;
+
+const KV: TableDefinition<&str, &str> = TableDefinition::new("kv");
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+const BY_TIME: TableDefinition<(u64, &str), ()> = TableDefinition::new("sessions_by_time");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The index of the last entry applied.
+const APPLIED: &str = "applied";
+/// The log time at that index.
+const LOG_TIME: &str = "log_time";
+/// Present (1) while a snapshot install is unfinished: the state is partial, and the engine
+/// reports applied index 0 so the host installs the stored snapshot again at the next start.
+const INSTALLING: &str = "installing";
+
+/// How a [`DiskEngine`] is opened.
+#[derive(Clone, Copy, Debug)]
+pub struct DiskOptions {
+    /// The session limits (every replica uses the same).
+    pub limits: SessionLimits,
+    /// redb's page cache, in bytes.
+    pub cache_bytes: usize,
+    /// The longest time between fsynced commits; `Duration::ZERO`: fsync every commit.
+    pub durable_every: Duration,
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        DiskOptions {
+            limits: SessionLimits::default(),
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            durable_every: DEFAULT_DURABLE_EVERY,
+        }
+    }
+}
+
+/// The KV state in a redb database. See the [module docs](self).
+pub struct DiskEngine {
+    db: Database,
+    path: PathBuf,
+    opts: DiskOptions,
+    /// What `meta` says as of the last commit (only the applier commits): the applied index
+    /// (0 while installing) and the log time.
+    applied: AtomicU64,
+    log_time: AtomicU64,
+    /// When the last fsynced commit was made.
+    last_durable: Mutex<Instant>,
+    applied_since_open: AtomicU64,
+}
+
+impl std::fmt::Debug for DiskEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskEngine")
+            .field("path", &self.path)
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A redb failure, as the state machine reports it.
+fn db_err(e: impl Into<redb::Error>) -> SmError {
+    SmError(format!("redb: {}", e.into()))
+}
+
+fn snap_err(e: SmError) -> SnapshotError {
+    SnapshotError(format!("disk engine: {}", e.0))
+}
+
+fn decode_session(id: &str, json: &[u8]) -> Result<Session, SmError> {
+    serde_json::from_slice(json)
+        .map_err(|e| SmError(format!("the stored session of {id:?} is damaged: {e}")))
+}
+
+impl DiskEngine {
+    /// Opens (creating if missing) the database at `path`. A database left by a crash is
+    /// repaired by redb to its last durable commit (a full check of the file: slow for a big
+    /// one). Another process holding it open is an error.
+    pub fn open(path: &Path, opts: DiskOptions) -> Result<Self, StorageError> {
+        let io = |e: &dyn std::fmt::Display| StorageError::Io(format!("{}: {e}", path.display()));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
+        }
+        let db = Database::builder()
+            .set_cache_size(opts.cache_bytes)
+            .create(path)
+            .map_err(|e| io(&e))?;
+        // Create every table once, so read transactions find them.
+        let txn = db.begin_write().map_err(|e| io(&e))?;
+        {
+            txn.open_table(KV).map_err(|e| io(&e))?;
+            txn.open_table(SESSIONS).map_err(|e| io(&e))?;
+            txn.open_table(BY_TIME).map_err(|e| io(&e))?;
+            txn.open_table(META).map_err(|e| io(&e))?;
+        }
+        txn.commit().map_err(|e| io(&e))?;
+        let engine = DiskEngine {
+            db,
+            path: path.to_path_buf(),
+            opts,
+            applied: AtomicU64::new(0),
+            log_time: AtomicU64::new(0),
+            last_durable: Mutex::new(Instant::now()),
+            applied_since_open: AtomicU64::new(0),
+        };
+        let (applied, log_time, installing) =
+            engine.read_meta().map_err(|e| StorageError::Io(e.0))?;
+        if installing {
+            tracing::warn!(
+                path = %path.display(),
+                "the state database holds an unfinished snapshot install: it will be installed again"
+            );
+        }
+        engine
+            .applied
+            .store(if installing { 0 } else { applied }, Ordering::Release);
+        engine.log_time.store(log_time, Ordering::Release);
+        Ok(engine)
+    }
+
+    fn read_meta(&self) -> Result<(Index, Millis, bool), SmError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        meta_of(&txn)
+    }
+
+    fn read(&self) -> Result<ReadTransaction, SmError> {
+        self.db.begin_read().map_err(db_err)
+    }
+
+    /// A write transaction, fsynced at commit if the last fsynced one is older than
+    /// `durable_every` (or `force`).
+    fn begin(&self, force: bool) -> Result<(WriteTransaction, bool), SmError> {
+        let mut txn = self.db.begin_write().map_err(db_err)?;
+        let durable = force || {
+            let last = self
+                .last_durable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            last.elapsed() >= self.opts.durable_every
+        };
+        let level = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(level)
+            .map_err(|e| SmError(format!("redb: {e}")))?;
+        Ok((txn, durable))
+    }
+
+    fn commit(&self, txn: WriteTransaction, durable: bool) -> Result<(), SmError> {
+        txn.commit().map_err(db_err)?;
+        if durable {
+            *self
+                .last_durable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Commits an empty transaction with fsync: every earlier non-durable commit becomes
+    /// durable.
+    pub fn flush(&self) -> Result<(), SmError> {
+        let (txn, durable) = self.begin(true)?;
+        self.commit(txn, durable)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for DiskEngine {
+    fn drop(&mut self) {
+        // A clean stop leaves everything durable, so the next start replays nothing.
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "could not fsync the state database at close");
+        }
+    }
+}
+
+fn meta_of(txn: &ReadTransaction) -> Result<(Index, Millis, bool), SmError> {
+    let meta = txn.open_table(META).map_err(db_err)?;
+    let get = |k: &str| -> Result<Option<u64>, SmError> {
+        Ok(meta.get(k).map_err(db_err)?.map(|g| g.value()))
+    };
+    Ok((
+        get(APPLIED)?.unwrap_or(0),
+        get(LOG_TIME)?.unwrap_or(0),
+        get(INSTALLING)?.is_some(),
+    ))
+}
+
+/// Keys and sessions inside one write transaction: what core's rules run over.
+struct TxnBackend<'t> {
+    kv: Table<'t, &'static str, &'static str>,
+    sessions: Table<'t, &'static str, &'static [u8]>,
+    by_time: Table<'t, (u64, &'static str), ()>,
+}
+
+impl<'t> TxnBackend<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, SmError> {
+        Ok(TxnBackend {
+            kv: txn.open_table(KV).map_err(db_err)?,
+            sessions: txn.open_table(SESSIONS).map_err(db_err)?,
+            by_time: txn.open_table(BY_TIME).map_err(db_err)?,
+        })
+    }
+
+    /// Stores a session and its expiry-order entry (no old one to replace: installs).
+    fn insert_session(&mut self, id: &str, s: &Session) -> Result<(), SmError> {
+        let json = serde_json::to_vec(s).map_err(|e| SmError(e.to_string()))?;
+        self.sessions.insert(id, json.as_slice()).map_err(db_err)?;
+        self.by_time.insert((s.last_time, id), ()).map_err(db_err)?;
+        Ok(())
+    }
+}
+
+impl KvBackend for TxnBackend<'_> {
+    fn get(&self, key: &str) -> Result<Option<String>, SmError> {
+        Ok(self
+            .kv
+            .get(key)
+            .map_err(db_err)?
+            .map(|g| g.value().to_string()))
+    }
+    fn put(&mut self, key: &str, value: &str) -> Result<(), SmError> {
+        self.kv.insert(key, value).map_err(db_err)?;
+        Ok(())
+    }
+    fn remove(&mut self, key: &str) -> Result<bool, SmError> {
+        Ok(self.kv.remove(key).map_err(db_err)?.is_some())
+    }
+    fn session(&self, client_id: &str) -> Result<Option<Session>, SmError> {
+        match self.sessions.get(client_id).map_err(db_err)? {
+            Some(g) => decode_session(client_id, g.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+    fn put_session(&mut self, client_id: &str, s: &Session) -> Result<(), SmError> {
+        self.remove_session(client_id)?;
+        self.insert_session(client_id, s)
+    }
+    fn remove_session(&mut self, client_id: &str) -> Result<(), SmError> {
+        if let Some(old) = self.session(client_id)? {
+            self.sessions.remove(client_id).map_err(db_err)?;
+            let was = self
+                .by_time
+                .remove((old.last_time, client_id))
+                .map_err(db_err)?;
+            debug_assert!(was.is_some(), "every session is in the expiry order");
+        }
+        Ok(())
+    }
+    fn oldest_session(&self) -> Result<Option<(String, Session)>, SmError> {
+        let Some((k, _)) = self.by_time.first().map_err(db_err)? else {
+            return Ok(None);
+        };
+        let id = k.value().1.to_string();
+        match self.session(&id)? {
+            Some(s) => Ok(Some((id, s))),
+            None => Err(SmError(format!(
+                "the session expiry order names {id:?}, which has no session"
+            ))),
+        }
+    }
+    fn session_count(&self) -> Result<u64, SmError> {
+        self.sessions.len().map_err(db_err)
+    }
+}
+
+/// Writes the applied index and log time (and clears an install marker) in `txn`.
+fn set_meta(txn: &WriteTransaction, applied: Index, log_time: Millis) -> Result<(), SmError> {
+    let mut meta = txn.open_table(META).map_err(db_err)?;
+    meta.insert(APPLIED, applied).map_err(db_err)?;
+    meta.insert(LOG_TIME, log_time).map_err(db_err)?;
+    meta.remove(INSTALLING).map_err(db_err)?;
+    Ok(())
+}
+
+/// What filling one install transaction ended with.
+enum Fill {
+    /// The snapshot's end record was read.
+    Done,
+    /// The batch is full; more records follow.
+    More,
+}
+
+/// Inserts up to [`INSTALL_BATCH_RECORDS`] records of `d` in `txn`.
+fn fill(txn: &WriteTransaction, d: &mut Decoder<&mut dyn Read>) -> Result<Fill, SnapshotError> {
+    let mut b = TxnBackend::open(txn).map_err(snap_err)?;
+    for _ in 0..INSTALL_BATCH_RECORDS {
+        match d.next()? {
+            None => return Ok(Fill::Done),
+            Some(Record::Session(id, s)) => b.insert_session(&id, &s).map_err(snap_err)?,
+            Some(Record::Kv(k, v)) => b.put(&k, &v).map_err(snap_err)?,
+        }
+    }
+    Ok(Fill::More)
+}
+
+impl Engine for DiskEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Disk
+    }
+
+    fn get(&self, key: &str) -> Result<Option<String>, SmError> {
+        let txn = self.read()?;
+        let kv = txn.open_table(KV).map_err(db_err)?;
+        Ok(kv.get(key).map_err(db_err)?.map(|g| g.value().to_string()))
+    }
+
+    fn mget(&self, keys: &[String]) -> Result<BTreeMap<String, String>, SmError> {
+        let txn = self.read()?;
+        let kv = txn.open_table(KV).map_err(db_err)?;
+        let mut out = BTreeMap::new();
+        for k in keys {
+            if let Some(v) = kv.get(k.as_str()).map_err(db_err)? {
+                out.insert(k.clone(), v.value().to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    fn range(
+        &self,
+        start: &str,
+        end: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, SmError> {
+        if end.is_some_and(|e| e <= start) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let txn = self.read()?;
+        let kv = txn.open_table(KV).map_err(db_err)?;
+        let upper = match end {
+            Some(e) => Bound::Excluded(e),
+            None => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for item in kv
+            .range::<&str>((Bound::Included(start), upper))
+            .map_err(db_err)?
+        {
+            let (k, v) = item.map_err(db_err)?;
+            out.push((k.value().to_string(), v.value().to_string()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn session(&self, client_id: &str) -> Result<Option<Session>, SmError> {
+        let txn = self.read()?;
+        let t = txn.open_table(SESSIONS).map_err(db_err)?;
+        match t.get(client_id).map_err(db_err)? {
+            Some(g) => decode_session(client_id, g.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn sessions(&self) -> Result<BTreeMap<String, Session>, SmError> {
+        let txn = self.read()?;
+        let t = txn.open_table(SESSIONS).map_err(db_err)?;
+        let mut out = BTreeMap::new();
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            out.insert(k.value().to_string(), decode_session(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn len(&self) -> Result<u64, SmError> {
+        let txn = self.read()?;
+        txn.open_table(KV).map_err(db_err)?.len().map_err(db_err)
+    }
+
+    fn entries(&self) -> Result<BTreeMap<String, String>, SmError> {
+        Ok(self.range("", None, usize::MAX)?.into_iter().collect())
+    }
+
+    fn log_time(&self) -> Millis {
+        self.log_time.load(Ordering::Acquire)
+    }
+
+    fn applied_index(&self) -> Index {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    fn apply_batch(
+        &self,
+        entries: &[ApplyEntry<'_, Command>],
+    ) -> Result<Vec<ApplyResult>, SmError> {
+        let Some(last) = entries.last() else {
+            return Ok(Vec::new());
+        };
+        let applied = self.applied_index();
+        debug_assert!(
+            entries.iter().zip(applied + 1..).all(|(e, i)| e.index == i),
+            "entries apply once, in order, right after the applied index"
+        );
+        let (txn, durable) = self.begin(false)?;
+        let mut log_time = self.log_time();
+        let mut replies = Vec::with_capacity(entries.len());
+        {
+            let mut b = TxnBackend::open(&txn)?;
+            for e in entries {
+                // The same steps as KvStateMachine::apply_entry: the log time never goes
+                // back, expired sessions go, then the command applies.
+                log_time = log_time.max(e.time);
+                expire_sessions(&mut b, &self.opts.limits, log_time)?;
+                if let Some(cmd) = e.cmd {
+                    replies.push(apply_command(&mut b, log_time, cmd)?);
+                }
+            }
+        }
+        set_meta(&txn, last.index, log_time)?;
+        self.commit(txn, durable)?;
+        self.applied.store(last.index, Ordering::Release);
+        self.log_time.store(log_time, Ordering::Release);
+        self.applied_since_open
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        Ok(replies)
+    }
+
+    fn snapshot_view(&self) -> Result<Box<dyn SnapshotView>, SmError> {
+        let txn = self.read()?;
+        let (index, log_time, installing) = meta_of(&txn)?;
+        if installing {
+            return Err(SmError(
+                "a snapshot install is unfinished: no consistent state to snapshot".into(),
+            ));
+        }
+        Ok(Box::new(DiskView {
+            txn,
+            header: Header { index, log_time },
+        }))
+    }
+
+    fn install(&self, index: Index, data: &mut dyn Read) -> Result<(), SnapshotError> {
+        let mut d = Decoder::new(data)?;
+        check_index(d.header(), index)?;
+        let header = d.header();
+        // The first transaction empties the tables and sets the marker; if the whole snapshot
+        // fits in it, it is also the last and a bad snapshot changes nothing.
+        let (mut txn, mut durable) = self.begin(false).map_err(snap_err)?;
+        txn.delete_table(KV).map_err(|e| snap_err(db_err(e)))?;
+        txn.delete_table(SESSIONS)
+            .map_err(|e| snap_err(db_err(e)))?;
+        txn.delete_table(BY_TIME).map_err(|e| snap_err(db_err(e)))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| snap_err(db_err(e)))?;
+            meta.insert(INSTALLING, 1)
+                .map_err(|e| snap_err(db_err(e)))?;
+            meta.insert(APPLIED, 0).map_err(|e| snap_err(db_err(e)))?;
+        }
+        loop {
+            match fill(&txn, &mut d)? {
+                Fill::Done => break,
+                Fill::More => {
+                    // The marker is committed with the first batch: from now on a crash or an
+                    // error leaves an engine that reports applied index 0.
+                    self.commit(txn, durable).map_err(snap_err)?;
+                    self.applied.store(0, Ordering::Release);
+                    (txn, durable) = self.begin(false).map_err(snap_err)?;
+                }
+            }
+        }
+        set_meta(&txn, index, header.log_time).map_err(snap_err)?;
+        // An install rewrites the whole state: make it durable at once rather than leave a
+        // crash to install it again.
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| SnapshotError(format!("redb: {e}")))?;
+        self.commit(txn, true).map_err(snap_err)?;
+        self.applied.store(index, Ordering::Release);
+        self.log_time.store(header.log_time, Ordering::Release);
+        Ok(())
+    }
+
+    fn apply_unlogged(&self, cmd: &Command) -> Result<ApplyResult, SmError> {
+        let (txn, durable) = self.begin(false)?;
+        let reply = {
+            let mut b = TxnBackend::open(&txn)?;
+            apply_command(&mut b, self.log_time(), cmd)?
+        };
+        self.commit(txn, durable)?;
+        Ok(reply)
+    }
+
+    fn entries_applied_since_open(&self) -> u64 {
+        self.applied_since_open.load(Ordering::Relaxed)
+    }
+}
+
+/// A read transaction: the state as of one commit, however many commit after it.
+struct DiskView {
+    txn: ReadTransaction,
+    header: Header,
+}
+
+impl SnapshotView for DiskView {
+    fn index(&self) -> Index {
+        self.header.index
+    }
+
+    fn write_to(self: Box<Self>, w: &mut dyn std::io::Write) -> Result<(), SmError> {
+        let mut e = Encoder::new(w, self.header)?;
+        // Sessions then keys, each in order: the same records as the memory engine's.
+        let sessions = self.txn.open_table(SESSIONS).map_err(db_err)?;
+        for item in sessions.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            e.session(k.value(), &decode_session(k.value(), v.value())?)?;
+        }
+        let kv = self.txn.open_table(KV).map_err(db_err)?;
+        for item in kv.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            e.kv(k.value(), v.value())?;
+        }
+        e.finish().map(drop)
+    }
+}

@@ -1,0 +1,326 @@
+//! The engines against each other and the disk engine across restarts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use raftkv_core::kvsm::SessionLimits;
+use raftkv_core::kvsnap::{Encoder, Header};
+use raftkv_core::raft::{Config, Host, Index, Role};
+use raftkv_core::{ApplyEntry, Command, NodeId, OpType};
+
+use super::disk::{DiskEngine, DiskOptions, FILE};
+use super::{Engine, MemoryEngine};
+use crate::disk::open_stores;
+use crate::shared_sm::SharedSm;
+
+/// A small deterministic generator (no dependency, same sequence everywhere).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A random command over a few keys and clients: retries, seqs past a session, invalid ones.
+fn random_command(r: &mut Rng, seqs: &mut [u64; 4]) -> Command {
+    let key = format!("k{}", r.below(8));
+    let value = format!("v{}", r.below(5));
+    let mut cmd = match r.below(6) {
+        0 | 1 => Command::put(key, value),
+        2 => Command::delete(key),
+        3 => Command::cas(key, format!("v{}", r.below(5)), value),
+        4 => Command {
+            op: OpType::BatchPut,
+            entries: (0..r.below(3) + 1)
+                .map(|i| raftkv_core::Entry {
+                    key: format!("k{}", (r.below(8) + i) % 8),
+                    value: format!("b{i}"),
+                })
+                .collect(),
+            ..Command::new(OpType::BatchPut)
+        },
+        _ => Command {
+            keys: (0..r.below(3) + 1).map(|i| format!("k{i}")).collect(),
+            ..Command::new(OpType::BatchDelete)
+        },
+    };
+    if r.below(10) == 0 {
+        // Invalid: an empty key.
+        cmd.key.clear();
+        cmd.op = OpType::Put;
+    }
+    match r.below(4) {
+        0 => cmd,
+        c => {
+            let c = c as usize;
+            let seq = match r.below(5) {
+                // A retry of an applied seq.
+                0 => seqs[c].max(1),
+                // A seq past a session the store may have dropped.
+                1 => seqs[c] + 3,
+                _ => seqs[c] + 1,
+            };
+            seqs[c] = seqs[c].max(seq);
+            cmd.with_client(format!("c{c}"), seq)
+        }
+    }
+}
+
+fn snapshot_bytes(e: &dyn Engine) -> Vec<u8> {
+    let mut out = Vec::new();
+    e.snapshot_view().unwrap().write_to(&mut out).unwrap();
+    out
+}
+
+fn disk(dir: &Path, limits: SessionLimits) -> DiskEngine {
+    DiskEngine::open(
+        &dir.join(FILE),
+        DiskOptions {
+            limits,
+            ..DiskOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Applies `n` random batches to both engines and checks they stay equal after each.
+fn apply_same_batches(seed: u64, mem: &dyn Engine, disk: &dyn Engine, n: usize) {
+    let mut r = Rng(seed | 1);
+    let mut seqs = [0u64; 4];
+    let mut index = mem.applied_index();
+    let mut time = mem.log_time();
+    for _ in 0..n {
+        let cmds: Vec<Option<Command>> = (0..r.below(6) + 1)
+            .map(|_| (r.below(8) != 0).then(|| random_command(&mut r, &mut seqs)))
+            .collect();
+        let entries: Vec<ApplyEntry<'_, Command>> = cmds
+            .iter()
+            .map(|c| {
+                index += 1;
+                // Leaders' clocks differ: entry times sometimes go back.
+                time = (time + r.below(40)).saturating_sub(r.below(15));
+                ApplyEntry {
+                    index,
+                    time,
+                    cmd: c.as_ref(),
+                }
+            })
+            .collect();
+        let a = mem.apply_batch(&entries).unwrap();
+        let b = disk.apply_batch(&entries).unwrap();
+        assert_eq!(a, b, "seed {seed}: replies differ");
+        assert_eq!(mem.applied_index(), disk.applied_index());
+        assert_eq!(mem.log_time(), disk.log_time());
+        assert_eq!(mem.sessions().unwrap(), disk.sessions().unwrap());
+        assert_eq!(mem.entries().unwrap(), disk.entries().unwrap());
+    }
+    assert_eq!(
+        snapshot_bytes(mem),
+        snapshot_bytes(disk),
+        "seed {seed}: snapshot bytes differ"
+    );
+}
+
+#[test]
+fn the_disk_engine_applies_random_batches_exactly_like_the_memory_engine() {
+    let limits = SessionLimits { ttl: 60, max: 3 };
+    for seed in 1..=12u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mem = MemoryEngine::new(limits);
+        let d = disk(dir.path(), limits);
+        apply_same_batches(seed, &mem, &d, 40);
+        // Reads agree too.
+        for start in ["", "k3", "k9"] {
+            for end in [None, Some("k5"), Some("k0")] {
+                assert_eq!(
+                    mem.range(start, end, 3).unwrap(),
+                    d.range(start, end, 3).unwrap(),
+                    "range {start:?}..{end:?}"
+                );
+            }
+        }
+        let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+        assert_eq!(mem.mget(&keys).unwrap(), d.mget(&keys).unwrap());
+        assert_eq!(mem.len().unwrap(), d.len().unwrap());
+        assert_eq!(mem.session("c1").unwrap(), d.session("c1").unwrap());
+    }
+}
+
+#[test]
+fn a_reopened_disk_engine_reports_its_applied_index_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = MemoryEngine::new(SessionLimits::default());
+    let (applied, snap) = {
+        let d = disk(dir.path(), SessionLimits::default());
+        apply_same_batches(7, &mem, &d, 30);
+        (d.applied_index(), snapshot_bytes(&d))
+    };
+    assert!(applied > 0);
+    let d = disk(dir.path(), SessionLimits::default());
+    assert_eq!(d.applied_index(), applied);
+    assert_eq!(d.log_time(), mem.log_time());
+    assert_eq!(snapshot_bytes(&d), snap);
+    assert_eq!(d.entries_applied_since_open(), 0);
+    // And it goes on applying from there like the memory engine.
+    apply_same_batches(8, &mem, &d, 10);
+}
+
+#[test]
+fn snapshots_move_between_engines_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = SessionLimits::default();
+    let mem = MemoryEngine::new(limits);
+    let d = disk(dir.path(), limits);
+    apply_same_batches(3, &mem, &d, 25);
+    let from_disk = snapshot_bytes(&d);
+    let index = d.applied_index();
+
+    let mem2 = MemoryEngine::new(limits);
+    mem2.install(index, &mut from_disk.as_slice()).unwrap();
+    assert_eq!(snapshot_bytes(&mem2), from_disk);
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let d2 = disk(dir2.path(), limits);
+    // Something to replace: an install drops the old state.
+    d2.apply_batch(&[ApplyEntry {
+        index: 1,
+        time: 0,
+        cmd: Some(&Command::put("old", "x")),
+    }])
+    .unwrap();
+    d2.install(index, &mut snapshot_bytes(&mem).as_slice())
+        .unwrap();
+    assert_eq!(snapshot_bytes(&d2), from_disk);
+    assert_eq!(d2.applied_index(), index);
+    assert_eq!(d2.get("old").unwrap(), None);
+}
+
+/// A snapshot of `n` keys at `index`.
+fn big_snapshot(index: Index, n: usize) -> Vec<u8> {
+    let mut e = Encoder::new(Vec::new(), Header { index, log_time: 5 }).unwrap();
+    for i in 0..n {
+        e.kv(&format!("key{i:08}"), "value").unwrap();
+    }
+    e.finish().unwrap()
+}
+
+#[test]
+fn a_snapshot_larger_than_one_install_batch_installs_whole_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = big_snapshot(42, 50_000);
+    {
+        let d = disk(dir.path(), SessionLimits::default());
+        d.install(42, &mut snap.as_slice()).unwrap();
+        assert_eq!(d.len().unwrap(), 50_000);
+        assert_eq!(snapshot_bytes(&d), snap);
+    }
+    let d = disk(dir.path(), SessionLimits::default());
+    assert_eq!(d.applied_index(), 42);
+    assert_eq!(snapshot_bytes(&d), snap);
+}
+
+#[test]
+fn an_install_cut_off_after_its_first_batch_leaves_applied_index_zero_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = big_snapshot(9, 50_000);
+    {
+        let d = disk(dir.path(), SessionLimits::default());
+        d.apply_batch(&[ApplyEntry {
+            index: 1,
+            time: 0,
+            cmd: Some(&Command::put("a", "1")),
+        }])
+        .unwrap();
+        let cut = &snap[..snap.len() / 2];
+        assert!(d.install(9, &mut &cut[..]).is_err());
+        assert_eq!(d.applied_index(), 0, "a partial install must not count");
+        assert!(d.snapshot_view().is_err());
+    }
+    let d = disk(dir.path(), SessionLimits::default());
+    assert_eq!(d.applied_index(), 0, "the marker survives a restart");
+    // The host then installs the stored snapshot again.
+    d.install(9, &mut snap.as_slice()).unwrap();
+    assert_eq!(d.applied_index(), 9);
+    assert_eq!(snapshot_bytes(&d), snap);
+}
+
+#[test]
+fn a_bad_snapshot_that_fits_one_batch_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = disk(dir.path(), SessionLimits::default());
+    d.apply_batch(&[ApplyEntry {
+        index: 1,
+        time: 0,
+        cmd: Some(&Command::put("a", "1")),
+    }])
+    .unwrap();
+    let before = snapshot_bytes(&d);
+    let snap = big_snapshot(5, 10);
+    assert!(d.install(5, &mut &snap[..snap.len() - 3]).is_err());
+    assert!(d.install(6, &mut snap.as_slice()).is_err(), "wrong index");
+    assert_eq!(d.applied_index(), 1);
+    assert_eq!(snapshot_bytes(&d), before);
+}
+
+/// Drives a lone node `n1` over the data dir `dir` with the disk engine until it leads and has
+/// applied everything it has; returns it.
+fn lone_node(dir: &Path, now: &mut u64) -> Host<SharedSm> {
+    let mut cfg = Config::new(NodeId::from("n1"), vec![NodeId::from("n1")]);
+    // Snapshots (and log compaction) happen during the test too.
+    cfg.snapshot_threshold = 16;
+    cfg.snapshot_trailing = 4;
+    let stores = open_stores(dir).unwrap();
+    let engine: Arc<dyn Engine> = Arc::new(disk(dir, SessionLimits::default()));
+    let mut host = Host::new(cfg, stores, SharedSm::with_engine(engine), 1, *now).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        if host.node().role() == Role::Leader
+            && host.node().last_applied() >= host.node().status().last_log_index
+        {
+            return host;
+        }
+        *now += 50;
+        host.tick(*now, &mut out).unwrap();
+    }
+    panic!("a lone node did not become leader");
+}
+
+#[test]
+fn a_restart_with_the_disk_engine_applies_no_entry_it_had_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut now = 0;
+    let mut out = Vec::new();
+    let applied = {
+        let mut host = lone_node(dir.path(), &mut now);
+        for i in 0..40 {
+            host.propose(now, Command::put(format!("k{i}"), i.to_string()), &mut out)
+                .unwrap();
+        }
+        let engine = Arc::clone(host.state_machine().engine());
+        assert!(engine.applied_index() >= 40);
+        assert!(host.node().status().snapshot_index > 0, "no snapshot taken");
+        engine.applied_index()
+    };
+    let host = lone_node(dir.path(), &mut now);
+    let engine = host.state_machine().engine();
+    assert!(
+        engine.applied_index() > applied,
+        "the new term's no-op applies"
+    );
+    // Only entries after what the engine had persisted were applied: the new leader's no-op.
+    assert_eq!(
+        engine.entries_applied_since_open(),
+        engine.applied_index() - applied,
+        "entries up to {applied} were applied again"
+    );
+    assert_eq!(engine.len().unwrap(), 40);
+    assert_eq!(engine.get("k39").unwrap().as_deref(), Some("39"));
+}
