@@ -151,6 +151,8 @@ struct EntryRecord {
     payload: Payload,
     prev_term: Term,
     node: usize,
+    /// The incarnation of `node` that held it.
+    incarnation: u32,
 }
 
 /// What is known of a committed index.
@@ -268,7 +270,29 @@ impl Invariants {
                     ),
                 ));
             }
+            let incarnation = self.nodes.get(&node).map_or(0, |t| t.incarnation);
+            let committed_here = self
+                .committed
+                .get(&e.index)
+                .is_some_and(|c| c.term == e.term);
+            // A ghost: an entry only an earlier incarnation of this very node held, never
+            // committed. A single-node cluster elects itself and appends before its vote is
+            // durable; a crash before the fsync takes the term and the entries with it (nothing
+            // left the node), so the restarted node may lead that term again with other entries.
+            let ghost =
+                |r: &EntryRecord| r.node == node && r.incarnation != incarnation && !committed_here;
             match self.entries.get(&(e.index, e.term)) {
+                Some(r) if ghost(r) && (r.payload != e.payload || r.prev_term != prev) => {
+                    self.entries.insert(
+                        (e.index, e.term),
+                        EntryRecord {
+                            payload: e.payload.clone(),
+                            prev_term: prev,
+                            node,
+                            incarnation,
+                        },
+                    );
+                }
                 Some(r) if r.payload != e.payload => {
                     return Err(violation(
                         Invariant::LogMatching,
@@ -308,6 +332,7 @@ impl Invariants {
                             payload: e.payload.clone(),
                             prev_term: prev,
                             node,
+                            incarnation,
                         },
                     );
                 }
