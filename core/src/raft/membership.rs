@@ -37,7 +37,7 @@ pub struct Membership {
     /// Each member's address, as the host gave it (empty in the simulator).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub addrs: BTreeMap<NodeId, String>,
-    /// Nodes that were members and were removed (until added again). Their messages are
+    /// Nodes that were members and were removed (ids are never reused). Their messages are
     /// dropped; messages from nodes never heard of are not, since they may be members added
     /// while this node was away (etcd keeps the same list). Invariant: disjoint from the
     /// members.

@@ -108,7 +108,15 @@ impl<M: StateMachine> Node<M> {
                     if next.is_member(id) {
                         return Err(ConfChangeError::AlreadyMember { id: id.clone() });
                     }
-                    next.removed.remove(id);
+                    // Members drop a removed node's messages, and one that missed its return
+                    // would drop them forever (even as its leader's): ids are never reused,
+                    // as in etcd (seed 17570 of the 100,000-seed sweep).
+                    if next.removed.contains(id) {
+                        return Err(ConfChangeError::Invalid(format!(
+                            "{id} was removed from the cluster and a removed id is never \
+                             reused: add the node under a new id"
+                        )));
+                    }
                     if matches!(step, ConfStep::AddLearner { .. }) {
                         next.learners.insert(id.clone());
                     } else {
