@@ -11,6 +11,7 @@ import argparse
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 
 
@@ -35,6 +36,7 @@ def main():
     lock = threading.Lock()
     failures = []
     started = time.monotonic()
+    endpoint = [a.endpoint]
 
     def worker(w):
         seq = 0
@@ -50,18 +52,40 @@ def main():
                 "seq": seq,
                 "entries": [{"key": key_of(i), "value": value_of(i, a.value_size)} for i in range(lo, hi)],
             }
-            req = urllib.request.Request(
-                f"http://{a.endpoint}/kv/mput",
-                data=json.dumps(body).encode(),
-                headers={"content-type": "application/json"},
-                method="POST",
-            )
-            try:
-                with urllib.request.urlopen(req, timeout=60) as r:
-                    answer = json.load(r)
-                problem = None if answer.get("ok") else f"answered {answer}"
-            except Exception as e:  # noqa: BLE001 - any failure stops the load
-                problem = str(e)
+            data = json.dumps(body).encode()
+            # 503 (overloaded, an election) and redirects to a new leader are retried with the same (client_id, seq): the
+            # store applies it once.
+            for _ in range(100):
+                req = urllib.request.Request(
+                    f"http://{endpoint[0]}/kv/mput",
+                    data=data,
+                    headers={"content-type": "application/json"},
+                    method="POST",
+                )
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as r:
+                        answer = json.load(r)
+                    problem = None if answer.get("ok") else f"answered {answer}"
+                    break
+                except urllib.error.HTTPError as e:
+                    text = e.read()
+                    problem = f"{e} ({text[:200]!r})"
+                    if e.code in (307, 308):
+                        # Another node leads now: follow the hint.
+                        try:
+                            hint = json.loads(text).get("leader_addr")
+                        except ValueError:
+                            hint = None
+                        if hint:
+                            endpoint[0] = hint
+                        time.sleep(0.2)
+                        continue
+                    if e.code != 503:
+                        break
+                    time.sleep(0.2)
+                except Exception as e:  # noqa: BLE001 - any other failure stops the load
+                    problem = str(e)
+                    break
             if problem:
                 with lock:
                     failures.append(f"batch {lo}..{hi}: {problem}")
