@@ -15,7 +15,7 @@ use common::fixtures::*;
 use common::*;
 use raftkv_core::KvStateMachine;
 use raftkv_core::kvraft::Message;
-use raftkv_core::raft::{Host, InstallSnapshot, Stores};
+use raftkv_core::raft::InstallSnapshot;
 use raftkv_core::types::{Command, NodeId};
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -266,8 +266,11 @@ fn the_leader_keeps_its_snapshot_while_a_transfer_is_in_flight() {
 
 /// A host that writes its snapshots off its thread: the job runs elsewhere, the host stores it
 /// and compacts when given the result.
-#[wasm_bindgen_test(unsupported = test)]
+// Native only: wasm32-unknown-unknown has no threads (the playground snapshots inline).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
 fn a_snapshot_job_runs_off_the_host_and_compacts_when_done() {
+    use raftkv_core::raft::{Host, Stores};
     let me = id("n1");
     let mut cfg = test_config(&me, std::slice::from_ref(&me));
     cfg.snapshot_threshold = 3;
