@@ -281,18 +281,9 @@ impl Invariants {
             // left the node), so the restarted node may lead that term again with other entries.
             let ghost =
                 |r: &EntryRecord| r.node == node && r.incarnation != incarnation && !committed_here;
-            match self.entries.get(&(e.index, e.term)) {
-                Some(r) if ghost(r) && (r.payload != e.payload || r.prev_term != prev) => {
-                    self.entries.insert(
-                        (e.index, e.term),
-                        EntryRecord {
-                            payload: e.payload.clone(),
-                            prev_term: prev,
-                            node,
-                            incarnation,
-                        },
-                    );
-                }
+            let known = match self.entries.get(&(e.index, e.term)) {
+                // Forgotten with the incarnation that held it: recorded anew below.
+                Some(r) if ghost(r) => false,
                 Some(r) if r.payload != e.payload => {
                     return Err(violation(
                         Invariant::LogMatching,
@@ -324,18 +315,17 @@ impl Invariants {
                         ),
                     ));
                 }
-                Some(_) => {}
-                None => {
-                    self.entries.insert(
-                        (e.index, e.term),
-                        EntryRecord {
-                            payload: e.payload.clone(),
-                            prev_term: prev,
-                            node,
-                            incarnation,
-                        },
-                    );
-                }
+                Some(_) => true,
+                None => false,
+            };
+            if !known {
+                let record = EntryRecord {
+                    payload: e.payload.clone(),
+                    prev_term: prev,
+                    node,
+                    incarnation,
+                };
+                self.entries.insert((e.index, e.term), record);
             }
             prev = e.term;
         }
