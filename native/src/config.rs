@@ -16,6 +16,8 @@ use crate::engine::EngineKind;
 
 /// The disk engine fsyncs a commit at least this often by default, in milliseconds.
 pub const DEFAULT_ENGINE_SYNC_MS: u64 = 1000;
+/// The disk engine's page cache by default, in MiB.
+pub const DEFAULT_ENGINE_CACHE_MIB: usize = crate::engine::disk::DEFAULT_CACHE_BYTES >> 20;
 /// The default lag within which a learner may be promoted (core's default).
 pub const DEFAULT_PROMOTE_LAG: u64 = 100;
 /// The default limit on a request body: 1 MiB.
@@ -169,6 +171,10 @@ pub struct Args {
     /// replays it from the last fsynced one); 0 fsyncs every applied batch.
     #[arg(long, default_value_t = DEFAULT_ENGINE_SYNC_MS)]
     pub engine_sync_ms: u64,
+    /// With --engine disk: the state database's page cache, in MiB (misses read the file,
+    /// which the kernel's page cache usually holds).
+    #[arg(long, default_value_t = DEFAULT_ENGINE_CACHE_MIB)]
+    pub engine_cache_mib: usize,
     /// Seed the (missing or empty) data dir from this snapshot file (`kvctl snapshot save`)
     /// for a new single-node cluster of this node, then start it.
     #[arg(long, conflicts_with_all = ["peers", "join"])]
@@ -286,6 +292,8 @@ pub struct ServerConfig {
     pub engine: EngineKind,
     /// The disk engine's longest time between fsynced commits (zero: every commit).
     pub engine_sync: Duration,
+    /// The disk engine's page cache, in bytes.
+    pub engine_cache_bytes: usize,
 }
 
 impl ServerConfig {
@@ -317,6 +325,7 @@ impl ServerConfig {
             },
             engine: EngineKind::default(),
             engine_sync: Duration::from_millis(DEFAULT_ENGINE_SYNC_MS),
+            engine_cache_bytes: DEFAULT_ENGINE_CACHE_MIB << 20,
         }
     }
 
@@ -437,6 +446,7 @@ impl TryFrom<Args> for ServerConfig {
             },
             engine: a.engine,
             engine_sync: Duration::from_millis(a.engine_sync_ms),
+            engine_cache_bytes: a.engine_cache_mib.saturating_mul(1 << 20),
         };
         // Every AppendEntries must fit the peers' body limit, or a follower refuses it forever.
         let largest = config.largest_append_bytes();

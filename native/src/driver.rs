@@ -31,6 +31,7 @@ use crate::node_port::{BoxFut, NodeError, RaftHandle, TransferDone};
 use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
 use crate::transport::HttpTransport;
+use crate::transport::inbox::Delivery;
 
 mod conf;
 pub use conf::{ClusterInfo, ConfOutcome};
@@ -41,6 +42,11 @@ const MAX_BATCH: usize = 1024;
 const REQUEST_QUEUE: usize = 4096;
 /// Capacity of the inbox of peer messages; when full the transport drops (Raft retries).
 pub const INBOX_QUEUE: usize = 4096;
+/// A driver turn at least this long is logged.
+const SLOW_TURN: Duration = Duration::from_millis(500);
+/// The inbox's byte budget (wire bodies waiting for the driver): a few snapshot chunks and
+/// appends, so a driver busy for seconds (installing a snapshot) does not queue hundreds of MB.
+pub const INBOX_BYTES: usize = 16 * 1024 * 1024;
 
 /// What the driver publishes after every turn.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,7 +167,7 @@ pub fn start(
     cfg: DriverConfig,
     stores: Stores,
     sm: SharedSm,
-    inbox: mpsc::Receiver<(NodeId, Message)>,
+    inbox: mpsc::Receiver<Delivery>,
     transport: HttpTransport,
 ) -> Result<(RaftNode, DriverThread), StartError> {
     let started = Instant::now();
@@ -220,7 +226,7 @@ struct Driver {
     node: Host<SharedSm>,
     started: Instant,
     /// `None` once the transport's side is gone.
-    inbox: Option<mpsc::Receiver<(NodeId, Message)>>,
+    inbox: Option<mpsc::Receiver<Delivery>>,
     reqs: mpsc::Receiver<Request>,
     transport: HttpTransport,
     view: watch::Sender<NodeView>,
@@ -268,7 +274,7 @@ impl Driver {
                     None => break,
                 },
                 m = recv_opt(&mut self.inbox) => match m {
-                    Some(m) => batch.msgs.push(m),
+                    Some(m) => batch.msgs.push(m.into_parts()),
                     None => self.inbox = None,
                 },
                 Some(done) = self.snapshots_rx.recv() => batch.snapshot = Some(done),
@@ -294,7 +300,7 @@ impl Driver {
         if let Some(inbox) = self.inbox.as_mut() {
             while batch.msgs.len() < MAX_BATCH {
                 match inbox.try_recv() {
-                    Ok(m) => batch.msgs.push(m),
+                    Ok(m) => batch.msgs.push(m.into_parts()),
                     Err(_) => break,
                 }
             }
@@ -303,7 +309,14 @@ impl Driver {
 
     /// One turn. A failed turn marks the node stopped: what it wrote may not be durable.
     fn turn(&mut self, batch: Batch) -> Result<(), RaftError> {
+        let started = Instant::now();
         let res = self.feed(batch);
+        let took = started.elapsed();
+        if took >= SLOW_TURN {
+            // Heartbeats and replies waited all that time: a large snapshot install, or a slow
+            // disk.
+            tracing::warn!(took_ms = took.as_millis() as u64, "a slow driver turn");
+        }
         if res.is_err() {
             self.view.send_modify(|v| v.stopped = true);
         }

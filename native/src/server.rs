@@ -15,7 +15,7 @@ use std::time::Duration;
 use raftkv_core::NodeId;
 use raftkv_core::raft::{Role, StorageError};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api;
@@ -25,7 +25,7 @@ use crate::driver::{self, DriverConfig, DriverThread, RaftNode, StartError};
 use crate::node_port::{NodeError, RaftHandle, TransferDone};
 use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
-use crate::transport::{self, HttpTransport, TransportConfig, TransportError};
+use crate::transport::{self, HttpTransport, TransportConfig, TransportError, inbox};
 use crate::{cluster_file, disk, engine, join, membership_api};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
@@ -167,9 +167,10 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         &config.data_dir,
         config.session_limits,
         config.engine_sync,
+        config.engine_cache_bytes,
     )?;
     let sm = SharedSm::with_engine(engine);
-    let (inbox_tx, inbox_rx) = mpsc::channel(driver::INBOX_QUEUE);
+    let (inbox_tx, inbox_rx) = inbox::inbox(driver::INBOX_QUEUE, driver::INBOX_BYTES);
     let resolver = {
         let peers = Arc::clone(&peers);
         move |id: &NodeId| peers.get(id)

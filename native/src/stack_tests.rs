@@ -9,7 +9,6 @@ use std::time::Duration;
 use raftkv_core::kvraft::{LogEntry, MemLogStore, Stores};
 use raftkv_core::raft::{Config, Index, LogStore, Role, SnapshotMeta, StorageError, Term};
 use raftkv_core::{ApplyResult, Command, NodeId, ReadPolicy, WriteMode};
-use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 use crate::dkv::{DistributedKv, DkvConfig, WriteReply};
@@ -131,7 +130,7 @@ pub(crate) fn single_node_with(
     raft.heartbeat_interval = 10;
     tune(&mut raft);
     let sm = SharedSm::new();
-    let (_inbox_tx, inbox_rx) = mpsc::channel(8);
+    let (_inbox_tx, inbox_rx) = crate::transport::inbox::inbox(8, 1 << 20);
     let transport = HttpTransport::new(
         id.clone(),
         StaticPeers::default(),

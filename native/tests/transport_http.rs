@@ -8,7 +8,7 @@ use raftkv_core::raft::Transport;
 use raftkv_core::types::NodeId;
 use raftkv_native::transport::{
     self, APPEND_ENTRIES_PATH, Envelope, HttpTransport, INSTALL_SNAPSHOT_PATH, REQUEST_VOTE_PATH,
-    StaticPeers, TransportConfig,
+    RaftInbox, StaticPeers, TransportConfig, inbox,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -198,8 +198,8 @@ async fn transport_http_bad_json_returns_400() {
 
 #[tokio::test]
 async fn transport_http_full_inbox_returns_503() {
-    let (tx, _rx) = mpsc::channel::<(NodeId, Message)>(1);
-    tx.try_send(("x".into(), append_entries())).unwrap();
+    let (tx, _rx) = inbox::inbox(1, 1 << 20);
+    tx.deliver("x".into(), append_entries(), 10).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, transport::router(Arc::new(tx))).await });
@@ -211,6 +211,27 @@ async fn transport_http_full_inbox_returns_503() {
     .await;
     assert_eq!(status, 503);
     assert_eq!(json["err_code"], "unavailable");
+}
+
+#[tokio::test]
+async fn transport_http_inbox_over_its_byte_budget_returns_503() {
+    // Room for many messages but few bytes: the first vote response (about 100 bytes of
+    // JSON) takes most of the 150-byte budget, so the second is refused until the driver
+    // takes the first out.
+    let (tx, mut rx) = inbox::inbox(100, 150);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, transport::router(Arc::new(tx))).await });
+    let body = r#"{"from": "n2", "msg": {"type": "request_vote_response", "term": 1, "vote_granted": true, "pre_vote": false}}"#;
+    assert!(body.len() > 75 && body.len() <= 150);
+    let (status, _) = post_raw(&addr, REQUEST_VOTE_PATH, body).await;
+    assert_eq!(status, 202);
+    let (status, json) = post_raw(&addr, REQUEST_VOTE_PATH, body).await;
+    assert_eq!(status, 503);
+    assert_eq!(json["err_code"], "unavailable");
+    drop(rx.recv().await.unwrap());
+    let (status, _) = post_raw(&addr, REQUEST_VOTE_PATH, body).await;
+    assert_eq!(status, 202);
 }
 
 /// Polls `cond` until it holds or `deadline` passes.

@@ -117,12 +117,14 @@ pub trait Engine: Send + Sync {
 
 /// Opens the engine `kind` for the data dir `data_dir` (the disk engine's database file is
 /// [`disk::FILE`] in it, created if missing) with these session limits; the disk engine
-/// fsyncs a commit at least every `sync_every` (zero: every commit).
+/// fsyncs a commit at least every `sync_every` (zero: every commit) and caches `cache_bytes`
+/// of its pages.
 pub fn open(
     kind: EngineKind,
     data_dir: &Path,
     limits: SessionLimits,
     sync_every: Duration,
+    cache_bytes: usize,
 ) -> Result<Arc<dyn Engine>, StorageError> {
     Ok(match kind {
         EngineKind::Memory => Arc::new(MemoryEngine::new(limits)),
@@ -131,7 +133,7 @@ pub fn open(
             disk::DiskOptions {
                 limits,
                 durable_every: sync_every,
-                ..disk::DiskOptions::default()
+                cache_bytes,
             },
         )?),
     })

@@ -15,6 +15,7 @@
 //! | `POST /raft/install_snapshot` | `install_snapshot`, `install_snapshot_response` |
 
 pub mod client;
+pub mod inbox;
 pub mod server;
 pub mod wire;
 
@@ -60,22 +61,13 @@ pub enum InboxError {
 /// Where the server hands decoded messages: the node's driver. Must not block (it is called
 /// from the HTTP handler).
 pub trait RaftInbox: Send + Sync + 'static {
-    /// Takes one message `msg` sent by `from`.
-    fn deliver(&self, from: NodeId, msg: Message) -> Result<(), InboxError>;
+    /// Takes one message `msg` sent by `from`, whose wire body was `size` bytes.
+    fn deliver(&self, from: NodeId, msg: Message, size: usize) -> Result<(), InboxError>;
 }
 
-impl RaftInbox for tokio::sync::mpsc::Sender<(NodeId, Message)> {
-    fn deliver(&self, from: NodeId, msg: Message) -> Result<(), InboxError> {
-        use tokio::sync::mpsc::error::TrySendError;
-        self.try_send((from, msg)).map_err(|e| match e {
-            TrySendError::Full(_) => InboxError::Full,
-            TrySendError::Closed(_) => InboxError::Closed,
-        })
-    }
-}
-
+/// Unbounded (tests): never full.
 impl RaftInbox for tokio::sync::mpsc::UnboundedSender<(NodeId, Message)> {
-    fn deliver(&self, from: NodeId, msg: Message) -> Result<(), InboxError> {
+    fn deliver(&self, from: NodeId, msg: Message, _size: usize) -> Result<(), InboxError> {
         self.send((from, msg)).map_err(|_| InboxError::Closed)
     }
 }

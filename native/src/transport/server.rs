@@ -65,7 +65,7 @@ fn receive(inbox: Arc<dyn RaftInbox>, path: &'static str, body: Bytes) -> Respon
         let why = format!("a {} message does not belong on {path}", msg.kind());
         return error(StatusCode::BAD_REQUEST, "bad_request", &why);
     }
-    match inbox.deliver(from, msg) {
+    match inbox.deliver(from, msg, body.len()) {
         Ok(()) => (StatusCode::ACCEPTED, axum::Json(json!({"ok": true}))).into_response(),
         // The sender counts this as a failed send; Raft resends what matters.
         Err(e @ (InboxError::Full | InboxError::Closed)) => error(
