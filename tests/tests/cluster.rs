@@ -143,10 +143,12 @@ async fn wait_converged(c: &mut Cluster) {
         if st.len() == running && applied.iter().all(|&a| a == commit) && commit > 0 {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "cluster did not converge: {st:?}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            for i in 0..c.size() {
+                eprintln!("==== node {i}\n{}", c.log_of(i));
+            }
+            panic!("cluster did not converge: {st:?}");
+        }
         tokio::time::sleep(raftkv_tests::wait::POLL_INTERVAL).await;
     }
 }
