@@ -58,12 +58,23 @@ pub fn inbox(messages: usize, bytes: usize) -> (Inbox, mpsc::Receiver<Delivery>)
     (inbox, rx)
 }
 
-impl RaftInbox for Inbox {
-    fn deliver(&self, from: NodeId, msg: Message, size: usize) -> Result<(), InboxError> {
-        // A message larger than the whole budget still gets in, alone: it takes all of it.
-        let share = u32::try_from(size)
+impl Inbox {
+    /// The budget a message of `size` wire bytes takes: a message larger than the whole budget
+    /// still gets in, alone, taking all of it.
+    fn share(&self, size: usize) -> u32 {
+        u32::try_from(size)
             .unwrap_or(u32::MAX)
-            .clamp(1, self.max_bytes);
+            .clamp(1, self.max_bytes)
+    }
+}
+
+impl RaftInbox for Inbox {
+    fn has_room(&self, size: usize) -> bool {
+        self.budget.available_permits() >= self.share(size) as usize && self.tx.capacity() > 0
+    }
+
+    fn deliver(&self, from: NodeId, msg: Message, size: usize) -> Result<(), InboxError> {
+        let share = self.share(size);
         let budget = Arc::clone(&self.budget)
             .try_acquire_many_owned(share)
             .map_err(|_| InboxError::Full)?;
@@ -97,6 +108,7 @@ mod tests {
         let (tx, mut rx) = inbox(100, 1000);
         let from = NodeId::from("n1");
         tx.deliver(from.clone(), msg(), 600).unwrap();
+        assert!(!tx.has_room(600) && tx.has_room(400));
         assert_eq!(tx.deliver(from.clone(), msg(), 600), Err(InboxError::Full));
         tx.deliver(from.clone(), msg(), 400).unwrap();
         let (sender, _) = rx.try_recv().unwrap().into_parts();

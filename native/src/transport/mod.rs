@@ -63,6 +63,11 @@ pub enum InboxError {
 pub trait RaftInbox: Send + Sync + 'static {
     /// Takes one message `msg` sent by `from`, whose wire body was `size` bytes.
     fn deliver(&self, from: NodeId, msg: Message, size: usize) -> Result<(), InboxError>;
+    /// Whether a message of `size` wire bytes would fit now: lets the server refuse one before
+    /// spending the time to decode it (`deliver` still decides).
+    fn has_room(&self, _size: usize) -> bool {
+        true
+    }
 }
 
 /// Unbounded (tests): never full.

@@ -56,6 +56,11 @@ pub fn router_with_limit(inbox: Arc<dyn RaftInbox>, body_limit: usize) -> Router
 
 /// Decodes one envelope that arrived on `path` and delivers it.
 fn receive(inbox: Arc<dyn RaftInbox>, path: &'static str, body: Bytes) -> Response {
+    // A busy node (installing a large snapshot) refuses its leader's retries without decoding
+    // them: the CPU is the install's.
+    if !inbox.has_room(body.len()) {
+        return refused(InboxError::Full);
+    }
     let envelope: Envelope = match serde_json::from_slice(&body) {
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()),
@@ -67,13 +72,17 @@ fn receive(inbox: Arc<dyn RaftInbox>, path: &'static str, body: Bytes) -> Respon
     }
     match inbox.deliver(from, msg, body.len()) {
         Ok(()) => (StatusCode::ACCEPTED, axum::Json(json!({"ok": true}))).into_response(),
-        // The sender counts this as a failed send; Raft resends what matters.
-        Err(e @ (InboxError::Full | InboxError::Closed)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            &e.to_string(),
-        ),
+        Err(e) => refused(e),
     }
+}
+
+/// The sender counts this as a failed send; Raft resends what matters.
+fn refused(e: InboxError) -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        &e.to_string(),
+    )
 }
 
 /// The project's JSON error body.
