@@ -234,6 +234,40 @@ async fn transport_http_inbox_over_its_byte_budget_returns_503() {
     assert_eq!(status, 202);
 }
 
+#[tokio::test]
+async fn transport_http_a_peer_queue_is_bounded_in_bytes_not_only_in_messages() {
+    // A peer that accepts connections and never answers: its worker holds one message in
+    // flight, and the rest wait in the queue.
+    let hole = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_addr = hole.local_addr().unwrap().to_string();
+    let mut t = transport_to(
+        &[("n2", &hole_addr)],
+        TransportConfig {
+            queue_capacity: 256,
+            queue_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            ..TransportConfig::default()
+        },
+    );
+    let value = "x".repeat(10_000);
+    let big = msg(json!({
+        "type": "append_entries", "term": 3, "leader_id": "n1", "prev_log_index": 4,
+        "prev_log_term": 2, "leader_commit": 4,
+        "entries": [{"index": 5, "term": 3, "cmd": {"client_id": "c", "seq": 1, "op": "put", "key": "k", "value": value}}]
+    }));
+    let to = NodeId::from("n2");
+    for _ in 0..20 {
+        t.send(&to, big.clone());
+    }
+    // About 10 KB each against a 64 KiB budget: six or seven are taken (one of them may
+    // already be in flight), the rest dropped although the queue has room for 256.
+    let stats = t.stats(&to);
+    assert!(
+        (6..=8).contains(&stats.queued) && stats.dropped_full == 20 - stats.queued,
+        "{stats:?}"
+    );
+}
+
 /// Polls `cond` until it holds or `deadline` passes.
 async fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + deadline;
@@ -266,6 +300,7 @@ async fn transport_http_dead_peer_does_not_delay_live_peer() {
             request_timeout: Duration::from_millis(timeout_ms),
             connect_timeout: Duration::from_millis(timeout_ms),
             slowest_link_bytes_per_sec: 0,
+            ..TransportConfig::default()
         },
     );
     // Flood the dead peers first: with one shared queue the live peer's message would wait

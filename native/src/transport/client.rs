@@ -9,7 +9,7 @@ use std::time::Duration;
 use raftkv_core::kvraft::Message;
 use raftkv_core::raft::Transport;
 use raftkv_core::types::NodeId;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::path_for;
 use super::wire::Envelope;
@@ -46,6 +46,10 @@ pub struct TransportConfig {
     /// Messages waiting per peer before new ones are dropped. Small: a message that waited
     /// long is stale (Raft resends), and a dead peer must not pile up memory.
     pub queue_capacity: usize,
+    /// Bytes (estimated wire size) waiting per peer before new messages are dropped: a count
+    /// alone let 256 AppendEntries of 1 MiB queue for one lagging follower, and each fresh
+    /// probe waited behind all of them (a follower 20 entries behind stayed there for 20 s).
+    pub queue_bytes: usize,
     /// The whole-request timeout; a peer that accepts connections but never answers costs at
     /// most this per message.
     pub request_timeout: Duration,
@@ -62,6 +66,7 @@ impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             queue_capacity: 256,
+            queue_bytes: 8 * 1024 * 1024,
             request_timeout: Duration::from_millis(1000),
             connect_timeout: Duration::from_millis(500),
             slowest_link_bytes_per_sec: 256 * 1024,
@@ -120,8 +125,39 @@ impl Counters {
 /// One peer's queue; the worker ends when this (the only sender) is dropped.
 #[derive(Debug)]
 struct PeerQueue {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Queued>,
+    /// The queue's byte budget (see [`TransportConfig::queue_bytes`]); a queued message
+    /// holds its share until the worker takes it out.
+    budget: Arc<Semaphore>,
+    /// The budget's size. Invariant: at least 1.
+    budget_bytes: u32,
     counters: Arc<Counters>,
+}
+
+/// A message waiting for its peer's worker, with its share of the queue's byte budget.
+struct Queued {
+    msg: Message,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// About how many bytes `msg` takes on the wire (entries and chunks dominate; base64 makes a
+/// chunk 4/3 of its bytes).
+fn wire_estimate(msg: &Message) -> usize {
+    const OVERHEAD: usize = 256;
+    match msg {
+        Message::AppendEntries(m) => m
+            .entries
+            .iter()
+            .map(|e| {
+                let cmd = e.payload.command().map_or(0, |c| c.size_bytes());
+                usize::try_from(cmd)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(64)
+            })
+            .fold(OVERHEAD, usize::saturating_add),
+        Message::InstallSnapshot(m) => (m.data.len() / 3 * 4).saturating_add(OVERHEAD),
+        _ => OVERHEAD,
+    }
 }
 
 /// What every worker shares.
@@ -211,6 +247,9 @@ impl HttpTransport {
     fn queue(&mut self, to: &NodeId) -> &PeerQueue {
         self.peers.entry(to.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
+            let budget_bytes =
+                u32::try_from(self.config.queue_bytes.clamp(1, Semaphore::MAX_PERMITS))
+                    .unwrap_or(u32::MAX);
             let counters = Arc::new(Counters::default());
             self.runtime.spawn(run_peer(
                 to.clone(),
@@ -218,7 +257,12 @@ impl HttpTransport {
                 self.shared.clone(),
                 counters.clone(),
             ));
-            PeerQueue { tx, counters }
+            PeerQueue {
+                tx,
+                budget: Arc::new(Semaphore::new(budget_bytes as usize)),
+                budget_bytes,
+                counters,
+            }
         })
     }
 }
@@ -226,7 +270,18 @@ impl HttpTransport {
 impl Transport<raftkv_core::Command> for HttpTransport {
     fn send(&mut self, to: &NodeId, msg: Message) {
         let queue = self.queue(to);
-        match queue.tx.try_send(msg) {
+        // A message larger than the whole budget still goes, alone.
+        let share = u32::try_from(wire_estimate(&msg))
+            .unwrap_or(u32::MAX)
+            .clamp(1, queue.budget_bytes);
+        let Ok(budget) = Arc::clone(&queue.budget).try_acquire_many_owned(share) else {
+            queue.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match queue.tx.try_send(Queued {
+            msg,
+            _budget: budget,
+        }) {
             Ok(()) => {
                 queue.counters.queued.fetch_add(1, Ordering::Relaxed);
             }
@@ -264,11 +319,11 @@ pub fn request_timeout(config: &TransportConfig, len: usize) -> Duration {
 /// One peer's worker: POSTs its queued messages in order until the queue's sender is gone.
 async fn run_peer(
     to: NodeId,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Queued>,
     shared: Arc<Shared>,
     counters: Arc<Counters>,
 ) {
-    while let Some(msg) = rx.recv().await {
+    while let Some(Queued { msg, .. }) = rx.recv().await {
         let Some(addr) = shared.resolver.resolve(&to) else {
             counters.unresolved.fetch_add(1, Ordering::Relaxed);
             continue;
