@@ -336,6 +336,15 @@ impl ServerConfig {
         JSON_WORST_EXPANSION * self.max_append_bytes.max(largest_entry) + ENTRY_WIRE_OVERHEAD
     }
 
+    /// The bytes of one window of snapshot chunks on the wire (base64 makes a chunk 4/3 of its
+    /// bytes): the peer queues and the inbox hold at least this, or a larger
+    /// `--snapshot-chunk-bytes` would have chunks refused on every round.
+    pub fn snapshot_window_wire_bytes(&self) -> usize {
+        let window = self.raft_config().snapshot_window as u64;
+        let chunk = self.snapshot_chunk_bytes.saturating_mul(4) / 3 + 1024;
+        usize::try_from(window.saturating_mul(chunk)).unwrap_or(usize::MAX)
+    }
+
     /// The Raft node's configuration as the command line gives it: every member of `peers`
     /// votes (this node alone without `--peers`, nobody when joining). kvserver replaces the
     /// voters with the stored configuration ([`crate::cluster_file`]) after the first start.
@@ -524,6 +533,21 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert!(parse(&["--session-ttl", "soon"]).is_err());
+    }
+
+    #[test]
+    fn a_window_of_snapshot_chunks_is_counted_in_wire_bytes() {
+        let c = parse(&["--snapshot-chunk-bytes", "4194304"]).unwrap();
+        let chunk_on_the_wire = 4_194_304 * 4 / 3;
+        let window = c.raft_config().snapshot_window;
+        assert!(c.snapshot_window_wire_bytes() >= window * chunk_on_the_wire);
+        assert!(c.snapshot_window_wire_bytes() < window * (chunk_on_the_wire + 4096));
+        assert!(
+            parse(&["--engine-cache-mib", "8"])
+                .unwrap()
+                .engine_cache_bytes
+                == 8 << 20
+        );
     }
 
     #[test]
