@@ -44,9 +44,11 @@ const REQUEST_QUEUE: usize = 4096;
 pub const INBOX_QUEUE: usize = 4096;
 /// A driver turn at least this long is logged.
 const SLOW_TURN: Duration = Duration::from_millis(500);
-/// The inbox's byte budget (wire bodies waiting for the driver): a few snapshot chunks and
-/// appends, so a driver busy for seconds (installing a snapshot) does not queue hundreds of MB.
-pub const INBOX_BYTES: usize = 16 * 1024 * 1024;
+/// The inbox's byte budget (wire bodies waiting for the driver), so a driver busy for seconds
+/// (installing a snapshot) does not queue hundreds of MB. 16 MiB held a 1,000,000-key
+/// follower to +66 MiB, but the drops it causes under load stall a lagging follower of 1 MiB
+/// entries (a core bug: see docs/snapshots.md), so the budget is 64 MiB until that is fixed.
+pub const INBOX_BYTES: usize = 64 * 1024 * 1024;
 
 /// What the driver publishes after every turn.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -46,9 +46,9 @@ pub struct TransportConfig {
     /// Messages waiting per peer before new ones are dropped. Small: a message that waited
     /// long is stale (Raft resends), and a dead peer must not pile up memory.
     pub queue_capacity: usize,
-    /// Bytes (estimated wire size) waiting per peer before new messages are dropped: a count
-    /// alone let 256 AppendEntries of 1 MiB queue for one lagging follower, and each fresh
-    /// probe waited behind all of them (a follower 20 entries behind stayed there for 20 s).
+    /// Bytes (estimated wire size) waiting per peer before new messages are dropped, beside
+    /// the count. 256 MiB by default: 8 MiB made a lagging follower of 1 MiB entries stall
+    /// under load (dropped appends meet a core bug, see docs/snapshots.md).
     pub queue_bytes: usize,
     /// The whole-request timeout; a peer that accepts connections but never answers costs at
     /// most this per message.
@@ -66,7 +66,7 @@ impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             queue_capacity: 256,
-            queue_bytes: 8 * 1024 * 1024,
+            queue_bytes: 256 * 1024 * 1024,
             request_timeout: Duration::from_millis(1000),
             connect_timeout: Duration::from_millis(500),
             slowest_link_bytes_per_sec: 256 * 1024,
