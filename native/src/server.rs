@@ -172,21 +172,18 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let sm = SharedSm::with_engine(engine);
     // Byte budgets: room for a window of snapshot chunks and the largest AppendEntries
     // beside it, whatever --snapshot-chunk-bytes and --max-append-bytes say.
-    let window = config.snapshot_window_wire_bytes();
     let largest_append = usize::try_from(config.largest_append_bytes()).unwrap_or(usize::MAX);
-    let inbox_bytes = driver::INBOX_BYTES.max(window.saturating_add(largest_append));
-    let (inbox_tx, inbox_rx) = inbox::inbox(driver::INBOX_QUEUE, inbox_bytes);
+    let least_bytes = config
+        .snapshot_window_wire_bytes()
+        .saturating_add(largest_append);
+    let (inbox_tx, inbox_rx) =
+        inbox::inbox(driver::INBOX_QUEUE, driver::INBOX_BYTES.max(least_bytes));
     let resolver = {
         let peers = Arc::clone(&peers);
         move |id: &NodeId| peers.get(id)
     };
-    let transport_config = TransportConfig::default();
-    let transport_config = TransportConfig {
-        queue_bytes: transport_config
-            .queue_bytes
-            .max(window.saturating_add(largest_append)),
-        ..transport_config
-    };
+    let mut transport_config = TransportConfig::default();
+    transport_config.queue_bytes = transport_config.queue_bytes.max(least_bytes);
     let transport = HttpTransport::new(config.id.clone(), resolver, transport_config)?;
     let (node, driver) = driver::start(
         DriverConfig {

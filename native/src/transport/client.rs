@@ -9,8 +9,9 @@ use std::time::Duration;
 use raftkv_core::kvraft::Message;
 use raftkv_core::raft::Transport;
 use raftkv_core::types::NodeId;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::budget::ByteBudget;
 use super::path_for;
 use super::wire::Envelope;
 
@@ -126,11 +127,8 @@ impl Counters {
 #[derive(Debug)]
 struct PeerQueue {
     tx: mpsc::Sender<Queued>,
-    /// The queue's byte budget (see [`TransportConfig::queue_bytes`]); a queued message
-    /// holds its share until the worker takes it out.
-    budget: Arc<Semaphore>,
-    /// The budget's size. Invariant: at least 1.
-    budget_bytes: u32,
+    /// The queue's byte budget (see [`TransportConfig::queue_bytes`]).
+    budget: ByteBudget,
     counters: Arc<Counters>,
 }
 
@@ -247,9 +245,6 @@ impl HttpTransport {
     fn queue(&mut self, to: &NodeId) -> &PeerQueue {
         self.peers.entry(to.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
-            let budget_bytes =
-                u32::try_from(self.config.queue_bytes.clamp(1, Semaphore::MAX_PERMITS))
-                    .unwrap_or(u32::MAX);
             let counters = Arc::new(Counters::default());
             self.runtime.spawn(run_peer(
                 to.clone(),
@@ -259,8 +254,7 @@ impl HttpTransport {
             ));
             PeerQueue {
                 tx,
-                budget: Arc::new(Semaphore::new(budget_bytes as usize)),
-                budget_bytes,
+                budget: ByteBudget::new(self.config.queue_bytes),
                 counters,
             }
         })
@@ -270,11 +264,7 @@ impl HttpTransport {
 impl Transport<raftkv_core::Command> for HttpTransport {
     fn send(&mut self, to: &NodeId, msg: Message) {
         let queue = self.queue(to);
-        // A message larger than the whole budget still goes, alone.
-        let share = u32::try_from(wire_estimate(&msg))
-            .unwrap_or(u32::MAX)
-            .clamp(1, queue.budget_bytes);
-        let Ok(budget) = Arc::clone(&queue.budget).try_acquire_many_owned(share) else {
+        let Some(budget) = queue.budget.try_take(wire_estimate(&msg)) else {
             queue.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
             return;
         };

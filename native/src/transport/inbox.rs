@@ -8,23 +8,20 @@
 //! the driver takes it; a message that does not fit is refused like one into a full queue
 //! (503: Raft resends what matters once the node catches up).
 
-use std::sync::Arc;
-
 use raftkv_core::kvraft::Message;
 use raftkv_core::types::NodeId;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::budget::ByteBudget;
 use super::{InboxError, RaftInbox};
 
 /// One message in the inbox: who sent it, and its share of the byte budget, given back when
 /// the delivery is dropped (when the driver takes the message out).
 #[derive(Debug)]
 pub struct Delivery {
-    /// The sender.
-    pub from: NodeId,
-    /// The message.
-    pub msg: Message,
+    from: NodeId,
+    msg: Message,
     _budget: OwnedSemaphorePermit,
 }
 
@@ -39,45 +36,27 @@ impl Delivery {
 #[derive(Debug, Clone)]
 pub struct Inbox {
     tx: mpsc::Sender<Delivery>,
-    budget: Arc<Semaphore>,
-    /// The budget's size. Invariant: `0 < max_bytes <= Semaphore::MAX_PERMITS`.
-    max_bytes: u32,
+    budget: ByteBudget,
 }
 
 /// An inbox of at most `messages` messages and `bytes` bytes of wire bodies, and its
 /// receiving side (the driver's).
 pub fn inbox(messages: usize, bytes: usize) -> (Inbox, mpsc::Receiver<Delivery>) {
-    let max_bytes = u32::try_from(bytes.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
-    debug_assert!(max_bytes > 0);
     let (tx, rx) = mpsc::channel(messages.max(1));
     let inbox = Inbox {
         tx,
-        budget: Arc::new(Semaphore::new(max_bytes as usize)),
-        max_bytes,
+        budget: ByteBudget::new(bytes),
     };
     (inbox, rx)
 }
 
-impl Inbox {
-    /// The budget a message of `size` wire bytes takes: a message larger than the whole budget
-    /// still gets in, alone, taking all of it.
-    fn share(&self, size: usize) -> u32 {
-        u32::try_from(size)
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.max_bytes)
-    }
-}
-
 impl RaftInbox for Inbox {
     fn has_room(&self, size: usize) -> bool {
-        self.budget.available_permits() >= self.share(size) as usize && self.tx.capacity() > 0
+        self.budget.has_room(size) && self.tx.capacity() > 0
     }
 
     fn deliver(&self, from: NodeId, msg: Message, size: usize) -> Result<(), InboxError> {
-        let share = self.share(size);
-        let budget = Arc::clone(&self.budget)
-            .try_acquire_many_owned(share)
-            .map_err(|_| InboxError::Full)?;
+        let budget = self.budget.try_take(size).ok_or(InboxError::Full)?;
         self.tx
             .try_send(Delivery {
                 from,

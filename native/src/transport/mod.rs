@@ -14,6 +14,7 @@
 //! | `POST /raft/append_entries`| `append_entries`, `append_entries_response`   |
 //! | `POST /raft/install_snapshot` | `install_snapshot`, `install_snapshot_response` |
 
+mod budget;
 pub mod client;
 pub mod inbox;
 pub mod server;
