@@ -19,8 +19,10 @@
 //! Durability: by default commits are not fsynced ([`Durability::None`]) except one every
 //! [`DiskOptions::durable_every`] (and at close). Raft's log was fsynced before the entries
 //! were applied, so a crash only takes the engine back to an older, consistent commit (redb
-//! guarantees that for non-durable commits), and the host replays the log after it; the stored
-//! snapshot is always durable and is installed when it is newer than the engine.
+//! guarantees that for non-durable commits), and the host replays the log after it. A
+//! [`snapshot_view`](Engine::snapshot_view) fsyncs first, so the engine never falls behind a
+//! snapshot the host stored (whose log the host then cuts): a restart replays at most the log
+//! since the last snapshot or fsync, never the whole snapshot.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -484,6 +486,12 @@ impl Engine for DiskEngine {
     }
 
     fn snapshot_view(&self) -> Result<Box<dyn SnapshotView>, SmError> {
+        // The host stores the snapshot at this view's index and cuts the log behind it; if a
+        // crash could take the engine back before that index (its commits since the last
+        // fsync), only installing the whole snapshot again would rebuild it, and a restart's
+        // time would grow with the state. One fsync per snapshot keeps the engine at or past
+        // every snapshot stored.
+        self.flush()?;
         let txn = self.read()?;
         let (index, log_time, installing) = meta_of(&txn)?;
         if installing {
