@@ -162,6 +162,39 @@ fn log_delete_from_is_durable_before_new_appends() {
     assert_eq!(log.read_range(1, 5), Ok(entries(1, 5, 1)));
 }
 
+/// Entries lo..hi of term `term`, each with a value of `bytes` bytes.
+fn big_entries(lo: u64, hi: u64, term: u64, bytes: usize) -> Vec<LogEntry> {
+    (lo..hi)
+        .map(|i| LogEntry {
+            payload: raftkv_core::raft::Payload::Command(Command::put(
+                format!("k{i}"),
+                "x".repeat(bytes),
+            )),
+            ..entry(i, term)
+        })
+        .collect()
+}
+
+#[test]
+fn log_batches_larger_than_the_write_behind_buffer_round_trip_and_cut() {
+    // 8 entries of 300 KB: the store writes them to the file before the sync, so a cut inside
+    // the batch must cut the file, and what is synced must read back whole.
+    let dir = tempfile::tempdir().unwrap();
+    let mut mem = MemLogStore::default();
+    let mut log = DiskLogStore::open(dir.path()).unwrap();
+    for store in [&mut mem as &mut dyn LogStore<Command>, &mut log] {
+        store.append(&big_entries(1, 9, 1, 300_000)).unwrap();
+        store.delete_from(5).unwrap();
+        store.append(&big_entries(5, 7, 2, 300_000)).unwrap();
+        store.sync().unwrap();
+    }
+    assert_eq!(observe(&log), observe(&mem));
+    drop(log);
+    let log = DiskLogStore::open(dir.path()).unwrap();
+    assert_eq!(observe(&log), observe(&mem));
+    assert_eq!(log.last_index(), 6);
+}
+
 #[test]
 fn log_unsynced_appends_are_not_claimed_durable_but_synced_ones_are() {
     let dir = tempfile::tempdir().unwrap();

@@ -43,6 +43,8 @@ const MAX_HEADER_LEN: usize = 4 * 1024;
 /// No entry is this large (commands are bounded by the HTTP body limit); a longer length field
 /// is garbage from a torn write.
 const MAX_ENTRY_LEN: usize = 64 * 1024 * 1024;
+/// Pending frames are written to the file (not synced) once they reach this many bytes.
+const WRITE_BEHIND_BYTES: usize = 1024 * 1024;
 
 /// The first record of the file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,9 +71,12 @@ pub struct DiskLogStore {
     /// offset of entry base + 1 + i's frame in the file-plus-pending byte stream, strictly
     /// increasing.
     offsets: Vec<u64>,
-    /// Bytes of the file that hold records written (and, unless `poisoned`, synced).
+    /// Bytes of the file that hold records written (synced unless `unsynced` or `poisoned`).
     written: u64,
-    /// Encoded frames appended but not yet written; they belong at offset `written`.
+    /// Some of the file's `written` bytes were written since the last fdatasync.
+    unsynced: bool,
+    /// Encoded frames appended but not yet written; they belong at offset `written`. Written
+    /// out once they reach [`WRITE_BEHIND_BYTES`], and at every sync.
     pending: Vec<u8>,
     /// Set when a write failed half-way: memory and file may disagree, so every later call
     /// fails until the store is reopened (and recovery repairs the file).
@@ -169,6 +174,7 @@ impl DiskLogStore {
             mem,
             offsets,
             written,
+            unsynced: false,
             pending: Vec::new(),
             poisoned: None,
             _lock: lock,
@@ -197,21 +203,34 @@ impl DiskLogStore {
         err
     }
 
-    /// Writes the pending frames at the end of the file and fdatasyncs.
-    fn flush(&mut self) -> Result<(), StorageError> {
+    /// Writes the pending frames at the end of the file, without syncing them.
+    fn write_pending(&mut self) -> Result<(), StorageError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let res = self
-            .file
-            .write_all_at(&self.pending, self.written)
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = res {
+        if let Err(e) = self.file.write_all_at(&self.pending, self.written) {
             let err = io_err(&self.path, e);
             return Err(self.poison(err));
         }
         self.written += self.pending.len() as u64;
         self.pending.clear();
+        // One burst of big entries must not pin its size in memory for the store's life.
+        self.pending.shrink_to(WRITE_BEHIND_BYTES);
+        self.unsynced = true;
+        Ok(())
+    }
+
+    /// Writes the pending frames at the end of the file and fdatasyncs.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        self.write_pending()?;
+        if !self.unsynced {
+            return Ok(());
+        }
+        if let Err(e) = self.file.sync_data() {
+            let err = io_err(&self.path, e);
+            return Err(self.poison(err));
+        }
+        self.unsynced = false;
         Ok(())
     }
 }
@@ -276,18 +295,24 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
 
     fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
         self.check()?;
-        // Encode everything first so a failure leaves the store unchanged; the in-memory log
-        // checks that the entries continue it before anything is kept.
-        let mut buf = Vec::new();
-        let mut offsets = Vec::with_capacity(entries.len());
-        let start = self.written + self.pending.len() as u64;
-        for e in entries {
-            offsets.push(start + buf.len() as u64);
-            encode_entry(&mut buf, e)?;
+        // Encoded straight into the pending buffer, no second copy of a batch; a failure (an
+        // entry too large, entries that do not continue the in-memory log) takes the buffer
+        // and the offsets back, so the store is unchanged.
+        let (pending_len, offsets_len) = (self.pending.len(), self.offsets.len());
+        let encoded = entries.iter().try_for_each(|e| {
+            self.offsets.push(self.written + self.pending.len() as u64);
+            encode_entry(&mut self.pending, e)
+        });
+        if let Err(err) = encoded.and_then(|()| self.mem.append(entries)) {
+            self.pending.truncate(pending_len);
+            self.offsets.truncate(offsets_len);
+            return Err(err);
         }
-        self.mem.append(entries)?;
-        self.pending.extend_from_slice(&buf);
-        self.offsets.extend(offsets);
+        // A big batch goes to the file as it grows (synced at the next sync, like the rest):
+        // the buffer stays about WRITE_BEHIND_BYTES whatever a batch holds.
+        if self.pending.len() >= WRITE_BEHIND_BYTES {
+            self.write_pending()?;
+        }
         Ok(())
     }
 
@@ -324,6 +349,7 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
             return Err(self.poison(err));
         }
         self.written = cut;
+        self.unsynced = false;
         Ok(())
     }
 
@@ -359,6 +385,7 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
         self.mem.truncate_prefix(upto, term)?;
         self.offsets = offsets;
         self.written = bytes.len() as u64;
+        self.unsynced = false;
         self.pending.clear();
         Ok(())
     }
