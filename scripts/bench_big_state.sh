@@ -8,7 +8,7 @@
 #      linearizable (readindex) read of the last key loaded; the same with the memory engine,
 #      for contrast, when MEMORY=1.
 #   bash scripts/bench_big_state.sh            (builds release binaries first)
-#   KEYS=1000000 VALUE_SIZE=256 PORT_BASE=7201 CHUNK_BYTES=1048576 MEMORY=1
+#   KEYS=1000000 VALUE_SIZE=256 PORT_BASE=7201 CHUNK_BYTES=1048576 MEMORY=1 WRAP_3=... KEEP_WORK=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,11 +21,15 @@ BIN=${BIN:-target/release}
 WORK=$(mktemp -d)
 echo "work dir: $WORK"
 declare -A PID
+# WRAP_3="heaptrack -o /tmp/n3": a command to start the empty follower under (a profiler).
+declare -A WRAP=([3]="${WRAP_3:-}")
 
 cargo build --release -q -p raftkv-native --bin kvserver --bin kvctl
 
 stop_all() {
   for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  # A node under WRAP_3 is the wrapper's child: find it by its data dir.
+  pkill -9 -f -- "--data-dir $WORK/" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 # KEEP_WORK=1 keeps the data dirs and logs.
@@ -36,7 +40,8 @@ PEERS="n1=$(addr 1),n2=$(addr 2),n3=$(addr 3)"
 
 # start_node I ENGINE: starts node nI with the given engine (data in $WORK/nI).
 start_node() {
-  "$BIN/kvserver" --id "n$1" --addr "$(addr "$1")" --data-dir "$WORK/n$1" --peers "$PEERS" \
+  # shellcheck disable=SC2086 # WRAP is a command and its words
+  ${WRAP[$1]:-} "$BIN/kvserver" --id "n$1" --addr "$(addr "$1")" --data-dir "$WORK/n$1" --peers "$PEERS" \
     --engine "$2" --snapshot-threshold 200 --snapshot-trailing 20 \
     --snapshot-chunk-bytes "$CHUNK_BYTES" >>"$WORK/n$1.log" 2>&1 &
   PID[$1]=$!
@@ -97,6 +102,17 @@ sample_peaks() {
   [ "$f" -gt "$follower_peak" ] && follower_peak=$f
   return 0
 }
+installed() { [ "$(status 3 | field snapshot_index)" -gt 0 ] 2>/dev/null; }
+# Two phases: the snapshot's transfer and install, then the log after the snapshot's index
+# (entries of about 1,000 keys each here, sent back to back).
+until installed; do
+  sample_peaks
+  if [ "$(elapsed "$t0" | cut -d. -f1)" -gt 600 ]; then echo "n3 did not install in 600 s" >&2; exit 1; fi
+  sleep 0.05
+done
+install_done=$(elapsed "$t0")
+leader_install_peak=$leader_peak
+follower_install_peak=$follower_peak
 until applied_at_least 3 "$commit"; do
   sample_peaks
   if [ "$(elapsed "$t0" | cut -d. -f1)" -gt 600 ]; then echo "n3 did not catch up in 600 s" >&2; exit 1; fi
@@ -108,8 +124,9 @@ for _ in $(seq 1 20); do
   sample_peaks
   sleep 0.05
 done
-echo "empty follower caught up to index $commit in $catch_up s"
-echo "peak RSS during the transfer: leader +$(((leader_peak - leader_before) / 1024)) MiB (before $((leader_before / 1024)) MiB), follower +$(((follower_peak - follower_before) / 1024)) MiB (before $((follower_before / 1024)) MiB)"
+echo "empty follower installed the snapshot in $install_done s, caught up to index $commit in $catch_up s"
+echo "peak RSS until installed: leader +$(((leader_install_peak - leader_before) / 1024)) MiB, follower +$(((follower_install_peak - follower_before) / 1024)) MiB"
+echo "peak RSS until caught up (and 1 s after): leader +$(((leader_peak - leader_before) / 1024)) MiB (before $((leader_before / 1024)) MiB), follower +$(((follower_peak - follower_before) / 1024)) MiB (before $((follower_before / 1024)) MiB)"
 
 # 3. Restart to serving (disk engine): kill -9 a follower, start it again.
 victim=1

@@ -174,7 +174,20 @@ pub fn start(
 ) -> Result<(RaftNode, DriverThread), StartError> {
     let started = Instant::now();
     let seed = rng_seed(&cfg.raft.id);
+    let stored = stores
+        .snapshot
+        .info()
+        .map_err(RaftError::from)?
+        .map(|i| i.meta.last_included_index);
+    let engine_applied = raftkv_core::StateMachine::applied_index(&sm);
     let mut node = Host::new(cfg.raft, stores, sm, seed, 0)?;
+    tracing::info!(
+        engine_applied,
+        stored_snapshot = stored.unwrap_or(0),
+        reinstalled = stored.is_some_and(|s| s > engine_applied),
+        took_ms = started.elapsed().as_millis() as u64,
+        "node loaded from its stores"
+    );
     // A snapshot of a large state takes seconds to write: it is written on its own thread so
     // heartbeats and appends go on meanwhile.
     node.set_background_snapshots(true);
