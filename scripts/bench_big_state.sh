@@ -102,22 +102,24 @@ sample_peaks() {
   [ "$f" -gt "$follower_peak" ] && follower_peak=$f
   return 0
 }
+# sample_until DESC CMD...: samples the peaks every 50 ms until CMD holds (600 s at most).
+sample_until() {
+  local desc=$1
+  shift
+  until "$@"; do
+    sample_peaks
+    if [ "$(elapsed "$t0" | cut -d. -f1)" -gt 600 ]; then echo "n3 did not $desc in 600 s" >&2; exit 1; fi
+    sleep 0.05
+  done
+}
 installed() { [ "$(status 3 | field snapshot_index)" -gt 0 ] 2>/dev/null; }
 # Two phases: the snapshot's transfer and install, then the log after the snapshot's index
 # (entries of about 1,000 keys each here, sent back to back).
-until installed; do
-  sample_peaks
-  if [ "$(elapsed "$t0" | cut -d. -f1)" -gt 600 ]; then echo "n3 did not install in 600 s" >&2; exit 1; fi
-  sleep 0.05
-done
+sample_until install installed
 install_done=$(elapsed "$t0")
 leader_install_peak=$leader_peak
 follower_install_peak=$follower_peak
-until applied_at_least 3 "$commit"; do
-  sample_peaks
-  if [ "$(elapsed "$t0" | cut -d. -f1)" -gt 600 ]; then echo "n3 did not catch up in 600 s" >&2; exit 1; fi
-  sleep 0.05
-done
+sample_until "catch up" applied_at_least 3 "$commit"
 catch_up=$(elapsed "$t0")
 # The peak includes the second after catching up (the entries queued behind the install).
 for _ in $(seq 1 20); do

@@ -174,17 +174,14 @@ pub fn start(
 ) -> Result<(RaftNode, DriverThread), StartError> {
     let started = Instant::now();
     let seed = rng_seed(&cfg.raft.id);
-    let stored = stores
-        .snapshot
-        .info()
-        .map_err(RaftError::from)?
-        .map(|i| i.meta.last_included_index);
     let engine_applied = raftkv_core::StateMachine::applied_index(&sm);
     let mut node = Host::new(cfg.raft, stores, sm, seed, 0)?;
+    // The node starts at the stored snapshot; Host::new installed it if the engine was behind.
+    let stored_snapshot = node.node().snapshot_index();
     tracing::info!(
         engine_applied,
-        stored_snapshot = stored.unwrap_or(0),
-        reinstalled = stored.is_some_and(|s| s > engine_applied),
+        stored_snapshot,
+        reinstalled = stored_snapshot > engine_applied,
         took_ms = started.elapsed().as_millis() as u64,
         "node loaded from its stores"
     );

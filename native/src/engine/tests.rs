@@ -80,15 +80,18 @@ fn snapshot_bytes(e: &dyn Engine) -> Vec<u8> {
     out
 }
 
+fn disk_with(dir: &Path, opts: DiskOptions) -> DiskEngine {
+    DiskEngine::open(&dir.join(FILE), opts).unwrap()
+}
+
 fn disk(dir: &Path, limits: SessionLimits) -> DiskEngine {
-    DiskEngine::open(
-        &dir.join(FILE),
+    disk_with(
+        dir,
         DiskOptions {
             limits,
             ..DiskOptions::default()
         },
     )
-    .unwrap()
 }
 
 /// Applies `n` random batches to both engines and checks they stay equal after each.
@@ -175,14 +178,13 @@ fn a_reopened_disk_engine_reports_its_applied_index_and_state() {
 
 /// A disk engine whose commits are never fsynced on their own (the hour never passes).
 fn lazy_disk(dir: &Path) -> DiskEngine {
-    DiskEngine::open(
-        &dir.join(FILE),
+    disk_with(
+        dir,
         DiskOptions {
             durable_every: std::time::Duration::from_secs(3600),
             ..DiskOptions::default()
         },
     )
-    .unwrap()
 }
 
 /// What a crash leaves of the open engine in `dir`: a copy of its database file as it is now
