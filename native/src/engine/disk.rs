@@ -23,13 +23,19 @@
 //! [`snapshot_view`](Engine::snapshot_view) fsyncs first, so the engine never falls behind a
 //! snapshot the host stored (whose log the host then cuts): a restart replays at most the log
 //! since the last snapshot or fsync, never the whole snapshot.
+//!
+//! Installs: a snapshot is written into a new database (`state.redb.install.tmp`, with a
+//! page cache of [`INSTALL_CACHE_BYTES`]), fsynced, and renamed over `state.redb`; the engine
+//! then reopens the file. So an install's memory does not depend on the serving cache, a bad
+//! or cut-off snapshot changes nothing, and a crash midway leaves a temp file that the next
+//! open deletes.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use raftkv_core::kvsm::{Session, SessionLimits, apply_command, check_index, expire_sessions};
@@ -48,11 +54,14 @@ use super::{Engine, EngineKind};
 /// The database file's name in the data dir.
 pub const FILE: &str = "state.redb";
 /// redb's page cache by default: bounds the engine's memory whatever the state's size (redb's
-/// own default is 1 GiB). An install fills it however large it is (a 1,000,000-key install
-/// peaked at the cache size above its start: +18 MiB at 16 MiB, +67 MiB at 64 MiB, in the same
-/// 6 s); `kvserver --engine-cache-mib` lowers it. 16 MiB made the cluster test of 1 MiB values
-/// to a lagging follower fail 1 run in 2 (write-phase timeouts, debug build), so not yet.
+/// own default is 1 GiB); `kvserver --engine-cache-mib` changes it. Writes fill it as well as
+/// reads, which is why an install builds its database with a cache of its own.
 pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// The page cache of the database an install builds (at most the engine's own): an install
+/// writes every page of the state once, so its memory is this whatever the snapshot's size
+/// (a 1,000,000-key install peaked at the cache size above its start: +18 MiB at 16 MiB,
+/// +67 MiB at 64 MiB, in the same 6 s), and the serving cache is not flushed by it.
+pub const INSTALL_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// At most this long between two fsynced commits by default: bounds how much a crash takes
 /// back (the log replays it) and how long freed pages wait to be reused (redb frees pages only
 /// in durable commits).
@@ -71,6 +80,8 @@ const APPLIED: &str = "applied";
 const LOG_TIME: &str = "log_time";
 /// Present (1) while a snapshot install is unfinished: the state is partial, and the engine
 /// reports applied index 0 so the host installs the stored snapshot again at the next start.
+/// Only databases written before installs went to a file of their own can hold it (they
+/// installed in place); it is still honoured, and removed by the next commit of a meta.
 const INSTALLING: &str = "installing";
 
 /// How a [`DiskEngine`] is opened.
@@ -96,11 +107,14 @@ impl Default for DiskOptions {
 
 /// The KV state in a redb database. See the [module docs](self).
 pub struct DiskEngine {
-    db: Database,
+    /// Replaced whole by an install (the new file renamed over the old one). A write
+    /// transaction holds the read lock until it commits, so none can commit into a replaced
+    /// file; a read transaction holds the database it reads instead (see [`Reading`]).
+    db: RwLock<Arc<Database>>,
     path: PathBuf,
     opts: DiskOptions,
     /// What `meta` says as of the last commit (only the applier commits): the applied index
-    /// (0 while installing) and the log time.
+    /// (0 while a database of an older version holds an unfinished install) and the log time.
     applied: AtomicU64,
     log_time: AtomicU64,
     /// When the last fsynced commit was made.
@@ -140,21 +154,18 @@ impl DiskEngine {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
         }
-        let db = Database::builder()
-            .set_cache_size(opts.cache_bytes)
-            .create(path)
-            .map_err(|e| io(&e))?;
-        // Create every table once, so read transactions find them.
-        let txn = db.begin_write().map_err(|e| io(&e))?;
-        {
-            txn.open_table(KV).map_err(|e| io(&e))?;
-            txn.open_table(SESSIONS).map_err(|e| io(&e))?;
-            txn.open_table(BY_TIME).map_err(|e| io(&e))?;
-            txn.open_table(META).map_err(|e| io(&e))?;
+        // An install a crash interrupted: the state it was to replace is intact.
+        let leftover = install_path(path);
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => {
+                tracing::warn!(path = %leftover.display(), "removed an unfinished snapshot install")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&e)),
         }
-        txn.commit().map_err(|e| io(&e))?;
+        let db = create_db(path, opts.cache_bytes).map_err(|e| io(&e))?;
         let engine = DiskEngine {
-            db,
+            db: RwLock::new(Arc::new(db)),
             path: path.to_path_buf(),
             opts,
             applied: AtomicU64::new(0),
@@ -178,18 +189,24 @@ impl DiskEngine {
     }
 
     fn read_meta(&self) -> Result<(Index, Millis, bool), SmError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        meta_of(&txn)
+        meta_of(&self.read()?.txn)
     }
 
-    fn read(&self) -> Result<ReadTransaction, SmError> {
-        self.db.begin_read().map_err(db_err)
+    fn db(&self) -> RwLockReadGuard<'_, Arc<Database>> {
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read(&self) -> Result<Reading, SmError> {
+        let db = Arc::clone(&self.db());
+        let txn = db.begin_read().map_err(db_err)?;
+        Ok(Reading { txn, _db: db })
     }
 
     /// A write transaction, fsynced at commit if the last fsynced one is older than
     /// `durable_every` (or `force`).
-    fn begin(&self, force: bool) -> Result<(WriteTransaction, bool), SmError> {
-        let mut txn = self.db.begin_write().map_err(db_err)?;
+    fn begin(&self, force: bool) -> Result<Write<'_>, SmError> {
+        let db = self.db();
+        let mut txn = db.begin_write().map_err(db_err)?;
         let durable = force || {
             let last = self
                 .last_durable
@@ -204,12 +221,16 @@ impl DiskEngine {
         };
         txn.set_durability(level)
             .map_err(|e| SmError(format!("redb: {e}")))?;
-        Ok((txn, durable))
+        Ok(Write {
+            txn,
+            durable,
+            _db: db,
+        })
     }
 
-    fn commit(&self, txn: WriteTransaction, durable: bool) -> Result<(), SmError> {
-        txn.commit().map_err(db_err)?;
-        if durable {
+    fn commit(&self, w: Write<'_>) -> Result<(), SmError> {
+        w.txn.commit().map_err(db_err)?;
+        if w.durable {
             *self
                 .last_durable
                 .lock()
@@ -221,8 +242,8 @@ impl DiskEngine {
     /// Commits an empty transaction with fsync: every earlier non-durable commit becomes
     /// durable.
     pub fn flush(&self) -> Result<(), SmError> {
-        let (txn, durable) = self.begin(true)?;
-        self.commit(txn, durable)
+        let w = self.begin(true)?;
+        self.commit(w)
     }
 
     /// The database file.
@@ -250,6 +271,62 @@ fn meta_of(txn: &ReadTransaction) -> Result<(Index, Millis, bool), SmError> {
         get(LOG_TIME)?.unwrap_or(0),
         get(INSTALLING)?.is_some(),
     ))
+}
+
+/// Opens (creating if missing) the database at `path` and creates every table once, so read
+/// transactions find them.
+fn create_db(path: &Path, cache_bytes: usize) -> Result<Database, redb::Error> {
+    let db = Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)?;
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(KV)?;
+        txn.open_table(SESSIONS)?;
+        txn.open_table(BY_TIME)?;
+        txn.open_table(META)?;
+    }
+    txn.commit()?;
+    Ok(db)
+}
+
+/// Where an install builds the database that replaces the one at `path`.
+fn install_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".install.tmp");
+    PathBuf::from(p)
+}
+
+/// Builds at `path` a database holding exactly what `d` decodes, applied at `index`, and makes
+/// it durable. Commits every [`INSTALL_BATCH_RECORDS`] records, since redb keeps a write
+/// transaction's dirty pages in memory until it commits; only the last commit is fsynced (a
+/// crash before it leaves a file that the next open deletes).
+fn build_installed(
+    path: &Path,
+    cache_bytes: usize,
+    d: &mut Decoder<&mut dyn Read>,
+    index: Index,
+    log_time: Millis,
+) -> Result<(), SnapshotError> {
+    let err = |e: redb::Error| snap_err(db_err(e));
+    let db = create_db(path, cache_bytes).map_err(err)?;
+    loop {
+        let mut txn = db.begin_write().map_err(|e| err(e.into()))?;
+        let fill = fill(&txn, d)?;
+        let durability = match fill {
+            Fill::More => Durability::None,
+            Fill::Done => {
+                set_meta(&txn, index, log_time).map_err(snap_err)?;
+                Durability::Immediate
+            }
+        };
+        txn.set_durability(durability)
+            .map_err(|e| SnapshotError(format!("redb: {e}")))?;
+        txn.commit().map_err(|e| err(e.into()))?;
+        if let Fill::Done = fill {
+            return Ok(());
+        }
+    }
 }
 
 /// Keys and sessions inside one write transaction: what core's rules run over.
@@ -461,11 +538,11 @@ impl Engine for DiskEngine {
             entries.iter().zip(applied + 1..).all(|(e, i)| e.index == i),
             "entries apply once, in order, right after the applied index"
         );
-        let (txn, durable) = self.begin(false)?;
+        let w = self.begin(false)?;
         let mut log_time = self.log_time();
         let mut replies = Vec::with_capacity(entries.len());
         {
-            let mut b = TxnBackend::open(&txn)?;
+            let mut b = TxnBackend::open(&w.txn)?;
             for e in entries {
                 // The same steps as KvStateMachine::apply_entry: the log time never goes
                 // back, expired sessions go, then the command applies.
@@ -476,8 +553,8 @@ impl Engine for DiskEngine {
                 }
             }
         }
-        set_meta(&txn, last.index, log_time)?;
-        self.commit(txn, durable)?;
+        set_meta(&w.txn, last.index, log_time)?;
+        self.commit(w)?;
         self.applied.store(last.index, Ordering::Release);
         self.log_time.store(log_time, Ordering::Release);
         self.applied_since_open
@@ -508,50 +585,43 @@ impl Engine for DiskEngine {
     fn install(&self, index: Index, data: &mut dyn Read) -> Result<(), SnapshotError> {
         let mut d = Decoder::new(data)?;
         check_index(d.header(), index)?;
-        let header = d.header();
-        // The first transaction empties the tables and sets the marker; if the whole snapshot
-        // fits in it, it is also the last and a bad snapshot changes nothing.
-        let (mut txn, mut durable) = self.begin(false).map_err(snap_err)?;
-        txn.delete_table(KV).map_err(|e| snap_err(db_err(e)))?;
-        txn.delete_table(SESSIONS)
-            .map_err(|e| snap_err(db_err(e)))?;
-        txn.delete_table(BY_TIME).map_err(|e| snap_err(db_err(e)))?;
-        {
-            let mut meta = txn.open_table(META).map_err(|e| snap_err(db_err(e)))?;
-            meta.insert(INSTALLING, 1)
-                .map_err(|e| snap_err(db_err(e)))?;
-            meta.insert(APPLIED, 0).map_err(|e| snap_err(db_err(e)))?;
+        let log_time = d.header().log_time;
+        // The new state goes to a database of its own, with a small cache, and replaces the
+        // old file by a rename: memory stays bounded by that cache, the old state serves reads
+        // until the swap, and a bad snapshot or a crash midway leaves it as it was.
+        let tmp = install_path(&self.path);
+        let cache = INSTALL_CACHE_BYTES.min(self.opts.cache_bytes);
+        if let Err(e) = build_installed(&tmp, cache, &mut d, index, log_time) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        loop {
-            match fill(&txn, &mut d)? {
-                Fill::Done => break,
-                Fill::More => {
-                    // The marker is committed with the first batch: from now on a crash or an
-                    // error leaves an engine that reports applied index 0.
-                    self.commit(txn, durable).map_err(snap_err)?;
-                    self.applied.store(0, Ordering::Release);
-                    (txn, durable) = self.begin(false).map_err(snap_err)?;
-                }
-            }
+        let io = |e: &dyn std::fmt::Display| SnapshotError(format!("{}: {e}", self.path.display()));
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        std::fs::rename(&tmp, &self.path).map_err(|e| io(&e))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io(&e))?;
         }
-        set_meta(&txn, index, header.log_time).map_err(snap_err)?;
-        // An install rewrites the whole state: make it durable at once rather than leave a
-        // crash to install it again.
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| SnapshotError(format!("redb: {e}")))?;
-        self.commit(txn, true).map_err(snap_err)?;
+        // The old database closes when the last view reading it is done (its file is already
+        // unlinked, so its space comes back then).
+        *db = Arc::new(create_db(&self.path, self.opts.cache_bytes).map_err(|e| io(&e))?);
+        *self
+            .last_durable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
         self.applied.store(index, Ordering::Release);
-        self.log_time.store(header.log_time, Ordering::Release);
+        self.log_time.store(log_time, Ordering::Release);
         Ok(())
     }
 
     fn apply_unlogged(&self, cmd: &Command) -> Result<ApplyResult, SmError> {
-        let (txn, durable) = self.begin(false)?;
+        let w = self.begin(false)?;
         let reply = {
-            let mut b = TxnBackend::open(&txn)?;
+            let mut b = TxnBackend::open(&w.txn)?;
             apply_command(&mut b, self.log_time(), cmd)?
         };
-        self.commit(txn, durable)?;
+        self.commit(w)?;
         Ok(reply)
     }
 
@@ -560,9 +630,31 @@ impl Engine for DiskEngine {
     }
 }
 
+/// A read transaction and the database it reads: redb fails the reads of a transaction whose
+/// database was closed, and an install replaces the engine's database under open views.
+struct Reading {
+    txn: ReadTransaction,
+    _db: Arc<Database>,
+}
+
+impl std::ops::Deref for Reading {
+    type Target = ReadTransaction;
+    fn deref(&self) -> &ReadTransaction {
+        &self.txn
+    }
+}
+
+/// A write transaction, holding the engine's database in place until it commits.
+struct Write<'e> {
+    txn: WriteTransaction,
+    /// Whether it commits with an fsync.
+    durable: bool,
+    _db: RwLockReadGuard<'e, Arc<Database>>,
+}
+
 /// A read transaction: the state as of one commit, however many commit after it.
 struct DiskView {
-    txn: ReadTransaction,
+    txn: Reading,
     header: Header,
 }
 

@@ -95,17 +95,16 @@ pub trait Engine: Send + Sync {
     /// The log time: the largest entry time applied.
     fn log_time(&self) -> Millis;
     /// See [`raftkv_core::StateMachine::applied_index`]: what the engine persisted, for the
-    /// disk engine, and 0 while a snapshot install is unfinished.
+    /// disk engine.
     fn applied_index(&self) -> Index;
     /// See [`raftkv_core::StateMachine::apply_batch`].
     fn apply_batch(&self, entries: &[ApplyEntry<'_, Command>])
     -> Result<Vec<ApplyResult>, SmError>;
     /// See [`raftkv_core::StateMachine::snapshot_view`].
     fn snapshot_view(&self) -> Result<Box<dyn SnapshotView>, SmError>;
-    /// See [`raftkv_core::StateMachine::install`]. The disk engine installs a large snapshot
-    /// in several transactions: if it fails after the first, the engine is left marked
-    /// mid-install (applied index 0), which makes the next start install the stored snapshot
-    /// again; the host treats a failed install as fatal anyway.
+    /// See [`raftkv_core::StateMachine::install`]. The disk engine builds the new state in a
+    /// database file of its own and renames it over the old one: a failed install, or a crash
+    /// in the middle of one, leaves the old state and its applied index as they were.
     fn install(&self, index: Index, data: &mut dyn Read) -> Result<(), SnapshotError>;
     /// Applies `cmd` at the current log time outside the log, without moving the applied
     /// index: only for tests that stand in for Raft.

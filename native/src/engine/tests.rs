@@ -246,17 +246,22 @@ fn snapshots_move_between_engines_byte_for_byte() {
     let dir2 = tempfile::tempdir().unwrap();
     let d2 = disk(dir2.path(), limits);
     // Something to replace: an install drops the old state.
-    d2.apply_batch(&[ApplyEntry {
-        index: 1,
-        time: 0,
-        cmd: Some(&Command::put("old", "x")),
-    }])
-    .unwrap();
+    put_at(&d2, 1, 0, "old", "x");
     d2.install(index, &mut snapshot_bytes(&mem).as_slice())
         .unwrap();
     assert_eq!(snapshot_bytes(&d2), from_disk);
     assert_eq!(d2.applied_index(), index);
     assert_eq!(d2.get("old").unwrap(), None);
+}
+
+/// Applies one put at `index` and `time`.
+fn put_at(e: &dyn Engine, index: Index, time: u64, key: &str, value: &str) {
+    e.apply_batch(&[ApplyEntry {
+        index,
+        time,
+        cmd: Some(&Command::put(key, value)),
+    }])
+    .unwrap();
 }
 
 /// A snapshot of `n` keys at `index`.
@@ -284,40 +289,85 @@ fn a_snapshot_larger_than_one_install_batch_installs_whole_and_survives_reopen()
 }
 
 #[test]
-fn an_install_cut_off_after_its_first_batch_leaves_applied_index_zero_across_reopen() {
+fn an_install_cut_off_after_its_first_batch_leaves_the_old_state_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let snap = big_snapshot(9, 50_000);
-    {
+    let before = {
         let d = disk(dir.path(), SessionLimits::default());
-        d.apply_batch(&[ApplyEntry {
-            index: 1,
-            time: 0,
-            cmd: Some(&Command::put("a", "1")),
-        }])
-        .unwrap();
+        put_at(&d, 1, 0, "a", "1");
+        let before = snapshot_bytes(&d);
         let cut = &snap[..snap.len() / 2];
         assert!(d.install(9, &mut &cut[..]).is_err());
-        assert_eq!(d.applied_index(), 0, "a partial install must not count");
-        assert!(d.snapshot_view().is_err());
-    }
+        assert_eq!(d.applied_index(), 1, "a partial install must not count");
+        assert_eq!(snapshot_bytes(&d), before, "the old state still serves");
+        before
+    };
     let d = disk(dir.path(), SessionLimits::default());
-    assert_eq!(d.applied_index(), 0, "the marker survives a restart");
-    // The host then installs the stored snapshot again.
+    assert_eq!(d.applied_index(), 1);
+    assert_eq!(snapshot_bytes(&d), before);
     d.install(9, &mut snap.as_slice()).unwrap();
     assert_eq!(d.applied_index(), 9);
     assert_eq!(snapshot_bytes(&d), snap);
+}
+
+/// A crash while an install builds its database leaves that file behind: the next open
+/// deletes it and serves the state it was to replace.
+#[test]
+fn a_crash_mid_install_leaves_the_old_state_and_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let d = disk(dir.path(), SessionLimits::default());
+        put_at(&d, 1, 0, "a", "1");
+        snapshot_bytes(&d)
+    };
+    // What a crash mid-build leaves: a database holding part of the new state.
+    let partial = dir.path().join(format!("{FILE}.install.tmp"));
+    {
+        let other = tempfile::tempdir().unwrap();
+        let d = disk(other.path(), SessionLimits::default());
+        d.install(9, &mut big_snapshot(9, 100).as_slice()).unwrap();
+        drop(d);
+        std::fs::copy(other.path().join(FILE), &partial).unwrap();
+    }
+    let d = disk(dir.path(), SessionLimits::default());
+    assert!(!partial.exists(), "the unfinished install was not removed");
+    assert_eq!(d.applied_index(), 1);
+    assert_eq!(snapshot_bytes(&d), before);
+}
+
+/// An install replaces the file under an engine that keeps serving: reads, applies and
+/// snapshot views after it see the new state, and a view taken before it still reads the old
+/// one (its transaction keeps the old file's pages).
+#[test]
+fn an_install_swaps_the_state_under_a_live_engine_and_an_open_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = disk(dir.path(), SessionLimits::default());
+    put_at(&d, 1, 0, "old", "1");
+    let old = snapshot_bytes(&d);
+    let view = d.snapshot_view().unwrap();
+    let snap = big_snapshot(40, 30_000);
+    d.install(40, &mut snap.as_slice()).unwrap();
+    let mut from_view = Vec::new();
+    view.write_to(&mut from_view).unwrap();
+    assert_eq!(
+        from_view, old,
+        "a view taken before the install changed under it"
+    );
+    assert_eq!(d.get("old").unwrap(), None);
+    assert_eq!(d.get("key00000007").unwrap().as_deref(), Some("value"));
+    put_at(&d, 41, 6, "new", "2");
+    assert_eq!(d.len().unwrap(), 30_001);
+    drop(d);
+    let d = disk(dir.path(), SessionLimits::default());
+    assert_eq!(d.applied_index(), 41);
+    assert_eq!(d.get("new").unwrap().as_deref(), Some("2"));
 }
 
 #[test]
 fn a_bad_snapshot_that_fits_one_batch_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = disk(dir.path(), SessionLimits::default());
-    d.apply_batch(&[ApplyEntry {
-        index: 1,
-        time: 0,
-        cmd: Some(&Command::put("a", "1")),
-    }])
-    .unwrap();
+    put_at(&d, 1, 0, "a", "1");
     let before = snapshot_bytes(&d);
     let snap = big_snapshot(5, 10);
     assert!(d.install(5, &mut &snap[..snap.len() - 3]).is_err());
