@@ -138,3 +138,40 @@ fn entries_near_the_byte_budget_replicate_in_bounded_messages() {
         "the catch-up carried {carried} entries"
     );
 }
+
+/// A follower that stops answering (busy installing a snapshot, say) is sent its entries once
+/// per probe, not again at every heartbeat: while the probe is unanswered, heartbeats carry no
+/// entries. Once it answers again it catches up.
+#[wasm_bindgen_test(unsupported = test)]
+fn an_unanswered_probe_is_not_resent_with_its_entries_at_every_heartbeat() {
+    // A window of one message: the first unanswered AppendEntries fills it, and the next
+    // heartbeat falls back to probing.
+    let mut c = Cluster::new(3, |cfg: &mut Config| cfg.max_inflight_msgs = 1);
+    let leader = c.elect();
+    let silent = c.nodes.keys().find(|n| **n != leader).unwrap().clone();
+    c.cut.insert((silent.clone(), leader.clone()));
+    c.propose(&leader, Command::put("k", "v".repeat(100)))
+        .unwrap();
+    let before = c.delivered.len();
+    // 25 heartbeat intervals.
+    c.advance(500);
+    let with_entries = c.delivered[before..]
+        .iter()
+        .filter(|(_, to, m)| *to == silent && !entry_bytes(m).is_empty())
+        .count();
+    assert!(
+        with_entries <= 2,
+        "entries were sent {with_entries} times to a follower that never answered"
+    );
+    let heartbeats = c.delivered[before..]
+        .iter()
+        .filter(|(_, to, m)| *to == silent && matches!(m, Message::AppendEntries(_)))
+        .count();
+    assert!(heartbeats >= 20, "the follower kept hearing its leader");
+
+    c.heal();
+    let caught_up = c.advance_until(200, |c| {
+        c.node(&silent).commit_index() == c.node(&leader).commit_index()
+    });
+    assert!(caught_up, "the follower did not catch up once it answered");
+}

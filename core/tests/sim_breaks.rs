@@ -641,6 +641,28 @@ fn taking_snapshot_chunks_at_any_offset_is_caught() {
     );
 }
 
+/// The host completes a received snapshot while the install of an earlier one is still being
+/// persisted (a slow disk pipelines Readys): that install then finds a different snapshot in
+/// the store, and the node stops with an error instead of installing either.
+fn snapshot_over_unfinished_install(c: &mut Config) {
+    c.breaks.snapshot_over_unfinished_install = true;
+    c.max_entries_per_append = 2;
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn completing_a_snapshot_over_an_unfinished_install_is_caught() {
+    expect_caught(
+        "completing_a_snapshot_over_an_unfinished_install_is_caught",
+        &Scenario {
+            // Every seed's writes take time, so Readys that install are in flight a while.
+            disk_latency_chance: 1.0,
+            disk_latency_max: 40,
+            ..snapshot_chunks(snapshot_over_unfinished_install)
+        },
+        &[Invariant::NodeError],
+    );
+}
+
 /// The same scenario with the protocol as it is: no seed of the search breaks.
 #[wasm_bindgen_test(unsupported = test)]
 fn snapshot_chunks_on_a_lossy_network_stay_safe() {

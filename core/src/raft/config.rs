@@ -195,4 +195,7 @@ pub struct ProtocolBreaks {
     /// has) instead of only the one that continues its bytes, and skips the checksum: a lost or
     /// reordered chunk then installs a corrupt snapshot.
     pub snapshot_chunk_any_offset: bool,
+    /// The host completes a received snapshot while a Ready that installs an earlier one is
+    /// still being persisted: the earlier install then finds another snapshot stored.
+    pub snapshot_over_unfinished_install: bool,
 }

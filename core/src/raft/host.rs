@@ -46,6 +46,10 @@ pub struct Host<M: StateMachine> {
     background_snapshots: bool,
     /// A [`SnapshotJob`] was handed out and its result not yet given back.
     snapshot_job_out: bool,
+    /// A Ready that installs a snapshot was handed out by [`Host::begin`] and not yet
+    /// finished: its `finish` reads the stored snapshot, so no received snapshot may replace
+    /// it until then (the last chunk of one is dropped meanwhile, and sent again).
+    install_unfinished: bool,
 }
 
 /// A snapshot of the state machine to write, possibly on another thread (see
@@ -114,6 +118,7 @@ impl<M: StateMachine> Host<M> {
             events: Vec::new(),
             background_snapshots: false,
             snapshot_job_out: false,
+            install_unfinished: false,
         };
         // A snapshot saved but not yet cut behind (a crash between the two) is reconciled in
         // the first Ready; a follower sends nothing at start.
@@ -246,6 +251,7 @@ impl<M: StateMachine> Host<M> {
         self.fill_chunks(&mut rd.persisted_messages)?;
         self.events.append(&mut rd.events);
         if let Some(s) = rd.snapshot.as_ref().filter(|s| s.install) {
+            self.install_unfinished = true;
             let later = self.proposals.split_off(&(s.meta.last_included_index + 1));
             for (index, term) in std::mem::replace(&mut self.proposals, later) {
                 self.events.push(Event::ProposalUnknown { index, term });
@@ -293,6 +299,7 @@ impl<M: StateMachine> Host<M> {
                 .install(s.meta.last_included_index, &mut reader)
                 .map_err(|e| RaftError::Corrupt(format!("installing a snapshot: {e}")))?;
             applied = applied.max(s.meta.last_included_index);
+            self.install_unfinished = false;
         }
         let fresh: Vec<_> = rd.committed.iter().filter(|e| e.index > applied).collect();
         debug_assert!(
@@ -570,7 +577,27 @@ impl<M: StateMachine> Feed<'_, M> {
         from: &NodeId,
         msg: Message<M::Command>,
     ) -> Result<(), RaftError> {
-        let chunk = matches!(msg, Message::InstallSnapshot(_));
+        let chunk = match &msg {
+            // A snapshot completed now would replace the stored one under an install that is
+            // still being persisted: as if lost, the leader sends this last chunk again.
+            Message::InstallSnapshot(m) if m.done && self.host.install_unfinished => {
+                #[cfg(feature = "protocol-breaks")]
+                let dropped = !self
+                    .host
+                    .node
+                    .config()
+                    .breaks
+                    .snapshot_over_unfinished_install;
+                #[cfg(not(feature = "protocol-breaks"))]
+                let dropped = true;
+                if dropped {
+                    return Ok(());
+                }
+                true
+            }
+            Message::InstallSnapshot(_) => true,
+            _ => false,
+        };
         self.host.node.step(now, from, msg)?;
         if chunk {
             self.host.apply_receive_ops()?;

@@ -114,6 +114,12 @@ impl<M: StateMachine> Node<M> {
                 pr.next_index = pr.match_index + 1;
                 self.send_append(now, peer, true)
             }
+            // A probe is out and unanswered: the heartbeat only asks where the follower is,
+            // without entries, so a follower too busy to answer (installing a snapshot) is not
+            // sent the same entries again every interval; its answer sends what comes next.
+            ProgressState::Probe if heartbeat && pr.probe_sent => {
+                self.send_append(now, peer, false)
+            }
             _ if !heartbeat && pr.is_paused() => Ok(()),
             ProgressState::Replicate if !heartbeat && pr.next_index > last => Ok(()),
             _ => self.send_append(now, peer, true),

@@ -434,6 +434,10 @@ pub struct Client {
     /// hints do not move it, so stale hints (removed nodes naming each other) cannot keep an
     /// operation cycling among a few nodes. Invariant: `< nodes`.
     rotation: usize,
+    /// Nodes outside the committed configuration, as the cluster told the client (a real
+    /// client's endpoint list is updated the same way): the rotation skips them, since a
+    /// removed node that never learnt of its removal can serve nothing new. Never all nodes.
+    removed: std::collections::BTreeSet<usize>,
     pending: Option<PendingOp>,
     queue: VecDeque<(ClientOp, ReadOptions)>,
     workload: Option<Workload>,
@@ -465,6 +469,7 @@ impl Client {
             refused: 0,
             leader_guess,
             rotation: leader_guess,
+            removed: Default::default(),
             pending: None,
             queue: VecDeque::new(),
             workload: None,
@@ -550,9 +555,22 @@ impl Client {
         self.rotation %= self.nodes;
     }
 
-    /// The next node in turn.
+    /// The committed configuration does not hold the nodes in `removed` (removed, or added
+    /// and not yet taken in): retries skip them. Ignored if it would leave none.
+    pub fn set_removed(&mut self, removed: std::collections::BTreeSet<usize>) {
+        if (0..self.nodes).any(|n| !removed.contains(&n)) {
+            self.removed = removed;
+        }
+    }
+
+    /// The next node in turn, skipping removed ones.
     fn rotate(&mut self) -> usize {
-        self.rotation = (self.rotation + 1) % self.nodes;
+        for _ in 0..self.nodes {
+            self.rotation = (self.rotation + 1) % self.nodes;
+            if !self.removed.contains(&self.rotation) {
+                break;
+            }
+        }
         debug_assert!(self.rotation < self.nodes);
         self.rotation
     }

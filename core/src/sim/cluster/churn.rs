@@ -78,6 +78,8 @@ pub(super) struct Churn {
     rng: SimRng,
     /// Transfers under way: target -> the leader that started it.
     transfers: BTreeMap<usize, usize>,
+    /// The index of the latest configuration change the clients were told about.
+    members_told_at: Index,
 }
 
 impl Churn {
@@ -87,6 +89,7 @@ impl Churn {
             next_id: 1,
             rng: SimRng::new(seed, Stream::Churn),
             transfers: BTreeMap::new(),
+            members_told_at: 0,
         }
     }
 }
@@ -442,6 +445,25 @@ impl Cluster {
         })
     }
 
+    /// A change committed at `index` took effect at node `i`: if it is the latest one any node
+    /// applied, the clients learn which nodes are not members (removed, or added and not yet
+    /// taken in), as a real client's endpoint list would.
+    fn tell_clients_the_members(&mut self, i: usize, index: Index) {
+        if index <= self.churn.members_told_at {
+            return;
+        }
+        let Some(members) = self.node(i).map(|h| h.membership().members()) else {
+            return;
+        };
+        self.churn.members_told_at = index;
+        let outside: std::collections::BTreeSet<usize> = (0..self.nodes.len())
+            .filter(|n| !members.contains(&NodeId(node_name(*n))))
+            .collect();
+        for c in &mut self.clients {
+            c.set_removed(outside.clone());
+        }
+    }
+
     fn pick(&mut self, ids: &[NodeId]) -> Option<NodeId> {
         (!ids.is_empty()).then(|| ids[self.churn.rng.index(ids.len())].clone())
     }
@@ -466,6 +488,7 @@ impl Cluster {
                 let joint = self.node(i).is_some_and(|h| h.membership().is_joint());
                 self.stats.joint_entered += u64::from(joint);
                 self.trace_conf(i, format!("change at {index} took effect"));
+                self.tell_clients_the_members(i, *index);
             }
             Event::TransferStarted { to } => {
                 self.stats.transfers_started += 1;

@@ -607,18 +607,20 @@ impl Cluster {
             n.local_clock.set(now);
             sm.expire_by_local_clock(n.local_clock.clone());
         }
+        // A restart applies, inside Host::new, what its hard state says was committed: those
+        // are applied entries too. They are read before it, since Host::new may snapshot and
+        // compact them away before it returns.
+        let replayed = stores.stable.hard_state().ok().and_then(|hs| {
+            let lo = stores.log.base().last_included_index + 1;
+            stores
+                .log
+                .read_range(lo, hs.commit.min(stores.log.last_index()) + 1)
+                .ok()
+        });
         match Host::new(cfg, stores, sm, rng_seed, now) {
             Ok(host) => {
-                // A restart re-applies what its hard state says was committed, inside
-                // Host::new: those entries are applied entries too.
-                let base = host.log().base().last_included_index;
-                let applied = host.last_applied();
-                if applied > base
-                    && let Ok(entries) = host.log().read_range(base + 1, applied + 1)
-                {
-                    for e in &entries {
-                        self.committed.record(e);
-                    }
+                for e in replayed.iter().flatten() {
+                    self.committed.record(e);
                 }
                 n.state = NodeState::Up(Box::new(host));
                 n.incarnation += 1;
