@@ -5,6 +5,11 @@
 //! [`LogEntry`] as JSON (serde_json, the same shape as on the wire). JSON keeps the file
 //! readable with a hex dump and costs little next to an fsync.
 //!
+//! Memory: the store keeps each entry's term and file offset, not the entry: the node keeps
+//! the entries themselves (core's in-memory log), and only a restart reads them back
+//! ([`read_range`](LogStore::read_range) decodes them from the file). A second copy of the whole
+//! log in memory was, on a follower catching up on 100 entries of 1,000 keys, 23 MiB.
+//!
 //! Writes: `append` only encodes into an in-memory buffer; `sync` writes the buffer with one
 //! write and one fdatasync (group commit: the host calls it once per batch, before sending the
 //! messages that depend on the entries). `delete_from` truncates the file at the first removed
@@ -23,7 +28,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use raftkv_core::kvraft::{LogEntry, MemLogStore};
+use raftkv_core::kvraft::LogEntry;
 use raftkv_core::raft::{Index, LogStore, SnapshotMeta, StorageError, Term};
 use serde::{Deserialize, Serialize};
 
@@ -55,21 +60,21 @@ struct Header {
     base_term: Term,
 }
 
-/// A [`LogStore`] in `<dir>/raft.log`, with every entry also kept in memory (the log is bounded
-/// by snapshots), so reads never touch the disk. The in-memory copy is core's [`MemLogStore`]:
-/// this type only adds the file, and changes memory after the file (or the pending buffer)
-/// accepted the change.
+/// A [`LogStore`] in `<dir>/raft.log`. In memory it keeps each entry's term and where its frame
+/// is (the file, or the pending buffer); reads decode from there. It changes memory after the
+/// file (or the pending buffer) accepted the change.
 #[derive(Debug)]
 pub struct DiskLogStore {
     dir: PathBuf,
     path: PathBuf,
     /// The log file, open for reading and writing; writes go to explicit offsets.
     file: File,
-    /// The entries, and the compaction base as recorded in the file's header.
-    mem: MemLogStore,
-    /// Invariant: offsets.len() == the number of entries in `mem`; offsets[i] is the byte
-    /// offset of entry base + 1 + i's frame in the file-plus-pending byte stream, strictly
-    /// increasing.
+    /// The compaction base, as recorded in the file's header.
+    base: SnapshotMeta,
+    /// The term of entry base + 1 + i. Invariant: terms.len() == offsets.len().
+    terms: Vec<Term>,
+    /// Invariant: offsets[i] is the byte offset of entry base + 1 + i's frame in the
+    /// file-plus-pending byte stream, strictly increasing.
     offsets: Vec<u64>,
     /// Bytes of the file that hold records written (synced unless `unsynced` or `poisoned`).
     written: u64,
@@ -126,7 +131,7 @@ impl DiskLogStore {
             last_included_term: header.base_term,
         };
 
-        let mut mem = MemLogStore::with_base(base);
+        let mut terms = Vec::new();
         let mut offsets = Vec::new();
         let mut pos = header_len;
         let mut torn = None;
@@ -147,10 +152,12 @@ impl DiskLogStore {
                 }
             };
             // An entry that does not continue the log ends it, like a bad checksum.
-            if let Err(e) = mem.append(std::slice::from_ref(&entry)) {
-                torn = Some(e.to_string());
+            let next = base.last_included_index + 1 + terms.len() as Index;
+            if entry.index != next {
+                torn = Some(format!("expected index {next}, got {}", entry.index));
                 break;
             }
+            terms.push(entry.term);
             offsets.push(pos as u64);
             pos += used;
         }
@@ -171,7 +178,8 @@ impl DiskLogStore {
             dir,
             path,
             file,
-            mem,
+            base,
+            terms,
             offsets,
             written,
             unsynced: false,
@@ -235,6 +243,40 @@ impl DiskLogStore {
     }
 }
 
+impl DiskLogStore {
+    /// The position of `index` in `terms` and `offsets`.
+    fn slot(&self, index: Index) -> Result<usize, StorageError> {
+        if index <= self.base.last_included_index {
+            Err(StorageError::Compacted(index))
+        } else if index > self.last_index() {
+            Err(StorageError::Missing(index))
+        } else {
+            Ok((index - self.base.last_included_index - 1) as usize)
+        }
+    }
+
+    /// The bytes `from..to` of the file-plus-pending byte stream.
+    fn read_stream(&self, from: u64, to: u64) -> Result<Vec<u8>, StorageError> {
+        let len = usize::try_from(to - from).map_err(|e| io_err(&self.path, e))?;
+        let mut out = vec![0; len];
+        let on_file = to.min(self.written).saturating_sub(from) as usize;
+        if on_file > 0 {
+            self.file
+                .read_exact_at(&mut out[..on_file], from)
+                .map_err(|e| io_err(&self.path, e))?;
+        }
+        if on_file < len {
+            let start = (from + on_file as u64 - self.written) as usize;
+            let pending = self
+                .pending
+                .get(start..start + (len - on_file))
+                .ok_or_else(|| corrupt(&self.path, "a frame past the pending buffer"))?;
+            out[on_file..].copy_from_slice(pending);
+        }
+        Ok(out)
+    }
+}
+
 /// Takes the data dir's exclusive lock, failing at once if another store holds it.
 fn lock_dir(dir: &Path) -> Result<File, StorageError> {
     let path = dir.join(LOCK_FILE);
@@ -282,15 +324,22 @@ fn encode_entry(out: &mut Vec<u8>, entry: &LogEntry) -> Result<(), StorageError>
 
 impl LogStore<raftkv_core::Command> for DiskLogStore {
     fn base(&self) -> SnapshotMeta {
-        self.mem.base()
+        self.base
     }
 
     fn last_index(&self) -> Index {
-        self.mem.last_index()
+        self.base.last_included_index + self.terms.len() as Index
     }
 
     fn term_at(&self, index: Index) -> Result<Term, StorageError> {
-        self.mem.term_at(index)
+        if index == self.base.last_included_index {
+            return Ok(self.base.last_included_term);
+        }
+        if index == 0 {
+            // Below a non-zero base: compacted.
+            return Err(StorageError::Compacted(0));
+        }
+        Ok(self.terms[self.slot(index)?])
     }
 
     fn append(&mut self, entries: &[LogEntry]) -> Result<(), StorageError> {
@@ -299,13 +348,22 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
         // entry too large, entries that do not continue the in-memory log) takes the buffer
         // and the offsets back, so the store is unchanged.
         let (pending_len, offsets_len) = (self.pending.len(), self.offsets.len());
-        let encoded = entries.iter().try_for_each(|e| {
+        let first = self.last_index() + 1;
+        let encoded = entries.iter().zip(first..).try_for_each(|(e, next)| {
+            if e.index != next {
+                return Err(StorageError::NotContiguous(format!(
+                    "expected index {next}, got {}",
+                    e.index
+                )));
+            }
             self.offsets.push(self.written + self.pending.len() as u64);
+            self.terms.push(e.term);
             encode_entry(&mut self.pending, e)
         });
-        if let Err(err) = encoded.and_then(|()| self.mem.append(entries)) {
+        if let Err(err) = encoded {
             self.pending.truncate(pending_len);
             self.offsets.truncate(offsets_len);
+            self.terms.truncate(offsets_len);
             return Err(err);
         }
         // A big batch goes to the file as it grows (synced at the next sync, like the rest):
@@ -317,7 +375,34 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
     }
 
     fn read_range(&self, lo: Index, hi: Index) -> Result<Vec<LogEntry>, StorageError> {
-        self.mem.read_range(lo, hi)
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let (first, last) = (self.slot(lo)?, self.slot(hi - 1)?);
+        let end = self
+            .offsets
+            .get(last + 1)
+            .copied()
+            .unwrap_or(self.written + self.pending.len() as u64);
+        let bytes = self.read_stream(self.offsets[first], end)?;
+        // Frames written by this store: damage here is the medium's, reported as corruption.
+        let mut out = Vec::with_capacity(last - first + 1);
+        let mut rest = bytes.as_slice();
+        for index in lo..hi {
+            let (payload, used) = frame::decode(rest, MAX_ENTRY_LEN)
+                .map_err(|e| corrupt(&self.path, format!("entry {index}: {e}")))?;
+            let entry: LogEntry = serde_json::from_slice(payload)
+                .map_err(|e| corrupt(&self.path, format!("entry {index}: {e}")))?;
+            if entry.index != index {
+                return Err(corrupt(
+                    &self.path,
+                    format!("entry {index} is stored as {}", entry.index),
+                ));
+            }
+            out.push(entry);
+            rest = rest.get(used..).unwrap_or_default();
+        }
+        Ok(out)
     }
 
     fn delete_from(&mut self, index: Index) -> Result<(), StorageError> {
@@ -333,7 +418,7 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
         let Some(&cut) = self.offsets.get(keep) else {
             return Ok(());
         };
-        self.mem.delete_from(index)?;
+        self.terms.truncate(keep);
         self.offsets.truncate(keep);
         if cut >= self.written {
             // Only unwritten records go: nothing on disk changes.
@@ -362,7 +447,7 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
             last_included_index: upto,
             last_included_term: term,
         };
-        let kept = self.mem.read_range(upto + 1, self.last_index() + 1)?;
+        let kept = self.read_range(upto + 1, self.last_index() + 1)?;
         let mut bytes = encode_header(base)?;
         let mut offsets = Vec::with_capacity(kept.len());
         for e in &kept {
@@ -382,7 +467,8 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
             }
         };
         self.file = file;
-        self.mem.truncate_prefix(upto, term)?;
+        self.terms = kept.iter().map(|e| e.term).collect();
+        self.base = base;
         self.offsets = offsets;
         self.written = bytes.len() as u64;
         self.unsynced = false;

@@ -430,3 +430,40 @@ fn a_restart_with_the_disk_engine_applies_no_entry_it_had_applied() {
     assert_eq!(engine.len().unwrap(), 40);
     assert_eq!(engine.get("k39").unwrap().as_deref(), Some("39"));
 }
+
+/// A follower catching up applies everything committed at once: the disk engine commits that
+/// in transactions of bounded size (redb keeps a transaction's dirty pages in memory), with the
+/// same result as the memory engine and the applied index at the last entry.
+#[test]
+fn a_large_apply_batch_commits_in_bounded_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = disk(dir.path(), SessionLimits::default());
+    let mem = MemoryEngine::new(SessionLimits::default());
+    let value = "v".repeat(1 << 20);
+    let cmds: Vec<Command> = (0..12)
+        .map(|i| Command::put(format!("big{i}"), value.clone()))
+        .collect();
+    let batch: Vec<ApplyEntry<'_, Command>> = cmds
+        .iter()
+        .zip(1..)
+        .map(|(cmd, index)| ApplyEntry {
+            index,
+            time: 0,
+            cmd: Some(cmd),
+        })
+        .collect();
+    assert_eq!(
+        d.apply_batch(&batch).unwrap(),
+        mem.apply_batch(&batch).unwrap()
+    );
+    let txns = d.apply_transactions();
+    assert!(
+        (3..12).contains(&txns),
+        "12 MiB of commands went in {txns} transactions"
+    );
+    assert_eq!(d.applied_index(), 12);
+    assert_eq!(snapshot_bytes(&d), snapshot_bytes(&mem));
+    // A small batch is still one transaction.
+    put_at(&d, 13, 0, "small", "1");
+    assert_eq!(d.apply_transactions(), txns + 1);
+}
