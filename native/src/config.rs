@@ -179,6 +179,16 @@ pub struct Args {
     /// for a new single-node cluster of this node, then start it.
     #[arg(long, conflicts_with_all = ["peers", "join"])]
     pub restore: Option<PathBuf>,
+    /// The cluster's id: Raft requests naming another are refused, so two clusters never
+    /// talk. Every node of a cluster must use the same value.
+    #[arg(long, default_value = crate::transport::auth::DEFAULT_CLUSTER_ID)]
+    pub cluster_id: String,
+    /// A file holding the cluster's shared secret (at least 16 bytes; surrounding whitespace
+    /// is ignored): every Raft request proves it with an HMAC-SHA256 and requests that do not
+    /// are refused (401). Without it the Raft routes take any request naming the cluster id.
+    /// Every node of a cluster must use the same secret.
+    #[arg(long)]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// One cluster member: its id and client address.
@@ -294,6 +304,10 @@ pub struct ServerConfig {
     pub engine_sync: Duration,
     /// The disk engine's page cache, in bytes.
     pub engine_cache_bytes: usize,
+    /// The cluster id peers must name.
+    pub cluster_id: String,
+    /// The file of the cluster's shared secret, if Raft requests must prove it.
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -326,6 +340,8 @@ impl ServerConfig {
             engine: EngineKind::default(),
             engine_sync: Duration::from_millis(DEFAULT_ENGINE_SYNC_MS),
             engine_cache_bytes: DEFAULT_ENGINE_CACHE_MIB << 20,
+            cluster_id: crate::transport::auth::DEFAULT_CLUSTER_ID.to_string(),
+            cluster_secret_file: None,
         }
     }
 
@@ -456,6 +472,8 @@ impl TryFrom<Args> for ServerConfig {
             engine: a.engine,
             engine_sync: Duration::from_millis(a.engine_sync_ms),
             engine_cache_bytes: a.engine_cache_mib.saturating_mul(1 << 20),
+            cluster_id: a.cluster_id,
+            cluster_secret_file: a.cluster_secret_file,
         };
         // Every AppendEntries must fit the peers' body limit, or a follower refuses it forever.
         let largest = config.largest_append_bytes();

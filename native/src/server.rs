@@ -60,6 +60,9 @@ pub enum ServerError {
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(io::Error),
+    /// The cluster secret could not be read or is too short.
+    #[error("{0}")]
+    Secret(String),
 }
 
 /// A server running on a tokio task.
@@ -190,8 +193,20 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let peers = Arc::clone(&peers);
         move |id: &NodeId| peers.get(id)
     };
+    let auth = Arc::new(match &config.cluster_secret_file {
+        Some(path) => {
+            transport::PeerAuth::from_file(&config.cluster_id, path).map_err(ServerError::Secret)?
+        }
+        None => transport::PeerAuth::open(&config.cluster_id),
+    });
+    if !auth.has_secret() {
+        tracing::warn!(
+            "no --cluster-secret-file: the Raft routes take any request that names this cluster's id"
+        );
+    }
     let mut transport_config = TransportConfig::default();
     transport_config.queue_bytes = transport_config.queue_bytes.max(least_bytes);
+    transport_config.auth = Arc::clone(&auth);
     let transport = HttpTransport::new(config.id.clone(), resolver, transport_config)?;
     let (node, driver) = driver::start(
         DriverConfig {
@@ -224,7 +239,12 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     );
     let app = api::router(Arc::clone(&service), config.max_body_bytes)
         .merge(membership_api::router(node.clone(), leader_wait))
-        .merge(transport::router(Arc::new(inbox_tx)));
+        .merge(transport::server::router_with(
+            Arc::new(inbox_tx),
+            transport::server::DEFAULT_BODY_LIMIT,
+            auth,
+            Some(config.id.clone()),
+        ));
     if joining && !config.join.is_empty() {
         join::spawn(config.join.clone(), &peers);
     }

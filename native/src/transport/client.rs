@@ -11,6 +11,7 @@ use raftkv_core::raft::Transport;
 use raftkv_core::types::NodeId;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::auth::{PeerAuth, wall_clock_ms};
 use super::budget::ByteBudget;
 use super::path_for;
 use super::wire::Envelope;
@@ -61,6 +62,8 @@ pub struct TransportConfig {
     /// is not cut off on a slow link and then sent again forever (etcd#16377). 0: no
     /// allowance.
     pub slowest_link_bytes_per_sec: u64,
+    /// The credentials every request carries (see [`super::auth`]).
+    pub auth: Arc<PeerAuth>,
 }
 
 impl Default for TransportConfig {
@@ -71,6 +74,7 @@ impl Default for TransportConfig {
             request_timeout: Duration::from_millis(1000),
             connect_timeout: Duration::from_millis(500),
             slowest_link_bytes_per_sec: 256 * 1024,
+            auth: Arc::new(PeerAuth::default()),
         }
     }
 }
@@ -318,7 +322,8 @@ async fn run_peer(
             counters.unresolved.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let url = format!("{}{}", base_url(&addr), path_for(&msg));
+        let path = path_for(&msg);
+        let url = format!("{}{path}", base_url(&addr));
         let kind = msg.kind();
         let body = match serde_json::to_vec(&Envelope::new(shared.from.clone(), msg)) {
             Ok(body) => body,
@@ -329,14 +334,19 @@ async fn run_peer(
             }
         };
         let timeout = request_timeout(&shared.config, body.len());
-        let res = shared
+        let mut request = shared
             .client
             .post(&url)
             .timeout(timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let signed = shared
+            .config
+            .auth
+            .sign(&shared.from, &to, path, wall_clock_ms(), &body);
+        for (name, value) in signed {
+            request = request.header(name, value);
+        }
+        let res = request.body(body).send().await;
         match res {
             Ok(resp) if resp.status().is_success() => {
                 // Reading the (tiny) body lets the connection go back to the pool.

@@ -1,5 +1,6 @@
 //! Raft messages over HTTP: the routes a node serves ([`server`]), the client that sends
-//! ([`client`]), and the JSON they exchange ([`wire`]).
+//! ([`client`]), the JSON they exchange ([`wire`]), and how peers prove who they are
+//! ([`auth`]).
 //!
 //! Fire and forget, like core's [`Transport`](raftkv_core::raft::Transport): every message is
 //! one `POST` whose answer only says "received" (202); a Raft reply is a separate message sent
@@ -14,6 +15,7 @@
 //! | `POST /raft/append_entries`| `append_entries`, `append_entries_response`   |
 //! | `POST /raft/install_snapshot` | `install_snapshot`, `install_snapshot_response` |
 
+pub mod auth;
 mod budget;
 pub mod client;
 pub mod inbox;
@@ -23,6 +25,7 @@ pub mod wire;
 use raftkv_core::kvraft::Message;
 use raftkv_core::types::NodeId;
 
+pub use auth::PeerAuth;
 pub use client::{
     HttpTransport, PeerResolver, PeerStats, StaticPeers, TransportConfig, TransportError,
 };
