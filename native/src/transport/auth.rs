@@ -232,8 +232,10 @@ impl PeerAuth {
             AuthError::Unauthenticated(k) | AuthError::Forbidden(k) => *k,
         };
         let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+        // The claimed id is the sender's to choose: logged quoted and escaped (`?`), so it
+        // cannot forge log lines.
         if logged.len() < MAX_LOGGED && logged.insert((from.to_string(), kind)) {
-            tracing::warn!(claimed_from = %from, error = %e, "refused a raft request (logged once per sender and reason)");
+            tracing::warn!(claimed_from = ?from, error = %e, "refused a raft request (logged once per sender and reason)");
         }
     }
 }
