@@ -8,7 +8,7 @@ use std::time::Duration;
 use raftkv_core::kvraft::Message;
 use raftkv_core::raft::Transport;
 use raftkv_core::types::NodeId;
-use raftkv_native::transport::auth::wall_clock_ms;
+use raftkv_native::transport::client::with_peer_headers;
 use raftkv_native::transport::server::{DEFAULT_BODY_LIMIT, router_with};
 use raftkv_native::transport::{
     APPEND_ENTRIES_PATH, HttpTransport, PeerAuth, StaticPeers, TransportConfig,
@@ -67,16 +67,14 @@ async fn post(
         .post(format!("http://{addr}{APPEND_ENTRIES_PATH}"))
         .header("content-type", "application/json");
     if let Some(s) = signer {
-        let headers = s.sign(
+        req = with_peer_headers(
+            req,
+            s,
             &NodeId::from(from),
             &NodeId::from(to),
             APPEND_ENTRIES_PATH,
-            wall_clock_ms(),
             &body,
         );
-        for (name, value) in headers {
-            req = req.header(name, value);
-        }
     }
     let resp = req.body(body).send().await.unwrap();
     let status = resp.status().as_u16();

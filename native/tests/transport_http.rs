@@ -7,7 +7,7 @@ use raftkv_core::kvraft::Message;
 use raftkv_core::raft::Transport;
 use raftkv_core::types::NodeId;
 use raftkv_native::transport::PeerAuth;
-use raftkv_native::transport::auth::wall_clock_ms;
+use raftkv_native::transport::client::with_peer_headers;
 use raftkv_native::transport::{
     self, APPEND_ENTRIES_PATH, Envelope, HttpTransport, INSTALL_SNAPSHOT_PATH, REQUEST_VOTE_PATH,
     RaftInbox, StaticPeers, TransportConfig, inbox,
@@ -137,22 +137,20 @@ fn base64_std(bytes: &[u8]) -> String {
 
 /// POSTs `body` to `path` as peer n2 of the default cluster would (its headers, no secret).
 async fn post_raw(addr: &str, path: &str, body: &'static str) -> (u16, Value) {
-    let headers = PeerAuth::default().sign(
-        &NodeId::from("n2"),
-        &NodeId::from("n1"),
-        path,
-        wall_clock_ms(),
-        body.as_bytes(),
-    );
-    let mut req = reqwest::Client::builder()
+    let req = reqwest::Client::builder()
         .no_proxy()
         .build()
         .unwrap()
         .post(format!("http://{addr}{path}"))
         .header("content-type", "application/json");
-    for (name, value) in headers {
-        req = req.header(name, value);
-    }
+    let req = with_peer_headers(
+        req,
+        &PeerAuth::default(),
+        &NodeId::from("n2"),
+        &NodeId::from("n1"),
+        path,
+        body.as_bytes(),
+    );
     let resp = req.body(body).send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))

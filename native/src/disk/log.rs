@@ -241,9 +241,7 @@ impl DiskLogStore {
         self.unsynced = false;
         Ok(())
     }
-}
 
-impl DiskLogStore {
     /// The position of `index` in `terms` and `offsets`.
     fn slot(&self, index: Index) -> Result<usize, StorageError> {
         if index <= self.base.last_included_index {

@@ -637,9 +637,7 @@ impl Engine for DiskEngine {
         let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
         std::fs::rename(&tmp, &self.path).map_err(|e| io(&e))?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io(&e))?;
+            crate::disk::fsync_dir(dir).map_err(|e| SnapshotError(e.to_string()))?;
         }
         // The old database closes when the last view reading it is done (its file is already
         // unlinked, so its space comes back then).

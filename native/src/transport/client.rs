@@ -310,6 +310,22 @@ pub fn request_timeout(config: &TransportConfig, len: usize) -> Duration {
     config.request_timeout + extra
 }
 
+/// `request` with the headers `auth` signs for a Raft request from `from` to `to` on `path`
+/// whose body is `body`, sent now (see [`super::auth`]).
+pub fn with_peer_headers(
+    mut request: reqwest::RequestBuilder,
+    auth: &PeerAuth,
+    from: &NodeId,
+    to: &NodeId,
+    path: &str,
+    body: &[u8],
+) -> reqwest::RequestBuilder {
+    for (name, value) in auth.sign(from, to, path, wall_clock_ms(), body) {
+        request = request.header(name, value);
+    }
+    request
+}
+
 /// One peer's worker: POSTs its queued messages in order until the queue's sender is gone.
 async fn run_peer(
     to: NodeId,
@@ -334,18 +350,13 @@ async fn run_peer(
             }
         };
         let timeout = request_timeout(&shared.config, body.len());
-        let mut request = shared
+        let request = shared
             .client
             .post(&url)
             .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        let signed = shared
-            .config
-            .auth
-            .sign(&shared.from, &to, path, wall_clock_ms(), &body);
-        for (name, value) in signed {
-            request = request.header(name, value);
-        }
+        let request =
+            with_peer_headers(request, &shared.config.auth, &shared.from, &to, path, &body);
         let res = request.body(body).send().await;
         match res {
             Ok(resp) if resp.status().is_success() => {
