@@ -932,3 +932,40 @@ fn a_member_that_missed_the_leaders_addition_still_hears_from_it() {
                 .is_some_and(|h| h.membership().voters.len() == 2)
     });
 }
+
+/// `run_until(t)` stops at `t`: the clock ends exactly there and every event due by then has run,
+/// however the run is chunked. The playground records an action at (clock, events) and a shared
+/// link replays it by running to that clock in other chunks, so an event taken past `t` (once a
+/// stale timer was skipped on the way) made a replay differ from the live run by one event.
+#[test]
+fn running_in_chunks_stops_at_each_bound_and_matches_one_run() {
+    let scenario = Scenario::default();
+    let plan = scenario.plan(PINNED_SEED);
+    let build = || match scenario.build(&plan, TraceMode::Off) {
+        Ok(c) => c,
+        Err(v) => panic!("{v}"),
+    };
+    let end = plan.fault_end + 1_000;
+    let mut chunked = build();
+    let mut marks = Vec::new();
+    let mut t = 0;
+    while t < end {
+        t += 1 + t % 7; // uneven chunks, 1..=7 ms
+        let r = chunked.run_until(t);
+        assert!(r.is_ok(), "seed {PINNED_SEED}: {r:?}");
+        assert_eq!(chunked.now(), t, "run_until({t}) left the clock elsewhere");
+        assert!(
+            chunked.next_event_time().is_none_or(|next| next > t),
+            "run_until({t}) left an event due at {:?}",
+            chunked.next_event_time()
+        );
+        marks.push((t, chunked.stats().events));
+    }
+    let mut once = build();
+    for &(t, events) in marks.iter().step_by(97) {
+        let r = once.run_until(t);
+        assert!(r.is_ok(), "seed {PINNED_SEED}: {r:?}");
+        assert_eq!(once.stats().events, events, "events run by t={t}");
+    }
+    assert!(marks.len() > 1_000, "a real run: {} chunks", marks.len());
+}

@@ -174,11 +174,7 @@ impl Session {
     pub fn run_to(&mut self, t: f64, events: f64) -> Result<(), String> {
         let t = within_horizon(whole("run_to: t", t)?)?;
         let events = whole("run_to: events", events)?;
-        while self.events() < events && self.cluster.next_event_time().is_some_and(|x| x <= t) {
-            if self.cluster.step().is_err() {
-                break;
-            }
-        }
+        while self.events() < events && self.cluster.step_until(t).unwrap_or(false) {}
         if self.cluster.failure().is_none() && self.cluster.next_event_time().is_none_or(|x| x > t)
         {
             let _ = self.cluster.run_until(t);

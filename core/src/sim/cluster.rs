@@ -365,10 +365,21 @@ impl Cluster {
     /// Processes the next event. Returns `Ok(false)` when nothing is left to do. After a
     /// violation every call returns it again.
     pub fn step(&mut self) -> Result<bool, Violation> {
+        self.step_until(Millis::MAX)
+    }
+
+    /// Processes the next event due at or before `t`. Returns `Ok(false)` when none is. Stale
+    /// actions on the way are dropped, but one due after `t` is never taken: that would move the
+    /// clock past `t`, and an action injected "now" would then land at a time a replay that runs
+    /// to `t` in other chunks does not reach (the playground's shared links depend on this).
+    pub fn step_until(&mut self, t: Millis) -> Result<bool, Violation> {
         if let Some(v) = &self.failure {
             return Err(v.clone());
         }
         loop {
+            if self.queue.peek_time().is_none_or(|next| next > t) {
+                return Ok(false);
+            }
             let Some(s) = self.queue.pop() else {
                 return Ok(false);
             };
@@ -389,12 +400,7 @@ impl Cluster {
 
     /// Processes every event due at or before `t`, then sets the clock to `t`.
     pub fn run_until(&mut self, t: Millis) -> Result<(), Violation> {
-        while self.queue.peek_time().is_some_and(|next| next <= t) {
-            self.step()?;
-        }
-        if let Some(v) = &self.failure {
-            return Err(v.clone());
-        }
+        while self.step_until(t)? {}
         self.now = self.now.max(t);
         Ok(())
     }
@@ -415,14 +421,9 @@ impl Cluster {
             if done(self) {
                 return Ok(true);
             }
-            match self.queue.peek_time() {
-                Some(t) if t <= deadline => {
-                    self.step()?;
-                }
-                _ => {
-                    self.now = self.now.max(deadline);
-                    return Ok(done(self));
-                }
+            if !self.step_until(deadline)? {
+                self.now = self.now.max(deadline);
+                return Ok(done(self));
             }
         }
     }
