@@ -405,6 +405,15 @@ impl Cluster {
         Ok(())
     }
 
+    /// Moves the clock to `t` (never back) without running anything. For a replay that has
+    /// run as many events as the live run had when an action came at `t`: the live clock was
+    /// at `t` then, whether it got there by running to `t` (every event due by then ran; only
+    /// dropped actions can be left, which change nothing but the clock) or by a single step
+    /// (events due at `t` itself may still wait, and must not run before the action).
+    pub fn advance_clock_to(&mut self, t: Millis) {
+        self.now = self.now.max(t);
+    }
+
     /// Runs for `ms` simulated milliseconds.
     pub fn run_for(&mut self, ms: Millis) -> Result<(), Violation> {
         self.run_until(self.now.saturating_add(ms))
