@@ -36,12 +36,13 @@ stop_all() {
 trap 'stop_all; [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"' EXIT INT TERM
 
 addr() { echo "127.0.0.1:$((PORT_BASE + $1))"; }
-PEERS="n1=$(addr 1),n2=$(addr 2),n3=$(addr 3)"
+peer_addr() { echo "127.0.0.1:$((PORT_BASE + 100 + $1))"; }
+PEERS="n1=$(peer_addr 1),n2=$(peer_addr 2),n3=$(peer_addr 3)"
 
 # start_node I ENGINE: starts node nI with the given engine (data in $WORK/nI).
 start_node() {
   # shellcheck disable=SC2086 # WRAP is a command and its words
-  ${WRAP[$1]:-} "$BIN/kvserver" --id "n$1" --addr "$(addr "$1")" --data-dir "$WORK/n$1" --peers "$PEERS" \
+  ${WRAP[$1]:-} "$BIN/kvserver" --id "n$1" --addr "$(addr "$1")" --peer-addr "$(peer_addr "$1")" --data-dir "$WORK/n$1" --peers "$PEERS" \
     --engine "$2" --snapshot-threshold 200 --snapshot-trailing 20 \
     --snapshot-chunk-bytes "$CHUNK_BYTES" >>"$WORK/n$1.log" 2>&1 &
   PID[$1]=$!

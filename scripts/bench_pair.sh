@@ -36,10 +36,10 @@ trap 'stop_cluster; rm -rf "$WORK"' EXIT INT TERM
 start_cluster() {
   local bin=$1 dir=$2 extra=$3 peers="" endpoints=""
   for i in 1 2 3; do
-    peers+="${peers:+,}n$i=127.0.0.1:$((PORT_BASE + i))"
+    peers+="${peers:+,}n$i=127.0.0.1:$((PORT_BASE + 100 + i))"
   done
   for i in 1 2 3; do
-    "$bin/kvserver" --id "n$i" --addr "127.0.0.1:$((PORT_BASE + i))" --data-dir "$dir/n$i" \
+    "$bin/kvserver" --id "n$i" --addr "127.0.0.1:$((PORT_BASE + i))" --peer-addr "127.0.0.1:$((PORT_BASE + 100 + i))" --data-dir "$dir/n$i" \
       --peers "$peers" $extra >"$dir/n$i.log" 2>&1 &
     PIDS+=($!)
   done

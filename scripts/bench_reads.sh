@@ -15,7 +15,7 @@ KEYS=${KEYS:-1000}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN="$TARGET_DIR/release"
 EPS="127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
-PEERS="n1=127.0.0.1:7101,n2=127.0.0.1:7102,n3=127.0.0.1:7103"
+PEERS="n1=127.0.0.1:7201,n2=127.0.0.1:7202,n3=127.0.0.1:7203"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -p raftkv-native --bin kvserver --bin kvctl
@@ -37,7 +37,7 @@ trap stop EXIT
 for round in $(seq 1 "$ROUNDS"); do
   DATA=$(mktemp -d)
   for i in 1 2 3; do
-    "$BIN/kvserver" --id "n$i" --addr "127.0.0.1:710$i" --data-dir "$DATA/n$i" \
+    "$BIN/kvserver" --id "n$i" --addr "127.0.0.1:710$i" --peer-addr "127.0.0.1:720$i" --data-dir "$DATA/n$i" \
       --peers "$PEERS" >"$DATA/n$i.log" 2>&1 &
     PIDS+=($!)
   done

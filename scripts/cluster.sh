@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN="$TARGET_DIR/release"
 DATA_DIR=${DATA_DIR:-data/cluster}
-PEERS="n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003"
+# Clients on 7001-7003; peers (Raft) on listeners of their own, 7011-7013.
+PEERS="n1=127.0.0.1:7011,n2=127.0.0.1:7012,n3=127.0.0.1:7013"
 ENDPOINTS="127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
@@ -36,7 +37,7 @@ trap stop_all EXIT INT TERM
 mkdir -p "$DATA_DIR"
 for i in 1 2 3; do
   # shellcheck disable=SC2086 # KVSERVER_ARGS is a list of words on purpose
-  "$BIN/kvserver" --id "n$i" --addr "127.0.0.1:700$i" --data-dir "$DATA_DIR/n$i" \
+  "$BIN/kvserver" --id "n$i" --addr "127.0.0.1:700$i" --peer-addr "127.0.0.1:701$i" --data-dir "$DATA_DIR/n$i" \
     --peers "$PEERS" ${KVSERVER_ARGS:-} >"$DATA_DIR/n$i.log" 2>&1 &
   PIDS+=($!)
 done
@@ -74,7 +75,7 @@ EOF
 # Stay in the foreground until told to stop. A node that dies (say, kill -9 to watch a
 # failover) does not stop the others; restart it by hand with the line printed below.
 for i in 1 2 3; do
-  echo "[cluster] n$i: $BIN/kvserver --id n$i --addr 127.0.0.1:700$i --data-dir $DATA_DIR/n$i --peers $PEERS ${KVSERVER_ARGS:-}"
+  echo "[cluster] n$i: $BIN/kvserver --id n$i --addr 127.0.0.1:700$i --peer-addr 127.0.0.1:701$i --data-dir $DATA_DIR/n$i --peers $PEERS ${KVSERVER_ARGS:-}"
 done
 wait "${PIDS[@]}" || true
 echo "[cluster] every node has exited; see $DATA_DIR/*.log"

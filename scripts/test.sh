@@ -26,6 +26,9 @@ cargo test --workspace
 step "protocol breaks: the simulator must catch each deliberate violation"
 cargo test -p raftkv-core --features protocol-breaks --lib --test sim_breaks --test raft_election --test raft_replication --test raft_lease --test raft_membership
 
+step "protocol breaks: the peer stream's checks must catch the deliberate break"
+cargo test -p raftkv-native --features protocol-breaks --test transport_breaks
+
 step "simulator histories through an independent checker (scripts/check_history.py)"
 python3 -m unittest scripts/test_check_history.py
 hist_dir=$(mktemp -d)

@@ -90,12 +90,13 @@ pub struct Args {
     /// Directory for durable state; created if missing. Default: ./data/<id>.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Cluster members as id=host:port, comma-separated, this node included. Read on the
-    /// first start only: the data dir keeps the configuration from then on.
+    /// Cluster members as id=host:port (their --peer-addr), comma-separated, this node
+    /// included. Read on the first start only: the data dir keeps the configuration from then
+    /// on.
     #[arg(long, value_delimiter = ',')]
     pub peers: Vec<Peer>,
-    /// Join a running cluster instead: addresses (host:port, comma-separated) of members to
-    /// learn the others' addresses from. The node waits, never campaigning, until the leader
+    /// Join a running cluster instead: client addresses (host:port, comma-separated) of
+    /// members to learn the others' peer addresses from. The node waits, never campaigning, until the leader
     /// adds it (`kvctl member add-learner`).
     #[arg(long, value_delimiter = ',', conflicts_with = "peers")]
     pub join: Vec<String>,
@@ -189,9 +190,49 @@ pub struct Args {
     /// Every node of a cluster must use the same secret.
     #[arg(long)]
     pub cluster_secret_file: Option<PathBuf>,
+    /// Address (host:port) to serve peers on: Raft travels there, never on the client port.
+    /// Needed by every member of a cluster of more than one node; `--peers` and `kvctl member
+    /// add` give these addresses.
+    #[arg(long)]
+    pub peer_addr: Option<String>,
+    /// How peers talk: `stream` (one connection per peer and direction, binary frames) or
+    /// `http` (one JSON POST per message, the seed's routes; for debugging).
+    #[arg(long, default_value = "stream")]
+    pub peer_protocol: PeerProtocol,
+    /// This node's certificate chain (PEM) for mutual TLS between peers; needs --peer-key and
+    /// --peer-ca. The certificate must name the node id as a DNS subject alternative name.
+    #[arg(long, requires_all = ["peer_key", "peer_ca"])]
+    pub peer_cert: Option<PathBuf>,
+    /// The private key (PEM) of --peer-cert.
+    #[arg(long, requires = "peer_cert")]
+    pub peer_key: Option<PathBuf>,
+    /// The cluster's CA (PEM): peers must present a certificate it signed.
+    #[arg(long, requires = "peer_cert")]
+    pub peer_ca: Option<PathBuf>,
 }
 
-/// One cluster member: its id and client address.
+/// How peers talk (`--peer-protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeerProtocol {
+    /// Persistent connections with batched binary frames (see docs/peer-transport.md).
+    #[default]
+    Stream,
+    /// One HTTP POST of JSON per message on the seed's `/raft/*` routes.
+    Http,
+}
+
+/// The files of a node's peer TLS set-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerTlsFiles {
+    /// This node's certificate chain.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The cluster's CA.
+    pub ca: PathBuf,
+}
+
+/// One cluster member: its id and peer address (where Raft reaches it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peer {
     /// The member's id.
@@ -308,6 +349,12 @@ pub struct ServerConfig {
     pub cluster_id: String,
     /// The file of the cluster's shared secret, if Raft requests must prove it.
     pub cluster_secret_file: Option<PathBuf>,
+    /// The peer listener's address; `None`: this node serves no peers (a lone node).
+    pub peer_addr: Option<String>,
+    /// How peers talk.
+    pub peer_protocol: PeerProtocol,
+    /// Mutual TLS between peers, if set up.
+    pub peer_tls: Option<PeerTlsFiles>,
 }
 
 impl ServerConfig {
@@ -342,6 +389,9 @@ impl ServerConfig {
             engine_cache_bytes: DEFAULT_ENGINE_CACHE_MIB << 20,
             cluster_id: crate::transport::auth::DEFAULT_CLUSTER_ID.to_string(),
             cluster_secret_file: None,
+            peer_addr: None,
+            peer_protocol: PeerProtocol::Stream,
+            peer_tls: None,
         }
     }
 
@@ -474,7 +524,18 @@ impl TryFrom<Args> for ServerConfig {
             engine_cache_bytes: a.engine_cache_mib.saturating_mul(1 << 20),
             cluster_id: a.cluster_id,
             cluster_secret_file: a.cluster_secret_file,
+            peer_addr: a.peer_addr,
+            peer_protocol: a.peer_protocol,
+            peer_tls: match (a.peer_cert, a.peer_key, a.peer_ca) {
+                (Some(cert), Some(key), Some(ca)) => Some(PeerTlsFiles { cert, key, ca }),
+                _ => None,
+            },
         };
+        if config.peer_addr.is_none() && (!config.join.is_empty() || config.peers.len() > 1) {
+            return invalid(
+                "a member of a cluster needs --peer-addr: peers talk on a listener of their own",
+            );
+        }
         // Every AppendEntries must fit the peers' body limit, or a follower refuses it forever.
         let largest = config.largest_append_bytes();
         let limit = crate::transport::server::DEFAULT_BODY_LIMIT as u64;
@@ -652,7 +713,16 @@ mod tests {
 
     #[test]
     fn multi_node_peers_parse_and_must_include_this_node() {
-        let c = parse(&["--peers", "n1=127.0.0.1:7001,n2=127.0.0.1:7002"]).unwrap();
+        let two = "n1=127.0.0.1:7101,n2=127.0.0.1:7102";
+        let err = parse(&["--peers", two]).unwrap_err();
+        assert!(err.contains("needs --peer-addr"), "{err}");
+        let c = parse(&[
+            "--peers",
+            "n1=127.0.0.1:7001,n2=127.0.0.1:7002",
+            "--peer-addr",
+            "127.0.0.1:7001",
+        ])
+        .unwrap();
         assert_eq!(c.peers.len(), 2);
         assert_eq!(c.peers[1].addr, "127.0.0.1:7002");
         let err = parse(&["--peers", "n2=127.0.0.1:7002,n3=127.0.0.1:7003"]).unwrap_err();
@@ -706,7 +776,9 @@ mod tests {
 
     #[test]
     fn a_joining_node_has_no_voters_and_cannot_also_bootstrap() {
-        let c = parse(&["--id", "n4", "--join", "127.0.0.1:7001, 127.0.0.1:7002"]).unwrap();
+        let join = ["--id", "n4", "--join", "127.0.0.1:7001, 127.0.0.1:7002"];
+        assert!(parse(&join).is_err(), "a joining node without --peer-addr");
+        let c = parse(&[&join[..], &["--peer-addr", "127.0.0.1:7104"]].concat()).unwrap();
         assert_eq!(c.join, ["127.0.0.1:7001", "127.0.0.1:7002"]);
         assert!(c.raft_config().voters.is_empty());
         assert!(parse(&["--join", "h:1", "--peers", "n1=h:1"]).is_err());

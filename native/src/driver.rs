@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use crate::node_port::{BoxFut, NodeError, RaftHandle, TransferDone};
 use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
-use crate::transport::HttpTransport;
+use crate::transport::PeerTransport;
 use crate::transport::inbox::Delivery;
 
 mod conf;
@@ -170,7 +170,7 @@ pub fn start(
     stores: Stores,
     sm: SharedSm,
     inbox: mpsc::Receiver<Delivery>,
-    transport: HttpTransport,
+    transport: PeerTransport,
 ) -> Result<(RaftNode, DriverThread), StartError> {
     let started = Instant::now();
     let seed = rng_seed(&cfg.raft.id);
@@ -240,7 +240,7 @@ struct Driver {
     /// `None` once the transport's side is gone.
     inbox: Option<mpsc::Receiver<Delivery>>,
     reqs: mpsc::Receiver<Request>,
-    transport: HttpTransport,
+    transport: PeerTransport,
     view: watch::Sender<NodeView>,
     /// Callers waiting for their proposal's outcome or their read index.
     waiters: Waiters<ProposeReply, ReadReply>,
@@ -599,7 +599,7 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
 
 fn hint(peers: &PeerTable, leader: Option<NodeId>) -> LeaderHint {
     LeaderHint {
-        leader_addr: leader.as_ref().and_then(|l| peers.get(l)),
+        leader_addr: leader.as_ref().and_then(|l| peers.client_addr(l)),
         leader_id: leader,
     }
 }

@@ -18,10 +18,21 @@ use crate::cluster_file::ClusterStore;
 use crate::config::Peer;
 
 /// The address of every member as this node knows it. Cheap to read; share it as an `Arc`.
+///
+/// Two addresses per member: its peer address (where Raft reaches it: what configurations,
+/// `--peers` and the data dir carry) and its client address (where clients and redirects go).
+/// A node with a peer listener of its own learns the others' client addresses from their
+/// handshakes ([`PeerTable::learn_client_addr`]); they are not saved, since peers say them
+/// again on every connection.
 #[derive(Debug, Default)]
 pub struct PeerTable {
     me: NodeId,
     inner: RwLock<Inner>,
+    /// Client addresses as peers told them, this node's own included.
+    client_addrs: RwLock<BTreeMap<NodeId, String>>,
+    /// Whether peer and client addresses differ (this node has a peer listener); when they do
+    /// not, a member's client address is its peer address.
+    split: bool,
     /// Where changes are saved (none in tests over in-memory stores).
     store: Option<ClusterStore>,
 }
@@ -44,6 +55,39 @@ impl PeerTable {
                 members: None,
             }),
             store,
+            client_addrs: RwLock::new(BTreeMap::new()),
+            split: false,
+        }
+    }
+
+    /// The same table for a node whose peers listen apart from their clients, serving clients
+    /// itself at `client_addr`.
+    pub fn with_client_addr(mut self, client_addr: String) -> Self {
+        self.split = true;
+        let me = self.me.clone();
+        self.learn_client_addr(&me, &client_addr);
+        self
+    }
+
+    /// Where `id` serves clients, if known.
+    pub fn client_addr(&self, id: &NodeId) -> Option<String> {
+        let learnt = self
+            .client_addrs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned();
+        learnt.or_else(|| if self.split { None } else { self.get(id) })
+    }
+
+    /// `id` said it serves clients at `addr` (in an authenticated handshake).
+    pub fn learn_client_addr(&self, id: &NodeId, addr: &str) {
+        let mut t = self
+            .client_addrs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if t.get(id).map(String::as_str) != Some(addr) {
+            t.insert(id.clone(), addr.to_string());
         }
     }
 
@@ -57,7 +101,7 @@ impl PeerTable {
         self.read(|t| t.addrs.clone())
     }
 
-    /// Every known member with its address, in id order.
+    /// Every known member with its peer address, in id order.
     pub fn peers(&self) -> Vec<Peer> {
         self.read(|t| {
             t.addrs

@@ -1,5 +1,5 @@
-//! Running kvserver: bind, open the data dir, start the Raft driver, serve the client API and
-//! the Raft routes on one address, stop gracefully.
+//! Running kvserver: bind, open the data dir, start the Raft driver, serve the client API on
+//! its address and the peers on theirs, stop gracefully.
 //!
 //! [`spawn`] starts a server on the current tokio runtime and returns its bound address and a
 //! handle to stop it, which is what tests use; [`run`] adds waiting for SIGINT/SIGTERM, which is
@@ -19,13 +19,18 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api;
+use crate::config::PeerProtocol;
 use crate::config::ServerConfig;
 use crate::dkv::{DistributedKv, DkvConfig};
 use crate::driver::{self, DriverConfig, DriverThread, RaftNode, StartError};
 use crate::node_port::{NodeError, RaftHandle, TransferDone};
 use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
-use crate::transport::{self, HttpTransport, TransportConfig, TransportError, inbox};
+use crate::transport::stream::listener::{ListenerConfig, OnHello};
+use crate::transport::{
+    self, HttpTransport, PeerTls, PeerTransport, StreamTransport, TransportConfig, TransportError,
+    inbox,
+};
 use crate::{cluster_file, disk, engine, join, membership_api};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
@@ -63,11 +68,20 @@ pub enum ServerError {
     /// The cluster secret could not be read or is too short.
     #[error("{0}")]
     Secret(String),
+    /// The peer TLS files could not be read or used.
+    #[error("peer TLS: {0}")]
+    Tls(#[from] transport::tls::TlsError),
+    /// The configuration cannot work (a cluster member without a peer listener, ...).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A server running on a tokio task.
 pub struct RunningServer {
     addr: SocketAddr,
+    peer_addr: Option<SocketAddr>,
+    /// Serves the peer listener; aborted at shutdown.
+    peer_task: Option<JoinHandle<()>>,
     service: Arc<DistributedKv>,
     node: RaftNode,
     shutdown: oneshot::Sender<()>,
@@ -79,6 +93,11 @@ impl RunningServer {
     /// The address the server is bound to (with the real port when asked for port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the peer listener is bound to, if the node has one.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
     }
 
     /// The service behind the API, for tests that inspect the store directly.
@@ -116,6 +135,10 @@ impl RunningServer {
             Ok(result) => result.map_err(ServerError::Serve),
             Err(e) => Err(ServerError::Serve(io::Error::other(e))),
         };
+        if let Some(peer_task) = self.peer_task {
+            peer_task.abort();
+            let _ = peer_task.await;
+        }
         self.driver.stop().await;
         served
     }
@@ -138,31 +161,47 @@ pub enum HandOver {
     Failed(NodeError),
 }
 
-/// Binds `config.addr`, opens the data dir, starts the Raft node's driver and serves the client
-/// API and the Raft routes on a new task of the current runtime.
-pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    let listener = TcpListener::bind(&config.addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.addr.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-        addr: config.addr.clone(),
+/// Binds `addr`.
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let bind_error = |source| ServerError::Bind {
+        addr: addr.to_string(),
         source,
-    })?;
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
+/// Binds `config.addr` (and `config.peer_addr`), opens the data dir, starts the Raft node's
+/// driver and serves the client API, and the peers on their own listener, on new tasks of the
+/// current runtime.
+pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let (listener, addr) = bind(&config.addr).await?;
+    let peer_listener = match &config.peer_addr {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let peer_addr = peer_listener.as_ref().map(|(_, a)| *a);
     let stores = disk::open_stores(&config.data_dir)?;
     // What the node starts from: the stored configuration (written, fsynced, on the first
     // start, before anything is served), which wins over --peers from then on.
-    let boot = cluster_file::prepare(&config, &addr.to_string())?;
+    // Members know each other by their peer addresses; a lone node without a peer listener
+    // stores its client address, as before peers had a listener of their own.
+    let advertised = peer_addr.unwrap_or(addr).to_string();
+    let boot = cluster_file::prepare(&config, &advertised)?;
+    if peer_addr.is_none() && boot.cluster.addrs.keys().any(|id| *id != config.id) {
+        return Err(ServerError::Config(
+            "this node's data dir names other members: it needs --peer-addr to reach them".into(),
+        ));
+    }
     let mut raft = config.raft_config();
     raft.voters = boot.cluster.voters();
     let joining = boot.cluster.bootstrap.is_empty();
-    let peers = Arc::new(PeerTable::new(
-        config.id.clone(),
-        boot.cluster.addrs,
-        Some(boot.store),
-    ));
+    let mut table = PeerTable::new(config.id.clone(), boot.cluster.addrs, Some(boot.store));
+    if peer_addr.is_some() {
+        table = table.with_client_addr(addr.to_string());
+    }
+    let peers = Arc::new(table);
 
     // Opened after the stores, whose lock makes this process the data dir's only user.
     let opening = Instant::now();
@@ -199,15 +238,37 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }
         None => transport::PeerAuth::open(&config.cluster_id),
     });
-    if !auth.has_secret() {
+    let tls = match &config.peer_tls {
+        Some(f) => Some(Arc::new(PeerTls::from_files(&f.cert, &f.key, &f.ca)?)),
+        None => None,
+    };
+    if tls.is_some() && config.peer_protocol == PeerProtocol::Http {
+        return Err(ServerError::Config(
+            "--peer-protocol http does not do TLS: use the stream protocol with --peer-cert".into(),
+        ));
+    }
+    if peer_addr.is_some() && !auth.has_secret() && tls.is_none() {
         tracing::warn!(
-            "no --cluster-secret-file: the Raft routes take any request that names this cluster's id"
+            "neither --peer-cert nor --cluster-secret-file: the peer listener takes any peer that names this cluster's id"
         );
     }
     let mut transport_config = TransportConfig::default();
     transport_config.queue_bytes = transport_config.queue_bytes.max(least_bytes);
     transport_config.auth = Arc::clone(&auth);
-    let transport = HttpTransport::new(config.id.clone(), resolver, transport_config)?;
+    transport_config.client_addr = peer_addr.map(|_| addr.to_string());
+    let transport = match config.peer_protocol {
+        PeerProtocol::Stream => PeerTransport::Stream(StreamTransport::new(
+            config.id.clone(),
+            resolver,
+            transport_config,
+            tls.clone(),
+        )?),
+        PeerProtocol::Http => PeerTransport::Http(HttpTransport::new(
+            config.id.clone(),
+            resolver,
+            transport_config,
+        )?),
+    };
     let (node, driver) = driver::start(
         DriverConfig {
             raft,
@@ -237,14 +298,16 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             apply_wait: PROPOSE_TIMEOUT,
         },
     );
+    // The client port serves no Raft route: peers have their own listener.
     let app = api::router(Arc::clone(&service), config.max_body_bytes)
-        .merge(membership_api::router(node.clone(), leader_wait))
-        .merge(transport::server::router_with(
-            Arc::new(inbox_tx),
-            transport::server::DEFAULT_BODY_LIMIT,
-            auth,
-            Some(config.id.clone()),
-        ));
+        .merge(membership_api::router(node.clone(), leader_wait));
+    let peer_task = peer_listener.map(|(listener, _)| {
+        let learn: OnHello = {
+            let peers = Arc::clone(&peers);
+            Arc::new(move |id: &NodeId, client: &str| peers.learn_client_addr(id, client))
+        };
+        serve_peers(&config, listener, Arc::new(inbox_tx), auth, tls, learn)
+    });
     if joining && !config.join.is_empty() {
         join::spawn(config.join.clone(), &peers);
     }
@@ -277,6 +340,8 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     tracing::info!(
         id = %config.id,
         %addr,
+        peer_addr = ?peer_addr,
+        peer_protocol = ?config.peer_protocol,
         data_dir = %config.data_dir.display(),
         read_policy = %config.read_policy,
         write_mode = %config.write_mode,
@@ -286,12 +351,56 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     );
     Ok(RunningServer {
         addr,
+        peer_addr,
+        peer_task,
         service,
         node,
         shutdown,
         task,
         driver,
     })
+}
+
+/// Serves peers on `listener` with the configured protocol, handing their messages to `inbox`.
+fn serve_peers(
+    config: &ServerConfig,
+    listener: TcpListener,
+    inbox: Arc<dyn transport::RaftInbox>,
+    auth: Arc<transport::PeerAuth>,
+    tls: Option<Arc<PeerTls>>,
+    learn: OnHello,
+) -> JoinHandle<()> {
+    let limit = transport::server::DEFAULT_BODY_LIMIT;
+    match config.peer_protocol {
+        PeerProtocol::Stream => {
+            let (task, _stats) = transport::stream::listener::spawn(
+                listener,
+                ListenerConfig {
+                    me: config.id.clone(),
+                    auth,
+                    inbox,
+                    frame_limit: limit,
+                    tls,
+                    on_hello: Some(learn),
+                },
+            );
+            task
+        }
+        PeerProtocol::Http => {
+            let routes = transport::server::router_learning(
+                inbox,
+                limit,
+                auth,
+                Some(config.id.clone()),
+                Some(learn),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, routes).await {
+                    tracing::error!(error = %e, "the peer listener stopped");
+                }
+            })
+        }
+    }
 }
 
 /// Runs a server until SIGINT or SIGTERM, then shuts it down gracefully: a leader hands its

@@ -143,7 +143,14 @@ pub(crate) fn single_node_with(
         propose_timeout: Duration::from_secs(5),
         transfer_timeout: Duration::from_secs(5),
     };
-    let (node, thread) = start(cfg, stores, sm.clone(), inbox_rx, transport).unwrap();
+    let (node, thread) = start(
+        cfg,
+        stores,
+        sm.clone(),
+        inbox_rx,
+        crate::transport::PeerTransport::Http(transport),
+    )
+    .unwrap();
     let dkv = DistributedKv::new(
         Arc::new(node.clone()),
         sm,

@@ -22,7 +22,8 @@ pub struct ClusterConfig {
     pub size: usize,
     /// Route every node-to-node link through its own proxy (ignored for one node).
     pub proxies: bool,
-    /// Extra kvserver arguments for every node (e.g. `--snapshot-threshold 10`).
+    /// Extra kvserver arguments for every node (e.g. `--snapshot-threshold 10`); `{id}` in
+    /// one is replaced by the node's id.
     pub extra_args: Vec<String>,
     /// How long a started node may take to answer `/healthz`.
     pub start_timeout: Duration,
@@ -44,8 +45,10 @@ impl ClusterConfig {
 #[derive(Debug)]
 struct NodeProc {
     id: String,
-    /// The client and Raft address the node binds; stays the same across restarts.
+    /// The client address the node binds; stays the same across restarts.
     addr: SocketAddr,
+    /// The peer address the node binds (`--peer-addr`); the same across restarts.
+    peer_addr: SocketAddr,
     data_dir: PathBuf,
     /// stdout and stderr of every run, appended.
     log: PathBuf,
@@ -54,34 +57,38 @@ struct NodeProc {
     /// How the last run ended when it ended on its own (not by [`Cluster::kill`] or
     /// [`Cluster::stop`]); kept for error messages.
     exited: Option<ExitStatus>,
-    /// The port reservation from [`reserve_addr`], held until the first spawn so that nothing
-    /// else in this process (a proxy, another node) is handed the node's port.
-    reserved: Option<TcpListener>,
+    /// The port reservations from [`reserve_addr`], held until the first spawn so that
+    /// nothing else in this process (a proxy, another node) is handed the node's ports.
+    reserved: Vec<TcpListener>,
 }
 
 impl NodeProc {
-    /// Node `id` at `addr` with its data dir and log under `root`, started with `--id`,
-    /// `--addr`, `--data-dir` and then `args`.
-    fn new(root: &Path, id: &str, addr: SocketAddr, args: Vec<String>) -> Self {
+    /// Node `id` at `addr` (peers at `peer_addr`) with its data dir and log under `root`,
+    /// started with `--id`, `--addr`, `--peer-addr`, `--data-dir` and then `args`.
+    fn new(root: &Path, id: &str, (addr, peer_addr): Addrs, args: Vec<String>) -> Self {
         let data_dir = root.join(id);
         let mut all = vec![
             "--id".to_string(),
             id.to_string(),
             "--addr".to_string(),
             addr.to_string(),
+            "--peer-addr".to_string(),
+            peer_addr.to_string(),
             "--data-dir".to_string(),
             data_dir.display().to_string(),
         ];
-        all.extend(args);
+        // `{id}` in an argument is the node's id: per-node files such as certificates.
+        all.extend(args.into_iter().map(|a| a.replace("{id}", id)));
         NodeProc {
             id: id.to_string(),
             addr,
+            peer_addr,
             data_dir,
             log: root.join(format!("{id}.log")),
             args: all,
             child: None,
             exited: None,
-            reserved: None,
+            reserved: Vec::new(),
         }
     }
 }
@@ -98,6 +105,16 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// Holds every data dir and log; declared last so it is deleted after the processes die.
     root: TempDir,
+}
+
+/// A node's client and peer addresses.
+type Addrs = (SocketAddr, SocketAddr);
+
+/// A node's two free loopback ports (see [`reserve_addr`]).
+fn reserve_addrs() -> Result<(Addrs, Vec<TcpListener>), String> {
+    let (a, la) = reserve_addr()?;
+    let (p, lp) = reserve_addr()?;
+    Ok(((a, p), vec![la, lp]))
 }
 
 /// A free loopback port, bound until the node is spawned. Between the release and the node's own
@@ -143,17 +160,18 @@ impl Cluster {
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         let ids: Vec<String> = (1..=config.size).map(|i| format!("n{i}")).collect();
-        let (addrs, mut reservations): (Vec<SocketAddr>, Vec<TcpListener>) = ids
+        let (addrs, mut reservations): (Vec<Addrs>, Vec<Vec<TcpListener>>) = ids
             .iter()
-            .map(|_| reserve_addr())
+            .map(|_| reserve_addrs())
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .unzip();
+        let peer_addrs: Vec<SocketAddr> = addrs.iter().map(|a| a.1).collect();
 
         let mut links = BTreeMap::new();
         if config.size > 1 && config.proxies {
             for from in 0..config.size {
-                for (to, &target) in addrs.iter().enumerate() {
+                for (to, &target) in peer_addrs.iter().enumerate() {
                     if from != to {
                         let proxy = LinkProxy::start(target)
                             .await
@@ -169,7 +187,7 @@ impl Cluster {
             let mut args = Vec::new();
             if config.size > 1 {
                 args.push("--peers".to_string());
-                args.push(peers_arg(i, &ids, &addrs, |from, to| {
+                args.push(peers_arg(i, &ids, &peer_addrs, |from, to| {
                     links.get(&(from, to)).map(LinkProxy::addr)
                 }));
             }
@@ -177,7 +195,7 @@ impl Cluster {
             nodes.push(NodeProc::new(root.path(), id, addrs[i], args));
         }
         for (node, reservation) in nodes.iter_mut().zip(reservations.drain(..)) {
-            node.reserved = Some(reservation);
+            node.reserved = reservation;
         }
 
         let mut cluster = Cluster {
@@ -204,12 +222,12 @@ impl Cluster {
     pub async fn add_node(&mut self) -> Result<usize, String> {
         let i = self.nodes.len();
         let id = format!("n{}", i + 1);
-        let (addr, reservation) = reserve_addr()?;
+        let (addrs, reservation) = reserve_addrs()?;
         let join: Vec<String> = self.nodes.iter().map(|n| n.addr.to_string()).collect();
         let mut args = vec!["--join".to_string(), join.join(",")];
         args.extend(self.extra_args.iter().cloned());
-        let mut node = NodeProc::new(self.root.path(), &id, addr, args);
-        node.reserved = Some(reservation);
+        let mut node = NodeProc::new(self.root.path(), &id, addrs, args);
+        node.reserved = reservation;
         self.nodes.push(node);
         self.spawn(i)?;
         self.wait_healthy(i).await?;
@@ -248,9 +266,14 @@ impl Cluster {
         &self.node(i).id
     }
 
-    /// The address node `i` serves on.
+    /// The address node `i` serves clients on.
     pub fn addr(&self, i: usize) -> SocketAddr {
         self.node(i).addr
+    }
+
+    /// The address node `i` serves peers on (what `--peers` and `kvctl member add` name).
+    pub fn peer_addr(&self, i: usize) -> SocketAddr {
+        self.node(i).peer_addr
     }
 
     /// Node `i`'s data dir.
@@ -353,7 +376,7 @@ impl Cluster {
             .try_clone()
             .map_err(|e| format!("{}: {e}", node.log.display()))?;
         // The reservation ends now, right before the node binds the port itself.
-        self.nodes[i].reserved = None;
+        self.nodes[i].reserved.clear();
         self.nodes[i].exited = None;
         let node = &self.nodes[i];
         let mut cmd = Command::new(&self.bin);

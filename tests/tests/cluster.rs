@@ -246,6 +246,40 @@ async fn a_new_leader_is_elected_in_a_later_term_after_the_leader_is_killed() {
     assert!(status_u64(&c, new, "term").await.unwrap() > old_term);
 }
 
+/// With 50 ms of delay added to every peer link each way (a cross-region cluster), a leader
+/// is elected, writes commit, and a killed leader is replaced while the delay lasts. Checks
+/// progress, not speed: the README's latency figures come from the benchmark.
+#[tokio::test]
+async fn writes_and_an_election_succeed_under_50_ms_of_link_delay() {
+    let mut cfg = ClusterConfig::new(3);
+    cfg.extra_args = ["--election-timeout-ms", "400-800", "--heartbeat-ms", "50"]
+        .map(String::from)
+        .to_vec();
+    let mut c = Cluster::start(cfg).await.expect("cluster starts");
+    for from in 0..3 {
+        for to in 0..3 {
+            if let Some(p) = c.link(from, to) {
+                p.set_delay(Duration::from_millis(50));
+            }
+        }
+    }
+    let old = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    let mut w = Writer::new(&c, old);
+    for i in 0..5 {
+        w.put(&format!("slow{i}"), "1").await;
+    }
+    c.kill(old).unwrap();
+    let new = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
+    assert_ne!(new, old);
+    Writer::new(&c, new).put("after", "2").await;
+    let other = (0..3).find(|&i| i != old && i != new).unwrap();
+    wait_value(&c, other, "after", Some("2")).await;
+    assert!(
+        c.link(0, 1)
+            .is_some_and(|p| p.state().delay == Duration::from_millis(50))
+    );
+}
+
 /// After the leader is killed the new leader takes writes, directly and through the surviving
 /// follower, and the old leader returns as a follower and catches up (Raft §5.2, §5.3). The
 /// seed's `TestCluster_M2_WriteAfterFailover_Succeeds`.

@@ -182,7 +182,7 @@ async fn growing_three_to_five_under_load_loses_no_acknowledged_write() {
     let follower = (leader + 1) % 3;
     for _ in 0..2 {
         let i = c.add_node().await.unwrap();
-        let (id, addr) = (c.id(i).to_string(), c.addr(i).to_string());
+        let (id, addr) = (c.id(i).to_string(), c.peer_addr(i).to_string());
         let v = member(&c, &[follower], &["add-learner", &id, &addr])
             .await
             .unwrap();
@@ -230,7 +230,7 @@ async fn replacing_a_voter_under_load_loses_no_acknowledged_write() {
     let (old_id, new_id, addr) = (
         c.id(old).to_string(),
         c.id(new).to_string(),
-        c.addr(new).to_string(),
+        c.peer_addr(new).to_string(),
     );
     let v = member_until_done(&c, &[other], &["replace", &old_id, &new_id, &addr]).await;
     let mut want = vec![c.id(leader).to_string(), c.id(other).to_string(), new_id];
@@ -331,7 +331,7 @@ async fn a_restarted_node_uses_its_stored_configuration_over_a_wrong_peers() {
     let (mut c, leader, bench) = loaded_cluster(&[]).await;
     let f = (leader + 1) % 3;
     c.stop(f, TIMEOUT).await.unwrap();
-    let wrong = format!("{}={},n9=127.0.0.1:9", c.id(f), c.addr(f));
+    let wrong = format!("{}={},n9=127.0.0.1:9", c.id(f), c.peer_addr(f));
     c.set_arg(f, "--peers", Some(&wrong));
     c.restart(f).await.unwrap();
     let log = c.log_of(f);

@@ -129,6 +129,11 @@ impl PeerAuth {
         &self.cluster_id
     }
 
+    /// The secret, if there is one (for the stream handshake; never logged).
+    pub(crate) fn secret(&self) -> Option<&[u8]> {
+        self.secret.as_deref()
+    }
+
     /// Whether requests must prove the secret.
     pub fn has_secret(&self) -> bool {
         self.secret.is_some()
@@ -227,7 +232,9 @@ impl PeerAuth {
         Some(mac)
     }
 
-    fn log_once(&self, from: &str, e: &AuthError) {
+    /// Logs refusal `e` of a request or connection claiming to be from `from`, once per
+    /// claimed sender and reason.
+    pub(crate) fn log_once(&self, from: &str, e: &AuthError) {
         let kind = match e {
             AuthError::Unauthenticated(k) | AuthError::Forbidden(k) => *k,
         };
@@ -235,7 +242,7 @@ impl PeerAuth {
         // The claimed id is the sender's to choose: logged quoted and escaped (`?`), so it
         // cannot forge log lines.
         if logged.len() < MAX_LOGGED && logged.insert((from.to_string(), kind)) {
-            tracing::warn!(claimed_from = ?from, error = %e, "refused a raft request (logged once per sender and reason)");
+            tracing::warn!(claimed_from = ?from, error = %e, "refused a raft request or connection (logged once per sender and reason)");
         }
     }
 }

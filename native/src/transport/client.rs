@@ -3,17 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use raftkv_core::kvraft::Message;
 use raftkv_core::raft::Transport;
 use raftkv_core::types::NodeId;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 
 use super::auth::{PeerAuth, wall_clock_ms};
-use super::budget::ByteBudget;
 use super::path_for;
+use super::queue::{Counters, PeerQueue, PeerStats, Queued};
 use super::wire::Envelope;
 
 /// Maps a peer to the address its Raft routes are served on: `host:port` or a base URL
@@ -64,6 +63,9 @@ pub struct TransportConfig {
     pub slowest_link_bytes_per_sec: u64,
     /// The credentials every request carries (see [`super::auth`]).
     pub auth: Arc<PeerAuth>,
+    /// Where this node serves clients, told to peers (so their redirects can point here)
+    /// when it differs from where they reach it.
+    pub client_addr: Option<String>,
 }
 
 impl Default for TransportConfig {
@@ -75,6 +77,7 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_millis(500),
             slowest_link_bytes_per_sec: 256 * 1024,
             auth: Arc::new(PeerAuth::default()),
+            client_addr: None,
         }
     }
 }
@@ -88,78 +91,6 @@ pub enum TransportError {
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Client(String),
-}
-
-/// Counters of one peer's queue, as a snapshot.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PeerStats {
-    /// Messages taken into the queue.
-    pub queued: u64,
-    /// Messages the peer answered with a 2xx status.
-    pub delivered: u64,
-    /// Messages whose request failed: connect error, timeout, or a non-2xx status.
-    pub failed: u64,
-    /// Messages dropped because the queue was full.
-    pub dropped_full: u64,
-    /// Messages dropped because the resolver did not know the peer.
-    pub unresolved: u64,
-}
-
-/// Live counters shared by the sender and the worker.
-#[derive(Debug, Default)]
-struct Counters {
-    queued: AtomicU64,
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    dropped_full: AtomicU64,
-    unresolved: AtomicU64,
-}
-
-impl Counters {
-    fn snapshot(&self) -> PeerStats {
-        PeerStats {
-            queued: self.queued.load(Ordering::Relaxed),
-            delivered: self.delivered.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            dropped_full: self.dropped_full.load(Ordering::Relaxed),
-            unresolved: self.unresolved.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// One peer's queue; the worker ends when this (the only sender) is dropped.
-#[derive(Debug)]
-struct PeerQueue {
-    tx: mpsc::Sender<Queued>,
-    /// The queue's byte budget (see [`TransportConfig::queue_bytes`]).
-    budget: ByteBudget,
-    counters: Arc<Counters>,
-}
-
-/// A message waiting for its peer's worker, with its share of the queue's byte budget.
-struct Queued {
-    msg: Message,
-    _budget: OwnedSemaphorePermit,
-}
-
-/// About how many bytes `msg` takes on the wire (entries and chunks dominate; base64 makes a
-/// chunk 4/3 of its bytes).
-fn wire_estimate(msg: &Message) -> usize {
-    const OVERHEAD: usize = 256;
-    match msg {
-        Message::AppendEntries(m) => m
-            .entries
-            .iter()
-            .map(|e| {
-                let cmd = e.payload.command().map_or(0, |c| c.size_bytes());
-                usize::try_from(cmd)
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(64)
-            })
-            .fold(OVERHEAD, usize::saturating_add),
-        Message::InstallSnapshot(m) => (m.data.len() / 3 * 4).saturating_add(OVERHEAD),
-        _ => OVERHEAD,
-    }
 }
 
 /// What every worker shares.
@@ -248,45 +179,21 @@ impl HttpTransport {
     /// The queue of `to`, starting its worker on first use.
     fn queue(&mut self, to: &NodeId) -> &PeerQueue {
         self.peers.entry(to.clone()).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
-            let counters = Arc::new(Counters::default());
+            let (queue, rx) = PeerQueue::new(self.config.queue_capacity, self.config.queue_bytes);
             self.runtime.spawn(run_peer(
                 to.clone(),
                 rx,
                 self.shared.clone(),
-                counters.clone(),
+                queue.counters.clone(),
             ));
-            PeerQueue {
-                tx,
-                budget: ByteBudget::new(self.config.queue_bytes),
-                counters,
-            }
+            queue
         })
     }
 }
 
 impl Transport<raftkv_core::Command> for HttpTransport {
     fn send(&mut self, to: &NodeId, msg: Message) {
-        let queue = self.queue(to);
-        let Some(budget) = queue.budget.try_take(wire_estimate(&msg)) else {
-            queue.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        match queue.tx.try_send(Queued {
-            msg,
-            _budget: budget,
-        }) {
-            Ok(()) => {
-                queue.counters.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                queue.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
-            }
-            // The worker only stops when the runtime shuts down: nothing to deliver to.
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                queue.counters.failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.queue(to).push(msg);
     }
 }
 
@@ -326,6 +233,10 @@ pub fn with_peer_headers(
     request
 }
 
+/// The header in which a sender says where it serves clients (read only once the request is
+/// authenticated).
+pub const CLIENT_ADDR_HEADER: &str = "x-raftkv-client-addr";
+
 /// One peer's worker: POSTs its queued messages in order until the queue's sender is gone.
 async fn run_peer(
     to: NodeId,
@@ -335,7 +246,7 @@ async fn run_peer(
 ) {
     while let Some(Queued { msg, .. }) = rx.recv().await {
         let Some(addr) = shared.resolver.resolve(&to) else {
-            counters.unresolved.fetch_add(1, Ordering::Relaxed);
+            Counters::add(&counters.unresolved, 1);
             continue;
         };
         let path = path_for(&msg);
@@ -345,7 +256,7 @@ async fn run_peer(
             Ok(body) => body,
             Err(e) => {
                 tracing::error!(peer = %to, kind, error = %e, "cannot encode raft message");
-                counters.failed.fetch_add(1, Ordering::Relaxed);
+                Counters::add(&counters.failed, 1);
                 continue;
             }
         };
@@ -355,22 +266,25 @@ async fn run_peer(
             .post(&url)
             .timeout(timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        let request =
+        let mut request =
             with_peer_headers(request, &shared.config.auth, &shared.from, &to, path, &body);
+        if let Some(a) = &shared.config.client_addr {
+            request = request.header(CLIENT_ADDR_HEADER, a);
+        }
         let res = request.body(body).send().await;
         match res {
             Ok(resp) if resp.status().is_success() => {
                 // Reading the (tiny) body lets the connection go back to the pool.
                 let _ = resp.bytes().await;
-                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                Counters::add(&counters.delivered, 1);
             }
             Ok(resp) => {
                 tracing::debug!(peer = %to, kind, status = %resp.status(), "raft message refused");
-                counters.failed.fetch_add(1, Ordering::Relaxed);
+                Counters::add(&counters.failed, 1);
             }
             Err(e) => {
                 tracing::debug!(peer = %to, kind, error = %e, "raft message not delivered");
-                counters.failed.fetch_add(1, Ordering::Relaxed);
+                Counters::add(&counters.failed, 1);
             }
         }
     }

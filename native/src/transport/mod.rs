@@ -1,6 +1,9 @@
-//! Raft messages over HTTP: the routes a node serves ([`server`]), the client that sends
-//! ([`client`]), the JSON they exchange ([`wire`]), and how peers prove who they are
-//! ([`auth`]).
+//! Raft messages between nodes, on the peer listener (`--peer-addr`): persistent streams of
+//! batched binary frames ([`stream`], the default), or the seed's HTTP routes ([`server`]) and
+//! sender ([`client`]) with the JSON they exchange ([`wire`]) (`--peer-protocol http`); how
+//! peers prove who they are ([`auth`], [`tls`]).
+//!
+//! The rest of this page is about the HTTP form.
 //!
 //! Fire and forget, like core's [`Transport`](raftkv_core::raft::Transport): every message is
 //! one `POST` whose answer only says "received" (202); a Raft reply is a separate message sent
@@ -19,18 +22,57 @@ pub mod auth;
 mod budget;
 pub mod client;
 pub mod inbox;
+mod queue;
 pub mod server;
+pub mod stream;
+pub mod tls;
 pub mod wire;
 
 use raftkv_core::kvraft::Message;
 use raftkv_core::types::NodeId;
 
 pub use auth::PeerAuth;
-pub use client::{
-    HttpTransport, PeerResolver, PeerStats, StaticPeers, TransportConfig, TransportError,
-};
+pub use client::{HttpTransport, PeerResolver, StaticPeers, TransportConfig, TransportError};
+pub use queue::PeerStats;
 pub use server::router;
+pub use stream::StreamTransport;
+pub use tls::PeerTls;
 pub use wire::Envelope;
+
+/// The transport a node sends with: streams (the default) or one HTTP POST per message.
+pub enum PeerTransport {
+    /// See [`HttpTransport`].
+    Http(HttpTransport),
+    /// See [`StreamTransport`].
+    Stream(StreamTransport),
+}
+
+impl PeerTransport {
+    /// Ends the workers of peers not in `keep`; returns the peers dropped.
+    pub fn retain_peers(&mut self, keep: &std::collections::BTreeSet<NodeId>) -> Vec<NodeId> {
+        match self {
+            PeerTransport::Http(t) => t.retain_peers(keep),
+            PeerTransport::Stream(t) => t.retain_peers(keep),
+        }
+    }
+
+    /// The counters of every peer sent to so far.
+    pub fn all_stats(&self) -> std::collections::BTreeMap<NodeId, PeerStats> {
+        match self {
+            PeerTransport::Http(t) => t.all_stats(),
+            PeerTransport::Stream(t) => t.all_stats(),
+        }
+    }
+}
+
+impl raftkv_core::raft::Transport<raftkv_core::Command> for PeerTransport {
+    fn send(&mut self, to: &NodeId, msg: Message) {
+        match self {
+            PeerTransport::Http(t) => t.send(to, msg),
+            PeerTransport::Stream(t) => t.send(to, msg),
+        }
+    }
+}
 
 /// The path of the RequestVote route.
 pub const REQUEST_VOTE_PATH: &str = "/raft/request_vote";

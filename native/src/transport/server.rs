@@ -13,6 +13,8 @@ use serde_json::json;
 use raftkv_core::types::NodeId;
 
 use super::auth::{AuthError, PeerAuth, wall_clock_ms};
+use super::client::CLIENT_ADDR_HEADER;
+use super::stream::listener::OnHello;
 use super::wire::Envelope;
 use super::{
     APPEND_ENTRIES_PATH, INSTALL_SNAPSHOT_PATH, InboxError, REQUEST_VOTE_PATH, RaftInbox, path_for,
@@ -25,6 +27,8 @@ struct Routes {
     auth: Arc<PeerAuth>,
     /// The node the routes belong to (`None`: any addressee is taken).
     me: Option<NodeId>,
+    /// Told of the client address an authenticated sender gives.
+    on_hello: Option<OnHello>,
 }
 
 /// The largest body the Raft routes accept: an AppendEntries at its byte budget, or a snapshot
@@ -52,7 +56,24 @@ pub fn router_with(
     auth: Arc<PeerAuth>,
     me: Option<NodeId>,
 ) -> Router {
-    let routes = Routes { inbox, auth, me };
+    router_learning(inbox, body_limit, auth, me, None)
+}
+
+/// [`router_with`], telling `on_hello` the client address each authenticated sender gives in
+/// its [`CLIENT_ADDR_HEADER`].
+pub fn router_learning(
+    inbox: Arc<dyn RaftInbox>,
+    body_limit: usize,
+    auth: Arc<PeerAuth>,
+    me: Option<NodeId>,
+    on_hello: Option<OnHello>,
+) -> Router {
+    let routes = Routes {
+        inbox,
+        auth,
+        me,
+        on_hello,
+    };
     let route = |path: &'static str| {
         post(
             move |State(r): State<Routes>, headers: HeaderMap, body: Bytes| async move {
@@ -83,6 +104,13 @@ fn receive(r: &Routes, path: &'static str, headers: &HeaderMap, body: Bytes) -> 
             return error(StatusCode::FORBIDDEN, "forbidden", &e.to_string());
         }
     };
+    if let Some(on_hello) = &r.on_hello
+        && let Some(addr) = headers
+            .get(CLIENT_ADDR_HEADER)
+            .and_then(|v| v.to_str().ok())
+    {
+        on_hello(&sender, addr);
+    }
     // A busy node (installing a large snapshot) refuses its leader's retries without decoding
     // them: the CPU is the install's.
     if !r.inbox.has_room(body.len()) {

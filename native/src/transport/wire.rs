@@ -1,4 +1,5 @@
-//! The JSON bodies of the Raft routes: `{"from": "<node id>", "msg": <message>}`.
+//! The JSON bodies of the Raft routes: `{"from": "<node id>", "msg": <message>}`, and the
+//! messages the stream transport frames in MessagePack ([`encode_batch`], [`decode_batch`]).
 //!
 //! `msg` is core's [`Message`] in its own serde form (`{"type": "append_entries", ...}`), except
 //! that InstallSnapshot's `data` travels as a base64 string (standard alphabet, padded) instead
@@ -14,6 +15,21 @@ use raftkv_core::raft::{
 };
 use raftkv_core::types::NodeId;
 use serde::{Deserialize, Serialize};
+
+/// Encodes messages for one stream frame: a MessagePack array of [`WireMessage`]s with named
+/// fields. (A self-describing format: core's messages use internally tagged and untagged enums
+/// and skipped empty fields, which formats that need a schema, such as postcard, cannot read
+/// back; see docs/peer-transport.md.)
+pub fn encode_batch(msgs: Vec<Message>) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    let wire: Vec<WireMessage> = msgs.into_iter().map(WireMessage::from).collect();
+    rmp_serde::to_vec_named(&wire)
+}
+
+/// Decodes a frame written by [`encode_batch`].
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Message>, rmp_serde::decode::Error> {
+    let wire: Vec<WireMessage> = rmp_serde::from_slice(bytes)?;
+    Ok(wire.into_iter().map(Message::from).collect())
+}
 
 /// One message on the wire, with its sender.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,19 +154,49 @@ impl From<WireMessage> for Message {
     }
 }
 
-/// Serde adapter: `Vec<u8>` as a standard base64 string.
+/// Serde adapter: `Vec<u8>` as a standard base64 string in human-readable formats (JSON, the
+/// HTTP routes), as raw bytes in binary ones (MessagePack, the stream transport).
 mod base64_bytes {
     use super::{Engine, STANDARD};
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(bytes))
+        if s.is_human_readable() {
+            s.serialize_str(&STANDARD.encode(bytes))
+        } else {
+            s.serialize_bytes(bytes)
+        }
     }
 
+    /// Takes either form, whatever the deserializer says of itself: inside an internally
+    /// tagged enum serde buffers the value and then always claims to be human-readable
+    /// (serde#1919), so the form in the data decides.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        STANDARD
-            .decode(text.as_bytes())
-            .map_err(|e| D::Error::custom(format!("data is not valid base64: {e}")))
+        d.deserialize_any(BytesOrBase64)
+    }
+
+    struct BytesOrBase64;
+
+    impl<'de> Visitor<'de> for BytesOrBase64 {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bytes, or a base64 string")
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<Vec<u8>, E> {
+            STANDARD
+                .decode(text.as_bytes())
+                .map_err(|e| E::custom(format!("data is not valid base64: {e}")))
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
     }
 }

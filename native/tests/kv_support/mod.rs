@@ -117,8 +117,10 @@ pub async fn send(
 pub struct TestCluster {
     /// The running servers; `None` once stopped.
     pub nodes: Vec<Option<RunningServer>>,
-    /// Each node's address, `host:port`.
+    /// Each node's client address, `host:port`.
     pub addrs: Vec<String>,
+    /// Each node's peer address, `host:port`.
+    pub peer_addrs: Vec<String>,
     pub dir: TempDir,
     pub http: reqwest::Client,
 }
@@ -132,15 +134,16 @@ impl TestCluster {
         tweak: impl Fn(&mut ServerConfig),
     ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        // Free ports, held until just before each node binds its own.
-        let reserved: Vec<std::net::TcpListener> = (0..n)
+        // Free ports (a client and a peer port each), held until just before each node binds.
+        let reserved: Vec<std::net::TcpListener> = (0..2 * n)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
             .collect();
-        let addrs: Vec<String> = reserved
+        let all: Vec<String> = reserved
             .iter()
             .map(|l| l.local_addr().expect("addr").to_string())
             .collect();
-        let peers: Vec<Peer> = addrs
+        let (addrs, peer_addrs) = (all[..n].to_vec(), all[n..].to_vec());
+        let peers: Vec<Peer> = peer_addrs
             .iter()
             .enumerate()
             .map(|(i, a)| Peer {
@@ -149,22 +152,24 @@ impl TestCluster {
             })
             .collect();
         let mut nodes = Vec::new();
-        for (i, l) in reserved.into_iter().enumerate() {
+        drop(reserved);
+        for i in 0..n {
             let mut c = ServerConfig::single_node(
                 &format!("n{}", i + 1),
                 &addrs[i],
                 dir.path().join(format!("n{}", i + 1)),
             );
+            c.peer_addr = Some(peer_addrs[i].clone());
             c.peers = peers.clone();
             c.election_timeout_ms = election_ms;
             c.heartbeat_ms = (election_ms.min / 10).max(1);
             tweak(&mut c);
-            drop(l);
             nodes.push(Some(raftkv_native::spawn(c).await.expect("node starts")));
         }
         TestCluster {
             nodes,
             addrs,
+            peer_addrs,
             dir,
             http: http_client(),
         }
