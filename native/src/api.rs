@@ -339,11 +339,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Key {
 // ---------------------------------------------------------------------------------------------
 // Request bodies. Every write names its client and sequence number for deduplication.
 
+/// The body of `PUT /kv/{key}`. Crate-visible so that `noop-kv` ([`crate::noop`]) parses
+/// exactly what kvserver parses.
 #[derive(serde::Deserialize)]
-struct PutBody {
-    client_id: String,
-    seq: u64,
-    value: String,
+pub(crate) struct PutBody {
+    pub(crate) client_id: String,
+    pub(crate) seq: u64,
+    pub(crate) value: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -388,7 +390,7 @@ struct TransferBody {
 }
 
 #[derive(serde::Deserialize)]
-struct ReadParams {
+pub(crate) struct ReadParams {
     consistency: Option<String>,
     min_index: Option<u64>,
     wait_ms: Option<u64>,
@@ -396,7 +398,7 @@ struct ReadParams {
 
 /// Builds a command for `op`, checking the client identity the API requires (the state machine
 /// itself would let an empty id or a zero seq opt out of deduplication).
-fn command(op: OpType, client_id: String, seq: u64) -> Result<Command, ApiError> {
+pub(crate) fn command(op: OpType, client_id: String, seq: u64) -> Result<Command, ApiError> {
     if client_id.is_empty() {
         return Err(ApiError::bad_request(
             "client_id must be a non-empty string",
@@ -444,7 +446,7 @@ async fn status(State(svc): Svc) -> Response {
 /// A read's query: `?consistency=stale|readindex|lease` (default: the server's read policy),
 /// `?min_index=N` (answer once this node applied N) and `?wait_ms=T` (wait at most T ms for
 /// it, within the server's bound).
-fn read_options(
+pub(crate) fn read_options(
     params: Result<Query<ReadParams>, QueryRejection>,
 ) -> Result<ReadOptions, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;

@@ -11,6 +11,14 @@
 //! else is an acknowledged write the cluster lost. Ordering is what makes this sound: a worker
 //! waits for each answer, and the state machine never applies a seq older than one it already
 //! applied for that client, so an abandoned write cannot land after a later acknowledged one.
+//!
+//! `--target etcd` loads an etcd cluster instead, through its v3 JSON gateway ([`etcd`]), with
+//! the same workers, key choice, values, mix and report, so the two can be compared side by
+//! side (`scripts/bench-compare.sh`). etcd gets put and get only: `cas` and `--verify` lean on
+//! kvserver's API and client sessions, and are refused. `--json` prints the report as one JSON
+//! object, for scripts.
+
+pub mod etcd;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,12 +28,37 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use raftkv_core::ReadPolicy;
+use serde_json::{Value, json};
 
 use crate::client::{Client, ClientError};
+use etcd::EtcdClient;
+
+/// The server `kvctl bench` loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Target {
+    /// kvserver's client API (also noop-kv's).
+    #[default]
+    Kvserver,
+    /// etcd v3 through its JSON gateway: puts and gets only.
+    Etcd,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Kvserver => "kvserver",
+            Target::Etcd => "etcd",
+        }
+    }
+}
 
 /// `kvctl bench`'s options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
+    /// What the endpoints are: kvserver (or noop-kv) nodes, or etcd members (v3 JSON gateway,
+    /// the client URL's host:port).
+    #[arg(long, value_enum, default_value_t = Target::Kvserver)]
+    pub target: Target,
     /// Concurrent clients (each waits for its answer before sending the next request).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
@@ -53,6 +86,10 @@ pub struct BenchArgs {
     /// killing the leader mid-run.
     #[arg(long)]
     pub verify: bool,
+    /// Before the run, put each of the --keys keys once (spread over the workers; neither
+    /// timed nor counted in the report), so that gets find a value.
+    #[arg(long, conflicts_with = "verify")]
+    pub preload: bool,
 }
 
 /// Weights of the three operations.
@@ -222,17 +259,21 @@ fn error_kind(e: &ClientError) -> String {
     }
 }
 
-/// Runs the bench and returns the report.
+/// Runs the bench and returns the report: readable text, or with `json` one JSON object.
 pub async fn run(
     endpoints: Vec<String>,
     timeout: Duration,
     retry_for: Duration,
     args: BenchArgs,
+    json: bool,
 ) -> Result<String, ClientError> {
     if args.concurrency == 0 || args.keys == 0 {
         return Err(ClientError::Usage(
             "--concurrency and --keys must be above 0".into(),
         ));
+    }
+    if args.target == Target::Etcd {
+        check_etcd_args(&args)?;
     }
     let duration = match (args.duration, args.count) {
         (Some(d), _) if !(d > 0.0 && d.is_finite()) => {
@@ -243,12 +284,7 @@ pub async fn run(
         (None, None) => Some(Duration::from_secs(10)),
     };
     let run_id = Client::random_client_id();
-    let mut clients = Vec::with_capacity(args.concurrency);
-    for w in 0..args.concurrency {
-        let mut client = Client::new(endpoints.clone(), format!("{run_id}-w{w}"), 1, timeout)?;
-        client.set_retry_for(retry_for);
-        clients.push(client);
-    }
+    let conns = connect(&endpoints, timeout, retry_for, &args, &run_id).await?;
     let progress = Arc::new(Progress::default());
     let stop = Arc::new(AtomicBool::new(false));
     // Ctrl-C ends the run early; the workers finish their request in flight and report.
@@ -261,27 +297,38 @@ pub async fn run(
             }
         }
     });
-    let started = Instant::now();
-    let deadline = duration.map(|d| started + d);
     let value = "x".repeat(args.value_size);
-
-    let mut tasks = Vec::new();
-    for (w, client) in clients.into_iter().enumerate() {
-        let ctx = Worker {
-            client,
+    let mut workers = Vec::with_capacity(args.concurrency);
+    for (w, conn) in conns.into_iter().enumerate() {
+        workers.push(Worker {
+            conn,
             rng: Rng(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x1000_0001) ^ started_nanos()),
             args: args.clone(),
             value: value.clone(),
             progress: Arc::clone(&progress),
             stop: Arc::clone(&stop),
-            deadline,
+            deadline: None,
             cas_known: BTreeMap::new(),
             cas_prefix: format!("bench-cas-{run_id}-w{w}"),
             own_prefix: format!("bench-{run_id}-w{w}"),
             writes: BTreeMap::new(),
             puts: 0,
-        };
-        tasks.push(tokio::spawn(ctx.run()));
+        });
+    }
+    let preload = if args.preload {
+        let (w, p) = run_preload(workers, args.keys).await?;
+        workers = w;
+        Some(p)
+    } else {
+        None
+    };
+
+    let started = Instant::now();
+    let deadline = duration.map(|d| started + d);
+    let mut tasks = Vec::new();
+    for mut worker in workers {
+        worker.deadline = deadline;
+        tasks.push(tokio::spawn(worker.run()));
     }
     let reporter = tokio::spawn(report_progress(
         Arc::clone(&progress),
@@ -306,12 +353,130 @@ pub async fn run(
     stop.store(true, Ordering::Relaxed);
     let _ = reporter.await;
     let verify_failed = args.verify && !all.verify.passed();
-    let report = render(&args, &endpoints, elapsed, all);
+    let summary = Summary::new(&args, &endpoints, elapsed, all, preload);
+    let report = if json {
+        format!("{}\n", summary.to_json())
+    } else {
+        summary.render()
+    };
     if verify_failed {
         // The report is the error: a lost write must fail the command, not just be printed.
         return Err(ClientError::Usage(report));
     }
     Ok(report)
+}
+
+/// Refuses what etcd's target cannot do, before any request is sent.
+fn check_etcd_args(args: &BenchArgs) -> Result<(), ClientError> {
+    if args.mix.cas > 0 {
+        return Err(ClientError::Usage(
+            "--target etcd runs put and get only (kvserver's cas has no one-call equivalent \
+             in etcd's KV API, which does it with a transaction): give --mix without cas, \
+             e.g. --mix put=80,get=20"
+                .into(),
+        ));
+    }
+    if args.verify {
+        return Err(ClientError::Usage(
+            "--verify relies on kvserver's client sessions; it does not run with --target etcd"
+                .into(),
+        ));
+    }
+    if args.consistency == ReadPolicy::Lease {
+        return Err(ClientError::Usage(
+            "etcd has no lease reads for clients: --consistency readindex reads linearizably \
+             (etcd's default), stale reads serializably"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One connection per worker, as a real client would have: its own HTTP client (and so its
+/// own connection pool) and, for kvserver, its own client identity.
+async fn connect(
+    endpoints: &[String],
+    timeout: Duration,
+    retry_for: Duration,
+    args: &BenchArgs,
+    run_id: &str,
+) -> Result<Vec<Conn>, ClientError> {
+    let mut conns = Vec::with_capacity(args.concurrency);
+    match args.target {
+        Target::Kvserver => {
+            for w in 0..args.concurrency {
+                let mut client =
+                    Client::new(endpoints.to_vec(), format!("{run_id}-w{w}"), 1, timeout)?;
+                client.set_retry_for(retry_for);
+                conns.push(Conn::Kvserver(client));
+            }
+        }
+        Target::Etcd => {
+            // kvserver's client follows a follower's redirect to the leader and stays there;
+            // etcd's followers forward instead, which costs them a hop. Starting every worker
+            // at etcd's leader keeps the comparison about the servers, not about that hop.
+            let leader = EtcdClient::new(endpoints, timeout)?.find_leader().await;
+            if leader.is_none() {
+                eprintln!("bench: no etcd endpoint says it leads; starting at the first one");
+            }
+            for _ in 0..args.concurrency {
+                let mut client = EtcdClient::new(endpoints, timeout)?;
+                client.prefer(leader.unwrap_or(0));
+                conns.push(Conn::Etcd(client));
+            }
+        }
+    }
+    Ok(conns)
+}
+
+/// What the preload did.
+struct Preload {
+    keys: u64,
+    errors: u64,
+    elapsed: Duration,
+}
+
+/// Puts every key once before the run: key `n` by worker `n % workers`, all workers at once.
+/// Hands the workers back for the run.
+async fn run_preload(
+    workers: Vec<Worker>,
+    keys: u64,
+) -> Result<(Vec<Worker>, Preload), ClientError> {
+    let started = Instant::now();
+    let n = workers.len() as u64;
+    let mut tasks = Vec::with_capacity(workers.len());
+    for (w, mut worker) in workers.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut errors = 0;
+            let mut k = w as u64;
+            while k < keys && !worker.stop.load(Ordering::Relaxed) {
+                let key = format!("bench-{k}");
+                let value = worker.value.clone();
+                if worker.put(&key, &value).await.is_err() {
+                    errors += 1;
+                }
+                k += n;
+            }
+            (worker, errors)
+        }));
+    }
+    let mut back = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for t in tasks {
+        let (worker, e) = t
+            .await
+            .map_err(|e| ClientError::Usage(format!("bench preload failed: {e}")))?;
+        back.push(worker);
+        errors += e;
+    }
+    Ok((
+        back,
+        Preload {
+            keys,
+            errors,
+            elapsed: started.elapsed(),
+        },
+    ))
 }
 
 fn started_nanos() -> u64 {
@@ -321,8 +486,16 @@ fn started_nanos() -> u64 {
         .unwrap_or(1)
 }
 
+/// A worker's connection to the servers under load.
+enum Conn {
+    /// kvserver's client: sessions, redirects to the leader, retries.
+    Kvserver(Client),
+    /// etcd's JSON gateway.
+    Etcd(EtcdClient),
+}
+
 struct Worker {
-    client: Client,
+    conn: Conn,
     rng: Rng,
     args: BenchArgs,
     value: String,
@@ -374,7 +547,7 @@ impl Worker {
             let t0 = Instant::now();
             let outcome = self.once(op).await;
             let micros = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let failed = !matches!(outcome.as_str(), "ok" | "not_found" | "cas_failed");
+            let failed = !answered(&outcome);
             if failed {
                 self.progress.errors.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -399,13 +572,50 @@ impl Worker {
         }
     }
 
+    /// A put of `value` at `key`, through whichever server this worker loads.
+    async fn put(&mut self, key: &str, value: &str) -> Result<(), ClientError> {
+        match &mut self.conn {
+            Conn::Kvserver(c) => c.put(key, value).await.map(drop),
+            Conn::Etcd(c) => c.put(key, value).await,
+        }
+    }
+
+    /// A read of `key` at `consistency`: its value, or `None` when it is missing (kvserver's
+    /// 404 `not_found`; etcd's empty range). For etcd, `stale` is a serializable read and
+    /// anything else linearizable ([`check_etcd_args`] refused `lease`).
+    async fn get(
+        &mut self,
+        key: &str,
+        consistency: ReadPolicy,
+    ) -> Result<Option<String>, ClientError> {
+        match &mut self.conn {
+            Conn::Kvserver(c) => match c.get(key, Some(consistency)).await {
+                Ok(r) => Ok(r.value().map(str::to_string)),
+                Err(ClientError::Server { code, .. }) if code == "not_found" => Ok(None),
+                Err(e) => Err(e),
+            },
+            Conn::Etcd(c) => {
+                let serializable = consistency == ReadPolicy::Stale;
+                let value = c.get(key, serializable).await?;
+                Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+            }
+        }
+    }
+
+    /// kvserver's client, for what only kvserver does (cas); [`check_etcd_args`] keeps the
+    /// error from happening.
+    fn kvserver(&mut self) -> Result<&mut Client, ClientError> {
+        match &mut self.conn {
+            Conn::Kvserver(c) => Ok(c),
+            Conn::Etcd(_) => Err(ClientError::Usage(
+                "cas and --verify need --target kvserver".into(),
+            )),
+        }
+    }
+
     /// A readindex read of `key`: its value, or `None` when it is missing.
     async fn read_linearizable(&mut self, key: &str) -> Result<Option<String>, ClientError> {
-        match self.client.get(key, Some(ReadPolicy::ReadIndex)).await {
-            Ok(r) => Ok(r.value().map(str::to_string)),
-            Err(ClientError::Server { code, .. }) if code == "not_found" => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.get(key, ReadPolicy::ReadIndex).await
     }
 
     /// Reads back every key this worker put to and checks it against what it was told.
@@ -449,7 +659,8 @@ impl Worker {
                 // A distinct value per put, the same size as the others.
                 let tag = format!("{:x}-", self.puts);
                 let value = format!("{tag}{}", self.value.get(tag.len()..).unwrap_or_default());
-                let r = self.client.put(&self.key(n), &value).await;
+                let key = self.key(n);
+                let r = self.put(&key, &value).await;
                 let w = self.writes.entry(n).or_default();
                 match &r {
                     Ok(_) => {
@@ -461,20 +672,25 @@ impl Worker {
                     Err(ClientError::Server { status, .. }) if (400..500).contains(status) => {}
                     Err(_) => w.maybe.push(value),
                 }
-                r.map(|_| ())
+                r
             }
             Op::Put => {
                 let n = self.rng.below(self.args.keys);
                 let key = self.key(n);
-                self.client.put(&key, &self.value).await.map(|_| ())
+                let value = std::mem::take(&mut self.value);
+                let r = self.put(&key, &value).await;
+                self.value = value;
+                r
             }
             Op::Get => {
                 let n = self.rng.below(self.args.keys);
                 let key = self.key(n);
-                self.client
-                    .get(&key, Some(self.args.consistency))
-                    .await
-                    .map(|_| ())
+                // A missing key is "not_found", as kvserver's 404 always counted.
+                match self.get(&key, self.args.consistency).await {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => return "not_found".into(),
+                    Err(e) => Err(e),
+                }
             }
             Op::Cas => {
                 let slot = self.rng.below(16);
@@ -487,7 +703,10 @@ impl Worker {
                     },
                 };
                 let new = format!("{}-{}", self.rng.next(), self.value);
-                let r = self.client.cas(&key, &expected, &new).await;
+                let r = match self.kvserver() {
+                    Ok(c) => c.cas(&key, &expected, &new).await,
+                    Err(e) => Err(e),
+                };
                 match &r {
                     Ok(_) => {
                         self.cas_known.insert(slot, new);
@@ -543,72 +762,205 @@ fn quantile_ms(v: &[u64], q: f64) -> f64 {
     v[i] as f64 / 1000.0
 }
 
-fn render(args: &BenchArgs, endpoints: &[String], elapsed: Duration, mut s: WorkerStats) -> String {
-    s.latencies.sort_unstable();
-    let total: u64 = s.outcomes.values().sum();
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    let mut out = String::new();
-    let m = args.mix;
-    let _ = writeln!(
-        out,
-        "bench: {} endpoint(s), concurrency {}, mix put={} get={} cas={}, {} keys, {} B values, \
-         {} gets",
-        endpoints.len(),
-        args.concurrency,
-        m.put,
-        m.get,
-        m.cas,
-        args.keys,
-        args.value_size,
-        args.consistency
-    );
-    let answered = s.latencies.len() as u64;
-    let _ = writeln!(
-        out,
-        "ops: {total} in {secs:.2} s = {:.1} ops/s ({answered} answered, {} errors)",
-        total as f64 / secs,
-        total - answered
-    );
-    let _ = writeln!(
-        out,
-        "latency (ms): p50 {:.2}  p99 {:.2}  p999 {:.2}  max {:.2}",
-        quantile_ms(&s.latencies, 0.5),
-        quantile_ms(&s.latencies, 0.99),
-        quantile_ms(&s.latencies, 0.999),
-        quantile_ms(&s.latencies, 1.0),
-    );
-    let mut errors: BTreeMap<&str, u64> = BTreeMap::new();
-    for op in [Op::Put, Op::Get, Op::Cas] {
-        let mine: Vec<_> = s.outcomes.iter().filter(|((o, _), _)| *o == op).collect();
-        if mine.is_empty() {
-            continue;
+/// The numbers of a finished run, rendered as text ([`Summary::render`]) or JSON
+/// ([`Summary::to_json`]).
+struct Summary<'a> {
+    args: &'a BenchArgs,
+    endpoints: usize,
+    secs: f64,
+    /// Sorted.
+    latencies: Vec<u64>,
+    outcomes: BTreeMap<(Op, String), u64>,
+    verify: VerifyStats,
+    preload: Option<Preload>,
+}
+
+/// Whether an outcome is an answer (the server did what was asked, or said why not) rather
+/// than an error.
+fn answered(outcome: &str) -> bool {
+    matches!(outcome, "ok" | "not_found" | "cas_failed")
+}
+
+/// Rounds to microseconds, so that JSON numbers stay short.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+impl<'a> Summary<'a> {
+    fn new(
+        args: &'a BenchArgs,
+        endpoints: &[String],
+        elapsed: Duration,
+        mut s: WorkerStats,
+        preload: Option<Preload>,
+    ) -> Self {
+        s.latencies.sort_unstable();
+        Summary {
+            args,
+            endpoints: endpoints.len(),
+            secs: elapsed.as_secs_f64().max(1e-9),
+            latencies: s.latencies,
+            outcomes: s.outcomes,
+            verify: s.verify,
+            preload,
         }
-        let parts: Vec<String> = mine.iter().map(|((_, k), n)| format!("{k} {n}")).collect();
-        let _ = writeln!(out, "  {}: {}", op.name(), parts.join(", "));
-        for ((_, kind), n) in mine {
-            if !matches!(kind.as_str(), "ok" | "not_found" | "cas_failed") {
+    }
+
+    fn total(&self) -> u64 {
+        self.outcomes.values().sum()
+    }
+
+    /// How gets read, in the target's words.
+    fn reads(&self) -> String {
+        match (self.args.target, self.args.consistency) {
+            (Target::Etcd, ReadPolicy::Stale) => "serializable".into(),
+            (Target::Etcd, _) => "linearizable".into(),
+            (Target::Kvserver, c) => c.to_string(),
+        }
+    }
+
+    /// Errors by kind, over all ops.
+    fn errors(&self) -> BTreeMap<&str, u64> {
+        let mut errors: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((_, kind), n) in &self.outcomes {
+            if !answered(kind) {
                 *errors.entry(kind.as_str()).or_default() += *n;
             }
         }
+        errors
     }
-    if errors.is_empty() {
-        let _ = writeln!(out, "errors: none");
-    } else {
-        let parts: Vec<String> = errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        let _ = writeln!(out, "errors: {}", parts.join(", "));
-    }
-    if args.verify {
-        let v = &s.verify;
+
+    fn render(&self) -> String {
+        let s = self;
+        let total = s.total();
+        let secs = s.secs;
+        let mut out = String::new();
+        let m = s.args.mix;
         let _ = writeln!(
             out,
-            "verify: {} keys read back (readindex), {} with an acknowledged put; lost {}, unreadable {}",
-            v.keys, v.acked_puts, v.lost, v.unread
+            "bench: {}, {} endpoint(s), concurrency {}, mix put={} get={} cas={}, {} keys, {} B \
+             values, {} gets",
+            s.args.target.name(),
+            s.endpoints,
+            s.args.concurrency,
+            m.put,
+            m.get,
+            m.cas,
+            s.args.keys,
+            s.args.value_size,
+            s.reads()
         );
-        for line in v.details.iter().take(20) {
-            let _ = writeln!(out, "  {line}");
+        if let Some(p) = &s.preload {
+            let _ = writeln!(
+                out,
+                "preload: {} keys in {:.2} s ({} errors)",
+                p.keys,
+                p.elapsed.as_secs_f64(),
+                p.errors
+            );
         }
+        let answered = s.latencies.len() as u64;
+        let _ = writeln!(
+            out,
+            "ops: {total} in {secs:.2} s = {:.1} ops/s ({answered} answered, {} errors)",
+            total as f64 / secs,
+            total - answered
+        );
+        let _ = writeln!(
+            out,
+            "latency (ms): p50 {:.2}  p99 {:.2}  p999 {:.2}  max {:.2}",
+            quantile_ms(&s.latencies, 0.5),
+            quantile_ms(&s.latencies, 0.99),
+            quantile_ms(&s.latencies, 0.999),
+            quantile_ms(&s.latencies, 1.0),
+        );
+        for op in [Op::Put, Op::Get, Op::Cas] {
+            let parts: Vec<String> = s
+                .outcomes
+                .iter()
+                .filter(|((o, _), _)| *o == op)
+                .map(|((_, k), n)| format!("{k} {n}"))
+                .collect();
+            if !parts.is_empty() {
+                let _ = writeln!(out, "  {}: {}", op.name(), parts.join(", "));
+            }
+        }
+        let errors = s.errors();
+        if errors.is_empty() {
+            let _ = writeln!(out, "errors: none");
+        } else {
+            let parts: Vec<String> = errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(out, "errors: {}", parts.join(", "));
+        }
+        if s.args.verify {
+            let v = &s.verify;
+            let _ = writeln!(
+                out,
+                "verify: {} keys read back (readindex), {} with an acknowledged put; lost {}, unreadable {}",
+                v.keys, v.acked_puts, v.lost, v.unread
+            );
+            for line in v.details.iter().take(20) {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+        out
     }
-    out
+
+    /// The report as one JSON object: the run's settings, `ops`, `answered`, `errors`,
+    /// `secs`, `ops_per_sec`, `latency_ms` {p50, p99, p999, max} over answered ops,
+    /// `outcomes` {op: {outcome: count}}, `errors_by_kind`, and `preload` / `verify` when
+    /// asked for.
+    fn to_json(&self) -> Value {
+        let total = self.total();
+        let answered = self.latencies.len() as u64;
+        let m = self.args.mix;
+        let mut outcomes = serde_json::Map::new();
+        for ((op, kind), n) in &self.outcomes {
+            let per_op = outcomes
+                .entry(op.name())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if let Value::Object(o) = per_op {
+                o.insert(kind.clone(), json!(n));
+            }
+        }
+        let q = |p| round3(quantile_ms(&self.latencies, p));
+        let mut report = json!({
+            "target": self.args.target.name(),
+            "endpoints": self.endpoints,
+            "concurrency": self.args.concurrency,
+            "mix": {"put": m.put, "get": m.get, "cas": m.cas},
+            "keys": self.args.keys,
+            "value_size": self.args.value_size,
+            "reads": self.reads(),
+            "ops": total,
+            "answered": answered,
+            "errors": total - answered,
+            "secs": round3(self.secs),
+            "ops_per_sec": round3(total as f64 / self.secs),
+            "latency_ms": {"p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": q(1.0)},
+            "outcomes": outcomes,
+            "errors_by_kind": self.errors(),
+        });
+        if let Some(p) = &self.preload {
+            report["preload"] = json!({
+                "keys": p.keys,
+                "errors": p.errors,
+                "secs": round3(p.elapsed.as_secs_f64()),
+            });
+        }
+        if self.args.verify {
+            let v = &self.verify;
+            report["verify"] = json!({
+                "keys": v.keys,
+                "acked_puts": v.acked_puts,
+                "lost": v.lost,
+                "unread": v.unread,
+                "passed": v.passed(),
+                "details": v.details.iter().take(20).collect::<Vec<_>>(),
+            });
+        }
+        report
+    }
 }
 
 #[cfg(test)]
@@ -660,6 +1012,86 @@ mod tests {
             maybe: vec!["1".into()],
         };
         assert!(unknown_only.admits(None) && unknown_only.admits(Some("1")));
+    }
+
+    /// `kvctl bench`'s arguments from a command line (without the program name).
+    fn bench_args(line: &str) -> BenchArgs {
+        #[derive(clap::Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let argv = std::iter::once("bench").chain(line.split_whitespace());
+        <Cmd as clap::Parser>::try_parse_from(argv).unwrap().bench
+    }
+
+    #[test]
+    fn bench_etcd_refuses_what_only_kvserver_does() {
+        let ok = bench_args("--target etcd --mix put=1,get=1");
+        assert!(check_etcd_args(&ok).is_ok());
+        assert!(
+            check_etcd_args(&bench_args("--target etcd --mix get=1 --consistency stale")).is_ok()
+        );
+        // The default mix has cas in it.
+        for bad in [
+            "--target etcd",
+            "--target etcd --mix put=1 --verify",
+            "--target etcd --mix get=1 --consistency lease",
+        ] {
+            let e = check_etcd_args(&bench_args(bad)).unwrap_err();
+            assert!(matches!(e, ClientError::Usage(_)), "{bad}: {e}");
+        }
+        assert_eq!(bench_args("").target, Target::Kvserver);
+    }
+
+    #[test]
+    fn bench_json_report_has_the_numbers_the_text_has() {
+        let args = bench_args("--target etcd --mix get=1 --concurrency 4");
+        let mut stats = WorkerStats {
+            latencies: (1..=100).map(|i| i * 1000).collect(),
+            ..WorkerStats::default()
+        };
+        stats.outcomes.insert((Op::Get, "ok".into()), 90);
+        stats.outcomes.insert((Op::Get, "not_found".into()), 10);
+        stats
+            .outcomes
+            .insert((Op::Get, "etcd_unavailable".into()), 2);
+        let preload = Preload {
+            keys: 1000,
+            errors: 0,
+            elapsed: Duration::from_millis(1500),
+        };
+        let summary = Summary::new(
+            &args,
+            &["a".into(), "b".into()],
+            Duration::from_secs(2),
+            stats,
+            Some(preload),
+        );
+        let j = summary.to_json();
+        assert_eq!(j["target"], "etcd");
+        assert_eq!(j["reads"], "linearizable");
+        assert_eq!(
+            (j["ops"].as_u64(), j["answered"].as_u64()),
+            (Some(102), Some(100))
+        );
+        assert_eq!(j["errors"], 2);
+        assert_eq!(j["ops_per_sec"], 51.0);
+        assert_eq!(j["latency_ms"]["p50"], 50.0);
+        assert_eq!(j["latency_ms"]["p99"], 99.0);
+        assert_eq!(j["outcomes"]["get"]["not_found"], 10);
+        assert_eq!(j["errors_by_kind"], json!({"etcd_unavailable": 2}));
+        assert_eq!(j["preload"]["keys"], 1000);
+        let text = summary.render();
+        assert!(
+            text.starts_with("bench: etcd, 2 endpoint(s), concurrency 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("= 51.0 ops/s (100 answered, 2 errors)"),
+            "{text}"
+        );
+        assert!(text.contains("errors: etcd_unavailable 2"), "{text}");
     }
 
     #[test]

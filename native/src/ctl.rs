@@ -313,7 +313,7 @@ async fn run_with(
         Cmd::Member { cmd } => return crate::ctl_member::run(client, cmd, json).await,
         Cmd::Bench(b) => {
             let endpoints = client.endpoints().to_vec();
-            return crate::bench::run(endpoints, timeout, retry_for, b).await;
+            return crate::bench::run(endpoints, timeout, retry_for, b, json).await;
         }
         Cmd::Leader {
             command: LeaderCmd::Transfer { id },

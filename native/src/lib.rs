@@ -10,7 +10,8 @@
 //! The state machine they share is an [`engine`] (redb on disk by default, or in memory);
 //! [`backup`] streams it out (`GET /snapshot`) and seeds a new node from a saved copy.
 //! [`client`] is the HTTP client kvctl and the tests share; [`ctl`] is kvctl's command line and
-//! [`bench`] its load generator.
+//! [`bench`] its load generator; [`noop`] is `noop-kv`, the client API over a bare map, a
+//! benchmark's floor.
 //!
 //! Membership: [`membership_api`] serves `/cluster` (the configuration, and changes to it
 //! through the driver), [`peers`] is the address table the transport and leader hints share,
@@ -35,6 +36,7 @@ pub mod engine;
 pub mod join;
 pub mod membership_api;
 pub mod node_port;
+pub mod noop;
 pub mod peers;
 pub mod server;
 pub mod shared_sm;
