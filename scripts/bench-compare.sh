@@ -39,13 +39,14 @@ die() {
 }
 
 kv_port() { echo $((PORT_BASE + $1)); }
+kv_peer_port() { echo $((PORT_BASE + 40 + $1)); }
 etcd_client_port() { echo $((PORT_BASE + 20 + $1)); }
 etcd_peer_port() { echo $((PORT_BASE + 30 + $1)); }
 NOOP_PORT=$((PORT_BASE + 10))
 
 KV_PEERS="" KV_EPS="" ETCD_CLUSTER="" ETCD_EPS=""
 for i in 1 2 3; do
-  KV_PEERS+="${KV_PEERS:+,}n$i=127.0.0.1:$(kv_port $i)"
+  KV_PEERS+="${KV_PEERS:+,}n$i=127.0.0.1:$(kv_peer_port $i)"
   KV_EPS+="${KV_EPS:+,}127.0.0.1:$(kv_port $i)"
   ETCD_CLUSTER+="${ETCD_CLUSTER:+,}e$i=http://127.0.0.1:$(etcd_peer_port $i)"
   ETCD_EPS+="${ETCD_EPS:+,}127.0.0.1:$(etcd_client_port $i)"
@@ -114,7 +115,8 @@ start_kvserver_node() {
   local i=$1 dir="$WORK/kvserver"
   mkdir -p "$dir"
   # shellcheck disable=SC2086 # KVSERVER_ARGS is a list of words on purpose
-  "$BIN/kvserver" --id "n$i" --addr "127.0.0.1:$(kv_port "$i")" --data-dir "$dir/n$i" \
+  "$BIN/kvserver" --id "n$i" --addr "127.0.0.1:$(kv_port "$i")" \
+    --peer-addr "127.0.0.1:$(kv_peer_port "$i")" --data-dir "$dir/n$i" \
     --peers "$KV_PEERS" ${KVSERVER_ARGS:-} >"$dir/n$i.log" 2>&1 &
   PIDS+=($!)
 }
