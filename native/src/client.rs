@@ -640,17 +640,26 @@ async fn redirect_target(from: &Url, resp: reqwest::Response) -> Option<Url> {
     Some(next)
 }
 
-/// Reads a non-redirect response: 2xx becomes a [`Reply`], anything else a
-/// [`ClientError::Server`].
-async fn read_reply(resp: reqwest::Response) -> Result<Reply, ClientError> {
+/// A response's status, body text and that text as JSON (a body that is not JSON is a
+/// [`ClientError::BadReply`]). Shared with the etcd bench target, whose gateway answers JSON too.
+pub(crate) async fn json_body(
+    resp: reqwest::Response,
+) -> Result<(reqwest::StatusCode, String, Value), ClientError> {
     let status = resp.status();
-    let retry_after = retry_after(resp.headers());
     let raw = resp
         .text()
         .await
         .map_err(|e| ClientError::Unreachable(format!("reading reply: {e}")))?;
     let body: Value = serde_json::from_str(&raw)
         .map_err(|_| ClientError::BadReply(format!("HTTP {status}, body is not JSON: {raw:?}")))?;
+    Ok((status, raw, body))
+}
+
+/// Reads a non-redirect response: 2xx becomes a [`Reply`], anything else a
+/// [`ClientError::Server`].
+async fn read_reply(resp: reqwest::Response) -> Result<Reply, ClientError> {
+    let retry_after = retry_after(resp.headers());
+    let (status, raw, body) = json_body(resp).await?;
     if status.is_success() {
         return Ok(Reply {
             status: status.as_u16(),

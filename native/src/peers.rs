@@ -82,13 +82,10 @@ impl PeerTable {
 
     /// `id` said it serves clients at `addr` (in an authenticated handshake).
     pub fn learn_client_addr(&self, id: &NodeId, addr: &str) {
-        let mut t = self
-            .client_addrs
+        self.client_addrs
             .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if t.get(id).map(String::as_str) != Some(addr) {
-            t.insert(id.clone(), addr.to_string());
-        }
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), addr.to_string());
     }
 
     /// The address of `id`, if known.

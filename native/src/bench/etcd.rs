@@ -189,13 +189,7 @@ impl EtcdClient {
 /// A 2xx reply's JSON, or the gateway's error (`{"error"|"message", "code"}`) as a
 /// [`ClientError::Server`] whose code names the gRPC status.
 async fn read_reply(resp: reqwest::Response) -> Result<Value, ClientError> {
-    let status = resp.status();
-    let raw = resp
-        .text()
-        .await
-        .map_err(|e| ClientError::Unreachable(format!("reading reply: {e}")))?;
-    let body: Value = serde_json::from_str(&raw)
-        .map_err(|_| ClientError::BadReply(format!("HTTP {status}, body is not JSON: {raw:?}")))?;
+    let (status, raw, body) = crate::client::json_body(resp).await?;
     if status.is_success() {
         return Ok(body);
     }

@@ -70,6 +70,8 @@ impl Counters {
 /// A message waiting for its peer's worker, with its share of the queue's byte budget.
 pub(crate) struct Queued {
     pub msg: Message,
+    /// [`wire_estimate`] of `msg`, taken once when it was queued.
+    pub size: usize,
     /// Given back when the worker is done with the message.
     pub _budget: OwnedSemaphorePermit,
 }
@@ -99,12 +101,14 @@ impl PeerQueue {
     /// Queues `msg`, or drops and counts it when the queue is full.
     pub fn push(&self, msg: Message) {
         let c = &self.counters;
-        let Some(budget) = self.budget.try_take(wire_estimate(&msg)) else {
+        let size = wire_estimate(&msg);
+        let Some(budget) = self.budget.try_take(size) else {
             Counters::add(&c.dropped_full, 1);
             return;
         };
         match self.tx.try_send(Queued {
             msg,
+            size,
             _budget: budget,
         }) {
             Ok(()) => Counters::add(&c.queued, 1),

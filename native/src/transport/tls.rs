@@ -71,40 +71,39 @@ fn bad_pem(what: &str, e: impl std::fmt::Display) -> TlsError {
 }
 
 impl PeerTls {
-    /// From PEM files: this node's certificate chain and key, and the cluster's CA.
+    /// From PEM files: this node's certificate chain and key, and the cluster's CA. Errors
+    /// name the file.
     pub fn from_files(cert: &Path, key: &Path, ca: &Path) -> Result<Self, TlsError> {
-        let named = |e: TlsError, p: &Path| match e {
-            TlsError::File { why, .. } => TlsError::File {
-                path: p.display().to_string(),
-                why,
-            },
-            e => e,
-        };
         let (c, k, a) = (read(cert)?, read(key)?, read(ca)?);
-        PeerTls::from_pem(&c, &k, &a).map_err(|e| match &e {
-            TlsError::File { path, .. } if path == "certificate" => named(e, cert),
-            TlsError::File { path, .. } if path == "key" => named(e, key),
-            TlsError::File { path, .. } if path == "CA" => named(e, ca),
-            _ => e,
-        })
+        let name = |p: &Path| p.display().to_string();
+        PeerTls::build((&c, &name(cert)), (&k, &name(key)), (&a, &name(ca)))
     }
 
     /// From PEM bytes: this node's certificate chain and key, and the cluster's CA.
     pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<Self, TlsError> {
+        PeerTls::build((cert, "certificate"), (key, "key"), (ca, "CA"))
+    }
+
+    /// From PEM bytes, each with the name its errors give it.
+    fn build(
+        (cert, cert_name): (&[u8], &str),
+        (key, key_name): (&[u8], &str),
+        (ca, ca_name): (&[u8], &str),
+    ) -> Result<Self, TlsError> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
             .collect::<Result<_, _>>()
-            .map_err(|e| bad_pem("certificate", e))?;
+            .map_err(|e| bad_pem(cert_name, e))?;
         if chain.is_empty() {
-            return Err(bad_pem("certificate", "no certificate in it"));
+            return Err(bad_pem(cert_name, "no certificate in it"));
         }
-        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad_pem("key", e))?;
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad_pem(key_name, e))?;
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(ca) {
-            let c = c.map_err(|e| bad_pem("CA", e))?;
-            roots.add(c).map_err(|e| bad_pem("CA", e))?;
+            let c = c.map_err(|e| bad_pem(ca_name, e))?;
+            roots.add(c).map_err(|e| bad_pem(ca_name, e))?;
         }
         if roots.is_empty() {
-            return Err(bad_pem("CA", "no certificate in it"));
+            return Err(bad_pem(ca_name, "no certificate in it"));
         }
         let roots = Arc::new(roots);
         let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -20,10 +20,12 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use raftkv_core::types::NodeId;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::frame::SessionKey;
+use super::frame::{SessionKey, read_frame, write_frame};
 use crate::transport::auth::{AuthError, PeerAuth};
 
 /// The protocol version both sides must speak.
@@ -93,6 +95,27 @@ pub struct Welcome {
     pub ok: bool,
     /// Why not.
     pub error: Option<String>,
+}
+
+/// Writes one handshake message as a frame and flushes it.
+pub async fn send<T: Serialize>(io: &mut (impl AsyncWrite + Unpin), msg: &T) -> Result<(), String> {
+    let body = rmp_serde::to_vec_named(msg).map_err(|e| e.to_string())?;
+    write_frame(io, &body, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    io.flush().await.map_err(|e| e.to_string())
+}
+
+/// Reads one handshake message `what` (at most [`HANDSHAKE_LIMIT`] bytes).
+pub async fn receive<T: DeserializeOwned>(
+    io: &mut (impl AsyncRead + Unpin),
+    what: &str,
+) -> Result<T, String> {
+    let bytes = read_frame(io, HANDSHAKE_LIMIT, None)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("closed before the {what}"))?;
+    rmp_serde::from_slice(&bytes).map_err(|e| format!("a malformed {what}: {e}"))
 }
 
 /// What the mac covers before the nonce: a version tag, then each field followed by a zero

@@ -10,13 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use raftkv_core::types::NodeId;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::frame::{SessionKey, read_frame, write_frame};
-use super::handshake::{self, Challenge, HANDSHAKE_LIMIT, Hello, NONCE_BYTES, VERSION, Welcome};
+use super::frame::{SessionKey, read_frame};
+use super::handshake::{self, Challenge, Hello, NONCE_BYTES, VERSION, Welcome};
 use super::{HANDSHAKE_TIMEOUT, PeerIo};
 use rustls::pki_types::CertificateDer;
 
@@ -195,14 +194,11 @@ async fn challenge(
         version: VERSION,
         nonce,
     };
-    let body = rmp_serde::to_vec_named(&challenge).ok()?;
-    write_frame(io, &body, None).await.ok()?;
-    io.flush().await.ok()?;
-    let bytes = read_frame(io, HANDSHAKE_LIMIT, None).await.ok()??;
-    let hello: Hello = match rmp_serde::from_slice(&bytes) {
+    handshake::send(io, &challenge).await.ok()?;
+    let hello: Hello = match handshake::receive(io, "hello").await {
         Ok(h) => h,
-        Err(_) => {
-            refuse(io, "a malformed hello").await;
+        Err(e) => {
+            refuse(io, &e).await;
             return None;
         }
     };
@@ -221,9 +217,7 @@ async fn challenge(
         ok: true,
         error: None,
     };
-    let body = rmp_serde::to_vec_named(&welcome).ok()?;
-    write_frame(io, &body, None).await.ok()?;
-    io.flush().await.ok()?;
+    handshake::send(io, &welcome).await.ok()?;
     if let (Some(on_hello), Some(addr)) = (&config.on_hello, &hello.client_addr) {
         on_hello(&hello.from, addr);
     }
@@ -237,8 +231,6 @@ async fn refuse(io: &mut Box<dyn PeerIo>, why: &str) {
         ok: false,
         error: Some(why.to_string()),
     };
-    if let Ok(body) = rmp_serde::to_vec_named(&welcome) {
-        let _ = write_frame(io, &body, None).await;
-        let _ = io.flush().await;
-    }
+    // The dialler may be gone already; it is refused either way.
+    let _ = handshake::send(io, &welcome).await;
 }

@@ -29,8 +29,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use self::frame::{SessionKey, read_frame, write_frame};
-use self::handshake::{Challenge, HANDSHAKE_LIMIT, Lane, Welcome};
+use self::frame::{SessionKey, write_frame};
+use self::handshake::{Challenge, Lane, Welcome};
 use super::client::{PeerResolver, TransportConfig, TransportError, request_timeout};
 use super::queue::{Counters, PeerQueue, PeerStats, Queued};
 use super::tls::{PeerTls, TlsError};
@@ -206,12 +206,9 @@ async fn greet(
     lane: Lane,
     io: &mut Box<dyn PeerIo>,
 ) -> Result<Option<SessionKey>, DialError> {
-    let bad = |e: String| DialError::Handshake(e);
-    let bytes = read_frame(io, HANDSHAKE_LIMIT, None)
+    let challenge: Challenge = handshake::receive(io, "challenge")
         .await
-        .map_err(|e| bad(e.to_string()))?
-        .ok_or_else(|| bad("closed before the challenge".into()))?;
-    let challenge: Challenge = rmp_serde::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        .map_err(DialError::Handshake)?;
     let auth = &shared.config.auth;
     let hello = handshake::hello(
         auth,
@@ -221,16 +218,12 @@ async fn greet(
         shared.config.client_addr.clone(),
         &challenge,
     );
-    let body = rmp_serde::to_vec_named(&hello).map_err(|e| bad(e.to_string()))?;
-    write_frame(io, &body, None)
+    handshake::send(io, &hello)
         .await
-        .map_err(|e| bad(e.to_string()))?;
-    io.flush().await.map_err(|e| bad(e.to_string()))?;
-    let bytes = read_frame(io, HANDSHAKE_LIMIT, None)
+        .map_err(DialError::Handshake)?;
+    let welcome: Welcome = handshake::receive(io, "welcome")
         .await
-        .map_err(|e| bad(e.to_string()))?
-        .ok_or_else(|| bad("closed before the welcome".into()))?;
-    let welcome: Welcome = rmp_serde::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        .map_err(DialError::Handshake)?;
     if !welcome.ok {
         return Err(DialError::Refused(welcome.error.unwrap_or_default()));
     }
@@ -339,12 +332,12 @@ async fn run_lane(
 
 /// `first` and whatever else is queued, up to the batch limits.
 fn drain(first: Queued, rx: &mut mpsc::Receiver<Queued>) -> Vec<Queued> {
-    let mut bytes = super::queue::wire_estimate(&first.msg);
+    let mut bytes = first.size;
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH_MESSAGES && bytes < MAX_BATCH_BYTES {
         match rx.try_recv() {
             Ok(q) => {
-                bytes = bytes.saturating_add(super::queue::wire_estimate(&q.msg));
+                bytes = bytes.saturating_add(q.size);
                 batch.push(q);
             }
             Err(_) => break,
