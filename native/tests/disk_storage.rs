@@ -2,7 +2,7 @@
 //! and under damage: a log cut at every byte of its last record, or with any byte of it flipped.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use raftkv_core::kvraft::{LogEntry, MemLogStore};
 use raftkv_core::raft::{
@@ -10,12 +10,13 @@ use raftkv_core::raft::{
     SnapshotStore, StableStore, StorageError, StoredSnapshot,
 };
 use raftkv_core::types::{Command, NodeId};
+use raftkv_native::disk::log::SegmentOptions;
 use raftkv_native::disk::{self, DiskLogStore, DiskSnapshotStore, DiskStableStore};
 
 use raftkv_core::raft::testing::{check_log_contract, entries, entry};
 
-fn log_file(dir: &Path) -> std::path::PathBuf {
-    dir.join(disk::log::FILE)
+fn log_dir(dir: &Path) -> PathBuf {
+    dir.join(disk::log::DIR)
 }
 
 /// Everything a caller can observe of a log, for comparing two logs.
@@ -62,10 +63,11 @@ impl XorShift {
 
 #[test]
 fn log_random_ops_match_mem_across_reopen() {
-    for seed in 1..=8u64 {
+    // Default segments, and tiny ones so that rolls, compactions and cuts cross segments.
+    for (seed, opts) in (1..=8u64).flat_map(|s| [(s, SegmentOptions::default()), (s, TINY)]) {
         let dir = tempfile::tempdir().unwrap();
         let mut mem = MemLogStore::default();
-        let mut disk = DiskLogStore::open(dir.path()).unwrap();
+        let mut disk = DiskLogStore::open_with(dir.path(), opts).unwrap();
         let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut term = 1;
         for step in 0..300 {
@@ -81,7 +83,7 @@ fn log_random_ops_match_mem_across_reopen() {
                     assert_eq!(
                         mem.append(&batch),
                         disk.append(&batch),
-                        "seed {seed} step {step}"
+                        "seed {seed} {opts:?} step {step}"
                     );
                 }
                 5 | 6 => {
@@ -89,7 +91,7 @@ fn log_random_ops_match_mem_across_reopen() {
                     assert_eq!(
                         mem.delete_from(at),
                         disk.delete_from(at),
-                        "seed {seed} step {step}"
+                        "seed {seed} {opts:?} step {step}"
                     );
                 }
                 7 => {
@@ -98,7 +100,7 @@ fn log_random_ops_match_mem_across_reopen() {
                     assert_eq!(
                         mem.truncate_prefix(upto, t),
                         disk.truncate_prefix(upto, t),
-                        "seed {seed} step {step}"
+                        "seed {seed} {opts:?} step {step}"
                     );
                 }
                 8 => disk.sync().unwrap(),
@@ -107,15 +109,19 @@ fn log_random_ops_match_mem_across_reopen() {
                     // before acknowledging anything).
                     disk.sync().unwrap();
                     drop(disk);
-                    disk = DiskLogStore::open(dir.path()).unwrap();
+                    disk = DiskLogStore::open_with(dir.path(), opts).unwrap();
                 }
             }
-            assert_eq!(observe(&mem), observe(&disk), "seed {seed} step {step}");
+            assert_eq!(
+                observe(&mem),
+                observe(&disk),
+                "seed {seed} {opts:?} step {step}"
+            );
             let (lo, hi) = (rng.next(last + 3), rng.next(last + 3));
             assert_eq!(
                 mem.read_range(lo, hi),
                 disk.read_range(lo, hi),
-                "seed {seed} step {step}"
+                "seed {seed} {opts:?} step {step}"
             );
         }
     }
@@ -231,100 +237,404 @@ fn log_is_locked_while_open() {
     DiskLogStore::open(dir.path()).unwrap();
 }
 
-/// Writes entries 1..=n (synced) and returns the log's bytes and the offset of the last record.
-fn write_log(dir: &Path, n: u64) -> (Vec<u8>, usize) {
-    let mut log = DiskLogStore::open(dir).unwrap();
-    log.append(&entries(1, n, 1)).unwrap();
-    log.sync().unwrap();
-    let start = fs::metadata(log_file(dir)).unwrap().len() as usize;
-    log.append(&entries(n, n + 1, 1)).unwrap();
-    log.sync().unwrap();
-    (fs::read(log_file(dir)).unwrap(), start)
+/// Segments small enough that a few entries fill one.
+const TINY: SegmentOptions = SegmentOptions { segment_bytes: 512 };
+
+/// The size of `e`'s record (frame header plus JSON).
+fn frame_len(e: &LogEntry) -> usize {
+    disk::frame::HEADER_LEN + serde_json::to_vec(e).unwrap().len()
 }
 
-/// Opens a log whose file holds `bytes`; checks that exactly entries 1..n survive and that
-/// appending afterwards works and is durable.
-fn check_recovers_without_last(bytes: &[u8], n: u64, what: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(log_file(dir.path()), bytes).unwrap();
-    let mut log = DiskLogStore::open(dir.path()).unwrap();
-    assert_eq!(log.last_index(), n - 1, "{what}");
-    assert_eq!(log.read_range(1, n), Ok(entries(1, n, 1)), "{what}");
-    assert_eq!(log.term_at(n), Err(StorageError::Missing(n)), "{what}");
-    let repaired = fs::metadata(log_file(dir.path())).unwrap().len() as usize;
-    assert!(repaired <= bytes.len(), "{what}");
+/// Where each entry should land: (segment number from 0, offset), by the rule that a record
+/// goes to a new segment when it does not fit the rest of the current one.
+fn layout(entries: &[LogEntry], segment_bytes: u64) -> Vec<(usize, usize)> {
+    let (mut seg, mut pos) = (0, 0);
+    entries
+        .iter()
+        .map(|e| {
+            let len = frame_len(e);
+            if pos + len > segment_bytes as usize && pos > 0 {
+                (seg, pos) = (seg + 1, 0);
+            }
+            let at = (seg, pos);
+            pos += len;
+            at
+        })
+        .collect()
+}
+
+/// The segment files in `dir`'s log, oldest first.
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<_> = fs::read_dir(log_dir(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The bytes of a segment that hold records (everything before the zeros).
+fn records_end(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1)
+}
+
+/// Copies a data dir (the log and its lock file) to a new temp dir.
+fn copy_data_dir(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    fs::create_dir(log_dir(to.path())).unwrap();
+    for f in fs::read_dir(log_dir(from)).unwrap() {
+        let f = f.unwrap();
+        fs::copy(f.path(), log_dir(to.path()).join(f.file_name())).unwrap();
+    }
+    to
+}
+
+/// Writes entries 1..=n of term 1 in TINY segments, syncing after each, and returns the last
+/// segment's path and the byte range of entry n's record in it.
+fn write_log(dir: &Path, n: u64) -> (PathBuf, std::ops::Range<usize>) {
+    let mut log = DiskLogStore::open_with(dir, TINY).unwrap();
+    for i in 1..=n {
+        log.append(&entries(i, i + 1, 1)).unwrap();
+        log.sync().unwrap();
+    }
+    let segs = segments(dir);
+    let want = layout(&entries(1, n + 1, 1), TINY.segment_bytes);
+    assert_eq!(
+        segs.len(),
+        want[want.len() - 1].0 + 1,
+        "segments as laid out"
+    );
+    let last = segs[segs.len() - 1].clone();
+    let end = records_end(&fs::read(&last).unwrap());
+    let start = end - frame_len(&entry(n, 1));
+    assert_eq!(start, want[want.len() - 1].1);
+    (last, start..end)
+}
+
+/// Opens a copy of `dir` whose last segment is replaced by `damage` of it; checks that exactly
+/// entries 1..n survive, that appending afterwards works, and that the result reopens.
+fn check_recovers_without_last(dir: &Path, seg: &Path, damage: impl Fn(&mut Vec<u8>), n: u64) {
+    let copy = copy_data_dir(dir);
+    let target = log_dir(copy.path()).join(seg.file_name().unwrap());
+    let mut bytes = fs::read(&target).unwrap();
+    damage(&mut bytes);
+    fs::write(&target, &bytes).unwrap();
+    let mut log = DiskLogStore::open_with(copy.path(), TINY).unwrap();
+    assert_eq!(log.last_index(), n - 1);
+    assert_eq!(log.read_range(1, n), Ok(entries(1, n, 1)));
     log.append(&entries(n, n + 2, 7)).unwrap();
     log.sync().unwrap();
     drop(log);
-    let log = DiskLogStore::open(dir.path()).unwrap();
-    assert_eq!(log.last_index(), n + 1, "{what}");
-    assert_eq!(log.read_range(n, n + 2), Ok(entries(n, n + 2, 7)), "{what}");
+    let log = DiskLogStore::open_with(copy.path(), TINY).unwrap();
+    assert_eq!(log.last_index(), n + 1);
+    assert_eq!(
+        log.read_range(1, n + 2),
+        Ok([entries(1, n, 1), entries(n, n + 2, 7)].concat())
+    );
+}
+
+/// The number of entries after which entry n is (a) inside the first segment, followed by its
+/// preallocated zeros, (b) the first record of the second segment, (c) the second record of
+/// the second segment.
+fn damage_cases() -> [u64; 3] {
+    let lay = layout(&entries(1, 40, 1), TINY.segment_bytes);
+    let first_of_second = lay.iter().position(|&(s, _)| s == 1).unwrap() as u64 + 1;
+    [2, first_of_second, first_of_second + 1]
 }
 
 #[test]
 fn log_cut_at_every_offset_of_last_record_drops_only_it() {
-    let n = 6;
-    let dir = tempfile::tempdir().unwrap();
-    let (bytes, start) = write_log(dir.path(), n);
-    assert!(bytes.len() > start + 8);
-    for cut in start..bytes.len() {
-        check_recovers_without_last(&bytes[..cut], n, &format!("cut at {cut}"));
-    }
-    // The uncut file keeps everything.
-    let log = DiskLogStore::open(dir.path()).unwrap();
-    assert_eq!(log.last_index(), n);
-}
-
-#[test]
-fn log_flipped_byte_in_last_record_drops_it() {
-    let n = 5;
-    let dir = tempfile::tempdir().unwrap();
-    let (bytes, start) = write_log(dir.path(), n);
-    for at in start..bytes.len() {
-        let mut damaged = bytes.clone();
-        damaged[at] ^= 0x01;
-        check_recovers_without_last(&damaged, n, &format!("flip at {at}"));
-        let mut damaged = bytes.clone();
-        damaged[at] ^= 0xff;
-        check_recovers_without_last(&damaged, n, &format!("invert at {at}"));
+    for n in damage_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seg, rec) = write_log(dir.path(), n);
+        for cut in rec.clone() {
+            check_recovers_without_last(dir.path(), &seg, |b| b.truncate(cut), n);
+        }
+        // The uncut log keeps everything.
+        let log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+        assert_eq!(log.last_index(), n);
     }
 }
 
 #[test]
-fn log_garbage_after_last_record_is_dropped() {
+fn log_flipped_or_zeroed_byte_in_last_record_drops_it() {
+    for n in damage_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seg, rec) = write_log(dir.path(), n);
+        let bytes = fs::read(&seg).unwrap();
+        for at in rec.clone() {
+            check_recovers_without_last(dir.path(), &seg, |b| b[at] ^= 0x01, n);
+            check_recovers_without_last(dir.path(), &seg, |b| b[at] ^= 0xff, n);
+            if bytes[at] != 0 {
+                check_recovers_without_last(dir.path(), &seg, |b| b[at] = 0, n);
+            }
+        }
+    }
+}
+
+#[test]
+fn log_garbage_after_last_record_is_dropped_and_overwritten() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut bytes, _) = write_log(dir.path(), 3);
-    // A zero-filled tail (a filesystem that extended the file but never wrote the data).
-    bytes.extend_from_slice(&[0u8; 100]);
-    fs::write(log_file(dir.path()), &bytes).unwrap();
-    let log = DiskLogStore::open(dir.path()).unwrap();
-    assert_eq!(log.last_index(), 3);
+    let (seg, rec) = write_log(dir.path(), 2);
+    // Garbage in the preallocated tail, a few bytes past the last record: never read, and
+    // cleared, so records appended later are not followed by it.
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[rec.end + 20..rec.end + 60].fill(0xa5);
+    fs::write(&seg, &bytes).unwrap();
+    let mut log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    assert_eq!(log.last_index(), 2);
+    assert_eq!(records_end(&fs::read(&seg).unwrap()), rec.end);
+    log.append(&entries(3, 4, 2)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    assert_eq!(
+        log.read_range(1, 4),
+        Ok([entries(1, 3, 1), entries(3, 4, 2)].concat())
+    );
 }
 
 #[test]
 fn log_record_out_of_sequence_is_dropped() {
-    // A well-formed record whose index does not continue the log (here: a duplicate of the
-    // first entry, which is also at or below nothing valid) ends the log.
+    // A well-formed record whose index does not continue the log (here: a duplicate of entry
+    // 2) ends the log.
     let dir = tempfile::tempdir().unwrap();
-    let (mut bytes, _) = write_log(dir.path(), 3);
+    let (seg, rec) = write_log(dir.path(), 3);
     let json = serde_json::to_vec(&entry(2, 1)).unwrap();
-    bytes.extend_from_slice(&disk::frame::encode(&json).unwrap());
-    fs::write(log_file(dir.path()), &bytes).unwrap();
-    let log = DiskLogStore::open(dir.path()).unwrap();
+    let frame = disk::frame::encode(&json).unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[rec.end..rec.end + frame.len()].copy_from_slice(&frame);
+    fs::write(&seg, &bytes).unwrap();
+    let log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
     assert_eq!(log.last_index(), 3);
     assert_eq!(log.read_range(1, 4), Ok(entries(1, 4, 1)));
 }
 
 #[test]
-fn log_damaged_header_is_an_error_not_an_empty_log() {
+fn log_damaged_base_file_is_an_error_not_an_empty_log() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut bytes, _) = write_log(dir.path(), 3);
+    write_log(dir.path(), 3);
+    let path = log_dir(dir.path()).join(disk::log::BASE_FILE);
+    let mut bytes = fs::read(&path).unwrap();
     bytes[10] ^= 0x20;
-    fs::write(log_file(dir.path()), &bytes).unwrap();
+    fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        DiskLogStore::open_with(dir.path(), TINY),
+        Err(StorageError::Corrupt(_))
+    ));
+    // Segments without any base file are not a log this code wrote either.
+    fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        DiskLogStore::open_with(dir.path(), TINY),
+        Err(StorageError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn log_segment_file_size_does_not_change_across_append_and_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = DiskLogStore::open(dir.path()).unwrap();
+    let seg = segments(dir.path()).remove(0);
+    let len = || fs::metadata(&seg).unwrap().len();
+    assert_eq!(
+        len(),
+        disk::log::DEFAULT_SEGMENT_BYTES,
+        "created at full size"
+    );
+    for i in 1..20 {
+        log.append(&entries(i, i + 1, 1)).unwrap();
+        log.sync().unwrap();
+        assert_eq!(len(), disk::log::DEFAULT_SEGMENT_BYTES, "after entry {i}");
+    }
+    drop(log);
+    // With tiny segments, across rolls: every segment keeps the size it was created at.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    for i in 1..40 {
+        log.append(&entries(i, i + 1, 1)).unwrap();
+        log.sync().unwrap();
+        for s in segments(dir.path()) {
+            assert_eq!(
+                fs::metadata(&s).unwrap().len(),
+                TINY.segment_bytes,
+                "after {i}"
+            );
+        }
+    }
+    assert!(segments(dir.path()).len() > 3);
+}
+
+#[test]
+fn log_record_larger_than_a_segment_gets_a_segment_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = big_entries(2, 3, 1, 2000);
+    let want = [entries(1, 2, 1), big.clone(), entries(3, 5, 1)].concat();
+    let mut log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    log.append(&want).unwrap();
+    log.sync().unwrap();
+    let sizes: Vec<u64> = segments(dir.path())
+        .iter()
+        .map(|s| fs::metadata(s).unwrap().len())
+        .collect();
+    assert_eq!(sizes.len(), 3, "{sizes:?}");
+    assert_eq!(
+        sizes[1],
+        frame_len(&big[0]) as u64,
+        "sized to fit: {sizes:?}"
+    );
+    assert_eq!(log.read_range(1, 5), Ok(want.clone()));
+    drop(log);
+    let mut log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    assert_eq!(log.read_range(1, 5), Ok(want));
+    // And as the first record of an empty log: the empty segment grows to fit it.
+    log.truncate_prefix(10, 1).unwrap();
+    let big = big_entries(11, 12, 2, 3000);
+    log.append(&big).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    assert_eq!(log.read_range(11, 12), Ok(big));
+}
+
+#[test]
+fn log_compaction_deletes_whole_segment_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    log.append(&entries(1, 61, 1)).unwrap();
+    log.sync().unwrap();
+    let before = segments(dir.path());
+    let lay = layout(&entries(1, 61, 1), TINY.segment_bytes);
+    assert_eq!(before.len(), lay[59].0 + 1);
+    log.truncate_prefix(30, 1).unwrap();
+    let after = segments(dir.path());
+    // Exactly the segments whose records all lie at or below 30 are gone.
+    let kept_from = lay[30].0 - usize::from(lay[30].1 != 0);
+    assert_eq!(after, before[kept_from..], "{kept_from}");
+    assert!(after.len() < before.len());
+    drop(log);
+    let mut log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    assert_eq!(
+        log.base(),
+        SnapshotMeta {
+            last_included_index: 30,
+            last_included_term: 1
+        }
+    );
+    assert_eq!(log.read_range(30, 31), Err(StorageError::Compacted(30)));
+    assert_eq!(log.read_range(31, 61), Ok(entries(31, 61, 1)));
+    // Past the end: only the segment appends go to stays, and the log continues after it.
+    log.truncate_prefix(100, 2).unwrap();
+    assert_eq!(segments(dir.path()).len(), 1);
+    log.append(&entries(101, 104, 3)).unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    assert_eq!(log.base().last_included_index, 100);
+    assert_eq!(log.term_at(100), Ok(2));
+    assert_eq!(log.read_range(101, 104), Ok(entries(101, 104, 3)));
+}
+
+#[test]
+fn log_delete_from_then_append_returns_the_new_suffix_across_segments() {
+    let lay = layout(&entries(1, 41, 1), TINY.segment_bytes);
+    // The first entry of the third segment, and one inside the second.
+    let boundary = lay.iter().position(|&(s, _)| s == 2).unwrap() as u64 + 1;
+    let inside = lay.iter().position(|&(s, o)| s == 1 && o > 0).unwrap() as u64 + 1;
+    for cut in [boundary, inside, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+        log.append(&entries(1, 41, 1)).unwrap();
+        log.sync().unwrap();
+        log.delete_from(cut).unwrap();
+        drop(log); // a crash right after: the old suffix stays gone
+        let mut log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+        assert_eq!(log.last_index(), cut - 1, "cut {cut}");
+        // A shorter new suffix: nothing of the old one may show behind it.
+        log.append(&entries(cut, cut + 2, 2)).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let mut log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+        let want = [entries(1, cut, 1), entries(cut, cut + 2, 2)].concat();
+        assert_eq!(log.last_index(), cut + 1, "cut {cut}");
+        assert_eq!(log.read_range(1, cut + 2), Ok(want.clone()));
+        // And a longer one, across segment boundaries again.
+        log.append(&entries(cut + 2, 50, 3)).unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+        assert_eq!(
+            log.read_range(1, 50),
+            Ok([want, entries(cut + 2, 50, 3)].concat()),
+            "cut {cut}"
+        );
+    }
+}
+
+/// Writes `raft.log` in the single-file format of earlier versions: a header frame with the
+/// base, then one frame per entry.
+fn write_legacy_log(dir: &Path, base: (u64, u64), entries: &[LogEntry], tail: &[u8]) {
+    let header = format!(
+        r#"{{"format":"raftkv-log","version":1,"base_index":{},"base_term":{}}}"#,
+        base.0, base.1
+    );
+    let mut bytes = disk::frame::encode(header.as_bytes()).unwrap();
+    for e in entries {
+        bytes.extend(disk::frame::encode(&serde_json::to_vec(e).unwrap()).unwrap());
+    }
+    bytes.extend_from_slice(tail);
+    fs::write(dir.join(disk::log::LEGACY_FILE), &bytes).unwrap();
+}
+
+#[test]
+fn log_old_single_file_log_is_migrated_into_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = [entries(5, 30, 2), big_entries(30, 32, 3, 700)].concat();
+    // A torn tail, as an old crash may have left it: dropped like the old code did.
+    write_legacy_log(dir.path(), (4, 2), &want, &[9, 0, 0, 0, 1, 2]);
+    // A migration that died before removing raft.log left segments: they are redone.
+    fs::create_dir(log_dir(dir.path())).unwrap();
+    fs::write(
+        log_dir(dir.path()).join("00000000000000000001.seg"),
+        b"junk",
+    )
+    .unwrap();
+    let log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    assert!(!dir.path().join(disk::log::LEGACY_FILE).exists());
+    assert!(segments(dir.path()).len() > 1);
+    let check = |log: &DiskLogStore| {
+        assert_eq!(
+            log.base(),
+            SnapshotMeta {
+                last_included_index: 4,
+                last_included_term: 2
+            }
+        );
+        assert_eq!(log.last_index(), 31);
+        assert_eq!(log.read_range(5, 32), Ok(want.clone()));
+        assert_eq!(log.term_at(4), Ok(2));
+    };
+    check(&log);
+    drop(log);
+    check(&DiskLogStore::open_with(dir.path(), TINY).unwrap());
+}
+
+#[test]
+fn log_old_single_file_log_with_damaged_header_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_legacy_log(dir.path(), (0, 0), &entries(1, 4, 1), &[]);
+    let path = dir.path().join(disk::log::LEGACY_FILE);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[10] ^= 0x20;
+    fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         DiskLogStore::open(dir.path()),
         Err(StorageError::Corrupt(_))
     ));
+    assert!(
+        path.exists(),
+        "the old log is kept when it cannot be migrated"
+    );
 }
 
 /// A log written before core v2 (entries with `cmd`, a no-op as `null`) still opens, entry for
@@ -340,7 +650,7 @@ fn log_written_before_generic_payloads_still_opens() {
     for e in [&noop[..], &put[..]] {
         bytes.extend(disk::frame::encode(e).unwrap());
     }
-    fs::write(log_file(dir.path()), &bytes).unwrap();
+    fs::write(dir.path().join(disk::log::LEGACY_FILE), &bytes).unwrap();
     let log = DiskLogStore::open(dir.path()).unwrap();
     let got = log.read_range(1, 3).unwrap();
     assert_eq!(got[0].payload, raftkv_core::kvraft::Payload::Noop);
@@ -652,7 +962,13 @@ fn open_stores_creates_missing_dir_and_survives_reopen() {
 #[test]
 fn log_reads_decode_the_file_not_a_copy_in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = DiskLogStore::open(dir.path()).unwrap();
+    let mut log = DiskLogStore::open_with(
+        dir.path(),
+        SegmentOptions {
+            segment_bytes: 4096,
+        },
+    )
+    .unwrap();
     log.append(&entries(1, 5, 1)).unwrap();
     log.sync().unwrap();
     // Entries still pending (not yet written) read back from the buffer.
@@ -661,9 +977,9 @@ fn log_reads_decode_the_file_not_a_copy_in_memory() {
         log.read_range(1, 7),
         Ok([entries(1, 5, 1), entries(5, 7, 2)].concat())
     );
-    let path = log_file(dir.path());
+    let path = segments(dir.path()).remove(0);
     let mut bytes = fs::read(&path).unwrap();
-    let last = bytes.len() - 3;
+    let last = records_end(&bytes) - 3;
     bytes[last] ^= 0xff;
     fs::write(&path, &bytes).unwrap();
     assert!(

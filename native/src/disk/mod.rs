@@ -7,15 +7,17 @@
 //! | file        | content                                                        | written by |
 //! |-------------|----------------------------------------------------------------|------------|
 //! | `hardstate` | one frame: the [`HardState`](raftkv_core::raft::HardState) as JSON | temp + fsync + rename + fsync dir |
-//! | `raft.log`  | a header frame (JSON: format, version, base index and term), then one frame per `LogEntry` as JSON | appends (fsync in `sync`); prefix compaction rewrites it via temp + rename |
+//! | `log/base`  | one frame: the log's compaction base (JSON: format, version, base index and term) | temp + fsync + rename + fsync dir |
+//! | `log/<seq>.seg` | segments of the log, numbered in order: one frame per `LogEntry` as JSON, then zeros; each created at full size (64 MiB) and fsynced with its dir before use | writes in place (fdatasync in `sync`); a cut zeroes the removed records; compaction deletes whole segments |
+//! | `raft.log`  | the single-file log of earlier versions: migrated into `log/` on open, then removed | never written |
 //! | `raft.lock` | empty; flock-ed while a `DiskLogStore` is open (one writer per data dir) | created once |
 //! | `snapshot`  | a frame with the `SnapshotMeta` as JSON, then a frame with the snapshot bytes | temp + fsync + rename + fsync dir |
 //! | `cluster`   | one frame: the stored configuration as JSON (bootstrap voters, member addresses; see [`crate::cluster_file`]) | temp + fsync + rename + fsync dir |
 //!
 //! Files named `*.tmp` are unfinished replacements: a crash may leave one behind, and opening
-//! the data dir deletes them. Only the log is ever written in place, and only by appending or by
-//! truncating, so a crash can damage only its tail; opening drops a torn or corrupt tail (see
-//! [`log`]).
+//! the data dir deletes them. Only the log's segments are ever written in place, and only by
+//! appending into preallocated space or by zeroing a removed suffix, so a crash can damage only
+//! the log's tail; opening drops a torn or corrupt tail (see [`log`]).
 
 pub mod frame;
 pub mod hard_state;
@@ -36,7 +38,7 @@ pub use snapshot::DiskSnapshotStore;
 /// Opens (creating if missing) the data dir `dir` and returns its three stores, boxed for
 /// [`raftkv_core::raft::Node`]. Fails with [`StorageError::Io`] naming the path when `dir` is
 /// not a directory or cannot be read or written, and with [`StorageError::Corrupt`] when a file
-/// that is only ever replaced atomically (hard state, snapshot, log header) is damaged.
+/// that is only ever replaced atomically (hard state, snapshot, log base) is damaged.
 pub fn open_stores(dir: impl AsRef<Path>) -> Result<Stores, StorageError> {
     let dir = dir.as_ref();
     Ok(Stores {
