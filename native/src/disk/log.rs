@@ -737,25 +737,28 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
         // does not continue the log is not read).
         self.pending.clear();
         self.unsynced = false;
+        // The segment holding `cut` becomes the active one; the segments after it go.
+        let mut doomed = Vec::new();
         if let Seg::Sealed(j) = seg {
             let mut later = self.sealed.split_off(j);
-            let mut doomed = later.split_off(1);
+            doomed = later.split_off(1);
             let Some(kept) = later.pop() else {
                 return Err(self.poison(StorageError::Io(format!("no segment {j}"))));
             };
             doomed.push(std::mem::replace(&mut self.active, kept));
-            let (from, to) = (cut, self.active.end);
-            let res =
-                segment::zero(&self.active.file, &self.active.path, from, to).and_then(|()| {
-                    self.active
-                        .file
-                        .sync_data()
-                        .map_err(|e| io_err(&self.active.path, e))
-                });
-            if let Err(err) = res {
-                return Err(self.poison(err));
-            }
-            self.active.end = cut;
+        }
+        let res = segment::zero(&self.active.file, &self.active.path, cut, self.active.end)
+            .and_then(|()| {
+                self.active
+                    .file
+                    .sync_data()
+                    .map_err(|e| io_err(&self.active.path, e))
+            });
+        if let Err(err) = res {
+            return Err(self.poison(err));
+        }
+        self.active.end = cut;
+        if !doomed.is_empty() {
             for s in doomed.iter().rev() {
                 if let Err(e) = fs::remove_file(&s.path) {
                     let err = io_err(&s.path, e);
@@ -765,18 +768,6 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
             if let Err(err) = fsync_dir(&self.log_dir) {
                 return Err(self.poison(err));
             }
-        } else {
-            let res = segment::zero(&self.active.file, &self.active.path, cut, self.active.end)
-                .and_then(|()| {
-                    self.active
-                        .file
-                        .sync_data()
-                        .map_err(|e| io_err(&self.active.path, e))
-                });
-            if let Err(err) = res {
-                return Err(self.poison(err));
-            }
-            self.active.end = cut;
         }
         if cut == 0 {
             self.active.first_index = index;
