@@ -56,7 +56,9 @@ impl std::fmt::Debug for PeerTls {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+/// The bytes of `path`; an error names the file. Shared with the client API's TLS
+/// ([`crate::client_tls`]) and kvctl's ([`crate::credentials`]).
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError::File {
         path: path.display().to_string(),
         why: e.to_string(),
@@ -68,6 +70,38 @@ fn bad_pem(what: &str, e: impl std::fmt::Display) -> TlsError {
         path: what.to_string(),
         why: e.to_string(),
     }
+}
+
+/// A certificate chain from PEM (at least one certificate); errors give it `name`.
+pub(crate) fn parse_chain(
+    pem: &[u8],
+    name: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad_pem(name, e))?;
+    if chain.is_empty() {
+        return Err(bad_pem(name, "no certificate in it"));
+    }
+    Ok(chain)
+}
+
+/// A private key from PEM; errors give it `name`.
+pub(crate) fn parse_key(pem: &[u8], name: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| bad_pem(name, e))
+}
+
+/// The CA certificates of PEM `pem` as trust anchors (at least one); errors give it `name`.
+pub(crate) fn parse_roots(pem: &[u8], name: &str) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pem) {
+        let c = c.map_err(|e| bad_pem(name, e))?;
+        roots.add(c).map_err(|e| bad_pem(name, e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad_pem(name, "no certificate in it"));
+    }
+    Ok(roots)
 }
 
 impl PeerTls {
@@ -90,22 +124,9 @@ impl PeerTls {
         (key, key_name): (&[u8], &str),
         (ca, ca_name): (&[u8], &str),
     ) -> Result<Self, TlsError> {
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad_pem(cert_name, e))?;
-        if chain.is_empty() {
-            return Err(bad_pem(cert_name, "no certificate in it"));
-        }
-        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad_pem(key_name, e))?;
-        let mut roots = RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(ca) {
-            let c = c.map_err(|e| bad_pem(ca_name, e))?;
-            roots.add(c).map_err(|e| bad_pem(ca_name, e))?;
-        }
-        if roots.is_empty() {
-            return Err(bad_pem(ca_name, "no certificate in it"));
-        }
-        let roots = Arc::new(roots);
+        let chain = parse_chain(cert, cert_name)?;
+        let key = parse_key(key, key_name)?;
+        let roots = Arc::new(parse_roots(ca, ca_name)?);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = |e: rustls::Error| TlsError::Config(e.to_string());
         let client_verifier =
