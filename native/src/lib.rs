@@ -17,6 +17,8 @@
 //! through the driver), [`peers`] is the address table the transport and leader hints share,
 //! [`cluster_file`] the configuration stored in the data dir, [`join`] how a joining node
 //! learns the members' addresses, and [`ctl_member`] kvctl's `member` commands.
+//!
+//! Client security: [`client_auth`] checks the client API's bearer tokens and roles.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,6 +27,7 @@ pub mod api;
 pub mod backup;
 pub mod bench;
 pub mod client;
+pub mod client_auth;
 pub mod cluster_file;
 pub mod config;
 pub mod ctl;
