@@ -209,6 +209,45 @@ pub struct Args {
     /// The cluster's CA (PEM): peers must present a certificate it signed.
     #[arg(long, requires = "peer_cert")]
     pub peer_ca: Option<PathBuf>,
+    /// Serve the client API over TLS with this certificate chain (PEM); needs --key. Every
+    /// member of a cluster serves its client API the same way (all TLS or none): redirects to
+    /// the leader keep the scheme.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Clients must present a certificate signed by this CA (PEM) to reach the client API;
+    /// needs --cert.
+    #[arg(long, requires = "cert")]
+    pub client_ca: Option<PathBuf>,
+    /// Every client request but /healthz must carry `Authorization: Bearer <token>` with a
+    /// token of this file, whose role covers the route: lines of `TOKEN NAME ROLE`, roles
+    /// read, write, admin; `#` starts a comment line (docs/client-auth.md). Read at start only.
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// The CA (PEM) this node trusts when it calls another member's client API over https
+    /// (`--join`). With --cert, a `--join` address without a scheme means https, and --cert and
+    /// --key are this node's client certificate there.
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+    /// A file holding the admin token (surrounding whitespace ignored) this node sends when it
+    /// asks the `--join` addresses for the members (`GET /cluster`, an admin route), for a
+    /// cluster with --tokens-file. A file rather than the token itself: command lines are
+    /// visible to every user of the machine.
+    #[arg(long)]
+    pub join_token_file: Option<PathBuf>,
+}
+
+/// The files of the client API's TLS set-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsFiles {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The CA client certificates must be signed by, if clients must present one.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// How peers talk (`--peer-protocol`).
@@ -355,6 +394,14 @@ pub struct ServerConfig {
     pub peer_protocol: PeerProtocol,
     /// Mutual TLS between peers, if set up.
     pub peer_tls: Option<PeerTlsFiles>,
+    /// TLS on the client API, if set up.
+    pub client_tls: Option<ClientTlsFiles>,
+    /// The bearer tokens of the client API; `None`: the API is open.
+    pub tokens_file: Option<PathBuf>,
+    /// The CA trusted when this node calls another member's client API (`--join`).
+    pub cacert: Option<PathBuf>,
+    /// The file of the token sent with those calls.
+    pub join_token_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -392,6 +439,10 @@ impl ServerConfig {
             peer_addr: None,
             peer_protocol: PeerProtocol::Stream,
             peer_tls: None,
+            client_tls: None,
+            tokens_file: None,
+            cacert: None,
+            join_token_file: None,
         }
     }
 
@@ -530,6 +581,17 @@ impl TryFrom<Args> for ServerConfig {
                 (Some(cert), Some(key), Some(ca)) => Some(PeerTlsFiles { cert, key, ca }),
                 _ => None,
             },
+            client_tls: match (a.cert, a.key) {
+                (Some(cert), Some(key)) => Some(ClientTlsFiles {
+                    cert,
+                    key,
+                    client_ca: a.client_ca,
+                }),
+                _ => None,
+            },
+            tokens_file: a.tokens_file,
+            cacert: a.cacert,
+            join_token_file: a.join_token_file,
         };
         if config.peer_addr.is_none() && (!config.join.is_empty() || config.peers.len() > 1) {
             return invalid(
@@ -772,6 +834,34 @@ mod tests {
         assert!(err.contains("--heartbeat-ms"), "{err}");
         assert!(parse(&["--peers", "n1"]).is_err());
         assert!(parse(&["--max-body-bytes", "0"]).is_err());
+    }
+
+    #[test]
+    fn client_tls_flags_go_together() {
+        let c = parse(&["--cert", "c.pem", "--key", "k.pem"]).unwrap();
+        let tls = c.client_tls.unwrap();
+        assert_eq!(
+            (tls.cert, tls.key, tls.client_ca),
+            (PathBuf::from("c.pem"), PathBuf::from("k.pem"), None)
+        );
+        let c = parse(&["--cert", "c", "--key", "k", "--client-ca", "ca"]).unwrap();
+        assert_eq!(c.client_tls.unwrap().client_ca, Some(PathBuf::from("ca")));
+        assert!(parse(&["--cert", "c.pem"]).is_err());
+        assert!(parse(&["--key", "k.pem"]).is_err());
+        assert!(parse(&["--client-ca", "ca.pem"]).is_err());
+        let c = parse(&[
+            "--tokens-file",
+            "t",
+            "--cacert",
+            "ca",
+            "--join-token-file",
+            "j",
+        ])
+        .unwrap();
+        assert!(c.client_tls.is_none());
+        assert_eq!(c.tokens_file, Some(PathBuf::from("t")));
+        assert_eq!(c.cacert, Some(PathBuf::from("ca")));
+        assert_eq!(c.join_token_file, Some(PathBuf::from("j")));
     }
 
     #[test]

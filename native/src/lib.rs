@@ -18,7 +18,8 @@
 //! [`cluster_file`] the configuration stored in the data dir, [`join`] how a joining node
 //! learns the members' addresses, and [`ctl_member`] kvctl's `member` commands.
 //!
-//! Client security: [`client_auth`] checks the client API's bearer tokens and roles.
+//! Client security: [`client_tls`] serves the client API over TLS, [`client_auth`] checks its
+//! bearer tokens and roles.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod client_auth;
+pub mod client_tls;
 pub mod cluster_file;
 pub mod config;
 pub mod ctl;
