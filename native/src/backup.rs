@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::client::ClientError;
 use crate::config::ServerConfig;
+use crate::credentials::Credentials;
 use crate::disk;
 
 /// The response header that carries the applied index a streamed snapshot is at.
@@ -93,46 +94,80 @@ pub struct Saved {
 }
 
 /// Downloads the leader's snapshot from the first of `endpoints` that serves it (redirects
-/// to the leader followed) into `file`: written to `FILE.part`, checked to be a whole
-/// snapshot, fsynced, then renamed over `file`, so `file` is never a partial snapshot.
+/// to the leader followed, up to [`crate::client::MAX_REDIRECTS`] hops, with the token on each)
+/// into `file`: written to `FILE.part`, checked to be a whole snapshot, fsynced, then renamed
+/// over `file`, so `file` is never a partial snapshot.
 pub async fn save(
     endpoints: &[String],
     connect_timeout: Duration,
+    creds: &Credentials,
     file: &Path,
 ) -> Result<Saved, ClientError> {
-    let http = reqwest::Client::builder()
+    // Redirects are followed here rather than by reqwest, which drops the Authorization header
+    // when a redirect changes host or port (as one to the leader does).
+    let http = creds
+        .http_builder()
         .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ClientError::Usage(format!("http client: {e}")))?;
     let mut last = ClientError::Unreachable("no endpoint given".into());
-    for ep in endpoints {
+    'endpoints: for ep in endpoints {
         let base = if ep.contains("://") {
             ep.clone()
         } else {
             format!("http://{ep}")
         };
-        let resp = match http.get(format!("{base}/snapshot")).send().await {
-            Ok(r) => r,
-            Err(e) => {
-                last = ClientError::Unreachable(format!("{ep}: {e}"));
-                continue;
-            }
+        let mut url = match reqwest::Url::parse(&format!("{base}/snapshot")) {
+            Ok(u) => u,
+            Err(e) => return Err(ClientError::Usage(format!("bad endpoint {ep:?}: {e}"))),
         };
-        if !resp.status().is_success() {
-            let status = resp.status().as_u16();
-            let body = resp.text().await.unwrap_or_default();
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
-            last = ClientError::Server {
-                status,
-                code: field("err_code"),
-                msg: field("err_msg"),
-                body,
-                retry_after: None,
+        for _hop in 0..=crate::client::MAX_REDIRECTS {
+            let resp = match creds.authorize(http.get(url.clone())).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = ClientError::Unreachable(format!("{ep}: {}", creds.describe(&e)));
+                    continue 'endpoints;
+                }
             };
-            continue;
+            if resp.status().is_redirection() {
+                let next = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|loc| url.join(loc).ok());
+                match next {
+                    Some(next) => {
+                        url = next;
+                        continue;
+                    }
+                    None => {
+                        last = ClientError::Unreachable(format!("{url}: no leader known"));
+                        continue 'endpoints;
+                    }
+                }
+            }
+            if !resp.status().is_success() {
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+                last = ClientError::Server {
+                    status,
+                    code: field("err_code"),
+                    msg: field("err_msg"),
+                    body,
+                    retry_after: None,
+                };
+                // Another node would refuse the same token the same way.
+                if status == 401 || status == 403 {
+                    return Err(last);
+                }
+                continue 'endpoints;
+            }
+            return download(resp, file).await;
         }
-        return download(resp, file).await;
+        last = ClientError::TooManyRedirects(url.to_string());
     }
     Err(last)
 }

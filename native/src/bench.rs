@@ -31,6 +31,7 @@ use raftkv_core::ReadPolicy;
 use serde_json::{Value, json};
 
 use crate::client::{Client, ClientError};
+use crate::credentials::Credentials;
 use etcd::EtcdClient;
 
 /// The server `kvctl bench` loads.
@@ -260,10 +261,12 @@ fn error_kind(e: &ClientError) -> String {
 }
 
 /// Runs the bench and returns the report: readable text, or with `json` one JSON object.
+/// kvserver's workers use `creds` (TLS trust and token); etcd's gateway gets plain http.
 pub async fn run(
     endpoints: Vec<String>,
     timeout: Duration,
     retry_for: Duration,
+    creds: &Credentials,
     args: BenchArgs,
     json: bool,
 ) -> Result<String, ClientError> {
@@ -284,7 +287,7 @@ pub async fn run(
         (None, None) => Some(Duration::from_secs(10)),
     };
     let run_id = Client::random_client_id();
-    let conns = connect(&endpoints, timeout, retry_for, &args, &run_id).await?;
+    let conns = connect(&endpoints, timeout, retry_for, creds, &args, &run_id).await?;
     let progress = Arc::new(Progress::default());
     let stop = Arc::new(AtomicBool::new(false));
     // Ctrl-C ends the run early; the workers finish their request in flight and report.
@@ -398,6 +401,7 @@ async fn connect(
     endpoints: &[String],
     timeout: Duration,
     retry_for: Duration,
+    creds: &Credentials,
     args: &BenchArgs,
     run_id: &str,
 ) -> Result<Vec<Conn>, ClientError> {
@@ -405,8 +409,13 @@ async fn connect(
     match args.target {
         Target::Kvserver => {
             for w in 0..args.concurrency {
-                let mut client =
-                    Client::new(endpoints.to_vec(), format!("{run_id}-w{w}"), 1, timeout)?;
+                let mut client = Client::with_credentials(
+                    endpoints.to_vec(),
+                    format!("{run_id}-w{w}"),
+                    1,
+                    timeout,
+                    creds.clone(),
+                )?;
                 client.set_retry_for(retry_for);
                 conns.push(Conn::Kvserver(client));
             }

@@ -31,6 +31,7 @@ use reqwest::header::{LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
+use crate::credentials::Credentials;
 use crate::dkv::{RangeQuery, ReadOptions};
 use raftkv_core::kvsm::SESSION_EXPIRED;
 
@@ -179,6 +180,8 @@ impl Reply {
 /// A client of one cluster, with its own `(client_id, seq)` sequence.
 pub struct Client {
     http: reqwest::Client,
+    /// The TLS trust and token every request goes with.
+    creds: Credentials,
     endpoints: Vec<String>,
     /// Index of the endpoint that answered last; requests start there.
     preferred: usize,
@@ -200,12 +203,31 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of `endpoints` (host:port) whose first write uses `first_seq`.
+    /// A client of `endpoints` (host:port) whose first write uses `first_seq`, over plain
+    /// http without a token.
     pub fn new(
         endpoints: Vec<String>,
         client_id: String,
         first_seq: u64,
         timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        Client::with_credentials(
+            endpoints,
+            client_id,
+            first_seq,
+            timeout,
+            Credentials::default(),
+        )
+    }
+
+    /// A client of `endpoints` (`host:port` for http, `https://host:port`) whose first write
+    /// uses `first_seq`, trusting and sending what `creds` hold.
+    pub fn with_credentials(
+        endpoints: Vec<String>,
+        client_id: String,
+        first_seq: u64,
+        timeout: Duration,
+        creds: Credentials,
     ) -> Result<Self, ClientError> {
         let endpoints: Vec<String> = endpoints
             .into_iter()
@@ -220,7 +242,8 @@ impl Client {
                 "client id must not be empty and seq must be above 0".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = creds
+            .http_builder()
             // 307s are followed by hand: to re-send the body, to use the leader hint when there
             // is no Location, and to count hops.
             .redirect(reqwest::redirect::Policy::none())
@@ -229,6 +252,7 @@ impl Client {
             .map_err(|e| ClientError::Usage(format!("cannot build HTTP client: {e}")))?;
         Ok(Client {
             http,
+            creds,
             endpoints,
             preferred: 0,
             client_id,
@@ -280,6 +304,11 @@ impl Client {
     /// The endpoints, in order.
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
+    }
+
+    /// The TLS trust and token this client's requests go with.
+    pub fn credentials(&self) -> &Credentials {
+        &self.creds
     }
 
     /// `GET /kv/{key}`, at `consistency` (`None`: the server's read policy).
@@ -407,11 +436,13 @@ impl Client {
     pub async fn status_of(&self, endpoint: &str) -> Result<Reply, ClientError> {
         let url = endpoint_url(endpoint, "/status")?;
         let resp = self
-            .http
-            .get(url)
+            .creds
+            .authorize(self.http.get(url))
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable(format!("{endpoint}: {e}")))?;
+            .map_err(|e| {
+                ClientError::Unreachable(format!("{endpoint}: {}", self.creds.describe(&e)))
+            })?;
         read_reply(resp).await
     }
 
@@ -553,7 +584,10 @@ impl Client {
             let mut url = endpoint_url(&self.endpoints[idx], path)?;
             let mut hops = 0;
             loop {
-                let mut req = self.http.request(method.clone(), url.clone());
+                // The token goes with every hop: the redirects are to the cluster's own nodes.
+                let mut req = self
+                    .creds
+                    .authorize(self.http.request(method.clone(), url.clone()));
                 if let Some(b) = body {
                     req = req
                         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -564,7 +598,8 @@ impl Client {
                     Err(e) => {
                         // The request may have reached the server.
                         self.uncertain |= body.is_some() && !e.is_connect();
-                        last_err = ClientError::Unreachable(format!("{url}: {e}"));
+                        last_err =
+                            ClientError::Unreachable(format!("{url}: {}", self.creds.describe(&e)));
                         break;
                     }
                 };
@@ -616,7 +651,10 @@ impl Client {
         let port = url.port_or_known_default()?;
         let authority = format!("{host}:{port}");
         self.endpoints.iter().position(|e| {
-            let e = e.strip_prefix("http://").unwrap_or(e);
+            let e = e
+                .strip_prefix("http://")
+                .or_else(|| e.strip_prefix("https://"))
+                .unwrap_or(e);
             e == authority
         })
     }

@@ -4,6 +4,7 @@
 //! body instead (a write's carries the `index` it committed at, for `get --min-index`). Errors
 //! go to stderr as `kvctl: err_code: err_msg` with exit code 1.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,7 @@ use raftkv_core::{Entry, NodeId, ReadPolicy};
 use serde_json::Value;
 
 use crate::client::{Client, ClientError, Reply, SessionRenewal};
+use crate::credentials::Credentials;
 use crate::dkv::{DEFAULT_RANGE_LIMIT, RangePage, RangeQuery, ReadOptions};
 
 /// kvctl's command line.
@@ -31,7 +33,8 @@ use crate::dkv::{DEFAULT_RANGE_LIMIT, RangePage, RangeQuery, ReadOptions};
                   changes nothing."
 )]
 pub struct Args {
-    /// Servers to try, in order: host:port[,host:port...].
+    /// Servers to try, in order: host:port[,host:port...] (http), or https://host:port for a
+    /// server with TLS (trusted through --cacert).
     #[arg(
         long,
         global = true,
@@ -60,6 +63,20 @@ pub struct Args {
     /// In async write mode, print the op id instead of waiting for the result.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// Trust this CA (PEM) for https endpoints.
+    #[arg(long, global = true)]
+    pub cacert: Option<PathBuf>,
+    /// A client certificate (PEM) for servers started with --client-ca; needs --key.
+    // Named apart from the subcommands' KEY argument: clap wants one id per argument.
+    #[arg(long = "cert", global = true, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long = "key", global = true, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// The bearer token for servers started with --tokens-file (the flag wins over the
+    /// variable). The variable keeps it out of the command line, which other users can see.
+    #[arg(long, global = true, env = "RAFTKV_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Cmd,
@@ -255,7 +272,14 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
     };
     let timeout = Duration::from_millis(args.timeout_ms);
     let retry_for = Duration::from_millis(args.retry_ms);
-    let mut client = Client::new(args.endpoints, client_id.clone(), seq, timeout)?;
+    let identity = match (&args.client_cert, &args.client_key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        _ => None,
+    };
+    let creds = Credentials::load(args.cacert.as_deref(), identity, args.token.as_deref())
+        .map_err(ClientError::Usage)?;
+    let mut client =
+        Client::with_credentials(args.endpoints, client_id.clone(), seq, timeout, creds)?;
     client.set_session_renewal(renewal);
     match run_with(
         &mut client,
@@ -295,7 +319,9 @@ async fn run_with(
         Cmd::Snapshot {
             command: SnapshotCmd::Save { file },
         } => {
-            let saved = crate::backup::save(client.endpoints(), timeout, &file).await?;
+            let saved =
+                crate::backup::save(client.endpoints(), timeout, client.credentials(), &file)
+                    .await?;
             return Ok(if json {
                 format!(
                     "{}\n",
@@ -313,7 +339,8 @@ async fn run_with(
         Cmd::Member { cmd } => return crate::ctl_member::run(client, cmd, json).await,
         Cmd::Bench(b) => {
             let endpoints = client.endpoints().to_vec();
-            return crate::bench::run(endpoints, timeout, retry_for, b, json).await;
+            let creds = client.credentials().clone();
+            return crate::bench::run(endpoints, timeout, retry_for, &creds, b, json).await;
         }
         Cmd::Leader {
             command: LeaderCmd::Transfer { id },
@@ -567,6 +594,24 @@ mod tests {
             vec!["ccc".to_string(), "d".to_string()],
         ];
         assert_eq!(table(&rows), "A    BB\nccc  d\n");
+    }
+
+    #[test]
+    fn tls_and_token_flags_parse_beside_a_key_argument() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        let a = Args::try_parse_from([
+            "kvctl", "put", "k", "v", "--cacert", "ca.pem", "--cert", "c.pem", "--key", "k.pem",
+            "--token", "t",
+        ])
+        .unwrap();
+        assert_eq!(a.cacert, Some(PathBuf::from("ca.pem")));
+        assert_eq!(a.client_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(a.client_key, Some(PathBuf::from("k.pem")));
+        assert_eq!(a.token.as_deref(), Some("t"));
+        assert!(matches!(a.command, Cmd::Put { ref key, .. } if key == "k"));
+        assert!(Args::try_parse_from(["kvctl", "--cert", "c.pem", "status"]).is_err());
+        assert!(Args::try_parse_from(["kvctl", "--key", "k.pem", "status"]).is_err());
     }
 
     #[test]

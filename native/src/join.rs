@@ -5,6 +5,11 @@
 //! Until then it cannot answer the leader that adds it (the leader retries; nothing is lost),
 //! so the asking goes on, with a growing pause, for as long as the node runs. Members added
 //! later reach it through the configuration entries themselves, which carry their addresses.
+//!
+//! The members' client API may want TLS and a token ([`JoinAccess`]): with `--cert` this node
+//! serves TLS, so its cluster does and a bare `host:port` means https; it trusts `--cacert`,
+//! shows its `--cert` as client certificate, and sends the token of `--join-token-file`
+//! (`GET /cluster` is an admin route). A refused token is logged once as a warning.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -13,6 +18,7 @@ use std::time::Duration;
 use raftkv_core::NodeId;
 use serde_json::Value;
 
+use crate::credentials::Credentials;
 use crate::peers::PeerTable;
 
 /// The first pause between two rounds over the `--join` addresses; it doubles up to
@@ -21,14 +27,30 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// The longest pause between two rounds.
 const MAX_PAUSE: Duration = Duration::from_secs(2);
 
-/// Starts asking `endpoints` for the members' addresses, on the current runtime. The task ends
-/// once one answered, or when the table is dropped (the server stopped).
-pub fn spawn(endpoints: Vec<String>, table: &Arc<PeerTable>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(discover(endpoints, Arc::downgrade(table)))
+/// How a joining node reaches the members' client API: over https or http, and with what
+/// credentials (`--cacert`, its `--cert`/`--key` as client certificate, `--join-token-file`).
+#[derive(Clone, Debug, Default)]
+pub struct JoinAccess {
+    /// An address without a scheme means https (this node serves TLS, so its cluster does).
+    pub https: bool,
+    /// The CA trusted, the certificate shown and the token sent.
+    pub creds: Credentials,
 }
 
-async fn discover(endpoints: Vec<String>, table: Weak<PeerTable>) {
-    let http = match reqwest::Client::builder()
+/// Starts asking `endpoints` for the members' addresses, on the current runtime. The task ends
+/// once one answered, or when the table is dropped (the server stopped).
+pub fn spawn(
+    endpoints: Vec<String>,
+    table: &Arc<PeerTable>,
+    access: JoinAccess,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(discover(endpoints, Arc::downgrade(table), access))
+}
+
+async fn discover(endpoints: Vec<String>, table: Weak<PeerTable>, access: JoinAccess) {
+    let http = match access
+        .creds
+        .http_builder()
         .timeout(Duration::from_secs(2))
         .no_proxy()
         .build()
@@ -40,11 +62,20 @@ async fn discover(endpoints: Vec<String>, table: Weak<PeerTable>) {
         }
     };
     let mut pause = FIRST_PAUSE;
+    // A refused token does not fix itself: say so once, loudly, rather than every round.
+    let mut told_refused = false;
     loop {
         for ep in &endpoints {
-            let addrs = match ask(&http, ep).await {
+            let addrs = match ask(&http, &access, ep).await {
                 Ok(addrs) => addrs,
-                Err(e) => {
+                Err(Asked::Refused(e)) => {
+                    if !told_refused {
+                        tracing::warn!(endpoint = %ep, error = %e, "join: the member refused this node's token (--join-token-file needs an admin token)");
+                        told_refused = true;
+                    }
+                    continue;
+                }
+                Err(Asked::Failed(e)) => {
                     tracing::debug!(endpoint = %ep, error = %e, "join: no member list yet");
                     continue;
                 }
@@ -66,25 +97,48 @@ async fn discover(endpoints: Vec<String>, table: Weak<PeerTable>) {
     }
 }
 
+/// Why a member gave no address table.
+enum Asked {
+    /// It refused this node's token (401 or 403).
+    Refused(String),
+    /// Anything else: unreachable, no configuration yet, an odd answer.
+    Failed(String),
+}
+
 /// The address table of the node at `endpoint`, if it has a configuration.
-async fn ask(http: &reqwest::Client, endpoint: &str) -> Result<BTreeMap<NodeId, String>, String> {
+async fn ask(
+    http: &reqwest::Client,
+    access: &JoinAccess,
+    endpoint: &str,
+) -> Result<BTreeMap<NodeId, String>, Asked> {
     let base = if endpoint.contains("://") {
         endpoint.trim_end_matches('/').to_string()
+    } else if access.https {
+        format!("https://{endpoint}")
     } else {
         format!("http://{endpoint}")
     };
-    let resp = http
-        .get(format!("{base}/cluster?local=true"))
+    let resp = access
+        .creds
+        .authorize(http.get(format!("{base}/cluster?local=true")))
         .send()
         .await
-        .map_err(|e| e.to_string())?;
-    if !resp.status().is_success() {
-        return Err(format!("HTTP {}", resp.status()));
+        .map_err(|e| Asked::Failed(access.creds.describe(&e)))?;
+    let status = resp.status();
+    if status.as_u16() == 401 || status.as_u16() == 403 {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(Asked::Refused(format!("HTTP {status}: {body}")));
     }
-    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(Asked::Failed(format!("HTTP {status}")));
+    }
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| Asked::Failed(e.to_string()))?;
     let addrs = members_of(&body);
     if addrs.is_empty() {
-        return Err("it knows no member yet".into());
+        return Err(Asked::Failed("it knows no member yet".into()));
     }
     Ok(addrs)
 }

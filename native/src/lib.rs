@@ -19,7 +19,7 @@
 //! learns the members' addresses, and [`ctl_member`] kvctl's `member` commands.
 //!
 //! Client security: [`client_tls`] serves the client API over TLS, [`client_auth`] checks its
-//! bearer tokens and roles.
+//! bearer tokens and roles, and [`credentials`] is what kvctl and a joining node trust and send.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -32,6 +32,7 @@ pub mod client_auth;
 pub mod client_tls;
 pub mod cluster_file;
 pub mod config;
+pub mod credentials;
 pub mod ctl;
 pub mod ctl_member;
 pub mod disk;

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::api;
 use crate::config::PeerProtocol;
 use crate::config::ServerConfig;
+use crate::credentials::Credentials;
 use crate::dkv::{DistributedKv, DkvConfig};
 use crate::driver::{self, DriverConfig, DriverThread, RaftNode, StartError};
 use crate::node_port::{NodeError, RaftHandle, TransferDone};
@@ -31,7 +32,7 @@ use crate::transport::{
     self, HttpTransport, PeerTls, PeerTransport, StreamTransport, TransportConfig, TransportError,
     inbox,
 };
-use crate::{cluster_file, disk, engine, join, membership_api};
+use crate::{client_auth, client_tls, cluster_file, disk, engine, join, membership_api};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
 /// reports ready (it serves anyway afterwards; requests then wait for a leader themselves).
@@ -71,9 +72,13 @@ pub enum ServerError {
     /// The peer TLS files could not be read or used.
     #[error("peer TLS: {0}")]
     Tls(#[from] transport::tls::TlsError),
-    /// The configuration cannot work (a cluster member without a peer listener, ...).
+    /// The configuration cannot work (a cluster member without a peer listener, a bad tokens
+    /// file, ...).
     #[error("{0}")]
     Config(String),
+    /// The client API's TLS files could not be read or used.
+    #[error("client TLS: {0}")]
+    ClientTls(transport::tls::TlsError),
 }
 
 /// A server running on a tokio task.
@@ -176,6 +181,8 @@ async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), ServerError> {
 /// driver and serves the client API, and the peers on their own listener, on new tasks of the
 /// current runtime.
 pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    // Read before anything is bound or written, so a bad file leaves no trace.
+    let security = ClientSecurity::load(&config)?;
     let (listener, addr) = bind(&config.addr).await?;
     let peer_listener = match &config.peer_addr {
         Some(a) => Some(bind(a).await?),
@@ -301,6 +308,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     // The client port serves no Raft route: peers have their own listener.
     let app = api::router(Arc::clone(&service), config.max_body_bytes)
         .merge(membership_api::router(node.clone(), leader_wait));
+    let app = security.wrap(app);
     let peer_task = peer_listener.map(|(listener, _)| {
         let learn: OnHello = {
             let peers = Arc::clone(&peers);
@@ -309,7 +317,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         serve_peers(&config, listener, Arc::new(inbox_tx), auth, tls, learn)
     });
     if joining && !config.join.is_empty() {
-        join::spawn(config.join.clone(), &peers);
+        join::spawn(config.join.clone(), &peers, security.join.clone());
     }
     // Alone in its configuration (as stored, or after the changes in its log).
     let m = node.view().status.membership;
@@ -329,14 +337,26 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         }
     }
     let (shutdown, stop) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                // A dropped sender means the same as a sent signal: stop.
-                let _ = stop.await;
+    // A dropped sender means the same as a sent signal: stop.
+    let stopped = async move {
+        let _ = stop.await;
+    };
+    let task = match &security.tls {
+        Some(tls) => {
+            let listener = client_tls::TlsListener::new(listener, Arc::clone(tls))
+                .map_err(ServerError::Serve)?;
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
             })
-            .await
-    });
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+    };
     tracing::info!(
         id = %config.id,
         %addr,
@@ -347,6 +367,8 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         write_mode = %config.write_mode,
         engine = %config.engine,
         members = service.status().peers.len(),
+        client_tls = security.tls.is_some(),
+        tokens = security.tokens.as_ref().map_or(0, |t| t.len()),
         "kvserver listening"
     );
     Ok(RunningServer {
@@ -359,6 +381,64 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         task,
         driver,
     })
+}
+
+/// The client API's TLS and tokens, and what this node shows other members' client API.
+struct ClientSecurity {
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tokens: Option<Arc<client_auth::Tokens>>,
+    join: join::JoinAccess,
+}
+
+impl ClientSecurity {
+    /// Reads every file `config` names for them; errors name the file.
+    fn load(config: &ServerConfig) -> Result<Self, ServerError> {
+        let tls = match &config.client_tls {
+            Some(files) => Some(client_tls::server_config(files).map_err(ServerError::ClientTls)?),
+            None => None,
+        };
+        let tokens = match &config.tokens_file {
+            Some(path) => Some(Arc::new(
+                client_auth::Tokens::from_file(path).map_err(ServerError::Config)?,
+            )),
+            None => None,
+        };
+        if tokens.is_some() && tls.is_none() {
+            tracing::warn!(
+                "--tokens-file without --cert: bearer tokens cross the network in clear text"
+            );
+        }
+        let identity = config
+            .client_tls
+            .as_ref()
+            .map(|f| (f.cert.as_path(), f.key.as_path()));
+        let mut creds = Credentials::load(config.cacert.as_deref(), identity, None)
+            .map_err(|e| ServerError::Config(format!("--cacert: {e}")))?;
+        if let Some(path) = &config.join_token_file {
+            let named = |e: String| {
+                ServerError::Config(format!("--join-token-file {}: {e}", path.display()))
+            };
+            let token = std::fs::read_to_string(path).map_err(|e| named(e.to_string()))?;
+            creds = creds.with_token(&token).map_err(named)?;
+        }
+        Ok(ClientSecurity {
+            join: join::JoinAccess {
+                https: tls.is_some(),
+                creds,
+            },
+            tls,
+            tokens,
+        })
+    }
+
+    /// `app` behind the tokens (if any), its redirects on https (with TLS).
+    fn wrap(&self, app: axum::Router) -> axum::Router {
+        let app = client_auth::protect(app, self.tokens.clone());
+        match self.tls {
+            Some(_) => client_tls::https_redirects(app),
+            None => app,
+        }
+    }
 }
 
 /// Serves peers on `listener` with the configured protocol, handing their messages to `inbox`.
