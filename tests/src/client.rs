@@ -19,6 +19,8 @@ pub struct Reply {
     pub body: Value,
     /// Every URL redirected to, in order.
     pub redirects: Vec<String>,
+    /// The final response's headers.
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Reply {
@@ -28,12 +30,37 @@ impl Reply {
     }
 }
 
+/// How a [`KvClient`] reaches a node: https or http, the CA it trusts, the client certificate
+/// it shows and the bearer token it sends. The default is plain http without a token.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// Use https (with `ca_pem` the only trusted CA; without one nothing is trusted).
+    pub https: bool,
+    /// The CA to trust, PEM.
+    pub ca_pem: Option<Vec<u8>>,
+    /// A client certificate and its key, in one PEM.
+    pub identity_pem: Option<Vec<u8>>,
+    /// The bearer token.
+    pub token: Option<String>,
+}
+
+impl Access {
+    /// This access with `token` instead of its own (`None`: no token).
+    pub fn with_token(&self, token: Option<&str>) -> Access {
+        Access {
+            token: token.map(str::to_string),
+            ..self.clone()
+        }
+    }
+}
+
 /// A client of one node. Writes carry this client's id and the next sequence number, so a
 /// retry of the same write would carry a new seq: use [`KvClient::write_with_seq`] to resend.
 #[derive(Debug)]
 pub struct KvClient {
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
     client_id: String,
     seq: AtomicU64,
 }
@@ -42,17 +69,33 @@ pub struct KvClient {
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 
 impl KvClient {
-    /// A client of the node at `addr` (`host:port`).
+    /// A client of the node at `addr` (`host:port`), over plain http.
     pub fn new(addr: &str) -> Self {
+        KvClient::with_access(addr, &Access::default())
+    }
+
+    /// A client of the node at `addr` (`host:port`) as `access` says. Bad PEM in `access` is
+    /// a bug of the test: it panics.
+    pub fn with_access(addr: &str, access: &Access) -> Self {
         let n = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed);
+        let mut builder = reqwest::Client::builder()
+            .redirect(redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .no_proxy();
+        if let Some(ca) = &access.ca_pem {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(ca).expect("the test's CA is PEM"),
+            );
+        }
+        if let Some(id) = &access.identity_pem {
+            builder = builder
+                .identity(reqwest::Identity::from_pem(id).expect("the test's identity is PEM"));
+        }
+        let scheme = if access.https { "https" } else { "http" };
         KvClient {
-            http: reqwest::Client::builder()
-                .redirect(redirect::Policy::none())
-                .timeout(Duration::from_secs(5))
-                .no_proxy()
-                .build()
-                .unwrap_or_default(),
-            base: format!("http://{addr}"),
+            http: builder.build().expect("the test's HTTP client builds"),
+            base: format!("{scheme}://{addr}"),
+            token: access.token.clone(),
             client_id: format!("harness-{}-{n}", std::process::id()),
             seq: AtomicU64::new(0),
         }
@@ -75,6 +118,9 @@ impl KvClient {
         let mut redirects = Vec::new();
         loop {
             let mut req = self.http.request(method.clone(), &url);
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
             if let Some(b) = &body {
                 req = req.json(b);
             }
@@ -105,11 +151,13 @@ impl KvClient {
                     continue;
                 }
             }
+            let headers = resp.headers().clone();
             let body = resp.json().await.unwrap_or(Value::Null);
             return Ok(Reply {
                 status: status.as_u16(),
                 body,
                 redirects,
+                headers,
             });
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::client::KvClient;
+use crate::client::{Access, KvClient};
 use crate::proxy::LinkProxy;
 use crate::wait::poll_until;
 
@@ -27,6 +27,9 @@ pub struct ClusterConfig {
     pub extra_args: Vec<String>,
     /// How long a started node may take to answer `/healthz`.
     pub start_timeout: Duration,
+    /// How [`Cluster::client`] reaches the nodes (TLS, token): what the extra arguments ask
+    /// for, e.g. `--cert` and `--tokens-file`.
+    pub access: Access,
 }
 
 impl ClusterConfig {
@@ -37,6 +40,7 @@ impl ClusterConfig {
             proxies: true,
             extra_args: Vec::new(),
             start_timeout: Duration::from_secs(20),
+            access: Access::default(),
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Cluster {
     start_timeout: Duration,
     /// The extra arguments every node gets, nodes added later included.
     extra_args: Vec<String>,
+    /// How clients reach the nodes.
+    access: Access,
     /// Holds every data dir and log; declared last so it is deleted after the processes die.
     root: TempDir,
 }
@@ -204,6 +210,7 @@ impl Cluster {
             links,
             start_timeout: config.start_timeout,
             extra_args: config.extra_args.clone(),
+            access: config.access.clone(),
             root,
         };
         for i in 0..config.size {
@@ -291,9 +298,28 @@ impl Cluster {
         std::fs::read_to_string(&self.node(i).log).unwrap_or_default()
     }
 
-    /// A new client of node `i`.
+    /// A new client of node `i`, reaching it as the cluster's [`ClusterConfig::access`] says.
     pub fn client(&self, i: usize) -> KvClient {
-        KvClient::new(&self.addr(i).to_string())
+        self.client_with(i, &self.access)
+    }
+
+    /// How [`Cluster::client`] reaches the nodes.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// A new client of node `i` reaching it as `access` says.
+    pub fn client_with(&self, i: usize, access: &Access) -> KvClient {
+        KvClient::with_access(&self.addr(i).to_string(), access)
+    }
+
+    /// Node `i`'s client API as kvctl takes it: `https://host:port` with TLS, else `host:port`.
+    pub fn endpoint(&self, i: usize) -> String {
+        if self.access.https {
+            format!("https://{}", self.addr(i))
+        } else {
+            self.addr(i).to_string()
+        }
     }
 
     /// The proxy carrying node `from`'s messages to node `to`, if links are proxied.

@@ -11,7 +11,7 @@ pub mod load;
 pub mod proxy;
 pub mod wait;
 
-pub use client::{KvClient, Reply};
+pub use client::{Access, KvClient, Reply};
 pub use cluster::{Cluster, ClusterConfig};
 pub use load::{Bench, BenchReport};
 pub use proxy::{LinkMode, LinkProxy, LinkState};
