@@ -276,8 +276,10 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
         _ => None,
     };
-    let creds = Credentials::load(args.cacert.as_deref(), identity, args.token.as_deref())
-        .map_err(ClientError::Usage)?;
+    // An empty RAFTKV_TOKEN is as good as unset.
+    let token = args.token.as_deref().filter(|t| !t.trim().is_empty());
+    let creds =
+        Credentials::load(args.cacert.as_deref(), identity, token).map_err(ClientError::Usage)?;
     let mut client =
         Client::with_credentials(args.endpoints, client_id.clone(), seq, timeout, creds)?;
     client.set_session_renewal(renewal);
