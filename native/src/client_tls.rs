@@ -37,7 +37,8 @@ use crate::transport::tls::{self, TlsError};
 
 /// How long a client has to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; connections beyond are closed at once.
+/// Handshakes in progress (or finished and waiting for the server to take them) at once;
+/// connections beyond are closed at once.
 pub const MAX_HANDSHAKES: usize = 256;
 /// Finished handshakes waiting for the server to take them.
 const READY_QUEUE: usize = 64;
@@ -143,9 +144,10 @@ async fn accept_loop(
                 let (acceptor, ready) = (acceptor.clone(), ready.clone());
                 handshakes.spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        // The slot is held until the server took the connection, so that
+                        // finished handshakes waiting for it stay within the bound too. An
+                        // error means the server stopped taking connections: drop this one.
                         Ok(Ok(tls)) => {
-                            drop(slot);
-                            // The server stopped taking connections: drop this one.
                             let _ = ready.send((tls, remote)).await;
                         }
                         // An untrusted client, a client that does not trust us, a port scan:
@@ -153,6 +155,7 @@ async fn accept_loop(
                         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "client TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "client TLS handshake timed out"),
                     }
+                    drop(slot);
                 });
             }
             Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
