@@ -447,6 +447,27 @@ async fn a_tls_cluster_with_tokens_serves_kvctl_and_refuses_everyone_else() {
         r.redirects
     );
 
+    // Refusals are logged without the token, and a 403 at INFO with the token's name.
+    let log = c.log_of(leader);
+    assert!(
+        log.lines().any(|l| l.contains(" INFO ")
+            && l.contains("refused a request its token's role does not cover")
+            && l.contains("dashboard")),
+        "{log}"
+    );
+    for i in 0..c.size() {
+        let log = c.log_of(i);
+        for t in [ADMIN, WRITER, READER] {
+            assert!(!log.contains(t), "{}'s log holds a token", c.id(i));
+        }
+        assert!(
+            !log.lines()
+                .any(|l| l.contains("ERROR") && l.contains("refused a request")),
+            "{}'s log: {log}",
+            c.id(i)
+        );
+    }
+
     // Failover with tokens on: kill the leader, kvctl finds the new one.
     c.kill(leader).unwrap();
     let next = c.wait_for_leader(LEADER_TIMEOUT).await.unwrap();
