@@ -701,6 +701,25 @@ impl<M: StateMachine> Node<M> {
         self.uncommitted_bytes
     }
 
+    /// When this node last heard from the leader of its term (on its caller's clock), while
+    /// it knows one: how fresh a follower's view of the log is, for hosts that report
+    /// readiness. Read only; for a leader this is when it took office (see
+    /// [`quorum_contact`](Self::quorum_contact)).
+    pub fn last_leader_contact(&self) -> Option<Millis> {
+        self.last_leader_contact
+    }
+
+    /// For a leader, the time (on its caller's clock) since which a quorum of voters has
+    /// answered it; a leader that is a quorum alone answers the latest time it was given.
+    /// `None` when not leading. Read only, for hosts that report readiness.
+    pub fn quorum_contact(&self) -> Option<Millis> {
+        self.leader.as_ref()?;
+        match self.tracker.quorum_active_since() {
+            Millis::MAX => Some(self.now),
+            since => Some(since),
+        }
+    }
+
     /// The highest committed index that is also durable here: what may be applied.
     fn next_committed_hi(&self) -> Index {
         self.commit_index.min(self.persisted)
