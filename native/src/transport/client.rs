@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::auth::{PeerAuth, wall_clock_ms};
 use super::path_for;
-use super::queue::{Counters, PeerQueue, PeerStats, Queued};
+use super::queue::{Counters, PeerQueue, PeerStats, Queued, SendCounters};
 use super::wire::Envelope;
 
 /// Maps a peer to the address its Raft routes are served on: `host:port` or a base URL
@@ -66,6 +66,8 @@ pub struct TransportConfig {
     /// Where this node serves clients, told to peers (so their redirects can point here)
     /// when it differs from where they reach it.
     pub client_addr: Option<String>,
+    /// Where the transport registers each peer queue's counters, for `/metrics`.
+    pub counters: SendCounters,
 }
 
 impl Default for TransportConfig {
@@ -78,6 +80,7 @@ impl Default for TransportConfig {
             slowest_link_bytes_per_sec: 256 * 1024,
             auth: Arc::new(PeerAuth::default()),
             client_addr: None,
+            counters: SendCounters::default(),
         }
     }
 }
@@ -173,6 +176,7 @@ impl HttpTransport {
         for id in &gone {
             self.peers.remove(id);
         }
+        self.config.counters.retain(|id| keep.contains(id));
         gone
     }
 
@@ -180,6 +184,7 @@ impl HttpTransport {
     fn queue(&mut self, to: &NodeId) -> &PeerQueue {
         self.peers.entry(to.clone()).or_insert_with(|| {
             let (queue, rx) = PeerQueue::new(self.config.queue_capacity, self.config.queue_bytes);
+            self.config.counters.add(to, &queue.counters);
             self.runtime.spawn(run_peer(
                 to.clone(),
                 rx,
@@ -271,12 +276,14 @@ async fn run_peer(
         if let Some(a) = &shared.config.client_addr {
             request = request.header(CLIENT_ADDR_HEADER, a);
         }
+        let sent_bytes = body.len();
         let res = request.body(body).send().await;
         match res {
             Ok(resp) if resp.status().is_success() => {
                 // Reading the (tiny) body lets the connection go back to the pool.
                 let _ = resp.bytes().await;
                 Counters::add(&counters.delivered, 1);
+                Counters::add(&counters.sent_bytes, sent_bytes);
             }
             Ok(resp) => {
                 tracing::debug!(peer = %to, kind, status = %resp.status(), "raft message refused");

@@ -33,7 +33,7 @@ use raftkv_core::types::NodeId;
 
 pub use auth::PeerAuth;
 pub use client::{HttpTransport, PeerResolver, StaticPeers, TransportConfig, TransportError};
-pub use queue::PeerStats;
+pub use queue::{PeerStats, SendCounters};
 pub use server::router;
 pub use stream::StreamTransport;
 pub use tls::PeerTls;

@@ -2,10 +2,12 @@
 //! the counters an operator reads. [`PeerQueue::push`] never blocks: a message that does not
 //! fit is dropped and counted (Raft resends what matters).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use raftkv_core::kvraft::Message;
+use raftkv_core::types::NodeId;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::budget::ByteBudget;
@@ -25,6 +27,9 @@ pub struct PeerStats {
     pub dropped_full: u64,
     /// Messages dropped because the resolver did not know the peer.
     pub unresolved: u64,
+    /// Bytes written to the peer: frames (stream) or request bodies (HTTP) of the messages
+    /// counted in `delivered`.
+    pub sent_bytes: u64,
 }
 
 impl PeerStats {
@@ -36,6 +41,7 @@ impl PeerStats {
             failed: self.failed + o.failed,
             dropped_full: self.dropped_full + o.dropped_full,
             unresolved: self.unresolved + o.unresolved,
+            sent_bytes: self.sent_bytes + o.sent_bytes,
         }
     }
 }
@@ -48,6 +54,7 @@ pub(crate) struct Counters {
     pub failed: AtomicU64,
     pub dropped_full: AtomicU64,
     pub unresolved: AtomicU64,
+    pub sent_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -63,7 +70,51 @@ impl Counters {
             failed: self.failed.load(Ordering::Relaxed),
             dropped_full: self.dropped_full.load(Ordering::Relaxed),
             unresolved: self.unresolved.load(Ordering::Relaxed),
+            sent_bytes: self.sent_bytes.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Every queue's counters by peer, shared by a transport and whoever reports them (the
+/// `/metrics` scrape), which cannot reach the transport itself: the driver thread owns it.
+/// The lock is taken when a queue is created or dropped and at a scrape, never per message.
+#[derive(Clone, Debug, Default)]
+pub struct SendCounters(Arc<Mutex<Vec<PeerCounters>>>);
+
+/// One queue's counters, with the peer it sends to.
+type PeerCounters = (NodeId, Arc<Counters>);
+
+impl SendCounters {
+    /// Adds the counters of a new queue to `peer`.
+    pub(crate) fn add(&self, peer: &NodeId, counters: &Arc<Counters>) {
+        let mut all = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.push((peer.clone(), Arc::clone(counters)));
+    }
+
+    /// Forgets the counters of peers for which `keep` is false (members that left).
+    pub(crate) fn retain(&self, keep: impl Fn(&NodeId) -> bool) {
+        let mut all = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.retain(|(id, _)| keep(id));
+    }
+
+    /// The counters of every peer sent to so far, a peer's queues taken together.
+    pub fn snapshot(&self) -> BTreeMap<NodeId, PeerStats> {
+        let all = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: BTreeMap<NodeId, PeerStats> = BTreeMap::new();
+        for (id, c) in all.iter() {
+            let s = out.entry(id.clone()).or_default();
+            *s = s.plus(c.snapshot());
+        }
+        out
     }
 }
 

@@ -6,15 +6,16 @@
 //! Handshakes are bounded in time ([`super::HANDSHAKE_TIMEOUT`]) and connections in number
 //! ([`MAX_CONNECTIONS`]), so strangers cannot hold the node's memory or sockets.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use raftkv_core::types::NodeId;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::frame::{SessionKey, read_frame};
+use super::frame::{HEADER_BYTES, SessionKey, TAG_BYTES, read_frame};
 use super::handshake::{self, Challenge, Hello, NONCE_BYTES, VERSION, Welcome};
 use super::{HANDSHAKE_TIMEOUT, PeerIo};
 use rustls::pki_types::CertificateDer;
@@ -59,6 +60,43 @@ pub struct ListenerStats {
     pub dropped_full: AtomicU64,
     /// Frames that broke their connection (bad checksum, tag or encoding).
     pub bad_frames: AtomicU64,
+    /// What each authenticated peer sent, by the peer's id. The lock is taken once per
+    /// connection (and per scrape), never per frame.
+    pub received: Mutex<BTreeMap<NodeId, Arc<Received>>>,
+}
+
+/// What one peer sent this listener, over all its connections.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Messages decoded from its frames.
+    pub messages: AtomicU64,
+    /// Bytes of its frames (header, payload and tag; TLS records not counted).
+    pub bytes: AtomicU64,
+}
+
+impl ListenerStats {
+    /// The counters of `peer`, created on its first connection.
+    fn received_from(&self, peer: &NodeId) -> Arc<Received> {
+        let mut all = self
+            .received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(all.entry(peer.clone()).or_default())
+    }
+
+    /// What every peer sent so far: (messages, bytes) by peer.
+    pub fn received(&self) -> BTreeMap<NodeId, (u64, u64)> {
+        let all = self
+            .received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.iter()
+            .map(|(id, r)| {
+                let m = r.messages.load(Ordering::Relaxed);
+                (id.clone(), (m, r.bytes.load(Ordering::Relaxed)))
+            })
+            .collect()
+    }
 }
 
 /// Serves peer streams on `listener` until the returned task is aborted (which ends every
@@ -145,6 +183,8 @@ async fn serve(
         }
     };
     stats.accepted.fetch_add(1, Ordering::Relaxed);
+    let received = stats.received_from(&from);
+    let tag_bytes = if key.is_some() { TAG_BYTES } else { 0 };
     loop {
         let frame = match read_frame(&mut io, config.frame_limit, key.as_mut()).await {
             Ok(Some(f)) => f,
@@ -154,6 +194,10 @@ async fn serve(
                 return;
             }
         };
+        let frame_bytes = HEADER_BYTES + frame.len() + tag_bytes;
+        received
+            .bytes
+            .fetch_add(frame_bytes as u64, Ordering::Relaxed);
         let msgs = match crate::transport::wire::decode_batch(&frame) {
             Ok(m) => m,
             Err(e) => {
@@ -161,6 +205,9 @@ async fn serve(
                 return;
             }
         };
+        received
+            .messages
+            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
         for msg in msgs {
             let size = wire_estimate(&msg);
             match config.inbox.deliver(from.clone(), msg, size) {

@@ -120,6 +120,7 @@ impl StreamTransport {
             .map(|(id, _)| id.clone())
             .collect();
         self.lanes.retain(|(id, _), _| !gone.contains(id));
+        self.shared.config.counters.retain(|id| !gone.contains(id));
         gone.into_iter().collect()
     }
 
@@ -128,6 +129,7 @@ impl StreamTransport {
         self.lanes.entry(key).or_insert_with(|| {
             let c = &self.shared.config;
             let (queue, rx) = PeerQueue::new(c.queue_capacity, c.queue_bytes);
+            c.counters.add(to, &queue.counters);
             self.runtime.spawn(run_lane(
                 to.clone(),
                 lane,
@@ -320,7 +322,10 @@ async fn run_lane(
         let Some(c) = conn.as_mut() else { continue };
         let n = batch.len();
         match write_batch(&shared, c, batch).await {
-            Ok(()) => Counters::add(&counters.delivered, n),
+            Ok(bytes) => {
+                Counters::add(&counters.delivered, n);
+                Counters::add(&counters.sent_bytes, bytes);
+            }
             Err(e) => {
                 tracing::debug!(peer = %to, lane = lane.as_str(), error = %e, "peer connection lost");
                 Counters::add(&counters.failed, n);
@@ -347,17 +352,21 @@ fn drain(first: Queued, rx: &mut mpsc::Receiver<Queued>) -> Vec<Queued> {
 }
 
 /// Encodes `batch` as one frame and writes it, within the time the slowest link allowed for
-/// needs for its size. The budget shares are given back once the frame is written.
-async fn write_batch(shared: &Shared, c: &mut Conn, batch: Vec<Queued>) -> std::io::Result<()> {
+/// needs for its size. The budget shares are given back once the frame is written. Answers
+/// the bytes written (the frame's header, body and tag).
+async fn write_batch(shared: &Shared, c: &mut Conn, batch: Vec<Queued>) -> std::io::Result<usize> {
     let (msgs, _budget): (Vec<Message>, Vec<_>) =
         batch.into_iter().map(|q| (q.msg, q._budget)).unzip();
     let body = super::wire::encode_batch(msgs).map_err(std::io::Error::other)?;
     let timeout = request_timeout(&shared.config, body.len());
+    let tag = if c.key.is_some() { frame::TAG_BYTES } else { 0 };
+    let bytes = frame::HEADER_BYTES + body.len() + tag;
     let write = async {
         write_frame(&mut c.io, &body, c.key.as_mut()).await?;
         c.io.flush().await
     };
     tokio::time::timeout(timeout, write)
         .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    Ok(bytes)
 }
