@@ -14,10 +14,12 @@
 //! never the HTTP workers. A storage error stops the node (logged, never a panic): pending callers
 //! then learn that their outcome is unknown and new requests are refused.
 
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::histogram::Histogram;
 use raftkv_core::kvraft::{Event, Message, Stores};
 use raftkv_core::raft::{
     Config, Host, Index, Outcome, ProposeError, RaftError, Role, Status, TransferError, Waiters,
@@ -27,6 +29,7 @@ use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::metrics::RaftInstruments;
 use crate::node_port::{BoxFut, NodeError, RaftHandle, TransferDone};
 use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
@@ -97,6 +100,8 @@ pub struct DriverConfig {
     pub propose_timeout: Duration,
     /// How long a leadership transfer may take before the caller hears "unknown".
     pub transfer_timeout: Duration,
+    /// Where the driver records what only it sees (`/metrics`).
+    pub metrics: RaftInstruments,
 }
 
 /// The handle to a running driver. Cheap to clone.
@@ -210,6 +215,8 @@ pub fn start(
         peers: Arc::clone(&peers),
         snapshots_tx,
         snapshots_rx,
+        metrics: cfg.metrics,
+        round_trips: BTreeMap::new(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -257,6 +264,9 @@ struct Driver {
     /// Where the thread writing a snapshot sends its result (see `Host::begin_snapshot`).
     snapshots_tx: mpsc::UnboundedSender<Result<WrittenSnapshot, RaftError>>,
     snapshots_rx: mpsc::UnboundedReceiver<Result<WrittenSnapshot, RaftError>>,
+    metrics: RaftInstruments,
+    /// Each follower's round-trip histogram, looked up once rather than per answer.
+    round_trips: BTreeMap<NodeId, Histogram>,
 }
 
 /// Inputs taken in one turn.
@@ -324,6 +334,7 @@ impl Driver {
         let started = Instant::now();
         let res = self.feed(batch);
         let took = started.elapsed();
+        self.metrics.turn_seconds.observe(took.as_secs_f64());
         if took >= SLOW_TURN {
             // Heartbeats and replies waited all that time: a large snapshot install, or a slow
             // disk.
@@ -345,6 +356,9 @@ impl Driver {
             self.node.snapshot_done(done, &mut self.transport)?;
         }
         for (from, msg) in batch.msgs {
+            if let Message::AppendEntriesResponse(r) = &msg {
+                self.round_trip(&from, r.term, r.sent_at);
+            }
             self.node.feed().step(now, &from, msg)?;
         }
         for req in batch.reqs {
@@ -368,6 +382,7 @@ impl Driver {
                 )?;
             }
         }
+        self.record_turn();
         // Publish the status before answering, so a caller that got its reply sees at least
         // the state that reply came from.
         let status = self.node.status();
@@ -389,13 +404,46 @@ impl Driver {
         Ok(())
     }
 
+    /// Records an AppendEntries round trip to `from`: from the send time the answer echoes to
+    /// now, on this leader's clock (millisecond send times, so ±1 ms). Answers to another term
+    /// (or from before a restart, on another clock) are not this leader's.
+    fn round_trip(&mut self, from: &NodeId, term: u64, sent_at: u64) {
+        if sent_at == 0 || !self.node.node().is_leader() || term != self.node.node().term() {
+            return;
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        // Milliseconds to seconds: exact enough for a latency (send times stay far below 2^52).
+        let rtt = (elapsed - sent_at as f64 / 1000.0).max(0.0);
+        let family = &self.metrics.round_trip_seconds;
+        self.round_trips
+            .entry(from.clone())
+            .or_insert_with(|| family.get_or_create_owned(&[("To", from.to_string())]))
+            .observe(rtt);
+    }
+
+    /// What the scrape reads after a turn: a few relaxed stores.
+    fn record_turn(&mut self) {
+        let n = self.node.node();
+        self.metrics.snapshots.set(&n.snapshot_stats());
+    }
+
     /// Takes one request. Refusals need no persistence and go at once; accepted proposals,
     /// reads and transfers are answered from events (or the state they leave).
     fn request(&mut self, now: u64, req: Request) -> Result<(), RaftError> {
         match req {
             Request::Propose { cmd, reply } => match self.node.feed().propose(now, cmd) {
-                Ok(p) => self.waiters.proposed(p, reply),
+                Ok(p) => {
+                    self.metrics.proposals_pending.inc();
+                    self.waiters.proposed(p, reply);
+                }
                 Err(e) => {
+                    if matches!(
+                        e,
+                        ProposeError::Overloaded { .. } | ProposeError::Transferring { .. }
+                    ) {
+                        // A follower's refusal is a redirect, not a failure.
+                        self.metrics.proposals_failed.inc();
+                    }
                     let _ = reply.send(Err(self.refusal(e)?));
                 }
             },
@@ -488,6 +536,10 @@ impl Driver {
             _ => None,
         };
         for (reply, outcome) in self.waiters.proposals_settled(&ev) {
+            self.metrics.proposals_pending.dec();
+            if !matches!(outcome, Outcome::Applied(_)) {
+                self.metrics.proposals_failed.inc();
+            }
             let answer = match outcome {
                 Outcome::Applied(result) => Ok(ApplyResult {
                     index: applied_at,
@@ -517,12 +569,19 @@ impl Driver {
                     // Leadership lost: a pending proposal may still be committed by the next
                     // leader, or not. Say so rather than guess.
                     for r in self.waiters.drain_proposals() {
+                        self.metrics.proposals_pending.dec();
+                        self.metrics.proposals_failed.inc();
                         let _ = r.send(Err(NodeError::UnknownOutcome(
                             "leadership lost before the write was applied".into(),
                         )));
                     }
                 }
                 self.fail_reads();
+            }
+            Event::LeaderChanged {
+                leader: Some(_), ..
+            } => {
+                self.metrics.leader_changes.inc();
             }
             Event::TransferStarted { to } => tracing::info!(%to, "leadership transfer started"),
             Event::TransferAbandoned { to } => self.transfer_abandoned(&to),
@@ -557,6 +616,8 @@ impl Driver {
     /// Tells every waiting caller, and every later one, that the node is gone.
     fn shut_down(&mut self) {
         for r in self.waiters.drain_proposals() {
+            self.metrics.proposals_pending.dec();
+            self.metrics.proposals_failed.inc();
             let _ = r.send(Err(NodeError::UnknownOutcome(
                 "the node stopped before the write was applied".into(),
             )));

@@ -24,9 +24,11 @@ use crate::config::ServerConfig;
 use crate::credentials::Credentials;
 use crate::dkv::{DistributedKv, DkvConfig};
 use crate::driver::{self, DriverConfig, DriverThread, RaftNode, StartError};
+use crate::metrics::{self, Instruments, Metrics, Sources};
 use crate::node_port::{NodeError, RaftHandle, TransferDone};
 use crate::peers::PeerTable;
 use crate::shared_sm::SharedSm;
+use crate::transport::stream::listener::ListenerStats;
 use crate::transport::stream::listener::{ListenerConfig, OnHello};
 use crate::transport::{
     self, HttpTransport, PeerTls, PeerTransport, StreamTransport, TransportConfig, TransportError,
@@ -189,7 +191,10 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
         None => None,
     };
     let peer_addr = peer_listener.as_ref().map(|(_, a)| *a);
-    let stores = disk::open_stores(&config.data_dir)?;
+    // One set of instruments per server: tests run several in one process.
+    let instruments = Instruments::default();
+    let stores =
+        disk::open_stores_observed(&config.data_dir, Some(instruments.fsync_seconds.clone()))?;
     // What the node starts from: the stored configuration (written, fsynced, on the first
     // start, before anything is served), which wins over --peers from then on.
     // Members know each other by their peer addresses; a lone node without a peer listener
@@ -263,6 +268,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     transport_config.queue_bytes = transport_config.queue_bytes.max(least_bytes);
     transport_config.auth = Arc::clone(&auth);
     transport_config.client_addr = peer_addr.map(|_| addr.to_string());
+    let sent_counters = transport_config.counters.clone();
     let transport = match config.peer_protocol {
         PeerProtocol::Stream => PeerTransport::Stream(StreamTransport::new(
             config.id.clone(),
@@ -284,6 +290,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             // Core abandons a transfer after an election timeout; the target's election
             // takes about one more.
             transfer_timeout: Duration::from_millis((4 * config.election_timeout_ms.max).max(1000)),
+            metrics: instruments.raft.clone(),
         },
         stores,
         sm.clone(),
@@ -305,17 +312,41 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             apply_wait: PROPOSE_TIMEOUT,
         },
     );
+    let (peer_task, listener_stats) = match peer_listener {
+        Some((listener, _)) => {
+            let learn: OnHello = {
+                let peers = Arc::clone(&peers);
+                Arc::new(move |id: &NodeId, client: &str| peers.learn_client_addr(id, client))
+            };
+            let (task, stats) =
+                serve_peers(&config, listener, Arc::new(inbox_tx), auth, tls, learn);
+            (Some(task), stats)
+        }
+        None => (None, None),
+    };
+    let metrics = Arc::new(Metrics::new(
+        &instruments,
+        Sources {
+            view: {
+                let node = node.clone();
+                Arc::new(move || node.view())
+            },
+            sent: sent_counters,
+            listener: listener_stats,
+            data_dir: config.data_dir.clone(),
+        },
+    ));
     // The client port serves no Raft route: peers have their own listener.
     let app = api::router(Arc::clone(&service), config.max_body_bytes)
-        .merge(membership_api::router(node.clone(), leader_wait));
-    let app = security.wrap(app);
-    let peer_task = peer_listener.map(|(listener, _)| {
-        let learn: OnHello = {
-            let peers = Arc::clone(&peers);
-            Arc::new(move |id: &NodeId, client: &str| peers.learn_client_addr(id, client))
-        };
-        serve_peers(&config, listener, Arc::new(inbox_tx), auth, tls, learn)
-    });
+        .merge(membership_api::router(node.clone(), leader_wait))
+        .merge(metrics::router(metrics));
+    let app = security.wrap(app)
+        // Last, so it sees every route (and the fallback, and the tokens' refusals) with
+        // its matched path.
+        .layer(axum::middleware::from_fn_with_state(
+            instruments.http.clone(),
+            metrics::http::track,
+        ));
     if joining && !config.join.is_empty() {
         join::spawn(config.join.clone(), &peers, security.join.clone());
     }
@@ -441,7 +472,8 @@ impl ClientSecurity {
     }
 }
 
-/// Serves peers on `listener` with the configured protocol, handing their messages to `inbox`.
+/// Serves peers on `listener` with the configured protocol, handing their messages to `inbox`;
+/// with the stream protocol, answers the listener's counters too.
 fn serve_peers(
     config: &ServerConfig,
     listener: TcpListener,
@@ -449,11 +481,11 @@ fn serve_peers(
     auth: Arc<transport::PeerAuth>,
     tls: Option<Arc<PeerTls>>,
     learn: OnHello,
-) -> JoinHandle<()> {
+) -> (JoinHandle<()>, Option<Arc<ListenerStats>>) {
     let limit = transport::server::DEFAULT_BODY_LIMIT;
     match config.peer_protocol {
         PeerProtocol::Stream => {
-            let (task, _stats) = transport::stream::listener::spawn(
+            let (task, stats) = transport::stream::listener::spawn(
                 listener,
                 ListenerConfig {
                     me: config.id.clone(),
@@ -464,7 +496,7 @@ fn serve_peers(
                     on_hello: Some(learn),
                 },
             );
-            task
+            (task, Some(stats))
         }
         PeerProtocol::Http => {
             let routes = transport::server::router_learning(
@@ -474,11 +506,12 @@ fn serve_peers(
                 Some(config.id.clone()),
                 Some(learn),
             );
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, routes).await {
                     tracing::error!(error = %e, "the peer listener stopped");
                 }
-            })
+            });
+            (task, None)
         }
     }
 }

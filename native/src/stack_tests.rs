@@ -142,6 +142,7 @@ pub(crate) fn single_node_with(
         peers: Arc::clone(&peers),
         propose_timeout: Duration::from_secs(5),
         transfer_timeout: Duration::from_secs(5),
+        metrics: Default::default(),
     };
     let (node, thread) = start(
         cfg,

@@ -49,6 +49,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use prometheus_client::metrics::histogram::Histogram;
 use raftkv_core::kvraft::LogEntry;
 use raftkv_core::raft::{Index, LogStore, SnapshotMeta, StorageError, Term};
 
@@ -139,6 +140,8 @@ pub struct DiskLogStore {
     /// Set when a write failed half-way: memory and files may disagree, so every later call
     /// fails until the store is reopened (and recovery repairs the files).
     poisoned: Option<String>,
+    /// Where each fdatasync's duration goes (`/metrics`), if anywhere.
+    fsync_seconds: Option<Histogram>,
     /// Holds the exclusive lock on `raft.lock` for as long as the store lives.
     _lock: File,
 }
@@ -390,6 +393,7 @@ impl DiskLogStore {
             unsynced: false,
             pending: Vec::new(),
             poisoned: None,
+            fsync_seconds: None,
             _lock: lock,
         };
         store.debug_check();
@@ -409,6 +413,11 @@ impl DiskLogStore {
             self.sealed.first().unwrap_or(&self.active).first_index
                 <= self.base.last_included_index + 1
         );
+    }
+
+    /// Records the duration of every fdatasync of the log (the Raft log's `sync`) into `h`.
+    pub fn observe_fsync(&mut self, h: Histogram) {
+        self.fsync_seconds = Some(h);
     }
 
     /// The data dir this log lives in.
@@ -461,7 +470,12 @@ impl DiskLogStore {
         if !self.unsynced {
             return Ok(());
         }
-        if let Err(e) = self.active.file.sync_data() {
+        let started = std::time::Instant::now();
+        let synced = self.active.file.sync_data();
+        if let Some(h) = &self.fsync_seconds {
+            h.observe(started.elapsed().as_secs_f64());
+        }
+        if let Err(e) = synced {
             let err = io_err(&self.active.path, e);
             return Err(self.poison(err));
         }

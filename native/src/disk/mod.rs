@@ -40,10 +40,24 @@ pub use snapshot::DiskSnapshotStore;
 /// not a directory or cannot be read or written, and with [`StorageError::Corrupt`] when a file
 /// that is only ever replaced atomically (hard state, snapshot, log base) is damaged.
 pub fn open_stores(dir: impl AsRef<Path>) -> Result<Stores, StorageError> {
+    open_stores_observed(dir, None)
+}
+
+/// Like [`open_stores`], the log recording each fsync's duration into `fsync_seconds`.
+pub fn open_stores_observed(
+    dir: impl AsRef<Path>,
+    fsync_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
+) -> Result<Stores, StorageError> {
     let dir = dir.as_ref();
+    // In the order of before: the stable store first, then the log (which takes the lock).
+    let stable = DiskStableStore::open(dir)?;
+    let mut log = DiskLogStore::open(dir)?;
+    if let Some(h) = fsync_seconds {
+        log.observe_fsync(h);
+    }
     Ok(Stores {
-        stable: Box::new(DiskStableStore::open(dir)?),
-        log: Box::new(DiskLogStore::open(dir)?),
+        stable: Box::new(stable),
+        log: Box::new(log),
         snapshot: Box::new(DiskSnapshotStore::open(dir)?),
     })
 }
