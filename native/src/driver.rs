@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::histogram::Histogram;
@@ -112,7 +113,14 @@ pub struct RaftNode {
     peers: Arc<PeerTable>,
     propose_timeout: Duration,
     transfer_timeout: Duration,
+    /// The driver's clock starts here (core's times are milliseconds since).
+    started: Instant,
+    /// See [`Driver::contact`].
+    contact: Arc<AtomicU64>,
 }
+
+/// No leader known (in [`Driver::contact`]).
+const NO_CONTACT: u64 = u64::MAX;
 
 /// A running driver thread; stop it with [`DriverThread::stop`].
 pub struct DriverThread {
@@ -201,6 +209,7 @@ pub fn start(
     let (req_tx, req_rx) = mpsc::channel(REQUEST_QUEUE);
     let (stop_tx, stop_rx) = oneshot::channel();
     let peers = cfg.peers;
+    let contact = Arc::new(AtomicU64::new(NO_CONTACT));
     let driver = Driver {
         node,
         started,
@@ -217,6 +226,7 @@ pub fn start(
         snapshots_rx,
         metrics: cfg.metrics,
         round_trips: BTreeMap::new(),
+        contact: Arc::clone(&contact),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -233,6 +243,8 @@ pub fn start(
             peers,
             propose_timeout: cfg.propose_timeout,
             transfer_timeout: cfg.transfer_timeout,
+            started,
+            contact,
         },
         DriverThread {
             stop: Some(stop_tx),
@@ -267,6 +279,11 @@ struct Driver {
     metrics: RaftInstruments,
     /// Each follower's round-trip histogram, looked up once rather than per answer.
     round_trips: BTreeMap<NodeId, Histogram>,
+    /// When (the driver's clock, ms) this node last heard from the leader of its term, or for
+    /// a leader since when a quorum has answered it; [`NO_CONTACT`] without a leader. Stored
+    /// after every turn, read by readiness checks: an atomic rather than part of the view,
+    /// which would then change, and wake its watchers, on every heartbeat.
+    contact: Arc<AtomicU64>,
 }
 
 /// Inputs taken in one turn.
@@ -421,9 +438,18 @@ impl Driver {
             .observe(rtt);
     }
 
-    /// What the scrape reads after a turn: a few relaxed stores.
+    /// What the scrape and readiness read after a turn: a few relaxed stores.
     fn record_turn(&mut self) {
         let n = self.node.node();
+        let contact = if n.is_leader() {
+            n.quorum_contact()
+        } else if n.leader_id().is_some() {
+            n.last_leader_contact()
+        } else {
+            None
+        };
+        self.contact
+            .store(contact.unwrap_or(NO_CONTACT), Ordering::Relaxed);
         self.metrics.snapshots.set(&n.snapshot_stats());
     }
 
@@ -669,6 +695,18 @@ impl RaftNode {
     /// The node's latest published view.
     pub fn view(&self) -> NodeView {
         self.view.borrow().clone()
+    }
+
+    /// How long ago this node last heard from the leader of its term or, leading, since
+    /// when a quorum of voters has answered it (as of the driver's last turn); `None` while
+    /// it knows no leader.
+    pub fn leader_contact_age(&self) -> Option<Duration> {
+        let contact = self.contact.load(Ordering::Relaxed);
+        if contact == NO_CONTACT {
+            return None;
+        }
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Some(Duration::from_millis(now.saturating_sub(contact)))
     }
 
     /// The address of every member, as this node knows it.

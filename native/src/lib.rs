@@ -9,7 +9,7 @@
 //! results live in core's `OpCache`, on this process's monotonic clock.
 //! The state machine they share is an [`engine`] (redb on disk by default, or in memory);
 //! [`backup`] streams it out (`GET /snapshot`) and seeds a new node from a saved copy.
-//! [`metrics`] serves `GET /metrics` (Prometheus text).
+//! [`metrics`] serves `GET /metrics` (Prometheus text) and [`readiness`] `GET /readyz`.
 //! [`client`] is the HTTP client kvctl and the tests share; [`ctl`] is kvctl's command line and
 //! [`bench`] its load generator; [`noop`] is `noop-kv`, the client API over a bare map, a
 //! benchmark's floor.
@@ -46,6 +46,7 @@ pub mod metrics;
 pub mod node_port;
 pub mod noop;
 pub mod peers;
+pub mod readiness;
 pub mod server;
 pub mod shared_sm;
 #[cfg(test)]

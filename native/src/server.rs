@@ -34,7 +34,7 @@ use crate::transport::{
     self, HttpTransport, PeerTls, PeerTransport, StreamTransport, TransportConfig, TransportError,
     inbox,
 };
-use crate::{client_auth, client_tls, cluster_file, disk, engine, join, membership_api};
+use crate::{client_auth, client_tls, cluster_file, disk, engine, join, membership_api, readiness};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
 /// reports ready (it serves anyway afterwards; requests then wait for a leader themselves).
@@ -339,6 +339,10 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
     // The client port serves no Raft route: peers have their own listener.
     let app = api::router(Arc::clone(&service), config.max_body_bytes)
         .merge(membership_api::router(node.clone(), leader_wait))
+        .merge(readiness::router(
+            node.clone(),
+            Duration::from_millis(config.election_timeout_ms.max),
+        ))
         .merge(metrics::router(metrics));
     let app = security.wrap(app)
         // Last, so it sees every route (and the fallback, and the tokens' refusals) with
