@@ -28,4 +28,27 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
-log "ready: $(wasm-bindgen --version), $(wasm-pack --version), $(chromium --version 2>/dev/null | head -1)"
+# Python packages of the integration tests (tests/metrics_parse.py, ...): one venv under
+# target/py, with exactly the pins of one requirements file. A new package goes in that file,
+# not here; it is reinstalled only when the file changed since the last install.
+PY_VENV=target/py
+PY_REQUIREMENTS=scripts/requirements-test.txt
+if [ ! -x "$PY_VENV/bin/python" ]; then
+  log "creating the Python venv of the tests in $PY_VENV"
+  if ! python3 -m venv "$PY_VENV" 2>/dev/null; then
+    # Debian's python3 leaves the venv module (ensurepip) to a package of its own.
+    rm -rf "$PY_VENV"
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$PY_VENV"
+  fi
+fi
+if ! cmp -s "$PY_REQUIREMENTS" "$PY_VENV/requirements.installed"; then
+  log "installing $PY_REQUIREMENTS into $PY_VENV"
+  "$PY_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$PY_REQUIREMENTS"
+  cp "$PY_REQUIREMENTS" "$PY_VENV/requirements.installed"
+fi
+
+log "ready: $(wasm-bindgen --version), $(wasm-pack --version), $(chromium --version 2>/dev/null | head -1), $("$PY_VENV/bin/python" --version)"
