@@ -1,14 +1,16 @@
 //! Bearer tokens on the client API (`kvserver --tokens-file`): who may call which route.
 //!
-//! Every request but `/healthz` must carry `Authorization: Bearer <token>` with a token of the
-//! tokens file ([`Tokens`]), whose role must cover the route ([`required`]). One axum
-//! middleware ([`protect`]) checks it in front of every route, the fallback included, so an
-//! unknown route answers its 404 only to a caller with a valid token: strangers cannot probe
-//! which routes exist, and no handler (nor the body limit) runs for them.
+//! Every request but the probes (`/healthz`, `/readyz`) must carry `Authorization: Bearer
+//! <token>` with a token of the tokens file ([`Tokens`]), whose role must cover the route
+//! ([`required`]). One axum middleware ([`protect`]) checks it in front of every route, the
+//! fallback included, so an unknown route answers its 404 only to a caller with a valid token:
+//! strangers cannot probe which routes exist, and no handler (nor the body limit) runs for
+//! them.
 //!
 //! | route | method | needs |
 //! |---|---|---|
-//! | `/healthz` | any | nothing (liveness probes carry no token) |
+//! | `/healthz`, `/readyz` | any | nothing (liveness and readiness probes carry no token) |
+//! | `/metrics` | any (GET) | `read` (Prometheus sends one: `authorization: {credentials_file: ...}`) |
 //! | `/status` | any (GET) | `read` |
 //! | `/kv/{key}`, `/kv/cas`, `/kv/mget`, `/kv/mput`, `/kv/mdelete`, `/kv/` | GET, HEAD | `read` |
 //! | `/kv/mget` | POST | `read` (a batch of reads) |
@@ -103,7 +105,7 @@ pub fn required(method: &Method, path: &str) -> Access {
                 .strip_prefix(prefix)
                 .is_some_and(|rest| rest.starts_with('/'))
     };
-    if path == "/healthz" {
+    if path == "/healthz" || path == "/readyz" {
         return Access::Open;
     }
     if under("/cluster") || path == "/snapshot" {
@@ -501,6 +503,8 @@ mod tests {
         for (method, path, want) in [
             (&get, "/healthz", Open),
             (&post, "/healthz", Open),
+            (&get, "/readyz", Open),
+            (&get, "/metrics", Needs(Read)),
             (&get, "/status", Needs(Read)),
             (&head, "/status", Needs(Read)),
             (&get, "/kv/a", Needs(Read)),

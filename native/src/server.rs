@@ -344,7 +344,8 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             Duration::from_millis(config.election_timeout_ms.max),
         ))
         .merge(metrics::router(metrics));
-    let app = security.wrap(app)
+    let app = security
+        .wrap(app)
         // Last, so it sees every route (and the fallback, and the tokens' refusals) with
         // its matched path.
         .layer(axum::middleware::from_fn_with_state(

@@ -328,6 +328,27 @@ async fn a_tls_cluster_with_tokens_serves_kvctl_and_refuses_everyone_else() {
         (401, Some("unauthenticated"))
     );
     assert!(nobody.healthy().await, "/healthz needs no token");
+    // A load balancer's readiness probe carries no token either; a scrape of /metrics does.
+    let probe = nobody.request(Method::GET, "/readyz", None).await.unwrap();
+    assert!(
+        probe.status == 200 || probe.status == 503,
+        "/readyz needs no token: {} {}",
+        probe.status,
+        probe.body
+    );
+    let scrape = |token| async move {
+        as_token(token)
+            .request(Method::GET, "/metrics", None)
+            .await
+            .unwrap()
+            .status
+    };
+    assert_eq!(scrape(None).await, 401, "/metrics without a token");
+    assert_eq!(
+        scrape(Some(READER)).await,
+        200,
+        "/metrics with a read token"
+    );
     let r = as_token(Some(READER))
         .request(Method::GET, "/no-such-route", None)
         .await
