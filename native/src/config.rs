@@ -78,9 +78,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     after_help = "Without --peers the node is a single-node cluster of itself. \
                   With --peers it serves the client API and the /raft/* routes on --addr. \
                   With --join it waits until a running cluster's leader adds it. The data dir \
-                  keeps the configuration of the first start: later starts use it."
+                  keeps the configuration of the first start: later starts use it.\n\n\
+                  Every flag can also come from a TOML file (--config FILE; keys are the long \
+                  flag names, e.g. data-dir = \"/var/lib/raftkv\") or an environment variable \
+                  RAFTKV_<FLAG> (e.g. RAFTKV_DATA_DIR). A flag wins over the variable, and the \
+                  variable over the file."
 )]
 pub struct Args {
+    /// Read settings from this TOML file: one key per long flag name (`data-dir = "..."`,
+    /// `heartbeat-ms = 50`, `peers = ["n1=h:1", ...]`). Flags and RAFTKV_* variables win over
+    /// it. Also RAFTKV_CONFIG.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// This node's id.
     #[arg(long, default_value = "n1")]
     pub id: String,

@@ -1,6 +1,7 @@
 //! raftkv-native: the kvserver node and the kvctl client on tokio, axum and reqwest.
 //!
-//! Layout: [`config`] (kvserver's command line) → [`server`] (bind, serve, graceful shutdown) →
+//! Layout: [`config`] (kvserver's command line, with [`config_file`]'s TOML file and RAFTKV_*
+//! variables) → [`server`] (bind, serve, graceful shutdown) →
 //! [`api`] (HTTP routes and the one status/JSON mapping) → [`dkv`] (DistributedKV, the KV
 //! service HTTP talks to) → [`node_port`] (the `RaftHandle` port and its one error, `NodeError`)
 //! ← [`driver`] (the task owning the Raft node, group commit, [`coalesce`]d messages) over
@@ -33,6 +34,7 @@ pub mod client_auth;
 pub mod client_tls;
 pub mod cluster_file;
 pub mod config;
+pub mod config_file;
 pub mod credentials;
 pub mod ctl;
 pub mod ctl_member;

@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use raftkv_native::config::{Args, ServerConfig};
-use raftkv_native::{backup, server};
+use raftkv_native::config::ServerConfig;
+use raftkv_native::{backup, config_file, server};
 
 fn main() -> ExitCode {
     server::init_tracing();
-    let args = Args::parse();
+    // Flags, RAFTKV_* variables and the --config file (config_file's doc).
+    let args = config_file::parse_or_exit();
     let restore = args.restore.clone();
     let config = match ServerConfig::try_from(args) {
         Ok(c) => c,
