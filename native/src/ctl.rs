@@ -181,6 +181,20 @@ pub enum Cmd {
     /// Load-test the cluster: a put/get/cas mix from concurrent clients; progress on stderr
     /// each second, then throughput, latency percentiles and errors by kind.
     Bench(crate::bench::BenchArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, ...) to stdout, e.g.
+    /// `kvctl completion bash > ~/.local/share/bash-completion/completions/kvctl`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// kvctl's completion script for `shell`.
+pub fn completion(shell: clap_complete::Shell) -> String {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Args::command(), "kvctl", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// kvctl's `snapshot` commands.
@@ -245,8 +259,20 @@ pub fn main() -> ExitCode {
     let json = args.json;
     match runtime.block_on(run(args)) {
         Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
+            // Not print!: it panics when stdout is closed early (`kvctl scan a | head`).
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kvctl: cannot write the output: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(e) => {
             if let (true, ClientError::Server { body, .. }) = (json, &e) {
@@ -260,6 +286,9 @@ pub fn main() -> ExitCode {
 
 /// Carries out `args` and returns what to print.
 pub async fn run(args: Args) -> Result<String, ClientError> {
+    if let Cmd::Completion { shell } = args.command {
+        return Ok(completion(shell));
+    }
     // A session the servers do not know (expired, or a new id) takes seq 1 only: without an
     // explicit --seq the client starts it again (seq 1 under the same --client-id, or a new
     // random id); an explicit --seq above 1 is refused with a message.
@@ -344,6 +373,7 @@ async fn run_with(
             let creds = client.credentials().clone();
             return crate::bench::run(endpoints, timeout, retry_for, &creds, b, json).await;
         }
+        Cmd::Completion { shell } => completion(shell),
         Cmd::Leader {
             command: LeaderCmd::Transfer { id },
         } => {

@@ -16,6 +16,7 @@ use tower_http::services::ServeDir;
 #[derive(Parser, Debug)]
 #[command(
     name = "playground",
+    version,
     about = "Serves the raftkv browser playground (www/)."
 )]
 struct Args {
