@@ -1,8 +1,12 @@
 //! kvctl's command line: parse, call [`Client`], print.
 //!
-//! Readable output by default (get prints the value alone); `--json` prints the server's JSON
-//! body instead (a write's carries the `index` it committed at, for `get --min-index`). Errors
-//! go to stderr as `kvctl: err_code: err_msg` with exit code 1.
+//! Readable output by default (get prints the value alone, status and member list tables);
+//! `--output table` prints key listings as tables too, and `--output json` (or `--json`) the
+//! server's JSON body instead (a write's carries the `index` it committed at, for `get
+//! --min-index`). Errors go to stderr as `kvctl: err_code: err_msg` with exit code 1.
+//!
+//! The global options that say where and how to connect and print also come from variables,
+//! the flag winning: `RAFTKV_ENDPOINTS`, `RAFTKV_CACERT`, `RAFTKV_TOKEN`, `RAFTKV_OUTPUT`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,10 +43,16 @@ pub struct Args {
         long,
         global = true,
         value_delimiter = ',',
-        default_value = "127.0.0.1:7001"
+        default_value = "127.0.0.1:7001",
+        env = "RAFTKV_ENDPOINTS"
     )]
     pub endpoints: Vec<String>,
-    /// Print the server's raw JSON body instead of readable output.
+    /// How to print: text (readable: a get's value alone, `KEY = VALUE` lines for listings,
+    /// tables for status and member list), table (listings of keys as KEY VALUE tables too) or
+    /// json (the server's JSON body, a line per body). Default: text.
+    #[arg(long, global = true, value_enum, env = "RAFTKV_OUTPUT")]
+    pub output: Option<Output>,
+    /// Print the server's raw JSON body instead of readable output: --output json.
     #[arg(long, global = true)]
     pub json: bool,
     /// Client id for deduplication (default: random per invocation).
@@ -64,7 +74,7 @@ pub struct Args {
     #[arg(long, global = true)]
     pub no_wait: bool,
     /// Trust this CA (PEM) for https endpoints.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "RAFTKV_CACERT")]
     pub cacert: Option<PathBuf>,
     /// A client certificate (PEM) for servers started with --client-ca; needs --key.
     // Named apart from the subcommands' KEY argument: clap wants one id per argument.
@@ -80,6 +90,29 @@ pub struct Args {
     /// What to do.
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+/// How kvctl prints what it got (`--output`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Readable text; status and member list as tables.
+    #[default]
+    Text,
+    /// Text, with listings of keys (get --prefix, scan, mget) as KEY VALUE tables too.
+    Table,
+    /// The server's JSON bodies, one a line.
+    Json,
+}
+
+impl Args {
+    /// The output asked for: `--json` is `--output json`, else `--output`, else text.
+    pub fn output(&self) -> Output {
+        if self.json {
+            Output::Json
+        } else {
+            self.output.unwrap_or_default()
+        }
+    }
 }
 
 /// kvctl's subcommands.
@@ -245,7 +278,16 @@ impl ReadArgs {
 
 /// Runs kvctl with the process's arguments.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => match from_variable(&e, |name| std::env::var(name).ok()) {
+            Some(message) => {
+                eprintln!("kvctl: {message}");
+                return ExitCode::from(2);
+            }
+            None => e.exit(),
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -256,7 +298,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let json = args.json;
+    let json = args.output() == Output::Json;
     match runtime.block_on(run(args)) {
         Ok(out) => {
             // Not print!: it panics when stdout is closed early (`kvctl scan a | head`).
@@ -284,6 +326,48 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// kvctl's options that also come from a variable, and the variable.
+pub const VARIABLES: [(&str, &str); 4] = [
+    ("--endpoints", "RAFTKV_ENDPOINTS"),
+    ("--output", "RAFTKV_OUTPUT"),
+    ("--cacert", "RAFTKV_CACERT"),
+    ("--token", "RAFTKV_TOKEN"),
+];
+
+/// When `e` refuses a value that came from a variable (which clap does not say), the error
+/// naming the variable: `RAFTKV_OUTPUT: invalid value 'yaml' for '--output <OUTPUT>' ...`.
+fn from_variable(e: &clap::Error, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let text = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let (flag, value) = (
+        text(ContextKind::InvalidArg)?,
+        text(ContextKind::InvalidValue)?,
+    );
+    let (_, name) = VARIABLES
+        .iter()
+        .find(|(long, _)| flag.split_whitespace().next() == Some(*long))?;
+    if var(name)? != value {
+        return None;
+    }
+    let rendered = e.to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let hint = match e.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) => format!(" (possible values: {})", valid.join(", ")),
+        _ => String::new(),
+    };
+    Some(format!("{name}: {first}{hint}"))
+}
+
 /// Carries out `args` and returns what to print.
 pub async fn run(args: Args) -> Result<String, ClientError> {
     if let Cmd::Completion { shell } = args.command {
@@ -293,6 +377,7 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
     // explicit --seq the client starts it again (seq 1 under the same --client-id, or a new
     // random id); an explicit --seq above 1 is refused with a message.
     let explicit_seq = args.seq.filter(|s| *s > 1);
+    let output = args.output();
     let (client_id, seq, renewal) = match (args.client_id, args.seq) {
         (Some(id), Some(seq)) => (id, seq, SessionRenewal::Never),
         (Some(id), None) => (id, now_micros(), SessionRenewal::SameId),
@@ -315,7 +400,7 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
     match run_with(
         &mut client,
         args.command,
-        args.json,
+        output,
         timeout,
         retry_for,
         args.no_wait,
@@ -336,13 +421,14 @@ pub async fn run(args: Args) -> Result<String, ClientError> {
 async fn run_with(
     client: &mut Client,
     command: Cmd,
-    json: bool,
+    output: Output,
     timeout: Duration,
     retry_for: Duration,
     no_wait: bool,
 ) -> Result<String, ClientError> {
     client.set_no_wait(no_wait);
     client.set_retry_for(retry_for);
+    let json = output == Output::Json;
     let raw = |r: Reply| format!("{}\n", r.raw);
 
     let out = match command {
@@ -398,7 +484,7 @@ async fn run_with(
                 prefix,
                 limit: limit.unwrap_or(DEFAULT_RANGE_LIMIT),
             };
-            scan(client, q, limit.is_some(), read.options(), json).await?
+            scan(client, q, limit.is_some(), read.options(), output).await?
         }
         Cmd::Scan {
             start,
@@ -412,7 +498,7 @@ async fn run_with(
                 prefix: None,
                 limit: limit.unwrap_or(DEFAULT_RANGE_LIMIT),
             };
-            scan(client, q, limit.is_some(), read.options(), json).await?
+            scan(client, q, limit.is_some(), read.options(), output).await?
         }
         Cmd::Get {
             key: Some(key),
@@ -432,12 +518,21 @@ async fn run_with(
                 raw(r)
             } else {
                 let values = r.body.get("values").cloned().unwrap_or(Value::Null);
-                keys.iter()
-                    .map(|k| match values.get(k).and_then(Value::as_str) {
-                        Some(v) => format!("{k} = {v}\n"),
-                        None => format!("{k} (not found)\n"),
-                    })
-                    .collect()
+                let value = |k: &String| values.get(k).and_then(Value::as_str).map(str::to_string);
+                if output == Output::Table {
+                    let mut rows = vec![vec!["KEY".to_string(), "VALUE".to_string()]];
+                    rows.extend(keys.iter().map(|k| {
+                        vec![k.clone(), value(k).unwrap_or_else(|| "(not found)".into())]
+                    }));
+                    table(&rows)
+                } else {
+                    keys.iter()
+                        .map(|k| match value(k) {
+                            Some(v) => format!("{k} = {v}\n"),
+                            None => format!("{k} (not found)\n"),
+                        })
+                        .collect()
+                }
             }
         }
         Cmd::Put { key, value } => written(client.put(&key, &value).await?, json),
@@ -462,15 +557,27 @@ async fn run_with(
 /// Readable output of a write: `OK`, `deleted N`, or the op id of an unawaited async write.
 /// Prints the pages of `q`: only the first with `one_page` (and where the next starts), else
 /// every page, following the continuation tokens. `--json` prints each page's JSON, a line
-/// each.
+/// each; `--output table` one KEY VALUE table of them all.
 async fn scan(
     client: &mut Client,
     mut q: RangeQuery,
     one_page: bool,
     opts: ReadOptions,
-    json: bool,
+    output: Output,
 ) -> Result<String, ClientError> {
+    let json = output == Output::Json;
+    let mut rows = vec![vec!["KEY".to_string(), "VALUE".to_string()]];
     let mut out = String::new();
+    let done = |out: String, rows: &[Vec<String>], more: Option<String>| {
+        let mut text = match output {
+            Output::Table => table(rows),
+            Output::Text | Output::Json => out,
+        };
+        if let (Some(next), false) = (more, json) {
+            text.push_str(&format!("(more: continue at {next:?})\n"));
+        }
+        text
+    };
     loop {
         let r = client.range(&q, opts).await?;
         let page: RangePage = serde_json::from_value(r.body.clone()).map_err(|e| {
@@ -482,17 +589,12 @@ async fn scan(
         } else {
             for kv in &page.kvs {
                 out.push_str(&format!("{} = {}\n", kv.key, kv.value));
+                rows.push(vec![kv.key.clone(), kv.value.clone()]);
             }
         }
         match page.next {
             Some(next) if !one_page => q.start = next,
-            Some(next) => {
-                if !json {
-                    out.push_str(&format!("(more: continue at {next:?})\n"));
-                }
-                return Ok(out);
-            }
-            None => return Ok(out),
+            more => return Ok(done(out, &rows, more)),
         }
     }
 }
@@ -644,6 +746,49 @@ mod tests {
         assert!(matches!(a.command, Cmd::Put { ref key, .. } if key == "k"));
         assert!(Args::try_parse_from(["kvctl", "--cert", "c.pem", "status"]).is_err());
         assert!(Args::try_parse_from(["kvctl", "--key", "k.pem", "status"]).is_err());
+    }
+
+    #[test]
+    fn output_is_text_unless_table_or_json_is_asked_for() {
+        let output = |args: &[&str]| Args::try_parse_from(args).unwrap().output();
+        assert_eq!(output(&["kvctl", "status"]), Output::Text);
+        assert_eq!(
+            output(&["kvctl", "--output", "table", "status"]),
+            Output::Table
+        );
+        assert_eq!(
+            output(&["kvctl", "status", "--output", "json"]),
+            Output::Json
+        );
+        assert_eq!(output(&["kvctl", "--json", "status"]), Output::Json);
+        assert!(Args::try_parse_from(["kvctl", "--output", "yaml", "status"]).is_err());
+        let a = Args::try_parse_from(["kvctl", "completion", "fish"]).unwrap();
+        assert!(matches!(
+            a.command,
+            Cmd::Completion {
+                shell: clap_complete::Shell::Fish
+            }
+        ));
+    }
+
+    #[test]
+    fn a_bad_value_from_a_variable_names_it() {
+        let e = Args::try_parse_from(["kvctl", "--output", "yaml", "status"]).unwrap_err();
+        let from = |value: &str| {
+            from_variable(&e, |name| {
+                (name == "RAFTKV_OUTPUT").then(|| value.to_string())
+            })
+        };
+        let message = from("yaml").unwrap();
+        assert!(
+            message.starts_with("RAFTKV_OUTPUT: invalid value 'yaml' for '--output")
+                && message.contains("possible values: text, table, json"),
+            "{message}"
+        );
+        // The flag's value, not the variable's: clap's own error stands.
+        assert_eq!(from("json"), None);
+        let other = Args::try_parse_from(["kvctl", "--bogus"]).unwrap_err();
+        assert_eq!(from_variable(&other, |_| Some("x".into())), None);
     }
 
     #[test]

@@ -697,3 +697,76 @@ async fn kvctl_get_prefix_and_scan_follow_every_page_or_print_one() {
     assert_eq!(page["more"], json!(true));
     assert_eq!(page["next"], json!("p020"));
 }
+
+/// Runs kvctl with `args` and the variables `vars` (no --endpoints of its own).
+async fn kvctl_env(vars: &[(&str, &str)], args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kvctl"))
+        .env_remove("RAFTKV_OUTPUT")
+        .env_remove("RAFTKV_ENDPOINTS")
+        .envs(vars.iter().copied())
+        .args(args)
+        .output()
+        .await
+        .expect("kvctl runs")
+}
+
+#[tokio::test]
+async fn kvctl_takes_endpoints_and_output_from_variables_and_prints_tables() {
+    let t = TestServer::start().await;
+    let ep = t.endpoint();
+    assert_ok(&kvctl(&ep, &["mput", "a=1", "bb=22"]).await);
+
+    let vars = [("RAFTKV_ENDPOINTS", ep.as_str()), ("RAFTKV_OUTPUT", "json")];
+    let get = kvctl_env(&vars, &["get", "a"]).await;
+    assert_ok(&get);
+    let body: Value = serde_json::from_str(&stdout(&get)).expect("RAFTKV_OUTPUT=json");
+    assert_eq!(body, json!({"ok": true, "value": "1"}));
+    // The flags win over the variables.
+    let dead = dead_endpoint();
+    let vars = [
+        ("RAFTKV_ENDPOINTS", dead.as_str()),
+        ("RAFTKV_OUTPUT", "json"),
+    ];
+    let get = kvctl_env(&vars, &["--endpoints", &ep, "--output", "text", "get", "a"]).await;
+    assert_ok(&get);
+    assert_eq!(stdout(&get), "1\n");
+
+    let scan = kvctl(&ep, &["--output", "table", "scan", "a"]).await;
+    assert_ok(&scan);
+    assert_eq!(stdout(&scan), "KEY  VALUE\na    1\nbb   22\n");
+    let one = kvctl(
+        &ep,
+        &["get", "--prefix", "", "--limit", "1", "--output", "table"],
+    )
+    .await;
+    assert_eq!(
+        stdout(&one),
+        "KEY  VALUE\na    1\n(more: continue at \"bb\")\n"
+    );
+    let mget = kvctl(&ep, &["--output", "table", "mget", "bb", "zz"]).await;
+    assert_eq!(stdout(&mget), "KEY  VALUE\nbb   22\nzz   (not found)\n");
+    let status = kvctl(&ep, &["--output", "table", "status"]).await;
+    assert!(
+        stdout(&status).starts_with("ENDPOINT"),
+        "{}",
+        stdout(&status)
+    );
+    for args in [&["--output", "json", "status"][..], &["--json", "status"]] {
+        let status = kvctl(&ep, args).await;
+        let body: Value = serde_json::from_str(stdout(&status).trim()).expect("JSON status");
+        assert_eq!(body["ok"], json!(true));
+    }
+
+    // A bad value from a variable is refused naming it.
+    let bad = kvctl_env(
+        &[("RAFTKV_ENDPOINTS", ep.as_str()), ("RAFTKV_OUTPUT", "yaml")],
+        &["status"],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).starts_with("kvctl: RAFTKV_OUTPUT: invalid value 'yaml'"),
+        "{}",
+        stderr(&bad)
+    );
+}
