@@ -271,11 +271,17 @@ fn unknown_key(cmd: &Command, key: &str) -> String {
     "unknown key: keys are kvserver's long flag names (see kvserver --help)".to_string()
 }
 
-/// The first line of a clap error, without its `error: ` prefix.
+/// A clap error's first paragraph on one line, without its `error: ` prefix (what is wrong,
+/// and the missing flags it lists, not the usage and help lines below).
 fn first_line(e: &clap::Error) -> String {
     let text = e.to_string();
-    let line = text.lines().next().unwrap_or_default();
-    line.strip_prefix("error: ").unwrap_or(line).to_string()
+    let paragraph: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = paragraph.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 /// ` (settings not from the command line: heartbeat-ms from RAFTKV_HEARTBEAT_MS, ...)`.
@@ -493,7 +499,15 @@ tokens-file = "/etc/raftkv/tokens"
         );
         // And a relation between flags too.
         let err = load_with(&[], &[("RAFTKV_CERT", "c.pem")]).unwrap_err();
-        assert!(err.contains("cert from RAFTKV_CERT"), "{err}");
+        assert!(
+            err.contains("required arguments were not provided: --key <KEY>")
+                && err.contains("cert from RAFTKV_CERT"),
+            "{err}"
+        );
+        // Met across sources: the file's --cert and the flag's --key.
+        let file = write(dir.path(), "cert = \"c.pem\"\n");
+        let c = load_with(&["--config", &file, "--key", "k.pem"], &[]).unwrap();
+        assert_eq!(c.client_tls.unwrap().cert, PathBuf::from("c.pem"));
     }
 
     #[test]
