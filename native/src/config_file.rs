@@ -457,6 +457,15 @@ tokens-file = "/etc/raftkv/tokens"
         assert_eq!(c.snapshot_trailing, 1_000, "an empty variable is unset");
         let c = load_with(&["--config", &file], &[]).unwrap();
         assert_eq!((c.heartbeat_ms, c.id.as_str()), (20, "from-file"));
+        // --config wins over RAFTKV_CONFIG like any flag over its variable.
+        let other = dir.path().join("other.toml");
+        std::fs::write(&other, "heartbeat-ms = 25\n").unwrap();
+        let vars = [("RAFTKV_CONFIG", other.to_str().unwrap())];
+        assert_eq!(
+            load_with(&["--config", &file], &vars).unwrap().heartbeat_ms,
+            20
+        );
+        assert_eq!(load_with(&[], &vars).unwrap().heartbeat_ms, 25);
         // --peers on the command line replaces the file's list.
         let c = load_with(&["--config", &file, "--id", "a", "--peers", "a=h:3"], &[]).unwrap();
         assert_eq!(c.peers.len(), 1);
