@@ -7,8 +7,8 @@ use raftkv_native::config::{Args, ServerConfig};
 use raftkv_native::{backup, server};
 
 fn main() -> ExitCode {
-    server::init_tracing();
     let args = Args::parse();
+    server::init_tracing(args.log_format);
     let restore = args.restore.clone();
     let config = match ServerConfig::try_from(args) {
         Ok(c) => c,
