@@ -28,7 +28,6 @@ use raftkv_core::{ApplyResult, Command, Entry, LeaderHint, NodeId, OpId, OpType,
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tower_http::trace::TraceLayer;
 
 use crate::dkv::{
     DEFAULT_RANGE_LIMIT, DistributedKv, MAX_RANGE_LIMIT, RangeQuery, ReadOptions, WriteReply,
@@ -61,7 +60,6 @@ pub fn router(svc: Arc<DistributedKv>, max_body_bytes: usize) -> Router {
         // Must follow every route: it applies to the routes added so far.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TraceLayer::new_for_http())
         .with_state(svc)
 }
 

@@ -246,6 +246,21 @@ pub struct Args {
     /// visible to every user of the machine.
     #[arg(long)]
     pub join_token_file: Option<PathBuf>,
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line)
+    /// for a log pipeline. `RUST_LOG` picks the levels (default `info`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`: how log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event: timestamp, level, target, fields, and the spans' fields
+    /// (`node`, `request_id`, ...).
+    Json,
 }
 
 /// The files of the client API's TLS set-up.

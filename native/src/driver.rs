@@ -29,6 +29,7 @@ use raftkv_core::raft::{
 use raftkv_core::{ApplyResult, Command, LeaderHint, NodeId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::metrics::RaftInstruments;
 use crate::node_port::{BoxFut, NodeError, RaftHandle, TransferDone};
@@ -187,6 +188,9 @@ pub fn start(
 ) -> Result<(RaftNode, DriverThread), StartError> {
     let started = Instant::now();
     let seed = rng_seed(&cfg.raft.id);
+    // Every line the driver logs carries the node's id (one process may hold several nodes in
+    // tests, and a log pipeline merges many processes).
+    let span = tracing::info_span!("node", id = %cfg.raft.id);
     let engine_applied = raftkv_core::StateMachine::applied_index(&sm);
     let mut node = Host::new(cfg.raft, stores, sm, seed, 0)?;
     // The node starts at the stored snapshot; Host::new installed it if the engine was behind.
@@ -234,7 +238,7 @@ pub fn start(
         .map_err(StartError::Thread)?;
     let thread = std::thread::Builder::new()
         .name("raft-driver".into())
-        .spawn(move || runtime.block_on(driver.run(stop_rx)))
+        .spawn(move || runtime.block_on(driver.run(stop_rx).instrument(span)))
         .map_err(StartError::Thread)?;
     Ok((
         RaftNode {
@@ -584,6 +588,15 @@ impl Driver {
         }
         if let Some(reply) = self.waiters.read_failed(&ev) {
             let _ = reply.send(Err(self.read_failed()));
+        }
+        match &ev {
+            // Role and leader changes are what an operator reads a failover from: INFO.
+            Event::RoleChanged { role, term } => tracing::info!(?role, term, "role changed"),
+            Event::LeaderChanged { leader, term } => match leader {
+                Some(leader) => tracing::info!(%leader, term, "leader known"),
+                None => tracing::info!(term, "no leader known"),
+            },
+            _ => {}
         }
         match ev {
             Event::RoleChanged { role, .. } if role != Role::Leader => {

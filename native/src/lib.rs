@@ -49,6 +49,7 @@ pub mod node_port;
 pub mod noop;
 pub mod peers;
 pub mod readiness;
+pub mod request_log;
 pub mod server;
 pub mod shared_sm;
 #[cfg(test)]

@@ -33,7 +33,6 @@ use axum::routing::{get, post};
 use raftkv_core::NodeId;
 use raftkv_core::raft::{ConfChange, ConfChangeError, Index, Role, Term};
 use serde::{Deserialize, Serialize};
-use tower_http::trace::TraceLayer;
 
 use crate::api::{self, ApiError, JsonBody, write_error, write_json};
 use crate::driver::{ClusterInfo, RaftNode};
@@ -59,7 +58,6 @@ pub fn router(node: RaftNode, leader_wait: Duration) -> Router {
         .route("/cluster/remove", post(remove))
         .route("/cluster/replace", post(replace))
         .method_not_allowed_fallback(api::method_not_allowed)
-        .layer(TraceLayer::new_for_http())
         .with_state(Arc::new(MemberApi { node, leader_wait }))
 }
 

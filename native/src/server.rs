@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::api;
 use crate::config::PeerProtocol;
-use crate::config::ServerConfig;
+use crate::config::{LogFormat, ServerConfig};
 use crate::credentials::Credentials;
 use crate::dkv::{DistributedKv, DkvConfig};
 use crate::driver::{self, DriverConfig, DriverThread, RaftNode, StartError};
@@ -34,7 +34,10 @@ use crate::transport::{
     self, HttpTransport, PeerTls, PeerTransport, StreamTransport, TransportConfig, TransportError,
     inbox,
 };
-use crate::{client_auth, client_tls, cluster_file, disk, engine, join, membership_api, readiness};
+use crate::{
+    client_auth, client_tls, cluster_file, disk, engine, join, membership_api, readiness,
+    request_log,
+};
 
 /// How long a single-node server waits at start to elect itself and apply its log before it
 /// reports ready (it serves anyway afterwards; requests then wait for a leader themselves).
@@ -352,6 +355,11 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             instruments.http.clone(),
             metrics::http::track,
         ));
+    let term: request_log::TermSource = {
+        let node = node.clone();
+        Arc::new(move || node.view().status.term)
+    };
+    let app = request_log::wrap(app, &config.id, term);
     if joining && !config.join.is_empty() {
         join::spawn(config.join.clone(), &peers, security.join.clone());
     }
@@ -578,13 +586,23 @@ async fn shutdown_signal() {
 }
 
 /// Sets up logging to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A second call (or a test harness that set a subscriber) is harmless: keep the first.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
-        .try_init();
+        .with_writer(io::stderr);
+    // A second call (or a test harness that set a subscriber) is harmless: keep the first.
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+            .try_init(),
+        // The spans' fields (the node, a request's id) on every line, so a log pipeline can
+        // filter by them without parsing messages.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }

@@ -30,6 +30,9 @@ pub struct ClusterConfig {
     /// How [`Cluster::client`] reaches the nodes (TLS, token): what the extra arguments ask
     /// for, e.g. `--cert` and `--tokens-file`.
     pub access: Access,
+    /// Environment variables every node's process gets (e.g. `RUST_LOG`), over the harness's
+    /// default `RUST_LOG=info`.
+    pub env: Vec<(String, String)>,
 }
 
 impl ClusterConfig {
@@ -41,6 +44,7 @@ impl ClusterConfig {
             extra_args: Vec::new(),
             start_timeout: Duration::from_secs(20),
             access: Access::default(),
+            env: Vec::new(),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// How clients reach the nodes.
     access: Access,
+    /// Every node's extra environment.
+    env: Vec<(String, String)>,
     /// Holds every data dir and log; declared last so it is deleted after the processes die.
     root: TempDir,
 }
@@ -210,6 +216,7 @@ impl Cluster {
             links,
             start_timeout: config.start_timeout,
             extra_args: config.extra_args.clone(),
+            env: config.env.clone(),
             access: config.access.clone(),
             root,
         };
@@ -413,6 +420,7 @@ impl Cluster {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .spawn()
             .map_err(|e| format!("starting {} ({}): {e}", node.id, self.bin.display()))?;

@@ -6,9 +6,9 @@ use raftkv_native::config::ServerConfig;
 use raftkv_native::{backup, config_file, server};
 
 fn main() -> ExitCode {
-    server::init_tracing();
     // Flags, RAFTKV_* variables and the --config file (config_file's doc).
     let args = config_file::parse_or_exit();
+    server::init_tracing(args.log_format);
     let restore = args.restore.clone();
     let config = match ServerConfig::try_from(args) {
         Ok(c) => c,

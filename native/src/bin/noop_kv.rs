@@ -20,7 +20,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    raftkv_native::server::init_tracing();
+    raftkv_native::server::init_tracing(raftkv_native::config::LogFormat::Text);
     let args = Args::parse();
     // The same multi-threaded runtime kvserver runs on.
     let runtime = match tokio::runtime::Runtime::new() {
