@@ -198,4 +198,7 @@ pub struct ProtocolBreaks {
     /// The host completes a received snapshot while a Ready that installs an earlier one is
     /// still being persisted: the earlier install then finds another snapshot stored.
     pub snapshot_over_unfinished_install: bool,
+    /// Every message leaves at once, before the Ready's writes are durable: a follower
+    /// acknowledges entries (and a voter grants its vote) that a crash can still take away.
+    pub ack_before_fsync: bool,
 }

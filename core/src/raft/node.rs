@@ -995,6 +995,8 @@ impl<M: StateMachine> Node<M> {
         let early = self.role == Role::Leader
             && !self.pending.hard_state
             && matches!(msg, Message::AppendEntries(_) | Message::InstallSnapshot(_));
+        #[cfg(feature = "protocol-breaks")]
+        let early = early || self.cfg.breaks.ack_before_fsync;
         let queue = if early {
             &mut self.pending.messages
         } else {
