@@ -29,6 +29,10 @@ cargo test -p raftkv-core --features protocol-breaks --lib --test sim_breaks --t
 step "protocol breaks: the peer stream's checks must catch the deliberate break"
 cargo test -p raftkv-native --features protocol-breaks --test transport_breaks
 
+step "failpoints: an injected I/O error stops kvserver cleanly, losing no acknowledged write"
+cargo test -p raftkv-native --features failpoints --lib failpoints
+cargo test -p raftkv-native --features failpoints --test failpoints
+
 step "simulator histories through an independent checker (scripts/check_history.py)"
 python3 -m unittest scripts/test_check_history.py
 hist_dir=$(mktemp -d)

@@ -18,6 +18,7 @@
 //! | `/ops/{op_id}` | any (GET) | `read` |
 //! | `/cluster`, `/cluster/...` (members, learners, promote, remove, replace, transfer-leader) | any | `admin` |
 //! | `/snapshot` | any (GET) | `admin` (a copy of all the data) |
+//! | `/debug/...` (failpoints, in a `failpoints` build only) | any | `admin` |
 //! | anything else (unknown routes) | any | a valid token of any role, then the 404 |
 //!
 //! Roles nest: `admin` ⊇ `write` ⊇ `read`. A route added to the API without a line here needs
@@ -108,7 +109,7 @@ pub fn required(method: &Method, path: &str) -> Access {
     if path == "/healthz" || path == "/readyz" {
         return Access::Open;
     }
-    if under("/cluster") || path == "/snapshot" {
+    if under("/cluster") || under("/debug") || path == "/snapshot" {
         return Access::Needs(Role::Admin);
     }
     if under("/kv") {
@@ -533,6 +534,7 @@ mod tests {
             (&get, "/cluster/", Needs(Admin)),
             (&get, "/snapshot", Needs(Admin)),
             (&head, "/snapshot", Needs(Admin)),
+            (&put, "/debug/failpoints/before-send", Needs(Admin)),
             // Unknown routes: a valid token first, then the 404.
             (&get, "/nope", Needs(Read)),
             (&post, "/clusterx", Needs(Read)),

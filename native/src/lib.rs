@@ -42,6 +42,7 @@ pub mod disk;
 pub mod dkv;
 pub mod driver;
 pub mod engine;
+pub mod failpoints;
 pub mod join;
 pub mod membership_api;
 pub mod metrics;

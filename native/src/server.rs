@@ -347,6 +347,8 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             Duration::from_millis(config.election_timeout_ms.max),
         ))
         .merge(metrics::router(metrics));
+    #[cfg(feature = "failpoints")]
+    let app = app.merge(crate::failpoints::router());
     let app = security
         .wrap(app)
         // Last, so it sees every route (and the fallback, and the tokens' refusals) with

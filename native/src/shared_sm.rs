@@ -13,6 +13,7 @@ use raftkv_core::{
 };
 
 use crate::engine::{Engine, MemoryEngine};
+use crate::failpoints;
 
 /// The KV state machine, shared between the driver and the KV service. The driver applies
 /// only entries that are durable on this node (the host loop applies after the fsync of the
@@ -65,6 +66,9 @@ impl raftkv_core::StateMachine for SharedSm {
         &mut self,
         entries: &[ApplyEntry<'_, Command>],
     ) -> Result<Vec<ApplyResult>, SmError> {
+        if failpoints::fires("before-apply") {
+            return Err(SmError("failpoint before-apply".into()));
+        }
         self.engine.apply_batch(entries)
     }
     fn applied_index(&self) -> Index {
@@ -74,7 +78,15 @@ impl raftkv_core::StateMachine for SharedSm {
         self.engine.snapshot_view()
     }
     fn install(&mut self, index: Index, data: &mut dyn Read) -> Result<(), SnapshotError> {
-        self.engine.install(index, data)
+        let failed = |point: &str| SnapshotError(format!("failpoint {point}"));
+        if failpoints::fires("snapshot-before-install") {
+            return Err(failed("snapshot-before-install"));
+        }
+        self.engine.install(index, data)?;
+        if failpoints::fires("snapshot-after-install") {
+            return Err(failed("snapshot-after-install"));
+        }
+        Ok(())
     }
     fn check_snapshot(index: Index, data: &mut dyn Read) -> Result<(), SnapshotError> {
         // Every engine reads the same format.

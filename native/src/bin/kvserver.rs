@@ -3,12 +3,19 @@
 use std::process::ExitCode;
 
 use raftkv_native::config::ServerConfig;
-use raftkv_native::{backup, config_file, server};
+use raftkv_native::{backup, config_file, failpoints, server};
 
 fn main() -> ExitCode {
     // Flags, RAFTKV_* variables and the --config file (config_file's doc).
     let args = config_file::parse_or_exit();
     server::init_tracing(args.log_format);
+    // Tests' failpoints (a `failpoints` build only; see raftkv_native::failpoints).
+    if let Some(list) = std::env::var_os("FAILPOINTS").filter(|l| !l.is_empty())
+        && let Err(e) = failpoints::configure(&list.to_string_lossy())
+    {
+        eprintln!("kvserver: FAILPOINTS: {e}");
+        return ExitCode::from(2);
+    }
     let restore = args.restore.clone();
     let config = match ServerConfig::try_from(args) {
         Ok(c) => c,

@@ -54,6 +54,7 @@ use raftkv_core::kvraft::LogEntry;
 use raftkv_core::raft::{Index, LogStore, SnapshotMeta, StorageError, Term};
 
 use super::{corrupt, frame, fsync_dir, io_err, prepare_dir, read_optional};
+use crate::failpoints;
 
 /// The directory inside the data dir that holds the log.
 pub const DIR: &str = "log";
@@ -471,7 +472,17 @@ impl DiskLogStore {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let synced = self.active.file.sync_data();
+        let synced = if failpoints::fires("log-before-fsync") {
+            Err(failpoints::io_error("log-before-fsync"))
+        } else {
+            self.active.file.sync_data().and_then(|()| {
+                if failpoints::fires("log-after-fsync") {
+                    Err(failpoints::io_error("log-after-fsync"))
+                } else {
+                    Ok(())
+                }
+            })
+        };
         if let Some(h) = &self.fsync_seconds {
             h.observe(started.elapsed().as_secs_f64());
         }

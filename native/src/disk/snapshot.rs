@@ -22,6 +22,7 @@ use raftkv_core::raft::{
 use serde::{Deserialize, Serialize};
 
 use super::{corrupt, frame, fsync_dir, io_err, prepare_dir};
+use crate::failpoints;
 
 /// The file name inside the data dir.
 pub const FILE: &str = "snapshot";
@@ -245,7 +246,9 @@ impl SnapshotWriter for DiskSnapshotWriter {
         let mut file = file.into_inner().map_err(|e| io_err(&path, e.error()))?;
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(&head))
+            .and_then(|()| fail_io("snapshot-before-save"))
             .and_then(|()| file.sync_all())
+            .and_then(|()| fail_io("snapshot-after-save"))
             .map_err(|e| io_err(&path, e))?;
         Ok(WrittenSnapshot {
             info: SnapshotInfo {
@@ -409,6 +412,15 @@ impl SnapshotStore for DiskSnapshotStore {
                 Err(e) => return Err(io_err(&path, e)),
             }
         }
+        Ok(())
+    }
+}
+
+/// Fails with an I/O error where failpoint `point` fires (see [`failpoints`]).
+fn fail_io(point: &str) -> std::io::Result<()> {
+    if failpoints::fires(point) {
+        Err(failpoints::io_error(point))
+    } else {
         Ok(())
     }
 }

@@ -31,6 +31,8 @@ pub mod wire;
 use raftkv_core::kvraft::Message;
 use raftkv_core::types::NodeId;
 
+use crate::failpoints;
+
 pub use auth::PeerAuth;
 pub use client::{HttpTransport, PeerResolver, StaticPeers, TransportConfig, TransportError};
 pub use queue::{PeerStats, SendCounters};
@@ -67,6 +69,10 @@ impl PeerTransport {
 
 impl raftkv_core::raft::Transport<raftkv_core::Command> for PeerTransport {
     fn send(&mut self, to: &NodeId, msg: Message) {
+        if failpoints::fires("before-send") {
+            // As if the network lost it: Raft resends what matters.
+            return;
+        }
         match self {
             PeerTransport::Http(t) => t.send(to, msg),
             PeerTransport::Stream(t) => t.send(to, msg),
