@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// The name of a cluster member, such as `n1`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeId(pub String);
 
 impl NodeId {
@@ -79,6 +80,7 @@ macro_rules! text_enum {
 
 /// How reads are served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReadPolicy {
     /// Read the local state machine: fast, possibly stale.
     #[default]
@@ -99,6 +101,7 @@ text_enum!(ReadPolicy, "read policy", Stale => "stale", ReadIndex => "readindex"
 /// When a write is answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum WriteMode {
     /// Answer after the write is committed and applied.
     #[default]
@@ -128,6 +131,7 @@ text_enum!(OpType, "op", Put => "put", Delete => "delete", Cas => "cas",
 
 /// One key/value pair of a batch put.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// The key; must not be empty.
     pub key: String,
@@ -271,6 +275,7 @@ impl Command {
 /// Semantic failures (`cas_failed`, `bad_request`, `not_found`) travel in `err_code` and
 /// `err_msg` with `ok: false`; fields that do not apply to an operation are absent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApplyResult {
     /// Whether the operation succeeded.
     pub ok: bool,
@@ -337,6 +342,7 @@ pub struct LeaderHint {
 /// The id of an async-mode write, used to fetch its result.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpId(pub String);
 
 impl fmt::Display for OpId {
@@ -347,6 +353,7 @@ impl fmt::Display for OpId {
 
 /// The state of an async-mode write.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpResult {
     /// The write this is about.
     pub op_id: OpId,

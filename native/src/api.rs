@@ -24,13 +24,16 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
 use raftkv_core::raft::TransferError;
-use raftkv_core::{ApplyResult, Command, Entry, LeaderHint, NodeId, OpId, OpType, ReadPolicy};
+use raftkv_core::{
+    ApplyResult, Command, Entry, LeaderHint, NodeId, OpId, OpResult, OpType, ReadPolicy,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::dkv::{
-    DEFAULT_RANGE_LIMIT, DistributedKv, MAX_RANGE_LIMIT, RangeQuery, ReadOptions, WriteReply,
+    DEFAULT_RANGE_LIMIT, DistributedKv, MAX_RANGE_LIMIT, NodeStatus, RangePage, RangeQuery,
+    ReadOptions, WriteReply,
 };
 use crate::node_port::{NodeError, TransferDone};
 
@@ -89,7 +92,68 @@ pub fn write_json<T: Serialize>(status: StatusCode, payload: &T) -> Response {
 
 /// Sends `{"ok":false,"err_code":code,"err_msg":msg}` with `status`.
 pub fn write_error(status: StatusCode, code: &str, msg: &str) -> Response {
-    write_json(status, &ApplyResult::error(code, msg))
+    write_json(status, &ErrorBody::new(code, msg))
+}
+
+/// The body of every failure: `{"ok":false,"err_code":..,"err_msg":..}`, and for `not_leader`
+/// the leader this node knows of (empty strings while none is known). A refused
+/// [`ApplyResult`] (`cas_failed`, `not_found`, ...) has this shape too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always false.
+    pub ok: bool,
+    /// A machine-readable error code, such as `bad_request`, `not_leader` or `cas_failed`.
+    pub err_code: String,
+    /// A human-readable explanation.
+    pub err_msg: String,
+    /// `not_leader` only: the leader's id ("" while none is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_id: Option<String>,
+    /// `not_leader` only: the leader's client address ("" while none is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_addr: Option<String>,
+}
+
+impl ErrorBody {
+    /// `{"ok":false,"err_code":code,"err_msg":msg}`.
+    pub fn new(code: &str, msg: &str) -> Self {
+        ErrorBody {
+            ok: false,
+            err_code: code.to_string(),
+            err_msg: msg.to_string(),
+            leader_id: None,
+            leader_addr: None,
+        }
+    }
+}
+
+/// `{"ok":true}`: the answer of `/healthz` and `/readyz` when all is well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OkBody {
+    /// Always true.
+    pub ok: bool,
+}
+
+/// The answer to a write in async mode (202): fetch its result at `GET /ops/{op_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AcceptedBody {
+    /// Always true.
+    pub ok: bool,
+    /// The id to fetch the write's result with.
+    pub op_id: OpId,
+}
+
+/// The answer to a leadership transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TransferReply {
+    /// Always true.
+    pub ok: bool,
+    /// The voter the leadership was handed to.
+    pub to: NodeId,
+    /// The leader this node knows of now (normally `to`).
+    pub leader_id: Option<NodeId>,
+    /// That leader's client address, if known.
+    pub leader_addr: Option<String>,
 }
 
 /// The seconds an `overloaded` answer asks the client to wait (`Retry-After`): about what a
@@ -233,13 +297,11 @@ impl IntoResponse for ApiError {
             return resp;
         };
         let (hint, location) = *redirect;
-        let body = json!({
-            "ok": false,
-            "err_code": self.code,
-            "err_msg": self.msg,
-            "leader_id": hint.leader_id.as_ref().map_or("", |l| l.as_str()),
-            "leader_addr": hint.leader_addr.as_deref().unwrap_or(""),
-        });
+        let body = ErrorBody {
+            leader_id: Some(hint.leader_id.map(|l| l.0).unwrap_or_default()),
+            leader_addr: Some(hint.leader_addr.unwrap_or_default()),
+            ..ErrorBody::new(self.code, &self.msg)
+        };
         match location {
             Some(loc) => {
                 let mut resp = write_json(StatusCode::TEMPORARY_REDIRECT, &body);
@@ -272,8 +334,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Like [`JsonBody`], but an empty body (or only whitespace) is `T::default()`: for requests
-/// whose fields are all optional, so `curl -X POST` without `-d` works.
+/// Like [`JsonBody`], but an empty body (or only whitespace), or JSON `null`, is
+/// `T::default()`: for requests whose fields are all optional, so `curl -X POST` without `-d`
+/// works.
 pub struct OptionalJsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
@@ -284,7 +347,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }
-        decode_json(&bytes).map(OptionalJsonBody)
+        decode_json::<Option<T>>(&bytes).map(|b| OptionalJsonBody(b.unwrap_or_default()))
     }
 }
 
@@ -339,59 +402,120 @@ impl<S: Send + Sync> FromRequestParts<S> for Key {
 
 /// The body of `PUT /kv/{key}`. Crate-visible so that `noop-kv` ([`crate::noop`]) parses
 /// exactly what kvserver parses.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, ToSchema)]
 pub(crate) struct PutBody {
+    /// The client issuing the write (non-empty): with `seq`, names the operation, so a
+    /// retry is applied once.
+    #[schema(min_length = 1)]
     pub(crate) client_id: String,
+    /// The client's sequence number of this operation, above 0.
+    #[schema(minimum = 1)]
     pub(crate) seq: u64,
+    /// The new value (may be empty).
     pub(crate) value: String,
 }
 
-#[derive(serde::Deserialize)]
-struct DeleteBody {
-    client_id: String,
-    seq: u64,
+/// The body of `DELETE /kv/{key}`.
+#[derive(serde::Deserialize, ToSchema)]
+pub(crate) struct DeleteBody {
+    /// The client issuing the write (non-empty): with `seq`, names the operation, so a
+    /// retry is applied once.
+    #[schema(min_length = 1)]
+    pub(crate) client_id: String,
+    /// The client's sequence number of this operation, above 0.
+    #[schema(minimum = 1)]
+    pub(crate) seq: u64,
 }
 
-#[derive(serde::Deserialize)]
-struct CasBody {
-    client_id: String,
-    seq: u64,
-    key: String,
-    expected: String,
-    value: String,
+/// The body of `POST /kv/cas`: set `key` to `value` if its value is `expected` (a missing key
+/// counts as "").
+#[derive(serde::Deserialize, ToSchema)]
+pub(crate) struct CasBody {
+    /// The client issuing the write (non-empty): with `seq`, names the operation, so a
+    /// retry is applied once.
+    #[schema(min_length = 1)]
+    pub(crate) client_id: String,
+    /// The client's sequence number of this operation, above 0.
+    #[schema(minimum = 1)]
+    pub(crate) seq: u64,
+    /// The key (non-empty).
+    #[schema(min_length = 1)]
+    pub(crate) key: String,
+    /// The value the key must have now.
+    pub(crate) expected: String,
+    /// The new value.
+    pub(crate) value: String,
 }
 
-#[derive(serde::Deserialize)]
-struct MGetBody {
-    keys: Vec<String>,
+/// The body of `POST /kv/mget`.
+#[derive(serde::Deserialize, ToSchema)]
+pub(crate) struct MGetBody {
+    /// The keys to read; missing ones are absent from the answer's `values`.
+    pub(crate) keys: Vec<String>,
 }
 
-#[derive(serde::Deserialize)]
-struct MPutBody {
-    client_id: String,
-    seq: u64,
-    entries: Vec<Entry>,
+/// The body of `POST /kv/mput`: every pair is set, atomically.
+#[derive(serde::Deserialize, ToSchema)]
+pub(crate) struct MPutBody {
+    /// The client issuing the write (non-empty): with `seq`, names the operation, so a
+    /// retry is applied once.
+    #[schema(min_length = 1)]
+    pub(crate) client_id: String,
+    /// The client's sequence number of this operation, above 0.
+    #[schema(minimum = 1)]
+    pub(crate) seq: u64,
+    /// The pairs to set (at least one; no empty key).
+    #[schema(min_items = 1)]
+    pub(crate) entries: Vec<Entry>,
 }
 
-#[derive(serde::Deserialize)]
-struct MDeleteBody {
-    client_id: String,
-    seq: u64,
-    keys: Vec<String>,
+/// The body of `POST /kv/mdelete`: every key is removed, atomically.
+#[derive(serde::Deserialize, ToSchema)]
+pub(crate) struct MDeleteBody {
+    /// The client issuing the write (non-empty): with `seq`, names the operation, so a
+    /// retry is applied once.
+    #[schema(min_length = 1)]
+    pub(crate) client_id: String,
+    /// The client's sequence number of this operation, above 0.
+    #[schema(minimum = 1)]
+    pub(crate) seq: u64,
+    /// The keys to remove (at least one; no empty key).
+    #[schema(min_items = 1)]
+    pub(crate) keys: Vec<String>,
 }
 
-#[derive(serde::Deserialize, Default)]
+/// The body of `POST /cluster/transfer-leader` (optional: an empty body hands over to the
+/// voter core picks). Unknown fields are refused.
+#[derive(serde::Deserialize, Default, ToSchema)]
 #[serde(default, deny_unknown_fields)]
-struct TransferBody {
+pub(crate) struct TransferBody {
     /// The voter to hand over to; absent: the one core picks.
-    to: Option<String>,
+    #[schema(min_length = 1)]
+    pub(crate) to: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
+/// The query of a read: its consistency, and the index it must see.
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReadParams {
+    /// How to serve the read; absent: the server's `--read-policy`.
+    #[param(value_type = Option<ReadPolicy>)]
     consistency: Option<String>,
+    /// Answer once this node has applied this log index (a write's `index`), so the read
+    /// sees that write.
     min_index: Option<u64>,
+    /// How long to wait for `min_index`, in milliseconds, within the server's bound.
     wait_ms: Option<u64>,
+}
+
+/// The key of a `/kv/{key}` route.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Documentation only: the [`Key`] extractor reads the path.
+pub(crate) struct KeyPath {
+    /// The key, percent-encoded (it may contain `/`); never empty.
+    #[param(min_length = 1)]
+    key: String,
 }
 
 /// Builds a command for `op`, checking the client identity the API requires (the state machine
@@ -416,7 +540,7 @@ async fn write(svc: &Arc<DistributedKv>, uri: &Uri, cmd: Command) -> ApiResult {
     Ok(match written {
         WriteReply::Done(result) => reply(result),
         WriteReply::Accepted(op_id) => {
-            write_json(StatusCode::ACCEPTED, &json!({"ok": true, "op_id": op_id}))
+            write_json(StatusCode::ACCEPTED, &AcceptedBody { ok: true, op_id })
         }
     })
 }
@@ -427,6 +551,15 @@ async fn write(svc: &Arc<DistributedKv>, uri: &Uri, cmd: Command) -> ApiResult {
 /// 200 while the node can serve; 503 `unavailable` once it has stopped after a storage failure,
 /// so a load balancer or supervisor stops sending it traffic (the process itself stays up to
 /// answer /status and show why).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "node",
+    responses(
+        (status = 200, description = "The node can serve", body = OkBody),
+        (status = 503, description = "`unavailable`: the node stopped after a storage failure", body = ErrorBody)
+    )
+)]
 async fn healthz(State(svc): Svc, uri: Uri) -> Response {
     if svc.status().stopped {
         let e = NodeError::Unavailable(
@@ -434,9 +567,17 @@ async fn healthz(State(svc): Svc, uri: Uri) -> Response {
         );
         return ApiError::from_node(e, &uri).into_response();
     }
-    write_json(StatusCode::OK, &json!({"ok": true}))
+    write_json(StatusCode::OK, &OkBody { ok: true })
 }
 
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "node",
+    responses(
+        (status = 200, description = "This node's Raft status and configuration", body = NodeStatus)
+    )
+)]
 async fn status(State(svc): Svc) -> Response {
     write_json(StatusCode::OK, &svc.status())
 }
@@ -460,6 +601,19 @@ pub(crate) fn read_options(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/kv/{key}",
+    tag = "kv",
+    params(KeyPath, ReadParams),
+    responses(
+        (status = 200, description = "The value (`value`)", body = ApplyResult),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: the request is malformed", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such key", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `read_timeout` (no quorum confirmed the read), `not_caught_up` (`min_index` not applied in time), `unavailable` (the node stopped)", body = ErrorBody)
+    )
+)]
 async fn get_key(
     State(svc): Svc,
     uri: Uri,
@@ -473,13 +627,21 @@ async fn get_key(
 
 /// The keys of a range read: `?prefix=P` or `?start=A&end=B` (either bound optional), with
 /// `?limit=N` and `?continue=<token>` (a page's `next`).
-#[derive(serde::Deserialize)]
-struct RangeParams {
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RangeParams {
+    /// Only keys with this prefix (does not combine with `start` or `end`).
     prefix: Option<String>,
+    /// The first key to answer.
     start: Option<String>,
+    /// The first key not to answer; must come after `start`.
     end: Option<String>,
+    /// The most keys in a page.
+    #[param(minimum = 1, maximum = 10_000)]
     limit: Option<usize>,
+    /// A previous page's `next`: resume there.
     #[serde(rename = "continue")]
+    #[param(rename = "continue")]
     cont: Option<String>,
 }
 
@@ -516,6 +678,18 @@ fn range_query(p: RangeParams) -> Result<RangeQuery, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/kv",
+    tag = "kv",
+    params(RangeParams, ReadParams),
+    responses(
+        (status = 200, description = "One page of keys in order", body = RangePage),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: the request is malformed", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `read_timeout` (no quorum confirmed the read), `not_caught_up` (`min_index` not applied in time), `unavailable` (the node stopped)", body = ErrorBody)
+    )
+)]
 async fn range(
     State(svc): Svc,
     uri: Uri,
@@ -534,6 +708,16 @@ async fn range(
 
 /// `GET /snapshot`: the leader's whole state, streamed in the snapshot format, with its index
 /// in the [`INDEX_HEADER`](crate::backup::INDEX_HEADER) header.
+#[utoipa::path(
+    get,
+    path = "/snapshot",
+    tag = "node",
+    responses(
+        (status = 200, description = "The leader's state in the snapshot format", content_type = "application/octet-stream", body = Vec<u8>, headers(("X-Raftkv-Snapshot-Index" = u64, description = "The log index the snapshot covers"))),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `read_timeout` (no quorum confirmed the read), `not_caught_up` (`min_index` not applied in time), `unavailable` (the node stopped)", body = ErrorBody)
+    )
+)]
 async fn snapshot(State(svc): Svc, uri: Uri) -> ApiResult {
     let view = svc
         .snapshot_view()
@@ -553,6 +737,22 @@ async fn snapshot(State(svc): Svc, uri: Uri) -> ApiResult {
     Ok(resp)
 }
 
+#[utoipa::path(
+    put,
+    path = "/kv/{key}",
+    tag = "kv",
+    params(KeyPath),
+    request_body = PutBody,
+    responses(
+        (status = 200, description = "Written: `index` is its log index", body = ApplyResult),
+        (status = 202, description = "Async write mode: accepted; its result is at `GET /ops/{op_id}`", body = AcceptedBody),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: the request is malformed", body = ErrorBody),
+        (status = 409, description = "`session_expired`: this client's session was evicted; start a new client id", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `unknown_outcome` (the write may or may not apply), `overloaded` or `transferring` (with `Retry-After`), `unavailable` (the node stopped)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait (overloaded, transferring)")))
+    )
+)]
 async fn put_key(
     State(svc): Svc,
     uri: Uri,
@@ -565,6 +765,22 @@ async fn put_key(
     write(&svc, &uri, cmd).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/kv/{key}",
+    tag = "kv",
+    params(KeyPath),
+    request_body = DeleteBody,
+    responses(
+        (status = 200, description = "Deleted: `deleted` counts the keys removed (0 or 1)", body = ApplyResult),
+        (status = 202, description = "Async write mode: accepted; its result is at `GET /ops/{op_id}`", body = AcceptedBody),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: the request is malformed", body = ErrorBody),
+        (status = 409, description = "`session_expired`: this client's session was evicted; start a new client id", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `unknown_outcome` (the write may or may not apply), `overloaded` or `transferring` (with `Retry-After`), `unavailable` (the node stopped)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait (overloaded, transferring)")))
+    )
+)]
 async fn delete_key(
     State(svc): Svc,
     uri: Uri,
@@ -576,6 +792,21 @@ async fn delete_key(
     write(&svc, &uri, cmd).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/kv/cas",
+    tag = "kv",
+    request_body = CasBody,
+    responses(
+        (status = 200, description = "Swapped", body = ApplyResult),
+        (status = 202, description = "Async write mode: accepted; its result is at `GET /ops/{op_id}`", body = AcceptedBody),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: the request is malformed", body = ErrorBody),
+        (status = 409, description = "`cas_failed`: the value was not `expected`; `session_expired`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `unknown_outcome` (the write may or may not apply), `overloaded` or `transferring` (with `Retry-After`), `unavailable` (the node stopped)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait (overloaded, transferring)")))
+    )
+)]
 async fn cas(State(svc): Svc, uri: Uri, JsonBody(b): JsonBody<CasBody>) -> ApiResult {
     let mut cmd = command(OpType::Cas, b.client_id, b.seq)?;
     cmd.key = b.key;
@@ -584,6 +815,20 @@ async fn cas(State(svc): Svc, uri: Uri, JsonBody(b): JsonBody<CasBody>) -> ApiRe
     write(&svc, &uri, cmd).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/kv/mget",
+    tag = "kv",
+    params(ReadParams),
+    request_body = MGetBody,
+    responses(
+        (status = 200, description = "The values found (`values`; missing keys are absent)", body = ApplyResult),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: the request is malformed", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `read_timeout` (no quorum confirmed the read), `not_caught_up` (`min_index` not applied in time), `unavailable` (the node stopped)", body = ErrorBody)
+    )
+)]
 async fn mget(
     State(svc): Svc,
     uri: Uri,
@@ -595,18 +840,58 @@ async fn mget(
     Ok(reply(got.map_err(|e| ApiError::from_node(e, &uri))?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/kv/mput",
+    tag = "kv",
+    request_body = MPutBody,
+    responses(
+        (status = 200, description = "Written: `index` is its log index", body = ApplyResult),
+        (status = 202, description = "Async write mode: accepted; its result is at `GET /ops/{op_id}`", body = AcceptedBody),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: the request is malformed", body = ErrorBody),
+        (status = 409, description = "`session_expired`: this client's session was evicted; start a new client id", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `unknown_outcome` (the write may or may not apply), `overloaded` or `transferring` (with `Retry-After`), `unavailable` (the node stopped)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait (overloaded, transferring)")))
+    )
+)]
 async fn mput(State(svc): Svc, uri: Uri, JsonBody(b): JsonBody<MPutBody>) -> ApiResult {
     let mut cmd = command(OpType::BatchPut, b.client_id, b.seq)?;
     cmd.entries = b.entries;
     write(&svc, &uri, cmd).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/kv/mdelete",
+    tag = "kv",
+    request_body = MDeleteBody,
+    responses(
+        (status = 200, description = "Deleted: `deleted` counts the keys removed", body = ApplyResult),
+        (status = 202, description = "Async write mode: accepted; its result is at `GET /ops/{op_id}`", body = AcceptedBody),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: the request is malformed", body = ErrorBody),
+        (status = 409, description = "`session_expired`: this client's session was evicted; start a new client id", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `unknown_outcome` (the write may or may not apply), `overloaded` or `transferring` (with `Retry-After`), `unavailable` (the node stopped)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait (overloaded, transferring)")))
+    )
+)]
 async fn mdelete(State(svc): Svc, uri: Uri, JsonBody(b): JsonBody<MDeleteBody>) -> ApiResult {
     let mut cmd = command(OpType::BatchDelete, b.client_id, b.seq)?;
     cmd.keys = b.keys;
     write(&svc, &uri, cmd).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/ops/{op_id}",
+    tag = "kv",
+    params(("op_id" = String, Path, description = "An `op_id` from a 202 answer")),
+    responses(
+        (status = 200, description = "The async write's state (`ready`, and its `result` once ready)", body = OpResult),
+        (status = 404, description = "`not_found`: unknown op, or its result expired", body = ErrorBody)
+    )
+)]
 async fn op_result(
     State(svc): Svc,
     params: Result<RawPathParams, RawPathParamsRejection>,
@@ -628,6 +913,20 @@ async fn op_result(
 
 /// Hands the leader's leadership over, answering once this node knows the new leader:
 /// `{"ok":true,"to":..,"leader_id":..,"leader_addr":..}`.
+#[utoipa::path(
+    post,
+    path = "/cluster/transfer-leader",
+    tag = "cluster",
+    request_body = Option<TransferBody>,
+    responses(
+        (status = 200, description = "Handed over: the new leader", body = TransferReply),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: the request is malformed", body = ErrorBody),
+        (status = 409, description = "`not_voter` (the target does not vote) or `no_candidate` (no other voter)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `transfer_abandoned` (the target did not take over), `transferring`", body = ErrorBody)
+    )
+)]
 async fn transfer_leader(
     State(svc): Svc,
     uri: Uri,
@@ -640,12 +939,12 @@ async fn transfer_leader(
         .map_err(|e| ApiError::from_node(e, &uri))?;
     Ok(write_json(
         StatusCode::OK,
-        &json!({
-            "ok": true,
-            "to": to,
-            "leader_id": leader.leader_id,
-            "leader_addr": leader.leader_addr,
-        }),
+        &TransferReply {
+            ok: true,
+            to,
+            leader_id: leader.leader_id,
+            leader_addr: leader.leader_addr,
+        },
     ))
 }
 
@@ -672,7 +971,7 @@ mod tests {
     use axum::http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
     use raftkv_core::raft::{Index, Role, Status};
     use raftkv_core::{NodeId, WriteMode};
-    use serde_json::Value;
+    use serde_json::{Value, json};
     use tower::ServiceExt;
 
     use super::*;
@@ -829,6 +1128,11 @@ mod tests {
         };
         let no_one = NodeError::TransferRefused(TransferError::NoCandidate);
         let (status, _, _, body) = refused(no_one.clone(), post("")).await;
+        assert_eq!(
+            (status, &body["err_code"]),
+            (StatusCode::CONFLICT, &json!("no_candidate"))
+        );
+        let (status, _, _, body) = refused(no_one.clone(), post("null")).await;
         assert_eq!(
             (status, &body["err_code"]),
             (StatusCode::CONFLICT, &json!("no_candidate"))

@@ -1,15 +1,16 @@
 //! Bearer tokens on the client API (`kvserver --tokens-file`): who may call which route.
 //!
-//! Every request but the probes (`/healthz`, `/readyz`) must carry `Authorization: Bearer
-//! <token>` with a token of the tokens file ([`Tokens`]), whose role must cover the route
-//! ([`required`]). One axum middleware ([`protect`]) checks it in front of every route, the
-//! fallback included, so an unknown route answers its 404 only to a caller with a valid token:
-//! strangers cannot probe which routes exist, and no handler (nor the body limit) runs for
-//! them.
+//! Every request but the probes (`/healthz`, `/readyz`) and the API's contract
+//! (`/openapi.json`) must carry `Authorization: Bearer <token>` with a token of the tokens
+//! file ([`Tokens`]), whose role must cover the route ([`required`]). One axum middleware
+//! ([`protect`]) checks it in front of every route, the fallback included, so an unknown route
+//! answers its 404 only to a caller with a valid token: strangers cannot probe which routes
+//! exist, and no handler (nor the body limit) runs for them.
 //!
 //! | route | method | needs |
 //! |---|---|---|
 //! | `/healthz`, `/readyz` | any | nothing (liveness and readiness probes carry no token) |
+//! | `/openapi.json` | any (GET) | nothing (the API's contract is public: it holds no data) |
 //! | `/metrics` | any (GET) | `read` (Prometheus sends one: `authorization: {credentials_file: ...}`) |
 //! | `/status` | any (GET) | `read` |
 //! | `/kv/{key}`, `/kv/cas`, `/kv/mget`, `/kv/mput`, `/kv/mdelete`, `/kv/` | GET, HEAD | `read` |
@@ -106,7 +107,7 @@ pub fn required(method: &Method, path: &str) -> Access {
                 .strip_prefix(prefix)
                 .is_some_and(|rest| rest.starts_with('/'))
     };
-    if path == "/healthz" || path == "/readyz" {
+    if path == "/healthz" || path == "/readyz" || path == crate::openapi::PATH {
         return Access::Open;
     }
     if under("/cluster") || under("/debug") || path == "/snapshot" {
@@ -505,6 +506,7 @@ mod tests {
             (&get, "/healthz", Open),
             (&post, "/healthz", Open),
             (&get, "/readyz", Open),
+            (&get, "/openapi.json", Open),
             (&get, "/metrics", Needs(Read)),
             (&get, "/status", Needs(Read)),
             (&head, "/status", Needs(Read)),
@@ -541,6 +543,7 @@ mod tests {
             (&get, "/kvx", Needs(Read)),
             (&get, "/healthz/x", Needs(Read)),
             (&get, "/snapshot/x", Needs(Read)),
+            (&get, "/openapi.json/x", Needs(Read)),
             (&get, "/", Needs(Read)),
         ] {
             assert_eq!(required(method, path), want, "{method} {path}");

@@ -89,7 +89,7 @@ pub struct RangeQuery {
 }
 
 /// One page of a range read, as `GET /kv?…` answers it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RangePage {
     /// Always true.
     pub ok: bool,
@@ -113,7 +113,7 @@ pub enum WriteReply {
 
 /// What `GET /status` reports: the Raft node's own [`Status`], flattened, and what this
 /// server adds to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeStatus {
     /// Always true: status itself cannot fail.
     pub ok: bool,

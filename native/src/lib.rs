@@ -48,6 +48,7 @@ pub mod membership_api;
 pub mod metrics;
 pub mod node_port;
 pub mod noop;
+pub mod openapi;
 pub mod peers;
 pub mod readiness;
 pub mod request_log;

@@ -34,7 +34,7 @@ use raftkv_core::NodeId;
 use raftkv_core::raft::{ConfChange, ConfChangeError, Index, Role, Term};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{self, ApiError, JsonBody, write_error, write_json};
+use crate::api::{self, ApiError, ErrorBody, JsonBody, write_error, write_json};
 use crate::driver::{ClusterInfo, RaftNode};
 use crate::node_port::{NodeError, RaftHandle};
 
@@ -62,7 +62,7 @@ pub fn router(node: RaftNode, leader_wait: Duration) -> Router {
 }
 
 /// The body of `GET /cluster` and of every accepted change.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterView {
     /// Always true.
     pub ok: bool,
@@ -100,7 +100,7 @@ pub struct ClusterView {
 }
 
 /// One member in a [`ClusterView`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberView {
     /// The member.
     pub id: NodeId,
@@ -243,12 +243,29 @@ fn has_port(raw: &str) -> bool {
         .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-#[derive(Deserialize)]
-struct ClusterParams {
+/// The query of `GET /cluster`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ClusterParams {
+    /// Answer what this node knows itself rather than redirect to the leader.
     #[serde(default)]
     local: bool,
 }
 
+/// The cluster's configuration (from the leader, with every member's progress, unless
+/// `local=true` or no leader is known).
+#[utoipa::path(
+    get,
+    path = "/cluster",
+    tag = "cluster",
+    params(ClusterParams),
+    responses(
+        (status = 200, description = "The configuration", body = ClusterView),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request`: a malformed query", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the node stopped", body = ErrorBody)
+    )
+)]
 async fn get_cluster(
     State(api): Api,
     uri: Uri,
@@ -270,39 +287,116 @@ async fn get_cluster(
     }
 }
 
-#[derive(Deserialize)]
-struct NewMember {
+/// A member to add: its id and peer address.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct NewMember {
+    /// The new member's id: non-empty, at most 255 bytes, without whitespace, control
+    /// characters, `,` or `=`.
+    #[schema(min_length = 1, max_length = 255)]
     id: String,
+    /// Its peer address, `host:port` or `http://host:port`.
+    #[schema(min_length = 1)]
     addr: String,
 }
 
-#[derive(Deserialize)]
-struct MemberId {
+/// The member a change is about.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct MemberId {
+    /// Its id.
+    #[schema(min_length = 1, max_length = 255)]
     id: String,
 }
 
-#[derive(Deserialize)]
-struct Replacement {
+/// A voter to swap for a new member (through a joint configuration).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct Replacement {
+    /// The voter to remove.
+    #[schema(min_length = 1, max_length = 255)]
     remove: String,
+    /// The member to add as a voter in its place.
     add: NewMember,
 }
 
+/// Adds a learner: a member that receives the log without voting.
+#[utoipa::path(
+    post,
+    path = "/cluster/learners",
+    tag = "cluster",
+    request_body = NewMember,
+    responses(
+        (status = 200, description = "Added: the configuration now in force", body = ClusterView),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request` (malformed) or `invalid_change`", body = ErrorBody),
+        (status = 404, description = "`unknown_node`: no such member", body = ErrorBody),
+        (status = 409, description = "Refused: `change_in_progress`, `already_member`, `last_voter`, `not_caught_up`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `transferring`, `no_quorum`, `unknown_outcome`, `unavailable`", body = ErrorBody)
+    )
+)]
 async fn add_learner(State(api): Api, uri: Uri, JsonBody(b): JsonBody<NewMember>) -> Response {
     let checked = member_id("id", &b.id)
         .and_then(|id| Ok(ConfChange::add_learner(id, member_addr("addr", &b.addr)?)));
     checked_change(&api, &uri, checked).await
 }
 
+/// Makes a caught-up learner a voter.
+#[utoipa::path(
+    post,
+    path = "/cluster/promote",
+    tag = "cluster",
+    request_body = MemberId,
+    responses(
+        (status = 200, description = "Promoted: the configuration now in force", body = ClusterView),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request` (malformed) or `invalid_change`", body = ErrorBody),
+        (status = 404, description = "`unknown_node`: no such member", body = ErrorBody),
+        (status = 409, description = "Refused: `change_in_progress`, `already_member`, `last_voter`, `not_caught_up`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `transferring`, `no_quorum`, `unknown_outcome`, `unavailable`", body = ErrorBody)
+    )
+)]
 async fn promote(State(api): Api, uri: Uri, JsonBody(b): JsonBody<MemberId>) -> Response {
     let checked = member_id("id", &b.id).map(ConfChange::promote);
     checked_change(&api, &uri, checked).await
 }
 
+/// Removes a voter (the leader too) or a learner.
+#[utoipa::path(
+    post,
+    path = "/cluster/remove",
+    tag = "cluster",
+    request_body = MemberId,
+    responses(
+        (status = 200, description = "Removed: the configuration now in force", body = ClusterView),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request` (malformed) or `invalid_change`", body = ErrorBody),
+        (status = 404, description = "`unknown_node`: no such member", body = ErrorBody),
+        (status = 409, description = "Refused: `change_in_progress`, `already_member`, `last_voter`, `not_caught_up`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `transferring`, `no_quorum`, `unknown_outcome`, `unavailable`", body = ErrorBody)
+    )
+)]
 async fn remove(State(api): Api, uri: Uri, JsonBody(b): JsonBody<MemberId>) -> Response {
     let checked = member_id("id", &b.id).map(ConfChange::remove);
     checked_change(&api, &uri, checked).await
 }
 
+/// Swaps a voter for a new member, through a joint configuration.
+#[utoipa::path(
+    post,
+    path = "/cluster/replace",
+    tag = "cluster",
+    request_body = Replacement,
+    responses(
+        (status = 200, description = "Replaced: the configuration now in force (the joint one if leaving it takes longer than a write's timeout)", body = ClusterView),
+        (status = 307, description = "`not_leader`: this node is a follower; the same request goes to the leader (`Location`)", body = ErrorBody, headers(("Location" = String, description = "The leader's same URL"))),
+        (status = 400, description = "`bad_request` (malformed) or `invalid_change`", body = ErrorBody),
+        (status = 404, description = "`unknown_node`: no such member", body = ErrorBody),
+        (status = 409, description = "Refused: `change_in_progress`, `already_member`, `last_voter`, `not_caught_up`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the server's limit", body = ErrorBody),
+        (status = 503, description = "Retry later: `not_leader` (no leader known), `transferring`, `no_quorum`, `unknown_outcome`, `unavailable`", body = ErrorBody)
+    )
+)]
 async fn replace(State(api): Api, uri: Uri, JsonBody(b): JsonBody<Replacement>) -> Response {
     let checked = member_id("remove", &b.remove).and_then(|old| {
         let new = member_id("add.id", &b.add.id)?;

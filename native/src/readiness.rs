@@ -22,7 +22,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use raftkv_core::raft::{Index, Role};
-use serde_json::json;
 
 use crate::api::{write_error, write_json};
 use crate::driver::RaftNode;
@@ -89,9 +88,20 @@ pub fn router(node: RaftNode, max_silence: Duration) -> Router {
         .with_state((node, max_silence))
 }
 
+/// 200 while a leader is known, was heard from recently and every known commit is applied;
+/// 503 `not_ready` saying which condition fails.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "node",
+    responses(
+        (status = 200, description = "Ready", body = crate::api::OkBody),
+        (status = 503, description = "`not_ready`: `err_msg` names the condition that fails", body = crate::api::ErrorBody)
+    )
+)]
 async fn readyz(State((node, max_silence)): State<(RaftNode, Duration)>) -> Response {
     match check(&inputs(&node), max_silence) {
-        Ok(()) => write_json(StatusCode::OK, &json!({"ok": true})),
+        Ok(()) => write_json(StatusCode::OK, &crate::api::OkBody { ok: true }),
         Err(reason) => write_error(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &reason),
     }
 }

@@ -346,7 +346,8 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             node.clone(),
             Duration::from_millis(config.election_timeout_ms.max),
         ))
-        .merge(metrics::router(metrics));
+        .merge(metrics::router(metrics))
+        .merge(crate::openapi::router());
     #[cfg(feature = "failpoints")]
     let app = app.merge(crate::failpoints::router());
     let app = security

@@ -8,6 +8,7 @@ use crate::types::NodeId;
 /// A node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// Follows a leader (or waits for one).
     Follower,
@@ -132,6 +133,7 @@ pub enum Event<R> {
 
 /// A snapshot of a node's state for status pages, the playground and invariant checks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Status {
     /// The node.
     pub id: NodeId,

@@ -22,6 +22,7 @@ use crate::types::NodeId;
 
 /// A cluster configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Membership {
     /// Who votes (the incoming half while joint). Invariant: not empty once the cluster has
     /// a configuration.

@@ -122,6 +122,15 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
+/// Every metric in the Prometheus text format (docs/metrics.md lists them).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "node",
+    responses(
+        (status = 200, description = "The metrics, Prometheus text format 0.0.4", content_type = "text/plain", body = String)
+    )
+)]
 async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
     // The disk collector stats files: off the async workers.
     let rendered = tokio::task::spawn_blocking(move || metrics.render()).await;
