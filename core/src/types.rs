@@ -134,6 +134,7 @@ text_enum!(OpType, "op", Put => "put", Delete => "delete", Cas => "cas",
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// The key; must not be empty.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub key: String,
     /// The value; may be empty.
     pub value: String,

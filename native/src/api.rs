@@ -450,7 +450,9 @@ pub(crate) struct CasBody {
 /// The body of `POST /kv/mget`.
 #[derive(serde::Deserialize, ToSchema)]
 pub(crate) struct MGetBody {
-    /// The keys to read; missing ones are absent from the answer's `values`.
+    /// The keys to read (at least one; no empty key); missing ones are absent from the
+    /// answer's `values`.
+    #[schema(value_type = Vec<crate::openapi::NonEmptyKey>, min_items = 1)]
     pub(crate) keys: Vec<String>,
 }
 
@@ -480,7 +482,7 @@ pub(crate) struct MDeleteBody {
     #[schema(minimum = 1)]
     pub(crate) seq: u64,
     /// The keys to remove (at least one; no empty key).
-    #[schema(min_items = 1)]
+    #[schema(value_type = Vec<crate::openapi::NonEmptyKey>, min_items = 1)]
     pub(crate) keys: Vec<String>,
 }
 
@@ -956,11 +958,19 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new("not_found", format!("no route for {method} {}", uri.path()))
 }
 
-pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
+/// 405 `method_not_allowed`, with the `Allow` header RFC 9110 requires: the methods the API
+/// documents for the path ([`crate::openapi::allowed_methods`]).
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let mut resp = ApiError::new(
         "method_not_allowed",
         format!("{method} is not allowed on {}", uri.path()),
     )
+    .into_response();
+    let allowed = crate::openapi::allowed_methods(uri.path()).join(", ");
+    if let Ok(v) = axum::http::HeaderValue::from_str(&allowed) {
+        resp.headers_mut().insert(axum::http::header::ALLOW, v);
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -120,6 +120,60 @@ async fn openapi_json() -> Response {
     }
 }
 
+/// Each documented path template with its methods, upper-case.
+static ROUTES: LazyLock<Vec<(String, Vec<String>)>> = LazyLock::new(|| {
+    document()
+        .paths
+        .paths
+        .iter()
+        .map(|(template, item)| {
+            let item = serde_json::to_value(item).unwrap_or_default();
+            let methods = item
+                .as_object()
+                .map(|ops| {
+                    ops.keys()
+                        .filter(|m| ["get", "put", "post", "delete", "patch"].contains(&m.as_str()))
+                        .map(|m| m.to_uppercase())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (template.clone(), methods)
+        })
+        .collect()
+});
+
+/// Whether `path` is one of `template`'s: a `{param}` segment matches one non-empty segment,
+/// except `{key}`, which (as the router's `{*key}`) matches the rest of the path.
+fn matches(template: &str, path: &str) -> bool {
+    let mut want = template.split('/');
+    let mut have = path.split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some("{key}"), Some(seg)) => return !seg.is_empty() || have.next().is_some(),
+            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with('}') && !h.is_empty() => {}
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The methods the API serves at `path`, sorted, for a 405's `Allow` header: those of every
+/// documented route that matches it (`/kv/cas` is also the key `cas`), and `HEAD` with `GET`.
+pub fn allowed_methods(path: &str) -> Vec<String> {
+    let mut methods: Vec<String> = ROUTES
+        .iter()
+        .filter(|(template, _)| matches(template, path))
+        .flat_map(|(_, methods)| methods.iter().cloned())
+        .collect();
+    if methods.iter().any(|m| m == "GET") {
+        methods.push("HEAD".into());
+    }
+    methods.sort();
+    methods.dedup();
+    methods
+}
+
 // `Peer` lives in config.rs; its schema is written here, beside the document that needs it
 // (a unit test checks it against the type's serialization).
 impl PartialSchema for Peer {
@@ -142,6 +196,26 @@ impl PartialSchema for Peer {
 impl ToSchema for Peer {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("Peer")
+    }
+}
+
+/// A key in a list of keys (`mget`, `mdelete`): a non-empty string. Documentation only: the
+/// handlers take `Vec<String>` and refuse an empty key themselves.
+pub struct NonEmptyKey;
+
+impl PartialSchema for NonEmptyKey {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .description(Some("A key: a non-empty string."))
+            .into()
+    }
+}
+
+impl ToSchema for NonEmptyKey {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("NonEmptyKey")
     }
 }
 
@@ -212,6 +286,20 @@ mod tests {
         .to_vec();
         want.sort();
         assert_eq!(documented, want);
+    }
+
+    #[test]
+    fn allowed_methods_are_the_documented_ones_of_every_matching_route() {
+        assert_eq!(allowed_methods("/healthz"), ["GET", "HEAD"]);
+        assert_eq!(allowed_methods("/cluster/promote"), ["POST"]);
+        assert_eq!(allowed_methods("/kv/a/b"), ["DELETE", "GET", "HEAD", "PUT"]);
+        assert_eq!(
+            allowed_methods("/kv/cas"),
+            ["DELETE", "GET", "HEAD", "POST", "PUT"]
+        );
+        assert_eq!(allowed_methods("/ops/x"), ["GET", "HEAD"]);
+        assert!(allowed_methods("/ops/").is_empty());
+        assert!(allowed_methods("/nope").is_empty());
     }
 
     #[test]
