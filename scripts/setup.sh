@@ -33,6 +33,11 @@ fi
 # not here; it is reinstalled only when the file changed since the last install.
 PY_VENV=target/py
 PY_REQUIREMENTS=scripts/requirements-test.txt
+# schemathesis (tests/tests/openapi_schemathesis.rs) needs Python 3.11 or newer.
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "python3 is $(python3 --version 2>&1); the test venv needs Python 3.11 or newer (schemathesis)" >&2
+  exit 1
+fi
 if [ ! -x "$PY_VENV/bin/python" ]; then
   log "creating the Python venv of the tests in $PY_VENV"
   if ! python3 -m venv "$PY_VENV" 2>/dev/null; then
