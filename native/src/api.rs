@@ -1064,6 +1064,24 @@ mod tests {
         e: NodeError,
         req: axum::http::Request<Body>,
     ) -> (StatusCode, Option<String>, Option<String>, Value) {
+        let resp = refusing_router(e).oneshot(req).await.unwrap();
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_string())
+        };
+        let (status, retry_after, location) =
+            (resp.status(), header(RETRY_AFTER), header(LOCATION));
+        assert_eq!(header(CONTENT_TYPE).as_deref(), Some("application/json"));
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&body).unwrap();
+        (status, retry_after, location, body)
+    }
+
+    /// The client API over a leader that refuses every proposal, read and transfer with `e`.
+    fn refusing_router(e: NodeError) -> Router {
         let dkv = DistributedKv::new(
             Arc::new(RefusingLeader(e)),
             SharedSm::new(),
@@ -1078,20 +1096,45 @@ mod tests {
                 apply_wait: Duration::from_millis(10),
             },
         );
-        let resp = router(dkv, 1 << 20).oneshot(req).await.unwrap();
-        let header = |name| {
-            resp.headers()
-                .get(name)
-                .map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_string())
-        };
-        let (status, retry_after, location) =
-            (resp.status(), header(RETRY_AFTER), header(LOCATION));
-        assert_eq!(header(CONTENT_TYPE).as_deref(), Some("application/json"));
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&body).unwrap();
-        (status, retry_after, location, body)
+        router(dkv, 1 << 20)
+    }
+
+    /// A 405 names the methods the path serves in `Allow` (RFC 9110), with the JSON error.
+    #[tokio::test]
+    async fn a_method_the_path_does_not_serve_is_a_405_with_allow() {
+        let cases = [
+            ("POST", "/healthz", "GET, HEAD"),
+            ("POST", "/kv/a", "DELETE, GET, HEAD, PUT"),
+            ("PATCH", "/kv/mput", "DELETE, GET, HEAD, POST, PUT"),
+            ("GET", "/cluster/transfer-leader", "POST"),
+        ];
+        for (method, path, allow) in cases {
+            let req = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let resp = refusing_router(NodeError::Unavailable("x".into()))
+                .oneshot(req)
+                .await
+                .unwrap();
+            assert_eq!(
+                resp.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            let got = resp.headers().get(axum::http::header::ALLOW);
+            assert_eq!(
+                got.and_then(|v| v.to_str().ok()),
+                Some(allow),
+                "{method} {path}"
+            );
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["err_code"], "method_not_allowed", "{method} {path}");
+        }
     }
 
     /// An overloaded leader, and one handing its leadership over (`transferring`).
