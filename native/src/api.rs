@@ -709,7 +709,7 @@ async fn range(
 }
 
 /// `GET /snapshot`: the leader's whole state, streamed in the snapshot format, with its index
-/// in the [`INDEX_HEADER`](crate::backup::INDEX_HEADER) header.
+/// in the `x-raftkv-snapshot-index` header.
 #[utoipa::path(
     get,
     path = "/snapshot",

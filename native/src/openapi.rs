@@ -83,7 +83,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 /// [`document`] as pretty JSON with a trailing newline, as docs/openapi.json holds it.
 pub fn pretty_json() -> Result<String, serde_json::Error> {
-    document().to_pretty_json().map(|s| s + "\n")
+    // utoipa spells the unsigned formats kebab-case (`u-int64`); the usual name is `uint64`.
+    document()
+        .to_pretty_json()
+        .map(|s| s.replace("\"format\": \"u-int", "\"format\": \"uint") + "\n")
 }
 
 /// The document, rendered once.
