@@ -184,8 +184,10 @@ fn randomized_seeds_stay_safe_and_live() {
     // Seeds whose snapshots keep trailing entries in the log.
     let mut trailing_seeds = 0u64;
     // Crashes with writes in flight: seeds whose writes take time, Readys a kill lost, and
-    // Readys a kill left on disk without the messages that waited for them.
+    // Readys a kill left on disk without the messages that waited for them, and Readys it
+    // left torn (a prefix of their entries).
     let (mut slow_disk_seeds, mut writes_lost, mut writes_unsent) = (0u64, 0u64, 0u64);
+    let mut writes_torn = 0u64;
     // Seeds whose nodes' clocks drift, and the forward jumps of their clocks.
     let (mut drift_seeds, mut clock_jumps) = (0u64, 0u64);
     // Membership churn: seeds that churn, nodes added, changes proposed and applied, joint
@@ -251,6 +253,7 @@ fn randomized_seeds_stay_safe_and_live() {
         slow_disk_seeds += u64::from(r.slow_disk);
         writes_lost += r.stats.writes_lost;
         writes_unsent += r.stats.writes_unsent;
+        writes_torn += r.stats.writes_torn;
         reads_waited += r.stats.reads_waited;
         lease_reads += r.stats.lease_reads;
         churn_seeds += u64::from(r.churn);
@@ -285,7 +288,8 @@ fn randomized_seeds_stay_safe_and_live() {
          seeds with multi-chunk installs), {resumed} resumed at the follower's offset, \
          {restarted} receptions restarted or refused, {abandoned} transfers abandoned; \
          {slow_disk_seeds} seeds with slow writes: {writes_lost} writes lost to a kill before \
-         they were durable, {writes_unsent} durable but killed before their messages left; \
+         they were durable ({writes_torn} of them torn, a prefix of their entries kept), \
+         {writes_unsent} durable but killed before their messages left; \
          {drift_seeds} seeds with drifting clocks ({clock_jumps} forward jumps); \
          {churn_seeds} seeds with membership churn: {added} nodes added, {proposed} changes \
          accepted, {applied} applied, {joint} joint configurations entered, {transfers} \
@@ -302,8 +306,9 @@ fn randomized_seeds_stay_safe_and_live() {
     let count = count.saturating_sub(first);
     assert_eq!(ran, count);
     assert!(
-        count < 100 || (writes_lost > 0 && writes_unsent > 0),
-        "kills never hit writes in flight: {writes_lost} lost, {writes_unsent} unsent"
+        count < 100 || (writes_lost > 0 && writes_unsent > 0 && writes_torn > 0),
+        "kills never hit writes in flight: {writes_lost} lost ({writes_torn} torn), \
+         {writes_unsent} unsent"
     );
     assert!(ops >= count * 3, "too few operations: {ops}");
     assert!(

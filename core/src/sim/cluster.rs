@@ -160,6 +160,10 @@ pub struct SimStats {
     pub writes_lost: u64,
     /// Readys a killed node had made durable without sending the messages that waited.
     pub writes_unsent: u64,
+    /// Readys a killed node had written in part: a prefix of their entries survived (a torn
+    /// last record, which recovery cuts off).
+    #[serde(default)]
+    pub writes_torn: u64,
     /// Reads a leader served on its lease (without a confirmation round).
     pub lease_reads: u64,
     /// Reads that had to wait for the serving node to apply their floor (read-your-writes).

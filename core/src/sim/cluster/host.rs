@@ -554,13 +554,29 @@ impl Cluster {
     }
 
     /// Kills node `i`: of its writes in flight, a drawn prefix reached the disk (without the
-    /// messages that waited for it ever leaving) and the rest is lost.
+    /// messages that waited for it ever leaving), the next one may have reached it in part
+    /// (its term and vote, and a prefix of its entries: the log's records are written in
+    /// order and recovery cuts the log at the first torn one), and the rest is lost.
     pub(super) fn kill_node(&mut self, i: usize) -> Result<(), Violation> {
         let writes = std::mem::take(&mut self.nodes[i].writes);
         let survive = self.disk.below(writes.len() as u64 + 1) as usize;
         self.stats.writes_unsent += survive as u64;
         self.stats.writes_lost += (writes.len() - survive) as u64;
-        for (rd, _) in writes.into_iter().take(survive) {
+        let mut writes = writes.into_iter().map(|(rd, _)| rd);
+        for rd in writes.by_ref().take(survive) {
+            self.call_node(i, |host| host.persist(&rd))?;
+        }
+        // A snapshot or compaction is not torn here: the snapshot store replaces its file
+        // atomically, and a compaction rewrites the log's base the same way.
+        if let Some(mut rd) = writes.next()
+            && rd.snapshot.is_none()
+            && rd.compact_to.is_none()
+            && !rd.entries.is_empty()
+            && self.disk.chance(0.5)
+        {
+            let kept = self.disk.below(rd.entries.len() as u64) as usize;
+            rd.entries.truncate(kept);
+            self.stats.writes_torn += 1;
             self.call_node(i, |host| host.persist(&rd))?;
         }
         let n = &mut self.nodes[i];
