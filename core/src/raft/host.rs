@@ -283,6 +283,11 @@ impl<M: StateMachine> Host<M> {
         // A durable state machine may already hold entries the node hands out again after a
         // restart (they are re-handed so configurations take effect): those are skipped.
         let mut applied = self.node.last_applied().max(self.sm.applied_index());
+        let installed = rd
+            .snapshot
+            .as_ref()
+            .filter(|s| s.install)
+            .map(|s| s.meta.last_included_index);
         if let Some(s) = rd.snapshot.as_ref().filter(|s| s.install) {
             // Checked before the node adopted it: failing now means our own state is wrong.
             let size = self
@@ -345,7 +350,20 @@ impl<M: StateMachine> Host<M> {
                 .is_none_or(|(i, _)| *i > applied),
             "a proposal at or below the applied index was never settled"
         );
-        self.node.advance(rd.last_entry, applied)?;
+        // A durable state machine may hold more than the node has handed out so far (after a
+        // restart the log comes out again in batches from the snapshot): the node hears of
+        // no more than it handed out, and the entries the state machine already holds are
+        // skipped as they come.
+        let handed_out = rd
+            .committed
+            .last()
+            .map(|e| e.index)
+            .into_iter()
+            .chain(installed)
+            .chain([self.node.last_applied()])
+            .max()
+            .unwrap_or(0);
+        self.node.advance(rd.last_entry, applied.min(handed_out))?;
         self.maybe_snapshot()
     }
 
@@ -380,11 +398,15 @@ impl<M: StateMachine> Host<M> {
         Ok(())
     }
 
-    /// Whether the threshold calls for a snapshot now.
+    /// Whether the threshold calls for a snapshot now. Not while a durable state machine is
+    /// ahead of what the node handed out after a restart: its snapshot would be of an index
+    /// the node has not applied yet, which the node refuses.
     fn snapshot_due(&self) -> bool {
         let threshold = self.node.config().snapshot_threshold;
         let applied = self.node.last_applied();
-        threshold > 0 && applied.saturating_sub(self.node.snapshot_index()) >= threshold
+        threshold > 0
+            && applied.saturating_sub(self.node.snapshot_index()) >= threshold
+            && self.sm.applied_index() <= applied
     }
 
     /// Snapshots the state machine at its applied index, inline, streaming it into the store.

@@ -306,16 +306,14 @@ impl Cluster {
 
     /// Starts `n` again from its stores, with an empty state machine.
     pub fn restart(&mut self, n: &NodeId) {
+        self.restart_with(n, KvStateMachine::new());
+    }
+
+    /// Starts `n` again from its stores, with `sm` (a durable state machine, as it was).
+    pub fn restart_with(&mut self, n: &NodeId, sm: KvStateMachine) {
         let stores = self.crashed.remove(n).unwrap();
         let seed = self.configs.keys().position(|k| k == n).unwrap() as u64 + 1;
-        let node = Host::new(
-            self.configs[n].clone(),
-            stores,
-            KvStateMachine::new(),
-            seed,
-            self.now,
-        )
-        .unwrap();
+        let node = Host::new(self.configs[n].clone(), stores, sm, seed, self.now).unwrap();
         self.nodes.insert(n.clone(), node);
         self.collect(n);
     }
