@@ -56,6 +56,49 @@ class CheckHistory(unittest.TestCase):
             op("c2", "get", "k", 50, 60, value="b"),
         ]))
 
+    def test_multi_key_operations_are_atomic(self):
+        def mput(c, entries, i, r, status="ok"):
+            o = {"client": c, "op": "mput", "entries": entries, "invoke": i, "complete": r,
+                 "status": status}
+            return o
+
+        def mget(c, values, i, r):
+            return {"client": c, "op": "mget", "keys": sorted(values), "values": values,
+                    "invoke": i, "complete": r, "status": "ok"}
+
+        w = mput("c1", {"a": "1", "b": "1"}, 0, 10)
+        for seen in (None, "1"):
+            self.assertTrue(self.verdict([w, mget("c2", {"a": seen, "b": seen}, 2, 5)]))
+        # Half an mput is a torn write, through an mget or through two gets in sequence.
+        _, _, bad, _ = self.checked([w, mget("c2", {"a": "1", "b": None}, 2, 5)])
+        self.assertEqual(bad, ["a,b"])
+        self.assertFalse(self.verdict([
+            w, op("c2", "get", "b", 1, 2, value="1"), op("c2", "get", "a", 3, 4, value=None)]))
+        # An mdelete removes every key at once; other keys are checked on their own.
+        d = {"client": "c1", "op": "mdelete", "keys": ["a", "b"], "invoke": 11, "complete": 12,
+             "status": "ok"}
+        self.assertTrue(self.verdict([w, d, mget("c2", {"a": None, "b": None}, 13, 14),
+                                      op("c3", "put", "z", 0, 1, value="z")]))
+        self.assertFalse(self.verdict([w, d, mget("c2", {"a": None, "b": "1"}, 13, 14)]))
+        # An unknown mput may land late, but whole.
+        late = mput("c1", {"a": "1", "b": "1"}, 0, None, status="unknown")
+        self.assertTrue(self.verdict([late, mget("c2", {"a": None, "b": None}, 5, 6),
+                                      mget("c2", {"a": "1", "b": "1"}, 7, 8)]))
+        self.assertFalse(self.verdict([late, mget("c2", {"a": "1", "b": None}, 5, 6)]))
+        # Malformed multi-key lines are refused.
+        for bad_op in (
+            {"client": "c", "op": "mget", "keys": ["a", "b"], "values": {"a": None},
+             "invoke": 0, "complete": 1, "status": "ok"},
+            {"client": "c", "op": "mput", "key": "a", "entries": {"a": "1"},
+             "invoke": 0, "complete": 1, "status": "ok"},
+            {"client": "c", "op": "mdelete", "keys": ["a", "a"], "invoke": 0, "complete": 1,
+             "status": "ok"},
+            {"client": "c", "op": "mput", "entries": {}, "invoke": 0, "complete": 1,
+             "status": "ok"},
+        ):
+            with self.assertRaises(check_history.Malformed, msg=bad_op):
+                self.checked([bad_op])
+
     def test_sequential_and_overlapping_histories_pass(self):
         self.assertTrue(self.verdict([
             op("c1", "put", "k", 0, 10, value="a"),

@@ -8,13 +8,16 @@
 //! | field | type | meaning |
 //! |---|---|---|
 //! | `client` | string | the client, e.g. `"c1"` |
-//! | `op` | string | `"put"`, `"get"`, `"delete"` or `"cas"` |
-//! | `key` | string | the key |
+//! | `op` | string | `"put"`, `"get"`, `"delete"`, `"cas"`, or a multi-key operation: `"mput"`, `"mdelete"`, `"mget"` |
+//! | `key` | string | the key; absent for multi-key operations |
+//! | `keys` | array of strings | mdelete and mget only: the keys, each at most once |
+//! | `entries` | object | mput only: key → value written (string), each key once |
+//! | `values` | object | mget only, when answered: key → value read, `null` for a missing key; every key of `keys` appears |
 //! | `value` | string or null | put: the value written; get: the value read, `null` when the key was missing (or when the read has no answer); absent for delete and cas |
 //! | `expected` | string | cas only: the value compared with (`""` also matches a missing key) |
 //! | `new` | string | cas only: the value written on a match |
 //! | `result` | string | cas only, when answered: `"ok"` (swapped) or `"failed"` (no match) |
-//! | `invoke` | integer | when the client started the operation (simulated ms) |
+//! | `invoke` | integer | when the client started the operation (simulated ms; microseconds of one monotonic clock in real-cluster histories) |
 //! | `complete` | integer or null | when the answer arrived; `null` without an answer |
 //! | `status` | string | `"ok"` (answered), `"fail"` (surely not applied) or `"unknown"` (no answer; it may or may not have taken effect) |
 //! | `stale` | bool | get only, present (`true`) when the read was served stale — from the serving node's state machine, without confirming leadership — so it need not be linearizable; absent for readindex and lease reads and writes |
@@ -26,6 +29,13 @@
 //! `index`, `node`, `applied` and `min_index` are optional: histories written elsewhere (the
 //! real-cluster test) have none of them, and the checkers skip what they need them for.
 //!
+//! Multi-key operations are atomic: an mput writes all its entries at one point in time, an
+//! mdelete removes all its keys at one point, an mget reads all its keys at one point. The
+//! simulator issues none; the real-cluster suite (`tests/src/jepsen.rs`) records them. `stale`
+//! may mark an mget as it marks a get. The checkers check the keys that multi-key operations
+//! tie together as one register set (one component per group of linked keys), every other key
+//! on its own.
+//!
 //! Example:
 //!
 //! ```text
@@ -34,7 +44,12 @@
 //! {"client":"c1","op":"get","key":"k1","value":"c1-1","invoke":31,"complete":44,"status":"ok","stale":true,"node":"n3","applied":3,"min_index":3}
 //! {"client":"c2","op":"cas","key":"k1","expected":"c1-1","new":"c2-2","result":"failed","invoke":40,"complete":61,"status":"ok","index":5}
 //! {"client":"c1","op":"delete","key":"k2","invoke":50,"complete":null,"status":"unknown"}
+//! {"client":"c3","op":"mput","entries":{"a":"c3-1","b":"c3-1"},"invoke":60,"complete":70,"status":"ok"}
+//! {"client":"c2","op":"mget","keys":["a","b"],"values":{"a":"c3-1","b":null},"invoke":62,"complete":68,"status":"ok"}
+//! {"client":"c1","op":"mdelete","keys":["a","b"],"invoke":71,"complete":80,"status":"ok"}
 //! ```
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -54,6 +69,24 @@ pub enum OpKind {
     Delete,
     /// A compare-and-set.
     Cas,
+    /// An atomic write of several keys (`entries`).
+    Mput,
+    /// An atomic removal of several keys (`keys`).
+    Mdelete,
+    /// An atomic read of several keys (`keys`, answered with `values`).
+    Mget,
+}
+
+impl OpKind {
+    /// Whether the operation names several keys (`keys` / `entries`) instead of one `key`.
+    pub fn is_multi(self) -> bool {
+        matches!(self, OpKind::Mput | OpKind::Mdelete | OpKind::Mget)
+    }
+
+    /// Whether the operation reads (get, mget) rather than writes.
+    pub fn is_read(self) -> bool {
+        matches!(self, OpKind::Get | OpKind::Mget)
+    }
 }
 
 /// How an operation ended, as far as the client knows.
@@ -85,8 +118,18 @@ pub struct HistoryOp {
     pub client: String,
     /// The operation.
     pub op: OpKind,
-    /// The key.
+    /// The key (empty, and absent in JSON, for multi-key operations).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key: String,
+    /// mdelete and mget: the keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
+    /// mput: the values written, by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<BTreeMap<String, String>>,
+    /// An answered mget: the values read, by key (`None`: missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<BTreeMap<String, Option<String>>>,
     /// put: `Some(Some(written))`; get: `Some(read)` (`Some(None)` is JSON null: missing);
     /// delete and cas: `None` (absent).
     #[serde(
@@ -138,6 +181,82 @@ fn present_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
 }
 
 impl HistoryOp {
+    /// A record of `op` by `client` invoked at `invoke`, with no key, value or answer yet
+    /// (status unknown): callers fill in what the operation carries.
+    pub fn blank(client: &str, op: OpKind, invoke: Millis) -> Self {
+        HistoryOp {
+            client: client.to_string(),
+            op,
+            key: String::new(),
+            keys: None,
+            entries: None,
+            values: None,
+            value: None,
+            expected: None,
+            new: None,
+            result: None,
+            invoke,
+            complete: None,
+            status: OpStatus::Unknown,
+            stale: false,
+            index: None,
+            node: None,
+            applied: None,
+            min_index: None,
+        }
+    }
+
+    /// Every key the operation names: `key`, or `keys`, or the keys of `entries`.
+    pub fn all_keys(&self) -> Vec<&str> {
+        match self.op {
+            OpKind::Mput => self
+                .entries
+                .iter()
+                .flat_map(|e| e.keys().map(String::as_str))
+                .collect(),
+            OpKind::Mdelete | OpKind::Mget => self
+                .keys
+                .iter()
+                .flat_map(|k| k.iter().map(String::as_str))
+                .collect(),
+            _ => vec![self.key.as_str()],
+        }
+    }
+
+    /// What the operation reads, key by key, when answered: a get's value or an mget's values.
+    pub fn reads(&self) -> Vec<(&str, Option<&str>)> {
+        match (self.op, &self.value, &self.values) {
+            (OpKind::Get, Some(v), _) => vec![(self.key.as_str(), v.as_deref())],
+            (OpKind::Mget, _, Some(vs)) => {
+                vs.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The values the operation may write, key by key (`None`: removes the key): a put's
+    /// value, a cas's new value, an mput's entries, a delete's or mdelete's keys.
+    pub fn writes(&self) -> Vec<(&str, Option<&str>)> {
+        match self.op {
+            OpKind::Put => match &self.value {
+                Some(Some(v)) => vec![(self.key.as_str(), Some(v.as_str()))],
+                _ => Vec::new(),
+            },
+            OpKind::Cas => match &self.new {
+                Some(v) => vec![(self.key.as_str(), Some(v.as_str()))],
+                None => Vec::new(),
+            },
+            OpKind::Delete => vec![(self.key.as_str(), None)],
+            OpKind::Mput => self
+                .entries
+                .iter()
+                .flat_map(|e| e.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))))
+                .collect(),
+            OpKind::Mdelete => self.all_keys().into_iter().map(|k| (k, None)).collect(),
+            OpKind::Get | OpKind::Mget => Vec::new(),
+        }
+    }
+
     /// The record of `op` by `client`: `result` is the write's apply result (if answered),
     /// `read` the value a get returned (if answered).
     pub fn from_op(
@@ -153,6 +272,9 @@ impl HistoryOp {
             client: client.to_string(),
             op: OpKind::Put,
             key: op.key().to_string(),
+            keys: None,
+            entries: None,
+            values: None,
             value: None,
             expected: None,
             new: None,
@@ -225,24 +347,25 @@ impl History {
     }
 
     /// Stale reads (answered, with a value) that returned a value no write in the history could
-    /// have produced by the time the read was answered: no put of that value and no cas to it
-    /// invoked before the read completed. Stale reads may be old, never invented.
+    /// have produced by the time the read was answered: no put of that value, no cas to it and
+    /// no mput of it to that key invoked before the read completed. Stale reads may be old,
+    /// never invented. An mget is invented when one of its values is.
     pub fn invented_stale_reads(&self) -> Vec<&HistoryOp> {
         self.ops
             .iter()
             .filter(|r| r.stale && r.status == OpStatus::Ok)
             .filter(|r| {
-                let (Some(Some(v)), Some(done)) = (&r.value, r.complete) else {
+                let Some(done) = r.complete else {
                     return false;
                 };
-                !self.ops.iter().any(|w| {
-                    w.key == r.key
-                        && w.invoke <= done
-                        && match w.op {
-                            OpKind::Put => w.value.as_ref().is_some_and(|x| x.as_ref() == Some(v)),
-                            OpKind::Cas => w.new.as_ref() == Some(v),
-                            _ => false,
-                        }
+                r.reads().into_iter().any(|(key, seen)| {
+                    let Some(v) = seen else {
+                        return false;
+                    };
+                    !self
+                        .ops
+                        .iter()
+                        .any(|w| w.invoke <= done && w.writes().contains(&(key, Some(v))))
                 })
             })
             .collect()

@@ -2,7 +2,10 @@
 //! memoization, as in Porcupine).
 //!
 //! Keys are independent registers, so each key's operations are checked on their own — which
-//! keeps the search small. Within a key, the checker looks for an order of the operations that
+//! keeps the search small. Multi-key operations (mput, mdelete, mget: atomic over their keys)
+//! tie keys together: the keys linked by them, directly or through other multi-key operations,
+//! form one component, checked as one set of registers that each multi-key operation reads or
+//! writes at a single point. Within a key, the checker looks for an order of the operations that
 //! (1) respects real time: an operation that completed before another was invoked comes first,
 //! and (2) replays correctly on a single register: every get returns the latest value, every
 //! cas succeeds exactly when the value matches.
@@ -81,39 +84,57 @@ impl std::error::Error for LinError {}
 /// The default search budget per key.
 pub const DEFAULT_STEPS: u64 = 5_000_000;
 
-/// What an operation does to a register, with what it observed.
+/// What an operation does to the registers of its component (by their position there), with
+/// what it observed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum RegOp {
-    Put(String),
-    Delete,
-    /// A read that returned this (None: missing).
-    Get(Option<String>),
+    /// Writes these values (`None`: removes the key) at once: put, delete, mput, mdelete.
+    Write(Vec<(usize, Option<String>)>),
+    /// A read that returned these values (None: missing) at once: get, mget.
+    Read(Vec<(usize, Option<String>)>),
     /// A cas with a known outcome (`Some(true)`: swapped) or unknown outcome (`None`: it did
     /// whatever the register's value dictated).
     Cas {
+        key: usize,
         expected: String,
         new: String,
         swapped: Option<bool>,
     },
 }
 
+/// The values of a component's registers (`None`: missing).
+type State = Vec<Option<String>>;
+
 impl RegOp {
     /// Applies the operation to `state`; `None` when it cannot happen in that state.
-    fn step(&self, state: &Option<String>) -> Option<Option<String>> {
+    fn step(&self, state: &State) -> Option<State> {
         match self {
-            RegOp::Put(v) => Some(Some(v.clone())),
-            RegOp::Delete => Some(None),
-            RegOp::Get(seen) => (seen == state).then(|| state.clone()),
+            RegOp::Write(w) => {
+                let mut next = state.clone();
+                for (k, v) in w {
+                    next[*k] = v.clone();
+                }
+                Some(next)
+            }
+            RegOp::Read(seen) => seen
+                .iter()
+                .all(|(k, v)| state[*k] == *v)
+                .then(|| state.clone()),
             RegOp::Cas {
+                key,
                 expected,
                 new,
                 swapped,
             } => {
                 // A missing key compares as "".
-                let matches = state.as_deref().unwrap_or("") == expected;
+                let matches = state[*key].as_deref().unwrap_or("") == expected;
                 match swapped {
                     Some(s) if *s != matches => None,
-                    _ if matches => Some(Some(new.clone())),
+                    _ if matches => {
+                        let mut next = state.clone();
+                        next[*key] = Some(new.clone());
+                        Some(next)
+                    }
                     _ => Some(state.clone()),
                 }
             }
@@ -134,21 +155,96 @@ pub fn check(history: &History) -> Result<(), LinError> {
     check_with_budget(history, DEFAULT_STEPS)
 }
 
-/// Checks a whole history with a search budget per key.
+/// Checks a whole history with a search budget per key (per component of linked keys).
 pub fn check_with_budget(history: &History, steps: u64) -> Result<(), LinError> {
-    let mut by_key: BTreeMap<&str, Vec<Op>> = BTreeMap::new();
+    let components = Components::of(history);
+    let mut by_comp: BTreeMap<usize, Vec<Op>> = BTreeMap::new();
     for (i, h) in history.ops.iter().enumerate() {
-        if let Some(op) = to_op(i, h)? {
-            by_key.entry(h.key.as_str()).or_default().push(op);
+        let Some(first) = h.all_keys().first().copied() else {
+            return Err(LinError::Malformed {
+                op: Box::new(h.clone()),
+                why: "no key".into(),
+            });
+        };
+        let comp = components.of_key(first);
+        if let Some(op) = to_op(i, h, |k| components.position(k))? {
+            by_comp.entry(comp).or_default().push(op);
         }
     }
-    for (key, ops) in by_key {
-        check_key(key, &ops, &history.ops, steps)?;
+    for (comp, ops) in by_comp {
+        let keys = components.keys(comp);
+        check_key(&keys.join(","), keys.len(), &ops, &history.ops, steps)?;
     }
     Ok(())
 }
 
-fn to_op(i: usize, h: &HistoryOp) -> Result<Option<Op>, LinError> {
+/// The keys of a history grouped into components: keys one multi-key operation names are in
+/// one component. Components are numbered in the order of their smallest key.
+struct Components {
+    /// Component and position in it, by key.
+    of: BTreeMap<String, (usize, usize)>,
+    /// The keys of each component, in order.
+    members: Vec<Vec<String>>,
+}
+
+impl Components {
+    fn of(history: &History) -> Self {
+        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+        for h in &history.ops {
+            for k in h.all_keys() {
+                let n = index.len();
+                index.entry(k).or_insert(n);
+            }
+        }
+        let mut parent: Vec<usize> = (0..index.len()).collect();
+        fn root(parent: &mut [usize], mut x: usize) -> usize {
+            while parent[x] != x {
+                parent[x] = parent[parent[x]];
+                x = parent[x];
+            }
+            x
+        }
+        for h in &history.ops {
+            let keys = h.all_keys();
+            if let Some(first) = keys.first() {
+                let a = root(&mut parent, index[first]);
+                for k in &keys[1..] {
+                    let b = root(&mut parent, index[k]);
+                    parent[b] = a;
+                }
+            }
+        }
+        let mut roots: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut of = BTreeMap::new();
+        let mut members: Vec<Vec<String>> = Vec::new();
+        // Keys in order, so components and positions do not depend on the history's order.
+        for (k, &i) in &index {
+            let r = root(&mut parent, i);
+            let n = roots.len();
+            let comp = *roots.entry(r).or_insert(n);
+            if comp == members.len() {
+                members.push(Vec::new());
+            }
+            of.insert(k.to_string(), (comp, members[comp].len()));
+            members[comp].push(k.to_string());
+        }
+        Components { of, members }
+    }
+
+    fn of_key(&self, key: &str) -> usize {
+        self.of.get(key).map_or(0, |c| c.0)
+    }
+
+    fn position(&self, key: &str) -> usize {
+        self.of.get(key).map_or(0, |c| c.1)
+    }
+
+    fn keys(&self, comp: usize) -> &[String] {
+        &self.members[comp]
+    }
+}
+
+fn to_op(i: usize, h: &HistoryOp, pos: impl Fn(&str) -> usize) -> Result<Option<Op>, LinError> {
     let malformed = |why: &str| LinError::Malformed {
         op: Box::new(h.clone()),
         why: why.to_string(),
@@ -157,19 +253,41 @@ fn to_op(i: usize, h: &HistoryOp) -> Result<Option<Op>, LinError> {
         return Ok(None);
     }
     let answered = h.status == OpStatus::Ok;
+    let key = pos(&h.key);
     let reg = match h.op {
         OpKind::Put => match &h.value {
-            Some(Some(v)) => RegOp::Put(v.clone()),
+            Some(Some(v)) => RegOp::Write(vec![(key, Some(v.clone()))]),
             _ => return Err(malformed("a put needs a value")),
         },
-        OpKind::Delete => RegOp::Delete,
-        OpKind::Get if !answered => return Ok(None),
+        OpKind::Delete => RegOp::Write(vec![(key, None)]),
+        OpKind::Get | OpKind::Mget if !answered => return Ok(None),
         OpKind::Get => match &h.value {
-            Some(v) => RegOp::Get(v.clone()),
+            Some(v) => RegOp::Read(vec![(key, v.clone())]),
             None => return Err(malformed("an answered get needs a value (or null)")),
+        },
+        OpKind::Mput => match &h.entries {
+            Some(e) if !e.is_empty() => {
+                RegOp::Write(e.iter().map(|(k, v)| (pos(k), Some(v.clone()))).collect())
+            }
+            _ => return Err(malformed("an mput needs entries")),
+        },
+        OpKind::Mdelete => match &h.keys {
+            Some(ks) if !ks.is_empty() => RegOp::Write(ks.iter().map(|k| (pos(k), None)).collect()),
+            _ => return Err(malformed("an mdelete needs keys")),
+        },
+        OpKind::Mget => match (&h.keys, &h.values) {
+            (Some(ks), Some(vs)) if !ks.is_empty() && ks.iter().all(|k| vs.contains_key(k)) => {
+                RegOp::Read(vs.iter().map(|(k, v)| (pos(k), v.clone())).collect())
+            }
+            _ => {
+                return Err(malformed(
+                    "an answered mget needs keys and a value for each",
+                ));
+            }
         },
         OpKind::Cas => match (&h.expected, &h.new) {
             (Some(expected), Some(new)) => RegOp::Cas {
+                key,
                 expected: expected.clone(),
                 new: new.clone(),
                 swapped: if answered {
@@ -228,7 +346,13 @@ impl Bits {
     }
 }
 
-fn check_key(key: &str, ops: &[Op], all: &[HistoryOp], budget: u64) -> Result<(), LinError> {
+fn check_key(
+    key: &str,
+    width: usize,
+    ops: &[Op],
+    all: &[HistoryOp],
+    budget: u64,
+) -> Result<(), LinError> {
     let n = ops.len();
     let required = ops.iter().filter(|o| o.complete.is_some()).count();
     // Events: (time, kind, op). Calls sort before returns at the same time (ties overlap);
@@ -295,11 +419,11 @@ fn check_key(key: &str, ops: &[Op], all: &[HistoryOp], budget: u64) -> Result<()
         list[nx].prev = call;
     };
 
-    let mut state: Option<String> = None;
+    let mut state: State = vec![None; width];
     let mut placed = Bits::new(n);
     let mut placed_required = 0usize;
-    let mut cache: HashSet<(Bits, Option<String>)> = HashSet::new();
-    let mut stack: Vec<(usize, Option<String>)> = Vec::new();
+    let mut cache: HashSet<(Bits, State)> = HashSet::new();
+    let mut stack: Vec<(usize, State)> = Vec::new();
     let mut best: (usize, usize) = (0, 0); // (placed ok ops, blocking op)
     let mut steps = 0u64;
     let mut entry = list[0].next;
@@ -378,6 +502,9 @@ mod tests {
             client: client.into(),
             op: kind,
             key: "k".into(),
+            keys: None,
+            entries: None,
+            values: None,
             value: value.map(|v| v.map(str::to_string)),
             expected: None,
             new: None,
@@ -536,6 +663,95 @@ mod tests {
         .expect("independent keys");
         let mut bad = put("c1", "a", 0, 1);
         bad.value = None;
+        assert!(matches!(
+            check(&hist(vec![bad])),
+            Err(LinError::Malformed { .. })
+        ));
+    }
+
+    fn mput(c: &str, kvs: &[(&str, &str)], i: Millis, r: Option<Millis>) -> HistoryOp {
+        HistoryOp {
+            key: String::new(),
+            entries: Some(
+                kvs.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..op(c, OpKind::Mput, None, i, r)
+        }
+    }
+    fn mget(c: &str, kvs: &[(&str, Option<&str>)], i: Millis, r: Millis) -> HistoryOp {
+        HistoryOp {
+            key: String::new(),
+            keys: Some(kvs.iter().map(|(k, _)| k.to_string()).collect()),
+            values: Some(
+                kvs.iter()
+                    .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                    .collect(),
+            ),
+            ..op(c, OpKind::Mget, None, i, Some(r))
+        }
+    }
+    fn at(key: &str, mut o: HistoryOp) -> HistoryOp {
+        o.key = key.into();
+        o
+    }
+
+    #[wasm_bindgen_test(unsupported = test)]
+    fn multi_key_operations_are_atomic() {
+        // An mget overlapping an mput sees all of it or none of it.
+        for seen in [(None, None), (Some("1"), Some("1"))] {
+            check(&hist(vec![
+                mput("c1", &[("a", "1"), ("b", "1")], 0, Some(10)),
+                mget("c2", &[("a", seen.0), ("b", seen.1)], 2, 5),
+            ]))
+            .expect("all or nothing");
+        }
+        // Half of it is a torn write.
+        let err = check(&hist(vec![
+            mput("c1", &[("a", "1"), ("b", "1")], 0, Some(10)),
+            mget("c2", &[("a", Some("1")), ("b", None)], 2, 5),
+        ]));
+        assert!(
+            matches!(&err, Err(LinError::NotLinearizable { key, .. }) if key == "a,b"),
+            "{err:?}"
+        );
+        // Torn across single-key reads too: a then b read in sequence, b new but a old.
+        let err = check(&hist(vec![
+            mput("c1", &[("a", "1"), ("b", "1")], 0, Some(10)),
+            at("b", get("c2", Some("1"), 1, 2)),
+            at("a", get("c2", None, 3, 4)),
+        ]));
+        assert!(err.is_err(), "{err:?}");
+        // An mdelete removes every key at once; keys outside any multi-key op stay separate.
+        let mdel = HistoryOp {
+            key: String::new(),
+            keys: Some(vec!["a".into(), "b".into()]),
+            ..op("c1", OpKind::Mdelete, None, 11, Some(12))
+        };
+        check(&hist(vec![
+            mput("c1", &[("a", "1"), ("b", "1")], 0, Some(10)),
+            mdel.clone(),
+            mget("c2", &[("a", None), ("b", None)], 13, 14),
+            at("z", put("c3", "z", 0, 1)),
+        ]))
+        .expect("mdelete");
+        let err = check(&hist(vec![
+            mput("c1", &[("a", "1"), ("b", "1")], 0, Some(10)),
+            mdel,
+            mget("c2", &[("a", None), ("b", Some("1"))], 13, 14),
+        ]));
+        assert!(err.is_err(), "{err:?}");
+        // An unknown mput may land late, but whole.
+        check(&hist(vec![
+            mput("c1", &[("a", "1"), ("b", "1")], 0, None),
+            mget("c2", &[("a", None), ("b", None)], 5, 6),
+            mget("c2", &[("a", Some("1")), ("b", Some("1"))], 7, 8),
+        ]))
+        .expect("late mput");
+        // An mget missing a value for one of its keys is malformed.
+        let mut bad = mget("c2", &[("a", None)], 0, 1);
+        bad.keys = Some(vec!["a".into(), "b".into()]);
         assert!(matches!(
             check(&hist(vec![bad])),
             Err(LinError::Malformed { .. })
