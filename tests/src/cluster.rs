@@ -352,12 +352,18 @@ impl Cluster {
         }
     }
 
-    /// Heals every link and removes every delay.
+    /// Heals every link and removes every delay and loss.
     pub fn heal_all(&self) {
         for proxy in self.links.values() {
             proxy.heal();
             proxy.set_delay(Duration::ZERO);
+            proxy.set_loss(0.0);
         }
+    }
+
+    /// Every proxied link: ((from, to), proxy).
+    pub fn links(&self) -> impl Iterator<Item = ((usize, usize), &LinkProxy)> {
+        self.links.iter().map(|(k, p)| (*k, p))
     }
 
     /// Whether node `i`'s process is alive (reaps it if it exited).
@@ -521,6 +527,39 @@ impl Cluster {
         child.kill().map_err(|e| format!("kill -9 {id}: {e}"))?;
         child.wait().map_err(|e| format!("reaping {id}: {e}"))?;
         Ok(())
+    }
+
+    /// Pauses node `i`'s process (SIGSTOP): it keeps its sockets but answers nothing until
+    /// [`Cluster::resume`], like a process stuck in a long GC pause or a frozen VM.
+    pub fn pause(&mut self, i: usize) -> Result<(), String> {
+        self.signal(i, "-STOP")
+    }
+
+    /// Lets a paused node run again (SIGCONT).
+    pub fn resume(&mut self, i: usize) -> Result<(), String> {
+        self.signal(i, "-CONT")
+    }
+
+    /// Sends `signal` (as `kill` takes it: `-STOP`) to node `i`'s process.
+    fn signal(&mut self, i: usize, signal: &str) -> Result<(), String> {
+        if !self.is_running(i) {
+            return Err(self.not_running(i));
+        }
+        let pid = self.nodes[i]
+            .child
+            .as_ref()
+            .map(Child::id)
+            .ok_or_else(|| self.not_running(i))?;
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .map_err(|e| format!("kill {signal} {pid}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill {signal} {pid} ({}): {status}", self.id(i)))
+        }
     }
 
     /// Starts a stopped node again with the same id, port, data dir and arguments, and waits

@@ -1,13 +1,16 @@
 //! Helpers for raftkv's integration tests: real `kvserver` processes ([`cluster`]), a
 //! fault-injecting TCP proxy per directed link ([`proxy`]), an HTTP client that follows
-//! leader redirects ([`client`]), deadline polling ([`wait`]), `kvctl bench` as a child process
+//! leader redirects ([`client`]), deadline polling ([`wait`]), a randomized Jepsen-style run with its nemesis ([`jepsen`],
+//! [`nemesis`]), `kvctl bench` as a child process
 //! ([`bench`]) and `kvctl bench --verify` as a background load ([`load`]).
 
 pub mod bench;
 pub mod bin;
 pub mod client;
 pub mod cluster;
+pub mod jepsen;
 pub mod load;
+pub mod nemesis;
 pub mod proxy;
 pub mod wait;
 

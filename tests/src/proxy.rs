@@ -11,7 +11,10 @@
 //!   sees its requests time out, like lost packets);
 //! - [`LinkProxy::set_delay`]: each chunk is held for the delay before it is forwarded (both
 //!   directions, order kept);
-//! - [`LinkProxy::heal`]: back to forwarding (delay kept; set it to zero separately).
+//! - [`LinkProxy::set_loss`]: each chunk is lost with this probability, and with it the
+//!   connection (TCP never loses bytes inside a stream: a lost chunk is a dropped connection,
+//!   whatever it carried is gone and the sender reconnects);
+//! - [`LinkProxy::heal`]: back to forwarding (delay and loss kept; reset them separately).
 
 use std::io;
 use std::net::SocketAddr;
@@ -44,6 +47,8 @@ pub struct LinkState {
     pub mode: LinkMode,
     /// Added to every forwarded chunk.
     pub delay: Duration,
+    /// Chance in a million that a chunk is lost, with its connection.
+    pub loss_ppm: u32,
 }
 
 /// A running proxy; stops (closing its connections) when dropped.
@@ -128,6 +133,12 @@ impl LinkProxy {
     /// Forwards again.
     pub fn heal(&self) {
         self.state.send_modify(|s| s.mode = LinkMode::Open);
+    }
+
+    /// Loses each chunk, and its connection, with probability `p` (0: none).
+    pub fn set_loss(&self, p: f64) {
+        let ppm = (p.clamp(0.0, 1.0) * 1e6) as u32;
+        self.state.send_modify(|s| s.loss_ppm = ppm);
     }
 
     /// Holds every chunk for `delay` before forwarding it (zero: no delay).
@@ -230,6 +241,10 @@ async fn pump(
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        let loss = state.borrow().loss_ppm;
+        if loss > 0 && draw_ppm() < loss {
+            return;
+        }
         match state.borrow().mode {
             LinkMode::Open => {}
             LinkMode::Blackhole => continue,
@@ -242,4 +257,14 @@ async fn pump(
             c.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
+}
+
+/// A draw in 0..1,000,000 for loss: a splitmix64 sequence shared by every proxy (which chunk a
+/// loss hits depends on timing anyway, so the draws need no seed).
+fn draw_ppm() -> u32 {
+    static STATE: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((z ^ (z >> 31)) % 1_000_000) as u32
 }
