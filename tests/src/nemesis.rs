@@ -111,6 +111,8 @@ pub struct Nemesis {
     refused: BTreeMap<String, u64>,
     leaders: BTreeSet<(u64, String)>,
     http: reqwest::Client,
+    /// When the nemesis began: its log's clock.
+    t0: Instant,
 }
 
 impl Nemesis {
@@ -139,6 +141,7 @@ impl Nemesis {
                 .no_proxy()
                 .build()
                 .unwrap_or_default(),
+            t0: Instant::now(),
         }
     }
 
@@ -231,6 +234,17 @@ impl Nemesis {
             "random"
         };
         let hold_until = (Instant::now() + hold).min(until.max(Instant::now()));
+        eprintln!(
+            "nemesis {:>7.1} s: {kind:?} on {} ({}), hold {} ms",
+            self.t0.elapsed().as_secs_f64(),
+            self.cluster.id(target),
+            if Some(target) == leader {
+                "leader"
+            } else {
+                "random"
+            },
+            hold.as_millis()
+        );
         match kind {
             FaultKind::Kill => {
                 if let Err(e) = self.cluster.kill(target) {
@@ -537,6 +551,13 @@ impl Nemesis {
 
     /// The quiet phase's start: every link healed, every member running, the voters re-read.
     pub async fn quiet(&mut self) -> Result<(), String> {
+        let log = |what: &str| {
+            eprintln!(
+                "nemesis {:>7.1} s: quiet phase: {what}",
+                self.t0.elapsed().as_secs_f64()
+            )
+        };
+        log("healing every link, restarting every member");
         self.cluster.heal_all();
         for i in self.members.clone() {
             if !self.cluster.is_running(i) {
@@ -546,6 +567,10 @@ impl Nemesis {
         self.cluster
             .wait_for_leader(Duration::from_secs(60))
             .await?;
+        eprintln!(
+            "nemesis {:>7.1} s: quiet phase: a leader",
+            self.t0.elapsed().as_secs_f64()
+        );
         self.sync_members().await;
         for i in self.members.clone() {
             if !self.cluster.is_running(i) {
