@@ -21,6 +21,8 @@ step "clippy (wasm32: core and web)"
 cargo clippy -p raftkv-core -p raftkv-web --target wasm32-unknown-unknown -- -D warnings
 
 step "cargo test --workspace"
+# Includes the short Jepsen-style run of a real cluster (tests/tests/jepsen.rs), which checks
+# its own history with core's checker and with scripts/check_history.py.
 cargo test --workspace
 
 step "protocol breaks: the simulator must catch each deliberate violation"
