@@ -21,8 +21,7 @@ step "clippy (wasm32: core and web)"
 cargo clippy -p raftkv-core -p raftkv-web --target wasm32-unknown-unknown -- -D warnings
 
 step "cargo test --workspace"
-# Includes the short Jepsen-style run of a real cluster (tests/tests/jepsen.rs), which checks
-# its own history with core's checker and with scripts/check_history.py.
+# (The Jepsen-style runs of tests/tests/jepsen.rs are #[ignore]d until shown not to flake.)
 cargo test --workspace
 
 step "protocol breaks: the simulator must catch each deliberate violation"
