@@ -306,9 +306,15 @@ fn randomized_seeds_stay_safe_and_live() {
     let count = count.saturating_sub(first);
     assert_eq!(ran, count);
     assert!(
-        count < 100 || (writes_lost > 0 && writes_unsent > 0 && writes_torn > 0),
+        count < 100 || (writes_lost > 0 && writes_unsent > 0),
         "kills never hit writes in flight: {writes_lost} lost ({writes_torn} torn), \
          {writes_unsent} unsent"
+    );
+    // About one lost write in twenty is torn (half of those with entries and no snapshot):
+    // only a run with many lost writes must show one (the wasm run takes few seeds).
+    assert!(
+        writes_lost < 200 || writes_torn > 0,
+        "no torn write among {writes_lost} lost"
     );
     assert!(ops >= count * 3, "too few operations: {ops}");
     assert!(
