@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's header carries the seconds since the start, so a CI log shows where time goes.
+step() { printf '\n=== [%4ds] %s\n' "$SECONDS" "$*"; }
 
 step "set-up"
 bash scripts/setup.sh
@@ -55,4 +56,4 @@ CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_USE_BROWSER=1 wasm-pack test --h
 step "the playground page end to end in headless Chromium"
 bash tests/e2e/run.sh
 
-printf '\nall checks passed\n'
+printf '\nall checks passed in %ds\n' "$SECONDS"

@@ -63,7 +63,16 @@ fn build() -> Result<PathBuf, String> {
         .parent()
         .ok_or("tests crate has no parent dir")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    // Cargo sets these for the running test; a build script that tracks one (ring's tracks
+    // CARGO_MANIFEST_DIR) would see it change and rebuild ring, rustls and reqwest (two
+    // minutes), and the next top-level build would rebuild them back.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(set_by_cargo_for_a_test) {
+            command.env_remove(key);
+        }
+    }
+    let out = command
         .current_dir(workspace)
         .env("CARGO_TARGET_DIR", target_dir)
         .args([
@@ -85,4 +94,20 @@ fn build() -> Result<PathBuf, String> {
         ));
     }
     Ok(profile_dir.to_path_buf())
+}
+
+/// Whether `var` is one of the variables cargo sets for a test binary it runs (as opposed to
+/// the user's own configuration, such as `CARGO_HOME` or `CARGO_PROFILE_*`).
+fn set_by_cargo_for_a_test(var: &str) -> bool {
+    var.starts_with("CARGO_PKG_")
+        || var.starts_with("CARGO_BIN_")
+        || matches!(
+            var,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
 }
