@@ -58,11 +58,11 @@ async fn a_plain_read_at_a_follower_is_readindex_by_default_and_redirects_to_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_index_makes_a_stale_read_at_a_follower_wait_until_it_applied_the_write() {
     let c = TestCluster::start(3, ELECTION, |_| {}).await;
-    let leader = c.leader(LEADER_TIMEOUT).await;
     for seq in 1..=20u64 {
         let v = format!("v{seq}");
-        let put = c
-            .send(leader, Method::PUT, "/kv/k", Some(&put_body(seq, &v)))
+        // (A loaded machine may change leaders mid-test: the write is resent until answered.)
+        let (leader, put) = c
+            .write_to_leader(Method::PUT, "/kv/k", &put_body(seq, &v), LEADER_TIMEOUT)
             .await;
         let index = index_of(&put);
         // Sent the moment the leader answered: the follower mostly has not heard of the commit
@@ -81,6 +81,7 @@ async fn min_index_makes_a_stale_read_at_a_follower_wait_until_it_applied_the_wr
         );
     }
     // The next index is not written: a follower answers not_caught_up after the wait asked for.
+    let leader = c.leader(LEADER_TIMEOUT).await;
     let (_, st, _) = c.send(leader, Method::GET, "/status", None).await;
     let next = st["last_log_index"].as_u64().expect("last_log_index") + 1;
     let path = format!("/kv/k?consistency=stale&min_index={next}&wait_ms=100");

@@ -214,6 +214,30 @@ impl TestCluster {
         send(&self.http, &self.addrs[i], method, path, body).await
     }
 
+    /// Sends write `body` (which carries its own `client_id` and `seq`) to the leader until a
+    /// definite answer: a leadership change under a loaded machine answers 503 (or redirects),
+    /// and the resend of the same `(client_id, seq)` gets the original outcome, never a second
+    /// apply. Returns the leader that answered and its reply.
+    pub async fn write_to_leader(
+        &self,
+        method: Method,
+        path: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> (usize, (StatusCode, Value, Option<String>)) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let leader = self.leader(timeout).await;
+            let reply = self.send(leader, method.clone(), path, Some(body)).await;
+            let retry = reply.0 == StatusCode::SERVICE_UNAVAILABLE
+                || reply.0 == StatusCode::TEMPORARY_REDIRECT;
+            if !retry || Instant::now() >= deadline {
+                return (leader, reply);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops node `i` (gracefully: in-flight requests finish, its stores are released).
     pub async fn stop(&mut self, i: usize) {
         if let Some(n) = self.nodes[i].take() {
