@@ -17,6 +17,10 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
   log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2 minutes)"
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest (about 3 minutes)"
+  cargo install cargo-nextest --locked
+fi
 if ! command -v wasm-pack >/dev/null 2>&1; then
   log "installing wasm-pack (about 2 minutes)"
   cargo install wasm-pack
@@ -56,4 +60,4 @@ if ! cmp -s "$PY_REQUIREMENTS" "$PY_VENV/requirements.installed"; then
   cp "$PY_REQUIREMENTS" "$PY_VENV/requirements.installed"
 fi
 
-log "ready: $(wasm-bindgen --version), $(wasm-pack --version), $(chromium --version 2>/dev/null | head -1), $("$PY_VENV/bin/python" --version)"
+log "ready: $(wasm-bindgen --version), $(cargo nextest --version | head -1), $(wasm-pack --version), $(chromium --version 2>/dev/null | head -1), $("$PY_VENV/bin/python" --version)"

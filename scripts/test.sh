@@ -21,9 +21,19 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "clippy (wasm32: core and web)"
 cargo clippy -p raftkv-core -p raftkv-web --target wasm32-unknown-unknown -- -D warnings
 
-step "cargo test --workspace"
-# (The Jepsen-style runs of tests/tests/jepsen.rs are #[ignore]d until shown not to flake.)
-cargo test --workspace
+step "the workspace's tests (cargo nextest), then its doctests"
+# The integration tests' harness builds kvserver and kvctl on first use; building them here
+# first, with the same command, makes that a no-op inside every test process.
+cargo build -p raftkv-native --bins
+# nextest runs each test in a process of its own, the binaries side by side (.config/nextest.toml).
+cargo nextest run --workspace
+cargo test --workspace --doc
+
+step "Jepsen-style runs of real clusters: the short run, and the proof that stale reads are caught"
+# One at a time (each is a real cluster under a nemesis); --nocapture prints each run's figures.
+# A failure prints its seed and the command that replays it.
+cargo test -p raftkv-tests --test jepsen -- --ignored --nocapture --test-threads=1 \
+  short_randomized_run_passes_every_check stale_reads_at_followers_are_caught
 
 step "protocol breaks: the simulator must catch each deliberate violation"
 cargo test -p raftkv-core --features protocol-breaks --lib --test sim_breaks --test raft_election --test raft_replication --test raft_lease --test raft_membership

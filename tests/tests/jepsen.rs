@@ -32,7 +32,7 @@ async fn run_and_check(config: JepsenConfig, test: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not in the test command yet: run on a handful of seeds only, its flakiness unmeasured; run with --ignored"]
+#[ignore = "a real cluster under a nemesis: scripts/test.sh runs it in a step of its own, alone"]
 async fn short_randomized_run_passes_every_check() {
     run_and_check(
         JepsenConfig::from_env(3, 45),
@@ -52,7 +52,7 @@ async fn long_randomized_run_passes_every_check() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not in the test command yet, as the short run; run with --ignored"]
+#[ignore = "as the short run: scripts/test.sh runs it in the same step, after it"]
 async fn stale_reads_at_followers_are_caught() {
     let mut config = JepsenConfig::from_env(3, 25);
     config.force_stale = true;
