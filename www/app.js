@@ -360,6 +360,14 @@ function wire() {
     const lo = Number(ui.latMin.value), hi = Number(ui.latMax.value);
     act("set_latency", lo, Math.max(lo, hi));
   };
+  $("#partition-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    const groups = $("#partition").value.trim();
+    if (!groups) { toast("Name the groups, e.g. n1,n2 | n3,n4,n5.", "error"); return; }
+    act("partition", groups);
+    $("#partition").blur();
+  };
+  $("#heal-all").onclick = () => act("heal_all");
   ui.latMin.onchange = setLatency;
   ui.latMax.onchange = setLatency;
   document.addEventListener("pointerdown", (ev) => { if (!ui.menu.hidden && !ui.menu.contains(ev.target)) hideMenu(); });
@@ -456,12 +464,16 @@ function draw(force = false) {
       ui.statusline.innerHTML = `<span>seed <b>${esc(seed)}</b></span><span>leader <b>${l ? `${l.id} (term ${l.term})` : "none"}</b></span>` +
         `<span>alive <b>${alive}/${st.nodes.length}</b></span><span>voters <b>${st.membership.voters.length}${st.membership.joint ? ` (joint with ${st.membership.outgoing.length})` : ""}</b></span>` +
         `${st.membership.learners.length ? `<span>learners <b>${st.membership.learners.length}</b></span>` : ""}<span>cut links <b>${st.links.filter((x) => x.cut).length}</b></span>`;
-      if (document.activeElement !== ui.loss) {
+      // The network fields follow the run only when its settings changed, so a field being
+      // edited keeps what is typed.
+      const net = `${st.net.loss}/${st.net.latency_min}/${st.net.latency_max}`;
+      if (net !== ui.loss.dataset.shown) {
+        ui.loss.dataset.shown = net;
         ui.loss.value = String(Math.round(st.net.loss * 100));
         ui.lossLabel.textContent = `${ui.loss.value}%`;
+        ui.latMin.value = String(st.net.latency_min);
+        ui.latMax.value = String(st.net.latency_max);
       }
-      if (document.activeElement !== ui.latMin) ui.latMin.value = String(st.net.latency_min);
-      if (document.activeElement !== ui.latMax) ui.latMax.value = String(st.net.latency_max);
     }
   });
 }

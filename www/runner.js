@@ -11,10 +11,15 @@ export const ACTIONS = {
   kill: 1, restart: 1, cut: 2, heal: 2, cut_both: 2, heal_both: 2, isolate: 1, heal_all: 0,
   set_loss: 1, set_latency: 2, put: 3, get: 3, delete: 2, cas: 4,
   add_node: 0, add_learner: 1, promote: 1, remove: 1, replace: 2, transfer_leader: 1,
-  set_clock_drift: 2, jump_clock: 2, drop_message: 1,
+  set_clock_drift: 2, jump_clock: 2, drop_message: 1, partition: 1,
 };
 /** The arguments that are numbers, by action (the rest are strings). */
 const NUMERIC = { set_loss: [0], set_latency: [0, 1], set_clock_drift: [1], jump_clock: [1] };
+
+/** Log entries per node the state carries: the Logs panel's columns and a few more. */
+export const LOG_LEN = 32;
+/** Trace lines the state carries: the Events panel's length. */
+export const TRACE_LEN = 120;
 
 /** Raised when the simulator panicked (or otherwise trapped): the instance is unusable. */
 export class SimCrash extends Error {}
@@ -63,7 +68,9 @@ export class Runner {
    * bad node count, say) this throws and the old run keeps going, untouched.
    */
   reset(spec) {
-    const opts = { nodes: spec.nodes, seed: String(spec.seed) };
+    // The state carries no more than the page shows (22 log columns, 120 Events lines): it is
+    // serialized every frame, and its cost grows with what it holds.
+    const opts = { nodes: spec.nodes, seed: String(spec.seed), log_len: LOG_LEN, trace_len: TRACE_LEN };
     if (spec.snap) opts.snapshot_threshold = spec.snap;
     let pg;
     try {

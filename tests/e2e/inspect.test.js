@@ -198,3 +198,34 @@ test("Logs shows the leader's next/match per follower and the entries in flight;
   await p.close();
   assert.deepEqual(env.errors, []);
 });
+
+test("the network from the page: loss and latency, a partition, heal all (item 4, in part)", async () => {
+  const p = await env.page("#n=5&seed=7");
+  await settled(p);
+  await p.evaluate(() => {
+    const s = document.querySelector("#net-loss");
+    s.value = "20";
+    s.dispatchEvent(new Event("change"));
+  });
+  await p.fill("#net-lat-max", "80");
+  await p.press("#net-lat-max", "Enter");
+  await p.fill("#net-lat-min", "40");
+  await p.press("#net-lat-min", "Enter");
+  let st = await h.state(p);
+  assert.equal(st.net.loss, 0.2);
+  assert.deepEqual([st.net.latency_min, st.net.latency_max], [40, 80]);
+  await p.fill("#partition", "n1,n2 | n3,n4,n5");
+  await p.click('#partition-form button[type="submit"]');
+  st = await h.state(p);
+  const cut = (a, b) => st.links.find((l) => l.from === a && l.to === b).cut;
+  for (const a of ["n1", "n2"]) for (const b of ["n3", "n4", "n5"]) assert.ok(cut(a, b) && cut(b, a), `${a}-${b} cut`);
+  assert.ok(!cut("n1", "n2") && !cut("n3", "n4") && !cut("n4", "n5"), "links within a group kept");
+  assert.match(p.url(), /partition/, "a recorded action");
+  await p.click("#heal-all");
+  assert.deepEqual((await h.state(p)).links.filter((l) => l.cut), []);
+  await p.fill("#partition", "n1 | n1");
+  await p.click('#partition-form button[type="submit"]');
+  assert.match(await p.textContent("#toast"), /named twice/);
+  await p.close();
+  assert.deepEqual(env.errors, []);
+});

@@ -274,6 +274,41 @@ impl Session {
         self.fault(Fault::Isolate { node: i })
     }
 
+    /// Cuts the links between groups of nodes, written `n1,n2 | n3,n4,n5` (blanks ignored);
+    /// the nodes named in no group form one more group. Links within a group are left as they
+    /// are.
+    pub fn partition(&mut self, spec: &str) -> Result<(), String> {
+        let groups = self.parse_groups(spec)?;
+        self.fault(Fault::Partition { groups })
+    }
+
+    fn parse_groups(&self, spec: &str) -> Result<Vec<Vec<usize>>, String> {
+        let mut seen = vec![false; self.cluster.node_count()];
+        let mut groups = Vec::new();
+        for part in spec.split('|') {
+            let mut g = Vec::new();
+            for id in part.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                let i = self.node(id)?;
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(format!("{id} is named twice in the partition {spec:?}"));
+                }
+                g.push(i);
+            }
+            if g.is_empty() {
+                return Err(format!(
+                    "a partition is groups of nodes like \"n1,n2 | n3,n4,n5\", got {spec:?}"
+                ));
+            }
+            groups.push(g);
+        }
+        if groups.len() < 2 && seen.iter().all(|x| *x) {
+            return Err(format!(
+                "a partition needs two groups at least, got {spec:?}"
+            ));
+        }
+        Ok(groups)
+    }
+
     /// Restores every link.
     pub fn heal_all(&mut self) -> Result<(), String> {
         self.fault(Fault::HealAll)

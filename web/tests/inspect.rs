@@ -280,3 +280,32 @@ fn the_verdict_counts_stale_reads_it_leaves_out_and_checks_their_values() {
     assert_eq!(st.history.ops, 2, "the two puts are checked");
     assert_eq!(st.history.linearizable, Some(true));
 }
+
+#[test]
+fn a_partition_cuts_between_groups_only_and_says_what_is_wrong() {
+    let mut s = session_of(5, 1);
+    s.partition(" n1, n2 | n3,n4 ").unwrap();
+    let st = state(&mut s);
+    let cut = |a: &str, b: &str| {
+        st.links
+            .iter()
+            .find(|l| l.from == a && l.to == b)
+            .unwrap()
+            .cut
+    };
+    assert!(cut("n1", "n3") && cut("n3", "n1") && cut("n2", "n4"));
+    assert!(
+        cut("n1", "n5") && cut("n3", "n5"),
+        "n5, in no group, is a group of its own"
+    );
+    assert!(!cut("n1", "n2") && !cut("n3", "n4"));
+    for bad in ["", "n1 | n1", "n1 | n9", "n1,,n2 | "] {
+        let e = s.partition(bad).unwrap_err();
+        assert!(!e.is_empty(), "{bad:?}");
+    }
+    assert!(s.partition("n1,n2 | n3,n4,n5").is_ok());
+    assert!(
+        s.partition("n1,n2,n3,n4,n5").is_err(),
+        "one group of everyone cuts nothing"
+    );
+}
