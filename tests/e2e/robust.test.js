@@ -182,3 +182,21 @@ test("a stale read sent to a cut-off follower returns the old value; the verdict
   await p.close();
   assert.deepEqual(env.errors, []);
 });
+
+test("every single step says what it did, even one that leaves no Events line", async () => {
+  const p = await env.page("#n=5&seed=7&t=0");
+  let silent = 0;
+  for (let i = 0; i < 40; i++) {
+    const before = await h.state(p);
+    await p.click("#step");
+    await frames(p, 1);
+    const after = await h.state(p);
+    assert.ok(after.events > before.events, "the step ran an event");
+    assert.ok(after.last_event, "the state tells the last event");
+    assert.equal(await p.textContent("#last-event"), `last event: ${after.last_event}`);
+    if ((after.trace.at(-1)?.seq ?? -1) === (before.trace.at(-1)?.seq ?? -1)) silent++;
+  }
+  assert.ok(silent > 0, "some steps left no Events line (and were told all the same)");
+  await p.close();
+  assert.deepEqual(env.errors, []);
+});
