@@ -4,11 +4,12 @@
 //   node bench.mjs          events/s the wasm simulator sustains, for 5 and 9 nodes: a fresh
 //                           Playground advanced 100 ms at a time for ~2 s of wall time (compare
 //                           with `cargo run --release -p raftkv-web --example events_per_sec`)
-//   (WWW=dir serves another copy of www/, e.g. an older build, for a before/after figure)
 //   node bench.mjs fps      the page's frame rate with 9 nodes at 1x after 2 simulated minutes
 //                           with client traffic (a put every simulated second), playing for 5 s
 //                           with a put every 0.5 s, then paused for 3 s; with the main thread's
 //                           busy share (CDP TaskDuration) of each phase
+//
+// WWW=dir serves another copy of www/ (an older build, say) for a before/after figure.
 
 import { spawn } from "node:child_process";
 import path from "node:path";
