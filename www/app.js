@@ -4,10 +4,11 @@ import init, * as wasm from "./pkg/raftkv_web.js";
 import { Runner, SimCrash } from "./runner.js";
 import { Ring } from "./ring.js";
 import { Members } from "./members.js";
-import { drawKv, drawLogs, drawOps, drawTrace } from "./panels.js";
+import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict } from "./panels.js";
+import { Drawer } from "./drawer.js";
 import { encodeRun, decodeRun } from "./share.js";
 import { SCENARIOS } from "./scenarios.js";
-import { ROLE_COLORS, ROLE_NAMES, KIND_FAMILIES } from "./colors.js";
+import { ROLE_COLORS, ROLE_NAMES, ROLE_LETTERS, KIND_FAMILIES } from "./colors.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -21,6 +22,8 @@ const ui = {
   expected: $("#op-expected"), mode: $("#op-mode"), opNode: $("#op-node"),
   clickMode: $("#click-mode"), addNode: $("#add-node"), jointBadge: $("#joint-badge"),
   members: $("#members"), configLine: $("#config-line"), jumpMs: $("#jump-ms"),
+  drawer: $("#drawer"), lastEvent: $("#last-event"), menu: $("#menu"),
+  loss: $("#net-loss"), lossLabel: $("#net-loss-label"), latMin: $("#net-lat-min"), latMax: $("#net-lat-max"),
 };
 
 let runner = null;
@@ -30,9 +33,22 @@ let playing = false;
 let speed = 1 / 20;
 let lastFrame = null;
 let lastPanels = { at: 0, key: "" };
+let drawer = null;
+/** What the last redraw drew: the run's version and the drawing time. The page redraws only
+ * when one of them changed (or `dirty` says the page itself changed), so a paused, unchanged
+ * page costs nothing. */
+let drawn = { version: -1, t: -1 };
+let dirty = true;
+/** Redraws so far (for tests: none while paused and unchanged). */
+let draws = 0;
+/** The op the person follows (its log entry and messages highlighted), or null. */
+let followOp = null;
 
 /** For tests and the curious: the live objects. */
-window.raftkv = { get runner() { return runner; }, get playing() { return playing; }, setPlaying, reset: (s) => startRun(s) };
+window.raftkv = {
+  get runner() { return runner; }, get playing() { return playing; }, setPlaying, reset: (s) => startRun(s),
+  get draws() { return draws; }, get drawer() { return drawer?.sel ?? null; }, get followOp() { return followOp; },
+};
 
 // ---- messages to the person ----
 
@@ -97,29 +113,113 @@ function currentSettings() {
 }
 
 function updateHash() {
-  if (!runner?.pg) return;
+  if (!runner?.live) return;
   safely(() => history.replaceState(null, "", `#${encodeRun(runner.runSpec())}`));
 }
 
+/**
+ * Starts run `spec`. When it is refused (options out of range, say), the old run keeps going
+ * and the fields show its settings again; returns whether the new run started.
+ */
 function startRun(spec, { play = spec.t == null } = {}) {
-  safely(() => {
-    ui.banner.hidden = true;
-    ui.nodes.value = String(spec.nodes);
-    ui.seed.value = spec.seed;
+  const wasPlaying = playing;
+  const ok = safely(() => {
     runner.reset(spec);
+    ui.banner.hidden = true;
     relayout(runner.guard((pg) => pg.node_ids()));
-    lastPanels.key = "";
-    updateHash();
-    draw(true);
-  });
-  setPlaying(play);
+    return true;
+  }) === true;
+  ui.nodes.value = String(runner.spec.nodes);
+  ui.seed.value = runner.spec.seed;
+  lastPanels.key = "";
+  followOp = null;
+  updateHash();
+  draw(true);
+  setPlaying(ok ? play : wasPlaying);
+  return ok;
 }
 
+/** Takes a recorded action (see Runner.act); a refusal shows as a toast. */
 function act(name, ...args) {
   const r = safely(() => runner.act(name, ...args));
   updateHash();
   draw(true);
   return r;
+}
+
+/** The node's election timer fires now: its clock jumps to the deadline (a recorded action). */
+function timeoutNow(id) {
+  safely(() => {
+    const n = runner.state().nodes.find((x) => x.id === id);
+    if (!n?.alive) throw new Error(`${id} is not running`);
+    if (n.role === "leader") throw new Error(`${id} leads: it has no election timer to run out`);
+    act("jump_clock", id, Math.max(1, Math.ceil(n.timer_deadline - n.clock)));
+  });
+}
+
+/** Cuts every link of `id`, or heals them all when every one is cut already. */
+function isolateToggle(id) {
+  safely(() => {
+    const st = runner.state();
+    const mine = st.links.filter((l) => l.from === id || l.to === id);
+    if (mine.length && mine.every((l) => l.cut)) {
+      for (const n of st.nodes) if (n.id !== id) act("heal_both", id, n.id);
+    } else act("isolate", id);
+  });
+}
+
+/** The client form's request, sent to node `id`. */
+function sendHere(id) {
+  ui.opNode.value = id;
+  ui.form.requestSubmit();
+}
+
+/** Opens the drawer on a node, a message or a link (a message pauses the run: it would land). */
+function inspect(sel) {
+  if (sel.kind === "msg") setPlaying(false);
+  drawer.show(sel);
+  ring.selected = { msg: sel.kind === "msg" ? sel.id : null, node: sel.kind === "node" ? sel.id : null };
+  hideMenu();
+  draw(true);
+}
+
+function hideMenu() { ui.menu.hidden = true; }
+
+/** The context menu of a node (its drawer's actions) or a link. */
+function showMenu(what, ev) {
+  const items = [];
+  if (what.node) {
+    const id = what.node;
+    const n = safely(() => runner.state().nodes.find((x) => x.id === id));
+    if (!n) return;
+    items.push([`Inspect ${id}`, () => inspect({ kind: "node", id })],
+      [n.alive ? "Kill" : "Restart", () => act(n.alive ? "kill" : "restart", id)],
+      ["Isolate / heal its links", () => isolateToggle(id)],
+      ["Time out now", () => timeoutNow(id)],
+      ["Send request here", () => sendHere(id)]);
+  } else {
+    const { a, b } = what;
+    items.push([`Inspect ${a} ↔ ${b}`, () => inspect({ kind: "link", a, b })],
+      [`Cut / heal ${a} ⇸ ${b}`, () => onLink(a, b, a)], [`Cut / heal ${b} ⇸ ${a}`, () => onLink(a, b, b)],
+      ["Cut / heal both ways", () => onLink(a, b, null)]);
+  }
+  ui.menu.replaceChildren(...items.map(([label, f]) => {
+    const btn = document.createElement("button");
+    btn.textContent = label;
+    btn.onclick = () => { hideMenu(); f(); };
+    return btn;
+  }));
+  ui.menu.hidden = false;
+  const w = ui.menu.offsetWidth, h = ui.menu.offsetHeight;
+  ui.menu.style.left = `${Math.min(ev.clientX, innerWidth - w - 4)}px`;
+  ui.menu.style.top = `${Math.min(ev.clientY, innerHeight - h - 4)}px`;
+}
+
+/** Follows op `id` (or stops following): its log entry, messages and reply are highlighted. */
+function follow(id) {
+  followOp = followOp === id ? null : id;
+  lastPanels.key = "";
+  draw(true);
 }
 
 function leader() {
@@ -137,6 +237,7 @@ function relayout(ids) {
 
 /** What a click on a node does in each "Click a node to" mode: the line its tooltip ends with. */
 const CLICK_HINTS = {
+  inspect: (n) => `click to inspect ${n.id} (right-click: actions)`,
   kill: (n) => `click to ${n.alive ? "kill" : "restart"}`,
   transfer: (n) => `click to hand ${n.id} the leadership`,
   add_learner: (n) => `click to add ${n.id} as a learner`,
@@ -147,7 +248,9 @@ const CLICK_HINTS = {
 
 function onNode(id) {
   const mode = ui.clickMode.value;
-  if (mode === "kill") {
+  if (mode === "inspect") {
+    inspect({ kind: "node", id });
+  } else if (mode === "kill") {
     safely(() => {
       const n = runner.state().nodes.find((x) => x.id === id);
       act(n.alive ? "kill" : "restart", id);
@@ -204,14 +307,19 @@ function wire() {
   ui.play.onclick = () => setPlaying(!playing);
   ui.step.onclick = () => { setPlaying(false); safely(() => runner.step()); updateHash(); draw(true); };
   ui.speed.oninput = setSpeedFromSlider;
+  ui.speed.onchange = () => ui.speed.blur();
   ui.reset.onclick = () => startRun(currentSettings());
-  ui.nodes.onchange = () => startRun(currentSettings());
-  ui.seed.onchange = () => startRun(currentSettings());
+  // After a field is used, focus leaves it, so the keys (space, s, ...) work at once.
+  ui.nodes.onchange = () => { ui.nodes.blur(); startRun(currentSettings()); };
+  ui.seed.onchange = () => { ui.seed.blur(); startRun(currentSettings()); };
   ui.scenario.onchange = () => {
     const name = ui.scenario.value;
     ui.scenario.value = "";
+    ui.scenario.blur();
     if (!name) return;
+    const before = runner.live ? runner.runSpec() : null;
     const msg = safely(() => SCENARIOS[name](runner, ui.seed.value.trim() || "1"));
+    if (msg === undefined && before && !runner.crashed) safely(() => runner.reset(before));
     safely(() => relayout(runner.guard((pg) => pg.node_ids())));
     ui.nodes.value = String(runner.spec.nodes);
     ui.seed.value = runner.spec.seed;
@@ -221,6 +329,10 @@ function wire() {
     if (msg) toast(`${msg}  Press space to play.`, "info", 12000);
   };
   ui.share.onclick = async () => {
+    if (!runner?.live) {
+      toast("There is no live run to share: press Reset to start one.", "error");
+      return;
+    }
     updateHash();
     try {
       await navigator.clipboard.writeText(location.href);
@@ -235,7 +347,30 @@ function wire() {
     const mode = ui.clickMode.value;
     ring.clickHint = CLICK_HINTS[mode];
     ring.svg.dataset.clickMode = mode;
+    ui.clickMode.blur();
+    dirty = true;
   };
+  ui.ops.addEventListener("click", (ev) => {
+    const li = ev.target.closest("li[data-op]");
+    if (li) follow(Number(li.dataset.op));
+  });
+  ui.loss.oninput = () => { ui.lossLabel.textContent = `${ui.loss.value}%`; };
+  ui.loss.onchange = () => { ui.loss.blur(); act("set_loss", Number(ui.loss.value) / 100); };
+  const setLatency = () => {
+    const lo = Number(ui.latMin.value), hi = Number(ui.latMax.value);
+    act("set_latency", lo, Math.max(lo, hi));
+  };
+  $("#partition-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    const groups = $("#partition").value.trim();
+    if (!groups) { toast("Name the groups, e.g. n1,n2 | n3,n4,n5.", "error"); return; }
+    act("partition", groups);
+    $("#partition").blur();
+  };
+  $("#heal-all").onclick = () => act("heal_all");
+  ui.latMin.onchange = setLatency;
+  ui.latMax.onchange = setLatency;
+  document.addEventListener("pointerdown", (ev) => { if (!ui.menu.hidden && !ui.menu.contains(ev.target)) hideMenu(); });
   ui.op.onchange = () => {
     const op = ui.op.value;
     ui.value.hidden = op === "get" || op === "delete";
@@ -253,6 +388,7 @@ function wire() {
     else act("cas", key, ui.expected.value, ui.value.value, to);
   };
   document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") { hideMenu(); if (drawer.open) drawer.close(); }
     if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (ui.help.open && ev.key !== "?") return;
     switch (ev.key) {
@@ -271,17 +407,19 @@ function wire() {
   });
   window.addEventListener("hashchange", () => {
     const spec = safely(() => decodeRun(location.hash));
-    if (spec && encodeRun(spec) !== encodeRun(runner.runSpec())) startRun(spec, { play: false });
+    if (spec && (!runner.live || encodeRun(spec) !== encodeRun(runner.runSpec()))) startRun(spec, { play: false });
   });
 }
 
 function drawLegend() {
   const roles = Object.entries(ROLE_COLORS).map(([r, c]) =>
-    `<span><i class="dot" style="background:${c}"></i>${ROLE_NAMES[r]}</span>`).join("");
+    `<span><i class="dot role r-${r}" style="background:${c}"></i><b class="letter">${ROLE_LETTERS[r]}</b>${ROLE_NAMES[r]}</span>`).join("");
   const kinds = Object.values(KIND_FAMILIES).map((k) =>
     `<span><i class="dot" style="background:${k.color}"></i>${k.name}</span>`).join("");
   ui.legend.innerHTML = `<div>${roles}</div><div>${kinds}` +
-    `<span><i class="dot hollow"></i>reply</span><span><i class="dot drop"></i>will be dropped</span><span><i class="xmark">✕</i>dropped</span>` +
+    `<span><i class="dot square"></i>pre-vote (square)</span><span><i class="dot hollow"></i>reply (✓/✗)</span>` +
+    `<span><i class="vdot-legend">✓</i>vote received</span>` +
+    `<span><i class="dot drop"></i>will be dropped</span><span><i class="xmark">✕</i>dropped</span>` +
     `<span><i class="bar cutbar"></i>cut link</span><span><i class="bar arcbar"></i>election timer</span></div>` +
     `<div><span><i class="dot learner"></i>learner (L)</span><span><i class="dot joining"></i>joining (+)</span>` +
     `<span><i class="dot removed"></i>removed (−)</span><span><i class="pill old">old</i><i class="pill new">new</i>joint halves</span>` +
@@ -291,38 +429,79 @@ function drawLegend() {
 // ---- drawing ----
 
 function draw(force = false) {
-  if (!runner?.pg || runner.crashed) return;
+  if (!runner?.live) return;
   safely(() => {
     const st = runner.state();
     const ids = st.nodes.map((n) => n.id);
     if (!ring.hasLayout(ids)) { relayout(ids); force = true; }
     const t = runner.now() + runner.frac;
+    drawn = { version: runner.version, t };
+    dirty = false;
+    draws++;
+    const op = followOp != null ? st.ops.find((o) => o.id === followOp) : null;
+    ring.followIndex = op ? followIndex(st, op) : null;
     ring.draw(st, t);
+    if (drawer.open) drawer.draw(st, t);
+    ui.lastEvent.textContent = st.last_event ? `last event: ${st.last_event}` : "";
     const now = performance.now();
     const key = `${st.events}/${st.ops.length}/${st.nodes.map((n) => n.alive).join()}`;
-    if (force || (key !== lastPanels.key && now - lastPanels.at > 120)) {
+    const panelsDue = force || key !== lastPanels.key;
+    // Panels redraw at most every 120 ms; one held back keeps the page dirty, so it is drawn
+    // on a later frame even when the run stays paused.
+    if (panelsDue && !force && now - lastPanels.at <= 120) dirty = true;
+    else if (panelsDue) {
       lastPanels = { at: now, key };
-      drawLogs(ui.logs, st);
+      drawLogs(ui.logs, st, { follow: ring.followIndex });
       drawKv(ui.kv, st);
-      drawOps(ui.ops, st);
-      drawTrace(ui.trace, ui.verdict, st);
+      drawOps(ui.ops, st, followOp);
+      drawTrace(ui.trace, st, runner.generation);
+      drawVerdict(ui.verdict, st);
       members.draw(st, t);
       ui.jointBadge.hidden = !st.membership.joint;
       const l = st.nodes.find((n) => n.alive && n.role === "leader");
       const alive = st.nodes.filter((n) => n.alive).length;
-      ui.statusline.innerHTML = `<span>seed <b>${st.seed}</b></span><span>leader <b>${l ? `${l.id} (term ${l.term})` : "none"}</b></span>` +
+      const seed = runner.spec.seed === st.seed ? st.seed : `“${runner.spec.seed}” (= ${st.seed})`;
+      ui.statusline.innerHTML = `<span>seed <b>${esc(seed)}</b></span><span>leader <b>${l ? `${l.id} (term ${l.term})` : "none"}</b></span>` +
         `<span>alive <b>${alive}/${st.nodes.length}</b></span><span>voters <b>${st.membership.voters.length}${st.membership.joint ? ` (joint with ${st.membership.outgoing.length})` : ""}</b></span>` +
-        `${st.membership.learners.length ? `<span>learners <b>${st.membership.learners.length}</b></span>` : ""}<span>cut links <b>${st.links.filter((x) => x.cut).length}</b></span>` +
-        `<span>loss <b>${Math.round(st.net.loss * 100)}%</b></span><span>latency <b>${st.net.latency_min}–${st.net.latency_max} ms</b></span>`;
+        `${st.membership.learners.length ? `<span>learners <b>${st.membership.learners.length}</b></span>` : ""}<span>cut links <b>${st.links.filter((x) => x.cut).length}</b></span>`;
+      // The network fields follow the run only when its settings changed, so a field being
+      // edited keeps what is typed.
+      const net = `${st.net.loss}/${st.net.latency_min}/${st.net.latency_max}`;
+      if (net !== ui.loss.dataset.shown) {
+        ui.loss.dataset.shown = net;
+        ui.loss.value = String(Math.round(st.net.loss * 100));
+        ui.lossLabel.textContent = `${ui.loss.value}%`;
+        ui.latMin.value = String(st.net.latency_min);
+        ui.latMax.value = String(st.net.latency_max);
+      }
     }
   });
+}
+
+/**
+ * The log index of the op followed: its own once answered (a write's commit index); while it
+ * is pending, the last entry of the leader's log that carries the same command, if any.
+ */
+function followIndex(st, op) {
+  if (op.op === "get") return null;
+  if (op.index != null && op.status !== "pending") return op.index;
+  const l = st.nodes.find((n) => n.alive && n.role === "leader");
+  const want = op.op === "put" ? `put ${op.key}=${op.value}` : op.op === "delete" ? `delete ${op.key}` : null;
+  if (!l || !want) return null;
+  const e = [...l.log].reverse().find((x) => x.summary === want);
+  return e ? e.index : null;
+}
+
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
 function frame(ts) {
   const dt = lastFrame == null ? 0 : Math.min(100, ts - lastFrame);
   lastFrame = ts;
-  if (playing && runner?.pg && !runner.crashed) safely(() => runner.advanceBy(dt * speed));
-  draw();
+  if (playing && runner?.live) safely(() => runner.advanceBy(dt * speed));
+  // Paused and unchanged: nothing to draw.
+  if (runner?.live && (dirty || runner.version !== drawn.version || runner.now() + runner.frac !== drawn.t)) draw();
   requestAnimationFrame(frame);
 }
 
@@ -334,7 +513,11 @@ async function main() {
     return;
   }
   runner = new Runner(wasm);
-  ring = new Ring($("#ring"), { onNode, onLink });
+  ring = new Ring($("#ring"), { onNode, onLink, onMessage: (id) => inspect({ kind: "msg", id }), onMenu: showMenu });
+  drawer = new Drawer(ui.drawer, {
+    act, sendHere, timeoutNow, isolateToggle,
+    onClose: () => { ring.selected = { msg: null, node: null }; dirty = true; },
+  });
   members = new Members(ui.members, ui.configLine, {
     onChange: changeNode,
     onDrift: (id, pct) => {
@@ -343,6 +526,13 @@ async function main() {
     },
     onJump: (id) => act("jump_clock", id, Math.round(Number(ui.jumpMs.value))),
   });
+  ring.clickHint = CLICK_HINTS[ui.clickMode.value];
+  ring.svg.dataset.clickMode = ui.clickMode.value;
+  // The header wraps on narrow screens: the layout below (and the drawer) follows its height.
+  const bar = document.querySelector("header.bar");
+  const barHeight = () => document.documentElement.style.setProperty("--bar-h", `${bar.offsetHeight}px`);
+  new ResizeObserver(barHeight).observe(bar);
+  barHeight();
   drawLegend();
   setSpeedFromSlider();
   wire();

@@ -4,10 +4,19 @@
 /** Fill colour of a node by role. */
 export const ROLE_COLORS = {
   follower: "#5b8def",
-  pre_candidate: "#b59a3c",
+  pre_candidate: "#e8835a",
   candidate: "#f2b134",
   leader: "#3ecf8e",
   dead: "#3a414d",
+};
+
+/** The letter each role carries on the ring, so roles read without their colours. */
+export const ROLE_LETTERS = {
+  follower: "F",
+  pre_candidate: "PC",
+  candidate: "C",
+  leader: "L",
+  dead: "✕",
 };
 
 /** Human names of the roles, for the legend. */

@@ -1,5 +1,7 @@
-// The side panels: each node's log (aligned by index, coloured by term, commit point marked),
-// the key/value table per node, the client's operations, and the event trace.
+// The side panels: each node's log (aligned by index, coloured by term, commit point marked,
+// with the leader's next ▲ / match ● index per follower and the entries in flight ◌), the
+// key/value table per node, the client's operations, and the event trace (appended to, never
+// rebuilt: its cost does not grow with the run).
 
 import { ROLE_COLORS, termColor } from "./colors.js";
 import { esc } from "./ring.js";
@@ -7,10 +9,24 @@ import { esc } from "./ring.js";
 /** How many log columns fit. */
 const LOG_COLS = 22;
 
-/** @param {import("./types.js").PlaygroundState} st */
-export function drawLogs(root, st) {
+/**
+ * @param {import("./types.js").PlaygroundState} st
+ * @param {{follow?: number|null}} opts  the log index of the op followed, highlighted
+ */
+export function drawLogs(root, st, { follow = null } = {}) {
   const maxIdx = Math.max(0, ...st.nodes.map((n) => n.last_log_index));
-  const first = Math.max(1, maxIdx - LOG_COLS + 1);
+  // The last column is the slot after the longest log: where a caught-up follower's next index is.
+  const first = Math.max(1, maxIdx + 2 - LOG_COLS);
+  const leader = st.nodes.find((n) => n.alive && n.role === "leader");
+  const prog = new Map((leader?.progress ?? []).map((p) => [p.id, p]));
+  // Entries carried by AppendEntries in flight, per receiver.
+  const flying = new Map();
+  for (const m of st.messages) {
+    if (!m.entries || m.dropped) continue;
+    const set = flying.get(m.to) ?? new Set();
+    for (let i = m.entries[0]; i <= m.entries[1]; i++) set.add(i);
+    flying.set(m.to, set);
+  }
   let html = `<div class="logrow head"><span class="who"></span>`;
   for (let i = first; i < first + LOG_COLS; i++) html += `<span class="idx">${i}</span>`;
   html += `</div>`;
@@ -18,17 +34,24 @@ export function drawLogs(root, st) {
     const byIdx = new Map(n.log.map((e) => [e.index, e]));
     const role = n.alive ? n.role : "dead";
     const mark = { learner: "ᴸ", joining: "⁺", removed: "⁻" }[n.member] ?? "";
-    html += `<div class="logrow${n.alive ? "" : " dead"} m-${esc(n.member ?? "voter")}"><span class="who" title="${esc(n.member ?? "")}"><i style="background:${ROLE_COLORS[role]}"></i>${esc(n.id)}${mark}</span>`;
+    const p = n !== leader ? prog.get(n.id) : null;
+    const fl = flying.get(n.id);
+    html += `<div class="logrow${n.alive ? "" : " dead"} m-${esc(n.member ?? "voter")}" data-node="${esc(n.id)}"><span class="who" title="${esc(n.member ?? "")}${p ? ` · leader's view: next ${p.next_index}, match ${p.match_index} (${esc(p.state)})` : ""}"><i style="background:${ROLE_COLORS[role]}"></i>${esc(n.id)}${mark}</span>`;
     for (let i = first; i < first + LOG_COLS; i++) {
       const e = byIdx.get(i);
-      const commitMark = i === n.commit_index ? " commit" : "";
+      let extra = i === n.commit_index ? " commit" : "";
+      if (p && i === p.next_index) extra += " next";
+      if (p && i === p.match_index) extra += " match";
+      if (fl?.has(i)) extra += " inflight";
+      if (follow != null && i === follow) extra += " follow";
+      const attrs = `data-i="${i}"`;
       if (e) {
-        const cls = `entry${i > n.commit_index ? " uncommitted" : ""}${commitMark}`;
-        html += `<span class="${cls}" style="--c:${termColor(e.term)}" title="#${e.index} term ${e.term}: ${esc(e.summary)}${i <= n.commit_index ? " (committed)" : ""}">${e.term}</span>`;
+        const cls = `entry${i > n.commit_index ? " uncommitted" : ""}${extra}`;
+        html += `<span class="${cls}" ${attrs} style="--c:${termColor(e.term)}" title="#${e.index} term ${e.term}: ${esc(e.summary)}${i <= n.commit_index ? " (committed)" : ""}${fl?.has(i) ? " · on its way in an AppendEntries" : ""}">${e.term}</span>`;
       } else if (i <= n.snapshot_index) {
-        html += `<span class="entry snap${commitMark}" title="#${i}: in the snapshot (up to ${n.snapshot_index})">s</span>`;
+        html += `<span class="entry snap${extra}" ${attrs} title="#${i}: in the snapshot (up to ${n.snapshot_index})">s</span>`;
       } else {
-        html += `<span class="slot${commitMark}"></span>`;
+        html += `<span class="slot${extra}" ${attrs}${fl?.has(i) ? ` title="#${i}: on its way in an AppendEntries"` : ""}></span>`;
       }
     }
     html += `</div>`;
@@ -44,8 +67,10 @@ export function drawKv(root, st) {
     root.innerHTML = `<p class="empty">No keys yet. Send a put from the client.</p>`;
     return;
   }
-  let html = `<table><thead><tr><th>key</th>`;
-  for (const n of st.nodes) html += `<th class="${n.alive ? "" : "dead"}${n === leader ? " lead" : ""}">${esc(n.id)}</th>`;
+  // Keys down, nodes across; the first column sticks and the table scrolls sideways, so every
+  // node's column is reachable at any width.
+  let html = `<table><thead><tr><th class="key">key</th>`;
+  for (const n of st.nodes) html += `<th class="${n.alive ? "" : "dead"}${n === leader ? " lead" : ""}" data-node="${esc(n.id)}">${esc(n.id)}</th>`;
   html += `</tr></thead><tbody>`;
   for (const k of keys) {
     html += `<tr><td class="key">${esc(k)}</td>`;
@@ -53,18 +78,21 @@ export function drawKv(root, st) {
       const v = n.kv?.[k];
       const lv = leader?.kv?.[k];
       const differs = leader && n !== leader && v !== lv;
-      html += `<td class="${n.alive ? "" : "dead"}${differs ? " differs" : ""}" data-node="${esc(n.id)}" data-key="${esc(k)}">${v === undefined ? "·" : esc(v)}</td>`;
+      html += `<td class="${n.alive ? "" : "dead"}${differs ? " differs" : ""}" data-node="${esc(n.id)}" data-key="${esc(k)}" title="${esc(n.id)}: ${esc(k)} = ${v === undefined ? "(none)" : esc(v)}">${v === undefined ? "·" : esc(v)}</td>`;
     }
     html += `</tr>`;
   }
   root.innerHTML = html + `</tbody></table>`;
 }
 
-/** @param {import("./types.js").PlaygroundState} st */
-export function drawOps(root, st) {
+/**
+ * @param {import("./types.js").PlaygroundState} st
+ * @param {number|null} follow  the op followed, highlighted
+ */
+export function drawOps(root, st, follow = null) {
   const ops = st.ops.slice(-40).reverse();
   if (!ops.length) {
-    root.innerHTML = `<li class="empty">Requests and replies appear here.</li>`;
+    root.innerHTML = `<li class="empty">Requests and replies appear here. Click one to follow it.</li>`;
     return;
   }
   root.innerHTML = ops.map((o) => {
@@ -73,22 +101,53 @@ export function drawOps(root, st) {
     else if (o.value !== undefined && o.value !== null) req += ` = ${o.value}`;
     if (o.mode) req += ` (${o.mode})`;
     const took = o.completed_at != null ? `${o.completed_at - o.invoked_at} ms` : "";
-    return `<li class="op ${o.status}" data-op="${o.id}"><span class="opid">#${o.id}</span>` +
+    return `<li class="op ${o.status}${o.id === follow ? " follow" : ""}" data-op="${o.id}" title="${esc(req)}${o.index != null ? ` · log index ${o.index}` : ""} · click to follow"><span class="opid">#${o.id}</span>` +
       `<span class="req">${esc(req)}</span><span class="via" title="${o.target ? `sent to ${esc(o.target)}; ` : ""}served by ${esc(o.node ?? "–")}">${o.target ? `→${esc(o.target)} ` : ""}${o.node ? "@" + esc(o.node) : ""}</span>` +
       `<span class="rep">${o.status === "pending" ? "…" : esc(o.result ?? o.status)}</span><span class="took">${took}</span></li>`;
   }).join("");
 }
 
-/** @param {import("./types.js").PlaygroundState} st */
-export function drawTrace(root, verdictEl, st) {
-  const lines = st.trace.slice(-120).reverse();
-  root.innerHTML = lines.map((l) =>
-    `<li><span class="at">${l.at}</span><span class="who">${esc(l.node ?? (l.text.startsWith("op #") ? "client" : "net"))}</span><span class="txt">${esc(l.text)}</span></li>`).join("");
+/** How many lines the Events panel keeps. */
+const TRACE_SHOWN = 120;
+
+function traceItem(l) {
+  const li = document.createElement("li");
+  li.dataset.seq = String(l.seq);
+  li.innerHTML = `<span class="at">${l.at}</span><span class="who">${esc(l.node ?? (l.text.startsWith("op #") ? "client" : "net"))}</span><span class="txt">${esc(l.text)}</span>`;
+  return li;
+}
+
+/**
+ * The Events panel, newest first: only the lines past the last one shown are added (and the
+ * oldest beyond TRACE_SHOWN removed), so a redraw costs what is new, not the whole list. A new
+ * run (`generation`) starts the list over.
+ * @param {import("./types.js").PlaygroundState} st
+ */
+export function drawTrace(root, st, generation = 0) {
+  const last = st.trace.at(-1)?.seq ?? -1;
+  if (root._gen !== generation || (root._last ?? -1) > last) {
+    root.replaceChildren();
+    root._last = -1;
+    root._gen = generation;
+  }
+  const fresh = st.trace.filter((l) => l.seq > root._last).slice(-TRACE_SHOWN);
+  if (fresh.length) {
+    const frag = document.createDocumentFragment();
+    for (let k = fresh.length - 1; k >= 0; k--) frag.appendChild(traceItem(fresh[k]));
+    root.prepend(frag);
+    root._last = last;
+    while (root.childElementCount > TRACE_SHOWN) root.lastElementChild.remove();
+  }
+}
+
+/** The verdict line: linearizable or not, and what was left out of the check. */
+export function drawVerdict(el, st) {
   const h = st.history;
+  const stale = h.stale_unchecked ? ` · ${h.stale_unchecked} stale read${h.stale_unchecked === 1 ? "" : "s"} not checked for order (${h.stale_invented ? `${h.stale_invented} invented a value` : "each returned a written value"})` : "";
   let v = "";
   if (st.violations.length) v = `<span class="bad">✗ invariant violated: ${esc(st.violations[0])}</span>`;
-  else if (h.linearizable === true) v = `<span class="good">✓ history linearizable (${h.ops} ops)</span>`;
-  else if (h.linearizable === false) v = `<span class="bad">✗ history NOT linearizable: ${esc(h.detail)}</span>`;
-  else v = `<span>history: ${esc(h.detail || "not checked yet")}</span>`;
-  verdictEl.innerHTML = v;
+  else if (h.linearizable === true) v = `<span class="good">✓ history linearizable (${h.ops} ops checked)</span>${esc(stale)}`;
+  else if (h.linearizable === false) v = `<span class="bad">✗ history NOT linearizable: ${esc(h.detail)}</span>${esc(stale)}`;
+  else v = `<span>history: ${esc(h.detail || "not checked yet")}</span>${esc(stale)}`;
+  if (el._html !== v) { el.innerHTML = v; el._html = v; }
 }

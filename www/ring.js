@@ -5,8 +5,13 @@
 // removed nodes greyed with "−"; in a joint configuration each voter carries "old", "new" or
 // "old+new" and the outgoing-only ones a dashed amber halo; a transfer's target a green halo
 // and a dashed arrow from the leader.
+// Roles carry a letter and an outline besides their colour (F plain, PC dotted, C dashed, L a
+// double ring). A candidate is ringed by one dot per vote reply it received (✓ granted, ✗
+// denied), every node says whom it voted for in its term, and replies carry ✓/✗. A one-way
+// cut is drawn with an arrow and a label ("n3 ⇸ n4"). Messages are hit-testable above the
+// links: a click on one opens it (the page's drawer) and never reaches the link under it.
 
-import { ROLE_COLORS, kindInfo } from "./colors.js";
+import { ROLE_COLORS, ROLE_LETTERS, kindInfo } from "./colors.js";
 
 /** How long (simulated ms) the state keeps a dropped message: DROP_SHOW_MS in web/src/contract.rs. */
 const DROP_SHOW_MS = 150;
@@ -24,7 +29,8 @@ function el(name, attrs = {}, parent = null) {
 export class Ring {
   /**
    * @param {SVGSVGElement} svg
-   * @param {{onNode: (id: string) => void, onLink: (a: string, b: string, oneWay: string|null) => void}} handlers
+   * @param {{onNode: (id: string) => void, onLink: (a: string, b: string, oneWay: string|null) => void,
+   *          onMessage: (id: number) => void, onMenu: (what: {node?: string, a?: string, b?: string}, ev: MouseEvent) => void}} handlers
    *   onLink gets the pair and, for a shift-click, the sender of the single direction to toggle.
    */
   constructor(svg, handlers) {
@@ -38,6 +44,20 @@ export class Ring {
     this.ids = [];
     /** (node) => the line the tooltip ends with: what a click does now. */
     this.clickHint = (n) => `click to ${n.alive ? "kill" : "restart"}`;
+    /** The op the person follows: its log index and the entries in flight are highlighted. */
+    this.followIndex = null;
+    /** The message and node shown in the drawer, highlighted. */
+    this.selected = { msg: null, node: null };
+    // Messages are redrawn every frame, so a click on one is taken at pointerdown (the element
+    // may be gone by pointerup); it stops there and never reaches a link below.
+    this.msgsG.addEventListener("pointerdown", (ev) => {
+      const m = ev.target.closest("[data-msg]");
+      if (!m) return;
+      ev.stopPropagation();
+      ev.preventDefault();
+      this.handlers.onMessage(Number(m.dataset.msg));
+    });
+    this.msgsG.addEventListener("click", (ev) => ev.stopPropagation());
   }
 
   /** Whether the ring is laid out for exactly these node ids. */
@@ -58,9 +78,12 @@ export class Ring {
       return [id, { x: R * Math.cos(a), y: R * Math.sin(a) }];
     }));
     this.dirLines = new Map();
+    this.cutLabels = new Map();
+    this.pairs = [];
     for (let i = 0; i < n; i++) {
       for (let j = i + 1; j < n; j++) {
         const a = ids[i], b = ids[j];
+        this.pairs.push([a, b]);
         const g = el("g", { class: "link", "data-a": a, "data-b": b }, this.linksG);
         const pa = this.pos.get(a), pb = this.pos.get(b);
         el("line", { class: "hit", x1: pa.x, y1: pa.y, x2: pb.x, y2: pb.y }, g);
@@ -70,7 +93,11 @@ export class Ring {
           el("title", {}, line).textContent = `${f} → ${t}`;
           this.dirLines.set(`${f}>${t}`, line);
         }
-        el("title", {}, g).textContent = `${a} ↔ ${b}: click to cut or heal; shift-click: only the direction leaving the nearer node`;
+        el("title", {}, g).textContent = `${a} ↔ ${b}: click to cut or heal; shift-click: only the direction leaving the nearer node; right-click: details`;
+        const mx = (pa.x + pb.x) / 2, my = (pa.y + pb.y) / 2;
+        const label = el("text", { class: "cutlabel", x: (mx * 0.9).toFixed(1), y: (my * 0.9 + 4).toFixed(1), "text-anchor": "middle" }, g);
+        this.cutLabels.set(`${a}|${b}`, label);
+        g.addEventListener("contextmenu", (ev) => { ev.preventDefault(); this.handlers.onMenu?.({ a, b }, ev); });
         g.addEventListener("click", (ev) => {
           let oneWay = null;
           if (ev.shiftKey) {
@@ -96,14 +123,19 @@ export class Ring {
       const term = el("text", { class: "term", y: 13, "text-anchor": "middle" }, g);
       const halo = el("circle", { class: "halo", r: r + 13 }, g);
       const cross = el("path", { class: "cross", d: `M${-r * 0.55},${-r * 0.55} L${r * 0.55},${r * 0.55} M${r * 0.55},${-r * 0.55} L${-r * 0.55},${r * 0.55}` }, g);
-      const info = el("text", { class: "info", x: 0, y: p.y < -R * 0.9 ? -(r + 15) : r + 24, "text-anchor": "middle" }, g);
+      const top = p.y < -R * 0.9;
+      const info = el("text", { class: "info", x: 0, y: top ? -(r + 15) : r + 24, "text-anchor": "middle" }, g);
+      const vote = el("text", { class: "vote", x: 0, y: top ? -(r + 28) : r + 37, "text-anchor": "middle" }, g);
+      const ring2 = el("circle", { class: "ring2", r: r + 3.5 }, g);
+      const votes = el("g", { class: "votes" }, g);
       const badge = el("g", { class: "badge", transform: `translate(${(r * 0.78).toFixed(1)} ${(-r * 0.78).toFixed(1)})` }, g);
       const badgeBox = el("rect", { rx: 8, ry: 8, height: 16, y: -8 }, badge);
       const badgeText = el("text", { y: 4, "text-anchor": "middle" }, badge);
       const title = el("title", {}, g);
       g.addEventListener("click", () => this.handlers.onNode(id));
       g.addEventListener("keydown", (ev) => { if (ev.key === "Enter") this.handlers.onNode(id); });
-      this.nodeEls.set(id, { g, arc, body, term, cross, halo, info, title, badge, badgeBox, badgeText, badgeKey: null, C });
+      g.addEventListener("contextmenu", (ev) => { ev.preventDefault(); this.handlers.onMenu?.({ node: id }, ev); });
+      this.nodeEls.set(id, { g, arc, body, term, cross, halo, info, vote, ring2, votes, votesKey: "", title, badge, badgeBox, badgeText, badgeKey: null, C });
     }
   }
 
@@ -127,9 +159,22 @@ export class Ring {
    * @param {import("./types.js").PlaygroundState} st
    */
   draw(st, t) {
+    const cut = new Set();
     for (const l of st.links) {
       const line = this.dirLines.get(`${l.from}>${l.to}`);
       if (line) line.classList.toggle("cut", l.cut);
+      if (l.cut) cut.add(`${l.from}>${l.to}`);
+    }
+    for (const [a, b] of this.pairs) {
+      const ab = cut.has(`${a}>${b}`), ba = cut.has(`${b}>${a}`);
+      const oneWay = ab !== ba;
+      // A one-way cut points its arrow the way messages no longer go.
+      this.dirLines.get(`${a}>${b}`)?.removeAttribute("marker-end");
+      this.dirLines.get(`${b}>${a}`)?.removeAttribute("marker-end");
+      if (oneWay) this.dirLines.get(ab ? `${a}>${b}` : `${b}>${a}`)?.setAttribute("marker-end", "url(#arrow)");
+      const label = this.cutLabels.get(`${a}|${b}`);
+      const text = oneWay ? (ab ? `${a} ⇸ ${b}` : `${b} ⇸ ${a}`) : "";
+      if (label && label.textContent !== text) label.textContent = text;
     }
     const joint = !!st.membership?.joint;
     const targets = new Map();
@@ -147,7 +192,24 @@ export class Ring {
       e.g.classList.toggle("outgoing", member === "outgoing");
       e.body.setAttribute("fill", ROLE_COLORS[role] ?? "#888");
       e.g.style.setProperty("--c", ROLE_COLORS[role] ?? "#888");
-      e.term.textContent = `term ${n.term}`;
+      e.term.textContent = `${ROLE_LETTERS[role] ?? ""} · t${n.term}`;
+      e.ring2.classList.toggle("on", role === "leader");
+      e.vote.textContent = n.alive ? (n.voted_for ? `voted ${n.voted_for} (t${n.term})` : `no vote in t${n.term}`) : "";
+      e.g.classList.toggle("selected", this.selected.node === n.id);
+      // One dot per vote reply a (pre-)candidate received, around it: ✓ granted, ✗ denied.
+      const votes = n.alive && (n.role === "candidate" || n.role === "pre_candidate") ? (n.votes ?? []) : [];
+      const vk = votes.map((v) => `${v.from}${v.granted ? "+" : "-"}`).join();
+      if (vk !== e.votesKey) {
+        e.votesKey = vk;
+        let vh = "";
+        votes.forEach((v, k) => {
+          const ang = -Math.PI / 2 + (k + 0.5) * (2 * Math.PI / Math.max(8, votes.length));
+          const x = (this.nodeR + 13) * Math.cos(ang), y = (this.nodeR + 13) * Math.sin(ang);
+          vh += `<g class="vdot ${v.granted ? "granted" : "denied"}" transform="translate(${x.toFixed(1)} ${y.toFixed(1)})"><circle r="6"></circle>` +
+            `<text y="3.5" text-anchor="middle">${v.granted ? "✓" : "✗"}</text><title>${esc(v.from)} ${v.granted ? "granted" : "denied"} its vote</title></g>`;
+        });
+        e.votes.innerHTML = vh;
+      }
       // The node's times are on its own clock: read it at `t`.
       const local = localTime(n, st.now, t);
       const span = n.timer_deadline - n.timer_start;
@@ -196,17 +258,28 @@ export class Ring {
       const k = kindInfo(m.kind);
       const op = m.dropped ? Math.max(0.15, 1 - p * 1.4) : 1;
       const fill = k.response ? "#10151c" : k.color;
-      const tip = `<title>${esc(m.from)} → ${esc(m.to)}: ${esc(m.summary)}${m.dropped ? " (will be dropped)" : ""}</title>`;
+      const verdict = m.granted == null ? "" : m.granted ? " ✓" : " ✗";
+      const tip = `<title>#${m.id} ${esc(m.from)} → ${esc(m.to)}: ${esc(m.summary)}${m.dropped ? " (will be dropped)" : ""} · click to inspect</title>`;
       const common = `fill="${fill}" stroke="${m.dropped ? "#ef5b5b" : k.color}" opacity="${op.toFixed(2)}"`;
+      const follow = this.followIndex != null && m.entries && m.entries[0] <= this.followIndex && this.followIndex <= m.entries[1];
+      const cls = `msg k-${m.kind}${m.dropped ? " dropped" : ""}${follow ? " follow" : ""}${this.selected.msg === m.id ? " selected" : ""}`;
+      const xs = x.toFixed(1), ys = y.toFixed(1);
+      // A transparent disc widens the target: a message is small and moves.
+      html += `<g class="${cls}" data-msg="${m.id}" data-kind="${m.kind}"><circle class="hit" cx="${xs}" cy="${ys}" r="10"></circle>`;
       if (m.kind === "timeout_now") {
         // The leader's hand-over: a large diamond of its own colour.
         const d = 9;
-        html += `<path class="msg timeout-now${m.dropped ? " dropped" : ""}" d="M${x.toFixed(1)} ${(y - d).toFixed(1)}l${d} ${d}l${-d} ${d}l${-d} ${-d}z" ${common}>${tip}</path>`;
-        continue;
+        html += `<path class="timeout-now" d="M${xs} ${(y - d).toFixed(1)}l${d} ${d}l${-d} ${d}l${-d} ${-d}z" ${common}></path>`;
+      } else if (m.kind.startsWith("pre_vote")) {
+        // Pre-votes are squares, votes discs: told apart without their colours.
+        html += `<rect x="${(x - 5.5).toFixed(1)}" y="${(y - 5.5).toFixed(1)}" width="11" height="11" rx="1.5" ${common}></rect>`;
+      } else {
+        const heartbeat = m.kind === "append_entries" && !m.entries;
+        const r = heartbeat ? 4.5 : 6.5;
+        html += `<circle cx="${xs}" cy="${ys}" r="${r}" ${common}></circle>`;
       }
-      const heartbeat = m.kind === "append_entries" && /\+0\b/.test(m.summary);
-      const r = heartbeat ? 4.5 : 6.5;
-      html += `<circle class="msg${m.dropped ? " dropped" : ""}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" ${common}>${tip}</circle>`;
+      if (verdict) html += `<text class="verdict ${m.granted ? "yes" : "no"}" x="${(x + 8).toFixed(1)}" y="${(y - 6).toFixed(1)}">${verdict.trim()}</text>`;
+      html += `${tip}</g>`;
     }
     // Dropped messages: a red cross that fades out. One dropped as it was sent (lost, or sent
     // over a cut link) never flew, so it is marked just off its sender; one that died on the

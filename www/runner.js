@@ -11,10 +11,15 @@ export const ACTIONS = {
   kill: 1, restart: 1, cut: 2, heal: 2, cut_both: 2, heal_both: 2, isolate: 1, heal_all: 0,
   set_loss: 1, set_latency: 2, put: 3, get: 3, delete: 2, cas: 4,
   add_node: 0, add_learner: 1, promote: 1, remove: 1, replace: 2, transfer_leader: 1,
-  set_clock_drift: 2, jump_clock: 2,
+  set_clock_drift: 2, jump_clock: 2, drop_message: 1, partition: 1,
 };
 /** The arguments that are numbers, by action (the rest are strings). */
 const NUMERIC = { set_loss: [0], set_latency: [0, 1], set_clock_drift: [1], jump_clock: [1] };
+
+/** Log entries per node the state carries: the Logs panel's columns and a few more. */
+export const LOG_LEN = 32;
+/** Trace lines the state carries: the Events panel's length. */
+export const TRACE_LEN = 120;
 
 /** Raised when the simulator panicked (or otherwise trapped): the instance is unusable. */
 export class SimCrash extends Error {}
@@ -31,7 +36,15 @@ export class Runner {
     this.frac = 0;       // simulated time not yet advanced, < 1 ms
     this.crashed = null; // the panic message once the simulator trapped
     this.cache = null;
+    /** Bumped on every change of the run (time moved, an action, a reset): the page redraws
+     * only when it or the drawing time changed. */
+    this.version = 0;
+    /** Bumped on every reset: panels that append (Events) start over. */
+    this.generation = 0;
   }
+
+  /** Whether a run is live: built, and not crashed. */
+  get live() { return !!this.pg && !this.crashed; }
 
   /** Calls `f` on the playground; a wasm trap becomes a SimCrash with the panic's message. */
   guard(f) {
@@ -49,25 +62,34 @@ export class Runner {
     }
   }
 
-  /** Starts a run; replays `spec.actions` as the clock reaches them (all at once up to spec.t). */
+  /**
+   * Starts a run; replays `spec.actions` as the clock reaches them (all at once up to spec.t).
+   * The new instance is built before the old one is let go: when the options are refused (a
+   * bad node count, say) this throws and the old run keeps going, untouched.
+   */
   reset(spec) {
-    try { this.pg?.free(); } catch { /* a crashed instance may not free */ }
-    this.pg = null;
-    this.crashed = null;
-    this.frac = 0;
-    this.cache = null;
-    this.spec = { nodes: spec.nodes, seed: String(spec.seed), snap: spec.snap ?? 0, t: null, actions: [] };
-    const opts = { nodes: spec.nodes, seed: String(spec.seed) };
+    // The state carries no more than the page shows (22 log columns, 120 Events lines): it is
+    // serialized every frame, and its cost grows with what it holds.
+    const opts = { nodes: spec.nodes, seed: String(spec.seed), log_len: LOG_LEN, trace_len: TRACE_LEN };
     if (spec.snap) opts.snapshot_threshold = spec.snap;
+    let pg;
     try {
-      this.pg = new this.mod.Playground(opts);
+      pg = new this.mod.Playground(opts);
     } catch (e) {
       if (e instanceof WebAssembly.RuntimeError) {
         this.crashed = this.mod.take_panic_message?.() || String(e.message);
         throw new SimCrash(this.crashed);
       }
-      throw e;
+      throw e instanceof Error ? e : new Error(String(e));
     }
+    try { this.pg?.free(); } catch { /* a crashed instance may not free */ }
+    this.pg = pg;
+    this.crashed = null;
+    this.frac = 0;
+    this.cache = null;
+    this.version++;
+    this.generation++;
+    this.spec = { nodes: spec.nodes, seed: String(spec.seed), snap: spec.snap ?? 0, t: null, actions: [] };
     this.pending = [...(spec.actions ?? [])];
     if (spec.t != null) this.advanceTo(spec.t);
   }
@@ -96,6 +118,7 @@ export class Runner {
     const now = this.now();
     if (t > now) this.guard((pg) => pg.advance(t - now));
     this.cache = null;
+    this.version++;
   }
 
   /** Runs the next event; false when nothing is scheduled. */
@@ -106,14 +129,18 @@ export class Runner {
       this.guard((pg) => pg.run_to(next.t, next.ev));
       this.replay(this.pending.shift());
       this.cache = null;
+      this.version++;
       return true;
     }
     const r = this.guard((pg) => pg.step());
     this.cache = null;
+    this.version++;
     return r;
   }
 
-  /** Takes an action now and records it. Returns what the method returned (an op id for ops). */
+  /**
+   * Takes an action now and records it: every change the page makes to a run goes through
+   * here, so the run stays its seed plus its actions (what a link replays). Returns what the method returned (an op id for ops). */
   act(name, ...args) {
     if (!(name in ACTIONS)) throw new Error(`unknown action ${name}`);
     const a = { t: this.now(), ev: this.guard((pg) => pg.events()), name, args: args.map(String) };
@@ -132,6 +159,7 @@ export class Runner {
     if (typeof f !== "function" || !(a.name in ACTIONS)) throw new Error(`this build cannot ${a.name}`);
     this.spec.actions.push(a);
     this.cache = null;
+    this.version++;
     return this.guard((pg) => f.apply(pg, args));
   }
 

@@ -9,7 +9,9 @@
  * Options of `new Playground(opts)`. Every field is optional.
  * @typedef {object} PlaygroundOptions
  * @property {number} [nodes=5]               cluster size, 3..=9
- * @property {number|string} [seed=1]         u64 seed (a decimal string for values >= 2^53)
+ * @property {number|string} [seed=1]         u64 seed: a number below 2^53, or any text (a
+ *                                            decimal u64 is itself; other text is hashed with
+ *                                            64-bit FNV-1a, blanks trimmed)
  * @property {number} [loss=0]                probability 0..1 that a message is dropped
  * @property {number} [latency_min=10]        one-way latency, ms (uniform in [min, max])
  * @property {number} [latency_max=30]
@@ -45,6 +47,7 @@
  * @property {(a: string, b: string) => void} heal_both
  * @property {(id: string) => void} isolate           cut every link to and from `id`
  * @property {() => void} heal_all
+ * @property {(id: number) => void} drop_message  the network loses message `id`, now in flight
  * @property {(p: number) => void} set_loss
  * @property {(min: number, max: number) => void} set_latency
  * @property {(id: string, ppm: number) => void} set_clock_drift  the node's clock runs ppm
@@ -81,6 +84,8 @@
  * @property {LinkState[]} links              every ordered pair (from != to)
  * @property {OpState[]} ops                  every client op, oldest first
  * @property {TraceLine[]} trace              the last `trace_len` events, oldest first
+ * @property {string|null} last_event         the last event run, one line (a delivery, a
+ *                                            timer...): what a single step did
  * @property {HistoryVerdict} history
  * @property {string[]} violations            invariant violations seen (empty when all is well)
  * @property {{loss: number, latency_min: number, latency_max: number}} net
@@ -121,6 +126,10 @@
  * @property {number|null} lease_until        a leader with a read lease: until when (its clock)
  * @property {number} clock                   its own clock now: timer_* and lease_until are on it
  * @property {number} drift_ppm               how fast that clock runs off simulated time (+: fast)
+ * @property {{id: string, voter: boolean, next_index: number, match_index: number, state: string}[]} progress
+ *   while it leads: what it knows of each member, itself included (empty otherwise)
+ * @property {{from: string, granted: boolean}[]} votes  vote replies received since it last
+ *   became (pre-)candidate (empty unless it is one)
  */
 
 /** @typedef {{index: number, term: number, summary: string}} LogEntryState */
@@ -136,7 +145,12 @@
  * @property {number} sent_at
  * @property {number} deliver_at
  * @property {boolean} dropped  the network will drop it (loss, or a link cut while in flight)
- * @property {string} summary   one line, e.g. "AE t3 prev=4/3 +2 c=5"
+ * @property {string} summary   one line, e.g. "t3 prev=4/3 entries=5..6 commit=4"
+ * @property {[string, string][]} fields  every field, [name, value], in a fixed order per kind
+ *   (term, candidate, last_log, pre_vote, granted, prev_log_index, prev_log_term, entries,
+ *   leader_commit, success, match_index, conflict, ...)
+ * @property {boolean|null} granted  a vote reply: granted; an append reply: success; else null
+ * @property {[number, number]|null} entries  an AppendEntries with entries: first and last index
  */
 
 /**
@@ -147,7 +161,7 @@
  * @property {string} to
  * @property {string} kind
  * @property {number} at          when it was dropped
- * @property {string} reason      lost | partitioned | node_down | killed
+ * @property {string} reason      lost | partitioned | node_down | killed | by_hand
  * @property {boolean} at_send    dropped as it was sent, rather than on the way or on arrival
  */
 /**
@@ -178,12 +192,15 @@
  * @property {number|null} completed_at
  */
 
-/** @typedef {{at: number, node: string|null, text: string}} TraceLine */
+/** @typedef {{seq: number, at: number, node: string|null, text: string}} TraceLine  seq: the
+ * line's number in the run (0 first, no gaps) */
 
 /**
  * @typedef {object} HistoryVerdict
  * @property {boolean|null} linearizable  null until checked (or when the checker gave up)
  * @property {number} ops                 completed ops in the checked history
+ * @property {number} stale_unchecked     answered stale reads, left out of the check
+ * @property {number} stale_invented      stale reads that returned a value no write produced
  * @property {string} detail
  */
 

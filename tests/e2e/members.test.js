@@ -136,7 +136,7 @@ test("membership changes from the ring and the Members panel", async (t) => {
     await h.waitFor(p, (s, [f, t]) => s.messages.some((m) => m.kind === "timeout_now" && m.from === f && m.to === t)
       || s.nodes.find((n) => n.id === t).role === "leader", [from, to], "TimeoutNow on the wire");
     if ((await h.state(p)).messages.some((m) => m.kind === "timeout_now")) {
-      await p.waitForSelector("#ring path.msg.timeout-now", { timeout: 5000 });
+      await p.waitForSelector('#ring .msg[data-kind="timeout_now"] path.timeout-now', { timeout: 5000 });
       await shot(p, "members-timeout-now.png");
     }
     await h.setSpeed(p, 0);

@@ -56,7 +56,9 @@ test("the playground runs a cluster you can poke at", async (t) => {
     await page.waitForSelector(`#ring .node[data-id="${first}"][data-role="leader"]`);
   });
 
-  await t.test("clicking the leader kills it, and another leader appears", async () => {
+  await t.test("in kill mode, clicking the leader kills it, and another leader appears", async () => {
+    // A click opens a node's drawer by default; the "Click a node to" menu makes it kill.
+    await page.selectOption("#click-mode", "kill");
     await page.click(`#ring .node[data-id="${first}"]`);
     const st = await state();
     assert.equal(st.nodes.find((n) => n.id === first).alive, false);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub struct Options {
     /// Cluster size, 3..=9.
     pub nodes: u32,
-    /// The seed: a number (below 2^53) or a decimal string.
+    /// The seed: a number (below 2^53) or any text (see [`SeedValue::to_u64`]).
     pub seed: Option<SeedValue>,
     /// Probability that a message is dropped, 0..=1.
     pub loss: f64,
@@ -57,12 +57,32 @@ impl Default for Options {
 pub enum SeedValue {
     /// A number; must be a non-negative integer below 2^53.
     Number(f64),
-    /// A decimal u64.
+    /// Any text: a decimal u64 is that seed, anything else is hashed (see [`text_seed`]).
     Text(String),
 }
 
+/// The seed a text names: a decimal u64 (surrounding blanks ignored) is itself; any other text
+/// (`hello world`, `-5`, `0x10`, `18446744073709551616`, the empty text) is the 64-bit FNV-1a
+/// hash of its UTF-8 bytes, blanks trimmed. FNV-1a is fixed by its definition (offset basis
+/// 0xcbf29ce484222325, prime 0x100000001b3), so a text seed replays on every build.
+pub fn text_seed(text: &str) -> u64 {
+    let t = text.trim();
+    t.parse::<u64>().unwrap_or_else(|_| fnv1a64(t.as_bytes()))
+}
+
+/// 64-bit FNV-1a.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 impl SeedValue {
-    /// The seed as a u64, or a readable complaint.
+    /// The seed as a u64; a number that is not a whole one below 2^53 is refused with a
+    /// readable complaint (a text never is).
     pub fn to_u64(&self) -> Result<u64, String> {
         match self {
             SeedValue::Number(x)
@@ -73,10 +93,7 @@ impl SeedValue {
             SeedValue::Number(x) => Err(format!(
                 "seed must be a non-negative integer below 2^53 (or a decimal string), got {x}"
             )),
-            SeedValue::Text(s) => s
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| format!("seed must be a decimal u64, got {s:?}")),
+            SeedValue::Text(s) => Ok(text_seed(s)),
         }
     }
 }
@@ -112,6 +129,9 @@ pub struct State {
     pub ops: Vec<OpState>,
     /// The last trace lines, oldest first.
     pub trace: Vec<TraceLine>,
+    /// The last event the simulator ran, one line (a delivery, a timer, a role change...):
+    /// what a single step did, even when it left no trace line.
+    pub last_event: Option<String>,
     /// The linearizability verdict.
     pub history: HistoryVerdict,
     /// Invariant violations seen.
@@ -192,6 +212,35 @@ pub struct NodeState {
     pub clock: u64,
     /// How fast its clock runs against simulated time, in parts per million (+: fast).
     pub drift_ppm: i32,
+    /// While it leads: what it knows of each member (itself included).
+    pub progress: Vec<PeerProgress>,
+    /// The vote replies it received since it last became (pre-)candidate, in arrival order
+    /// (empty once it is neither).
+    pub votes: Vec<VoteSeen>,
+}
+
+/// What a leader knows of one member's log.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeerProgress {
+    /// The member.
+    pub id: String,
+    /// Whether it votes.
+    pub voter: bool,
+    /// The next index the leader sends it.
+    pub next_index: u64,
+    /// The highest index known stored there.
+    pub match_index: u64,
+    /// probe, replicate or snapshot.
+    pub state: String,
+}
+
+/// A vote reply a (pre-)candidate received.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VoteSeen {
+    /// The voter.
+    pub from: String,
+    /// Whether it granted the vote.
+    pub granted: bool,
 }
 
 /// One log entry.
@@ -224,6 +273,13 @@ pub struct MessageState {
     pub dropped: bool,
     /// One line describing it.
     pub summary: String,
+    /// Every field it carries, as `[name, value]` pairs in a fixed order per kind (`term`,
+    /// `prev_log_index`, `entries`, `leader_commit`, `granted`, `success`, `match_index`, ...).
+    pub fields: Vec<[String; 2]>,
+    /// A vote reply: whether granted; an append reply: whether it succeeded; otherwise none.
+    pub granted: Option<bool>,
+    /// An AppendEntries carrying entries: the first and last index it carries.
+    pub entries: Option<[u64; 2]>,
 }
 
 /// How long (simulated ms) a dropped message stays in [`State::drops`].
@@ -240,7 +296,7 @@ pub struct DropState {
     pub kind: String,
     /// When it was dropped.
     pub at: u64,
-    /// `lost`, `partitioned`, `node_down` or `killed`.
+    /// `lost`, `partitioned`, `node_down`, `killed` or `by_hand` (the page's "drop it").
     pub reason: String,
     /// Dropped as it was sent (it never flew), rather than on the way or on arrival.
     pub at_send: bool,
@@ -303,6 +359,8 @@ pub struct OpState {
 /// One trace line.
 #[derive(Clone, Debug, Serialize)]
 pub struct TraceLine {
+    /// Its number in the run (0 first): the page appends the lines past the last it showed.
+    pub seq: u64,
     /// When.
     pub at: u64,
     /// Which node (none for network and client events).
@@ -318,6 +376,11 @@ pub struct HistoryVerdict {
     pub linearizable: Option<bool>,
     /// Completed ops in the checked history.
     pub ops: u64,
+    /// Answered stale reads, left out of the linearizability check (stale by design); each is
+    /// still checked to return a value some write produced.
+    pub stale_unchecked: u64,
+    /// Stale reads that returned a value no write produced (0 unless something broke).
+    pub stale_invented: u64,
     /// Explanation.
     pub detail: String,
 }

@@ -6,7 +6,8 @@
 //! - `new Playground(opts)`: a cluster of `opts.nodes` (3..=9) nodes from `opts.seed`;
 //! - driving: `now()`, `events()`, `step()`, `advance(ms)`, `run_to(t, events)`;
 //! - faults: `kill`, `restart`, `cut`, `heal`, `cut_both`, `heal_both`, `isolate`, `heal_all`,
-//!   `set_loss`, `set_latency`;
+//!   `partition("n1,n2 | n3,n4,n5")`, `set_loss`, `set_latency`, `drop_message(id)` (one
+//!   message in flight);
 //! - clocks: `set_clock_drift(id, ppm)`, `jump_clock(id, ms)`;
 //! - membership (asked of the leader; see [`membership`]): `add_node()` (a fresh joining node,
 //!   its id), `add_learner(id)`, `promote(id)`, `remove(id)`, `replace(old, new)` (each the
@@ -168,6 +169,17 @@ impl Playground {
     /// Restores every link.
     pub fn heal_all(&mut self) -> Result<(), JsError> {
         self.session.heal_all().map_err(js_err)
+    }
+
+    /// Cuts the links between groups of nodes, `"n1,n2 | n3,n4,n5"` (nodes in no group form
+    /// one more group).
+    pub fn partition(&mut self, groups: &str) -> Result<(), JsError> {
+        self.session.partition(groups).map_err(js_err)
+    }
+
+    /// The network loses node-to-node message `id`, now in flight.
+    pub fn drop_message(&mut self, id: f64) -> Result<(), JsError> {
+        self.session.drop_message(id).map_err(js_err)
     }
 
     /// Sets the loss probability (0..=1) of every node link.

@@ -3,7 +3,7 @@
 //! readable strings; `lib.rs` turns them into `JsError`s. Native tests and the events/s example
 //! drive this type directly.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use raftkv_core::ReadPolicy;
 use raftkv_core::raft::{Config, Membership, Role, Status};
@@ -13,7 +13,9 @@ use raftkv_core::sim::{
     ClientOp, Cluster, Fault, LinkConfig, ReadOptions, SimConfig, TraceKind, TraceMode,
 };
 
-use crate::contract::{DROP_SHOW_MS, DropState, HistoryVerdict, Options, TraceLine, whole};
+use crate::contract::{
+    DROP_SHOW_MS, DropState, HistoryVerdict, Options, TraceLine, VoteSeen, whole,
+};
 
 /// The most drops [`Session::drops`] keeps, whatever the loss rate: enough to draw, bounded.
 const MAX_DROPS: usize = 200;
@@ -71,10 +73,16 @@ pub struct Session {
     pub verdict: Option<(usize, HistoryVerdict)>,
     /// Recent node-to-node drops, oldest first (see [`DROP_SHOW_MS`]).
     pub drops: VecDeque<DropState>,
-    /// Ids of node-to-node messages sent and not yet delivered or dropped: a drop whose id is
-    /// not here never flew.
-    flying: BTreeSet<u64>,
+    /// Node-to-node messages sent and not yet delivered or dropped, by id, with their kind and
+    /// summary: a drop whose id is not here never flew.
+    flying: BTreeMap<u64, (String, String)>,
     history_cursor: usize,
+    /// Trace lines made so far (the next line's `seq`).
+    trace_seq: u64,
+    /// Per node: the vote replies received since it last became (pre-)candidate.
+    pub votes: Vec<Vec<VoteSeen>>,
+    /// The last event run, one line (see `State::last_event`).
+    pub last_event: Option<String>,
 }
 
 impl Session {
@@ -127,8 +135,11 @@ impl Session {
             ever_member: vec![true; n],
             verdict: None,
             drops: VecDeque::new(),
-            flying: BTreeSet::new(),
+            flying: BTreeMap::new(),
             history_cursor: 0,
+            trace_seq: 0,
+            votes: vec![Vec::new(); n],
+            last_event: None,
             opts,
         };
         s.sync();
@@ -263,6 +274,41 @@ impl Session {
         self.fault(Fault::Isolate { node: i })
     }
 
+    /// Cuts the links between groups of nodes, written `n1,n2 | n3,n4,n5` (blanks ignored);
+    /// the nodes named in no group form one more group. Links within a group are left as they
+    /// are.
+    pub fn partition(&mut self, spec: &str) -> Result<(), String> {
+        let groups = self.parse_groups(spec)?;
+        self.fault(Fault::Partition { groups })
+    }
+
+    fn parse_groups(&self, spec: &str) -> Result<Vec<Vec<usize>>, String> {
+        let mut seen = vec![false; self.cluster.node_count()];
+        let mut groups = Vec::new();
+        for part in spec.split('|') {
+            let mut g = Vec::new();
+            for id in part.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                let i = self.node(id)?;
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(format!("{id} is named twice in the partition {spec:?}"));
+                }
+                g.push(i);
+            }
+            if g.is_empty() {
+                return Err(format!(
+                    "a partition is groups of nodes like \"n1,n2 | n3,n4,n5\", got {spec:?}"
+                ));
+            }
+            groups.push(g);
+        }
+        if groups.len() < 2 && seen.iter().all(|x| *x) {
+            return Err(format!(
+                "a partition needs two groups at least, got {spec:?}"
+            ));
+        }
+        Ok(groups)
+    }
+
     /// Restores every link.
     pub fn heal_all(&mut self) -> Result<(), String> {
         self.fault(Fault::HealAll)
@@ -364,6 +410,47 @@ impl Session {
         r
     }
 
+    /// Keeps a drop to draw, at most [`MAX_DROPS`].
+    fn push_drop(&mut self, d: DropState) {
+        if self.drops.len() >= MAX_DROPS {
+            self.drops.pop_front();
+        }
+        self.drops.push_back(d);
+    }
+
+    /// The network loses node-to-node message `id`, now in flight (the page's "drop it"). Its
+    /// delivery, still queued, then finds nothing and does nothing.
+    pub fn drop_message(&mut self, id: f64) -> Result<(), String> {
+        let n = self.cluster.node_count();
+        let m = (id.is_finite() && id >= 0.0 && id.fract() == 0.0)
+            .then_some(id as u64)
+            .filter(|k| self.flying.contains_key(k))
+            .and_then(|k| self.cluster.network_mut().land(k))
+            .ok_or_else(|| {
+                format!("message #{id} is not in flight (delivered or dropped already)")
+            })?;
+        self.flying.remove(&m.id);
+        if let (Endpoint::Node(a), Endpoint::Node(b)) = (m.from, m.to) {
+            debug_assert!(a < n && b < n);
+            self.links[a * n + b].dropped += 1;
+            self.last_event = Some(format!(
+                "{}→{} {} dropped (by hand)",
+                node_name(a),
+                node_name(b),
+                m.payload.kind()
+            ));
+            self.push_drop(DropState {
+                from: node_name(a),
+                to: node_name(b),
+                kind: m.payload.kind().to_string(),
+                at: self.cluster.now(),
+                reason: "by_hand".to_string(),
+                at_send: false,
+            });
+        }
+        Ok(())
+    }
+
     /// After nodes were added: every per-node table grows, link counters keep their values.
     fn grow(&mut self) {
         let n = self.cluster.node_count();
@@ -380,6 +467,7 @@ impl Session {
         self.links = links;
         self.last_status.resize(n, None);
         self.ever_member.resize(n, false);
+        self.votes.resize(n, Vec::new());
     }
 
     /// Catches up with what the cluster did: link counters, trace lines, finished ops, statuses.
@@ -390,15 +478,38 @@ impl Session {
         // running hash, so a page left open does not keep every event ever simulated.
         for ev in &self.cluster.take_trace_events() {
             match &ev.kind {
-                TraceKind::Send { id, from, to, .. } => {
+                TraceKind::Send {
+                    id,
+                    from,
+                    to,
+                    kind,
+                    summary,
+                    ..
+                } => {
                     if node_of(from, n).is_some() && node_of(to, n).is_some() {
-                        self.flying.insert(*id);
+                        self.flying.insert(*id, (kind.clone(), summary.clone()));
                     }
                 }
-                TraceKind::Deliver { id, from, to, .. } => {
-                    self.flying.remove(id);
+                TraceKind::Deliver { id, from, to, kind } => {
+                    let sent = self.flying.remove(id);
+                    let summary = sent.as_ref().map_or("", |(_, s)| s.as_str());
+                    self.last_event = Some(format!("{from}→{to} {kind} {summary} delivered"));
                     if let (Some(a), Some(b)) = (node_of(from, n), node_of(to, n)) {
                         self.links[a * n + b].delivered += 1;
+                        if kind.ends_with("vote_response") {
+                            // The summary says "t<term> granted" or "t<term> denied". A
+                            // campaign asked again (a pre-candidate timing out stays one) keeps
+                            // each voter's latest answer only.
+                            let v = VoteSeen {
+                                from: from.clone(),
+                                granted: summary.ends_with("granted"),
+                            };
+                            let seen = &mut self.votes[b];
+                            match seen.iter_mut().find(|x| x.from == v.from) {
+                                Some(x) => *x = v,
+                                None => seen.push(v),
+                            }
+                        }
                     }
                 }
                 TraceKind::Drop {
@@ -408,13 +519,12 @@ impl Session {
                     kind,
                     reason,
                 } => {
-                    let flew = self.flying.remove(id);
+                    let flew = self.flying.remove(id).is_some();
+                    self.last_event =
+                        Some(format!("{from}→{to} {kind} dropped ({})", reason.as_str()));
                     if let (Some(a), Some(b)) = (node_of(from, n), node_of(to, n)) {
                         self.links[a * n + b].dropped += 1;
-                        if self.drops.len() >= MAX_DROPS {
-                            self.drops.pop_front();
-                        }
-                        self.drops.push_back(DropState {
+                        self.push_drop(DropState {
                             from: from.clone(),
                             to: to.clone(),
                             kind: kind.clone(),
@@ -425,17 +535,39 @@ impl Session {
                     }
                 }
                 kind => {
+                    if let TraceKind::Role { node, .. } = kind
+                        && let Some(i) = node_of(node, n)
+                    {
+                        // A new candidacy (or none): the replies of the last one no longer count.
+                        debug_assert!(i < self.votes.len());
+                        self.votes[i].clear();
+                    }
                     if let Some((node, text)) = readable(kind) {
+                        self.last_event = Some(match &node {
+                            Some(who) => format!("{who} {text}"),
+                            None => text.clone(),
+                        });
                         if self.trace.len() >= self.opts.trace_len as usize {
                             self.trace.pop_front();
                         }
                         if self.opts.trace_len > 0 {
                             self.trace.push_back(TraceLine {
+                                seq: self.trace_seq,
                                 at: ev.time,
                                 node,
                                 text,
                             });
                         }
+                        self.trace_seq += 1;
+                    } else {
+                        // The trace's own line, without its time.
+                        let line = ev.to_string();
+                        let line = line.trim_start();
+                        self.last_event = Some(
+                            line.split_once(' ')
+                                .map_or(line, |(_, rest)| rest)
+                                .to_string(),
+                        );
                     }
                 }
             }

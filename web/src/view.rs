@@ -10,9 +10,12 @@ use raftkv_core::sim::network::{Endpoint, node_name};
 use raftkv_core::sim::{ClientOp, HistoryOp, LinError, OpStatus, linearizability};
 use raftkv_core::{NodeId, OpType};
 
+use raftkv_core::kvraft::Message;
+use raftkv_core::sim::network::Payload;
+
 use crate::contract::{
     HistoryVerdict, LinkState, LogEntryState, MembershipState, MessageState, NetState, NodeState,
-    OpState, State,
+    OpState, PeerProgress, State,
 };
 use crate::session::{OpRecord, Session, doomed};
 
@@ -69,6 +72,25 @@ pub fn state(s: &mut Session) -> State {
                 clock,
                 drift_ppm,
                 kv: view.map(|v| v.kv).unwrap_or_default(),
+                progress: c.node(i).map_or_else(Vec::new, |h| {
+                    h.node()
+                        .members_progress()
+                        .into_iter()
+                        .map(|p| PeerProgress {
+                            id: p.id.0,
+                            voter: p.voter,
+                            next_index: p.next_index,
+                            match_index: p.match_index,
+                            state: p.state,
+                        })
+                        .collect()
+                }),
+                votes: match st.as_ref().map(|s| s.role) {
+                    Some(Role::Candidate | Role::PreCandidate) if c.is_up(i) => {
+                        s.votes.get(i).cloned().unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                },
             }
         })
         .collect();
@@ -85,6 +107,20 @@ pub fn state(s: &mut Session) -> State {
                 deliver_at: m.deliver_at,
                 dropped: doomed(c, a, b),
                 summary: m.payload.summary(),
+                fields: fields(&m.payload),
+                granted: match &m.payload {
+                    Payload::Raft(Message::RequestVoteResponse(r)) => Some(r.vote_granted),
+                    Payload::Raft(Message::AppendEntriesResponse(r)) => Some(r.success),
+                    _ => None,
+                },
+                entries: match &m.payload {
+                    Payload::Raft(Message::AppendEntries(a)) => a
+                        .entries
+                        .first()
+                        .zip(a.entries.last())
+                        .map(|(f, l)| [f.index, l.index]),
+                    _ => None,
+                },
             }),
             _ => None,
         })
@@ -114,6 +150,7 @@ pub fn state(s: &mut Session) -> State {
         links,
         ops,
         trace: s.trace.iter().cloned().collect(),
+        last_event: s.last_event.clone(),
         history,
         violations: c.failure().map(|v| v.to_string()).into_iter().collect(),
         net: NetState {
@@ -132,6 +169,88 @@ pub fn state(s: &mut Session) -> State {
             }
         }),
         max_nodes: MAX_NODES as u32,
+    }
+}
+
+/// Every field of a node-to-node message, `[name, value]`, for the page's drawer.
+fn fields(p: &Payload) -> Vec<[String; 2]> {
+    let f = |k: &str, v: String| [k.to_string(), v];
+    let Payload::Raft(m) = p else {
+        return vec![f("summary", p.summary())];
+    };
+    match m {
+        Message::RequestVote(v) => vec![
+            f("term", v.term.to_string()),
+            f("candidate", v.candidate_id.0.clone()),
+            f(
+                "last_log",
+                format!("{}/{}", v.last_log_index, v.last_log_term),
+            ),
+            f("pre_vote", v.pre_vote.to_string()),
+            f("transfer", v.transfer.to_string()),
+        ],
+        Message::RequestVoteResponse(r) => vec![
+            f("term", r.term.to_string()),
+            f("granted", r.vote_granted.to_string()),
+            f("pre_vote", r.pre_vote.to_string()),
+            f("commit", format!("{}/{}", r.commit.0, r.commit.1)),
+        ],
+        Message::AppendEntries(a) => {
+            let entries = if a.entries.is_empty() {
+                "none (heartbeat)".to_string()
+            } else {
+                a.entries
+                    .iter()
+                    .map(|e| format!("#{} t{} {}", e.index, e.term, entry(e).summary))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            vec![
+                f("term", a.term.to_string()),
+                f("leader", a.leader_id.0.clone()),
+                f("prev_log_index", a.prev_log_index.to_string()),
+                f("prev_log_term", a.prev_log_term.to_string()),
+                f("entries", entries),
+                f("leader_commit", a.leader_commit.to_string()),
+                f("read_seq", a.read_seq.to_string()),
+                f("sent_clock", a.sent_at.to_string()),
+            ]
+        }
+        Message::AppendEntriesResponse(r) => vec![
+            f("term", r.term.to_string()),
+            f("success", r.success.to_string()),
+            f("match_index", r.match_index.to_string()),
+            f(
+                "conflict",
+                format!(
+                    "{}/{}",
+                    r.conflict_index.map_or("-".to_string(), |i| i.to_string()),
+                    r.conflict_term.map_or("-".to_string(), |t| t.to_string())
+                ),
+            ),
+            f("read_seq", r.read_seq.to_string()),
+        ],
+        Message::InstallSnapshot(x) => vec![
+            f("term", x.term.to_string()),
+            f("leader", x.leader_id.0.clone()),
+            f(
+                "last_included",
+                format!("{}/{}", x.last_included_index, x.last_included_term),
+            ),
+            f("offset", x.offset.to_string()),
+            f("bytes", format!("{} of {}", x.data.len(), x.total_size())),
+            f("done", x.done.to_string()),
+        ],
+        Message::InstallSnapshotResponse(r) => vec![
+            f("term", r.term.to_string()),
+            f("last_included", r.last_included_index.to_string()),
+            f("offset", r.offset.to_string()),
+            f("done", r.done.to_string()),
+        ],
+        Message::TimeoutNow(t) => vec![
+            f("term", t.term.to_string()),
+            f("leader", t.leader_id.0.clone()),
+        ],
     }
 }
 
@@ -228,8 +347,10 @@ fn op_state(s: &Session, r: &OpRecord) -> OpState {
     }
 }
 
-/// The linearizability verdict of the history so far (stale reads left out), recomputed only
-/// when the history grew.
+/// The linearizability verdict of the history so far, recomputed only when the history grew.
+/// Stale reads are left out of the linearizability check (they may be old by design) and
+/// counted; each is still checked to return a value some write produced, and one that did
+/// not makes the verdict false.
 fn verdict(s: &mut Session) -> HistoryVerdict {
     let h = s.cluster.history();
     if let Some((len, v)) = &s.verdict
@@ -239,29 +360,44 @@ fn verdict(s: &mut Session) -> HistoryVerdict {
     }
     let checked = h.without_stale_reads();
     let ops = checked.ops.iter().filter(|o| o.complete.is_some()).count() as u64;
+    let stale_unchecked = h
+        .ops
+        .iter()
+        .filter(|o| o.stale && o.complete.is_some())
+        .count() as u64;
+    let invented = h.invented_stale_reads();
+    let stale_invented = invented.len() as u64;
     let v = if h.ops.is_empty() {
         HistoryVerdict {
             linearizable: None,
             ops: 0,
+            stale_unchecked,
+            stale_invented,
             detail: "no completed operations yet".to_string(),
         }
+    } else if let Some(r) = invented.first() {
+        HistoryVerdict {
+            linearizable: Some(false),
+            ops,
+            stale_unchecked,
+            stale_invented,
+            detail: format!(
+                "a stale read by {} returned {:?}, a value no write produced",
+                r.client, r.value
+            ),
+        }
     } else {
-        match linearizability::check(&checked) {
-            Ok(()) => HistoryVerdict {
-                linearizable: Some(true),
-                ops,
-                detail: format!("{ops} ops checked"),
-            },
-            Err(e @ LinError::NotLinearizable { .. }) => HistoryVerdict {
-                linearizable: Some(false),
-                ops,
-                detail: e.to_string(),
-            },
-            Err(e) => HistoryVerdict {
-                linearizable: None,
-                ops,
-                detail: format!("checker gave up: {e}"),
-            },
+        let (linearizable, detail) = match linearizability::check(&checked) {
+            Ok(()) => (Some(true), format!("{ops} ops checked")),
+            Err(e @ LinError::NotLinearizable { .. }) => (Some(false), e.to_string()),
+            Err(e) => (None, format!("checker gave up: {e}")),
+        };
+        HistoryVerdict {
+            linearizable,
+            ops,
+            stale_unchecked,
+            stale_invented,
+            detail,
         }
     };
     s.verdict = Some((h.ops.len(), v.clone()));
