@@ -640,7 +640,7 @@ impl Cluster {
                 rd.entries.truncate(kept);
                 self.stats.writes_torn += 1;
                 self.call_node(i, |host| host.persist(&rd))?;
-            } else if self.cfg.corrupt_tails && self.storage.chance(0.5) {
+            } else if self.cfg.corrupt_tails {
                 // Written whole, but the crash damaged its last record: the restart's checksum
                 // must find it (and cut it off, as it was never acknowledged).
                 let index = rd.entries.last().map_or(0, |e| e.index);
