@@ -45,13 +45,21 @@ const PINNED_SEED: u64 = 2024;
 /// natively and in wasm, so passing in both proves the run is identical across platforms.
 /// Changing the node's or the simulator's behaviour on purpose changes it: update it then (the
 /// failure message prints the new value).
-const PINNED_HASH: u64 = 0x3ff5_16ba_50f5_71bc;
+/// Seed 2024 draws corrupt reads, and one restart finds a synced record rotten (a dead disk).
+const PINNED_HASH: u64 = 0x36b5_185c_2ab0_6f72;
+/// [`PINNED_SEED`]'s hash with the storage faults (failed syncs, corrupt reads) out of the
+/// mix: what it was before they existed, so the rest of the simulator is shown unchanged.
+const PINNED_HASH_WITHOUT_STORAGE_FAULTS: u64 = 0x3ff5_16ba_50f5_71bc;
 /// A second pinned seed, one that snapshots: its nodes take snapshots keeping trailing entries,
 /// a lagging follower installs one and a restarted node loads one, so both platforms agree on
 /// that code too.
 const SNAPSHOT_PINNED_SEED: u64 = 43;
 /// FNV-1a 64 of [`SNAPSHOT_PINNED_SEED`]'s full trace under `Scenario::default()`.
-const SNAPSHOT_PINNED_HASH: u64 = 0x86b8_6a01_2745_ea12;
+/// Seed 43 draws failed syncs: two stop a node.
+const SNAPSHOT_PINNED_HASH: u64 = 0x0579_a4f4_ea50_cff6;
+/// [`SNAPSHOT_PINNED_SEED`]'s hash without the storage faults (see
+/// [`PINNED_HASH_WITHOUT_STORAGE_FAULTS`]).
+const SNAPSHOT_PINNED_HASH_WITHOUT_STORAGE_FAULTS: u64 = 0x86b8_6a01_2745_ea12;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn env(name: &str) -> Option<String> {
@@ -130,7 +138,8 @@ fn randomized_seeds_stay_safe_and_live() {
              {} taken, {} installed, {} loaded; clocks drift up to {} ppm, {} jumps; churn {}: \
              {} nodes added, {} changes applied ({} joint), {} transfers completed, final \
              voters {} learners {}; {} lease reads; session limits {:?}: {} sessions expired, \
-             {} writes refused as session_expired",
+             {} writes refused as session_expired; storage: {} failed syncs, {} corrupt last \
+             records cut, {} starts refused",
             r.nodes,
             r.clients,
             r.ops_ok,
@@ -158,7 +167,10 @@ fn randomized_seeds_stay_safe_and_live() {
             r.stats.lease_reads,
             r.session_limits,
             r.stats.sessions_expired,
-            r.stats.session_refusals
+            r.stats.session_refusals,
+            r.stats.fsync_failures,
+            r.stats.corrupt_tails_cut,
+            r.stats.corrupt_starts_refused
         );
         assert_eq!(
             r.ops_ok + r.stats.session_refusals,
@@ -188,6 +200,11 @@ fn randomized_seeds_stay_safe_and_live() {
     // left torn (a prefix of their entries).
     let (mut slow_disk_seeds, mut writes_lost, mut writes_unsent) = (0u64, 0u64, 0u64);
     let mut writes_torn = 0u64;
+    // Storage faults: syncs that failed (each stopped its node), corrupt last records cut off
+    // at a restart, starts refused for a corrupt synced record (a dead disk), and the seeds
+    // that saw each.
+    let (mut fsync_failures, mut tails_cut, mut refused_starts) = (0u64, 0u64, 0u64);
+    let (mut fsync_seeds, mut dead_disk_seeds) = (0u64, 0u64);
     // Seeds whose nodes' clocks drift, and the forward jumps of their clocks.
     let (mut drift_seeds, mut clock_jumps) = (0u64, 0u64);
     // Membership churn: seeds that churn, nodes added, changes proposed and applied, joint
@@ -254,6 +271,11 @@ fn randomized_seeds_stay_safe_and_live() {
         writes_lost += r.stats.writes_lost;
         writes_unsent += r.stats.writes_unsent;
         writes_torn += r.stats.writes_torn;
+        fsync_failures += r.stats.fsync_failures;
+        fsync_seeds += u64::from(r.stats.fsync_failures > 0);
+        tails_cut += r.stats.corrupt_tails_cut;
+        refused_starts += r.stats.corrupt_starts_refused;
+        dead_disk_seeds += u64::from(r.stats.corrupt_starts_refused > 0);
         reads_waited += r.stats.reads_waited;
         lease_reads += r.stats.lease_reads;
         churn_seeds += u64::from(r.churn);
@@ -290,6 +312,10 @@ fn randomized_seeds_stay_safe_and_live() {
          {slow_disk_seeds} seeds with slow writes: {writes_lost} writes lost to a kill before \
          they were durable ({writes_torn} of them torn, a prefix of their entries kept), \
          {writes_unsent} durable but killed before their messages left; \
+         {fsync_failures} failed syncs ({fsync_seeds} seeds), each stopping its node; \
+         corrupt reads caught by the checksum: {tails_cut} last records cut off, \
+         {refused_starts} starts refused for a corrupt synced record ({dead_disk_seeds} \
+         seeds with a dead disk); \
          {drift_seeds} seeds with drifting clocks ({clock_jumps} forward jumps); \
          {churn_seeds} seeds with membership churn: {added} nodes added, {proposed} changes \
          accepted, {applied} applied, {joint} joint configurations entered, {transfers} \
@@ -316,6 +342,16 @@ fn randomized_seeds_stay_safe_and_live() {
         writes_lost < 200 || writes_torn > 0,
         "no torn write among {writes_lost} lost"
     );
+    // A quarter of the seeds fail syncs and a quarter corrupt reads: a run of a few hundred
+    // seeds shows each (the wasm run takes few seeds).
+    if count >= 300 {
+        assert!(fsync_failures > 0, "no sync ever failed");
+        assert!(
+            tails_cut > 0 && refused_starts > 0,
+            "corrupt reads never happened: {tails_cut} last records cut, {refused_starts} \
+             starts refused"
+        );
+    }
     assert!(ops >= count * 3, "too few operations: {ops}");
     assert!(
         reads >= count / 2,
@@ -431,6 +467,39 @@ fn a_seed_replays_to_the_same_trace() {
          {SNAPSHOT_PINNED_HASH:#018x}); see PINNED_HASH",
         report.trace_hash
     );
+    assert!(
+        report.stats.fsync_failures > 0,
+        "seed {SNAPSHOT_PINNED_SEED} fails syncs: {:?}",
+        report.stats
+    );
+    let report = run_seed(&Scenario::default(), PINNED_SEED);
+    assert!(
+        report.stats.corrupt_starts_refused > 0,
+        "seed {PINNED_SEED} has a dead disk: {:?}",
+        report.stats
+    );
+
+    // The storage faults are drawn from streams of their own: without them, both seeds run
+    // exactly as they did before the faults existed.
+    let quiet = Scenario {
+        fsync_failure_chance: 0.0,
+        corrupt_read_chance: 0.0,
+        ..Scenario::default()
+    };
+    for (seed, pinned) in [
+        (PINNED_SEED, PINNED_HASH_WITHOUT_STORAGE_FAULTS),
+        (
+            SNAPSHOT_PINNED_SEED,
+            SNAPSHOT_PINNED_HASH_WITHOUT_STORAGE_FAULTS,
+        ),
+    ] {
+        let hash = run_seed(&quiet, seed).trace_hash;
+        assert_eq!(
+            hash, pinned,
+            "seed {seed} without storage faults changed: hash {hash:#018x} (pinned \
+             {pinned:#018x}); see PINNED_HASH"
+        );
+    }
 }
 
 /// The stale-read scenario under a read policy: c1 writes "v1" through the leader L; L is cut

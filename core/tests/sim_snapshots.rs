@@ -81,6 +81,10 @@ fn snapshot_heavy_seeds_stay_safe_and_live() {
         None => (0..env_u64("RAFTKV_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect(),
     };
     let (mut taken, mut installed, mut loaded, mut ops) = (0u64, 0u64, 0u64, 0u64);
+    // The storage faults of the default mix: lost and torn writes, failed syncs, corrupt last
+    // records cut off, starts refused for a rotten synced record.
+    let (mut lost, mut torn, mut fsync_failures) = (0u64, 0u64, 0u64);
+    let (mut tails_cut, mut refused) = (0u64, 0u64);
     for &seed in &seeds {
         let r = match scenario.run(seed) {
             Ok(r) => r,
@@ -98,10 +102,17 @@ fn snapshot_heavy_seeds_stay_safe_and_live() {
         taken += r.stats.snapshots_taken;
         installed += r.stats.snapshots_installed;
         loaded += r.stats.snapshots_loaded;
+        lost += r.stats.writes_lost;
+        torn += r.stats.writes_torn;
+        fsync_failures += r.stats.fsync_failures;
+        tails_cut += r.stats.corrupt_tails_cut;
+        refused += r.stats.corrupt_starts_refused;
     }
     println!(
         "{} snapshot-heavy seeds: {ops} operations; snapshots {taken} taken, {installed} \
-         installed from a leader, {loaded} loaded on restart",
+         installed from a leader, {loaded} loaded on restart; writes {lost} lost to a kill \
+         ({torn} torn), {fsync_failures} failed syncs, corrupt reads: {tails_cut} last records \
+         cut, {refused} starts refused",
         seeds.len()
     );
     if seeds.len() > 1 {

@@ -201,4 +201,11 @@ pub struct ProtocolBreaks {
     /// Every message leaves at once, before the Ready's writes are durable: a follower
     /// acknowledges entries (and a voter grants its vote) that a crash can still take away.
     pub ack_before_fsync: bool,
+    /// The host ignores a failed write or sync and goes on: it sends the messages that waited
+    /// for the write (acknowledgements, votes) although the write was lost ("fsyncgate": a
+    /// retried fsync succeeds without the dropped pages).
+    pub continue_after_fsync_error: bool,
+    /// A restart reads its log without checking the records' checksums (the simulator's disk,
+    /// [`crate::sim::disk`]): a record corrupted on disk is taken as it reads.
+    pub ignore_log_checksum: bool,
 }

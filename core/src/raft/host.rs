@@ -265,9 +265,16 @@ impl<M: StateMachine> Host<M> {
         Ok(Some(rd))
     }
 
-    /// Writes a Ready's durable part to the stores, in order, and syncs them.
+    /// Writes a Ready's durable part to the stores, in order, and syncs them. An error means
+    /// the write may be lost: the host must stop the node (never retry and go on), and send
+    /// none of the Ready's `persisted_messages`.
     pub fn persist(&mut self, rd: &ReadyOf<M>) -> Result<(), RaftError> {
-        persist_to(&mut self.stores, rd)
+        let r = persist_to(&mut self.stores, rd);
+        #[cfg(feature = "protocol-breaks")]
+        if r.is_err() && self.node.config().breaks.continue_after_fsync_error {
+            return Ok(());
+        }
+        r
     }
 
     /// After `persist`: sends the messages that waited for it, restores an installed snapshot,

@@ -23,6 +23,7 @@ use super::client::{
 };
 use super::clock::NodeClock;
 use super::committed_reads::CommittedLog;
+use super::disk::{self, Damage, SyncFault};
 use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Invariants, Violation};
@@ -84,6 +85,19 @@ pub struct SimConfig {
     pub churn_on_election: f64,
     /// Every node's client session limits (see [`SessionLimits`]).
     pub session_limits: SessionLimits,
+    /// The chance that a node's sync of a Ready fails (see [`disk`](super::disk)): the node
+    /// stops as if killed (the Ready and the writes queued behind it are lost) and restarts
+    /// after a drawn while. 0: syncs never fail.
+    pub fsync_failure_rate: f64,
+    /// A kill may leave the next lost Ready on disk whole but with its last record corrupt;
+    /// the restart's checksum finds it and cuts it off like a torn write.
+    pub corrupt_tails: bool,
+    /// A restart may read a synced record corrupt: the node refuses to start and stays down
+    /// (its disk is dead). At most one node per run; only for a fixed membership of 3 or more
+    /// voters, so a majority is left.
+    pub disk_loss: bool,
+    /// Syncs fail and synced records rot only before this time (the faults' end).
+    pub storage_faults_until: Millis,
     /// A deliberate break: nodes expire sessions by their own clock instead of the log's.
     #[cfg(feature = "protocol-breaks")]
     pub session_expiry_by_local_clock: bool,
@@ -113,6 +127,10 @@ impl SimConfig {
             churn_until: Millis::MAX,
             churn_on_election: 0.0,
             session_limits: SessionLimits::default(),
+            fsync_failure_rate: 0.0,
+            corrupt_tails: false,
+            disk_loss: false,
+            storage_faults_until: Millis::MAX,
             #[cfg(feature = "protocol-breaks")]
             session_expiry_by_local_clock: false,
         }
@@ -164,6 +182,16 @@ pub struct SimStats {
     /// last record, which recovery cuts off).
     #[serde(default)]
     pub writes_torn: u64,
+    /// Syncs that failed: each stopped its node (restarted later like a killed one).
+    #[serde(default)]
+    pub fsync_failures: u64,
+    /// Corrupt last records a restart's checksum found and cut off (a write the crash left
+    /// damaged, never acknowledged).
+    #[serde(default)]
+    pub corrupt_tails_cut: u64,
+    /// Starts refused because a synced record read back corrupt (the node stays down).
+    #[serde(default)]
+    pub corrupt_starts_refused: u64,
     /// Reads a leader served on its lease (without a confirmation round).
     pub lease_reads: u64,
     /// Reads that had to wait for the serving node to apply their floor (read-your-writes).
@@ -248,6 +276,13 @@ struct SimNode {
     /// break.
     #[cfg(feature = "protocol-breaks")]
     local_clock: crate::kvsm::LocalClock,
+    /// Armed while a write of this node's is to fail (see [`disk`](super::disk)).
+    sync_fault: SyncFault,
+    /// A record of its log that reads back corrupt at its next start.
+    damage: Option<Damage>,
+    /// Why its disk is dead: it refused to start (a synced record read back corrupt) and stays
+    /// down.
+    dead: Option<String>,
 }
 
 impl SimNode {
@@ -256,9 +291,13 @@ impl SimNode {
     fn new(cfg: &SimConfig, i: usize, now: Millis, joined: bool) -> Self {
         let mut clock = NodeClock::new();
         clock.set_rate(now, cfg.clock_ppm.get(i).copied().unwrap_or(0));
+        let sync_fault = SyncFault::default();
         SimNode {
             id: NodeId(node_name(i)),
-            state: NodeState::Down(Stores::in_memory()),
+            state: NodeState::Down(disk::stores(&sync_fault)),
+            sync_fault,
+            damage: None,
+            dead: None,
             incarnation: 0,
             timer_generation: 0,
             timer_at: None,
@@ -302,6 +341,8 @@ pub struct Cluster {
     churn: churn::Churn,
     /// The session tables per applied index (see [`session_tables`](super::session_tables)).
     sessions: SessionTables,
+    /// Failed syncs, corrupt records, downtimes: drawn only when those faults are on.
+    storage: SimRng,
 }
 
 impl Cluster {
@@ -339,6 +380,7 @@ impl Cluster {
             committed: CommittedLog::new(),
             churn: churn::Churn::new(cfg.seed),
             sessions: SessionTables::new(),
+            storage: SimRng::new(cfg.seed, Stream::StorageFaults),
             cfg,
         };
         for i in 0..voters.len() {

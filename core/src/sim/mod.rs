@@ -5,6 +5,7 @@
 //! - [`network`]: links (latency, loss, duplication), directed cuts, messages in flight;
 //! - [`queue`]: the (time, sequence)-ordered event queue;
 //! - [`clock`]: each node's own clock (drift and forward jumps);
+//! - [`disk`]: the simulated disk's failed syncs and corrupt records;
 //! - [`cluster`]: the nodes' host, stepped one event at a time and inspectable in between;
 //! - [`client`]: clients that retry with the same `(client_id, seq)`;
 //! - [`history`]: the clients' operation history (JSON lines);
@@ -29,6 +30,7 @@ pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod committed_reads;
+pub mod disk;
 pub mod fault;
 pub mod history;
 pub mod invariants;

@@ -27,6 +27,13 @@ pub enum Stream {
     Disk,
     /// The membership nemesis: which member a change picks, when a refused one is retried.
     Churn,
+    /// Whether a seed has fsync failures and corrupt reads in its mix (drawn with the plan,
+    /// apart from the schedule so older seeds keep their shape).
+    StorageMix,
+    /// Which syncs fail, which records a restart reads corrupt, how long a node stopped by a
+    /// failed sync stays down. Drawn only in seeds with those faults, so that every other
+    /// seed's draws (and trace) stay what they were.
+    StorageFaults,
 }
 
 impl Stream {
@@ -38,6 +45,8 @@ impl Stream {
             Stream::Client(i) => 1_000 + u64::from(i),
             Stream::Disk => 4,
             Stream::Churn => 5,
+            Stream::StorageMix => 6,
+            Stream::StorageFaults => 7,
         }
     }
 }

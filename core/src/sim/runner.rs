@@ -121,6 +121,14 @@ pub struct Scenario {
     pub session_ttl_max: Millis,
     /// The greatest session cap a seed draws (the least is 1).
     pub session_max_max: u64,
+    /// The share of seeds whose syncs may fail (see [`SimConfig::fsync_failure_rate`]).
+    pub fsync_failure_chance: f64,
+    /// In those seeds, the chance that a sync fails.
+    pub fsync_failure_rate: f64,
+    /// The share of seeds whose disks return corrupt records: kills leave damaged last
+    /// records ([`SimConfig::corrupt_tails`]), and, with a fixed membership of 3 or more
+    /// nodes, a restart may find a synced record rotten ([`SimConfig::disk_loss`]).
+    pub corrupt_read_chance: f64,
     /// A deliberate break: nodes expire sessions by their own clock instead of the log's.
     #[cfg(feature = "protocol-breaks")]
     pub session_expiry_by_local_clock: bool,
@@ -162,6 +170,9 @@ impl Default for Scenario {
             session_ttl_min: 200,
             session_ttl_max: 3_000,
             session_max_max: 8,
+            fsync_failure_chance: 0.25,
+            fsync_failure_rate: 0.01,
+            corrupt_read_chance: 0.25,
             #[cfg(feature = "protocol-breaks")]
             session_expiry_by_local_clock: false,
         }
@@ -199,6 +210,10 @@ pub struct RunPlan {
     /// `Config::snapshot_chunk_size` and the rest): small chunks, so that a snapshot crosses
     /// the faulty network in many messages.
     pub snapshot_chunks: (u64, usize, Millis),
+    /// The chance that a sync fails (0: none do).
+    pub fsync_failure_rate: f64,
+    /// Whether the disks return corrupt records (see [`Scenario::corrupt_read_chance`]).
+    pub corrupt_reads: bool,
 }
 
 impl Scenario {
@@ -276,7 +291,16 @@ impl Scenario {
             rng.range(1, 4) as usize,
             rng.range(60, 600),
         );
+        // From a stream of their own, so that every other draw stays what it was.
+        let mut mix = SimRng::new(seed, Stream::StorageMix);
+        let fsync_failure_rate = match mix.chance(self.fsync_failure_chance) {
+            true => self.fsync_failure_rate,
+            false => 0.0,
+        };
+        let corrupt_reads = mix.chance(self.corrupt_read_chance);
         RunPlan {
+            fsync_failure_rate,
+            corrupt_reads,
             seed,
             nodes,
             workloads,
@@ -335,6 +359,12 @@ impl Scenario {
             0.0
         };
         cfg.session_limits = plan.session_limits;
+        cfg.fsync_failure_rate = plan.fsync_failure_rate;
+        cfg.corrupt_tails = plan.corrupt_reads;
+        // A dead disk takes a voter for good: only where a majority is left whatever happens
+        // (no membership changes, three nodes or more).
+        cfg.disk_loss = plan.corrupt_reads && !plan.churn && plan.nodes >= 3;
+        cfg.storage_faults_until = plan.fault_end;
         #[cfg(feature = "protocol-breaks")]
         {
             cfg.session_expiry_by_local_clock = self.session_expiry_by_local_clock;
@@ -548,11 +578,12 @@ fn final_members(c: &Cluster) -> Option<(Index, Vec<usize>)> {
     if m.is_joint() {
         return None;
     }
+    // A member whose disk died stays down: the others must converge without it.
     let members = m
         .members()
         .iter()
         .filter_map(node_index)
-        .filter(|i| *i < c.node_count())
+        .filter(|i| *i < c.node_count() && c.disk_dead(*i).is_none())
         .collect();
     Some((host.commit_index(), members))
 }

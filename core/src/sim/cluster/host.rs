@@ -226,18 +226,81 @@ impl Cluster {
         Ok(())
     }
 
-    /// Persists `rd` at node `i`, then sends what waited for it and applies.
+    /// Persists `rd` at node `i`, then sends what waited for it and applies. A sync drawn to
+    /// fail stops the node instead (see [`disk`](crate::sim::disk)).
     fn complete(&mut self, i: usize, rd: Ready) -> Result<(), Violation> {
         for e in &rd.committed {
             self.committed.record(e);
         }
+        let fail = self.sync_fails(&rd);
+        if fail {
+            self.nodes[i].sync_fault.arm();
+        }
+        let r = self.call_node(i, |host| Ok(host.persist(&rd)));
+        self.nodes[i].sync_fault.disarm();
+        match r? {
+            None => return Ok(()),
+            Some(Err(e)) if fail => return self.stop_after_sync_error(i, &e),
+            Some(Err(e)) => return Err(self.node_error(i, &e)),
+            // A failed sync that the host ignored (the continue_after_fsync_error break).
+            Some(Ok(())) if fail => self.stats.fsync_failures += 1,
+            Some(Ok(())) => {}
+        }
         let mut out = std::mem::take(&mut self.outbox);
-        let r = self.call_node(i, |host| {
-            host.persist(&rd)?;
-            host.finish(rd, &mut out)
-        });
+        let r = self.call_node(i, |host| host.finish(rd, &mut out));
         self.outbox = out;
         r.map(drop)
+    }
+
+    /// Whether the sync of `rd` fails: a draw (from the storage stream, only in a run with
+    /// failing syncs and before the faults' end) for a Ready that writes something.
+    fn sync_fails(&mut self, rd: &Ready) -> bool {
+        self.cfg.fsync_failure_rate > 0.0
+            && self.now < self.cfg.storage_faults_until
+            && rd.must_sync()
+            && self.storage.chance(self.cfg.fsync_failure_rate)
+    }
+
+    /// Node `i`'s sync failed with `e`: the node stops at once, like a crash. The Ready's writes
+    /// are lost (the failed fsync dropped them), and so are the writes queued behind it; none of
+    /// the messages waiting for them leaves, nor do those of the Ready taken but not sent yet.
+    /// It restarts after a drawn while, like a killed node (the fault's end restarts it too).
+    fn stop_after_sync_error(&mut self, i: usize, e: &RaftError) -> Result<(), Violation> {
+        self.stats.fsync_failures += 1;
+        if self.trace.enabled() {
+            self.trace.record(
+                self.now,
+                TraceKind::Fault {
+                    fault: format!("{} stops: {e}", node_name(i)),
+                },
+            );
+        }
+        self.outbox.clear();
+        let lost = std::mem::take(&mut self.nodes[i].writes);
+        self.stats.writes_lost += lost.len() as u64;
+        self.take_down(i);
+        let down = self.storage.range(20, 600);
+        self.schedule(self.now + down, Fault::Restart { node: i });
+        Ok(())
+    }
+
+    /// Marks node `i` down with what its stores hold: its timers, waiters and the messages on
+    /// their way to it go.
+    fn take_down(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        n.write_generation += 1;
+        let state = std::mem::replace(&mut n.state, NodeState::Gone);
+        n.state = match state {
+            NodeState::Up(host) => NodeState::Down(host.into_stores()),
+            other => other,
+        };
+        n.timer_generation += 1;
+        n.timer_at = None;
+        n.waiters = Waiters::default();
+        n.floor_reads.clear();
+        for m in self.net.drop_to(Endpoint::Node(i)) {
+            self.dropped(&m, DropReason::Killed);
+        }
     }
 
     /// The log writes of a Ready, as the invariant checker sees them (when the Ready is taken:
@@ -568,32 +631,84 @@ impl Cluster {
         }
         // A snapshot or compaction is not torn here: the snapshot store replaces its file
         // atomically, and a compaction rewrites the log's base the same way.
-        if let Some(mut rd) = writes.next()
-            && rd.snapshot.is_none()
-            && rd.compact_to.is_none()
-            && !rd.entries.is_empty()
-            && self.disk.chance(0.5)
-        {
-            let kept = self.disk.below(rd.entries.len() as u64) as usize;
-            rd.entries.truncate(kept);
-            self.stats.writes_torn += 1;
-            self.call_node(i, |host| host.persist(&rd))?;
+        let next = writes.next().filter(|rd| {
+            rd.snapshot.is_none() && rd.compact_to.is_none() && !rd.entries.is_empty()
+        });
+        if let Some(mut rd) = next {
+            if self.disk.chance(0.5) {
+                let kept = self.disk.below(rd.entries.len() as u64) as usize;
+                rd.entries.truncate(kept);
+                self.stats.writes_torn += 1;
+                self.call_node(i, |host| host.persist(&rd))?;
+            } else if self.cfg.corrupt_tails {
+                // Written whole, but the crash damaged its last record: the restart's checksum
+                // must find it (and cut it off, as it was never acknowledged).
+                let index = rd.entries.last().map_or(0, |e| e.index);
+                self.call_node(i, |host| host.persist(&rd))?;
+                self.nodes[i].damage = Some(Damage { index });
+            }
         }
-        let n = &mut self.nodes[i];
-        n.write_generation += 1;
-        let state = std::mem::replace(&mut n.state, NodeState::Gone);
-        n.state = match state {
-            NodeState::Up(host) => NodeState::Down(host.into_stores()),
-            other => other,
-        };
-        n.timer_generation += 1;
-        n.timer_at = None;
-        n.waiters = Waiters::default();
-        n.floor_reads.clear();
-        for m in self.net.drop_to(Endpoint::Node(i)) {
-            self.dropped(&m, DropReason::Killed);
-        }
+        self.take_down(i);
         Ok(())
+    }
+
+    /// Reads the damaged record, if any, of node `i`'s `stores` as its start does; a synced
+    /// record may rot first (see [`SimConfig::disk_loss`]). `Err`: the node refuses to start
+    /// (with the reason); its disk is dead.
+    fn read_damage(&mut self, i: usize, stores: &mut Stores) -> Result<(), String> {
+        let damage = match self.nodes[i].damage.take() {
+            Some(d) => Some(d),
+            None => self.rot_synced_record(stores),
+        };
+        let Some(damage) = damage else {
+            return Ok(());
+        };
+        #[cfg(feature = "protocol-breaks")]
+        let verify = !self.cfg.raft.breaks.ignore_log_checksum;
+        #[cfg(not(feature = "protocol-breaks"))]
+        let verify = true;
+        let r = crate::sim::disk::recover(stores, damage, verify);
+        let what = match &r {
+            Ok(disk::Recovered::TailCut { from }) => {
+                self.stats.corrupt_tails_cut += 1;
+                format!("a corrupt last record at {from} cut off")
+            }
+            Ok(disk::Recovered::TakenAsRead { index }) => {
+                format!("corrupt record {index} taken as it read (checksum not checked)")
+            }
+            Err(e) => {
+                self.stats.corrupt_starts_refused += 1;
+                e.clone()
+            }
+        };
+        if self.trace.enabled() {
+            self.trace.record(
+                self.now,
+                TraceKind::Fault {
+                    fault: format!("{} reads its log: {what}", node_name(i)),
+                },
+            );
+        }
+        r.map(drop)
+    }
+
+    /// A synced record of `stores`' log that rots before this start: drawn only in a run with
+    /// disk loss, before the faults' end, while no node's disk died yet, for a log with a
+    /// record after it (a bad last record is the torn-write case).
+    fn rot_synced_record(&mut self, stores: &Stores) -> Option<Damage> {
+        if !self.cfg.disk_loss
+            || self.now >= self.cfg.storage_faults_until
+            || self.nodes.iter().any(|n| n.dead.is_some())
+        {
+            return None;
+        }
+        let first = stores.log.base().last_included_index + 1;
+        let last = stores.log.last_index();
+        if last <= first || !self.storage.chance(0.2) {
+            return None;
+        }
+        let index = self.storage.range(first, last - 1);
+        Some(Damage { index })
     }
 
     pub(super) fn start_node(&mut self, i: usize) -> Result<(), Violation> {
@@ -604,9 +719,19 @@ impl Cluster {
         let NodeState::Down(_) = n.state else {
             return Ok(());
         };
-        let NodeState::Down(stores) = std::mem::replace(&mut n.state, NodeState::Gone) else {
+        if n.dead.is_some() {
+            return Ok(());
+        }
+        let NodeState::Down(mut stores) = std::mem::replace(&mut n.state, NodeState::Gone) else {
             return Ok(());
         };
+        if let Err(e) = self.read_damage(i, &mut stores) {
+            let n = &mut self.nodes[i];
+            n.state = NodeState::Down(stores);
+            n.dead = Some(e);
+            return Ok(());
+        }
+        let n = &mut self.nodes[i];
         cfg.id = n.id.clone();
         // A node added later has no configuration of its own: the leader's reaches it.
         cfg.voters = if n.joined {

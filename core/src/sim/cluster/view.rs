@@ -160,6 +160,12 @@ impl Cluster {
         &self.invariants
     }
 
+    /// Why node `i`'s disk is dead, if it is: it refused to start (a synced record of its log
+    /// read back corrupt) and stays down.
+    pub fn disk_dead(&self, i: usize) -> Option<&str> {
+        self.nodes.get(i).and_then(|n| n.dead.as_deref())
+    }
+
     /// The violation that stopped the run, if any.
     pub fn failure(&self) -> Option<&Violation> {
         self.failure.as_ref()
