@@ -15,6 +15,7 @@
 //! |---|---|---|
 //! | `log-before-fsync` | the Raft log's fdatasync | fails before it (I/O error) |
 //! | `log-after-fsync` | the same | fails after it (the bytes are durable) |
+//! | `log-skip-fsync` | the same | skips it and reports success: the log acknowledges entries that only the page cache holds (a deliberate break, for the power-loss test) |
 //! | `snapshot-before-save` | a snapshot the node wrote, before its final fsync | I/O error |
 //! | `snapshot-after-save` | the same, after it | I/O error |
 //! | `snapshot-before-install` | a received snapshot, before the state machine takes it | error |
@@ -62,6 +63,7 @@ pub fn set(name: &str, _actions: &str) -> Result<(), String> {
 pub const POINTS: &[&str] = &[
     "log-before-fsync",
     "log-after-fsync",
+    "log-skip-fsync",
     "snapshot-before-save",
     "snapshot-after-save",
     "snapshot-before-install",

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 pub const KVSERVER_ENV: &str = "RAFTKV_KVSERVER";
 /// Overrides the kvctl binary.
 pub const KVCTL_ENV: &str = "RAFTKV_KVCTL";
+/// Overrides the failpoints build of kvserver (see [`kvserver_failpoints`]).
+pub const KVSERVER_FAILPOINTS_ENV: &str = "RAFTKV_KVSERVER_FAILPOINTS";
 
 /// The path of an up-to-date `kvserver`, building it on first use. Errors carry cargo's output.
 pub fn kvserver() -> Result<PathBuf, String> {
@@ -20,18 +22,44 @@ pub fn kvctl() -> Result<PathBuf, String> {
     locate("kvctl", KVCTL_ENV)
 }
 
-/// `name` from the variable `env` if set, else from the one build of both binaries.
-fn locate(name: &str, env: &str) -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os(env) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("{env}={} is not a file", path.display()))
-        };
+/// The path of an up-to-date kvserver built with the `failpoints` feature (it reads
+/// `FAILPOINTS` and serves `/debug/failpoints`), building it on first use: the
+/// `kvserver-failpoints` binary, so that its build never replaces the plain `kvserver` that
+/// other tests may be running from the same target dir. Only raftkv-native itself is compiled
+/// a second time; its dependencies are shared with the plain build.
+pub fn kvserver_failpoints() -> Result<PathBuf, String> {
+    if let Some(path) = from_env(KVSERVER_FAILPOINTS_ENV) {
+        return path;
     }
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let profile_dir = BUILT.get_or_init(build).clone()?;
+    let profile_dir = BUILT
+        .get_or_init(|| build(&["--bin", "kvserver-failpoints", "--features", "failpoints"]))
+        .clone()?;
+    built(&profile_dir, "kvserver-failpoints")
+}
+
+/// The path in variable `env`, if it is set: `Err` if it names no file.
+fn from_env(env: &str) -> Option<Result<PathBuf, String>> {
+    let path = PathBuf::from(std::env::var_os(env)?);
+    Some(if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{env}={} is not a file", path.display()))
+    })
+}
+
+/// `name` from the variable `env` if set, else from the one build of both binaries.
+fn locate(name: &str, env: &str) -> Result<PathBuf, String> {
+    if let Some(path) = from_env(env) {
+        return path;
+    }
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let profile_dir = BUILT.get_or_init(|| build(&["--bins"])).clone()?;
+    built(&profile_dir, name)
+}
+
+/// Binary `name` in `profile_dir`, which cargo has just built.
+fn built(profile_dir: &Path, name: &str) -> Result<PathBuf, String> {
     let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if path.is_file() {
         Ok(path)
@@ -43,8 +71,9 @@ fn locate(name: &str, env: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Builds raftkv-native's binaries for this test's profile; returns the folder they are in.
-fn build() -> Result<PathBuf, String> {
+/// Builds raftkv-native's binaries (`which`: cargo's target selection and features) for this
+/// test's profile; returns the folder they are in.
+fn build(which: &[&str]) -> Result<PathBuf, String> {
     // A test binary lives in <target>/<profile dir>/deps/.
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let profile_dir = exe
@@ -75,20 +104,16 @@ fn build() -> Result<PathBuf, String> {
     let out = command
         .current_dir(workspace)
         .env("CARGO_TARGET_DIR", target_dir)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "raftkv-native",
-            "--bins",
-            "--profile",
-        ])
+        .args(["build", "--quiet", "-p", "raftkv-native"])
+        .args(which)
+        .arg("--profile")
         .arg(&profile)
         .output()
         .map_err(|e| format!("running {}: {e}", Path::new(&cargo).display()))?;
     if !out.status.success() {
         return Err(format!(
-            "cargo build of kvserver and kvctl failed ({}):\n{}",
+            "cargo build {} of raftkv-native failed ({}):\n{}",
+            which.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ));

@@ -33,6 +33,12 @@ pub struct ClusterConfig {
     /// Environment variables every node's process gets (e.g. `RUST_LOG`), over the harness's
     /// default `RUST_LOG=info`.
     pub env: Vec<(String, String)>,
+    /// The kvserver binary every node runs, e.g. [`crate::bin::kvserver_failpoints`]'s;
+    /// `None`: [`crate::bin::kvserver`].
+    pub bin: Option<PathBuf>,
+    /// Node `i`'s data dir, where given (e.g. on a mounted `raftkv-lossyfs`); the others, and
+    /// all by default, get one under the cluster's temp dir. Nodes added later are not covered.
+    pub data_dirs: Vec<PathBuf>,
 }
 
 impl ClusterConfig {
@@ -45,6 +51,8 @@ impl ClusterConfig {
             start_timeout: Duration::from_secs(20),
             access: Access::default(),
             env: Vec::new(),
+            bin: None,
+            data_dirs: Vec::new(),
         }
     }
 }
@@ -98,6 +106,15 @@ impl NodeProc {
             exited: None,
             reserved: Vec::new(),
         }
+    }
+
+    /// Moves the node's data dir to `dir` (its `--data-dir` too).
+    fn set_data_dir(&mut self, dir: &Path) {
+        self.data_dir = dir.to_path_buf();
+        if let Some(pos) = self.args.iter().position(|a| a == "--data-dir") {
+            self.args[pos + 1] = dir.display().to_string();
+        }
+        debug_assert!(self.args.contains(&dir.display().to_string()));
     }
 }
 
@@ -166,7 +183,10 @@ impl Cluster {
         if config.size == 0 {
             return Err("a cluster needs at least one node".into());
         }
-        let bin = crate::bin::kvserver()?;
+        let bin = match &config.bin {
+            Some(bin) => bin.clone(),
+            None => crate::bin::kvserver()?,
+        };
         let root = tempfile::Builder::new()
             .prefix("raftkv-cluster-")
             .tempdir()
@@ -204,7 +224,11 @@ impl Cluster {
                 }));
             }
             args.extend(config.extra_args.iter().cloned());
-            nodes.push(NodeProc::new(root.path(), id, addrs[i], args));
+            let mut node = NodeProc::new(root.path(), id, addrs[i], args);
+            if let Some(dir) = config.data_dirs.get(i) {
+                node.set_data_dir(dir);
+            }
+            nodes.push(node);
         }
         for (node, reservation) in nodes.iter_mut().zip(reservations.drain(..)) {
             node.reserved = reservation;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use raftkv_native::config::ServerConfig;
 use raftkv_native::{backup, config_file, failpoints, server};
 
-fn main() -> ExitCode {
+/// Also the whole of `kvserver-failpoints` (src/bin/kvserver_failpoints.rs).
+pub(crate) fn main() -> ExitCode {
     // Flags, RAFTKV_* variables and the --config file (config_file's doc).
     let args = config_file::parse_or_exit();
     server::init_tracing(args.log_format);

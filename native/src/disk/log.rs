@@ -474,6 +474,10 @@ impl DiskLogStore {
         let started = std::time::Instant::now();
         let synced = if failpoints::fires("log-before-fsync") {
             Err(failpoints::io_error("log-before-fsync"))
+        } else if failpoints::fires("log-skip-fsync") {
+            // A deliberate durability break for the power-loss proof: the entries are
+            // reported durable (and so acknowledged) while they are only in the page cache.
+            Ok(())
         } else {
             self.active.file.sync_data().and_then(|()| {
                 if failpoints::fires("log-after-fsync") {
