@@ -44,6 +44,8 @@ cargo test -p raftkv-native --features protocol-breaks --test transport_breaks
 step "failpoints: an injected I/O error stops kvserver cleanly, losing no acknowledged write"
 cargo test -p raftkv-native --features failpoints --lib failpoints
 cargo test -p raftkv-native --features failpoints --test failpoints
+# The proof that the lossy disk catches a log that skips its fsync (a whole-cluster power cut).
+cargo test -p raftkv-tests --test power_loss -- --ignored
 
 step "simulator histories through an independent checker (scripts/check_history.py)"
 python3 -m unittest scripts/test_check_history.py
