@@ -48,12 +48,28 @@ test("clicking a message opens it with every field and cuts no link; Drop it dro
   await settled(p);
   // An append halfway along its link: clear of both nodes.
   const mid = (s, m) => m.kind === "append_entries" && !m.dropped && Math.abs((s.now - m.sent_at) / (m.deliver_at - m.sent_at) - 0.5) < 0.25;
-  const st = await stepUntil(p, (s, src) => s.messages.some((m) => new Function(`return (${src})`)()(s, m)), mid.toString(), "an append halfway");
-  const aim = st.messages.find((x) => mid(st, x));
-  const box = await p.locator(`#ring .msg[data-msg="${aim.id}"] circle.hit`).boundingBox();
-  await p.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  // Two messages can share a spot (an append and the reply crossing it on the same link): aim
+  // only at one that is topmost at its own centre, stepping on until there is one.
+  let st, aim, at;
+  for (let tries = 0; !aim; tries++) {
+    assert.ok(tries < 50, "no unobstructed append halfway along its link");
+    st = await stepUntil(p, (s, src) => s.messages.some((m) => new Function(`return (${src})`)()(s, m)), mid.toString(), "an append halfway");
+    for (const m of st.messages.filter((x) => mid(st, x))) {
+      // A redraw in between can replace the element: no box then, and another try.
+      const box = await p.locator(`#ring .msg[data-msg="${m.id}"] circle.hit`).boundingBox();
+      if (!box || !box.width) continue;
+      const c = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+      const top = await p.evaluate(({ x, y }) => document.elementFromPoint(x, y)?.closest(".msg")?.dataset.msg, c);
+      if (top === String(m.id)) [aim, at] = [m, c];
+      if (aim) break;
+    }
+    if (!aim) await p.evaluate(() => window.raftkv.runner.step());
+    await frames(p, 2);
+  }
+  await p.mouse.click(at.x, at.y);
   const sel = await p.evaluate(() => window.raftkv.drawer);
   assert.equal(sel?.kind, "msg", "the click opened a message");
+  assert.equal(sel.id, aim.id, "the message aimed at");
   const m = st.messages.find((x) => x.id === sel.id);
   assert.equal(m.kind, "append_entries");
   const after = await h.state(p);
