@@ -195,6 +195,17 @@ impl Session {
         Ok(())
     }
 
+    /// Rewind helper: runs events until `events` have run in total (or nothing is scheduled),
+    /// leaving the clock at the last one's time, as single steps would. A step back rebuilds
+    /// the run and comes here: the clock a step left is the time of that event, which the page
+    /// does not know beforehand, so `run_to` (which needs a time) cannot land there.
+    pub fn run_events(&mut self, events: f64) -> Result<(), String> {
+        let events = whole("run_events: events", events)?;
+        while self.events() < events && self.cluster.step().unwrap_or(false) {}
+        self.sync();
+        Ok(())
+    }
+
     /// The counters of the directed link `from -> to`.
     pub fn link(&self, from: usize, to: usize) -> LinkCount {
         let n = self.cluster.node_count();

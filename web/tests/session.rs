@@ -278,3 +278,27 @@ fn the_configuration_is_shown_with_each_nodes_place_in_it() {
     let l = st.nodes.iter().find(|n| n.role == "leader").unwrap();
     assert!(l.transfer_to.is_none());
 }
+
+#[test]
+fn run_events_lands_where_single_steps_do() {
+    // The live run: a stretch of time, an action, then single steps (the clock is each event's).
+    let mut live = session(9);
+    live.advance(700.0).unwrap();
+    let (t, ev) = (live.now(), live.events());
+    live.kill("n2").unwrap();
+    for _ in 0..25 {
+        assert!(live.step());
+    }
+    let want = format!("{:?}", raftkv_web::view::state(&mut live));
+    let (end_t, end_ev) = (live.now(), live.events());
+
+    // A rebuild that goes back to the action's point and then runs to the event count: the
+    // same clock and state, though the time of the last event was never given.
+    let mut again = session(9);
+    again.run_to(t as f64, ev as f64).unwrap();
+    again.kill("n2").unwrap();
+    again.run_events(end_ev as f64).unwrap();
+    assert_eq!((again.now(), again.events()), (end_t, end_ev));
+    assert_eq!(format!("{:?}", raftkv_web::view::state(&mut again)), want);
+    assert!(again.run_events(f64::NAN).is_err());
+}
