@@ -25,6 +25,8 @@ const NUMERIC = { set_loss: [0], set_latency: [0, 1], set_clock_drift: [1], jump
 export const LOG_LEN = 32;
 /** Trace lines the state carries: the Events panel's length. */
 export const TRACE_LEN = 120;
+/** Message lines (deliveries, drops) the state carries, for the Events panel's message filter. */
+export const MESSAGE_LINES = 80;
 
 /**
  * A point of a run: simulated time and events run. Both only grow, so points are ordered by
@@ -99,7 +101,7 @@ export class Runner {
   rebuild(spec) {
     // The state carries no more than the page shows (22 log columns, 120 Events lines): it is
     // serialized every frame, and its cost grows with what it holds.
-    const opts = { nodes: spec.nodes, seed: String(spec.seed), log_len: LOG_LEN, trace_len: TRACE_LEN };
+    const opts = { nodes: spec.nodes, seed: String(spec.seed), log_len: LOG_LEN, trace_len: TRACE_LEN, message_lines: MESSAGE_LINES };
     if (spec.snap) opts.snapshot_threshold = spec.snap;
     let pg;
     try {
