@@ -4,7 +4,7 @@ import init, * as wasm from "./pkg/raftkv_web.js";
 import { Runner, SimCrash } from "./runner.js";
 import { Ring } from "./ring.js";
 import { Members } from "./members.js";
-import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict } from "./panels.js";
+import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict, SHOW_DEFAULT } from "./panels.js";
 import { Drawer } from "./drawer.js";
 import { encodeRun, decodeRun } from "./share.js";
 import { SCENARIOS } from "./scenarios.js";
@@ -45,6 +45,8 @@ let dirty = true;
 let draws = 0;
 /** The op the person follows (its log entry and messages highlighted), or null. */
 let followOp = null;
+/** Which kinds of lines Events shows (the filter's checkboxes). */
+const traceShow = { ...SHOW_DEFAULT };
 /** Where the timeline was dragged to and not yet gone (applied once per frame), or null. */
 let scrubTo = null;
 /** The last branch taken ({at, dropped, until}, see Runner.onBranch), told until the next rewind. */
@@ -417,6 +419,15 @@ function wire() {
     }
   };
   ui.helpBtn.onclick = () => ui.help.showModal();
+  for (const box of document.querySelectorAll("#trace-filter input")) {
+    box.checked = traceShow[box.dataset.kind];
+    box.onchange = () => {
+      traceShow[box.dataset.kind] = box.checked;
+      box.blur();
+      lastPanels.key = "";
+      draw(true);
+    };
+  }
   ui.addNode.onclick = () => addNode();
   ui.clickMode.onchange = () => {
     const mode = ui.clickMode.value;
@@ -531,7 +542,7 @@ function draw(force = false) {
       drawLogs(ui.logs, st, { follow: ring.followIndex });
       drawKv(ui.kv, st);
       drawOps(ui.ops, st, followOp);
-      drawTrace(ui.trace, st, runner.generation);
+      drawTrace(ui.trace, st, runner.generation, traceShow);
       drawVerdict(ui.verdict, st);
       members.draw(st, t);
       ui.jointBadge.hidden = !st.membership.joint;
