@@ -197,8 +197,13 @@ function drawTimeline() {
   } else if (branch) {
     kind = "branch";
     const b = branch;
-    note = `Branched at ${b.at.t} ms: the recorded future up to ${b.until.t} ms` +
-      `${b.dropped ? ` and its ${b.dropped} action${b.dropped === 1 ? "" : "s"}` : ""} is dropped. Share links to this branch.`;
+    const acts = `${b.dropped} recorded action${b.dropped === 1 ? "" : "s"}`;
+    // Rewound, the timeline ahead is dropped; at the end of a link still replaying, only its
+    // actions still ahead are.
+    const gone = b.until.t > b.at.t || b.until.ev > b.at.ev
+      ? `the recorded future up to ${b.until.t} ms${b.dropped ? ` and its ${b.dropped} action${b.dropped === 1 ? "" : "s"}` : ""} is dropped`
+      : `the link's ${acts} still ahead ${b.dropped === 1 ? "is" : "are"} dropped`;
+    note = `Branched at ${b.at.t} ms: ${gone}. Share links to this branch.`;
   }
   if (ui.rewindNote.textContent !== note) ui.rewindNote.textContent = note;
   ui.rewindNote.hidden = !note;

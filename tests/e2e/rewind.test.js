@@ -100,6 +100,17 @@ test("scrubbing back then forward gives exactly the state of never having rewoun
   assert.equal((await note(p)).shown, false);
   assert.deepEqual(await furthest(p), { t: end.now, ev: end.events }, "the furthest point kept");
 
+  // A drag in progress (input events only, no change yet): the frame loop goes there.
+  await p.evaluate(() => {
+    const s = document.querySelector("#scrub");
+    for (const x of [2600, 2200, 1500]) {
+      s.value = String(x);
+      s.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  });
+  await h.waitFor(p, (s) => s.now === 1500, null, "the run at the dragged-to 1500 ms");
+  assert.equal((await note(p)).kind, "rewound");
+
   // Back near the start and forward again: the same end state.
   await scrub(p, 200);
   assert.equal((await h.state(p)).now, 200);
@@ -185,6 +196,22 @@ test("an action while rewound starts a branch; its Share link replays the branch
   assert.ok(later.nodes.every((x) => x.alive), "nobody killed");
   assert.ok(!later.ops.some((o) => o.key === "y"), "no put of y");
   assert.ok(later.nodes.some((x) => x.kv.z === "3"), "the branch's put landed");
+  await p.close();
+  assert.deepEqual(env.errors, []);
+});
+
+test("an action while a link still replays drops the link's actions ahead, and says so", async () => {
+  // A link without a time plays from zero, its actions replaying as the clock reaches them.
+  const p = await env.page("#n=5&seed=11&a=5000@1:set_loss:0.5,6000@1:heal_all");
+  await h.setPlaying(p, false);
+  assert.equal(await p.evaluate(() => window.raftkv.runner.pending.length), 2);
+  await p.keyboard.press("h"); // heal all: an action of its own, now
+  const n = await note(p);
+  assert.equal(n.kind, "branch");
+  assert.match(n.text, /^Branched at \d+ ms: the link's 2 recorded actions still ahead are dropped\./);
+  assert.equal(await p.evaluate(() => window.raftkv.runner.pending.length), 0);
+  await advance(p, 7000);
+  assert.equal((await h.state(p)).net.loss, 0, "the dropped set_loss never came");
   await p.close();
   assert.deepEqual(env.errors, []);
 });
