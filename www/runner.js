@@ -189,11 +189,8 @@ export class Runner {
     if (ev === 0) return false;
     const furthest = this.furthest;
     this.rebuild(this.runSpec());
-    while (this.pending.length && this.pending[0].ev <= ev - 1) {
-      const a = this.pending.shift();
-      this.guard((pg) => pg.run_to(a.t, a.ev));
-      this.replay(a);
-    }
+    // Every action taken before event `ev` ran (after at most `ev - 1` events), whatever its time.
+    this.replayUpTo({ t: Infinity, ev: ev - 1 });
     this.guard((pg) => pg.run_events(ev - 1));
     this.cache = null;
     this.version++;
