@@ -182,10 +182,11 @@ function drawTimeline() {
   const rewound = runner.rewound;
   ui.timeline.classList.toggle("rewound", rewound);
   ui.scrubLabel.textContent = rewound ? `${now} / ${f.t} ms` : `${now} ms`;
-  const actions = runner.runSpec().actions;
-  const marks = actions.map((a) => a.t).join();
+  // The ticks change only when the recorded actions do: a new run, an action, a branch.
+  const marks = `${runner.generation}/${runner.spec.actions.length}/${runner.pending.length}`;
   if (ui.scrubMarks.dataset.marks !== marks) {
     ui.scrubMarks.dataset.marks = marks;
+    const actions = [...runner.spec.actions, ...runner.pending];
     ui.scrubMarks.replaceChildren(...actions.map((a) => new Option(`${a.name} at ${a.t} ms`, String(a.t))));
   }
   let note = "", kind = "";
