@@ -4,7 +4,7 @@ import init, * as wasm from "./pkg/raftkv_web.js";
 import { Runner, SimCrash } from "./runner.js";
 import { Ring } from "./ring.js";
 import { Members } from "./members.js";
-import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict } from "./panels.js";
+import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict, SHOW_DEFAULT } from "./panels.js";
 import { Drawer } from "./drawer.js";
 import { encodeRun, decodeRun } from "./share.js";
 import { SCENARIOS } from "./scenarios.js";
@@ -13,7 +13,9 @@ import { ROLE_COLORS, ROLE_NAMES, ROLE_LETTERS, KIND_FAMILIES } from "./colors.j
 const $ = (sel) => document.querySelector(sel);
 
 const ui = {
-  play: $("#play"), step: $("#step"), speed: $("#speed"), speedLabel: $("#speed-label"),
+  play: $("#play"), step: $("#step"), stepBack: $("#step-back"),
+  scrub: $("#scrub"), scrubLabel: $("#scrub-label"), scrubMarks: $("#scrub-marks"), timeline: $("#timeline"),
+  rewindNote: $("#rewind-note"), speed: $("#speed"), speedLabel: $("#speed-label"),
   nodes: $("#nodes"), seed: $("#seed"), reset: $("#reset"), scenario: $("#scenario"),
   share: $("#share"), helpBtn: $("#help-btn"), help: $("#help"), banner: $("#banner"), toast: $("#toast"),
   logs: $("#logs"), kv: $("#kv"), ops: $("#ops"), trace: $("#trace"), verdict: $("#verdict"),
@@ -43,11 +45,17 @@ let dirty = true;
 let draws = 0;
 /** The op the person follows (its log entry and messages highlighted), or null. */
 let followOp = null;
+/** Which kinds of lines Events shows (the filter's checkboxes). */
+const traceShow = { ...SHOW_DEFAULT };
+/** Where the timeline was dragged to and not yet gone (applied once per frame), or null. */
+let scrubTo = null;
+/** The last branch taken ({at, dropped, until}, see Runner.onBranch), told until the next rewind. */
+let branch = null;
 
 /** For tests and the curious: the live objects. */
 window.raftkv = {
   get runner() { return runner; }, get playing() { return playing; }, setPlaying, reset: (s) => startRun(s),
-  get draws() { return draws; }, get drawer() { return drawer?.sel ?? null; }, get followOp() { return followOp; },
+  get draws() { return draws; }, get branch() { return branch; }, get drawer() { return drawer?.sel ?? null; }, get followOp() { return followOp; },
 };
 
 // ---- messages to the person ----
@@ -133,10 +141,75 @@ function startRun(spec, { play = spec.t == null } = {}) {
   ui.seed.value = runner.spec.seed;
   lastPanels.key = "";
   followOp = null;
+  if (ok) branch = null;
   updateHash();
   draw(true);
   setPlaying(ok ? play : wasPlaying);
   return ok;
+}
+
+// ---- rewind ----
+
+/**
+ * Goes to simulated time `t` on the timeline: back is a rebuild and a replay (Runner.rewindTo),
+ * forward is running on; the end of the timeline is exactly the furthest point reached.
+ */
+function scrubToTime(t) {
+  safely(() => {
+    const f = runner.furthest;
+    if (t >= f.t) runner.rewindTo(f.t, f.ev);
+    else runner.rewindTo(t);
+  });
+  branch = null; // told until the next move on the timeline
+  dirty = true;
+}
+
+/** Goes back one event (Runner.stepBack). */
+function stepBack() {
+  setPlaying(false);
+  scrubTo = null;
+  branch = null;
+  safely(() => runner.stepBack());
+  updateHash();
+  draw(true);
+}
+
+/** The timeline under the ring: its range, position, action ticks, and the rewind notice. */
+function drawTimeline() {
+  const f = runner.furthest, now = runner.now();
+  ui.scrub.max = String(f.t);
+  if (scrubTo == null) ui.scrub.value = String(now);
+  const rewound = runner.rewound;
+  ui.timeline.classList.toggle("rewound", rewound);
+  ui.scrubLabel.textContent = rewound ? `${now} / ${f.t} ms` : `${now} ms`;
+  // The ticks change only when the recorded actions do: a new run, an action, a branch.
+  const marks = `${runner.generation}/${runner.spec.actions.length}/${runner.pending.length}`;
+  if (ui.scrubMarks.dataset.marks !== marks) {
+    ui.scrubMarks.dataset.marks = marks;
+    const actions = [...runner.spec.actions, ...runner.pending];
+    ui.scrubMarks.replaceChildren(...actions.map((a) => new Option(`${a.name} at ${a.t} ms`, String(a.t))));
+  }
+  let note = "", kind = "";
+  if (rewound) {
+    const ahead = runner.pending.length;
+    kind = "rewound";
+    note = `Rewound to ${now} ms of ${f.t} ms (event ${runner.events()} of ${f.ev}). Play, step or drag forward to replay ` +
+      `the recorded run${ahead ? ` (${ahead} action${ahead === 1 ? "" : "s"} ahead)` : ""}; an action taken here starts a branch.`;
+  } else if (branch) {
+    kind = "branch";
+    const b = branch;
+    const acts = `${b.dropped} recorded action${b.dropped === 1 ? "" : "s"}`;
+    // Rewound, the timeline ahead is dropped; at the end of a link still replaying, only its
+    // actions still ahead are.
+    const gone = b.until.t > b.at.t || b.until.ev > b.at.ev
+      ? `the recorded future up to ${b.until.t} ms${b.dropped ? ` and its ${b.dropped} action${b.dropped === 1 ? "" : "s"}` : ""} is dropped`
+      : `the link's ${acts} still ahead ${b.dropped === 1 ? "is" : "are"} dropped`;
+    note = `Branched at ${b.at.t} ms: ${gone}. Share links to this branch.`;
+  }
+  if (ui.rewindNote.textContent !== note) ui.rewindNote.textContent = note;
+  ui.rewindNote.hidden = !note;
+  ui.rewindNote.className = `rewind-note ${kind}`;
+  ui.rewindNote.dataset.kind = kind;
 }
 
 /** Takes a recorded action (see Runner.act); a refusal shows as a toast. */
@@ -306,6 +379,16 @@ function onLink(a, b, oneWay) {
 function wire() {
   ui.play.onclick = () => setPlaying(!playing);
   ui.step.onclick = () => { setPlaying(false); safely(() => runner.step()); updateHash(); draw(true); };
+  ui.stepBack.onclick = () => stepBack();
+  // Dragging asks for a time; the frame loop goes there (only the latest of a drag's many
+  // positions is replayed).
+  ui.scrub.oninput = () => { setPlaying(false); scrubTo = Number(ui.scrub.value); };
+  ui.scrub.onchange = () => {
+    if (scrubTo != null) { scrubToTime(scrubTo); scrubTo = null; }
+    ui.scrub.blur();
+    updateHash();
+    draw(true);
+  };
   ui.speed.oninput = setSpeedFromSlider;
   ui.speed.onchange = () => ui.speed.blur();
   ui.reset.onclick = () => startRun(currentSettings());
@@ -342,6 +425,15 @@ function wire() {
     }
   };
   ui.helpBtn.onclick = () => ui.help.showModal();
+  for (const box of document.querySelectorAll("#trace-filter input")) {
+    box.checked = traceShow[box.dataset.kind];
+    box.onchange = () => {
+      traceShow[box.dataset.kind] = box.checked;
+      box.blur();
+      lastPanels.key = "";
+      draw(true);
+    };
+  }
   ui.addNode.onclick = () => addNode();
   ui.clickMode.onchange = () => {
     const mode = ui.clickMode.value;
@@ -393,7 +485,8 @@ function wire() {
     if (ui.help.open && ev.key !== "?") return;
     switch (ev.key) {
       case " ": ev.preventDefault(); setPlaying(!playing); break;
-      case "s": ui.step.click(); break;
+      case "s": case "ArrowRight": ui.step.click(); break;
+      case "S": case "ArrowLeft": ev.preventDefault(); stepBack(); break;
       case "r": startRun(currentSettings()); break;
       case "k": {
         const l = safely(leader);
@@ -443,6 +536,7 @@ function draw(force = false) {
     ring.draw(st, t);
     if (drawer.open) drawer.draw(st, t);
     ui.lastEvent.textContent = st.last_event ? `last event: ${st.last_event}` : "";
+    drawTimeline();
     const now = performance.now();
     const key = `${st.events}/${st.ops.length}/${st.nodes.map((n) => n.alive).join()}`;
     const panelsDue = force || key !== lastPanels.key;
@@ -454,7 +548,7 @@ function draw(force = false) {
       drawLogs(ui.logs, st, { follow: ring.followIndex });
       drawKv(ui.kv, st);
       drawOps(ui.ops, st, followOp);
-      drawTrace(ui.trace, st, runner.generation);
+      drawTrace(ui.trace, st, runner.generation, traceShow);
       drawVerdict(ui.verdict, st);
       members.draw(st, t);
       ui.jointBadge.hidden = !st.membership.joint;
@@ -499,6 +593,10 @@ function esc(s) {
 function frame(ts) {
   const dt = lastFrame == null ? 0 : Math.min(100, ts - lastFrame);
   lastFrame = ts;
+  if (scrubTo != null && runner?.live) {
+    scrubToTime(scrubTo);
+    scrubTo = null;
+  }
   if (playing && runner?.live) safely(() => runner.advanceBy(dt * speed));
   // Paused and unchanged: nothing to draw.
   if (runner?.live && (dirty || runner.version !== drawn.version || runner.now() + runner.frac !== drawn.t)) draw();
@@ -513,6 +611,7 @@ async function main() {
     return;
   }
   runner = new Runner(wasm);
+  runner.onBranch = (b) => { branch = b; dirty = true; };
   ring = new Ring($("#ring"), { onNode, onLink, onMessage: (id) => inspect({ kind: "msg", id }), onMenu: showMenu });
   drawer = new Drawer(ui.drawer, {
     act, sendHere, timeoutNow, isolateToggle,

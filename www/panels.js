@@ -1,7 +1,8 @@
 // The side panels: each node's log (aligned by index, coloured by term, commit point marked,
 // with the leader's next ▲ / match ● index per follower and the entries in flight ◌), the
 // key/value table per node, the client's operations, and the event trace (appended to, never
-// rebuilt: its cost does not grow with the run).
+// rebuilt: its cost does not grow with the run; filtered by kind, one commit across nodes on one
+// line).
 
 import { ROLE_COLORS, termColor } from "./colors.js";
 import { esc } from "./ring.js";
@@ -110,33 +111,98 @@ export function drawOps(root, st, follow = null) {
 /** How many lines the Events panel keeps. */
 const TRACE_SHOWN = 120;
 
+/** The kinds of Events lines, each behind a filter: what a node did, messages, the client. */
+export const LINE_KINDS = ["state", "message", "client"];
+
+/** What the Events panel shows by default: messages are many, so they are off. */
+export const SHOW_DEFAULT = { state: true, message: false, client: true };
+
+const COMMIT = /^commits up to #(\d+)$/;
+
 function traceItem(l) {
   const li = document.createElement("li");
   li.dataset.seq = String(l.seq);
-  li.innerHTML = `<span class="at">${l.at}</span><span class="who">${esc(l.node ?? (l.text.startsWith("op #") ? "client" : "net"))}</span><span class="txt">${esc(l.text)}</span>`;
+  li.dataset.kind = l.kind ?? "state";
+  let who = l.node ?? (l.text.startsWith("op #") ? "client" : "net"), text = l.text;
+  // A message line starts with its link ("n1→n2 append_entries ..."): that is its who.
+  if (l.kind === "message") [who, text] = [l.text.slice(0, l.text.indexOf(" ")), l.text.slice(l.text.indexOf(" ") + 1)];
+  li.innerHTML = `<span class="at">${l.at}</span><span class="who">${esc(who)}</span><span class="txt">${esc(text)}</span>`;
   return li;
+}
+
+/**
+ * One commit across nodes is one line: "n1, n3, n2 commit up to #5", at the first node's time,
+ * its title telling each node's. `data-seqs` lists the trace lines it stands for.
+ */
+function mergeCommit(li, l) {
+  const c = li._commit;
+  c.push(l);
+  li.dataset.seqs = c.map((x) => x.seq).join();
+  li.title = c.map((x) => `${x.node} at ${x.at} ms`).join(", ");
+  if (c.length === 1) return;
+  li.querySelector(".who").textContent = `${c.length} nodes`;
+  li.querySelector(".txt").textContent = `${c.map((x) => x.node).join(", ")} commit up to #${COMMIT.exec(l.text)[1]}`;
+}
+
+/** The two line lists (each oldest first, by seq) as one, oldest first. */
+function merged(a, b) {
+  if (!b.length) return a;
+  const out = [];
+  let i = 0, j = 0;
+  while (i < a.length || j < b.length) out.push(j >= b.length || (i < a.length && a[i].seq < b[j].seq) ? a[i++] : b[j++]);
+  return out;
 }
 
 /**
  * The Events panel, newest first: only the lines past the last one shown are added (and the
  * oldest beyond TRACE_SHOWN removed), so a redraw costs what is new, not the whole list. A new
- * run (`generation`) starts the list over.
+ * run (`generation`) or other filters (`show`: kind -> shown) start the list over. Message
+ * lines come from `st.message_trace`, merged in by their number.
  * @param {import("./types.js").PlaygroundState} st
  */
-export function drawTrace(root, st, generation = 0) {
-  const last = st.trace.at(-1)?.seq ?? -1;
-  if (root._gen !== generation || (root._last ?? -1) > last) {
+export function drawTrace(root, st, generation = 0, show = SHOW_DEFAULT) {
+  const key = `${generation}/${LINE_KINDS.filter((k) => show[k]).join()}`;
+  const lines = merged(st.trace, show.message ? st.message_trace ?? [] : [])
+    .filter((l) => show[l.kind ?? "state"]);
+  const last = lines.at(-1)?.seq ?? -1;
+  if (root._key !== key || (root._last ?? -1) > last) {
     root.replaceChildren();
+    root.dataset.from = "0";
     root._last = -1;
-    root._gen = generation;
+    root._key = key;
+    root._commits = new Map(); // commit index -> its line, for the last few indices
   }
-  const fresh = st.trace.filter((l) => l.seq > root._last).slice(-TRACE_SHOWN);
-  if (fresh.length) {
-    const frag = document.createDocumentFragment();
-    for (let k = fresh.length - 1; k >= 0; k--) frag.appendChild(traceItem(fresh[k]));
-    root.prepend(frag);
-    root._last = last;
-    while (root.childElementCount > TRACE_SHOWN) root.lastElementChild.remove();
+  const fresh = lines.filter((l) => l.seq > root._last).slice(-TRACE_SHOWN);
+  if (!fresh.length) return;
+  const added = [];
+  for (const l of fresh) {
+    const m = l.node ? COMMIT.exec(l.text) : null;
+    const same = m ? root._commits.get(m[1]) : null;
+    if (same && !same._commit.some((x) => x.node === l.node)) {
+      mergeCommit(same, l);
+      continue;
+    }
+    const li = traceItem(l);
+    if (m) {
+      li._commit = [];
+      mergeCommit(li, l);
+      root._commits.set(m[1], li);
+      if (root._commits.size > 16) root._commits.delete(root._commits.keys().next().value);
+    }
+    added.push(li);
+  }
+  const frag = document.createDocumentFragment();
+  for (let k = added.length - 1; k >= 0; k--) frag.appendChild(added[k]);
+  root.prepend(frag);
+  root._last = last;
+  while (root.childElementCount > TRACE_SHOWN) {
+    // `data-from`: every line from this number on is shown (a commit line gone takes the later
+    // commits it stood for with it).
+    const gone = root.lastElementChild;
+    const seqs = (gone.dataset.seqs ?? gone.dataset.seq).split(",").map(Number);
+    root.dataset.from = String(Math.max(Number(root.dataset.from ?? 0), ...seqs.map((x) => x + 1)));
+    gone.remove();
+    for (const [i, li] of root._commits) if (li === gone) root._commits.delete(i);
   }
 }
 

@@ -21,6 +21,7 @@
  * @property {number} [snapshot_threshold=0] snapshot every N applied entries (0: never)
  * @property {number} [trace_len=200]         how many trace lines state() keeps
  * @property {number} [log_len=60]            how many log entries per node state() carries
+ * @property {number} [message_lines=0]       how many delivery and drop lines state() keeps
  */
 
 /**
@@ -84,6 +85,8 @@
  * @property {LinkState[]} links              every ordered pair (from != to)
  * @property {OpState[]} ops                  every client op, oldest first
  * @property {TraceLine[]} trace              the last `trace_len` events, oldest first
+ * @property {TraceLine[]} message_trace      the last `message_lines` deliveries and drops,
+ *                                            oldest first, numbered in the trace's sequence
  * @property {string|null} last_event         the last event run, one line (a delivery, a
  *                                            timer...): what a single step did
  * @property {HistoryVerdict} history
@@ -192,8 +195,9 @@
  * @property {number|null} completed_at
  */
 
-/** @typedef {{seq: number, at: number, node: string|null, text: string}} TraceLine  seq: the
- * line's number in the run (0 first, no gaps) */
+/** @typedef {{seq: number, at: number, node: string|null, text: string, kind: "state"|"client"|"message"}} TraceLine
+ * seq: the line's number in the run (0 first; no gaps unless message lines are kept, which
+ * take numbers of the same sequence); kind: what the Events filter sorts it under */
 
 /**
  * @typedef {object} HistoryVerdict

@@ -144,7 +144,7 @@ test("the playground runs a cluster you can poke at", async (t) => {
     await page.click("#share");
     const shared = page.url();
     const here1 = await state();
-    assert.match(shared, /#n=5&seed=7&t=\d+&a=/);
+    assert.match(shared, /#n=5&seed=7&t=\d+@\d+&a=/);
     console.log(`# shared link: ${shared.length} chars, t=${here1.now} ms, ${here1.events} events, ${here1.ops.length} ops`);
 
     const other = await env.newPage();

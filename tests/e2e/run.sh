@@ -22,4 +22,4 @@ cargo build -p raftkv-native --bin playground
 export PLAYGROUND_BIN="${PLAYGROUND_BIN:-$CARGO_TARGET_DIR/debug/playground}"
 
 cd "$here"
-node --test playground.test.js members.test.js robust.test.js layout.test.js inspect.test.js
+node --test playground.test.js members.test.js robust.test.js layout.test.js inspect.test.js rewind.test.js events.test.js

@@ -31,6 +31,9 @@ pub struct Options {
     pub trace_len: u32,
     /// Log entries per node `state()` carries.
     pub log_len: u32,
+    /// Message lines (deliveries and drops) `state()` keeps in `message_trace`, for the Events
+    /// panel's message filter; 0: none. They share the trace's numbering when kept.
+    pub message_lines: u32,
 }
 
 impl Default for Options {
@@ -47,6 +50,7 @@ impl Default for Options {
             snapshot_threshold: 0.0,
             trace_len: 200,
             log_len: 60,
+            message_lines: 0,
         }
     }
 }
@@ -129,6 +133,9 @@ pub struct State {
     pub ops: Vec<OpState>,
     /// The last trace lines, oldest first.
     pub trace: Vec<TraceLine>,
+    /// The last `message_lines` message deliveries and drops, oldest first, numbered in the
+    /// same sequence as `trace` (so the two merge in order).
+    pub message_trace: Vec<TraceLine>,
     /// The last event the simulator ran, one line (a delivery, a timer, a role change...):
     /// what a single step did, even when it left no trace line.
     pub last_event: Option<String>,
@@ -367,6 +374,9 @@ pub struct TraceLine {
     pub node: Option<String>,
     /// What happened.
     pub text: String,
+    /// Its kind, for the Events filter: `state` (what a node did), `client` (an op began or
+    /// ended) or `message` (a delivery or a drop).
+    pub kind: &'static str,
 }
 
 /// The linearizability verdict.

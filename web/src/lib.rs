@@ -131,6 +131,12 @@ impl Playground {
         self.session.run_to(t, events).map_err(js_err)
     }
 
+    /// Rewind helper: runs events until `events` ran in total, the clock left at the last
+    /// one's time (where single steps would have left it).
+    pub fn run_events(&mut self, events: f64) -> Result<(), JsError> {
+        self.session.run_events(events).map_err(js_err)
+    }
+
     /// Crashes a node: volatile state lost, storage kept.
     pub fn kill(&mut self, id: &str) -> Result<(), JsError> {
         self.session.kill(id).map_err(js_err)

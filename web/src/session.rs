@@ -64,6 +64,8 @@ pub struct Session {
     pub links: Vec<LinkCount>,
     /// The last `opts.trace_len` readable trace lines.
     pub trace: VecDeque<TraceLine>,
+    /// The last `opts.message_lines` deliveries and drops, as trace lines.
+    pub message_trace: VecDeque<TraceLine>,
     /// Each node's status when last seen running (what a dead node shows).
     pub last_status: Vec<Option<Status>>,
     /// Whether each node was ever seen a member of the configuration the page shows: one that
@@ -108,8 +110,8 @@ impl Session {
             )
         })?;
         let snap = whole("snapshot_threshold", opts.snapshot_threshold)?;
-        if opts.trace_len > 10_000 || opts.log_len > 10_000 {
-            return Err("trace_len and log_len must be at most 10000".to_string());
+        if opts.trace_len > 10_000 || opts.log_len > 10_000 || opts.message_lines > 10_000 {
+            return Err("trace_len, log_len and message_lines must be at most 10000".to_string());
         }
         let n = opts.nodes as usize;
         let mut cfg = SimConfig::new(seed, n);
@@ -131,6 +133,7 @@ impl Session {
             ops: Vec::new(),
             links: vec![LinkCount::default(); n * n],
             trace: VecDeque::new(),
+            message_trace: VecDeque::new(),
             last_status: vec![None; n],
             ever_member: vec![true; n],
             verdict: None,
@@ -191,6 +194,17 @@ impl Session {
         if self.cluster.failure().is_none() {
             self.cluster.advance_clock_to(t);
         }
+        self.sync();
+        Ok(())
+    }
+
+    /// Rewind helper: runs events until `events` have run in total (or nothing is scheduled),
+    /// leaving the clock at the last one's time, as single steps would. A step back rebuilds
+    /// the run and comes here: the clock a step left is the time of that event, which the page
+    /// does not know beforehand, so `run_to` (which needs a time) cannot land there.
+    pub fn run_events(&mut self, events: f64) -> Result<(), String> {
+        let events = whole("run_events: events", events)?;
+        while self.events() < events && self.cluster.step().unwrap_or(false) {}
         self.sync();
         Ok(())
     }
@@ -411,6 +425,27 @@ impl Session {
     }
 
     /// Keeps a drop to draw, at most [`MAX_DROPS`].
+    /// Keeps a delivery or drop line for the Events panel's message filter, when asked for
+    /// (`message_lines`); it takes the next number of the trace, so the two lists merge in order.
+    /// Unasked, the trace's numbers stay those of its own lines alone.
+    fn push_message_line(&mut self, at: u64, text: &str) {
+        let keep = self.opts.message_lines as usize;
+        if keep == 0 {
+            return;
+        }
+        if self.message_trace.len() >= keep {
+            self.message_trace.pop_front();
+        }
+        self.message_trace.push_back(TraceLine {
+            seq: self.trace_seq,
+            at,
+            node: None,
+            text: text.to_string(),
+            kind: "message",
+        });
+        self.trace_seq += 1;
+    }
+
     fn push_drop(&mut self, d: DropState) {
         if self.drops.len() >= MAX_DROPS {
             self.drops.pop_front();
@@ -493,7 +528,9 @@ impl Session {
                 TraceKind::Deliver { id, from, to, kind } => {
                     let sent = self.flying.remove(id);
                     let summary = sent.as_ref().map_or("", |(_, s)| s.as_str());
-                    self.last_event = Some(format!("{from}→{to} {kind} {summary} delivered"));
+                    let line = format!("{from}→{to} {kind} {summary} delivered");
+                    self.push_message_line(ev.time, &line);
+                    self.last_event = Some(line);
                     if let (Some(a), Some(b)) = (node_of(from, n), node_of(to, n)) {
                         self.links[a * n + b].delivered += 1;
                         if kind.ends_with("vote_response") {
@@ -520,8 +557,9 @@ impl Session {
                     reason,
                 } => {
                     let flew = self.flying.remove(id).is_some();
-                    self.last_event =
-                        Some(format!("{from}→{to} {kind} dropped ({})", reason.as_str()));
+                    let line = format!("{from}→{to} {kind} dropped ({})", reason.as_str());
+                    self.push_message_line(ev.time, &line);
+                    self.last_event = Some(line);
                     if let (Some(a), Some(b)) = (node_of(from, n), node_of(to, n)) {
                         self.links[a * n + b].dropped += 1;
                         self.push_drop(DropState {
@@ -551,11 +589,20 @@ impl Session {
                             self.trace.pop_front();
                         }
                         if self.opts.trace_len > 0 {
+                            let kind = if matches!(
+                                kind,
+                                TraceKind::Invoke { .. } | TraceKind::Complete { .. }
+                            ) {
+                                "client"
+                            } else {
+                                "state"
+                            };
                             self.trace.push_back(TraceLine {
                                 seq: self.trace_seq,
                                 at: ev.time,
                                 node,
                                 text,
+                                kind,
                             });
                         }
                         self.trace_seq += 1;

@@ -150,6 +150,7 @@ pub fn state(s: &mut Session) -> State {
         links,
         ops,
         trace: s.trace.iter().cloned().collect(),
+        message_trace: s.message_trace.iter().cloned().collect(),
         last_event: s.last_event.clone(),
         history,
         violations: c.failure().map(|v| v.to_string()).into_iter().collect(),

@@ -278,3 +278,101 @@ fn the_configuration_is_shown_with_each_nodes_place_in_it() {
     let l = st.nodes.iter().find(|n| n.role == "leader").unwrap();
     assert!(l.transfer_to.is_none());
 }
+
+#[test]
+fn run_events_lands_where_single_steps_do() {
+    // The live run: a stretch of time, an action, then single steps (the clock is each event's).
+    let mut live = session(9);
+    live.advance(700.0).unwrap();
+    let (t, ev) = (live.now(), live.events());
+    live.kill("n2").unwrap();
+    for _ in 0..25 {
+        assert!(live.step());
+    }
+    let want = format!("{:?}", raftkv_web::view::state(&mut live));
+    let (end_t, end_ev) = (live.now(), live.events());
+
+    // A rebuild that goes back to the action's point and then runs to the event count: the
+    // same clock and state, though the time of the last event was never given.
+    let mut again = session(9);
+    again.run_to(t as f64, ev as f64).unwrap();
+    again.kill("n2").unwrap();
+    again.run_events(end_ev as f64).unwrap();
+    assert_eq!((again.now(), again.events()), (end_t, end_ev));
+    assert_eq!(format!("{:?}", raftkv_web::view::state(&mut again)), want);
+    assert!(again.run_events(f64::NAN).is_err());
+}
+
+#[test]
+fn message_lines_are_kept_only_when_asked_and_number_in_the_traces_sequence() {
+    let opts = |message_lines| Options {
+        nodes: 3,
+        seed: Some(raftkv_web::contract::SeedValue::Number(6.0)),
+        message_lines,
+        ..Options::default()
+    };
+    // Unasked: no message lines, and the trace numbers its own lines 0, 1, 2, ...
+    let mut plain = Session::new(opts(0)).unwrap();
+    plain.advance(2_000.0).unwrap();
+    put(&mut plain, "a", "1");
+    plain.advance(500.0).unwrap();
+    let st = raftkv_web::view::state(&mut plain);
+    assert!(st.message_trace.is_empty());
+    assert!(st.trace.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    assert!(
+        st.trace
+            .iter()
+            .any(|l| l.kind == "client" && l.text.starts_with("op #1"))
+    );
+    assert!(
+        st.trace
+            .iter()
+            .any(|l| l.kind == "state" && l.text.starts_with("commits up to"))
+    );
+
+    // Asked: the last 50 deliveries and drops, numbered in one sequence with the trace.
+    let mut s = Session::new(opts(50)).unwrap();
+    s.advance(2_000.0).unwrap();
+    put(&mut s, "a", "1");
+    s.set_loss(0.3).unwrap();
+    s.advance(500.0).unwrap();
+    let st = raftkv_web::view::state(&mut s);
+    assert_eq!(st.message_trace.len(), 50);
+    assert!(st.message_trace.iter().all(|l| l.kind == "message"));
+    assert!(
+        st.message_trace
+            .iter()
+            .any(|l| l.text.ends_with("delivered"))
+    );
+    assert!(
+        st.message_trace
+            .iter()
+            .any(|l| l.text.ends_with("dropped (lost)"))
+    );
+    let mut seqs: Vec<u64> = st
+        .trace
+        .iter()
+        .chain(&st.message_trace)
+        .map(|l| l.seq)
+        .collect();
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "no number given twice");
+    assert!(
+        st.message_trace
+            .windows(2)
+            .all(|w| w[0].seq < w[1].seq && w[0].at <= w[1].at)
+    );
+    // The run itself is the same either way: only what is kept differs.
+    assert_eq!(
+        Session::new(opts(0)).map(|mut p| {
+            p.advance(2_000.0).unwrap();
+            put(&mut p, "a", "1");
+            p.set_loss(0.3).unwrap();
+            p.advance(500.0).unwrap();
+            (p.now(), p.events(), p.cluster.trace().len())
+        }),
+        Ok((s.now(), s.events(), s.cluster.trace().len()))
+    );
+}
