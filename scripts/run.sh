@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 echo "[run] building the playground's wasm package into www/pkg"
-wasm-pack build web --release --target web --out-dir ../www/pkg --no-typescript
+bash scripts/wasm.sh pkg
 echo "[run] building kvserver, kvctl and playground (release)"
 cargo build --release -p raftkv-native --bins
 

@@ -21,10 +21,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest (about 3 minutes)"
   cargo install cargo-nextest --locked
 fi
-if ! command -v wasm-pack >/dev/null 2>&1; then
-  log "installing wasm-pack (about 2 minutes)"
-  cargo install wasm-pack
-fi
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   log "installing Debian's chromium and chromium-driver"
   export DEBIAN_FRONTEND=noninteractive
@@ -60,4 +56,4 @@ if ! cmp -s "$PY_REQUIREMENTS" "$PY_VENV/requirements.installed"; then
   cp "$PY_REQUIREMENTS" "$PY_VENV/requirements.installed"
 fi
 
-log "ready: $(wasm-bindgen --version), $(cargo nextest --version | head -1), $(wasm-pack --version), $(chromium --version 2>/dev/null | head -1), $("$PY_VENV/bin/python" --version)"
+log "ready: $(wasm-bindgen --version), $(cargo nextest --version | head -1), $(chromium --version 2>/dev/null | head -1), $("$PY_VENV/bin/python" --version)"

@@ -57,13 +57,12 @@ done
 python3 scripts/check_history.py "$hist_dir"/*.jsonl
 rm -rf "$hist_dir"
 
-step "core's tests under wasm32 (wasm-pack test --node)"
-wasm-pack test --node core
+step "core's tests under wasm32 in Node (scripts/wasm.sh)"
+bash scripts/wasm.sh test raftkv-core
 
 step "web bindings under wasm32: Node, then headless Chromium"
-wasm-pack test --node web
-# The tests are configured for Node; WASM_BINDGEN_USE_BROWSER makes the runner use the browser.
-CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_USE_BROWSER=1 wasm-pack test --headless --chrome web
+bash scripts/wasm.sh test raftkv-web
+bash scripts/wasm.sh test raftkv-web --chrome
 
 step "the playground page end to end in headless Chromium"
 bash tests/e2e/run.sh

@@ -21,7 +21,7 @@
 //! through joint configurations, leadership is transferred, and new leaders are asked for a
 //! change at once. The summary counts all of it, and fails if any of it never happens.
 //!
-//! The same tests run in wasm (`wasm-pack test --node core`) with fewer seeds and no
+//! The same tests run in wasm (`bash scripts/wasm.sh test raftkv-core`) with fewer seeds and no
 //! environment.
 
 use raftkv_core::sim::committed_reads::{self, ReadError};

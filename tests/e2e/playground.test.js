@@ -2,7 +2,7 @@
 // (playwright-core, Debian's chromium). The page is served by the `playground` binary (native/)
 // on a free port. Build first (run.sh does all of it):
 //
-//   wasm-pack build web --release --target web --out-dir ../www/pkg --no-typescript
+//   bash scripts/wasm.sh pkg
 //   cargo build -p raftkv-native --bin playground
 //   node --test playground.test.js
 //

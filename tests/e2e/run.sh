@@ -17,7 +17,7 @@ cd "$here"
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 
 cd "$root"
-wasm-pack build web --release --target web --out-dir ../www/pkg --no-typescript
+bash scripts/wasm.sh pkg
 cargo build -p raftkv-native --bin playground
 export PLAYGROUND_BIN="${PLAYGROUND_BIN:-$CARGO_TARGET_DIR/debug/playground}"
 

@@ -1,6 +1,6 @@
-//! The `Playground` class as JavaScript uses it, run in wasm: `wasm-pack test --node web` and
-//! `WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome web`
-//! (without `WASM_BINDGEN_USE_BROWSER=1` the runner skips these node-configured tests in Chrome).
+//! The `Playground` class as JavaScript uses it, run in wasm: `bash scripts/wasm.sh test
+//! raftkv-web` and `bash scripts/wasm.sh test raftkv-web --chrome` (without
+//! `WASM_BINDGEN_USE_BROWSER=1` the runner skips these node-configured tests in Chrome).
 #![cfg(target_arch = "wasm32")]
 
 use raftkv_web::Playground;

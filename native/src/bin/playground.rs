@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !args.dir.join("pkg").join("raftkv_web.js").is_file() {
         eprintln!(
-            "warning: {} is missing; build it with: wasm-pack build web --target web --out-dir ../www/pkg",
+            "warning: {} is missing; build it with: bash scripts/wasm.sh pkg",
             args.dir.join("pkg").join("raftkv_web.js").display()
         );
     }
