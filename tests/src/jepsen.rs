@@ -74,6 +74,9 @@ pub struct JepsenConfig {
     /// Where to write the history (default: a file under the system's temp dir, named by the
     /// seed).
     pub history_path: Option<PathBuf>,
+    /// `RAFTKV_JEPSEN_FAULTS` when the run's nemesis was narrowed by it (kept for the replay
+    /// command).
+    pub faults: Option<String>,
 }
 
 /// Keys per family.
@@ -81,9 +84,11 @@ pub const FAMILY_KEYS: usize = 3;
 
 impl JepsenConfig {
     /// A run of `nodes` nodes for `secs` seconds, overridden by `RAFTKV_JEPSEN_SEED`,
-    /// `RAFTKV_JEPSEN_NODES`, `RAFTKV_JEPSEN_SECS`, `RAFTKV_JEPSEN_CLIENTS` and
-    /// `RAFTKV_JEPSEN_HISTORY`. Without a seed, one is drawn from the clock (and printed).
-    pub fn from_env(nodes: usize, secs: u64) -> Self {
+    /// `RAFTKV_JEPSEN_NODES`, `RAFTKV_JEPSEN_SECS`, `RAFTKV_JEPSEN_CLIENTS`,
+    /// `RAFTKV_JEPSEN_HISTORY` and `RAFTKV_JEPSEN_FAULTS` (the fault kinds to draw from, e.g.
+    /// `failpoint,kill`; default all). Without a seed, one is drawn from the clock (and
+    /// printed). `Err` names a bad `RAFTKV_JEPSEN_FAULTS`.
+    pub fn from_env(nodes: usize, secs: u64) -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let num = |name: &str, default: u64| {
             var(name)
@@ -95,23 +100,35 @@ impl JepsenConfig {
             .map(|d| d.as_nanos() as u64 % 1_000_000)
             .unwrap_or(1);
         let nodes = num("RAFTKV_JEPSEN_NODES", nodes as u64) as usize;
-        JepsenConfig {
+        let faults = var("RAFTKV_JEPSEN_FAULTS");
+        let nemesis = match &faults {
+            Some(names) => {
+                NemesisConfig::only(names).map_err(|e| format!("RAFTKV_JEPSEN_FAULTS: {e}"))?
+            }
+            None => NemesisConfig::all(),
+        };
+        Ok(JepsenConfig {
             seed: num("RAFTKV_JEPSEN_SEED", clock_seed),
             nodes,
             duration: Duration::from_secs(num("RAFTKV_JEPSEN_SECS", secs)),
             clients: num("RAFTKV_JEPSEN_CLIENTS", 5) as usize,
             families: 3,
             force_stale: false,
-            nemesis: NemesisConfig::all(),
+            nemesis,
             history_path: var("RAFTKV_JEPSEN_HISTORY").map(PathBuf::from),
-        }
+            faults,
+        })
     }
 
     /// The command that replays this run's schedule.
     pub fn replay_command(&self, test: &str) -> String {
+        let faults = match &self.faults {
+            Some(f) => format!("RAFTKV_JEPSEN_FAULTS={f} "),
+            None => String::new(),
+        };
         format!(
-            "RAFTKV_JEPSEN_SEED={} RAFTKV_JEPSEN_NODES={} RAFTKV_JEPSEN_SECS={} \
-             cargo test -p raftkv-tests --test jepsen {test} -- --nocapture --include-ignored",
+            "{faults}RAFTKV_JEPSEN_SEED={} RAFTKV_JEPSEN_NODES={} RAFTKV_JEPSEN_SECS={} \
+             cargo test -p raftkv-tests --test jepsen {test} -- --nocapture --include-ignored --exact",
             self.seed,
             self.nodes,
             self.duration.as_secs()
@@ -560,8 +577,10 @@ pub fn python_check(path: &Path) -> Result<String, String> {
 pub const SNAPSHOT_THRESHOLD: u64 = 300;
 
 /// The cluster's arguments: short timeouts, so faults show within the run.
-fn cluster_config(nodes: usize) -> ClusterConfig {
+fn cluster_config(nodes: usize) -> Result<ClusterConfig, String> {
     let mut cfg = ClusterConfig::new(nodes);
+    // The nemesis turns failpoints on: every node runs the failpoints build.
+    cfg.bin = Some(crate::bin::kvserver_failpoints()?);
     let threshold = std::env::var("RAFTKV_JEPSEN_SNAPSHOT_THRESHOLD")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -579,20 +598,19 @@ fn cluster_config(nodes: usize) -> ClusterConfig {
     .map(|s| s.to_string())
     .collect();
     cfg.start_timeout = Duration::from_secs(30);
-    cfg
+    Ok(cfg)
 }
 
 /// Runs the whole thing: start, faults under load, quiet phase, checks.
 pub async fn run(config: JepsenConfig) -> Result<Report, String> {
     let t0 = Instant::now();
     eprintln!(
-        "jepsen: seed {} ({} nodes, {} s); replay: {}",
+        "jepsen: seed {} ({} nodes, {} s)",
         config.seed,
         config.nodes,
         config.duration.as_secs(),
-        config.replay_command("")
     );
-    let mut cluster = Cluster::start(cluster_config(config.nodes)).await?;
+    let mut cluster = Cluster::start(cluster_config(config.nodes)?).await?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     let addrs = Arc::new(RwLock::new(
         (0..config.nodes)

@@ -10,7 +10,12 @@
 //! - `latency` and `loss`: on every link;
 //! - `transfer_leader`: a leadership transfer to the voter the leader picks;
 //! - `membership`: the next step of a cycle add learner → promote → remove or replace (the
-//!   voters stay between N and N+1; a removed or replaced node is killed).
+//!   voters stay between N and N+1; a removed or replaced node is killed);
+//! - `failpoint`: one of kvserver's failpoints on a random member or the leader (the cluster
+//!   runs `kvserver-failpoints`): an I/O error at the log's fsync (before or after it), at a
+//!   snapshot's save or before applying, which must stop the node cleanly (it answers 503
+//!   `unavailable`; killed and restarted after the hold), a slow fsync, or messages dropped
+//!   before sending (cleared after the hold).
 //!
 //! Links are proxied between the first N nodes only (those the cluster started with); nodes
 //! added by membership changes talk to the others directly, so partitions leave them whole.
@@ -49,7 +54,37 @@ pub enum FaultKind {
     TransferLeader,
     /// A membership change.
     Membership,
+    /// A failpoint of `kvserver-failpoints` ([`FAILPOINTS`]).
+    Failpoint,
 }
+
+impl FaultKind {
+    /// Every kind, each with the name `RAFTKV_JEPSEN_FAULTS` knows it by.
+    pub const NAMED: &[(&str, FaultKind)] = &[
+        ("kill", FaultKind::Kill),
+        ("pause", FaultKind::Pause),
+        ("isolate", FaultKind::Isolate),
+        ("majority-minority", FaultKind::MajorityMinority),
+        ("one-way", FaultKind::OneWay),
+        ("bridge", FaultKind::Bridge),
+        ("latency", FaultKind::Latency),
+        ("loss", FaultKind::Loss),
+        ("transfer-leader", FaultKind::TransferLeader),
+        ("membership", FaultKind::Membership),
+        ("failpoint", FaultKind::Failpoint),
+    ];
+}
+
+/// The failpoints the nemesis draws from: name, actions, and whether the node stops on it
+/// (an I/O error) and must be restarted, rather than only slowed or made lossy.
+pub const FAILPOINTS: &[(&str, &str, bool)] = &[
+    ("log-before-fsync", "return", true),
+    ("log-after-fsync", "return", true),
+    ("snapshot-before-save", "return", true),
+    ("before-apply", "return", true),
+    ("log-before-fsync", "sleep(150)", false),
+    ("before-send", "10%return", false),
+];
 
 /// What the nemesis may do, and how often.
 #[derive(Clone, Debug)]
@@ -78,10 +113,35 @@ impl NemesisConfig {
                 (Loss, 1),
                 (TransferLeader, 2),
                 (Membership, 2),
+                (Failpoint, 2),
             ],
             hold_ms: (1_000, 4_000),
             gap_ms: (300, 1_500),
         }
+    }
+
+    /// Only the kinds named in `names` (comma-separated, as in [`FaultKind::NAMED`]), with
+    /// their weights in [`all`](Self::all); an unknown name is an error that lists the known.
+    pub fn only(names: &str) -> Result<Self, String> {
+        let mut wanted = Vec::new();
+        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match FaultKind::NAMED.iter().find(|(n, _)| *n == name) {
+                Some((_, kind)) => wanted.push(*kind),
+                None => {
+                    let known: Vec<&str> = FaultKind::NAMED.iter().map(|(n, _)| *n).collect();
+                    return Err(format!(
+                        "unknown fault kind {name:?}; known: {}",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        let mut config = Self::all();
+        config.kinds.retain(|(kind, _)| wanted.contains(kind));
+        if config.kinds.is_empty() {
+            return Err(format!("no fault kind in {names:?}"));
+        }
+        Ok(config)
     }
 
     /// Partitions only (the stale-read proof).
@@ -382,6 +442,61 @@ impl Nemesis {
                 }
             }
             FaultKind::Membership => self.membership(leader).await,
+            FaultKind::Failpoint => self.failpoint(target, who, hold_until).await,
+        }
+    }
+
+    /// Turns a drawn failpoint on at `target`, holds it, and reverts it: a node stopped by its
+    /// I/O error is killed and restarted (a stopped node never resumes on its own), the others
+    /// have the point cleared. Counted by point, action and whether the node was seen stopped
+    /// cleanly (503 `unavailable`) at the end of the hold.
+    async fn failpoint(&mut self, target: usize, who: &str, hold_until: Instant) {
+        let (name, actions, stops) = FAILPOINTS[self.rng.index(FAILPOINTS.len())];
+        let url = format!(
+            "http://{}/debug/failpoints/{name}",
+            self.cluster.addr(target)
+        );
+        match self.http.put(&url).body(actions).send().await {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                let why = format!("PUT {url}: {}", r.status());
+                return self.refuse("failpoint", &why);
+            }
+            Err(e) => return self.refuse("failpoint", &format!("PUT {url}: {e}")),
+        }
+        tokio::time::sleep_until(hold_until).await;
+        if !stops {
+            self.count(&format!("failpoint {name}={actions} ({who})"));
+            if let Err(e) = self.http.delete(&url).send().await {
+                eprintln!(
+                    "nemesis: clearing {name} at {}: {e}",
+                    self.cluster.id(target)
+                );
+            }
+            return;
+        }
+        let probe = format!(
+            "http://{}/kv/nemesis-probe?consistency=stale",
+            self.cluster.addr(target)
+        );
+        let stopped = match self.http.get(&probe).send().await {
+            Ok(r) if r.status().as_u16() == 503 => {
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                v["err_code"] == "unavailable"
+            }
+            _ => false,
+        };
+        let outcome = if stopped {
+            "stopped with 503 unavailable"
+        } else {
+            "not reached in the hold"
+        };
+        self.count(&format!("failpoint {name}={actions} ({who}, {outcome})"));
+        if let Err(e) = self.cluster.kill(target) {
+            eprintln!("nemesis: killing {}: {e}", self.cluster.id(target));
+        }
+        if let Err(e) = self.cluster.restart(target).await {
+            eprintln!("nemesis: restarting {}: {e}", self.cluster.id(target));
         }
     }
 

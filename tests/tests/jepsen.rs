@@ -7,14 +7,17 @@
 //! - `stale_reads_at_followers_are_caught`: reads forced to `stale` and recorded as if they were
 //!   linearizable, under partitions: the checkers must report the violation.
 //!
-//! `RAFTKV_JEPSEN_SEED`, `RAFTKV_JEPSEN_NODES`, `RAFTKV_JEPSEN_SECS`, `RAFTKV_JEPSEN_CLIENTS`
-//! and `RAFTKV_JEPSEN_HISTORY` override the defaults.
+//! `RAFTKV_JEPSEN_SEED`, `RAFTKV_JEPSEN_NODES`, `RAFTKV_JEPSEN_SECS`, `RAFTKV_JEPSEN_CLIENTS`,
+//! `RAFTKV_JEPSEN_HISTORY` and `RAFTKV_JEPSEN_FAULTS` (e.g. `failpoint,kill`) override the
+//! defaults.
 
 use raftkv_tests::jepsen::{self, JepsenConfig};
 use raftkv_tests::nemesis::NemesisConfig;
 
-async fn run_and_check(config: JepsenConfig, test: &str) {
+async fn run_and_check(config: Result<JepsenConfig, String>, test: &str) {
+    let config = config.unwrap_or_else(|e| panic!("{e}"));
     let replay = config.replay_command(test);
+    eprintln!("jepsen: replay with: {replay}");
     let report = match jepsen::run(config).await {
         Ok(r) => r,
         Err(e) => panic!("the run could not complete: {e}\nreplay: {replay}"),
@@ -54,11 +57,14 @@ async fn long_randomized_run_passes_every_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "as the short run: scripts/test.sh runs it in the same step, after it"]
 async fn stale_reads_at_followers_are_caught() {
-    let mut config = JepsenConfig::from_env(3, 25);
+    let mut config = JepsenConfig::from_env(3, 25).unwrap_or_else(|e| panic!("{e}"));
     config.force_stale = true;
     config.families = 1;
+    // Partitions only, whatever RAFTKV_JEPSEN_FAULTS says.
     config.nemesis = NemesisConfig::partitions();
+    config.faults = None;
     let replay = config.replay_command("stale_reads_at_followers_are_caught");
+    eprintln!("jepsen: replay with: {replay}");
     let report = jepsen::run(config).await.unwrap();
     eprintln!("{}", report.summary());
     let core = report
