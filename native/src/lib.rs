@@ -38,6 +38,7 @@ pub mod config_file;
 pub mod credentials;
 pub mod ctl;
 pub mod ctl_member;
+pub mod debug_events;
 pub mod disk;
 pub mod dkv;
 pub mod driver;

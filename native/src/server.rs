@@ -347,6 +347,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             Duration::from_millis(config.election_timeout_ms.max),
         ))
         .merge(metrics::router(metrics))
+        .merge(crate::debug_events::router(node.clone()))
         .merge(crate::openapi::router());
     #[cfg(feature = "failpoints")]
     let app = app.merge(crate::failpoints::router());
