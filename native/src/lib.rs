@@ -39,6 +39,7 @@ pub mod credentials;
 pub mod ctl;
 pub mod ctl_member;
 pub mod debug_events;
+pub mod dev_cluster;
 pub mod disk;
 pub mod dkv;
 pub mod driver;
