@@ -1,6 +1,7 @@
 // Live mode: the page attached to a real 3-node kvserver cluster that `playground
 // --dev-cluster` started and owns (docs/playground.md, "Live mode"). Only there does
-// GET /dev/cluster answer; elsewhere the Live button stays hidden and nothing here runs.
+// /playground.json say `dev_cluster: true` and GET /dev/cluster answer; elsewhere the Live
+// button stays hidden and nothing here runs.
 //
 // What it shows comes from one same-origin event stream, GET /dev/events: the processes and
 // links (`cluster`), each node's own status from its /debug/events (`status`: role, term,
@@ -43,9 +44,14 @@ export class Live {
     this.built = false;
   }
 
-  /** Shows the Live button if this playground runs a dev cluster. */
+  /**
+   * Shows the Live button if this playground runs a dev cluster: /playground.json says so (a
+   * plain playground answers it too, so no page logs a failed request).
+   */
   async probe() {
     try {
+      const about = await fetch("/playground.json").then((r) => (r.ok ? r.json() : {}));
+      if (!about.dev_cluster) return false;
       const r = await fetch("/dev/cluster");
       if (!r.ok) return false;
       this.cluster = await r.json();

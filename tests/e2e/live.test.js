@@ -67,6 +67,8 @@ test("live mode drives the real cluster", async (t) => {
   let simBefore;
 
   await t.test("the Live button shows, and switches the page to the real nodes", async () => {
+    const about = await page.evaluate(() => fetch("/playground.json").then((r) => r.json()));
+    assert.equal(about.dev_cluster, true, "the playground says it runs a dev cluster");
     await page.waitForSelector("#live-toggle:not([hidden])");
     await page.click("#live-toggle");
     await page.waitForSelector("#live:not([hidden])");

@@ -207,9 +207,15 @@ async fn a_plain_kvserver_and_a_plain_playground_refuse_the_dev_routes() {
         assert_eq!(status, 404, "playground {method} {path}: {body}");
         assert_eq!(body["err_code"], "not_found", "{body}");
     }
-    // The page itself is served.
+    // The page itself is served, and told there is no dev cluster (so it offers no Live).
     let page = reqwest::get(format!("{url}/index.html")).await.unwrap();
     assert_eq!(page.status(), 200);
+    let (status, about) = call(reqwest::Method::GET, &format!("{url}/playground.json")).await;
+    assert_eq!(
+        (status, &about["dev_cluster"]),
+        (200, &Value::Bool(false)),
+        "{about}"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::any;
+use axum::routing::{any, get};
 use clap::Parser;
 use raftkv_native::dev_cluster::{DevCluster, DevConfig, routes};
+use serde_json::json;
 use tower_http::services::ServeDir;
 
 /// Command-line options.
@@ -109,6 +111,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .route("/dev/{*rest}", any(no_dev_cluster))
             .fallback_service(files)
     };
+    // What the page asks first, to know whether to offer live mode: always answered (a 404
+    // would be an error in the browser's console on every plain page).
+    let dev_cluster = args.dev_cluster;
+    let app = app.route(
+        "/playground.json",
+        get(move || async move { Json(json!({ "ok": true, "dev_cluster": dev_cluster })) }),
+    );
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     println!(
