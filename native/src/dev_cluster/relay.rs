@@ -17,6 +17,9 @@ use super::{ClusterView, DevCluster};
 
 /// How long after a node's stream ended (or could not be opened) it is tried again.
 const RECONNECT: Duration = Duration::from_millis(200);
+/// How long a node's stream may stay silent (it sends a keep-alive every 10 s) before the node
+/// counts as down.
+const SILENT: Duration = Duration::from_secs(15);
 
 /// One message of the merged stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,12 +119,15 @@ impl Relay {
         let _ = self.tx.send(Message::Status(json));
     }
 
-    /// Node `id` is down; said once per outage, not on every failed reconnection.
-    fn down(&self, id: &str) {
+    /// Node `id` is down; said once per outage, not on every failed reconnection. Returns
+    /// whether this is news.
+    fn down(&self, id: &str) -> bool {
         let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        if latest.insert(id.to_string(), None) != Some(None) {
+        let news = latest.insert(id.to_string(), None) != Some(None);
+        if news {
             let _ = self.tx.send(Message::Down(id.to_string()));
         }
+        news
     }
 }
 
@@ -133,7 +139,9 @@ async fn follow(relay: Arc<Relay>, client: reqwest::Client, id: String, addr: So
             && resp.status().is_success()
         {
             let mut buf: Vec<u8> = Vec::new();
-            while let Ok(Some(chunk)) = resp.chunk().await {
+            // A node sends a keep-alive every 10 s: silence past SILENT means it hangs (say,
+            // SIGSTOPped), which the page should see as down too.
+            while let Ok(Ok(Some(chunk))) = tokio::time::timeout(SILENT, resp.chunk()).await {
                 buf.extend_from_slice(&chunk);
                 for event in take_events(&mut buf) {
                     if let Some(data) = data_of(&event) {
@@ -142,7 +150,10 @@ async fn follow(relay: Arc<Relay>, client: reqwest::Client, id: String, addr: So
                 }
             }
         }
-        relay.down(&id);
+        if relay.down(&id) {
+            // It may have exited on its own: the process view says whether it runs.
+            let _ = relay.tx.send(Message::Cluster(relay.cluster.view().await));
+        }
         tokio::time::sleep(RECONNECT).await;
     }
 }
