@@ -8,7 +8,7 @@
 #                                and heal them (docs/playground.md, "Live mode"). Dev only.
 #   PLAYGROUND_ADDR (default 127.0.0.1:8080) moves the page; scripts/cluster.sh says where the
 #   cluster keeps its data and which ports it uses (--live: the same client and peer ports, and
-#   the links' proxies on 7021-7029).
+#   the links' proxies on 7022-7028).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

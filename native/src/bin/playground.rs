@@ -46,7 +46,7 @@ struct Args {
     /// With --dev-cluster: where the nodes keep their data and logs.
     #[arg(long, default_value = "data/live", requires = "dev_cluster")]
     data_dir: PathBuf,
-    /// With --dev-cluster: clients on BASE+1..3, peers on BASE+11..13, links from BASE+21;
+    /// With --dev-cluster: clients on BASE+1..3, peers on BASE+11..13, links on BASE+22..28;
     /// 0 picks free ports (then use a fresh --data-dir).
     #[arg(long, default_value_t = 7000, requires = "dev_cluster")]
     dev_base_port: u16,

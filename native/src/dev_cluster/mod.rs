@@ -9,9 +9,9 @@
 //! to forget to turn off, and a cut is a real TCP failure the transport must live with.
 //!
 //! Ports from `base` (7000 by default, as scripts/cluster.sh): clients on base+1..3, peer
-//! listeners on base+11..13, link i→j on base+20+3(i-1)+j. Base 0 picks free ports (for
-//! tests): then use a fresh data dir each time, since a node's data dir remembers its peers'
-//! addresses.
+//! listeners on base+11..13, link i→j on base+20+3(i-1)+j (7022-7028). Base 0 picks free
+//! ports (for tests): then use a fresh data dir each time, since a node's data dir remembers
+//! its peers' addresses.
 
 pub mod link;
 pub mod relay;
