@@ -158,7 +158,7 @@ export class Live {
     const v = this.o.view;
     v.innerHTML = `
       <section class="stage">
-        <div class="stage-tools"><span>The real cluster: click a node to select it, a link to cut or heal it.</span></div>
+        <div class="stage-tools"><span>The real cluster: click a node to select it (and send the console's requests there), a link to cut or heal it; k kills the leader.</span></div>
         <svg id="live-ring" viewBox="-300 -300 600 600" role="img" aria-label="Live cluster ring">
           <defs><marker id="live-arrow" viewBox="0 0 6 6" refX="3" refY="3" markerWidth="5" markerHeight="5" orient="auto">
             <path d="M0,0 L6,3 L0,6 z" fill="#ef5b5b"></path></marker></defs>
@@ -209,7 +209,12 @@ export class Live {
       ops: $("#live-ops"), changes: $("#live-changes"),
     };
     this.ring = new Ring(this.ui.svg, {
-      onNode: (id) => { this.selected = this.selected === id ? null : id; this.draw(); },
+      // Selecting a node also makes it where the console's requests go first.
+      onNode: (id) => {
+        this.selected = this.selected === id ? null : id;
+        this.ui.to.value = this.selected ?? "";
+        this.draw();
+      },
       onLink: (a, b) => this.toggleLink(a, b),
       onMessage: () => {},
       onMenu: null,
@@ -223,6 +228,13 @@ export class Live {
       else if (what === "link") this.toggleLink(a, c);
     });
     this.ui.op.onchange = () => { this.ui.value.hidden = this.ui.op.value !== "put"; };
+    // k kills the leader, as in the simulator (whose keys are off meanwhile).
+    document.addEventListener("keydown", (ev) => {
+      if (!this.active || ev.key !== "k" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+      if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement) return;
+      const l = this.leader();
+      if (l) this.node("kill", l.id); else this.o.toast("No leader to kill right now.");
+    });
     this.ui.form.onsubmit = (ev) => {
       ev.preventDefault();
       this.send(this.ui.op.value, this.ui.key.value, this.ui.value.value, this.ui.to.value);
@@ -255,8 +267,9 @@ export class Live {
       return `<tr data-id="${esc(n.id)}" data-role="${n.alive ? n.role : "dead"}" class="${this.selected === n.id ? "selected" : ""}">` +
         `<td><b>${esc(n.id)}</b> <small>${esc(n.addr)}</small></td>` +
         `<td title="${n.process ? "running" : "not running"}">${n.process ? `pid ${n.pid}` : "killed"}</td><td>${n.alive ? esc(ROLE_NAMES[n.role] ?? n.role) : "–"}</td>` +
-        `<td>${n.term}</td><td>${esc(n.leader_id ?? "–")}</td><td>${n.commit_index}</td><td>${n.last_applied}</td>` +
-        `<td>${n.last_log_index}</td><td>${n.snapshot_index}</td>` +
+        // A node that is down says nothing: its last status would be stale.
+        [n.term, n.leader_id ?? "–", n.commit_index, n.last_applied, n.last_log_index, n.snapshot_index]
+          .map((x) => `<td>${n.alive ? esc(x) : "–"}</td>`).join("") +
         `<td><button data-live="${act}">${n.process ? "Kill" : "Restart"}</button></td></tr>`;
     }).join("");
     this.ui.progress.innerHTML = (l?.progress ?? []).map((p) =>

@@ -130,6 +130,19 @@ test("live mode drives the real cluster", async (t) => {
       "the old leader back, one leader");
   });
 
+  await t.test("clicking a node aims the console at it; k kills the leader", async () => {
+    const before = (await live()).leader;
+    const other = (await live()).nodes.find((n) => n.id !== before.id).id;
+    await page.click(`#live-ring .node[data-id="${other}"]`);
+    assert.equal(await page.inputValue("#live-to"), other);
+    await page.keyboard.press("k");
+    await waitLive((s, old) => s.leader != null && s.leader.id !== old && !s.nodes.find((n) => n.id === old).process,
+      "the leader killed by k and a new one", { arg: before.id });
+    await page.click(`#live-nodes tr[data-id="${before.id}"] button[data-live^="restart"]`);
+    await waitLive((s) => s.nodes.every((n) => n.alive) && s.nodes.filter((n) => n.role === "leader").length === 1,
+      "all back, one leader");
+  });
+
   await t.test("cutting a link and healing it act on the proxies", async () => {
     await page.click('#live-links tr[data-link="n1-n2"] button');
     // The button turns once the playground answered the cut.
