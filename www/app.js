@@ -8,6 +8,7 @@ import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict, SHOW_DEFAULT } from 
 import { Drawer } from "./drawer.js";
 import { encodeRun, decodeRun } from "./share.js";
 import { SCENARIOS } from "./scenarios.js";
+import { startLive } from "./live.js";
 import { ROLE_COLORS, ROLE_NAMES, ROLE_LETTERS, KIND_FAMILIES } from "./colors.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -51,11 +52,14 @@ const traceShow = { ...SHOW_DEFAULT };
 let scrubTo = null;
 /** The last branch taken ({at, dropped, until}, see Runner.onBranch), told until the next rewind. */
 let branch = null;
+/** Live mode (www/live.js): the real cluster of `playground --dev-cluster`, when there is one. */
+let live = null;
 
 /** For tests and the curious: the live objects. */
 window.raftkv = {
   get runner() { return runner; }, get playing() { return playing; }, setPlaying, reset: (s) => startRun(s),
   get draws() { return draws; }, get branch() { return branch; }, get drawer() { return drawer?.sel ?? null; }, get followOp() { return followOp; },
+  get live() { return live; },
 };
 
 // ---- messages to the person ----
@@ -482,6 +486,8 @@ function wire() {
   document.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape") { hideMenu(); if (drawer.open) drawer.close(); }
     if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    // The simulator's keys do nothing to the real cluster.
+    if (live?.active && ev.key !== "?") return;
     if (ui.help.open && ev.key !== "?") return;
     switch (ev.key) {
       case " ": ev.preventDefault(); setPlaying(!playing); break;
@@ -642,6 +648,12 @@ async function main() {
     toast(`Ignoring the link: ${e.message}`, "error");
   }
   startRun(spec ?? currentSettings(), { play: !spec || spec.t == null });
+  // Paused while away, so the simulator comes back where it was.
+  live = startLive({
+    toggle: $("#live-toggle"), view: $("#live"), toast,
+    onEnter: () => { setPlaying(false); if (drawer.open) drawer.close(); },
+    onLeave: () => { dirty = true; },
+  });
   document.body.dataset.ready = "1";
   requestAnimationFrame(frame);
 }

@@ -36,11 +36,13 @@ export class Ring {
   constructor(svg, handlers) {
     this.svg = svg;
     this.handlers = handlers;
-    this.linksG = svg.querySelector("#links");
-    this.msgsG = svg.querySelector("#msgs");
-    this.nodesG = svg.querySelector("#nodes-layer");
-    this.clock = svg.querySelector("#clock");
-    this.clockSub = svg.querySelector("#clock-sub");
+    // The page's ring names its layers by id; another ring (live mode's) by data-layer.
+    const layer = (id, name) => svg.querySelector(`#${id}, [data-layer="${name}"]`);
+    this.linksG = layer("links", "links");
+    this.msgsG = layer("msgs", "msgs");
+    this.nodesG = layer("nodes-layer", "nodes");
+    this.clock = layer("clock", "clock");
+    this.clockSub = layer("clock-sub", "clock-sub");
     this.ids = [];
     /** (node) => the line the tooltip ends with: what a click does now. */
     this.clickHint = (n) => `click to ${n.alive ? "kill" : "restart"}`;

@@ -13,6 +13,7 @@
 //! | `/openapi.json` | any (GET) | nothing (the API's contract is public: it holds no data) |
 //! | `/metrics` | any (GET) | `read` (Prometheus sends one: `authorization: {credentials_file: ...}`) |
 //! | `/status` | any (GET) | `read` |
+//! | `/debug/events` | any (GET) | `read` (the status as a stream, debug_events.rs) |
 //! | `/kv/{key}`, `/kv/cas`, `/kv/mget`, `/kv/mput`, `/kv/mdelete`, `/kv/` | GET, HEAD | `read` |
 //! | `/kv/mget` | POST | `read` (a batch of reads) |
 //! | `/kv`, `/kv/...` | PUT, DELETE, POST, any other | `write` |
@@ -109,6 +110,10 @@ pub fn required(method: &Method, path: &str) -> Access {
     };
     if path == "/healthz" || path == "/readyz" || path == crate::openapi::PATH {
         return Access::Open;
+    }
+    // The status as a stream: no more than /status shows.
+    if path == crate::debug_events::PATH {
+        return Access::Needs(Role::Read);
     }
     if under("/cluster") || under("/debug") || path == "/snapshot" {
         return Access::Needs(Role::Admin);
@@ -537,6 +542,8 @@ mod tests {
             (&get, "/snapshot", Needs(Admin)),
             (&head, "/snapshot", Needs(Admin)),
             (&put, "/debug/failpoints/before-send", Needs(Admin)),
+            (&get, "/debug/events", Needs(Read)),
+            (&get, "/debug/events/x", Needs(Admin)),
             // Unknown routes: a valid token first, then the 404.
             (&get, "/nope", Needs(Read)),
             (&post, "/clusterx", Needs(Read)),

@@ -38,6 +38,8 @@ pub mod config_file;
 pub mod credentials;
 pub mod ctl;
 pub mod ctl_member;
+pub mod debug_events;
+pub mod dev_cluster;
 pub mod disk;
 pub mod dkv;
 pub mod driver;

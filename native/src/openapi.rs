@@ -57,12 +57,13 @@ pub const PATH: &str = "/openapi.json";
         crate::membership_api::replace,
         crate::readiness::readyz,
         crate::metrics::scrape,
+        crate::debug_events::events,
         openapi_json,
     ),
     tags(
         (name = "kv", description = "Reads and writes of keys"),
         (name = "cluster", description = "Membership and leadership"),
-        (name = "node", description = "This node: health, readiness, status, metrics, snapshot, this document"),
+        (name = "node", description = "This node: health, readiness, status (also as a stream of events), metrics, snapshot, this document"),
     )
 )]
 struct ApiDoc;
@@ -267,6 +268,7 @@ mod tests {
             "GET /readyz",
             "GET /status",
             "GET /metrics",
+            "GET /debug/events",
             "GET /openapi.json",
             "GET /snapshot",
             "GET /kv",

@@ -347,6 +347,7 @@ pub async fn spawn(config: ServerConfig) -> Result<RunningServer, ServerError> {
             Duration::from_millis(config.election_timeout_ms.max),
         ))
         .merge(metrics::router(metrics))
+        .merge(crate::debug_events::router(node.clone()))
         .merge(crate::openapi::router());
     #[cfg(feature = "failpoints")]
     let app = app.merge(crate::failpoints::router());
@@ -560,7 +561,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %e, "cannot listen for Ctrl-C");

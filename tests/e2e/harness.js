@@ -17,14 +17,16 @@ export const ARTIFACTS = path.join(here, "artifacts");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TARGET = process.env.CARGO_TARGET_DIR ?? path.join(root, "target");
 const BIN = process.env.PLAYGROUND_BIN ?? path.join(TARGET, "debug", "playground");
+/** The directory of the binaries beside the playground (kvserver, kvctl for live mode). */
+export const BIN_DIR = path.dirname(BIN);
 const ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run"];
 
-/** Starts the playground binary on a free port; resolves to `{server, url}`. */
-function startServer() {
+/** Starts the playground binary on a free port, with `extra` arguments; resolves to `{server, url}`. */
+function startServer(extra = []) {
   assert.ok(existsSync(BIN), `no playground binary at ${BIN} (cargo build -p raftkv-native --bin playground)`);
   assert.ok(existsSync(path.join(root, "www/pkg/raftkv_web.js")), "no www/pkg: build the wasm package first");
-  const server = spawn(BIN, ["--addr", "127.0.0.1:0", "--dir", path.join(root, "www")], { stdio: ["ignore", "pipe", "inherit"] });
+  const server = spawn(BIN, ["--addr", "127.0.0.1:0", "--dir", path.join(root, "www"), ...extra], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     let out = "";
     server.stdout.on("data", (d) => {
@@ -39,13 +41,14 @@ function startServer() {
 /**
  * The server and a browser, for one test file: `await env.start()` in `before`, `env.stop()` in
  * `after`. `env.page(hash)` opens a page on the playground, collects its errors in
- * `env.errors`, and waits until it is ready.
+ * `env.errors`, and waits until it is ready. `serverArgs`: more arguments for the playground
+ * (e.g. `--dev-cluster ...`).
  */
-export function environment() {
+export function environment({ serverArgs = [] } = {}) {
   const env = {
     url: null, browser: null, server: null, errors: [],
     async start() {
-      ({ server: env.server, url: env.url } = await startServer());
+      ({ server: env.server, url: env.url } = await startServer(serverArgs));
       env.browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
     },
     async stop() {

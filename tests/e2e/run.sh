@@ -18,8 +18,9 @@ if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install 
 
 cd "$root"
 bash scripts/wasm.sh pkg
-cargo build -p raftkv-native --bin playground
+# kvserver and kvctl for live.test.js (the playground's --dev-cluster runs the kvserver beside it).
+cargo build -p raftkv-native --bin playground --bin kvserver --bin kvctl
 export PLAYGROUND_BIN="${PLAYGROUND_BIN:-$CARGO_TARGET_DIR/debug/playground}"
 
 cd "$here"
-node --test playground.test.js members.test.js robust.test.js layout.test.js inspect.test.js rewind.test.js events.test.js
+node --test playground.test.js members.test.js robust.test.js layout.test.js inspect.test.js rewind.test.js events.test.js live.test.js

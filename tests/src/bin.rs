@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 pub const KVSERVER_ENV: &str = "RAFTKV_KVSERVER";
 /// Overrides the kvctl binary.
 pub const KVCTL_ENV: &str = "RAFTKV_KVCTL";
+/// Overrides the playground binary.
+pub const PLAYGROUND_ENV: &str = "RAFTKV_PLAYGROUND";
 /// Overrides the failpoints build of kvserver (see [`kvserver_failpoints`]).
 pub const KVSERVER_FAILPOINTS_ENV: &str = "RAFTKV_KVSERVER_FAILPOINTS";
 
@@ -20,6 +22,11 @@ pub fn kvserver() -> Result<PathBuf, String> {
 /// The path of an up-to-date `kvctl`, building it on first use.
 pub fn kvctl() -> Result<PathBuf, String> {
     locate("kvctl", KVCTL_ENV)
+}
+
+/// The path of an up-to-date `playground` (the page's server; `--dev-cluster` runs nodes).
+pub fn playground() -> Result<PathBuf, String> {
+    locate("playground", PLAYGROUND_ENV)
 }
 
 /// The path of an up-to-date kvserver built with the `failpoints` feature (it reads

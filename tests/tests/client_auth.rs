@@ -298,6 +298,8 @@ async fn a_tls_cluster_with_tokens_serves_kvctl_and_refuses_everyone_else() {
         (Method::GET, "/kv/k"),
         (Method::PUT, "/kv/k"),
         (Method::GET, "/status"),
+        // The status as a stream: refused like /status, before any event is sent.
+        (Method::GET, "/debug/events"),
         (Method::GET, "/cluster"),
         (Method::GET, "/snapshot"),
         (Method::GET, "/no-such-route"),
