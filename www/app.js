@@ -60,6 +60,8 @@ window.raftkv = {
   get runner() { return runner; }, get playing() { return playing; }, setPlaying, reset: (s) => startRun(s),
   get draws() { return draws; }, get branch() { return branch; }, get drawer() { return drawer?.sel ?? null; }, get followOp() { return followOp; },
   get live() { return live; },
+  /** Whether something is still to be drawn (a panel redraw held back, say): tests wait for false. */
+  get dirty() { return dirty; },
 };
 
 // ---- messages to the person ----

@@ -94,6 +94,25 @@ export async function waitFor(p, pred, arg, what, { timeout = 20_000 } = {}) {
   return state(p);
 }
 
+/**
+ * Waits (with a deadline) until the page has drawn everything: the panels redraw at most every
+ * 120 ms, so one can lag the run by a few frames.
+ */
+export async function drawn(p, { timeout = 5_000 } = {}) {
+  await p.waitForFunction(() => !window.raftkv.dirty, null, { timeout });
+}
+
+/**
+ * The text of `sel` once it matches `re` (the page draws in its next frame, not when the run's
+ * state changes): polls with a deadline and returns the text either way, for the assertion.
+ */
+export async function textOnceMatching(p, sel, re, { timeout = 5_000 } = {}) {
+  try {
+    await p.waitForFunction(([s, src, flags]) => new RegExp(src, flags).test(document.querySelector(s)?.textContent ?? ""), [sel, re.source, re.flags], { timeout });
+  } catch { /* the caller's assertion says what the text was */ }
+  return p.textContent(sel);
+}
+
 /** Clicks the play/pause button until the page is in the wanted mode. */
 export async function setPlaying(p, on) {
   if ((await p.evaluate(() => window.raftkv.playing)) !== on) await p.click("#play");

@@ -270,7 +270,8 @@ test("the replace-the-leader preset ends with the old leader removed and a new l
   }, [old, fresh], "the old leader removed and a new leader");
   await h.setPlaying(p, false);
   await p.waitForSelector(`#ring .node[data-id="${old}"].removed`);
-  assert.equal(await p.locator("#joint-badge").isHidden(), true);
+  // Drawn in the next frame: wait (with a deadline) for the badge to go.
+  await p.waitForSelector("#joint-badge", { state: "hidden", timeout: 5_000 });
   assert.equal(end.membership.voters.length, 3);
   assert.deepEqual(end.violations, []);
   await shot(p, "members-replaced.png");

@@ -86,7 +86,7 @@ test("a paused, unchanged page does not redraw; Events appends instead of rebuil
   await h.setPlaying(p, true);
   await h.waitFor(p, (s) => s.trace.length > 10, null, "some events");
   await h.setPlaying(p, false);
-  await frames(p, 3);
+  await h.drawn(p);
   const d0 = await p.evaluate(() => window.raftkv.draws);
   await frames(p, 30);
   assert.equal(await p.evaluate(() => window.raftkv.draws), d0, "no redraw in 30 paused frames");
@@ -101,7 +101,7 @@ test("a paused, unchanged page does not redraw; Events appends instead of rebuil
   for (const v of ["1", "2"]) await p.evaluate((x) => window.raftkv.runner.act("put", "k", x, ""), v);
   await h.waitFor(p, (s, k) => s.trace.at(-1).seq > k + 3, seq0, "new lines");
   await h.setPlaying(p, false);
-  await frames(p, 2);
+  await h.drawn(p);
   const kept = await p.evaluate(() => document.querySelector("#trace").contains(window.__mark) || document.querySelectorAll("#trace li").length >= 120);
   assert.ok(kept, "an old line was kept, not rebuilt");
   const seqs = await p.$$eval("#trace li", (ls) => ls.map((l) => Number(l.dataset.seq)));
@@ -185,7 +185,7 @@ test("a stale read sent to a cut-off follower returns the old value; the verdict
   assert.equal(read.result, 'value="1"', "the cut-off follower's old value");
   assert.equal(st.history.stale_unchecked, 1);
   assert.equal(st.history.linearizable, true);
-  const verdict = await p.textContent("#verdict");
+  const verdict = await h.textOnceMatching(p, "#verdict", /stale read not checked/);
   assert.match(verdict, /2 ops checked/);
   assert.match(verdict, /1 stale read not checked for order \(each returned a written value\)/);
   await p.close();
