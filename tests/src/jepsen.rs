@@ -576,6 +576,24 @@ pub fn python_check(path: &Path) -> Result<String, String> {
 /// `RAFTKV_JEPSEN_SNAPSHOT_THRESHOLD=5000` to see it.
 pub const SNAPSHOT_THRESHOLD: u64 = 300;
 
+/// No node panicked, in any of its lives (a node's log file spans its restarts): under every
+/// fault a node serves or stops cleanly, never with a panic. `Err` names each node that did
+/// with its first panic line.
+fn panics(cluster: &Cluster) -> Result<String, String> {
+    let mut found = Vec::new();
+    for i in 0..cluster.size() {
+        let log = cluster.log_of(i);
+        if let Some(line) = log.lines().find(|l| l.contains("panicked at")) {
+            found.push(format!("{}: {line}", cluster.id(i)));
+        }
+    }
+    if found.is_empty() {
+        Ok(format!("{} nodes' logs hold no panic", cluster.size()))
+    } else {
+        Err(found.join("; "))
+    }
+}
+
 /// The cluster's arguments: short timeouts, so faults show within the run.
 fn cluster_config(nodes: usize) -> Result<ClusterConfig, String> {
     let mut cfg = ClusterConfig::new(nodes);
@@ -765,6 +783,10 @@ pub async fn run(config: JepsenConfig) -> Result<Report, String> {
     verdicts.push(Verdict {
         name: "liveness",
         outcome: liveness,
+    });
+    verdicts.push(Verdict {
+        name: "no panics",
+        outcome: panics(cluster),
     });
     let (faults, faults_refused, leader_changes) = nemesis.figures();
     drop(nemesis);
