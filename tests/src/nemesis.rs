@@ -618,7 +618,10 @@ impl Nemesis {
             .filter(|&x| x >= self.proxied || proxied_left > keep)
             .collect();
         if m.is_empty() {
-            return self.refuse("membership", "no member to remove but the proxied ones kept");
+            return self.refuse(
+                "membership",
+                "no member to remove but the proxied ones kept",
+            );
         }
         let victim = self.pick(&m);
         let victim_id = self.cluster.id(victim).to_string();
