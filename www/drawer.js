@@ -16,6 +16,9 @@ const FIELD_NAMES = {
   last_included: "snapshot up to (index/term)", offset: "offset", bytes: "bytes", done: "last chunk",
 };
 
+/** The delays (ms) a message's drawer offers: a little, and past an election timeout. */
+const DELAYS = [50, 500];
+
 export class Drawer {
   /**
    * @param {HTMLElement} root
@@ -66,6 +69,8 @@ export class Drawer {
       else if (what === "send") this.h.sendHere(s.id);
     } else if (s.kind === "msg") {
       if (what === "drop") this.h.act("drop_message", s.id);
+      else if (what === "duplicate") this.h.act("duplicate_message", s.id);
+      else if (what === "delay") this.h.act("delay_message", s.id, Number(arg));
     } else if (s.kind === "link") {
       const [a, b] = [s.a, s.b];
       if (what === "cut" || what === "heal") {
@@ -139,9 +144,11 @@ export class Drawer {
       ["sent at", `${m.sent_at} ms`], ["delivery at", `${m.deliver_at} ms`]];
     let html = `<h3><i class="dot" style="background:${k.color}"></i>${esc(k.name)}${k.response ? " reply" : ""} <small>#${m.id}</small></h3>`;
     html += `<table class="fields" data-msg="${m.id}">${rows.map(([f, v]) => `<tr><th>${esc(f)}</th><td>${esc(v)}</td></tr>`).join("")}</table>`;
-    html += `<div class="actions"><button data-do="drop" ${live && !m.dropped ? "" : "disabled"} title="The network loses this message">Drop it</button>` +
-      `<button disabled title="Not in this build: the simulator takes no hand-made copies or delays yet">Duplicate</button>` +
-      `<button disabled title="Not in this build: the simulator takes no hand-made copies or delays yet">Delay</button></div>`;
+    const on = live && !m.dropped ? "" : "disabled";
+    html += `<div class="actions"><button data-do="drop" ${on} title="The network loses this message">Drop it</button>` +
+      `<button data-do="duplicate" ${on} title="The network delivers it twice: a copy arrives 5 ms after it">Duplicate</button>` +
+      DELAYS.map((ms) => `<button data-do="delay" data-arg="${ms}" ${on} title="It arrives ${ms} ms later than it would">Delay +${ms} ms</button>`).join("") +
+      `</div>`;
     return html;
   }
 

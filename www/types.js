@@ -49,6 +49,13 @@
  * @property {(id: string) => void} isolate           cut every link to and from `id`
  * @property {() => void} heal_all
  * @property {(id: number) => void} drop_message  the network loses message `id`, now in flight
+ * @property {(id: number) => number} duplicate_message  the network delivers message `id`, now in
+ *                                                    flight, twice (a copy 5 ms later); the copy's id
+ * @property {(id: number, ms: number) => number} delay_message  message `id` arrives `ms`
+ *                                                    (1..=60000) later; returns when
+ * @property {(kind: string, from: string, to: string) => void} filter  drops every node-to-node
+ *                                                    message of `kind` from `from` to `to` ("": any)
+ * @property {(kind: string, from: string, to: string) => void} unfilter  clears that filter
  * @property {(p: number) => void} set_loss
  * @property {(min: number, max: number) => void} set_latency
  * @property {(id: string, ppm: number) => void} set_clock_drift  the node's clock runs ppm
@@ -91,7 +98,8 @@
  *                                            timer...): what a single step did
  * @property {HistoryVerdict} history
  * @property {string[]} violations            invariant violations seen (empty when all is well)
- * @property {{loss: number, latency_min: number, latency_max: number}} net
+ * @property {{loss: number, latency_min: number, latency_max: number,
+ *   filters: {kind: string, from: string|null, to: string|null}[]}} net  filters: set by hand, in order
  * @property {MembershipState} membership     the configuration the page shows
  * @property {number} max_nodes               add_node refuses past this many nodes (9)
  */

@@ -404,4 +404,17 @@ pub struct NetState {
     pub latency_min: u64,
     /// Largest latency, ms.
     pub latency_max: u64,
+    /// The message filters set by hand, in the order set.
+    pub filters: Vec<FilterState>,
+}
+
+/// A message filter: every node-to-node message of `kind` from `from` to `to` is dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FilterState {
+    /// The message kind, e.g. `request_vote`.
+    pub kind: String,
+    /// The sender, or `None` for any node.
+    pub from: Option<String>,
+    /// The receiver, or `None` for any node.
+    pub to: Option<String>,
 }

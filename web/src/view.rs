@@ -14,8 +14,8 @@ use raftkv_core::kvraft::Message;
 use raftkv_core::sim::network::Payload;
 
 use crate::contract::{
-    HistoryVerdict, LinkState, LogEntryState, MembershipState, MessageState, NetState, NodeState,
-    OpState, PeerProgress, State,
+    FilterState, HistoryVerdict, LinkState, LogEntryState, MembershipState, MessageState, NetState,
+    NodeState, OpState, PeerProgress, State,
 };
 use crate::session::{OpRecord, Session, doomed};
 
@@ -158,6 +158,17 @@ pub fn state(s: &mut Session) -> State {
             loss: link.loss,
             latency_min: link.latency_min,
             latency_max: link.latency_max,
+            filters: s
+                .cluster
+                .network()
+                .filters()
+                .iter()
+                .map(|f| FilterState {
+                    kind: f.kind.clone(),
+                    from: f.from.map(node_name),
+                    to: f.to.map(node_name),
+                })
+                .collect(),
         },
         membership: shown.map_or_else(MembershipState::default, |(i, m)| {
             let names = |set: &BTreeSet<NodeId>| set.iter().map(|x| x.0.clone()).collect();

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::network::node_name;
+use super::network::{MsgFilter, node_name};
 use crate::raft::Millis;
 
 /// One fault (or its healing).
@@ -81,6 +81,17 @@ pub enum Fault {
     },
     /// Put every node link back to the configured behaviour (loss, duplication, latency).
     ResetLinks,
+    /// Drop every node-to-node message a filter matches, from now on (and those in flight when
+    /// they arrive), until [`Fault::Unfilter`].
+    Filter {
+        /// Which messages.
+        filter: MsgFilter,
+    },
+    /// Stop a filter set by [`Fault::Filter`].
+    Unfilter {
+        /// The filter.
+        filter: MsgFilter,
+    },
     /// From now on a node's clock runs `ppm` parts per million off the global clock
     /// (positive: fast). See [`clock`](super::clock).
     ClockRate {
@@ -156,6 +167,8 @@ impl fmt::Display for Fault {
                 max,
             } => write!(f, "latency all {min}..{max}"),
             Fault::ResetLinks => f.write_str("reset_links"),
+            Fault::Filter { filter } => write!(f, "filter {filter}"),
+            Fault::Unfilter { filter } => write!(f, "unfilter {filter}"),
             Fault::ClockRate { node, ppm } => {
                 write!(f, "clock_rate {} {ppm:+}ppm", node_name(*node))
             }
