@@ -457,6 +457,9 @@ function wire() {
   });
   ui.loss.oninput = () => { ui.lossLabel.textContent = `${ui.loss.value}%`; };
   ui.loss.onchange = () => { ui.loss.blur(); act("set_loss", Number(ui.loss.value) / 100); };
+  const dup = $("#net-dup"), dupLabel = $("#net-dup-label");
+  dup.oninput = () => { dupLabel.textContent = `${dup.value}%`; };
+  dup.onchange = () => { dup.blur(); act("set_duplicate", Number(dup.value) / 100); };
   const setLatency = () => {
     const lo = Number(ui.latMin.value), hi = Number(ui.latMax.value);
     act("set_latency", lo, Math.max(lo, hi));
@@ -579,6 +582,12 @@ function draw(force = false) {
         ui.lossLabel.textContent = `${ui.loss.value}%`;
         ui.latMin.value = String(st.net.latency_min);
         ui.latMax.value = String(st.net.latency_max);
+      }
+      const dup = document.querySelector("#net-dup");
+      if (String(st.net.duplicate) !== dup.dataset.shown) {
+        dup.dataset.shown = String(st.net.duplicate);
+        dup.value = String(Math.round(st.net.duplicate * 100));
+        document.querySelector("#net-dup-label").textContent = `${dup.value}%`;
       }
     }
   });

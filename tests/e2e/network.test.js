@@ -108,3 +108,54 @@ test("a message filter set in the page drops only what it names, is listed, clea
   await p.close();
   assert.deepEqual(env.errors, []);
 });
+
+test("a link's drawer sets one direction's loss and latency; the global duplication slider", async () => {
+  const p = await env.page("#n=3&seed=7");
+  let st = await settled(p);
+  const l = st.nodes.find((n) => n.alive && n.role === "leader").id;
+  const f = st.nodes.find((n) => n.alive && n.id !== l).id;
+  // The link's context menu's Inspect opens the drawer (a plain click would cut the link).
+  const [a, b] = await p.evaluate(([x, y]) => {
+    const g = [...document.querySelectorAll("#ring g.link")].find((e) => [x, y].includes(e.dataset.a) && [x, y].includes(e.dataset.b));
+    g.dispatchEvent(new MouseEvent("contextmenu", { bubbles: true, cancelable: true, clientX: 400, clientY: 300 }));
+    return [g.dataset.a, g.dataset.b];
+  }, [l, f]);
+  await p.click(`#menu button:text-is("Inspect ${a} ↔ ${b}")`);
+  assert.deepEqual(await p.evaluate(() => window.raftkv.drawer), { kind: "link", a, b });
+  await h.drawn(p);
+  const out = a === l ? "ab" : "ba", back = a === l ? "ba" : "ab";
+  await p.click(`#drawer button[data-do="link_slow"][data-arg="${out}"]`);
+  const link = (s, x, y) => s.links.find((k) => k.from === x && k.to === y);
+  st = await h.state(p);
+  assert.deepEqual([link(st, l, f).latency_min, link(st, l, f).latency_max], [200, 400]);
+  assert.deepEqual([link(st, f, l).latency_min, link(st, f, l).latency_max], [st.net.latency_min, st.net.latency_max], "only that direction");
+  assert.ok(p.url().includes(`set_link:${l}:${f}:0:200:400`), `a recorded action: ${p.url()}`);
+  // What the leader sends the follower from now on takes 200..400 ms.
+  const from = st.now;
+  st = await stepUntil(p, (s, k) => s.messages.some((m) => m.from === k.l && m.to === k.f && m.sent_at > k.from), { l, f, from }, "a message from the leader");
+  for (const m of st.messages.filter((x) => x.from === l && x.to === f && x.sent_at > from)) {
+    assert.ok(m.deliver_at - m.sent_at >= 200 && m.deliver_at - m.sent_at <= 400, JSON.stringify(m));
+  }
+  await p.click(`#drawer button[data-do="link_lossy"][data-arg="${back}"]`);
+  assert.equal(link(await h.state(p), f, l).loss, 0.3);
+  assert.ok((await h.textOnceMatching(p, "#drawer", /loss 30%/)).includes(`loss 30%, ${st.net.latency_min}–${st.net.latency_max} ms`), "the drawer shows it");
+  await p.click(`#drawer button[data-do="link_reset"][data-arg="${out}"]`);
+  st = await h.state(p);
+  assert.deepEqual([link(st, l, f).latency_min, link(st, l, f).latency_max], [st.net.latency_min, st.net.latency_max]);
+  // The global duplication slider.
+  await p.evaluate(() => {
+    const s = document.querySelector("#net-dup");
+    s.value = "20";
+    s.dispatchEvent(new Event("change"));
+  });
+  assert.equal((await h.state(p)).net.duplicate, 0.2);
+  // The Share link replays every setting.
+  await p.click("#share");
+  const here = await h.state(p);
+  const other = await env.page(p.url().slice(p.url().indexOf("#")));
+  const there = await h.state(other);
+  assert.deepEqual([there.links, there.net], [here.links, here.net]);
+  await other.close();
+  await p.close();
+  assert.deepEqual(env.errors, []);
+});

@@ -322,6 +322,12 @@ pub struct LinkState {
     pub delivered: u64,
     /// Messages dropped on it.
     pub dropped: u64,
+    /// Its loss probability.
+    pub loss: f64,
+    /// Its smallest latency, ms.
+    pub latency_min: u64,
+    /// Its largest latency, ms.
+    pub latency_max: u64,
 }
 
 /// A client operation.
@@ -400,6 +406,8 @@ pub struct HistoryVerdict {
 pub struct NetState {
     /// Drop probability.
     pub loss: f64,
+    /// Duplication probability.
+    pub duplicate: f64,
     /// Smallest latency, ms.
     pub latency_min: u64,
     /// Largest latency, ms.

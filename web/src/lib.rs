@@ -6,7 +6,8 @@
 //! - `new Playground(opts)`: a cluster of `opts.nodes` (3..=9) nodes from `opts.seed`;
 //! - driving: `now()`, `events()`, `step()`, `advance(ms)`, `run_to(t, events)`;
 //! - faults: `kill`, `restart`, `cut`, `heal`, `cut_both`, `heal_both`, `isolate`, `heal_all`,
-//!   `partition("n1,n2 | n3,n4,n5")`, `set_loss`, `set_latency`; one message in flight:
+//!   `partition("n1,n2 | n3,n4,n5")`, `set_loss`, `set_latency`, `set_duplicate`,
+//!   `set_link(from, to, loss, min, max)` (one directed link); one message in flight:
 //!   `drop_message(id)`, `duplicate_message(id)`, `delay_message(id, ms)`; message filters:
 //!   `filter(kind, from, to)`, `unfilter(kind, from, to)` ("" for any node);
 //! - clocks: `set_clock_drift(id, ppm)`, `jump_clock(id, ms)`;
@@ -215,6 +216,25 @@ impl Playground {
     /// Stops a filter set by `filter`.
     pub fn unfilter(&mut self, kind: &str, from: &str, to: &str) -> Result<(), JsError> {
         self.session.unfilter(kind, from, to).map_err(js_err)
+    }
+
+    /// Sets the duplication probability (0..=1) of every node link.
+    pub fn set_duplicate(&mut self, p: f64) -> Result<(), JsError> {
+        self.session.set_duplicate(p).map_err(js_err)
+    }
+
+    /// Sets the directed link `from -> to`'s loss (0..=1) and latency range (ms).
+    pub fn set_link(
+        &mut self,
+        from: &str,
+        to: &str,
+        loss: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<(), JsError> {
+        self.session
+            .set_link(from, to, loss, min, max)
+            .map_err(js_err)
     }
 
     /// Sets the loss probability (0..=1) of every node link.

@@ -345,6 +345,37 @@ impl Session {
         self.fault(Fault::Loss { p })
     }
 
+    /// Sets every node link's duplication probability (0..=1): each message is then delivered
+    /// twice with that probability, each copy with its own latency.
+    pub fn set_duplicate(&mut self, p: f64) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(format!("duplication must be within 0..1, got {p}"));
+        }
+        self.fault(Fault::Duplicate { p })
+    }
+
+    /// Sets the directed link `from -> to`'s loss probability and latency range (ms), leaving
+    /// the other links as they are. A later global loss or latency setting overrides it.
+    pub fn set_link(
+        &mut self,
+        from: &str,
+        to: &str,
+        loss: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<(), String> {
+        let (a, b) = self.pair(from, to)?;
+        check_loss(loss)?;
+        let (min, max) = latency(min, max)?;
+        self.fault(Fault::Link {
+            from: a,
+            to: b,
+            loss,
+            min,
+            max,
+        })
+    }
+
     /// Drops every node-to-node message of `kind` (`request_vote`, `append_entries`, ...) from
     /// node `from` to node `to` from now on, "" (or "*") meaning any node: "every RequestVote
     /// from n2" is `("request_vote", "n2", "")`. Messages already in flight are dropped when

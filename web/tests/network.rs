@@ -217,3 +217,74 @@ fn a_request_vote_filter_from_n2_keeps_n2_from_being_elected() {
     assert!(s.filter("requestvote", "n2", "").is_err());
     assert!(s.filter("append_entries", "n9", "").is_err());
 }
+
+#[test]
+fn per_link_loss_drops_only_on_that_link_and_per_link_latency_holds_there() {
+    let mut s = session_of(3, 6);
+    run_until(&mut s, 5000, |st| leader(st).is_some());
+    let l = leader(&state(&mut s)).unwrap();
+    let f = if l == "n1" { "n2" } else { "n1" };
+    let before = state(&mut s);
+    s.set_link(&l, f, 1.0, 200.0, 300.0).unwrap();
+    let st = state(&mut s);
+    let link = st.links.iter().find(|x| x.from == l && x.to == f).unwrap();
+    assert_eq!(
+        (link.loss, link.latency_min, link.latency_max),
+        (1.0, 200, 300)
+    );
+    let back = st.links.iter().find(|x| x.from == f && x.to == l).unwrap();
+    assert_eq!(back.loss, 0.0, "the other direction is unchanged");
+    assert_eq!(
+        (st.net.loss, st.net.latency_min, st.net.latency_max),
+        (
+            before.net.loss,
+            before.net.latency_min,
+            before.net.latency_max
+        ),
+        "one link set by hand leaves the global setting as it was"
+    );
+    s.advance(1000.0).unwrap();
+    let after = state(&mut s);
+    for (b, a) in before.links.iter().zip(&after.links) {
+        if (a.from.as_str(), a.to.as_str()) == (l.as_str(), f) {
+            assert!(a.dropped > b.dropped + 5, "the lossy link lost: {a:?}");
+            // Loss is drawn at send: only what was already flying crossed it.
+            let flying = before
+                .messages
+                .iter()
+                .filter(|m| m.from == l && m.to == f)
+                .count() as u64;
+            assert!(
+                a.delivered <= b.delivered + flying,
+                "nothing new crossed it"
+            );
+        } else {
+            assert_eq!(a.dropped, b.dropped, "{}->{} lost nothing", a.from, a.to);
+        }
+    }
+    // Latency alone: lossless now, every message on it takes 200..=300 ms.
+    s.set_link(&l, f, 0.0, 200.0, 300.0).unwrap();
+    s.advance(500.0).unwrap();
+    let st = state(&mut s);
+    let on: Vec<_> = st
+        .messages
+        .iter()
+        .filter(|m| m.from == l && m.to == f && m.sent_at >= st.now - 500)
+        .collect();
+    assert!(!on.is_empty());
+    assert!(
+        on.iter()
+            .all(|m| (200..=300).contains(&(m.deliver_at - m.sent_at))),
+        "{on:?}"
+    );
+    for bad in [(-0.1, 1.0, 2.0), (0.5, 0.0, 2.0), (0.5, 5.0, 2.0)] {
+        assert!(s.set_link(&l, f, bad.0, bad.1, bad.2).is_err(), "{bad:?}");
+    }
+    assert!(
+        s.set_link(&l, &l, 0.5, 1.0, 2.0).is_err(),
+        "no link to itself"
+    );
+    assert!(s.set_duplicate(1.5).is_err());
+    s.set_duplicate(0.25).unwrap();
+    assert_eq!(state(&mut s).net.duplicate, 0.25);
+}

@@ -563,6 +563,19 @@ impl Cluster {
                     }
                 }
             }
+            Fault::Link {
+                from,
+                to,
+                loss,
+                min,
+                max,
+            } => {
+                let mut l = self.net.link(Endpoint::Node(*from), Endpoint::Node(*to));
+                l.loss = *loss;
+                l.latency_min = *min;
+                l.latency_max = *max;
+                self.net.set_link(*from, *to, l);
+            }
             Fault::ResetLinks => self.net.set_all_links(self.cfg.node_link),
             Fault::Filter { filter } => self.net.add_filter(filter.clone()),
             Fault::Unfilter { filter } => self.net.remove_filter(filter),

@@ -79,6 +79,19 @@ pub enum Fault {
         /// The greatest latency.
         max: Millis,
     },
+    /// Set one directed node link's loss and latency (its duplication is kept).
+    Link {
+        /// The sender side.
+        from: usize,
+        /// The receiver side.
+        to: usize,
+        /// The loss probability.
+        loss: f64,
+        /// The least latency.
+        min: Millis,
+        /// The greatest latency.
+        max: Millis,
+    },
     /// Put every node link back to the configured behaviour (loss, duplication, latency).
     ResetLinks,
     /// Drop every node-to-node message a filter matches, from now on (and those in flight when
@@ -166,6 +179,18 @@ impl fmt::Display for Fault {
                 min,
                 max,
             } => write!(f, "latency all {min}..{max}"),
+            Fault::Link {
+                from,
+                to,
+                loss,
+                min,
+                max,
+            } => write!(
+                f,
+                "link {}->{} loss {loss:.3} latency {min}..{max}",
+                node_name(*from),
+                node_name(*to)
+            ),
             Fault::ResetLinks => f.write_str("reset_links"),
             Fault::Filter { filter } => write!(f, "filter {filter}"),
             Fault::Unfilter { filter } => write!(f, "unfilter {filter}"),
