@@ -175,7 +175,7 @@
  * @property {string} to
  * @property {string} kind
  * @property {number} at          when it was dropped
- * @property {string} reason      lost | partitioned | node_down | killed | by_hand
+ * @property {string} reason      lost | partitioned | node_down | killed | unknown_node | filtered | by_hand
  * @property {boolean} at_send    dropped as it was sent, rather than on the way or on arrival
  */
 /**
