@@ -11,6 +11,24 @@ after(() => env.stop());
 
 const { stepUntil, settled } = h;
 
+/** Opens the Share link of page `p` in a new page; returns that page's state there. */
+async function replayed(p) {
+  await p.click("#share");
+  const other = await env.page(p.url().slice(p.url().indexOf("#")));
+  const st = await h.state(other);
+  await other.close();
+  return st;
+}
+
+/** A page on `hash` with a settled leader; its state, the leader and a follower. */
+async function withLeader(hash) {
+  const p = await env.page(hash);
+  const st = await settled(p);
+  const l = st.nodes.find((n) => n.alive && n.role === "leader").id;
+  const f = st.nodes.find((n) => n.alive && n.id !== l).id;
+  return { p, st, l, f };
+}
+
 /** Opens message `id`'s drawer as a press on it does (aiming at it is inspect.test.js's). */
 async function openMessage(p, id) {
   await p.evaluate((k) => document.querySelector(`#ring .msg[data-msg="${k}"]`)
@@ -57,23 +75,17 @@ test("a message's drawer duplicates and delays it, and the link replays both", a
   assert.deepEqual(o.drops.filter((d) => d.from === m.from && d.to === m.to && d.at >= st.now), [], "neither was dropped");
 
   // The Share link replays both actions: the same messages in flight, at the same times.
-  await p.click("#share");
+  const there = await replayed(p);
   const here = await h.state(p);
-  const other = await env.page(p.url().slice(p.url().indexOf("#")));
-  const there = await h.state(other);
   assert.equal(there.now, here.now);
   assert.deepEqual(there.messages, here.messages);
   assert.deepEqual(there.links, here.links);
-  await other.close();
   await p.close();
   assert.deepEqual(env.errors, []);
 });
 
 test("a message filter set in the page drops only what it names, is listed, clears, and replays", async () => {
-  const p = await env.page("#n=5&seed=7");
-  const st = await settled(p);
-  const l = st.nodes.find((n) => n.alive && n.role === "leader").id;
-  const f = st.nodes.find((n) => n.alive && n.id !== l).id;
+  const { p, l, f } = await withLeader("#n=5&seed=7");
   // Every append from the leader to one follower: that follower stops hearing from it.
   await p.selectOption("#filter-form select", "append_entries");
   await p.fill('#filter-form input[name="from"]', l);
@@ -92,9 +104,7 @@ test("a message filter set in the page drops only what it names, is listed, clea
     assert.deepEqual([d.kind, d.from, d.to], ["append_entries", l, f]);
   }
   // The Share link replays the filter.
-  const other = await env.page(p.url().slice(p.url().indexOf("#")));
-  assert.deepEqual((await h.state(other)).net.filters, set.net.filters);
-  await other.close();
+  assert.deepEqual((await replayed(p)).net.filters, set.net.filters);
   // Clear removes it from the run and the list.
   await p.click("#filters button");
   assert.deepEqual((await h.state(p)).net.filters, []);
@@ -110,10 +120,8 @@ test("a message filter set in the page drops only what it names, is listed, clea
 });
 
 test("a link's drawer sets one direction's loss and latency; the global duplication slider", async () => {
-  const p = await env.page("#n=3&seed=7");
-  let st = await settled(p);
-  const l = st.nodes.find((n) => n.alive && n.role === "leader").id;
-  const f = st.nodes.find((n) => n.alive && n.id !== l).id;
+  const { p, l, f } = await withLeader("#n=3&seed=7");
+  let st;
   // The link's context menu's Inspect opens the drawer (a plain click would cut the link).
   const [a, b] = await p.evaluate(([x, y]) => {
     const g = [...document.querySelectorAll("#ring g.link")].find((e) => [x, y].includes(e.dataset.a) && [x, y].includes(e.dataset.b));
@@ -150,12 +158,9 @@ test("a link's drawer sets one direction's loss and latency; the global duplicat
   });
   assert.equal((await h.state(p)).net.duplicate, 0.2);
   // The Share link replays every setting.
-  await p.click("#share");
+  const there = await replayed(p);
   const here = await h.state(p);
-  const other = await env.page(p.url().slice(p.url().indexOf("#")));
-  const there = await h.state(other);
   assert.deepEqual([there.links, there.net], [here.links, here.net]);
-  await other.close();
   await p.close();
   assert.deepEqual(env.errors, []);
 });
