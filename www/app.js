@@ -6,6 +6,7 @@ import { Ring } from "./ring.js";
 import { Members } from "./members.js";
 import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict, SHOW_DEFAULT } from "./panels.js";
 import { Drawer } from "./drawer.js";
+import { Filters } from "./filters.js";
 import { encodeRun, decodeRun } from "./share.js";
 import { SCENARIOS } from "./scenarios.js";
 import { startLive } from "./live.js";
@@ -37,6 +38,8 @@ let speed = 1 / 20;
 let lastFrame = null;
 let lastPanels = { at: 0, key: "" };
 let drawer = null;
+/** The message filters' form and list (www/filters.js). */
+let filters = null;
 /** What the last redraw drew: the run's version and the drawing time. The page redraws only
  * when one of them changed (or `dirty` says the page itself changed), so a paused, unchanged
  * page costs nothing. */
@@ -454,6 +457,9 @@ function wire() {
   });
   ui.loss.oninput = () => { ui.lossLabel.textContent = `${ui.loss.value}%`; };
   ui.loss.onchange = () => { ui.loss.blur(); act("set_loss", Number(ui.loss.value) / 100); };
+  const dup = $("#net-dup"), dupLabel = $("#net-dup-label");
+  dup.oninput = () => { dupLabel.textContent = `${dup.value}%`; };
+  dup.onchange = () => { dup.blur(); act("set_duplicate", Number(dup.value) / 100); };
   const setLatency = () => {
     const lo = Number(ui.latMin.value), hi = Number(ui.latMax.value);
     act("set_latency", lo, Math.max(lo, hi));
@@ -568,6 +574,7 @@ function draw(force = false) {
         `${st.membership.learners.length ? `<span>learners <b>${st.membership.learners.length}</b></span>` : ""}<span>cut links <b>${st.links.filter((x) => x.cut).length}</b></span>`;
       // The network fields follow the run only when its settings changed, so a field being
       // edited keeps what is typed.
+      filters.draw(st);
       const net = `${st.net.loss}/${st.net.latency_min}/${st.net.latency_max}`;
       if (net !== ui.loss.dataset.shown) {
         ui.loss.dataset.shown = net;
@@ -575,6 +582,12 @@ function draw(force = false) {
         ui.lossLabel.textContent = `${ui.loss.value}%`;
         ui.latMin.value = String(st.net.latency_min);
         ui.latMax.value = String(st.net.latency_max);
+      }
+      const dup = document.querySelector("#net-dup");
+      if (String(st.net.duplicate) !== dup.dataset.shown) {
+        dup.dataset.shown = String(st.net.duplicate);
+        dup.value = String(Math.round(st.net.duplicate * 100));
+        document.querySelector("#net-dup-label").textContent = `${dup.value}%`;
       }
     }
   });
@@ -625,6 +638,7 @@ async function main() {
     act, sendHere, timeoutNow, isolateToggle,
     onClose: () => { ring.selected = { msg: null, node: null }; dirty = true; },
   });
+  filters = new Filters($("#filter-form"), $("#filters"), act);
   members = new Members(ui.members, ui.configLine, {
     onChange: changeNode,
     onDrift: (id, pct) => {

@@ -16,6 +16,16 @@ const FIELD_NAMES = {
   last_included: "snapshot up to (index/term)", offset: "offset", bytes: "bytes", done: "last chunk",
 };
 
+/** The delays (ms) a message's drawer offers: a little, and past an election timeout. */
+const DELAYS = [50, 500];
+
+/** A link direction's presets: its new loss and latency (ms) from its own and the global ones. */
+const LINK_PRESETS = {
+  link_lossy: (l) => ({ ...l, loss: 0.3 }),
+  link_slow: (l) => ({ ...l, latency_min: 200, latency_max: 400 }),
+  link_reset: (_, net) => net,
+};
+
 export class Drawer {
   /**
    * @param {HTMLElement} root
@@ -66,12 +76,22 @@ export class Drawer {
       else if (what === "send") this.h.sendHere(s.id);
     } else if (s.kind === "msg") {
       if (what === "drop") this.h.act("drop_message", s.id);
+      else if (what === "duplicate") this.h.act("duplicate_message", s.id);
+      else if (what === "delay") this.h.act("delay_message", s.id, Number(arg));
     } else if (s.kind === "link") {
       const [a, b] = [s.a, s.b];
       if (what === "cut" || what === "heal") {
         const [f, t] = arg === "ab" ? [a, b] : [b, a];
         this.h.act(what, f, t);
       } else if (what === "cut_both" || what === "heal_both") this.h.act(what, a, b);
+      else if (what in LINK_PRESETS) {
+        // One direction's loss and latency: a preset, or back to the global setting.
+        const [f, t] = arg === "ab" ? [a, b] : [b, a];
+        const cur = this.st?.links.find((x) => x.from === f && x.to === t);
+        if (!cur) return;
+        const p = LINK_PRESETS[what](cur, this.st.net);
+        this.h.act("set_link", f, t, p.loss, p.latency_min, p.latency_max);
+      }
     }
   }
 
@@ -79,6 +99,7 @@ export class Drawer {
   draw(st, t) {
     const s = this.sel;
     if (!s) return;
+    this.st = st;
     let html = "";
     if (s.kind === "node") html = this.nodeHtml(st, t, s.id);
     else if (s.kind === "msg") html = this.msgHtml(st, s.id);
@@ -139,9 +160,11 @@ export class Drawer {
       ["sent at", `${m.sent_at} ms`], ["delivery at", `${m.deliver_at} ms`]];
     let html = `<h3><i class="dot" style="background:${k.color}"></i>${esc(k.name)}${k.response ? " reply" : ""} <small>#${m.id}</small></h3>`;
     html += `<table class="fields" data-msg="${m.id}">${rows.map(([f, v]) => `<tr><th>${esc(f)}</th><td>${esc(v)}</td></tr>`).join("")}</table>`;
-    html += `<div class="actions"><button data-do="drop" ${live && !m.dropped ? "" : "disabled"} title="The network loses this message">Drop it</button>` +
-      `<button disabled title="Not in this build: the simulator takes no hand-made copies or delays yet">Duplicate</button>` +
-      `<button disabled title="Not in this build: the simulator takes no hand-made copies or delays yet">Delay</button></div>`;
+    const on = live && !m.dropped ? "" : "disabled";
+    html += `<div class="actions"><button data-do="drop" ${on} title="The network loses this message">Drop it</button>` +
+      `<button data-do="duplicate" ${on} title="The network delivers it twice: a copy arrives 5 ms after it">Duplicate</button>` +
+      DELAYS.map((ms) => `<button data-do="delay" data-arg="${ms}" ${on} title="It arrives ${ms} ms later than it would">Delay +${ms} ms</button>`).join("") +
+      `</div>`;
     return html;
   }
 
@@ -150,7 +173,11 @@ export class Drawer {
     const ab = l(a, b), ba = l(b, a);
     if (!ab || !ba) return `<h3>${esc(a)} ↔ ${esc(b)}</h3><p class="empty">No such link.</p>`;
     const row = (x, dir) => `<tr><th>${esc(x.from)} → ${esc(x.to)}</th><td>${x.cut ? `<b class="bad">cut (${esc(x.from)} ⇸ ${esc(x.to)})</b>` : "up"}</td>` +
-      `<td>${x.delivered} delivered, ${x.dropped} dropped</td><td><button data-do="${x.cut ? "heal" : "cut"}" data-arg="${dir}">${x.cut ? "Heal" : "Cut"} this way</button></td></tr>`;
+      `<td>${x.delivered} delivered, ${x.dropped} dropped</td><td data-f="quality">loss ${Math.round(x.loss * 100)}%, ${x.latency_min}–${x.latency_max} ms</td>` +
+      `<td><button data-do="${x.cut ? "heal" : "cut"}" data-arg="${dir}">${x.cut ? "Heal" : "Cut"} this way</button>` +
+      `<button data-do="link_lossy" data-arg="${dir}" title="This direction loses 30% of its messages">Lossy</button>` +
+      `<button data-do="link_slow" data-arg="${dir}" title="This direction takes 200–400 ms">Slow</button>` +
+      `<button data-do="link_reset" data-arg="${dir}" title="Back to the global loss and latency">Like the rest</button></td></tr>`;
     const any = ab.cut || ba.cut;
     return `<h3>${esc(a)} ↔ ${esc(b)} <small>link</small></h3><table class="fields link">${row(ab, "ab")}${row(ba, "ba")}</table>` +
       `<div class="actions"><button data-do="${any ? "heal_both" : "cut_both"}">${any ? "Heal both ways" : "Cut both ways"}</button></div>`;

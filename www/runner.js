@@ -16,10 +16,13 @@ export const ACTIONS = {
   kill: 1, restart: 1, cut: 2, heal: 2, cut_both: 2, heal_both: 2, isolate: 1, heal_all: 0,
   set_loss: 1, set_latency: 2, put: 3, get: 3, delete: 2, cas: 4,
   add_node: 0, add_learner: 1, promote: 1, remove: 1, replace: 2, transfer_leader: 1,
-  set_clock_drift: 2, jump_clock: 2, drop_message: 1, partition: 1,
+  set_clock_drift: 2, jump_clock: 2, drop_message: 1, duplicate_message: 1, delay_message: 2,
+  partition: 1, filter: 3, unfilter: 3, set_link: 5, set_duplicate: 1,
 };
 /** The arguments that are numbers, by action (the rest are strings). */
-const NUMERIC = { set_loss: [0], set_latency: [0, 1], set_clock_drift: [1], jump_clock: [1] };
+const NUMERIC = { set_loss: [0], set_latency: [0, 1], set_clock_drift: [1], jump_clock: [1],
+  drop_message: [0], duplicate_message: [0], delay_message: [0, 1], set_link: [2, 3, 4],
+  set_duplicate: [0] };
 
 /** Log entries per node the state carries: the Logs panel's columns and a few more. */
 export const LOG_LEN = 32;

@@ -49,7 +49,17 @@
  * @property {(id: string) => void} isolate           cut every link to and from `id`
  * @property {() => void} heal_all
  * @property {(id: number) => void} drop_message  the network loses message `id`, now in flight
+ * @property {(id: number) => number} duplicate_message  the network delivers message `id`, now in
+ *                                                    flight, twice (a copy 5 ms later); the copy's id
+ * @property {(id: number, ms: number) => number} delay_message  message `id` arrives `ms`
+ *                                                    (1..=60000) later; returns when
+ * @property {(kind: string, from: string, to: string) => void} filter  drops every node-to-node
+ *                                                    message of `kind` from `from` to `to` ("": any)
+ * @property {(kind: string, from: string, to: string) => void} unfilter  clears that filter
  * @property {(p: number) => void} set_loss
+ * @property {(p: number) => void} set_duplicate     every node link's duplication probability
+ * @property {(from: string, to: string, loss: number, min: number, max: number) => void} set_link
+ *                                                    one directed link's loss and latency (ms)
  * @property {(min: number, max: number) => void} set_latency
  * @property {(id: string, ppm: number) => void} set_clock_drift  the node's clock runs ppm
  *                                                    (whole, within ±500000) off simulated time
@@ -91,7 +101,8 @@
  *                                            timer...): what a single step did
  * @property {HistoryVerdict} history
  * @property {string[]} violations            invariant violations seen (empty when all is well)
- * @property {{loss: number, latency_min: number, latency_max: number}} net
+ * @property {{loss: number, duplicate: number, latency_min: number, latency_max: number,
+ *   filters: {kind: string, from: string|null, to: string|null}[]}} net  filters: set by hand, in order
  * @property {MembershipState} membership     the configuration the page shows
  * @property {number} max_nodes               add_node refuses past this many nodes (9)
  */
@@ -164,7 +175,7 @@
  * @property {string} to
  * @property {string} kind
  * @property {number} at          when it was dropped
- * @property {string} reason      lost | partitioned | node_down | killed | by_hand
+ * @property {string} reason      lost | partitioned | node_down | killed | unknown_node | filtered | by_hand
  * @property {boolean} at_send    dropped as it was sent, rather than on the way or on arrival
  */
 /**
@@ -174,6 +185,9 @@
  * @property {boolean} cut
  * @property {number} delivered   messages delivered over this direction so far
  * @property {number} dropped     messages dropped on it so far
+ * @property {number} loss        its loss probability (set_loss sets every link's; set_link one's)
+ * @property {number} latency_min its one-way latency range, ms
+ * @property {number} latency_max
  */
 
 /**

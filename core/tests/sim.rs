@@ -1049,3 +1049,69 @@ fn running_in_chunks_stops_at_each_bound_and_matches_one_run() {
     }
     assert!(marks.len() > 1_000, "a real run: {} chunks", marks.len());
 }
+
+/// Steps `c` until an append_entries is in flight between two nodes; returns its id.
+fn an_append_in_flight(c: &mut Cluster) -> u64 {
+    for _ in 0..10_000 {
+        if let Some(m) = c
+            .in_flight()
+            .iter()
+            .find(|m| m.kind == "append_entries" && m.to.starts_with('n'))
+        {
+            return m.id;
+        }
+        assert_eq!(c.step(), Ok(true));
+    }
+    panic!("no append_entries in flight");
+}
+
+/// When message `id`, in flight, is due.
+fn deliver_at(c: &Cluster, id: u64) -> u64 {
+    let m = c.in_flight().into_iter().find(|m| m.id == id);
+    m.map(|m| m.deliver_at)
+        .unwrap_or_else(|| panic!("#{id} not in flight"))
+}
+
+/// When each delivery of the message ids in `ids` happened, from the trace.
+fn deliveries(c: &Cluster, ids: &[u64]) -> Vec<(u64, u64)> {
+    c.trace()
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            TraceKind::Deliver { id, .. } if ids.contains(id) => Some((*id, e.time)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test(unsupported = test)]
+fn a_message_delayed_by_hand_arrives_later_and_a_duplicate_arrives_twice() {
+    let mut c = Cluster::new(SimConfig::new(3, 3)).unwrap_or_else(|v| panic!("{v}"));
+    assert_eq!(c.run_while_not(5_000, |c| c.leader().is_some()), Ok(true));
+
+    // Delay: the message stays in flight past its first delivery time, then arrives once.
+    let id = an_append_in_flight(&mut c);
+    let first = deliver_at(&c, id);
+    assert_eq!(c.delay_in_flight(id, 300), Some(first + 300));
+    assert_eq!(c.delay_in_flight(u64::MAX, 300), None);
+    assert_eq!(c.run_until(first + 299), Ok(()));
+    assert!(c.in_flight().iter().any(|m| m.id == id), "still in flight");
+    assert_eq!(deliveries(&c, &[id]), vec![]);
+    assert_eq!(c.run_until(first + 300), Ok(()));
+    assert_eq!(deliveries(&c, &[id]), vec![(id, first + 300)]);
+
+    // Duplicate: the original and its copy both arrive, the copy 7 ms later; Raft takes the
+    // repeated append in its stride.
+    let id = an_append_in_flight(&mut c);
+    let at = deliver_at(&c, id);
+    let copy = c
+        .duplicate_in_flight(id, 7)
+        .unwrap_or_else(|| unreachable!());
+    assert_ne!(copy, id);
+    assert_eq!(c.duplicate_in_flight(u64::MAX, 7), None);
+    assert_eq!(c.run_until(at + 7), Ok(()));
+    assert_eq!(deliveries(&c, &[id, copy]), vec![(id, at), (copy, at + 7)]);
+    let t = c.now() + 2_000;
+    assert_eq!(c.run_until(t), Ok(()));
+    assert!(c.failure().is_none());
+}

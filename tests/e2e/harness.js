@@ -134,3 +134,33 @@ export async function pickScenario(p, name) {
   assert.equal(await p.evaluate(() => window.raftkv.playing), false, "a preset leaves the run paused");
   return state(p);
 }
+
+/**
+ * Steps the run (the Step button's own path) until `pred(state, arg)` holds, at most `max`
+ * steps; `pred` is sent as source, so it may use only its arguments. Returns the state once
+ * the page drew it.
+ */
+export async function stepUntil(p, pred, arg, what, max = 3000) {
+  const ok = await p.evaluate(([src, a, m]) => {
+    const f = new Function(`return (${src})`)();
+    const r = window.raftkv.runner;
+    for (let i = 0; i < m; i++) {
+      if (f(r.state(), a)) return true;
+      r.step();
+    }
+    return f(r.state(), a);
+  }, [pred.toString(), arg, max]);
+  assert.ok(ok, `no ${what} within ${max} steps`);
+  await drawn(p);
+  return state(p);
+}
+
+/** Plays at 1x until a leader has settled (1.5 s in), then pauses; returns the state then. */
+export async function settled(p) {
+  await setSpeed(p, 0);
+  await setPlaying(p, true);
+  const st = await waitFor(p, (s) => s.nodes.some((n) => n.alive && n.role === "leader") && s.now > 1500, null, "a settled leader");
+  await setPlaying(p, false);
+  await drawn(p);
+  return st;
+}

@@ -17,31 +17,7 @@ const frames = (p, n) => p.evaluate((k) => new Promise((res) => {
   requestAnimationFrame(f);
 }), n);
 
-/** Steps (the Step button's own path) until `pred(state)` holds; at most `max` steps. */
-async function stepUntil(p, pred, arg, what, max = 3000) {
-  const ok = await p.evaluate(([src, a, m]) => {
-    const f = new Function(`return (${src})`)();
-    const r = window.raftkv.runner;
-    for (let i = 0; i < m; i++) {
-      if (f(r.state(), a)) return true;
-      r.step();
-    }
-    return f(r.state(), a);
-  }, [pred.toString(), arg, max]);
-  assert.ok(ok, `no ${what} within ${max} steps`);
-  await frames(p, 2);
-  return h.state(p);
-}
-
-/** A leader, then the run paused. */
-async function settled(p) {
-  await h.setSpeed(p, 0);
-  await h.setPlaying(p, true);
-  const st = await h.waitFor(p, (s) => s.nodes.some((n) => n.alive && n.role === "leader") && s.now > 1500, null, "a settled leader");
-  await h.setPlaying(p, false);
-  await frames(p, 2);
-  return st;
-}
+const { stepUntil, settled } = h;
 
 test("clicking a message opens it with every field and cuts no link; Drop it drops it", async () => {
   const p = await env.page("#n=5&seed=7");

@@ -23,4 +23,4 @@ cargo build -p raftkv-native --bin playground --bin kvserver --bin kvctl
 export PLAYGROUND_BIN="${PLAYGROUND_BIN:-$CARGO_TARGET_DIR/debug/playground}"
 
 cd "$here"
-node --test playground.test.js members.test.js robust.test.js layout.test.js inspect.test.js rewind.test.js events.test.js live.test.js
+node --test playground.test.js members.test.js robust.test.js layout.test.js inspect.test.js network.test.js rewind.test.js events.test.js live.test.js

@@ -322,6 +322,12 @@ pub struct LinkState {
     pub delivered: u64,
     /// Messages dropped on it.
     pub dropped: u64,
+    /// Its loss probability.
+    pub loss: f64,
+    /// Its smallest latency, ms.
+    pub latency_min: u64,
+    /// Its largest latency, ms.
+    pub latency_max: u64,
 }
 
 /// A client operation.
@@ -400,8 +406,23 @@ pub struct HistoryVerdict {
 pub struct NetState {
     /// Drop probability.
     pub loss: f64,
+    /// Duplication probability.
+    pub duplicate: f64,
     /// Smallest latency, ms.
     pub latency_min: u64,
     /// Largest latency, ms.
     pub latency_max: u64,
+    /// The message filters set by hand, in the order set.
+    pub filters: Vec<FilterState>,
+}
+
+/// A message filter: every node-to-node message of `kind` from `from` to `to` is dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FilterState {
+    /// The message kind, e.g. `request_vote`.
+    pub kind: String,
+    /// The sender, or `None` for any node.
+    pub from: Option<String>,
+    /// The receiver, or `None` for any node.
+    pub to: Option<String>,
 }

@@ -6,8 +6,10 @@
 //! - `new Playground(opts)`: a cluster of `opts.nodes` (3..=9) nodes from `opts.seed`;
 //! - driving: `now()`, `events()`, `step()`, `advance(ms)`, `run_to(t, events)`;
 //! - faults: `kill`, `restart`, `cut`, `heal`, `cut_both`, `heal_both`, `isolate`, `heal_all`,
-//!   `partition("n1,n2 | n3,n4,n5")`, `set_loss`, `set_latency`, `drop_message(id)` (one
-//!   message in flight);
+//!   `partition("n1,n2 | n3,n4,n5")`, `set_loss`, `set_latency`, `set_duplicate`,
+//!   `set_link(from, to, loss, min, max)` (one directed link); one message in flight:
+//!   `drop_message(id)`, `duplicate_message(id)`, `delay_message(id, ms)`; message filters:
+//!   `filter(kind, from, to)`, `unfilter(kind, from, to)` ("" for any node);
 //! - clocks: `set_clock_drift(id, ppm)`, `jump_clock(id, ms)`;
 //! - membership (asked of the leader; see [`membership`]): `add_node()` (a fresh joining node,
 //!   its id), `add_learner(id)`, `promote(id)`, `remove(id)`, `replace(old, new)` (each the
@@ -186,6 +188,53 @@ impl Playground {
     /// The network loses node-to-node message `id`, now in flight.
     pub fn drop_message(&mut self, id: f64) -> Result<(), JsError> {
         self.session.drop_message(id).map_err(js_err)
+    }
+
+    /// The network delivers node-to-node message `id`, now in flight, twice (a copy a few ms
+    /// after it); returns the copy's id.
+    pub fn duplicate_message(&mut self, id: f64) -> Result<f64, JsError> {
+        self.session
+            .duplicate_message(id)
+            .map(|c| c as f64)
+            .map_err(js_err)
+    }
+
+    /// Node-to-node message `id`, now in flight, arrives `ms` (1..=60000) later; returns when.
+    pub fn delay_message(&mut self, id: f64, ms: f64) -> Result<f64, JsError> {
+        self.session
+            .delay_message(id, ms)
+            .map(|t| t as f64)
+            .map_err(js_err)
+    }
+
+    /// Drops every node-to-node message of `kind` from node `from` to node `to` ("" for any
+    /// node) until `unfilter` with the same arguments.
+    pub fn filter(&mut self, kind: &str, from: &str, to: &str) -> Result<(), JsError> {
+        self.session.filter(kind, from, to).map_err(js_err)
+    }
+
+    /// Stops a filter set by `filter`.
+    pub fn unfilter(&mut self, kind: &str, from: &str, to: &str) -> Result<(), JsError> {
+        self.session.unfilter(kind, from, to).map_err(js_err)
+    }
+
+    /// Sets the duplication probability (0..=1) of every node link.
+    pub fn set_duplicate(&mut self, p: f64) -> Result<(), JsError> {
+        self.session.set_duplicate(p).map_err(js_err)
+    }
+
+    /// Sets the directed link `from -> to`'s loss (0..=1) and latency range (ms).
+    pub fn set_link(
+        &mut self,
+        from: &str,
+        to: &str,
+        loss: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<(), JsError> {
+        self.session
+            .set_link(from, to, loss, min, max)
+            .map_err(js_err)
     }
 
     /// Sets the loss probability (0..=1) of every node link.

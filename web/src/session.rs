@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use raftkv_core::ReadPolicy;
 use raftkv_core::raft::{Config, Membership, Role, Status};
 use raftkv_core::sim::clock::MAX_DRIFT_PPM;
-use raftkv_core::sim::network::{Endpoint, node_name};
+use raftkv_core::sim::network::{Endpoint, MsgFilter, RAFT_KINDS, node_name};
 use raftkv_core::sim::{
     ClientOp, Cluster, Fault, LinkConfig, ReadOptions, SimConfig, TraceKind, TraceMode,
 };
@@ -22,6 +22,17 @@ const MAX_DROPS: usize = 200;
 
 /// The longest clock jump [`Session::jump_clock`] takes, ms.
 pub const MAX_JUMP_MS: u64 = 60_000;
+
+/// How long after the original a message duplicated by hand arrives, ms.
+pub const DUPLICATE_GAP_MS: u64 = 5;
+
+/// The longest delay [`Session::delay_message`] takes, ms.
+pub const MAX_DELAY_MS: u64 = 60_000;
+
+/// The error for a message that is not (or no longer) in flight.
+fn not_in_flight(id: f64) -> String {
+    format!("message #{id} is not in flight (delivered or dropped already)")
+}
 
 /// One operation the page issued. Each runs on its own simulated client, so operations overlap
 /// like requests from independent users; the op id is the client's number (`c<id>`).
@@ -334,6 +345,73 @@ impl Session {
         self.fault(Fault::Loss { p })
     }
 
+    /// Sets every node link's duplication probability (0..=1): each message is then delivered
+    /// twice with that probability, each copy with its own latency.
+    pub fn set_duplicate(&mut self, p: f64) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(format!("duplication must be within 0..1, got {p}"));
+        }
+        self.fault(Fault::Duplicate { p })
+    }
+
+    /// Sets the directed link `from -> to`'s loss probability and latency range (ms), leaving
+    /// the other links as they are. A later global loss or latency setting overrides it.
+    pub fn set_link(
+        &mut self,
+        from: &str,
+        to: &str,
+        loss: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<(), String> {
+        let (a, b) = self.pair(from, to)?;
+        check_loss(loss)?;
+        let (min, max) = latency(min, max)?;
+        self.fault(Fault::Link {
+            from: a,
+            to: b,
+            loss,
+            min,
+            max,
+        })
+    }
+
+    /// Drops every node-to-node message of `kind` (`request_vote`, `append_entries`, ...) from
+    /// node `from` to node `to` from now on, "" (or "*") meaning any node: "every RequestVote
+    /// from n2" is `("request_vote", "n2", "")`. Messages already in flight are dropped when
+    /// they arrive, as over a cut link.
+    pub fn filter(&mut self, kind: &str, from: &str, to: &str) -> Result<(), String> {
+        let filter = self.msg_filter(kind, from, to)?;
+        self.fault(Fault::Filter { filter })
+    }
+
+    /// Stops the filter [`Session::filter`] set with the same arguments.
+    pub fn unfilter(&mut self, kind: &str, from: &str, to: &str) -> Result<(), String> {
+        let filter = self.msg_filter(kind, from, to)?;
+        if !self.cluster.network().filters().contains(&filter) {
+            return Err(format!("no filter {filter} is set"));
+        }
+        self.fault(Fault::Unfilter { filter })
+    }
+
+    fn msg_filter(&self, kind: &str, from: &str, to: &str) -> Result<MsgFilter, String> {
+        if !RAFT_KINDS.contains(&kind) {
+            return Err(format!(
+                "a filter's message kind must be one of {}, got {kind:?}",
+                RAFT_KINDS.join(", ")
+            ));
+        }
+        let end = |e: &str| match e.trim() {
+            "" | "*" => Ok(None),
+            id => self.node(id).map(Some),
+        };
+        Ok(MsgFilter {
+            kind: kind.to_string(),
+            from: end(from)?,
+            to: end(to)?,
+        })
+    }
+
     /// Sets every node link's latency range.
     pub fn set_latency(&mut self, min: f64, max: f64) -> Result<(), String> {
         let (min, max) = latency(min, max)?;
@@ -457,13 +535,12 @@ impl Session {
     /// delivery, still queued, then finds nothing and does nothing.
     pub fn drop_message(&mut self, id: f64) -> Result<(), String> {
         let n = self.cluster.node_count();
-        let m = (id.is_finite() && id >= 0.0 && id.fract() == 0.0)
-            .then_some(id as u64)
-            .filter(|k| self.flying.contains_key(k))
-            .and_then(|k| self.cluster.network_mut().land(k))
-            .ok_or_else(|| {
-                format!("message #{id} is not in flight (delivered or dropped already)")
-            })?;
+        let k = self.flying_id(id)?;
+        let m = self
+            .cluster
+            .network_mut()
+            .land(k)
+            .ok_or_else(|| not_in_flight(id))?;
         self.flying.remove(&m.id);
         if let (Endpoint::Node(a), Endpoint::Node(b)) = (m.from, m.to) {
             debug_assert!(a < n && b < n);
@@ -484,6 +561,45 @@ impl Session {
             });
         }
         Ok(())
+    }
+
+    /// The id of node-to-node message `id` if it is in flight.
+    fn flying_id(&self, id: f64) -> Result<u64, String> {
+        (id.is_finite() && id >= 0.0 && id.fract() == 0.0)
+            .then_some(id as u64)
+            .filter(|k| self.flying.contains_key(k))
+            .ok_or_else(|| not_in_flight(id))
+    }
+
+    /// The network delivers node-to-node message `id`, now in flight, twice (the page's
+    /// "duplicate"): a copy arrives [`DUPLICATE_GAP_MS`] after the original. Returns the copy's
+    /// id. Raft must shrug the copy off: a repeated append or vote changes nothing.
+    pub fn duplicate_message(&mut self, id: f64) -> Result<u64, String> {
+        let k = self.flying_id(id)?;
+        let copy = self
+            .cluster
+            .duplicate_in_flight(k, DUPLICATE_GAP_MS)
+            .ok_or_else(|| not_in_flight(id))?;
+        self.sync();
+        self.last_event = Some(format!("message #{k} duplicated by hand: copy #{copy}"));
+        Ok(copy)
+    }
+
+    /// The network holds node-to-node message `id`, now in flight, `ms` (1..=60000) longer
+    /// (the page's "delay"). Returns when it now arrives.
+    pub fn delay_message(&mut self, id: f64, ms: f64) -> Result<u64, String> {
+        let k = self.flying_id(id)?;
+        if !(ms.is_finite() && ms.fract() == 0.0 && (1.0..=MAX_DELAY_MS as f64).contains(&ms)) {
+            return Err(format!(
+                "a delay must be a whole number of ms within 1..={MAX_DELAY_MS}, got {ms}"
+            ));
+        }
+        let at = self
+            .cluster
+            .delay_in_flight(k, ms as u64)
+            .ok_or_else(|| not_in_flight(id))?;
+        self.last_event = Some(format!("message #{k} delayed by hand to {at} ms"));
+        Ok(at)
     }
 
     /// After nodes were added: every per-node table grows, link counters keep their values.

@@ -7,15 +7,15 @@ use raftkv_core::raft::{Membership, Role};
 use raftkv_core::sim::cluster::{MAX_NODES, membership_summary};
 use raftkv_core::sim::history::CasResult;
 use raftkv_core::sim::network::{Endpoint, node_name};
-use raftkv_core::sim::{ClientOp, HistoryOp, LinError, OpStatus, linearizability};
+use raftkv_core::sim::{ClientOp, HistoryOp, LinError, LinkConfig, OpStatus, linearizability};
 use raftkv_core::{NodeId, OpType};
 
 use raftkv_core::kvraft::Message;
 use raftkv_core::sim::network::Payload;
 
 use crate::contract::{
-    HistoryVerdict, LinkState, LogEntryState, MembershipState, MessageState, NetState, NodeState,
-    OpState, PeerProgress, State,
+    FilterState, HistoryVerdict, LinkState, LogEntryState, MembershipState, MessageState, NetState,
+    NodeState, OpState, PeerProgress, State,
 };
 use crate::session::{OpRecord, Session, doomed};
 
@@ -129,17 +129,21 @@ pub fn state(s: &mut Session) -> State {
     for a in 0..n {
         for b in (0..n).filter(|b| *b != a) {
             let k = s.link(a, b);
+            let cfg = c.network().link(Endpoint::Node(a), Endpoint::Node(b));
             links.push(LinkState {
                 from: node_name(a),
                 to: node_name(b),
                 cut: c.network().is_cut(Endpoint::Node(a), Endpoint::Node(b)),
                 delivered: k.delivered,
                 dropped: k.dropped,
+                loss: cfg.loss,
+                latency_min: cfg.latency_min,
+                latency_max: cfg.latency_max,
             });
         }
     }
     let ops = s.ops.iter().map(|r| op_state(s, r)).collect();
-    let link = c.network().link(Endpoint::Node(0), Endpoint::Node(1));
+    let link = global_link(c.network(), n);
     State {
         now: c.now(),
         events: c.stats().events,
@@ -156,8 +160,20 @@ pub fn state(s: &mut Session) -> State {
         violations: c.failure().map(|v| v.to_string()).into_iter().collect(),
         net: NetState {
             loss: link.loss,
+            duplicate: link.duplicate,
             latency_min: link.latency_min,
             latency_max: link.latency_max,
+            filters: s
+                .cluster
+                .network()
+                .filters()
+                .iter()
+                .map(|f| FilterState {
+                    kind: f.kind.clone(),
+                    from: f.from.map(node_name),
+                    to: f.to.map(node_name),
+                })
+                .collect(),
         },
         membership: shown.map_or_else(MembershipState::default, |(i, m)| {
             let names = |set: &BTreeSet<NodeId>| set.iter().map(|x| x.0.clone()).collect();
@@ -403,4 +419,25 @@ fn verdict(s: &mut Session) -> HistoryVerdict {
     };
     s.verdict = Some((h.ops.len(), v.clone()));
     v
+}
+
+/// The global link setting the page's sliders show: the one most node links have (one link set
+/// by hand, with `set_link`, does not move the sliders).
+fn global_link(net: &raftkv_core::sim::network::Network, n: usize) -> LinkConfig {
+    let mut seen: Vec<(LinkConfig, usize)> = Vec::new();
+    for a in 0..n {
+        for b in (0..n).filter(|b| *b != a) {
+            let l = net.link(Endpoint::Node(a), Endpoint::Node(b));
+            match seen.iter_mut().find(|(x, _)| *x == l) {
+                Some((_, k)) => *k += 1,
+                None => seen.push((l, 1)),
+            }
+        }
+    }
+    // The first of the most common, so a tie picks the one of the lowest link.
+    let most = seen.iter().map(|(_, k)| *k).max().unwrap_or(0);
+    seen.into_iter().find(|(_, k)| *k == most).map_or_else(
+        || net.link(Endpoint::Node(0), Endpoint::Node(1)),
+        |(l, _)| l,
+    )
 }

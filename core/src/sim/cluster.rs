@@ -28,8 +28,8 @@ use super::fault::Fault;
 use super::history::History;
 use super::invariants::{Invariant, Invariants, Violation};
 use super::network::{
-    DropReason, Endpoint, InFlight, InFlightView, LinkConfig, Network, Payload, Route, node_index,
-    node_name,
+    DropReason, Endpoint, InFlight, InFlightView, LinkConfig, MsgId, Network, Payload, Route,
+    node_index, node_name,
 };
 use super::queue::{Action, EventQueue};
 use super::rng::{SimRng, Stream, mix_seed};
@@ -563,7 +563,22 @@ impl Cluster {
                     }
                 }
             }
+            Fault::Link {
+                from,
+                to,
+                loss,
+                min,
+                max,
+            } => {
+                let mut l = self.net.link(Endpoint::Node(*from), Endpoint::Node(*to));
+                l.loss = *loss;
+                l.latency_min = *min;
+                l.latency_max = *max;
+                self.net.set_link(*from, *to, l);
+            }
             Fault::ResetLinks => self.net.set_all_links(self.cfg.node_link),
+            Fault::Filter { filter } => self.net.add_filter(filter.clone()),
+            Fault::Unfilter { filter } => self.net.remove_filter(filter),
             Fault::ClockRate { node, ppm } if *node < n => {
                 let now = self.now;
                 self.nodes[*node].clock.set_rate(now, *ppm);
@@ -680,6 +695,30 @@ impl Cluster {
         &mut self.net
     }
 
+    /// Sends a copy of message `id`, now in flight, delivered `after` ms (at least 1) after the
+    /// original: the network duplicating one message by hand. Returns the copy's id, or `None`
+    /// if `id` is not in flight. The copy is traced as a send, like a duplicate the network
+    /// drew itself; nothing is drawn from the network's randomness.
+    pub fn duplicate_in_flight(&mut self, id: MsgId, after: Millis) -> Option<MsgId> {
+        let m = self.net.get(id)?.clone();
+        let copy = self.net.next_id();
+        self.stats.sent += 1;
+        let latency = (m.deliver_at + after.max(1))
+            .saturating_sub(self.now)
+            .max(1);
+        self.launch(copy, m.from, m.to, latency, m.payload, Some(id));
+        Some(copy)
+    }
+
+    /// Pushes the delivery of message `id`, now in flight, back by `by` ms; returns when it now
+    /// arrives, or `None` if `id` is not in flight. Its earlier delivery, still queued, finds
+    /// it not yet due and does nothing.
+    pub fn delay_in_flight(&mut self, id: MsgId, by: Millis) -> Option<Millis> {
+        let at = self.net.delay(id, by)?;
+        self.queue.push(at, Action::Deliver(id));
+        Some(at)
+    }
+
     // ----- clients -----
 
     /// Adds a client; returns its index.
@@ -765,6 +804,10 @@ impl Cluster {
     /// Returns whether the action did anything (stale timers and lost messages do not count).
     fn process(&mut self, action: Action) -> Result<bool, Violation> {
         match action {
+            // A message delayed by hand is not due at its first, earlier delivery.
+            Action::Deliver(id) if self.net.get(id).is_some_and(|m| m.deliver_at > self.now) => {
+                Ok(false)
+            }
             Action::Deliver(id) => match self.net.land(id) {
                 Some(m) => self.deliver(m).map(|()| true),
                 None => Ok(false),
@@ -809,6 +852,10 @@ impl Cluster {
         let kind = m.payload.kind();
         if self.net.is_cut(m.from, m.to) {
             self.dropped(&m, DropReason::Partitioned);
+            return Ok(());
+        }
+        if self.net.filtered(m.from, m.to, kind) {
+            self.dropped(&m, DropReason::Filtered);
             return Ok(());
         }
         if let Endpoint::Node(i) = m.to
@@ -872,7 +919,15 @@ impl Cluster {
     fn send(&mut self, from: Endpoint, to: Endpoint, payload: Payload) {
         self.stats.sent += 1;
         let id = self.net.next_id();
-        match self.net.route(from, to) {
+        // A filter drops after the network drew for the message: the draws stay the same
+        // whether filters are set or not.
+        let route = match self.net.route(from, to) {
+            Route::Deliver { .. } if self.net.filtered(from, to, payload.kind()) => {
+                Route::Drop(DropReason::Filtered)
+            }
+            r => r,
+        };
+        match route {
             Route::Drop(reason) => {
                 let m = InFlight {
                     id,

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::network::node_name;
+use super::network::{MsgFilter, node_name};
 use crate::raft::Millis;
 
 /// One fault (or its healing).
@@ -79,8 +79,32 @@ pub enum Fault {
         /// The greatest latency.
         max: Millis,
     },
+    /// Set one directed node link's loss and latency (its duplication is kept).
+    Link {
+        /// The sender side.
+        from: usize,
+        /// The receiver side.
+        to: usize,
+        /// The loss probability.
+        loss: f64,
+        /// The least latency.
+        min: Millis,
+        /// The greatest latency.
+        max: Millis,
+    },
     /// Put every node link back to the configured behaviour (loss, duplication, latency).
     ResetLinks,
+    /// Drop every node-to-node message a filter matches, from now on (and those in flight when
+    /// they arrive), until [`Fault::Unfilter`].
+    Filter {
+        /// Which messages.
+        filter: MsgFilter,
+    },
+    /// Stop a filter set by [`Fault::Filter`].
+    Unfilter {
+        /// The filter.
+        filter: MsgFilter,
+    },
     /// From now on a node's clock runs `ppm` parts per million off the global clock
     /// (positive: fast). See [`clock`](super::clock).
     ClockRate {
@@ -155,7 +179,21 @@ impl fmt::Display for Fault {
                 min,
                 max,
             } => write!(f, "latency all {min}..{max}"),
+            Fault::Link {
+                from,
+                to,
+                loss,
+                min,
+                max,
+            } => write!(
+                f,
+                "link {}->{} loss {loss:.3} latency {min}..{max}",
+                node_name(*from),
+                node_name(*to)
+            ),
             Fault::ResetLinks => f.write_str("reset_links"),
+            Fault::Filter { filter } => write!(f, "filter {filter}"),
+            Fault::Unfilter { filter } => write!(f, "unfilter {filter}"),
             Fault::ClockRate { node, ppm } => {
                 write!(f, "clock_rate {} {ppm:+}ppm", node_name(*node))
             }

@@ -51,7 +51,7 @@ pub use fault::Fault;
 pub use history::{History, HistoryOp, OpKind, OpStatus};
 pub use invariants::{Invariant, Invariants, LogChange, Violation};
 pub use linearizability::LinError;
-pub use network::{InFlightView, LinkConfig};
+pub use network::{InFlightView, LinkConfig, MsgFilter};
 pub use rng::{Fnv1a, SimRng, Stream};
 pub use runner::{RunFailure, RunPlan, RunReport, Scenario};
 pub use schedule::{ChurnProfile, ChurnWeights, FaultProfile, FaultWeights};

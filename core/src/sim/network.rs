@@ -240,6 +240,8 @@ pub enum DropReason {
     /// Its receiver does not exist in the simulation (a configuration named a node nobody
     /// started).
     UnknownNode,
+    /// A message filter set by hand matched it (see [`MsgFilter`]).
+    Filtered,
 }
 
 impl DropReason {
@@ -251,6 +253,7 @@ impl DropReason {
             DropReason::NodeDown => "node_down",
             DropReason::Killed => "killed",
             DropReason::UnknownNode => "unknown_node",
+            DropReason::Filtered => "filtered",
         }
     }
 }
@@ -269,6 +272,48 @@ pub enum Route {
     },
 }
 
+/// Every kind of node-to-node message, as [`Payload::kind`] names it.
+pub const RAFT_KINDS: [&str; 9] = [
+    "pre_vote",
+    "pre_vote_response",
+    "request_vote",
+    "request_vote_response",
+    "append_entries",
+    "append_entries_response",
+    "install_snapshot",
+    "install_snapshot_response",
+    "timeout_now",
+];
+
+/// Drops every node-to-node message of one kind, from one node or any, to one node or any:
+/// "drop every RequestVote from n2". Client messages are never filtered.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MsgFilter {
+    /// The message kind, one of [`RAFT_KINDS`].
+    pub kind: String,
+    /// The sender's index, or any node.
+    pub from: Option<usize>,
+    /// The receiver's index, or any node.
+    pub to: Option<usize>,
+}
+
+impl MsgFilter {
+    /// Whether this filter drops a message of `kind` from `from` to `to`.
+    pub fn matches(&self, from: Endpoint, to: Endpoint, kind: &str) -> bool {
+        let (Endpoint::Node(a), Endpoint::Node(b)) = (from, to) else {
+            return false;
+        };
+        self.kind == kind && self.from.is_none_or(|f| f == a) && self.to.is_none_or(|t| t == b)
+    }
+}
+
+impl std::fmt::Display for MsgFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let end = |e: Option<usize>| e.map_or("*".to_string(), node_name);
+        write!(f, "{} {}->{}", self.kind, end(self.from), end(self.to))
+    }
+}
+
 /// Links, cuts and messages in flight.
 #[derive(Clone, Debug)]
 pub struct Network {
@@ -282,6 +327,8 @@ pub struct Network {
     rng: SimRng,
     in_flight: BTreeMap<MsgId, InFlight>,
     next_id: MsgId,
+    /// Message filters set by hand, in the order set.
+    filters: Vec<MsgFilter>,
 }
 
 impl Network {
@@ -296,6 +343,7 @@ impl Network {
             rng: SimRng::new(seed, Stream::Network),
             in_flight: BTreeMap::new(),
             next_id: 1,
+            filters: Vec::new(),
         }
     }
 
@@ -384,6 +432,28 @@ impl Network {
             .collect()
     }
 
+    /// Starts dropping the messages `f` matches (nothing if it is set already).
+    pub fn add_filter(&mut self, f: MsgFilter) {
+        if !self.filters.contains(&f) {
+            self.filters.push(f);
+        }
+    }
+
+    /// Stops filter `f` (nothing if it is not set).
+    pub fn remove_filter(&mut self, f: &MsgFilter) {
+        self.filters.retain(|x| x != f);
+    }
+
+    /// The filters set, in the order set.
+    pub fn filters(&self) -> &[MsgFilter] {
+        &self.filters
+    }
+
+    /// Whether a filter drops a message of `kind` from `from` to `to`.
+    pub fn filtered(&self, from: Endpoint, to: Endpoint, kind: &str) -> bool {
+        self.filters.iter().any(|f| f.matches(from, to, kind))
+    }
+
     /// The behaviour of the directed link between two endpoints.
     pub fn link(&self, from: Endpoint, to: Endpoint) -> LinkConfig {
         match (from, to) {
@@ -453,6 +523,19 @@ impl Network {
     /// Takes a message out of flight (to deliver or drop it).
     pub fn land(&mut self, id: MsgId) -> Option<InFlight> {
         self.in_flight.remove(&id)
+    }
+
+    /// The message `id`, if it is in flight.
+    pub fn get(&self, id: MsgId) -> Option<&InFlight> {
+        self.in_flight.get(&id)
+    }
+
+    /// Pushes the delivery of message `id` back by `by` ms; returns its new delivery time, or
+    /// `None` if it is not in flight. (The caller schedules the new delivery.)
+    pub fn delay(&mut self, id: MsgId, by: Millis) -> Option<Millis> {
+        let m = self.in_flight.get_mut(&id)?;
+        m.deliver_at = m.deliver_at.saturating_add(by);
+        Some(m.deliver_at)
     }
 
     /// Removes every message in flight to `to`, in id order.
