@@ -4,7 +4,7 @@ import init, * as wasm from "./pkg/raftkv_web.js";
 import { Runner, SimCrash } from "./runner.js";
 import { Ring } from "./ring.js";
 import { Members } from "./members.js";
-import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict, SHOW_DEFAULT } from "./panels.js";
+import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict, setHtml, SHOW_DEFAULT } from "./panels.js";
 import { Drawer } from "./drawer.js";
 import { Filters } from "./filters.js";
 import { encodeRun, decodeRun } from "./share.js";
@@ -115,7 +115,8 @@ function setPlaying(p) {
   playing = p && !runner?.crashed;
   ui.play.textContent = playing ? "❚❚ Pause" : "▶ Play";
   ui.play.classList.toggle("active", playing);
-  if (!playing) updateHash();
+  // Paused, the page draws once more: what playing drew coarsely (the timeline) exactly.
+  if (!playing) { updateHash(); dirty = true; }
 }
 
 function setSpeedFromSlider() {
@@ -186,11 +187,17 @@ function stepBack() {
 /** The timeline under the ring: its range, position, action ticks, and the rewind notice. */
 function drawTimeline() {
   const f = runner.furthest, now = runner.now();
-  ui.scrub.max = String(f.t);
-  if (scrubTo == null) ui.scrub.value = String(now);
+  // Written only when changed: the timeline is drawn every frame (see setHtml). While a run
+  // plays, the slider moves in steps of a thousandth of its length (its thumb cannot show
+  // less): repainting the range with its ticks cost a millisecond a frame. Paused, it is exact.
+  const q = playing ? Math.max(1, Math.floor(f.t / 1000)) : 1;
+  const near = (a, b) => Math.abs(Number(a) - b) < q && Number(a) <= f.t;
+  if (!near(ui.scrub.max, f.t)) ui.scrub.max = String(f.t);
+  if (scrubTo == null && !near(ui.scrub.value, now)) ui.scrub.value = String(now);
   const rewound = runner.rewound;
   ui.timeline.classList.toggle("rewound", rewound);
-  ui.scrubLabel.textContent = rewound ? `${now} / ${f.t} ms` : `${now} ms`;
+  const label = rewound ? `${now} / ${f.t} ms` : `${now} ms`;
+  if (ui.scrubLabel.textContent !== label) ui.scrubLabel.textContent = label;
   // The ticks change only when the recorded actions do: a new run, an action, a branch.
   const marks = `${runner.generation}/${runner.spec.actions.length}/${runner.pending.length}`;
   if (ui.scrubMarks.dataset.marks !== marks) {
@@ -216,9 +223,11 @@ function drawTimeline() {
     note = `Branched at ${b.at.t} ms: ${gone}. Share links to this branch.`;
   }
   if (ui.rewindNote.textContent !== note) ui.rewindNote.textContent = note;
-  ui.rewindNote.hidden = !note;
-  ui.rewindNote.className = `rewind-note ${kind}`;
-  ui.rewindNote.dataset.kind = kind;
+  if (ui.rewindNote.dataset.kind !== kind || ui.rewindNote.hidden !== !note) {
+    ui.rewindNote.hidden = !note;
+    ui.rewindNote.className = `rewind-note ${kind}`;
+    ui.rewindNote.dataset.kind = kind;
+  }
 }
 
 /** Takes a recorded action (see Runner.act); a refusal shows as a toast. */
@@ -549,7 +558,8 @@ function draw(force = false) {
     ring.followIndex = op ? followIndex(st, op) : null;
     ring.draw(st, t);
     if (drawer.open) drawer.draw(st, t);
-    ui.lastEvent.textContent = st.last_event ? `last event: ${st.last_event}` : "";
+    const last = st.last_event ? `last event: ${st.last_event}` : "";
+    if (ui.lastEvent.textContent !== last) ui.lastEvent.textContent = last;
     drawTimeline();
     const now = performance.now();
     const key = `${st.events}/${st.ops.length}/${st.nodes.map((n) => n.alive).join()}`;
@@ -569,9 +579,9 @@ function draw(force = false) {
       const l = st.nodes.find((n) => n.alive && n.role === "leader");
       const alive = st.nodes.filter((n) => n.alive).length;
       const seed = runner.spec.seed === st.seed ? st.seed : `“${runner.spec.seed}” (= ${st.seed})`;
-      ui.statusline.innerHTML = `<span>seed <b>${esc(seed)}</b></span><span>leader <b>${l ? `${l.id} (term ${l.term})` : "none"}</b></span>` +
+      setHtml(ui.statusline, `<span>seed <b>${esc(seed)}</b></span><span>leader <b>${l ? `${l.id} (term ${l.term})` : "none"}</b></span>` +
         `<span>alive <b>${alive}/${st.nodes.length}</b></span><span>voters <b>${st.membership.voters.length}${st.membership.joint ? ` (joint with ${st.membership.outgoing.length})` : ""}</b></span>` +
-        `${st.membership.learners.length ? `<span>learners <b>${st.membership.learners.length}</b></span>` : ""}<span>cut links <b>${st.links.filter((x) => x.cut).length}</b></span>`;
+        `${st.membership.learners.length ? `<span>learners <b>${st.membership.learners.length}</b></span>` : ""}<span>cut links <b>${st.links.filter((x) => x.cut).length}</b></span>`);
       // The network fields follow the run only when its settings changed, so a field being
       // edited keeps what is typed.
       filters.draw(st);

@@ -7,6 +7,17 @@
 import { ROLE_COLORS, termColor } from "./colors.js";
 import { esc } from "./ring.js";
 
+/**
+ * Replaces `root`'s content only when it differs from what it shows: the panels are rebuilt
+ * several times a second while a run plays, mostly to the same HTML, and each rebuild
+ * re-lays-out (about a thousand boxes with 9 nodes).
+ */
+export function setHtml(root, html) {
+  if (root._html === html) return;
+  root._html = html;
+  root.innerHTML = html;
+}
+
 /** How many log columns fit. */
 const LOG_COLS = 22;
 
@@ -57,7 +68,7 @@ export function drawLogs(root, st, { follow = null } = {}) {
     }
     html += `</div>`;
   }
-  root.innerHTML = html;
+  setHtml(root, html);
 }
 
 /** @param {import("./types.js").PlaygroundState} st */
@@ -65,7 +76,7 @@ export function drawKv(root, st) {
   const keys = [...new Set(st.nodes.flatMap((n) => Object.keys(n.kv ?? {})))].sort();
   const leader = st.nodes.find((n) => n.alive && n.role === "leader");
   if (!keys.length) {
-    root.innerHTML = `<p class="empty">No keys yet. Send a put from the client.</p>`;
+    setHtml(root, `<p class="empty">No keys yet. Send a put from the client.</p>`);
     return;
   }
   // Keys down, nodes across; the first column sticks and the table scrolls sideways, so every
@@ -83,7 +94,7 @@ export function drawKv(root, st) {
     }
     html += `</tr>`;
   }
-  root.innerHTML = html + `</tbody></table>`;
+  setHtml(root, html + `</tbody></table>`);
 }
 
 /**
@@ -93,10 +104,10 @@ export function drawKv(root, st) {
 export function drawOps(root, st, follow = null) {
   const ops = st.ops.slice(-40).reverse();
   if (!ops.length) {
-    root.innerHTML = `<li class="empty">Requests and replies appear here. Click one to follow it.</li>`;
+    setHtml(root, `<li class="empty">Requests and replies appear here. Click one to follow it.</li>`);
     return;
   }
-  root.innerHTML = ops.map((o) => {
+  setHtml(root, ops.map((o) => {
     let req = `${o.op} ${o.key}`;
     if (o.op === "cas") req += ` ${o.expected === "" ? "∅" : o.expected} → ${o.value}`;
     else if (o.value !== undefined && o.value !== null) req += ` = ${o.value}`;
@@ -105,7 +116,7 @@ export function drawOps(root, st, follow = null) {
     return `<li class="op ${o.status}${o.id === follow ? " follow" : ""}" data-op="${o.id}" title="${esc(req)}${o.index != null ? ` · log index ${o.index}` : ""} · click to follow"><span class="opid">#${o.id}</span>` +
       `<span class="req">${esc(req)}</span><span class="via" title="${o.target ? `sent to ${esc(o.target)}; ` : ""}served by ${esc(o.node ?? "–")}">${o.target ? `→${esc(o.target)} ` : ""}${o.node ? "@" + esc(o.node) : ""}</span>` +
       `<span class="rep">${o.status === "pending" ? "…" : esc(o.result ?? o.status)}</span><span class="took">${took}</span></li>`;
-  }).join("");
+  }).join(""));
 }
 
 /** How many lines the Events panel keeps. */
@@ -215,5 +226,5 @@ export function drawVerdict(el, st) {
   else if (h.linearizable === true) v = `<span class="good">✓ history linearizable (${h.ops} ops checked)</span>${esc(stale)}`;
   else if (h.linearizable === false) v = `<span class="bad">✗ history NOT linearizable: ${esc(h.detail)}</span>${esc(stale)}`;
   else v = `<span>history: ${esc(h.detail || "not checked yet")}</span>${esc(stale)}`;
-  if (el._html !== v) { el.innerHTML = v; el._html = v; }
+  setHtml(el, v);
 }

@@ -26,6 +26,28 @@ function el(name, attrs = {}, parent = null) {
   return e;
 }
 
+/**
+ * Sets an attribute only when its value changes. The ring is drawn every frame while a run
+ * plays, and Chromium invalidates an SVG element's layout on every setAttribute or textContent
+ * write, equal or not: writing only what changed keeps a frame's layout and paint to the few
+ * elements that moved.
+ */
+function setAttr(e, name, value) {
+  const v = value == null ? null : String(value);
+  const memo = (e._attrs ??= {});
+  if (memo[name] === v) return;
+  memo[name] = v;
+  if (v == null) e.removeAttribute(name);
+  else e.setAttribute(name, v);
+}
+
+/** Sets an element's text only when it changes (see setAttr). */
+function setText(e, text) {
+  if (e._text === text) return;
+  e._text = text;
+  e.textContent = text;
+}
+
 export class Ring {
   /**
    * @param {SVGSVGElement} svg
@@ -70,9 +92,16 @@ export class Ring {
   /** Builds the static elements for these node ids. */
   layout(ids) {
     this.ids = ids;
+    this.cutKey = null;
     this.linksG.replaceChildren();
     this.nodesG.replaceChildren();
-    this.msgsG.replaceChildren();
+    // Messages in flight keep their element from frame to frame (keyed by id, moved by a
+    // transform); transfers and drops, few and short-lived, are one group rebuilt when it changes.
+    this.flyG = el("g", {});
+    this.fxG = el("g", {});
+    this.msgsG.replaceChildren(this.flyG, this.fxG);
+    /** @type {Map<number, SVGGElement>} */
+    this.msgEls = new Map();
     const n = ids.length;
     this.nodeR = n <= 5 ? 32 : n <= 7 ? 28 : 24;
     this.pos = new Map(ids.map((id, i) => {
@@ -161,6 +190,14 @@ export class Ring {
    * @param {import("./types.js").PlaygroundState} st
    */
   draw(st, t) {
+    // The links change only when a cut does: most frames skip them.
+    const cutKey = st.links.map((l) => (l.cut ? "1" : "0")).join("");
+    if (cutKey !== this.cutKey) { this.cutKey = cutKey; this.drawLinks(st); }
+    this.drawNodesAndMessages(st, t);
+  }
+
+  /** The links: cut ones red and dashed, a one-way cut with its arrow and label. */
+  drawLinks(st) {
     const cut = new Set();
     for (const l of st.links) {
       const line = this.dirLines.get(`${l.from}>${l.to}`);
@@ -171,13 +208,16 @@ export class Ring {
       const ab = cut.has(`${a}>${b}`), ba = cut.has(`${b}>${a}`);
       const oneWay = ab !== ba;
       // A one-way cut points its arrow the way messages no longer go.
-      this.dirLines.get(`${a}>${b}`)?.removeAttribute("marker-end");
-      this.dirLines.get(`${b}>${a}`)?.removeAttribute("marker-end");
-      if (oneWay) this.dirLines.get(ab ? `${a}>${b}` : `${b}>${a}`)?.setAttribute("marker-end", "url(#arrow)");
+      const lab = this.dirLines.get(`${a}>${b}`), lba = this.dirLines.get(`${b}>${a}`);
+      if (lab) setAttr(lab, "marker-end", oneWay && ab ? "url(#arrow)" : null);
+      if (lba) setAttr(lba, "marker-end", oneWay && ba ? "url(#arrow)" : null);
       const label = this.cutLabels.get(`${a}|${b}`);
-      const text = oneWay ? (ab ? `${a} ⇸ ${b}` : `${b} ⇸ ${a}`) : "";
-      if (label && label.textContent !== text) label.textContent = text;
+      if (label) setText(label, oneWay ? (ab ? `${a} ⇸ ${b}` : `${b} ⇸ ${a}`) : "");
     }
+  }
+
+  /** The nodes, and the messages in flight as seen at `t`. */
+  drawNodesAndMessages(st, t) {
     const joint = !!st.membership?.joint;
     const targets = new Map();
     for (const n of st.nodes) {
@@ -185,18 +225,18 @@ export class Ring {
       if (!e) continue;
       const role = n.alive ? n.role : "dead";
       const member = n.member ?? "voter";
-      e.g.dataset.role = role;
-      e.g.dataset.member = member;
+      setAttr(e.g, "data-role", role);
+      setAttr(e.g, "data-member", member);
       e.g.classList.toggle("dead", !n.alive);
       e.g.classList.toggle("learner", member === "learner");
       e.g.classList.toggle("joining", member === "joining");
       e.g.classList.toggle("removed", member === "removed");
       e.g.classList.toggle("outgoing", member === "outgoing");
-      e.body.setAttribute("fill", ROLE_COLORS[role] ?? "#888");
-      e.g.style.setProperty("--c", ROLE_COLORS[role] ?? "#888");
-      e.term.textContent = `${ROLE_LETTERS[role] ?? ""} · t${n.term}`;
+      setAttr(e.body, "fill", ROLE_COLORS[role] ?? "#888");
+      setAttr(e.g, "style", `--c: ${ROLE_COLORS[role] ?? "#888"}`);
+      setText(e.term, `${ROLE_LETTERS[role] ?? ""} · t${n.term}`);
       e.ring2.classList.toggle("on", role === "leader");
-      e.vote.textContent = n.alive ? (n.voted_for ? `voted ${n.voted_for} (t${n.term})` : `no vote in t${n.term}`) : "";
+      setText(e.vote, n.alive ? (n.voted_for ? `voted ${n.voted_for} (t${n.term})` : `no vote in t${n.term}`) : "");
       e.g.classList.toggle("selected", this.selected.node === n.id);
       // One dot per vote reply a (pre-)candidate received, around it: ✓ granted, ✗ denied.
       const votes = n.alive && (n.role === "candidate" || n.role === "pre_candidate") ? (n.votes ?? []) : [];
@@ -217,11 +257,11 @@ export class Ring {
       const span = n.timer_deadline - n.timer_start;
       let frac = 0;
       if (n.alive && span > 0) frac = Math.min(1, Math.max(0, (n.timer_deadline - local) / span));
-      e.arc.setAttribute("stroke-dasharray", `${(frac * e.C).toFixed(1)} ${e.C.toFixed(1)}`);
+      setAttr(e.arc, "stroke-dasharray", `${(frac * e.C).toFixed(1)} ${e.C.toFixed(1)}`);
       e.arc.classList.toggle("leader", n.role === "leader");
       const lease = n.alive && n.lease_until != null && n.lease_until > local ? ` · lease ${Math.ceil(n.lease_until - local)}` : "";
       const drift = n.drift_ppm ? ` · ⏱${n.drift_ppm > 0 ? "+" : "−"}${fmtPct(Math.abs(n.drift_ppm))}` : "";
-      e.info.textContent = n.alive ? `log ${n.last_log_index} · commit ${n.commit_index}${lease}${drift}` : `crashed${drift}`;
+      setText(e.info, n.alive ? `log ${n.last_log_index} · commit ${n.commit_index}${lease}${drift}` : `crashed${drift}`);
       const badge = memberBadge(member, n.id, st.membership);
       if (badge !== e.badgeKey) {
         e.badgeKey = badge;
@@ -234,11 +274,13 @@ export class Ring {
       }
       e.halo.classList.toggle("out", joint && member === "outgoing");
       if (n.alive && n.role === "leader" && n.transfer_to) targets.set(n.transfer_to, n.id);
-      e.title.textContent = `${n.id}: ${n.alive ? n.role : "crashed"} (${MEMBER_NAMES[member] ?? member}), term ${n.term}, voted for ${n.voted_for ?? "–"}, ` +
+      // The clock in the tooltip moves in steps of 100 ms: written every frame, the tooltip
+      // alone would re-lay-out every node.
+      setText(e.title, `${n.id}: ${n.alive ? n.role : "crashed"} (${MEMBER_NAMES[member] ?? member}), term ${n.term}, voted for ${n.voted_for ?? "–"}, ` +
         `leader ${n.leader_id ?? "–"}\nlog ${n.last_log_index}, commit ${n.commit_index}, applied ${n.last_applied}, ` +
         `snapshot ${n.snapshot_index}\nits configuration: ${n.config || "none yet"}` +
-        `\nclock ${Math.floor(local)} ms (${n.drift_ppm ? `${n.drift_ppm > 0 ? "+" : ""}${n.drift_ppm} ppm` : "no drift"})` +
-        `${n.transfer_to ? `\nhanding leadership to ${n.transfer_to}` : ""}\n${this.clickHint(n)}`;
+        `\nclock ${(Math.floor(local / 100) * 100).toLocaleString("en-US")} ms (${n.drift_ppm ? `${n.drift_ppm > 0 ? "+" : ""}${n.drift_ppm} ppm` : "no drift"})` +
+        `${n.transfer_to ? `\nhanding leadership to ${n.transfer_to}` : ""}\n${this.clickHint(n)}`);
     }
     for (const [id, e] of this.nodeEls) e.halo.classList.toggle("target", targets.has(id));
     let html = "";
@@ -251,37 +293,30 @@ export class Ring {
       html += `<path class="transfer" d="M${s.x1.toFixed(1)} ${s.y1.toFixed(1)}Q${cx.toFixed(1)} ${cy.toFixed(1)} ${s.x2.toFixed(1)} ${s.y2.toFixed(1)}" marker-end="url(#arrow-transfer)">` +
         `<title>${esc(from)} is handing its leadership to ${esc(to)}</title></path>`;
     }
+    const live = new Set();
     for (const m of st.messages) {
       if (!this.pos.has(m.from) || !this.pos.has(m.to)) continue;
       const span = Math.max(1e-9, m.deliver_at - m.sent_at);
       const p = Math.min(1, Math.max(0, (t - m.sent_at) / span));
       const s = this.segment(m.from, m.to, 0);
       const x = s.x1 + (s.x2 - s.x1) * p, y = s.y1 + (s.y2 - s.y1) * p;
-      const k = kindInfo(m.kind);
-      const op = m.dropped ? Math.max(0.15, 1 - p * 1.4) : 1;
-      const fill = k.response ? "#10151c" : k.color;
-      const verdict = m.granted == null ? "" : m.granted ? " ✓" : " ✗";
-      const tip = `<title>#${m.id} ${esc(m.from)} → ${esc(m.to)}: ${esc(m.summary)}${m.dropped ? " (will be dropped)" : ""} · click to inspect</title>`;
-      const common = `fill="${fill}" stroke="${m.dropped ? "#ef5b5b" : k.color}" opacity="${op.toFixed(2)}"`;
       const follow = this.followIndex != null && m.entries && m.entries[0] <= this.followIndex && this.followIndex <= m.entries[1];
-      const cls = `msg k-${m.kind}${m.dropped ? " dropped" : ""}${follow ? " follow" : ""}${this.selected.msg === m.id ? " selected" : ""}`;
-      const xs = x.toFixed(1), ys = y.toFixed(1);
-      // A transparent disc widens the target: a message is small and moves.
-      html += `<g class="${cls}" data-msg="${m.id}" data-kind="${m.kind}"><circle class="hit" cx="${xs}" cy="${ys}" r="10"></circle>`;
-      if (m.kind === "timeout_now") {
-        // The leader's hand-over: a large diamond of its own colour.
-        const d = 9;
-        html += `<path class="timeout-now" d="M${xs} ${(y - d).toFixed(1)}l${d} ${d}l${-d} ${d}l${-d} ${-d}z" ${common}></path>`;
-      } else if (m.kind.startsWith("pre_vote")) {
-        // Pre-votes are squares, votes discs: told apart without their colours.
-        html += `<rect x="${(x - 5.5).toFixed(1)}" y="${(y - 5.5).toFixed(1)}" width="11" height="11" rx="1.5" ${common}></rect>`;
-      } else {
-        const heartbeat = m.kind === "append_entries" && !m.entries;
-        const r = heartbeat ? 4.5 : 6.5;
-        html += `<circle cx="${xs}" cy="${ys}" r="${r}" ${common}></circle>`;
+      let g = this.msgEls.get(m.id);
+      if (!g) {
+        g = el("g", { "data-msg": m.id, "data-kind": m.kind }, this.flyG);
+        this.msgEls.set(m.id, g);
       }
-      if (verdict) html += `<text class="verdict ${m.granted ? "yes" : "no"}" x="${(x + 8).toFixed(1)}" y="${(y - 6).toFixed(1)}">${verdict.trim()}</text>`;
-      html += `${tip}</g>`;
+      live.add(m.id);
+      // Drawn at the origin and moved by the group's transform: a frame writes one attribute
+      // per message unless what it shows changed (dropped by hand, say).
+      const inner = messageShape(m);
+      if (g._inner !== inner) { g._inner = inner; g.innerHTML = inner; }
+      setAttr(g, "class", `msg k-${m.kind}${m.dropped ? " dropped" : ""}${follow ? " follow" : ""}${this.selected.msg === m.id ? " selected" : ""}`);
+      setAttr(g, "transform", `translate(${x.toFixed(1)} ${y.toFixed(1)})`);
+      setAttr(g, "opacity", m.dropped ? Math.max(0.15, 1 - p * 1.4).toFixed(2) : null);
+    }
+    for (const [id, g] of this.msgEls) {
+      if (!live.has(id)) { g.remove(); this.msgEls.delete(id); }
     }
     // Dropped messages: a red cross that fades out. One dropped as it was sent (lost, or sent
     // over a cut link) never flew, so it is marked just off its sender; one that died on the
@@ -297,10 +332,32 @@ export class Ring {
         `M${(x - r).toFixed(1)} ${(y + r).toFixed(1)}L${(x + r).toFixed(1)} ${(y - r).toFixed(1)}" ` +
         `opacity="${(1 - age).toFixed(2)}"><title>${esc(d.from)} → ${esc(d.to)}: ${esc(d.kind)} dropped (${esc(d.reason)})</title></path>`;
     }
-    this.msgsG.innerHTML = html;
-    this.clock.textContent = `${Math.floor(t).toLocaleString("en-US")} ms`;
-    this.clockSub.textContent = `${st.events.toLocaleString("en-US")} events · ${st.messages.length} in flight`;
+    if (this.fxG._html !== html) { this.fxG._html = html; this.fxG.innerHTML = html; }
+    setText(this.clock, `${Math.floor(t).toLocaleString("en-US")} ms`);
+    setText(this.clockSub, `${st.events.toLocaleString("en-US")} events · ${st.messages.length} in flight`);
   }
+}
+
+/** A message's shape, verdict mark and tooltip, drawn at the origin. */
+function messageShape(m) {
+  const k = kindInfo(m.kind);
+  const fill = k.response ? "#10151c" : k.color;
+  const common = `fill="${fill}" stroke="${m.dropped ? "#ef5b5b" : k.color}"`;
+  // A transparent disc widens the target: a message is small and moves.
+  let h = `<circle class="hit" r="10"></circle>`;
+  if (m.kind === "timeout_now") {
+    // The leader's hand-over: a large diamond of its own colour.
+    const d = 9;
+    h += `<path class="timeout-now" d="M0 ${-d}l${d} ${d}l${-d} ${d}l${-d} ${-d}z" ${common}></path>`;
+  } else if (m.kind.startsWith("pre_vote")) {
+    // Pre-votes are squares, votes discs: told apart without their colours.
+    h += `<rect x="-5.5" y="-5.5" width="11" height="11" rx="1.5" ${common}></rect>`;
+  } else {
+    const heartbeat = m.kind === "append_entries" && !m.entries;
+    h += `<circle r="${heartbeat ? 4.5 : 6.5}" ${common}></circle>`;
+  }
+  if (m.granted != null) h += `<text class="verdict ${m.granted ? "yes" : "no"}" x="8" y="-6">${m.granted ? "✓" : "✗"}</text>`;
+  return h + `<title>#${m.id} ${esc(m.from)} → ${esc(m.to)}: ${esc(m.summary)}${m.dropped ? " (will be dropped)" : ""} · click to inspect</title>`;
 }
 
 /** What a node's place in the configuration is called (NodeState.member). */

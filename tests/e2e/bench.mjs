@@ -8,6 +8,9 @@
 //                           with client traffic (a put every simulated second), playing for 5 s
 //                           with a put every 0.5 s, then paused for 3 s; with the main thread's
 //                           busy share (CDP TaskDuration) of each phase
+//   node bench.mjs fps trace   the same, and where the main thread's time went while playing
+//                           (script, layout, paint, ...: top-level trace events, by name), with
+//                           the elements that were layout roots: where to look when it drops
 //
 // WWW=dir serves another copy of www/ (an older build, say) for a before/after figure.
 
@@ -84,7 +87,19 @@ async function fps(page) {
     sp.value = "0"; sp.dispatchEvent(new Event("input"));
     window.raftkv.setPlaying(true);
   });
+  const events = [];
+  const tracing = process.argv[3] === "trace";
+  if (tracing) {
+    cdp.on("Tracing.dataCollected", (d) => events.push(...d.value));
+    await cdp.send("Tracing.start", { categories: "devtools.timeline,disabled-by-default-devtools.timeline", transferMode: "ReportEvents" });
+  }
   const play = await measure(page, cdp, 5000, true);
+  if (tracing) {
+    const done = new Promise((r) => cdp.once("Tracing.tracingComplete", r));
+    await cdp.send("Tracing.end");
+    await done;
+    console.log(breakdown(events));
+  }
   await page.evaluate(() => window.raftkv.setPlaying(false));
   const paused = await measure(page, cdp, 3000, false);
   const st = await page.evaluate(() => ({ now: window.raftkv.runner.now(), ops: window.raftkv.runner.state().ops.length, trace: window.raftkv.runner.state().trace.length }));
@@ -92,6 +107,35 @@ async function fps(page) {
   console.log(`9 nodes at 1x after ${st.now} ms simulated (${st.ops} ops, ${st.trace} trace lines):`);
   console.log(`  playing, a put every 0.5 s: ${f(play)}`);
   console.log(`  paused:                     ${f(paused)}`);
+}
+
+/** The main thread's time by top-level trace event name (an event inside one of the same name
+ * is not counted twice), and how often each set of layout roots was laid out. */
+function breakdown(events) {
+  const frames = events.filter((e) => e.name === "FireAnimationFrame" && e.ph === "X");
+  const counts = new Map();
+  for (const e of frames) counts.set(e.tid, (counts.get(e.tid) ?? 0) + 1);
+  const tid = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const xs = events.filter((e) => e.ph === "X" && e.tid === tid && e.dur).sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+  const phases = ["FunctionCall", "UpdateLayoutTree", "Layout", "PrePaint", "Paint", "Layerize", "Commit", "ParseHTML", "MajorGC", "MinorGC"];
+  const by = new Map(), roots = new Map(), stack = [];
+  for (const e of xs) {
+    while (stack.length && stack.at(-1).ts + stack.at(-1).dur <= e.ts) stack.pop();
+    if (phases.includes(e.name) && !stack.some((s) => s.name === e.name)) by.set(e.name, (by.get(e.name) ?? 0) + e.dur);
+    if (e.name === "Layout") {
+      const k = (e.args?.endData?.layoutRoots ?? []).map((r) => r.nodeName).join(" + ");
+      const r = roots.get(k) ?? { n: 0, us: 0 };
+      r.n++; r.us += e.dur;
+      roots.set(k, r);
+    }
+    stack.push(e);
+  }
+  const busy = xs.filter((e) => e.name === "RunTask").reduce((a, e) => a + e.dur, 0);
+  const ms = (us) => `${(us / 1000).toFixed(0).padStart(6)} ms`;
+  return [`  main thread while playing: ${ms(busy)} busy (script is FunctionCall)`,
+    ...[...by].sort((a, b) => b[1] - a[1]).map(([k, v]) => `    ${k.padEnd(18)}${ms(v)}`),
+    "  layouts by root:",
+    ...[...roots].sort((a, b) => b[1].us - a[1].us).slice(0, 6).map(([k, r]) => `    ${String(r.n).padStart(4)} x ${ms(r.us)}  ${k}`)].join("\n");
 }
 
 try {
