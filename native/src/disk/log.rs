@@ -331,7 +331,7 @@ impl DiskLogStore {
             }
 
             // The log ends here.
-            let dirty = bytes.get(pos..).is_some_and(|t| t.iter().any(|&b| b != 0));
+            let dirty = bytes.get(pos..).is_some_and(|t| !all_zero(t));
             if dirty {
                 tracing::warn!(
                     path = %path.display(),
@@ -857,4 +857,14 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
         self.check()?;
         self.flush()
     }
+}
+
+/// Whether every byte is zero, compared a page at a time with a zero page (a `memcmp`). The
+/// unused rest of the last segment (most of 64 MiB) is scanned at every open: byte by byte, a
+/// debug build spent about 0.2 s of each open there.
+fn all_zero(bytes: &[u8]) -> bool {
+    const ZERO: [u8; 4096] = [0; 4096];
+    bytes
+        .chunks(ZERO.len())
+        .all(|c| ZERO.get(..c.len()) == Some(c))
 }
