@@ -7,8 +7,9 @@
 // links (`cluster`), each node's own status from its /debug/events (`status`: role, term,
 // leader, commit/applied, last log, snapshot, and a leader's per-peer next/match), and
 // `down` when a node's stream ended. Requests from the console go through /dev/api (the
-// playground follows the redirects to the leader); kill/restart and cut/heal are the
-// playground's /dev routes. The simulator is left as it was, paused and hidden, and comes
+// playground follows the redirects to the leader), and so does a leadership transfer (the
+// membership control that fits a fixed set of proxied processes); kill/restart and cut/heal
+// are the playground's /dev routes. The simulator is left as it was, paused and hidden, and comes
 // back untouched when live mode is switched off.
 
 import { Ring, esc } from "./ring.js";
@@ -173,7 +174,7 @@ export class Live {
           <h2>Nodes <small>processes owned by the playground; status from each node's /debug/events</small></h2>
           <div class="scroll"><table id="live-nodes" class="live-table"><thead><tr>
             <th>node</th><th>process</th><th>role</th><th>term</th><th>leader</th><th>commit</th><th>applied</th>
-            <th>last log</th><th>snapshot</th><th></th></tr></thead><tbody></tbody></table></div>
+            <th>last log</th><th>snapshot</th><th></th><th></th></tr></thead><tbody></tbody></table></div>
         </div>
         <div class="row2">
           <div class="panel">
@@ -226,6 +227,7 @@ export class Live {
       const [what, a, c] = b.dataset.live.split(" ");
       if (what === "kill" || what === "restart") this.node(what, a);
       else if (what === "link") this.toggleLink(a, c);
+      else if (what === "transfer") this.transfer(a);
     });
     this.ui.op.onchange = () => { this.ui.value.hidden = this.ui.op.value !== "put"; };
     // k kills the leader, as in the simulator (whose keys are off meanwhile).
@@ -270,7 +272,9 @@ export class Live {
         // A node that is down says nothing: its last status would be stale.
         [n.term, n.leader_id ?? "–", n.commit_index, n.last_applied, n.last_log_index, n.snapshot_index]
           .map((x) => `<td>${n.alive ? esc(x) : "–"}</td>`).join("") +
-        `<td><button data-live="${act}">${n.process ? "Kill" : "Restart"}</button></td></tr>`;
+        `<td><button data-live="${act}">${n.process ? "Kill" : "Restart"}</button></td>` +
+        // A running follower can be handed the leadership (the leader sends it TimeoutNow).
+        `<td>${n.alive && l && n.id !== l.id ? `<button data-live="transfer ${esc(n.id)}" title="Ask the leader to hand its leadership to ${esc(n.id)}">Make leader</button>` : ""}</td></tr>`;
     }).join("");
     this.ui.progress.innerHTML = (l?.progress ?? []).map((p) =>
       `<tr><td>${esc(p.id)}</td><td>${p.match_index}</td><td>${p.next_index}</td><td>${p.id === l.id ? "leader" : esc(p.state)}</td></tr>`).join("") ||
@@ -314,6 +318,29 @@ export class Live {
   toggleLink(a, b) {
     const cut = (this.cluster?.links ?? []).some((x) => x.cut && ((x.from === a && x.to === b) || (x.from === b && x.to === a)));
     return this.post(`/dev/links/${encodeURIComponent(a)}/${encodeURIComponent(b)}/${cut ? "heal" : "cut"}`);
+  }
+
+  /**
+   * Asks the leader (through /dev/api, which follows the redirect there) to hand its leadership
+   * to `to`; the answer, or the refusal, is a toast and a line in Changes.
+   */
+  async transfer(to) {
+    try {
+      const r = await fetch("/dev/api/cluster/transfer-leader", {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ to }),
+      });
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) {
+        this.o.toast(`transfer to ${to}: ${body.err_code ?? r.status}${body.err_msg ? `: ${body.err_msg}` : ""}`, "error");
+        return null;
+      }
+      this.note(`leadership handed to ${body.to ?? to}`);
+      this.draw();
+      return body;
+    } catch (e) {
+      this.o.toast(`transfer to ${to}: ${e.message}`, "error");
+      return null;
+    }
   }
 
   /** Sends a client request through /dev/api; the answer lands in the console's list. */

@@ -1,7 +1,8 @@
 // End-to-end test of the playground's live mode against a real 3-node kvserver cluster: the
 // playground runs with --dev-cluster (it starts and owns the nodes, data in a temp dir, free
 // ports), the page switches to Live, a put from the page's console is read back with the kvctl
-// binary, and killing the leader from the page gets a new leader elected. Every wait polls with
+// binary, killing the leader from the page gets a new leader elected, and Make leader hands the
+// leadership to a chosen follower. Every wait polls with
 // a deadline. Build first (run.sh does all of it): the wasm package, and
 //
 //   cargo build -p raftkv-native --bin playground --bin kvserver --bin kvctl
@@ -141,6 +142,18 @@ test("live mode drives the real cluster", async (t) => {
     await page.click(`#live-nodes tr[data-id="${before.id}"] button[data-live^="restart"]`);
     await waitLive((s) => s.nodes.every((n) => n.alive) && s.nodes.filter((n) => n.role === "leader").length === 1,
       "all back, one leader");
+  });
+
+  await t.test("Make leader hands the leadership to the chosen follower", async () => {
+    const before = (await live()).leader;
+    const to = (await live()).nodes.find((n) => n.alive && n.id !== before.id).id;
+    assert.equal(await page.locator(`#live-nodes tr[data-id="${before.id}"] button[data-live^="transfer"]`).count(), 0,
+      "the leader has no Make leader button");
+    await page.click(`#live-nodes tr[data-id="${to}"] button[data-live^="transfer"]`);
+    const s = await waitLive((s, want) => s.leader?.id === want, `${to} leading`, { arg: to });
+    assert.ok(s.leader.term > before.term, `the new term ${s.leader.term} is past ${before.term}`);
+    assert.ok(s.nodes.every((n) => n.process), "nobody was killed for it");
+    await page.waitForSelector(`#live-ring .node[data-id="${to}"][data-role="leader"]`);
   });
 
   await t.test("cutting a link and healing it act on the proxies", async () => {
