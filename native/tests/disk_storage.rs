@@ -374,6 +374,43 @@ fn log_flipped_or_zeroed_byte_in_last_record_drops_it() {
 }
 
 #[test]
+fn log_damaged_record_followed_by_a_good_one_is_refused_not_dropped() {
+    // Entries 1..=3 in the first segment; entry 2's payload damaged with every sector written:
+    // not a torn write (that leaves an unwritten, zero sector or a short file), so entry 3 was
+    // durable and may have been acknowledged. Dropping 2 and 3 would lose it silently.
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 3);
+    let seg = segments(dir.path())[0].clone();
+    let at = layout(&entries(1, 4, 1), TINY.segment_bytes)[1].1;
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[at + 8 + 3] ^= 0x01;
+    fs::write(&seg, &bytes).unwrap();
+    match DiskLogStore::open_with(dir.path(), TINY) {
+        Err(StorageError::Corrupt(msg)) => {
+            assert!(
+                msg.contains("not a torn write") && msg.contains("entry 3"),
+                "{msg}"
+            )
+        }
+        Err(e) => panic!("another error: {e:?}"),
+        Ok(log) => panic!("opened with last index {}", log.last_index()),
+    }
+    assert_eq!(
+        fs::read(&seg).unwrap(),
+        bytes,
+        "a refused open changes nothing"
+    );
+
+    // The same record zeroed whole, as a write that never reached the disk leaves it: the log
+    // ends before it, as for any torn tail.
+    let len = frame_len(&entry(2, 1));
+    bytes[at..at + len].fill(0);
+    fs::write(&seg, &bytes).unwrap();
+    let log = DiskLogStore::open_with(dir.path(), TINY).unwrap();
+    assert_eq!(log.last_index(), 1);
+}
+
+#[test]
 fn log_garbage_after_last_record_is_dropped_and_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let (seg, rec) = write_log(dir.path(), 2);

@@ -34,7 +34,12 @@
 //! continues the log, and would not have fitted in the rest of this one. Otherwise the log ends
 //! there: the rest of that segment is zeroed and later segments are deleted (durably) before
 //! `open` returns, so nothing after the first bad record is ever read as data, and appends
-//! continue right after the last good record.
+//! continue right after the last good record. Except for damage that no torn write explains: a
+//! record that fails its checksum although every sector of it was written (a torn write leaves
+//! an unwritten, all-zero sector, or a short file), followed by a good record that continues
+//! the log past it. The entries after it were durable, and dropping them would silently lose
+//! what this node may have acknowledged, so `open` refuses with [`StorageError::Corrupt`] and
+//! changes nothing (as etcd's WAL refuses a checksum mismatch that is not a torn tail).
 //!
 //! Migration: a data dir with the single-file log of earlier versions (`raft.log`, see
 //! [`legacy`]) is converted on open: `log/` is emptied, the old log's entries are written into
@@ -330,7 +335,18 @@ impl DiskLogStore {
                 continue;
             }
 
-            // The log ends here.
+            // The log ends here, unless what ends it is damage with good entries after it.
+            let after = prev.map_or(base_index, |p| p.max(base_index)) + 1;
+            if let Some(found) = damaged_before_good(&bytes, pos, after) {
+                return Err(corrupt(
+                    &path,
+                    format!(
+                        "the record at offset {pos} is damaged ({reason}) but entry {found} after \
+                         it is good: not a torn write, refusing to drop durable entries (restore \
+                         this node's data from a backup or its peers)"
+                    ),
+                ));
+            }
             let dirty = bytes.get(pos..).is_some_and(|t| !all_zero(t));
             if dirty {
                 tracing::warn!(
@@ -857,6 +873,41 @@ impl LogStore<raftkv_core::Command> for DiskLogStore {
         self.check()?;
         self.flush()
     }
+}
+
+/// The sector size a torn write is assumed to respect: a sector is written whole or not at
+/// all (the assumption etcd's WAL makes too).
+const SECTOR: usize = 512;
+
+/// Tells a torn tail from damage in the middle of a durable log, for the bad record at `pos`
+/// in a segment's `bytes`. A torn write leaves the last, unfinished write partly on disk: a
+/// record of it that fails its checksum has a sector never written (all zeros, the
+/// preallocated space), or runs past the end of the file. A record that fails its checksum
+/// with every sector written, followed right after it by a good record carrying entry
+/// `after + 1` (the one after the damaged entry `after`), is damage to a record that was
+/// written whole: the entries after it were durable, and may have been acknowledged. Returns
+/// that later entry's index. (A damaged length hides where the next record starts: then
+/// nothing is found, and the tail is dropped as before.)
+fn damaged_before_good(bytes: &[u8], pos: usize, after: Index) -> Option<Index> {
+    let header = bytes.get(pos..pos + frame::HEADER_LEN)?;
+    let len = u32::from_le_bytes(header.get(..4)?.try_into().ok()?) as usize;
+    if len == 0 || len > MAX_ENTRY_LEN {
+        return None;
+    }
+    let end = pos.checked_add(frame::HEADER_LEN + len)?;
+    let record = bytes.get(pos..end)?;
+    // The record's part in each sector it touches: one of them all zeros is an unwritten sector.
+    let mut at = pos;
+    while at < end {
+        let sector_end = ((at / SECTOR) + 1) * SECTOR;
+        let part = record.get(at - pos..sector_end.min(end) - pos)?;
+        if all_zero(part) {
+            return None;
+        }
+        at = sector_end;
+    }
+    let (next, _) = segment::read_record(bytes.get(end..)?, MAX_ENTRY_LEN).ok()?;
+    (next.index == after + 1).then_some(next.index)
 }
 
 /// Whether every byte is zero, compared a page at a time with a zero page (a `memcmp`). The
