@@ -38,8 +38,8 @@ cargo test -p raftkv-tests --test jepsen -- --ignored --nocapture --test-threads
 step "protocol breaks: the simulator must catch each deliberate violation"
 cargo test -p raftkv-core --features protocol-breaks --lib --test sim_breaks --test raft_election --test raft_replication --test raft_lease --test raft_membership
 
-step "protocol breaks: the peer stream's checks must catch the deliberate break"
-cargo test -p raftkv-native --features protocol-breaks --test transport_breaks
+step "protocol breaks: the peer stream's and the disk log's checks must catch their deliberate breaks"
+cargo test -p raftkv-native --features protocol-breaks --test transport_breaks --test storage_breaks
 
 step "failpoints: an injected I/O error stops kvserver cleanly, losing no acknowledged write"
 cargo test -p raftkv-native --features failpoints --lib failpoints

@@ -889,6 +889,10 @@ const SECTOR: usize = 512;
 /// that later entry's index. (A damaged length hides where the next record starts: then
 /// nothing is found, and the tail is dropped as before.)
 fn damaged_before_good(bytes: &[u8], pos: usize, after: Index) -> Option<Index> {
+    #[cfg(feature = "protocol-breaks")]
+    if BREAK_CUT_ROTTEN_MIDDLE.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
     let header = bytes.get(pos..pos + frame::HEADER_LEN)?;
     let len = u32::from_le_bytes(header.get(..4)?.try_into().ok()?) as usize;
     if len == 0 || len > MAX_ENTRY_LEN {
@@ -909,6 +913,13 @@ fn damaged_before_good(bytes: &[u8], pos: usize, after: Index) -> Option<Index> 
     let (next, _) = segment::read_record(bytes.get(end..)?, MAX_ENTRY_LEN).ok()?;
     (next.index == after + 1).then_some(next.index)
 }
+
+/// The deliberate break (`protocol-breaks` only): when set, damage with good records after it
+/// is cut off like a torn tail again, silently dropping durable entries.
+/// `native/tests/storage_breaks.rs` proves the disk tests' check notices.
+#[cfg(feature = "protocol-breaks")]
+pub static BREAK_CUT_ROTTEN_MIDDLE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Whether every byte is zero, compared a page at a time with a zero page (a `memcmp`). The
 /// unused rest of the last segment (most of 64 MiB) is scanned at every open: byte by byte, a
