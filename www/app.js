@@ -4,7 +4,8 @@ import init, * as wasm from "./pkg/raftkv_web.js";
 import { Runner, SimCrash } from "./runner.js";
 import { Ring } from "./ring.js";
 import { Members } from "./members.js";
-import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict, setHtml, SHOW_DEFAULT } from "./panels.js";
+import { drawKv, drawLogs, drawOps, drawTrace, drawVerdict, SHOW_DEFAULT } from "./panels.js";
+import { setHtml, setText } from "./dom.js";
 import { Drawer } from "./drawer.js";
 import { Filters } from "./filters.js";
 import { encodeRun, decodeRun } from "./share.js";
@@ -187,7 +188,7 @@ function stepBack() {
 /** The timeline under the ring: its range, position, action ticks, and the rewind notice. */
 function drawTimeline() {
   const f = runner.furthest, now = runner.now();
-  // Written only when changed: the timeline is drawn every frame (see setHtml). While a run
+  // Written only when changed: the timeline is drawn every frame (see dom.js). While a run
   // plays, the slider moves in steps of a thousandth of its length (its thumb cannot show
   // less): repainting the range with its ticks cost a millisecond a frame. Paused, it is exact.
   const q = playing ? Math.max(1, Math.floor(f.t / 1000)) : 1;
@@ -196,8 +197,7 @@ function drawTimeline() {
   if (scrubTo == null && !near(ui.scrub.value, now)) ui.scrub.value = String(now);
   const rewound = runner.rewound;
   ui.timeline.classList.toggle("rewound", rewound);
-  const label = rewound ? `${now} / ${f.t} ms` : `${now} ms`;
-  if (ui.scrubLabel.textContent !== label) ui.scrubLabel.textContent = label;
+  setText(ui.scrubLabel, rewound ? `${now} / ${f.t} ms` : `${now} ms`);
   // The ticks change only when the recorded actions do: a new run, an action, a branch.
   const marks = `${runner.generation}/${runner.spec.actions.length}/${runner.pending.length}`;
   if (ui.scrubMarks.dataset.marks !== marks) {
@@ -222,7 +222,7 @@ function drawTimeline() {
       : `the link's ${acts} still ahead ${b.dropped === 1 ? "is" : "are"} dropped`;
     note = `Branched at ${b.at.t} ms: ${gone}. Share links to this branch.`;
   }
-  if (ui.rewindNote.textContent !== note) ui.rewindNote.textContent = note;
+  setText(ui.rewindNote, note);
   if (ui.rewindNote.dataset.kind !== kind || ui.rewindNote.hidden !== !note) {
     ui.rewindNote.hidden = !note;
     ui.rewindNote.className = `rewind-note ${kind}`;
@@ -558,8 +558,7 @@ function draw(force = false) {
     ring.followIndex = op ? followIndex(st, op) : null;
     ring.draw(st, t);
     if (drawer.open) drawer.draw(st, t);
-    const last = st.last_event ? `last event: ${st.last_event}` : "";
-    if (ui.lastEvent.textContent !== last) ui.lastEvent.textContent = last;
+    setText(ui.lastEvent, st.last_event ? `last event: ${st.last_event}` : "");
     drawTimeline();
     const now = performance.now();
     const key = `${st.events}/${st.ops.length}/${st.nodes.map((n) => n.alive).join()}`;

@@ -6,17 +6,7 @@
 
 import { ROLE_COLORS, termColor } from "./colors.js";
 import { esc } from "./ring.js";
-
-/**
- * Replaces `root`'s content only when it differs from what it shows: the panels are rebuilt
- * several times a second while a run plays, mostly to the same HTML, and each rebuild
- * re-lays-out (about a thousand boxes with 9 nodes).
- */
-export function setHtml(root, html) {
-  if (root._html === html) return;
-  root._html = html;
-  root.innerHTML = html;
-}
+import { setHtml } from "./dom.js";
 
 /** How many log columns fit. */
 const LOG_COLS = 22;

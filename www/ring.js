@@ -12,6 +12,7 @@
 // links: a click on one opens it (the page's drawer) and never reaches the link under it.
 
 import { ROLE_COLORS, ROLE_LETTERS, kindInfo } from "./colors.js";
+import { setAttr, setHtml, setText } from "./dom.js";
 
 /** How long (simulated ms) the state keeps a dropped message: DROP_SHOW_MS in web/src/contract.rs. */
 const DROP_SHOW_MS = 150;
@@ -24,28 +25,6 @@ function el(name, attrs = {}, parent = null) {
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   if (parent) parent.appendChild(e);
   return e;
-}
-
-/**
- * Sets an attribute only when its value changes. The ring is drawn every frame while a run
- * plays, and Chromium invalidates an SVG element's layout on every setAttribute or textContent
- * write, equal or not: writing only what changed keeps a frame's layout and paint to the few
- * elements that moved.
- */
-function setAttr(e, name, value) {
-  const v = value == null ? null : String(value);
-  const memo = (e._attrs ??= {});
-  if (memo[name] === v) return;
-  memo[name] = v;
-  if (v == null) e.removeAttribute(name);
-  else e.setAttribute(name, v);
-}
-
-/** Sets an element's text only when it changes (see setAttr). */
-function setText(e, text) {
-  if (e._text === text) return;
-  e._text = text;
-  e.textContent = text;
 }
 
 export class Ring {
@@ -309,8 +288,7 @@ export class Ring {
       live.add(m.id);
       // Drawn at the origin and moved by the group's transform: a frame writes one attribute
       // per message unless what it shows changed (dropped by hand, say).
-      const inner = messageShape(m);
-      if (g._inner !== inner) { g._inner = inner; g.innerHTML = inner; }
+      setHtml(g, messageShape(m));
       setAttr(g, "class", `msg k-${m.kind}${m.dropped ? " dropped" : ""}${follow ? " follow" : ""}${this.selected.msg === m.id ? " selected" : ""}`);
       setAttr(g, "transform", `translate(${x.toFixed(1)} ${y.toFixed(1)})`);
       setAttr(g, "opacity", m.dropped ? Math.max(0.15, 1 - p * 1.4).toFixed(2) : null);
@@ -332,7 +310,7 @@ export class Ring {
         `M${(x - r).toFixed(1)} ${(y + r).toFixed(1)}L${(x + r).toFixed(1)} ${(y - r).toFixed(1)}" ` +
         `opacity="${(1 - age).toFixed(2)}"><title>${esc(d.from)} → ${esc(d.to)}: ${esc(d.kind)} dropped (${esc(d.reason)})</title></path>`;
     }
-    if (this.fxG._html !== html) { this.fxG._html = html; this.fxG.innerHTML = html; }
+    setHtml(this.fxG, html);
     setText(this.clock, `${Math.floor(t).toLocaleString("en-US")} ms`);
     setText(this.clockSub, `${st.events.toLocaleString("en-US")} events · ${st.messages.length} in flight`);
   }
